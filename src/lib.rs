@@ -1,0 +1,26 @@
+//! Steer: an authoritative DNS server for static zones and steered names.
+//!
+//! Two planes (see `DESIGN.md` §1 in the shared design notes):
+//!
+//! ```text
+//!  CONTROL PLANE (tokio; one writer)                 DATA PLANE (one UDP worker per core, TCP on tokio)
+//!  steer.toml ─► config ─┐                           packet bytes
+//!  zones/*.zone ─► zone ─┴─► table::compile ─┐         └─► dns::wire::parse_query (no allocation)
+//!  SIGHUP / POST /reload ─► control ──────────┴─store─► RoutingTable (arc-swap) ─► dns::respond
+//!                                                       └─► pre-encoded bytes, counters (atomics)
+//! ```
+//!
+//! The control plane parses, validates and compiles everything into an
+//! immutable [`table::RoutingTable`]; [`control::Control`] publishes it with
+//! `arc-swap`. The data plane only loads the current table, looks up
+//! pre-encoded answers and copies bytes: it never locks, never does I/O and
+//! never allocates in the steady state.
+
+pub mod admin;
+pub mod config;
+pub mod control;
+pub mod dns;
+pub mod metrics;
+pub mod server;
+pub mod table;
+pub mod zone;
