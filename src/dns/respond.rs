@@ -1,19 +1,205 @@
 //! Query → response, on bytes.
+//!
+//! The response is the header, the client's question bytes as sent (letter
+//! case preserved), a pre-encoded section from the table and, when the
+//! query had EDNS, an OPT record. The only checks made here are the ones a
+//! table cannot answer: opcode, class, EDNS version, transfer types, and
+//! whether the answer fits the transport's size limit (RFC 1035 §4.2.1,
+//! RFC 6891 §7); when it does not, the response is truncated to the
+//! question (TC set) so the client retries over TCP.
 
 use std::net::IpAddr;
 
+use super::wire::{self, HEADER_LEN, ParseError, Query, flags};
 use super::{Outcome, Transport};
-use crate::table::RoutingTable;
+use crate::table::{Lookup, RoutingTable};
+
+/// Response codes written by the data plane.
+pub mod rcode {
+    /// No error.
+    pub const NOERROR: u16 = 0;
+    /// Format error.
+    pub const FORMERR: u16 = 1;
+    /// Name does not exist.
+    pub const NXDOMAIN: u16 = 3;
+    /// Not implemented.
+    pub const NOTIMP: u16 = 4;
+    /// Refused.
+    pub const REFUSED: u16 = 5;
+    /// Bad EDNS version (extended: needs OPT).
+    pub const BADVERS: u16 = 16;
+}
+
+/// UDP payload size Steer advertises and uses as its own ceiling: large
+/// enough for ordinary answers, small enough to avoid IP fragmentation
+/// (the DNS Flag Day 2020 value).
+pub const UDP_PAYLOAD_SIZE: u16 = 1232;
+/// Size of an OPT record without options.
+const OPT_LEN: usize = 11;
+
+const CLASS_IN: u16 = 1;
+const TYPE_OPT: u16 = 41;
+const TYPE_IXFR: u16 = 251;
+const TYPE_AXFR: u16 = 252;
+const TYPE_MAILB: u16 = 253;
+const TYPE_MAILA: u16 = 254;
 
 /// Answers one query packet into `out` (cleared first). `source` is the
 /// packet's source address (the client location when no ECS is present).
 pub fn respond(
-    _table: &RoutingTable,
-    _packet: &[u8],
-    _transport: Transport,
+    table: &RoutingTable,
+    packet: &[u8],
+    transport: Transport,
     _source: IpAddr,
     out: &mut Vec<u8>,
 ) -> Outcome {
     out.clear();
-    Outcome::Drop
+    let query = match wire::parse_query(packet) {
+        Ok(query) => query,
+        Err(ParseError::Drop) => return Outcome::Drop,
+        Err(ParseError::NotImplemented {
+            id,
+            flags,
+            question_end,
+        }) => {
+            return header_only(packet, id, flags, question_end, rcode::NOTIMP, out);
+        }
+        Err(ParseError::Malformed {
+            id,
+            flags,
+            question_end,
+        }) => {
+            return header_only(packet, id, flags, question_end, rcode::FORMERR, out);
+        }
+    };
+    if let Some(edns) = query.edns
+        && edns.version > 0
+    {
+        return simple(packet, &query, rcode::BADVERS, out);
+    }
+    if query.qclass != CLASS_IN {
+        return simple(packet, &query, rcode::REFUSED, out);
+    }
+    match query.qtype {
+        TYPE_OPT => return simple(packet, &query, rcode::FORMERR, out),
+        TYPE_AXFR | TYPE_IXFR => return simple(packet, &query, rcode::REFUSED, out),
+        TYPE_MAILA | TYPE_MAILB => return simple(packet, &query, rcode::NOTIMP, out),
+        _ => {}
+    }
+    let answer = match table.lookup(query.name.as_bytes(), query.qtype, transport) {
+        Lookup::Refused => return simple(packet, &query, rcode::REFUSED, out),
+        Lookup::Answer(answer) => answer,
+    };
+    let limit = size_limit(&query, transport);
+    let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
+    let question = &packet[HEADER_LEN..query.question_end];
+    let fits = HEADER_LEN + question.len() + answer.len() + opt_len <= limit;
+    let mut response_flags = flags::QR | (query.flags & (flags::RD | flags::CD));
+    if answer.authoritative {
+        response_flags |= flags::AA;
+    }
+    let rcode = u16::from(answer.rcode);
+    response_flags |= rcode;
+    let counts = if fits {
+        answer.counts
+    } else {
+        response_flags |= flags::TC;
+        [0; 3]
+    };
+    write_header(
+        out,
+        query.id,
+        response_flags,
+        1,
+        counts,
+        query.edns.is_some(),
+    );
+    out.extend_from_slice(question);
+    if fits {
+        answer.write(out, query.name.as_bytes().len());
+    }
+    write_opt(out, &query, rcode);
+    Outcome::Reply { rcode }
+}
+
+/// The largest response the client accepts on this transport.
+fn size_limit(query: &Query, transport: Transport) -> usize {
+    match (transport, query.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, None) => 512,
+        (Transport::Udp, Some(edns)) => {
+            // RFC 6891 §6.2.5: values below 512 are treated as 512.
+            usize::from(edns.payload_size.clamp(512, UDP_PAYLOAD_SIZE))
+        }
+    }
+}
+
+fn write_header(
+    out: &mut Vec<u8>,
+    id: u16,
+    response_flags: u16,
+    question_count: u16,
+    counts: [u16; 3],
+    with_opt: bool,
+) {
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&response_flags.to_be_bytes());
+    out.extend_from_slice(&question_count.to_be_bytes());
+    out.extend_from_slice(&counts[0].to_be_bytes());
+    out.extend_from_slice(&counts[1].to_be_bytes());
+    out.extend_from_slice(&(counts[2] + u16::from(with_opt)).to_be_bytes());
+}
+
+fn write_opt(out: &mut Vec<u8>, query: &Query, rcode: u16) {
+    let Some(edns) = query.edns else { return };
+    out.push(0);
+    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&UDP_PAYLOAD_SIZE.to_be_bytes());
+    // Extended rcode (upper 8 bits of 12), version 0.
+    out.push((rcode >> 4) as u8);
+    out.push(0);
+    // RFC 3225 §3: the DO bit is copied into the response.
+    let dnssec_ok: u16 = if edns.dnssec_ok { 0x8000 } else { 0 };
+    out.extend_from_slice(&dnssec_ok.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+}
+
+/// A response with the question (and OPT) but no records.
+fn simple(packet: &[u8], query: &Query, rcode: u16, out: &mut Vec<u8>) -> Outcome {
+    let response_flags = flags::QR | (query.flags & (flags::RD | flags::CD)) | (rcode & 0xF);
+    write_header(
+        out,
+        query.id,
+        response_flags,
+        1,
+        [0; 3],
+        query.edns.is_some(),
+    );
+    out.extend_from_slice(&packet[HEADER_LEN..query.question_end]);
+    write_opt(out, query, rcode);
+    Outcome::Reply { rcode }
+}
+
+/// FORMERR and NOTIMP: the header, and the question when it was readable.
+fn header_only(
+    packet: &[u8],
+    id: u16,
+    query_flags: u16,
+    question_end: Option<usize>,
+    rcode: u16,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let response_flags =
+        flags::QR | (query_flags & (flags::OPCODE_MASK | flags::RD | flags::CD)) | rcode;
+    let question = question_end.map_or(&[][..], |end| &packet[HEADER_LEN..end]);
+    write_header(
+        out,
+        id,
+        response_flags,
+        u16::from(!question.is_empty()),
+        [0; 3],
+        false,
+    );
+    out.extend_from_slice(question);
+    Outcome::Reply { rcode }
 }

@@ -1,11 +1,38 @@
 //! The routing table: every zone compiled into pre-encoded answers.
 //!
 //! Built on the control plane by [`RoutingTable::compile`], published with
-//! `arc-swap`, read by the data plane. Immutable once built.
+//! `arc-swap` by the control task, read by the data plane through
+//! [`RoutingTable::lookup`]. Immutable once built.
+//!
+//! Every name of every zone is a node in one [`index::NameIndex`] (empty
+//! non-terminals included, so NODATA and NXDOMAIN are told apart). A node
+//! holds, per query type, the id of a pre-encoded [`Section`]; CNAME chains
+//! inside the zone, referrals with glue, negative answers with their SOA and
+//! wildcard synthesis are all resolved at compile time. A lookup is one hash
+//! probe for a name that exists, plus one per label for a name that does
+//! not, and never allocates.
+
+mod compile;
+mod encode;
+mod index;
 
 use std::path::PathBuf;
 
-use crate::zone::Zone;
+use crate::dns::Transport;
+use index::NameIndex;
+
+pub use encode::wire_lower;
+
+const HEADER_LEN: usize = 12;
+const NONE: u32 = u32::MAX;
+
+/// Response codes used by the table.
+pub mod rcode {
+    /// No error.
+    pub const NOERROR: u8 = 0;
+    /// The name does not exist.
+    pub const NXDOMAIN: u8 = 3;
+}
 
 /// One zone as `/status` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,32 +47,143 @@ pub struct ZoneSummary {
     pub file: PathBuf,
 }
 
+/// A pre-encoded run of answer, authority and additional records.
+#[derive(Clone, Copy, Debug)]
+struct Section {
+    start: u32,
+    length: u16,
+    fixup_start: u32,
+    fixup_count: u16,
+    /// Records in answer, authority, additional.
+    counts: [u16; 3],
+    /// Length of the question name the section was encoded for.
+    assumed_question_len: u8,
+}
+
+/// Arenas holding every section of a table.
+#[derive(Default)]
+struct Sections {
+    list: Vec<Section>,
+    bytes: Vec<u8>,
+    fixups: Vec<u16>,
+}
+
+/// A compiled response: section plus rcode and whether it is authoritative.
+#[derive(Clone, Copy, Debug)]
+struct Reply {
+    section: u32,
+    rcode: u8,
+    authoritative: bool,
+}
+
+/// A name in a zone.
+#[derive(Clone, Debug)]
+struct Node {
+    /// Answers by query type: a range of `RoutingTable::answers`.
+    answers_start: u32,
+    answers_len: u16,
+    /// When the query type has no entry: NODATA, or the CNAME chain.
+    fallback: Reply,
+    /// Answers to ANY (RFC 8482): one RRset over UDP, everything over TCP.
+    any_udp: Reply,
+    any_tcp: Reply,
+    /// Node of `*.<this name>`, or NONE.
+    wildcard: u32,
+    /// Referral when the node is at or below a zone cut, or NONE.
+    referral: u32,
+    /// True when this node is the cut itself (DS is answered here, by the parent).
+    is_cut: bool,
+    /// Zone this node belongs to.
+    zone: u32,
+}
+
+/// Per-zone replies shared by all its names.
+#[derive(Clone, Copy, Debug)]
+struct ZoneReplies {
+    nxdomain: Reply,
+}
+
+/// The outcome of a lookup, borrowed from the table.
+#[derive(Clone, Copy, Debug)]
+pub enum Lookup<'table> {
+    /// The name is in none of our zones.
+    Refused,
+    /// An answer (positive, negative or referral) from the table.
+    Answer(Answer<'table>),
+}
+
+/// Pre-encoded records to append after the question.
+#[derive(Clone, Copy, Debug)]
+pub struct Answer<'table> {
+    /// Response code (NOERROR or NXDOMAIN).
+    pub rcode: u8,
+    /// Whether to set AA (false for referrals).
+    pub authoritative: bool,
+    /// Record counts: answer, authority, additional.
+    pub counts: [u16; 3],
+    bytes: &'table [u8],
+    fixups: &'table [u16],
+    assumed_question_len: u8,
+}
+
+impl Answer<'_> {
+    /// Length the section adds to the response.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// True when the section holds no records.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Appends the section to `out`, moving its compression pointers for a
+    /// question name of `question_len` bytes.
+    #[inline]
+    pub fn write(&self, out: &mut Vec<u8>, question_len: usize) {
+        let start = out.len();
+        out.extend_from_slice(self.bytes);
+        let delta = question_len.saturating_sub(usize::from(self.assumed_question_len)) as u16;
+        if delta == 0 {
+            return;
+        }
+        for &fixup in self.fixups {
+            let at = start + usize::from(fixup);
+            let pointer = u16::from_be_bytes([out[at], out[at + 1]]) + delta;
+            out[at..at + 2].copy_from_slice(&pointer.to_be_bytes());
+        }
+    }
+}
+
 /// The compiled, immutable answer table. See the module docs.
 pub struct RoutingTable {
     generation: u64,
-    zones: Vec<ZoneSummary>,
+    summaries: Vec<ZoneSummary>,
+    index: NameIndex,
+    nodes: Vec<Node>,
+    answers: Vec<(u16, Reply)>,
+    zones: Vec<ZoneReplies>,
+    sections: Sections,
 }
 
-impl RoutingTable {
-    /// A table with no zones: every query is REFUSED. Published before the
-    /// first compile succeeds only in tests; `serve` refuses to start without
-    /// a good first table.
-    pub fn empty() -> Self {
-        Self { generation: 0, zones: Vec::new() }
-    }
+/// Record type codes the lookup treats specially.
+const TYPE_DS: u16 = 43;
+const TYPE_ANY: u16 = 255;
 
-    /// Compiles validated zones into a table stamped with `generation`.
-    pub fn compile(zones: &[Zone], generation: u64) -> Result<Self, Vec<String>> {
-        let summaries = zones
-            .iter()
-            .map(|zone| ZoneSummary {
-                name: zone.origin.to_ascii(),
-                serial: zone.serial,
-                records: zone.records.len(),
-                file: zone.file.clone(),
-            })
-            .collect();
-        Ok(Self { generation, zones: summaries })
+impl RoutingTable {
+    /// A table with no zones: every query is REFUSED.
+    pub fn empty() -> Self {
+        Self {
+            generation: 0,
+            summaries: Vec::new(),
+            index: NameIndex::with_capacity(0),
+            nodes: Vec::new(),
+            answers: Vec::new(),
+            zones: Vec::new(),
+            sections: Sections::default(),
+        }
     }
 
     /// The generation this table was compiled as (1 for the first load).
@@ -55,6 +193,120 @@ impl RoutingTable {
 
     /// The zones in this table, sorted by name.
     pub fn zones(&self) -> &[ZoneSummary] {
-        &self.zones
+        &self.summaries
+    }
+
+    /// Approximate heap bytes held by the table (for status and benchmarks).
+    pub fn heap_bytes(&self) -> usize {
+        self.index.heap_bytes()
+            + self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.answers.capacity() * std::mem::size_of::<(u16, Reply)>()
+            + self.sections.list.capacity() * std::mem::size_of::<Section>()
+            + self.sections.bytes.capacity()
+            + self.sections.fixups.capacity() * 2
+    }
+
+    fn answer(&self, reply: Reply) -> Answer<'_> {
+        let section = self.sections.list[reply.section as usize];
+        let start = section.start as usize;
+        let fixup_start = section.fixup_start as usize;
+        Answer {
+            rcode: reply.rcode,
+            authoritative: reply.authoritative,
+            counts: section.counts,
+            bytes: &self.sections.bytes[start..start + usize::from(section.length)],
+            fixups: &self.sections.fixups
+                [fixup_start..fixup_start + usize::from(section.fixup_count)],
+            assumed_question_len: section.assumed_question_len,
+        }
+    }
+
+    fn node_reply(&self, node: &Node, qtype: u16, transport: Transport) -> Reply {
+        if qtype == TYPE_ANY {
+            return match transport {
+                Transport::Udp => node.any_udp,
+                Transport::Tcp => node.any_tcp,
+            };
+        }
+        let start = node.answers_start as usize;
+        self.answers[start..start + usize::from(node.answers_len)]
+            .iter()
+            .find(|(answer_type, _)| *answer_type == qtype)
+            .map_or(node.fallback, |(_, reply)| *reply)
+    }
+
+    fn referral(&self, node: &Node) -> Reply {
+        Reply {
+            section: node.referral,
+            rcode: rcode::NOERROR,
+            authoritative: false,
+        }
+    }
+
+    /// Finds the answer for a lower-cased wire-format `name` and `qtype`.
+    #[inline]
+    pub fn lookup(&self, name: &[u8], qtype: u16, transport: Transport) -> Lookup<'_> {
+        if let Some(id) = self.index.get(name) {
+            let node = &self.nodes[id as usize];
+            let reply = if node.referral != NONE && !(node.is_cut && qtype == TYPE_DS) {
+                self.referral(node)
+            } else {
+                self.node_reply(node, qtype, transport)
+            };
+            return Lookup::Answer(self.answer(reply));
+        }
+        // The name does not exist: find its closest encloser.
+        let mut at = 0usize;
+        while let Some(&length) = name.get(at) {
+            if length == 0 {
+                break;
+            }
+            at += 1 + usize::from(length);
+            let Some(suffix) = name.get(at..) else { break };
+            let Some(id) = self.index.get(suffix) else {
+                continue;
+            };
+            let encloser = &self.nodes[id as usize];
+            let reply = if encloser.referral != NONE {
+                self.referral(encloser)
+            } else if encloser.wildcard != NONE {
+                let wildcard = &self.nodes[encloser.wildcard as usize];
+                self.node_reply(wildcard, qtype, transport)
+            } else {
+                self.zones[encloser.zone as usize].nxdomain
+            };
+            return Lookup::Answer(self.answer(reply));
+        }
+        Lookup::Refused
     }
 }
+
+/// Formats a wire-format name for messages (`www.example.test.`).
+pub fn display_wire_name(wire: &[u8]) -> String {
+    let mut text = String::new();
+    let mut at = 0usize;
+    while let Some(&length) = wire.get(at) {
+        if length == 0 {
+            break;
+        }
+        let label = wire
+            .get(at + 1..at + 1 + usize::from(length))
+            .unwrap_or_default();
+        for &byte in label {
+            if byte.is_ascii_graphic() && byte != b'.' && byte != b'\\' {
+                text.push(char::from(byte));
+            } else {
+                text.push_str(&format!("\\{byte:03}"));
+            }
+        }
+        text.push('.');
+        at += 1 + usize::from(length);
+    }
+    if text.is_empty() {
+        text.push('.');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;

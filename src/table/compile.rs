@@ -1,0 +1,569 @@
+//! Zones → routing table (control plane).
+//!
+//! Groups records into nodes and RRsets, adds empty non-terminals, finds
+//! zone cuts, resolves in-zone CNAME chains and wildcard synthesis, and
+//! encodes every reply the data plane can give into [`Sections`]. Runs off
+//! the hot path; deterministic for the same input.
+
+use std::collections::HashSet;
+
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use rustc_hash::FxHashMap;
+
+use super::encode::{Owner, Part, SectionEncoder, wire_lower};
+use super::index::NameIndex;
+use super::{NONE, Node, Reply, RoutingTable, Sections, ZoneReplies, ZoneSummary, rcode};
+use crate::zone::Zone;
+
+/// Longest in-zone CNAME chain followed (RFC 1034 §3.6.2 asks servers to
+/// follow chains; a bound keeps loops and long chains finite).
+const MAX_CHAIN: usize = 8;
+
+/// One RRset: type, records in file order, TTL of the first record.
+struct RecordSet {
+    record_type: RecordType,
+    records: Vec<Record>,
+    ttl: u32,
+}
+
+/// A node while building.
+struct BuildNode {
+    name: Name,
+    wire: Vec<u8>,
+    sets: Vec<RecordSet>,
+}
+
+impl BuildNode {
+    fn set(&self, record_type: RecordType) -> Option<&RecordSet> {
+        self.sets.iter().find(|set| set.record_type == record_type)
+    }
+}
+
+/// A zone while building.
+struct BuildZone<'zone> {
+    zone: &'zone Zone,
+    apex: Vec<u8>,
+    nodes: Vec<BuildNode>,
+    by_name: FxHashMap<Vec<u8>, usize>,
+    /// Per node: the cut it is at or below (node index), if any.
+    cut_of: Vec<Option<usize>>,
+}
+
+/// Where a name leads inside a zone.
+enum Resolution {
+    /// An existing node that is not occluded.
+    Node(usize),
+    /// No such node; the wildcard node that synthesizes it.
+    Wildcard(usize),
+    /// At or below a zone cut.
+    Delegated,
+    /// No such name.
+    NxDomain,
+    /// Not in this zone.
+    OutOfZone,
+}
+
+fn parent_wire(wire: &[u8]) -> Option<&[u8]> {
+    let length = usize::from(*wire.first()?);
+    if length == 0 {
+        return None;
+    }
+    wire.get(1 + length..)
+}
+
+fn is_at_or_below(wire: &[u8], apex: &[u8]) -> bool {
+    wire.len() >= apex.len() && wire.ends_with(apex) && {
+        // The suffix must start on a label boundary.
+        let mut at = 0usize;
+        loop {
+            if at == wire.len() - apex.len() {
+                break true;
+            }
+            if at > wire.len() - apex.len() {
+                break false;
+            }
+            at += 1 + usize::from(wire[at]);
+        }
+    }
+}
+
+impl<'zone> BuildZone<'zone> {
+    fn new(zone: &'zone Zone) -> Self {
+        let apex = wire_lower(&zone.origin);
+        let mut build = Self {
+            zone,
+            apex,
+            nodes: Vec::new(),
+            by_name: FxHashMap::default(),
+            cut_of: Vec::new(),
+        };
+        for zone_record in &zone.records {
+            let record = &zone_record.record;
+            let node = build.node_for(&record.name);
+            let record_type = record.record_type();
+            let sets = &mut build.nodes[node].sets;
+            match sets.iter_mut().find(|set| set.record_type == record_type) {
+                Some(set) => {
+                    if !set.records.iter().any(|known| known.data == record.data) {
+                        set.records.push(record.clone());
+                    }
+                }
+                None => sets.push(RecordSet {
+                    record_type,
+                    records: vec![record.clone()],
+                    ttl: record.ttl,
+                }),
+            }
+        }
+        // Empty non-terminals: every name between an owner and the apex exists.
+        let mut index = 0;
+        while index < build.nodes.len() {
+            let name = build.nodes[index].name.clone();
+            if name.num_labels() > zone.origin.num_labels() {
+                build.node_for(&name.base_name());
+            }
+            index += 1;
+        }
+        for node in &mut build.nodes {
+            node.sets.sort_by_key(|set| u16::from(set.record_type));
+        }
+        build.cut_of = (0..build.nodes.len())
+            .map(|node| build.find_cut(node))
+            .collect();
+        build
+    }
+
+    fn node_for(&mut self, name: &Name) -> usize {
+        let wire = wire_lower(name);
+        if let Some(&node) = self.by_name.get(&wire) {
+            return node;
+        }
+        let node = self.nodes.len();
+        self.by_name.insert(wire.clone(), node);
+        self.nodes.push(BuildNode {
+            name: name.clone(),
+            wire,
+            sets: Vec::new(),
+        });
+        node
+    }
+
+    fn is_cut(&self, node: usize) -> bool {
+        self.nodes[node].wire != self.apex && self.nodes[node].set(RecordType::NS).is_some()
+    }
+
+    /// The cut closest to the apex at or above `node`.
+    fn find_cut(&self, node: usize) -> Option<usize> {
+        let mut found = None;
+        let mut wire: &[u8] = &self.nodes[node].wire;
+        while wire.len() > self.apex.len() {
+            if let Some(&ancestor) = self.by_name.get(wire)
+                && self.is_cut(ancestor)
+            {
+                found = Some(ancestor);
+            }
+            match parent_wire(wire) {
+                Some(parent) => wire = parent,
+                None => break,
+            }
+        }
+        found
+    }
+
+    fn wildcard_of(&self, wire: &[u8]) -> Option<usize> {
+        let mut wildcard = Vec::with_capacity(wire.len() + 2);
+        wildcard.extend_from_slice(b"\x01*");
+        wildcard.extend_from_slice(wire);
+        self.by_name.get(&wildcard).copied()
+    }
+
+    fn resolve(&self, name: &Name) -> Resolution {
+        let wire = wire_lower(name);
+        if !is_at_or_below(&wire, &self.apex) {
+            return Resolution::OutOfZone;
+        }
+        if let Some(&node) = self.by_name.get(&wire) {
+            return if self.cut_of[node].is_some() {
+                Resolution::Delegated
+            } else {
+                Resolution::Node(node)
+            };
+        }
+        let mut suffix: &[u8] = &wire;
+        while let Some(parent) = parent_wire(suffix) {
+            suffix = parent;
+            if let Some(&encloser) = self.by_name.get(suffix) {
+                if self.cut_of[encloser].is_some() {
+                    return Resolution::Delegated;
+                }
+                return match self.wildcard_of(suffix) {
+                    Some(wildcard) => Resolution::Wildcard(wildcard),
+                    None => Resolution::NxDomain,
+                };
+            }
+        }
+        Resolution::OutOfZone
+    }
+
+    fn soa(&self) -> Result<(&Record, u32), String> {
+        let apex = self.by_name.get(&self.apex).map(|&node| &self.nodes[node]);
+        let set = apex
+            .and_then(|node| node.set(RecordType::SOA))
+            .ok_or_else(|| format!("{}: zone has no SOA at its apex", self.zone.file.display()))?;
+        let record = &set.records[0];
+        let minimum = match &record.data {
+            RData::SOA(soa) => soa.minimum,
+            _ => set.ttl,
+        };
+        // RFC 2308 §5: the negative TTL is the lesser of the SOA TTL and MINIMUM.
+        Ok((record, set.ttl.min(minimum)))
+    }
+}
+
+/// A CNAME chain resolved at compile time.
+struct Chain {
+    /// (owner, CNAME RRset) in order; the first owner is the question.
+    links: Vec<(Option<Name>, usize, RecordType)>,
+    end: ChainEnd,
+}
+
+enum ChainEnd {
+    /// The chain ends at a node with data; `owner` names it (None: the question).
+    Data { node: usize, owner: Name },
+    /// The last target does not exist.
+    NxDomain,
+    /// Out of zone, delegated, a loop or too long: the chain alone is the answer.
+    Stop,
+}
+
+struct Compiler {
+    sections: Sections,
+    answers: Vec<(u16, Reply)>,
+}
+
+impl Compiler {
+    fn negative(&mut self, zone: &BuildZone<'_>) -> Result<u32, String> {
+        let (soa, ttl) = zone.soa()?;
+        let mut encoder = SectionEncoder::new(&zone.apex, 0);
+        encoder.push(Part::Authority, Owner::Name(&zone.zone.origin), soa, ttl)?;
+        encoder.finish(&mut self.sections)
+    }
+
+    fn referral(&mut self, zone: &BuildZone<'_>, cut: usize) -> Result<u32, String> {
+        let node = &zone.nodes[cut];
+        let mut encoder = SectionEncoder::new(&node.wire, 0);
+        let Some(ns) = node.set(RecordType::NS) else {
+            return Err(format!("{}: cut without NS", zone.zone.file.display()));
+        };
+        encoder.push_set(
+            Part::Authority,
+            Owner::Name(&node.name),
+            &ns.records,
+            ns.ttl,
+        )?;
+        for record in &ns.records {
+            let RData::NS(target) = &record.data else {
+                continue;
+            };
+            let Some(&target_node) = zone.by_name.get(&wire_lower(&target.0)) else {
+                continue;
+            };
+            let target_node = &zone.nodes[target_node];
+            for address_type in [RecordType::A, RecordType::AAAA] {
+                if let Some(set) = target_node.set(address_type) {
+                    encoder.push_set(
+                        Part::Additional,
+                        Owner::Name(&target.0),
+                        &set.records,
+                        set.ttl,
+                    )?;
+                }
+            }
+        }
+        encoder.finish(&mut self.sections)
+    }
+
+    fn chain(zone: &BuildZone<'_>, start: usize) -> Chain {
+        let mut links = vec![(None, start, RecordType::CNAME)];
+        let mut visited = HashSet::new();
+        visited.insert(zone.nodes[start].wire.clone());
+        let mut current = start;
+        loop {
+            let Some(RData::CNAME(target)) = zone.nodes[current]
+                .set(RecordType::CNAME)
+                .and_then(|set| set.records.first())
+                .map(|record| &record.data)
+            else {
+                return Chain {
+                    links,
+                    end: ChainEnd::Stop,
+                };
+            };
+            let target = target.0.clone();
+            if links.len() > MAX_CHAIN || !visited.insert(wire_lower(&target)) {
+                return Chain {
+                    links,
+                    end: ChainEnd::Stop,
+                };
+            }
+            let next = match zone.resolve(&target) {
+                Resolution::Node(node) | Resolution::Wildcard(node) => node,
+                Resolution::NxDomain => {
+                    return Chain {
+                        links,
+                        end: ChainEnd::NxDomain,
+                    };
+                }
+                Resolution::Delegated | Resolution::OutOfZone => {
+                    return Chain {
+                        links,
+                        end: ChainEnd::Stop,
+                    };
+                }
+            };
+            if zone.nodes[next].set(RecordType::CNAME).is_some() {
+                links.push((Some(target), next, RecordType::CNAME));
+                current = next;
+            } else {
+                return Chain {
+                    links,
+                    end: ChainEnd::Data {
+                        node: next,
+                        owner: target,
+                    },
+                };
+            }
+        }
+    }
+
+    fn push_chain(
+        zone: &BuildZone<'_>,
+        encoder: &mut SectionEncoder,
+        chain: &Chain,
+    ) -> Result<(), String> {
+        for (owner, node, record_type) in &chain.links {
+            let Some(set) = zone.nodes[*node].set(*record_type) else {
+                continue;
+            };
+            let owner = match owner {
+                Some(name) => Owner::Name(name),
+                None => Owner::Question,
+            };
+            encoder.push_set(Part::Answer, owner, &set.records, set.ttl)?;
+        }
+        Ok(())
+    }
+
+    /// Encodes the replies of one node and returns the table node.
+    fn node(
+        &mut self,
+        zone: &BuildZone<'_>,
+        node_index: usize,
+        zone_id: u32,
+        nodata: Reply,
+        referrals: &FxHashMap<usize, u32>,
+    ) -> Result<Node, String> {
+        let node = &zone.nodes[node_index];
+        let cut = zone.cut_of[node_index];
+        let referral = cut
+            .and_then(|cut| referrals.get(&cut).copied())
+            .unwrap_or(NONE);
+        let is_cut = cut == Some(node_index);
+        let mut table_node = Node {
+            answers_start: self.answers.len() as u32,
+            answers_len: 0,
+            fallback: nodata,
+            any_udp: nodata,
+            any_tcp: nodata,
+            wildcard: NONE,
+            referral,
+            is_cut,
+            zone: zone_id,
+        };
+        if referral != NONE && !is_cut {
+            // Occluded by a cut: only the referral is ever answered.
+            return Ok(table_node);
+        }
+        let reusable_from_label = usize::from(node.wire.starts_with(b"\x01*"));
+        let positive = |section| Reply {
+            section,
+            rcode: rcode::NOERROR,
+            authoritative: true,
+        };
+        let encoder = || SectionEncoder::new(&node.wire, reusable_from_label);
+
+        if node.set(RecordType::CNAME).is_some() && !is_cut {
+            let chain = Self::chain(zone, node_index);
+            let mut only_cname = encoder();
+            if let Some(set) = node.set(RecordType::CNAME) {
+                only_cname.push_set(Part::Answer, Owner::Question, &set.records, set.ttl)?;
+            }
+            let only_cname = positive(only_cname.finish(&mut self.sections)?);
+            self.answers
+                .push((u16::from(RecordType::CNAME), only_cname));
+            table_node.any_udp = only_cname;
+            table_node.any_tcp = only_cname;
+            let mut fallback = encoder();
+            Self::push_chain(zone, &mut fallback, &chain)?;
+            let mut fallback_rcode = rcode::NOERROR;
+            match &chain.end {
+                ChainEnd::Data { node: end, owner } => {
+                    for set in &zone.nodes[*end].sets {
+                        let mut section = encoder();
+                        Self::push_chain(zone, &mut section, &chain)?;
+                        section.push_set(
+                            Part::Answer,
+                            Owner::Name(owner),
+                            &set.records,
+                            set.ttl,
+                        )?;
+                        let reply = positive(section.finish(&mut self.sections)?);
+                        self.answers.push((u16::from(set.record_type), reply));
+                    }
+                    Self::push_soa(zone, &mut fallback)?;
+                }
+                ChainEnd::NxDomain => {
+                    // RFC 6604: the rcode speaks for the last name in the chain.
+                    fallback_rcode = rcode::NXDOMAIN;
+                    Self::push_soa(zone, &mut fallback)?;
+                }
+                ChainEnd::Stop => {}
+            }
+            table_node.fallback = Reply {
+                section: fallback.finish(&mut self.sections)?,
+                rcode: fallback_rcode,
+                authoritative: true,
+            };
+        } else {
+            let mut everything = encoder();
+            for set in &node.sets {
+                // At a cut only DS is answered from the parent side.
+                if is_cut && set.record_type != RecordType::DS {
+                    continue;
+                }
+                let mut section = encoder();
+                section.push_set(Part::Answer, Owner::Question, &set.records, set.ttl)?;
+                let reply = positive(section.finish(&mut self.sections)?);
+                self.answers.push((u16::from(set.record_type), reply));
+                everything.push_set(Part::Answer, Owner::Question, &set.records, set.ttl)?;
+            }
+            let answered = self.answers.len() - table_node.answers_start as usize;
+            if answered == 1 {
+                table_node.any_tcp = self.answers[table_node.answers_start as usize].1;
+            } else if answered > 1 {
+                table_node.any_tcp = positive(everything.finish(&mut self.sections)?);
+            }
+            if answered > 0 {
+                // RFC 8482 §4.2: over UDP one RRset is enough; the lowest type code.
+                table_node.any_udp = self.answers[table_node.answers_start as usize].1;
+            }
+        }
+        table_node.answers_len = (self.answers.len() - table_node.answers_start as usize) as u16;
+        self.answers[table_node.answers_start as usize..].sort_by_key(|(qtype, _)| *qtype);
+        Ok(table_node)
+    }
+
+    fn push_soa(zone: &BuildZone<'_>, encoder: &mut SectionEncoder) -> Result<(), String> {
+        let (soa, ttl) = zone.soa()?;
+        encoder.push(Part::Authority, Owner::Name(&zone.zone.origin), soa, ttl)
+    }
+}
+
+pub(super) fn compile(zones: &[Zone], generation: u64) -> Result<RoutingTable, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut builds: Vec<BuildZone<'_>> = zones.iter().map(BuildZone::new).collect();
+    // Deeper apexes last, so a child zone's names win over the parent's glue.
+    builds.sort_by(|left, right| {
+        left.zone
+            .origin
+            .num_labels()
+            .cmp(&right.zone.origin.num_labels())
+            .then_with(|| left.apex.cmp(&right.apex))
+    });
+    let total_nodes: usize = builds.iter().map(|build| build.nodes.len()).sum();
+    let mut compiler = Compiler {
+        sections: Sections::default(),
+        answers: Vec::new(),
+    };
+    let mut index = NameIndex::with_capacity(total_nodes);
+    let mut nodes = Vec::with_capacity(total_nodes);
+    let mut zone_replies = Vec::with_capacity(builds.len());
+    let mut seen_apexes = HashSet::new();
+
+    for build in &builds {
+        if !seen_apexes.insert(build.apex.clone()) {
+            errors.push(format!(
+                "{}: zone {} is loaded twice",
+                build.zone.file.display(),
+                build.zone.origin
+            ));
+            continue;
+        }
+        let result = (|| -> Result<(), String> {
+            let zone_id = zone_replies.len() as u32;
+            let negative = compiler.negative(build)?;
+            let nodata = Reply {
+                section: negative,
+                rcode: rcode::NOERROR,
+                authoritative: true,
+            };
+            let nxdomain = Reply {
+                section: negative,
+                rcode: rcode::NXDOMAIN,
+                authoritative: true,
+            };
+            let mut referrals = FxHashMap::default();
+            for node in 0..build.nodes.len() {
+                if build.cut_of[node] == Some(node) {
+                    referrals.insert(node, compiler.referral(build, node)?);
+                }
+            }
+            let first_node = nodes.len() as u32;
+            for node in 0..build.nodes.len() {
+                nodes.push(compiler.node(build, node, zone_id, nodata, &referrals)?);
+            }
+            for (local, node) in build.nodes.iter().enumerate() {
+                let id = first_node + local as u32;
+                if let Some(wildcard) = build.wildcard_of(&node.wire) {
+                    nodes[id as usize].wildcard = first_node + wildcard as u32;
+                }
+                index.replace(&node.wire, id);
+            }
+            zone_replies.push(ZoneReplies { nxdomain });
+            Ok(())
+        })();
+        if let Err(error) = result {
+            errors.push(error);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut summaries: Vec<ZoneSummary> = zones
+        .iter()
+        .map(|zone| ZoneSummary {
+            name: zone.origin.to_ascii(),
+            serial: zone.serial,
+            records: zone.records.len(),
+            file: zone.file.clone(),
+        })
+        .collect();
+    summaries.sort_by(|left, right| left.name.cmp(&right.name));
+    Ok(RoutingTable {
+        generation,
+        summaries,
+        index,
+        nodes,
+        answers: compiler.answers,
+        zones: zone_replies,
+        sections: compiler.sections,
+    })
+}
+
+impl RoutingTable {
+    /// Compiles validated zones into a table stamped with `generation`.
+    /// Errors are whole lines naming the zone file.
+    pub fn compile(zones: &[Zone], generation: u64) -> Result<Self, Vec<String>> {
+        compile(zones, generation)
+    }
+}
