@@ -1,1 +1,841 @@
-//! UDP workers.
+//! UDP workers: one `SO_REUSEPORT` socket and one OS thread per worker.
+//!
+//! Each worker owns its socket, so the kernel spreads incoming datagrams over
+//! the workers and no two threads ever touch the same socket or buffer. A
+//! worker receives up to [`BATCH`] datagrams with one `recvmmsg` call, loads
+//! the current [`RoutingTable`] once for the batch, answers every query into a
+//! preallocated buffer and sends all replies with one `sendmmsg` call. Every
+//! buffer is allocated when the thread starts, so the steady state allocates
+//! nothing.
+//!
+//! A socket bound to a wildcard address (`0.0.0.0` or `::`) asks the kernel
+//! for each datagram's destination address (`IP_PKTINFO`,
+//! `IPV6_RECVPKTINFO`) and hands it back as the source of the reply: a client
+//! that queried one of the host's addresses must hear back from that very
+//! address, or it discards the answer.
+//!
+//! The batching system calls make this module Linux-only.
+
+use std::io;
+use std::mem::size_of;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::ptr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::{Outcome, Transport};
+use crate::metrics::{Metrics, WorkerCounters};
+use crate::table::RoutingTable;
+
+/// Datagrams received (and replies sent) per system call.
+const BATCH: usize = 32;
+
+/// Receive buffer per datagram. Queries are small; one that does not fit is
+/// truncated by the kernel and dropped as malformed.
+const QUERY_BYTES: usize = 4096;
+
+/// Response buffer capacity: the largest DNS message, so that `respond` never
+/// has to grow it.
+const RESPONSE_BYTES: usize = 65535;
+
+/// Ancillary data buffer; one `in6_pktinfo` message needs 40 bytes.
+const CONTROL_BYTES: usize = 64;
+
+/// Socket receive buffer asked for; the kernel caps it at `net.core.rmem_max`.
+const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
+
+/// How long a worker blocks before looking at its stop flag again.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// Running UDP workers. Dropping the service stops them too.
+pub struct UdpService {
+    threads: Vec<JoinHandle<()>>,
+    local_addrs: Vec<SocketAddr>,
+    stop: Arc<AtomicBool>,
+}
+
+impl UdpService {
+    /// Binds `workers` sockets per address (`SO_REUSEPORT`; IPv6 sockets
+    /// `IPV6_V6ONLY`) and starts one OS thread per socket, named
+    /// `steer-udp-N`. Port 0 is allowed: the first socket of an address picks
+    /// the port, the others bind to it; [`UdpService::local_addrs`] reports it.
+    ///
+    /// # Errors
+    ///
+    /// Fails when `workers` is 0, when a socket cannot be bound or when a
+    /// thread cannot be started; nothing is left running then.
+    pub fn start(
+        addresses: &[SocketAddr],
+        workers: usize,
+        table: Arc<ArcSwap<RoutingTable>>,
+        metrics: &Metrics,
+    ) -> io::Result<UdpService> {
+        start_with(
+            addresses,
+            workers,
+            metrics,
+            move || table.load(),
+            |table: &arc_swap::Guard<Arc<RoutingTable>>,
+             packet: &[u8],
+             transport: Transport,
+             source: IpAddr,
+             out: &mut Vec<u8>| super::respond(table, packet, transport, source, out),
+        )
+    }
+
+    /// The bound addresses (port resolved), one per configured address, in
+    /// the configured order.
+    #[must_use]
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// Stops the threads (each notices within [`STOP_POLL`]) and joins them.
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                tracing::error!("a UDP worker thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for UdpService {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+/// Creates one UDP socket bound to `address` the way the workers need it:
+/// `SO_REUSEPORT` (so that several workers share the port), `IPV6_V6ONLY` for
+/// IPv6 (so that `::` and `0.0.0.0` can be bound side by side), a large
+/// receive buffer (best effort), destination-address reporting on wildcard
+/// addresses, and a receive timeout of [`STOP_POLL`].
+///
+/// # Errors
+///
+/// Fails when the socket cannot be created, configured or bound.
+pub fn bind_udp_socket(address: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    socket.set_reuse_port(true)?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // Best effort: a refusal only means a smaller buffer, not a broken socket.
+    if let Err(error) = socket.set_recv_buffer_size(RECEIVE_BUFFER_BYTES) {
+        tracing::debug!(%address, %error, "could not enlarge the UDP receive buffer");
+    }
+    if address.ip().is_unspecified() {
+        match address {
+            SocketAddr::V4(_) => {
+                set_flag(socket.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO)?;
+            }
+            SocketAddr::V6(_) => {
+                set_flag(
+                    socket.as_raw_fd(),
+                    libc::IPPROTO_IPV6,
+                    libc::IPV6_RECVPKTINFO,
+                )?;
+            }
+        }
+    }
+    socket.set_read_timeout(Some(STOP_POLL))?;
+    socket.bind(&address.into())?;
+    Ok(socket.into())
+}
+
+/// Sets an integer socket option to 1.
+fn set_flag(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: `fd` is an open socket owned by the caller, and the option value
+    // points to a live `c_int` whose size is passed alongside it.
+    let result = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            ptr::from_ref(&one).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Starts the workers with any responder, so that the transport can be tested
+/// without a real table. `load` runs once per batch; `answer` once per
+/// datagram with what `load` returned.
+fn start_with<S, L, A>(
+    addresses: &[SocketAddr],
+    workers: usize,
+    metrics: &Metrics,
+    load: L,
+    answer: A,
+) -> io::Result<UdpService>
+where
+    L: Fn() -> S + Clone + Send + 'static,
+    A: Fn(&S, &[u8], Transport, IpAddr, &mut Vec<u8>) -> Outcome + Clone + Send + 'static,
+{
+    if workers == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "at least one UDP worker is needed",
+        ));
+    }
+
+    // Bind everything before starting any thread, so that a bad address
+    // leaves nothing running behind.
+    let mut sockets = Vec::with_capacity(addresses.len() * workers);
+    let mut local_addrs = Vec::with_capacity(addresses.len());
+    for &address in addresses {
+        let first = bind_udp_socket(address)?;
+        let resolved = first.local_addr()?;
+        sockets.push((first, address.ip().is_unspecified()));
+        for _ in 1..workers {
+            sockets.push((bind_udp_socket(resolved)?, address.ip().is_unspecified()));
+        }
+        local_addrs.push(resolved);
+    }
+
+    let mut service = UdpService {
+        threads: Vec::with_capacity(sockets.len()),
+        local_addrs,
+        stop: Arc::default(),
+    };
+    for (index, (socket, wildcard)) in sockets.into_iter().enumerate() {
+        let stop = Arc::clone(&service.stop);
+        let counters = metrics.register_worker();
+        let load = load.clone();
+        let answer = answer.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("steer-udp-{index}"))
+            .spawn(move || run_worker(&socket, wildcard, &stop, &counters, load, answer));
+        // On error, dropping `service` stops and joins the threads already started.
+        service.threads.push(thread?);
+    }
+    Ok(service)
+}
+
+/// One worker's loop: receive a batch, answer it, send the replies, until
+/// `stop` is set.
+fn run_worker<S, L, A>(
+    socket: &UdpSocket,
+    wildcard: bool,
+    stop: &AtomicBool,
+    counters: &WorkerCounters,
+    load: L,
+    answer: A,
+) where
+    L: Fn() -> S,
+    A: Fn(&S, &[u8], Transport, IpAddr, &mut Vec<u8>) -> Outcome,
+{
+    let fd = socket.as_raw_fd();
+    let mut batch = Batch::new();
+    while !stop.load(Ordering::Relaxed) {
+        let received = match batch.receive(fd) {
+            Ok(received) => received,
+            Err(error) => {
+                match error.kind() {
+                    // The receive timeout expired: time to look at `stop`.
+                    io::ErrorKind::WouldBlock
+                    | io::ErrorKind::TimedOut
+                    | io::ErrorKind::Interrupted => {}
+                    _ => {
+                        tracing::warn!(%error, "UDP receive failed");
+                        // Do not spin if the error repeats.
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+                continue;
+            }
+        };
+        let snapshot = load();
+        let replies = batch.answer(received, wildcard, &snapshot, &answer, counters);
+        // Release the table before the send, which may take a while.
+        drop(snapshot);
+        batch.send(fd, replies, counters);
+    }
+}
+
+/// Ancillary data, aligned for `cmsghdr`.
+#[repr(C, align(8))]
+struct Control {
+    bytes: [u8; CONTROL_BYTES],
+}
+
+/// The address a datagram was sent to, as reported by the kernel.
+#[derive(Clone, Copy)]
+enum Destination {
+    /// Not reported: the socket is bound to a specific address.
+    Unknown,
+    /// IPv4 `ipi_spec_dst`: the local address to answer from.
+    V4(libc::in_addr),
+    /// IPv6 destination address and arrival interface.
+    V6(libc::in6_addr, libc::c_uint),
+}
+
+/// Everything one datagram of a batch needs, received and replied.
+struct Slot {
+    query: [u8; QUERY_BYTES],
+    source: libc::sockaddr_storage,
+    receive_control: Control,
+    receive_iovec: libc::iovec,
+    response: Vec<u8>,
+    send_control: Control,
+    send_iovec: libc::iovec,
+}
+
+/// A worker's preallocated buffers.
+struct Batch {
+    slots: Box<[Slot]>,
+    receive_headers: Box<[libc::mmsghdr]>,
+    send_headers: Box<[libc::mmsghdr]>,
+    /// Response code of each queued reply, in `send_headers` order.
+    send_rcodes: [u16; BATCH],
+}
+
+/// An all-zero value of a plain C struct.
+fn zeroed<T: PlainC>() -> T {
+    // SAFETY: `PlainC` is implemented only for libc structs made of integers
+    // and raw pointers, for which all-zero bytes are a valid value (null
+    // pointers, zero lengths).
+    unsafe { std::mem::zeroed() }
+}
+
+/// libc structs whose all-zero value is valid.
+trait PlainC {}
+impl PlainC for libc::mmsghdr {}
+impl PlainC for libc::msghdr {}
+impl PlainC for libc::sockaddr_storage {}
+
+impl Batch {
+    fn new() -> Batch {
+        let slots = (0..BATCH)
+            .map(|_| Slot {
+                query: [0; QUERY_BYTES],
+                source: zeroed(),
+                receive_control: Control {
+                    bytes: [0; CONTROL_BYTES],
+                },
+                receive_iovec: libc::iovec {
+                    iov_base: ptr::null_mut(),
+                    iov_len: 0,
+                },
+                response: Vec::with_capacity(RESPONSE_BYTES),
+                send_control: Control {
+                    bytes: [0; CONTROL_BYTES],
+                },
+                send_iovec: libc::iovec {
+                    iov_base: ptr::null_mut(),
+                    iov_len: 0,
+                },
+            })
+            .collect();
+        Batch {
+            slots,
+            receive_headers: (0..BATCH).map(|_| zeroed()).collect(),
+            send_headers: (0..BATCH).map(|_| zeroed()).collect(),
+            send_rcodes: [0; BATCH],
+        }
+    }
+
+    /// Blocks until at least one datagram arrives (or the receive timeout
+    /// expires), then takes whatever else is already queued, up to [`BATCH`].
+    fn receive(&mut self, fd: RawFd) -> io::Result<usize> {
+        // The pointers are rebuilt on every call, right before the system
+        // call, from the current borrows; the kernel also rewrites the
+        // lengths, so they must be reset anyway.
+        for (header, slot) in self.receive_headers.iter_mut().zip(self.slots.iter_mut()) {
+            slot.receive_iovec = libc::iovec {
+                iov_base: slot.query.as_mut_ptr().cast(),
+                iov_len: QUERY_BYTES,
+            };
+            let message = &mut header.msg_hdr;
+            message.msg_name = ptr::from_mut(&mut slot.source).cast();
+            message.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            message.msg_iov = &raw mut slot.receive_iovec;
+            message.msg_iovlen = 1;
+            message.msg_control = slot.receive_control.bytes.as_mut_ptr().cast();
+            message.msg_controllen = CONTROL_BYTES as _;
+            message.msg_flags = 0;
+            header.msg_len = 0;
+        }
+        // SAFETY: `receive_headers` holds BATCH initialised headers, each
+        // pointing at its own slot's address, iovec (one buffer of
+        // QUERY_BYTES) and control buffer (CONTROL_BYTES), all of which live
+        // in `self` and stay put for the duration of the call. A null timeout
+        // leaves the wait to SO_RCVTIMEO.
+        let received = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.receive_headers.as_mut_ptr(),
+                BATCH as _,
+                libc::MSG_WAITFORONE as _,
+                ptr::null_mut(),
+            )
+        };
+        match usize::try_from(received) {
+            Ok(received) => Ok(received.min(BATCH)),
+            Err(_) => Err(io::Error::last_os_error()),
+        }
+    }
+
+    /// Answers the first `received` datagrams and queues the replies in
+    /// `send_headers`; returns how many were queued. Dropped datagrams are
+    /// counted here, replies once their fate is known in [`Batch::send`].
+    fn answer<S, A>(
+        &mut self,
+        received: usize,
+        wildcard: bool,
+        snapshot: &S,
+        answer: &A,
+        counters: &WorkerCounters,
+    ) -> usize
+    where
+        A: Fn(&S, &[u8], Transport, IpAddr, &mut Vec<u8>) -> Outcome,
+    {
+        let mut queued = 0;
+        for (header, slot) in self
+            .receive_headers
+            .iter()
+            .zip(self.slots.iter_mut())
+            .take(received)
+        {
+            let message = &header.msg_hdr;
+            let length = header.msg_len as usize;
+            // A truncated query is malformed; so is one without a usable source.
+            let truncated = message.msg_flags & libc::MSG_TRUNC != 0;
+            let source = socket_ip(&slot.source, message.msg_namelen);
+            let (false, Some(source), Some(query)) = (truncated, source, slot.query.get(..length))
+            else {
+                counters.record(Transport::Udp, Outcome::Drop);
+                continue;
+            };
+            let outcome = answer(snapshot, query, Transport::Udp, source, &mut slot.response);
+            let Outcome::Reply { rcode } = outcome else {
+                counters.record(Transport::Udp, Outcome::Drop);
+                continue;
+            };
+
+            let destination = if wildcard {
+                read_destination(&slot.receive_control, control_length_of(message))
+            } else {
+                Destination::Unknown
+            };
+            let control_length = write_source(&mut slot.send_control, destination);
+            slot.send_iovec = libc::iovec {
+                iov_base: slot.response.as_mut_ptr().cast(),
+                iov_len: slot.response.len(),
+            };
+            let reply = &mut self.send_headers[queued].msg_hdr;
+            reply.msg_name = ptr::from_mut(&mut slot.source).cast();
+            reply.msg_namelen = message.msg_namelen;
+            reply.msg_iov = &raw mut slot.send_iovec;
+            reply.msg_iovlen = 1;
+            reply.msg_control = if control_length == 0 {
+                ptr::null_mut()
+            } else {
+                slot.send_control.bytes.as_mut_ptr().cast()
+            };
+            reply.msg_controllen = control_length as _;
+            reply.msg_flags = 0;
+            self.send_rcodes[queued] = rcode;
+            queued += 1;
+        }
+        queued
+    }
+
+    /// Sends the first `queued` replies, retrying after partial sends. Never
+    /// blocks: when the socket buffer is full the rest is counted as dropped.
+    fn send(&mut self, fd: RawFd, queued: usize, counters: &WorkerCounters) {
+        let mut sent = 0;
+        while sent < queued {
+            let remaining = &mut self.send_headers[sent..queued];
+            // SAFETY: `remaining` holds initialised headers filled by
+            // `answer` for this batch; each points at its slot's source
+            // address, one iovec over the response bytes and, when non-null,
+            // a control buffer of `msg_controllen` bytes, all living in
+            // `self` and untouched until the call returns.
+            let result = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    remaining.as_mut_ptr(),
+                    remaining.len() as _,
+                    libc::MSG_DONTWAIT as _,
+                )
+            };
+            if let Ok(count @ 1..) = usize::try_from(result) {
+                for &rcode in &self.send_rcodes[sent..sent + count] {
+                    counters.record(Transport::Udp, Outcome::Reply { rcode });
+                }
+                sent += count;
+                continue;
+            }
+            let error = io::Error::last_os_error();
+            match error.raw_os_error() {
+                Some(libc::EINTR) => {}
+                // The socket buffer is full: the rest would fail as well.
+                Some(libc::EAGAIN | libc::ENOBUFS) | None => {
+                    for _ in sent..queued {
+                        counters.record(Transport::Udp, Outcome::Drop);
+                    }
+                    return;
+                }
+                // The error belongs to the first message (say, an unreachable
+                // destination): skip it and send the others.
+                Some(_) => {
+                    tracing::debug!(%error, "UDP reply not sent");
+                    counters.record(Transport::Udp, Outcome::Drop);
+                    sent += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The ancillary data length the kernel reported for a datagram.
+#[allow(
+    clippy::unnecessary_cast,
+    reason = "`msg_controllen` is a `size_t` on glibc but a `socklen_t` on musl"
+)]
+fn control_length_of(message: &libc::msghdr) -> usize {
+    message.msg_controllen as usize
+}
+
+/// The IP address in a `sockaddr_storage` filled by the kernel.
+fn socket_ip(storage: &libc::sockaddr_storage, length: libc::socklen_t) -> Option<IpAddr> {
+    let length = length as usize;
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET if length >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family and length say the storage holds a
+            // `sockaddr_in`; `sockaddr_storage` is large and aligned enough
+            // for any socket address.
+            let address = unsafe { &*ptr::from_ref(storage).cast::<libc::sockaddr_in>() };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                address.sin_addr.s_addr,
+            ))))
+        }
+        libc::AF_INET6 if length >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for `sockaddr_in6`.
+            let address = unsafe { &*ptr::from_ref(storage).cast::<libc::sockaddr_in6>() };
+            Some(IpAddr::V6(Ipv6Addr::from(address.sin6_addr.s6_addr)).to_canonical())
+        }
+        _ => None,
+    }
+}
+
+/// Finds the packet-info message among the ancillary data of a datagram.
+fn read_destination(control: &Control, length: usize) -> Destination {
+    let mut header: libc::msghdr = zeroed();
+    header.msg_control = control.bytes.as_ptr().cast_mut().cast();
+    header.msg_controllen = length.min(CONTROL_BYTES) as _;
+    // SAFETY: `header` describes `length` bytes of `control` (clamped to its
+    // size), which the kernel filled with well-formed cmsg records;
+    // CMSG_FIRSTHDR/CMSG_NXTHDR stay within that range and return null at its
+    // end. Records are read unaligned and only after checking that their
+    // length covers the payload read.
+    unsafe {
+        let mut message = libc::CMSG_FIRSTHDR(&header);
+        while !message.is_null() {
+            let record = ptr::read_unaligned(message);
+            let data = libc::CMSG_DATA(message);
+            let payload = (record.cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize);
+            if record.cmsg_level == libc::IPPROTO_IP
+                && record.cmsg_type == libc::IP_PKTINFO
+                && payload >= size_of::<libc::in_pktinfo>()
+            {
+                let info = ptr::read_unaligned(data.cast::<libc::in_pktinfo>());
+                return Destination::V4(info.ipi_spec_dst);
+            }
+            if record.cmsg_level == libc::IPPROTO_IPV6
+                && record.cmsg_type == libc::IPV6_PKTINFO
+                && payload >= size_of::<libc::in6_pktinfo>()
+            {
+                let info = ptr::read_unaligned(data.cast::<libc::in6_pktinfo>());
+                return Destination::V6(info.ipi6_addr, info.ipi6_ifindex);
+            }
+            message = libc::CMSG_NXTHDR(&header, message);
+        }
+    }
+    Destination::Unknown
+}
+
+/// Writes the ancillary data that makes a reply leave from `destination`;
+/// returns its length (0: none needed).
+fn write_source(control: &mut Control, destination: Destination) -> usize {
+    match destination {
+        Destination::Unknown => 0,
+        // The interface is left to routing (index 0): only the source address
+        // is pinned, as forcing the arrival interface breaks asymmetric routes.
+        Destination::V4(address) => write_control(
+            control,
+            libc::IPPROTO_IP,
+            libc::IP_PKTINFO,
+            libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: address,
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            },
+        ),
+        // IPv6 keeps the interface: link-local addresses need it.
+        Destination::V6(address, interface) => write_control(
+            control,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_PKTINFO,
+            libc::in6_pktinfo {
+                ipi6_addr: address,
+                ipi6_ifindex: interface,
+            },
+        ),
+    }
+}
+
+/// Writes one cmsg record holding `value`; returns the control length.
+fn write_control<T: Copy>(
+    control: &mut Control,
+    level: libc::c_int,
+    kind: libc::c_int,
+    value: T,
+) -> usize {
+    // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic on the payload size.
+    let (space, length) = unsafe {
+        (
+            libc::CMSG_SPACE(size_of::<T>() as _) as usize,
+            libc::CMSG_LEN(size_of::<T>() as _),
+        )
+    };
+    if space > CONTROL_BYTES {
+        return 0;
+    }
+    control.bytes[..space].fill(0);
+    let mut header: libc::msghdr = zeroed();
+    header.msg_control = control.bytes.as_mut_ptr().cast();
+    header.msg_controllen = space as _;
+    // SAFETY: `header` describes the first `space` bytes of `control`, which
+    // were just checked to fit; CMSG_FIRSTHDR therefore returns a non-null
+    // pointer to its start and CMSG_DATA(...) + size_of::<T>() ends within
+    // `space`. Writes are unaligned-safe.
+    unsafe {
+        let message = libc::CMSG_FIRSTHDR(&header);
+        let mut record: libc::cmsghdr = ptr::read_unaligned(message);
+        record.cmsg_len = length as _;
+        record.cmsg_level = level;
+        record.cmsg_type = kind;
+        ptr::write_unaligned(message, record);
+        ptr::write_unaligned(libc::CMSG_DATA(message).cast::<T>(), value);
+    }
+    space
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::time::Instant;
+
+    const TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// Echoes the query, prefixed with the source address's family (4 or 6);
+    /// packets starting with 0xFF are dropped.
+    fn echo(
+        _: &(),
+        packet: &[u8],
+        transport: Transport,
+        source: IpAddr,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        out.clear();
+        assert_eq!(transport, Transport::Udp);
+        if packet.first() == Some(&0xFF) {
+            return Outcome::Drop;
+        }
+        out.push(if source.is_ipv4() { 4 } else { 6 });
+        out.extend_from_slice(packet);
+        Outcome::Reply { rcode: 0 }
+    }
+
+    fn start_echo(addresses: &[SocketAddr], workers: usize, metrics: &Metrics) -> UdpService {
+        start_with(addresses, workers, metrics, || (), echo).expect("start UDP service")
+    }
+
+    fn client(bind: &str) -> UdpSocket {
+        let socket = UdpSocket::bind(bind).expect("bind client");
+        socket
+            .set_read_timeout(Some(TIMEOUT))
+            .expect("client timeout");
+        socket
+    }
+
+    fn ipv6_available() -> bool {
+        UdpSocket::bind("[::1]:0").is_ok()
+    }
+
+    #[test]
+    fn port_zero_resolves_and_workers_share_it() {
+        let metrics = Metrics::default();
+        let service = start_echo(&["127.0.0.1:0".parse().expect("address")], 3, &metrics);
+        let [address] = service.local_addrs() else {
+            panic!("one address expected")
+        };
+        assert_ne!(address.port(), 0);
+        assert_eq!(address.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        // Many client ports hash onto different workers; all must answer.
+        for index in 0..20u8 {
+            let socket = client("127.0.0.1:0");
+            socket.send_to(&[index], address).expect("send");
+            let mut buffer = [0u8; 64];
+            let (length, from) = socket.recv_from(&mut buffer).expect("reply");
+            assert_eq!(&buffer[..length], &[4, index]);
+            assert_eq!(from, *address);
+        }
+        service.stop();
+        assert_eq!(metrics.totals().answered_total(Transport::Udp), 20);
+    }
+
+    #[test]
+    fn batch_from_many_sockets_answered_to_each_source() {
+        for bind in ["127.0.0.1:0", "[::1]:0"] {
+            if bind.starts_with('[') && !ipv6_available() {
+                continue;
+            }
+            let metrics = Metrics::default();
+            let service = start_echo(&[bind.parse().expect("address")], 1, &metrics);
+            let address = service.local_addrs()[0];
+            let clients: Vec<UdpSocket> = (0..8).map(|_| client(bind)).collect();
+            // Send everything first so that the worker sees full batches.
+            for round in 0..10u8 {
+                for (index, socket) in clients.iter().enumerate() {
+                    socket
+                        .send_to(&[index as u8, round], address)
+                        .expect("send");
+                }
+            }
+            let family = if address.is_ipv4() { 4 } else { 6 };
+            for (index, socket) in clients.iter().enumerate() {
+                let mut rounds = HashSet::new();
+                for _ in 0..10 {
+                    let mut buffer = [0u8; 64];
+                    let (length, from) = socket.recv_from(&mut buffer).expect("reply");
+                    assert_eq!(from, address);
+                    assert_eq!(length, 3);
+                    assert_eq!(buffer[..2], [family, index as u8]);
+                    rounds.insert(buffer[2]);
+                }
+                assert_eq!(rounds.len(), 10);
+            }
+            service.stop();
+            assert_eq!(metrics.totals().answered_total(Transport::Udp), 80);
+        }
+    }
+
+    #[test]
+    fn dropped_and_truncated_queries_are_counted_not_answered() {
+        let metrics = Metrics::default();
+        let service = start_echo(&["127.0.0.1:0".parse().expect("address")], 1, &metrics);
+        let address = service.local_addrs()[0];
+        let socket = client("127.0.0.1:0");
+        socket.send_to(&[0xFF, 1], address).expect("send dropped");
+        socket
+            .send_to(&vec![7u8; QUERY_BYTES + 1], address)
+            .expect("send oversized");
+        socket.send_to(&[1, 2, 3], address).expect("send good");
+        let mut buffer = [0u8; 64];
+        let (length, _) = socket.recv_from(&mut buffer).expect("reply");
+        // The only reply is to the good query.
+        assert_eq!(&buffer[..length], &[4, 1, 2, 3]);
+        service.stop();
+        let totals = metrics.totals();
+        assert_eq!(totals.answered_total(Transport::Udp), 1);
+        assert_eq!(totals.dropped[0], 2);
+    }
+
+    #[test]
+    fn wildcard_bind_answers_from_the_queried_address() {
+        let metrics = Metrics::default();
+        let service = start_echo(&["0.0.0.0:0".parse().expect("address")], 2, &metrics);
+        let port = service.local_addrs()[0].port();
+        assert_ne!(port, 0);
+        // 127.0.0.2 is local too; without packet info the reply would leave
+        // from 127.0.0.1, the address routing picks towards the client.
+        for target in ["127.0.0.1", "127.0.0.2"] {
+            let target = SocketAddr::new(target.parse().expect("address"), port);
+            let socket = client("127.0.0.1:0");
+            socket.send_to(&[9], target).expect("send");
+            let mut buffer = [0u8; 64];
+            let (length, from) = socket.recv_from(&mut buffer).expect("reply");
+            assert_eq!(&buffer[..length], &[4, 9]);
+            assert_eq!(from, target);
+        }
+        service.stop();
+    }
+
+    #[test]
+    fn wildcard_ipv6_bind_answers_from_loopback() {
+        if !ipv6_available() {
+            return;
+        }
+        let metrics = Metrics::default();
+        // Both families side by side on the same port: V6ONLY makes it legal.
+        let service = start_echo(
+            &[
+                "[::]:0".parse().expect("address"),
+                "0.0.0.0:0".parse().expect("address"),
+            ],
+            1,
+            &metrics,
+        );
+        let target = SocketAddr::new(Ipv6Addr::LOCALHOST.into(), service.local_addrs()[0].port());
+        let socket = client("[::1]:0");
+        socket.send_to(&[5], target).expect("send");
+        let mut buffer = [0u8; 64];
+        let (length, from) = socket.recv_from(&mut buffer).expect("reply");
+        assert_eq!(&buffer[..length], &[6, 5]);
+        assert_eq!(from, target);
+        service.stop();
+    }
+
+    #[test]
+    fn explicit_shared_port_and_prompt_stop() {
+        let metrics = Metrics::default();
+        let first = start_echo(&["127.0.0.1:0".parse().expect("address")], 1, &metrics);
+        let address = first.local_addrs()[0];
+        first.stop();
+        // The port is free again and can be bound explicitly.
+        let service = start_echo(&[address], 2, &metrics);
+        assert_eq!(service.local_addrs(), &[address]);
+        let started = Instant::now();
+        service.stop();
+        assert!(started.elapsed() < Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn zero_workers_is_an_error() {
+        let metrics = Metrics::default();
+        let result = start_with(
+            &["127.0.0.1:0".parse().expect("address")],
+            0,
+            &metrics,
+            || (),
+            echo,
+        );
+        assert!(result.is_err());
+    }
+}

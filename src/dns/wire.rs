@@ -370,10 +370,16 @@ mod tests {
 
     #[test]
     fn drops_short_packets_and_responses() {
-        assert_eq!(parse_query(&[0; 11]).unwrap_err(), ParseError::Drop);
+        assert_eq!(
+            parse_query(&[0; 11]).expect_err("too short"),
+            ParseError::Drop
+        );
         let mut packet = query(b"\x00", 1);
         packet[2] |= 0x80;
-        assert_eq!(parse_query(&packet).unwrap_err(), ParseError::Drop);
+        assert_eq!(
+            parse_query(&packet).expect_err("a response"),
+            ParseError::Drop
+        );
     }
 
     #[test]

@@ -105,12 +105,6 @@ impl NameIndex {
         found.then(|| self.entries[self.slots[slot] as usize].2)
     }
 
-    /// Number of names.
-    #[allow(clippy::len_without_is_empty)]
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     /// Bytes held (for memory reporting).
     pub fn heap_bytes(&self) -> usize {
         self.slots.capacity() * 4 + self.entries.capacity() * 12 + self.names.capacity()
@@ -128,7 +122,6 @@ mod tests {
             let name = format!("\x04h{value:03}\x00");
             assert_eq!(index.insert(name.as_bytes(), value), value);
         }
-        assert_eq!(index.len(), 1000);
         for value in 0..1000u32 {
             let name = format!("\x04h{value:03}\x00");
             assert_eq!(index.get(name.as_bytes()), Some(value));
