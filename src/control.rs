@@ -1,1 +1,514 @@
-//! Control.
+//! The single writer of the routing table (control plane).
+//!
+//! [`build`] is the one pipeline from files to a table: config load → zone
+//! loading → [`RoutingTable::compile`]. `steer check` runs it as a dry run,
+//! startup runs it for the first table, and [`Control::reload`] runs it for
+//! every later one, so a configuration that passes `check` is exactly one
+//! that reloads. A reload publishes the new table with one `store` into the
+//! shared `ArcSwap` only when everything succeeded; on any error the data
+//! plane keeps answering from the last good table and the errors are kept
+//! for `/status`. Reloads run one at a time, off the async threads, and a
+//! started reload always finishes even if whoever asked for it goes away.
+//! Nothing here is on the query path: the data plane only ever calls
+//! `ArcSwap::load`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use tracing::{error, info, warn};
+
+use crate::config::{self, Config};
+use crate::table::RoutingTable;
+use crate::zone;
+
+/// A table built from the files, not yet published.
+pub struct Built {
+    /// The configuration the table was built from.
+    pub config: Config,
+    /// The compiled table.
+    pub table: RoutingTable,
+    /// Number of zones in the table.
+    pub zones: usize,
+    /// Number of records over all zones.
+    pub records: usize,
+    /// Wall time of the whole build: config, zone files and compile.
+    pub compile_duration: Duration,
+}
+
+/// Runs the whole pipeline (config → zones → compile) for `generation`.
+///
+/// Every error comes back as one line of text naming its file and line or
+/// its key path, ready to print, log or return from the admin API. Blocking:
+/// it reads files.
+pub fn build(config_path: &Path, generation: u64) -> Result<Built, Vec<String>> {
+    let started = Instant::now();
+    let config = config::load(config_path)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let zones = zone::load_dir(&config.server.zones)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let table = RoutingTable::compile(&zones, generation)?;
+    let records = table.zones().iter().map(|zone| zone.records).sum();
+    Ok(Built {
+        zones: table.zones().len(),
+        records,
+        config,
+        table,
+        compile_duration: started.elapsed(),
+    })
+}
+
+/// What a successful reload did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReloadReport {
+    /// Generation of the table now being served.
+    pub generation: u64,
+    /// Zones in the new table.
+    pub zones: usize,
+    /// Records over all zones in the new table.
+    pub records: usize,
+    /// Build time in seconds.
+    pub seconds: f64,
+    /// Changes that were read but need a restart to take effect.
+    pub warnings: Vec<String>,
+}
+
+/// Why a reload was refused; the previous table is still being served.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("reload failed with {} error(s); still serving generation {generation}", errors.len())]
+pub struct ReloadFailure {
+    /// Generation still being served.
+    pub generation: u64,
+    /// Every error, one line each.
+    pub errors: Vec<String>,
+}
+
+/// Addresses the server actually listens on (ports resolved).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Listeners {
+    /// DNS over UDP.
+    pub udp: Vec<SocketAddr>,
+    /// DNS over TCP.
+    pub tcp: Vec<SocketAddr>,
+}
+
+/// `/status` as JSON.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StatusSnapshot {
+    /// Generation of the table being served.
+    pub generation: u64,
+    /// The zones being served.
+    pub zones: Vec<ZoneStatus>,
+    /// When the table being served was built, and how long it took.
+    pub last_compile: CompileStatus,
+    /// The most recent failed reload, if any reload ever failed. It is kept
+    /// after a later success; compare its `at` with `last_compile.at`.
+    pub last_reload_error: Option<ReloadErrorStatus>,
+    /// Reloads since start (the first build is not counted).
+    pub reloads: ReloadCounts,
+    /// Where DNS is served.
+    pub listen: Listeners,
+}
+
+/// One zone in `/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ZoneStatus {
+    /// Apex, absolute.
+    pub name: String,
+    /// SOA serial.
+    pub serial: u32,
+    /// Records loaded from the file.
+    pub records: usize,
+    /// The zone file.
+    pub file: String,
+}
+
+/// The last successful build.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CompileStatus {
+    /// Unix time in seconds.
+    pub at: f64,
+    /// Build time in seconds.
+    pub seconds: f64,
+}
+
+/// The last failed reload.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReloadErrorStatus {
+    /// Unix time in seconds.
+    pub at: f64,
+    /// Every error, one line each.
+    pub errors: Vec<String>,
+}
+
+/// Reload outcomes since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReloadCounts {
+    /// Reloads that published a new table.
+    pub ok: u64,
+    /// Reloads that kept the old table.
+    pub failed: u64,
+}
+
+/// Bookkeeping behind `/status`; small, locked briefly, never on the query path.
+struct Status {
+    last_compile: CompileStatus,
+    last_reload_error: Option<ReloadErrorStatus>,
+    reloads: ReloadCounts,
+    listeners: Listeners,
+}
+
+/// The control plane's owner of the routing table. See the module docs.
+pub struct Control {
+    config_path: PathBuf,
+    /// The configuration the sockets were opened with; reloads cannot change it.
+    active: Arc<Config>,
+    table: Arc<ArcSwap<RoutingTable>>,
+    /// Held for the whole of a reload, so there is only ever one writer.
+    reload_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Also held while a new table is stored, so `/status` never pairs one
+    /// generation with another's compile time.
+    status: Arc<Mutex<Status>>,
+}
+
+impl Control {
+    /// Publishes the first table. `config_path` is re-read on every reload.
+    pub fn new(config_path: &Path, built: Built) -> Self {
+        let status = Status {
+            last_compile: CompileStatus {
+                at: unix_seconds(SystemTime::now()),
+                seconds: built.compile_duration.as_secs_f64(),
+            },
+            last_reload_error: None,
+            reloads: ReloadCounts::default(),
+            listeners: Listeners::default(),
+        };
+        Self {
+            config_path: config_path.to_path_buf(),
+            active: Arc::new(built.config),
+            table: Arc::new(ArcSwap::from_pointee(built.table)),
+            reload_lock: Arc::new(tokio::sync::Mutex::new(())),
+            status: Arc::new(Mutex::new(status)),
+        }
+    }
+
+    /// The shared table the data plane reads from.
+    pub fn table(&self) -> Arc<ArcSwap<RoutingTable>> {
+        Arc::clone(&self.table)
+    }
+
+    /// The configuration the server was started with (listen addresses,
+    /// workers and limits stay as they were until a restart).
+    pub fn config(&self) -> &Config {
+        &self.active
+    }
+
+    /// The configuration file reloads read.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// Records where DNS is actually served, for `/status`.
+    pub fn set_listeners(&self, listeners: Listeners) {
+        lock(&self.status).listeners = listeners;
+    }
+
+    /// Rebuilds everything from the files and publishes the result.
+    ///
+    /// One reload runs at a time; a second caller waits for the first. On
+    /// failure the current table stays in place and the errors are returned,
+    /// logged and kept for `/status`. Dropping the returned future does not
+    /// stop a reload that has started: it completes and is recorded.
+    pub async fn reload(&self) -> Result<ReloadReport, ReloadFailure> {
+        let guard = Arc::clone(&self.reload_lock).lock_owned().await;
+        let job = ReloadJob {
+            config_path: self.config_path.clone(),
+            active: Arc::clone(&self.active),
+            table: Arc::clone(&self.table),
+            status: Arc::clone(&self.status),
+        };
+        // Zone files can be large: build on a blocking thread. The lock
+        // guard travels with the job so that a cancelled caller cannot let a
+        // second writer start while this one is still running.
+        let outcome = tokio::task::spawn_blocking(move || {
+            let _one_writer = guard;
+            job.run()
+        })
+        .await;
+        match outcome {
+            Ok(result) => result,
+            Err(join_error) => {
+                let generation = self.table.load().generation();
+                let message = format!("the reload task failed: {join_error}");
+                error!(
+                    generation,
+                    "reload failed, keeping the current table: {message}"
+                );
+                let failure = ReloadFailure {
+                    generation,
+                    errors: vec![message],
+                };
+                let mut status = lock(&self.status);
+                status.reloads.failed += 1;
+                status.last_reload_error = Some(ReloadErrorStatus {
+                    at: unix_seconds(SystemTime::now()),
+                    errors: failure.errors.clone(),
+                });
+                Err(failure)
+            }
+        }
+    }
+
+    /// A consistent view of the table being served and of reload history.
+    pub fn status(&self) -> StatusSnapshot {
+        let status = lock(&self.status);
+        let table = self.table.load();
+        StatusSnapshot {
+            generation: table.generation(),
+            zones: table
+                .zones()
+                .iter()
+                .map(|zone| ZoneStatus {
+                    name: zone.name.clone(),
+                    serial: zone.serial,
+                    records: zone.records,
+                    file: zone.file.display().to_string(),
+                })
+                .collect(),
+            last_compile: status.last_compile.clone(),
+            last_reload_error: status.last_reload_error.clone(),
+            reloads: status.reloads,
+            listen: status.listeners.clone(),
+        }
+    }
+}
+
+/// Everything a reload needs, owned, so that it can run to completion on a
+/// blocking thread regardless of its caller.
+struct ReloadJob {
+    config_path: PathBuf,
+    active: Arc<Config>,
+    table: Arc<ArcSwap<RoutingTable>>,
+    status: Arc<Mutex<Status>>,
+}
+
+impl ReloadJob {
+    fn run(self) -> Result<ReloadReport, ReloadFailure> {
+        let current = self.table.load().generation();
+        let generation = current + 1;
+        match build(&self.config_path, generation) {
+            Ok(built) => {
+                let warnings = restart_needed(&self.active, &built.config);
+                let report = ReloadReport {
+                    generation,
+                    zones: built.zones,
+                    records: built.records,
+                    seconds: built.compile_duration.as_secs_f64(),
+                    warnings,
+                };
+                {
+                    let mut status = lock(&self.status);
+                    self.table.store(Arc::new(built.table));
+                    status.reloads.ok += 1;
+                    status.last_compile = CompileStatus {
+                        at: unix_seconds(SystemTime::now()),
+                        seconds: report.seconds,
+                    };
+                }
+                info!(
+                    generation,
+                    zones = report.zones,
+                    records = report.records,
+                    seconds = report.seconds,
+                    "reloaded"
+                );
+                for warning in &report.warnings {
+                    warn!("{warning}");
+                }
+                Ok(report)
+            }
+            Err(errors) => {
+                error!(
+                    generation = current,
+                    "reload failed, keeping the current table:\n  {}",
+                    errors.join("\n  ")
+                );
+                let mut status = lock(&self.status);
+                status.reloads.failed += 1;
+                status.last_reload_error = Some(ReloadErrorStatus {
+                    at: unix_seconds(SystemTime::now()),
+                    errors: errors.clone(),
+                });
+                Err(ReloadFailure {
+                    generation: current,
+                    errors,
+                })
+            }
+        }
+    }
+}
+
+/// Settings that were applied when sockets were opened and that a reload
+/// therefore cannot change, each with a sentence for the operator.
+fn restart_needed(active: &Config, reloaded: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut compare = |key: &str, before: String, after: String| {
+        if before != after {
+            warnings.push(format!(
+                "{key} changed from {before} to {after}; still using {before} until steer is \
+                 restarted"
+            ));
+        }
+    };
+    compare(
+        "server.listen",
+        list(&active.server.listen),
+        list(&reloaded.server.listen),
+    );
+    compare(
+        "server.workers",
+        active.server.workers.to_string(),
+        reloaded.server.workers.to_string(),
+    );
+    compare(
+        "server.tcp_idle_timeout",
+        format!("{:?}", active.server.tcp_idle_timeout),
+        format!("{:?}", reloaded.server.tcp_idle_timeout),
+    );
+    compare(
+        "server.tcp_max_connections",
+        active.server.tcp_max_connections.to_string(),
+        reloaded.server.tcp_max_connections.to_string(),
+    );
+    compare(
+        "admin.listen",
+        active.admin.listen.to_string(),
+        reloaded.admin.listen.to_string(),
+    );
+    compare(
+        "admin.allow_remote",
+        active.admin.allow_remote.to_string(),
+        reloaded.admin.allow_remote.to_string(),
+    );
+    warnings
+}
+
+fn list(addresses: &[SocketAddr]) -> String {
+    let items: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn unix_seconds(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
+}
+
+/// Status is plain data, so a panic elsewhere while holding the lock cannot
+/// leave it half-updated in a harmful way: keep serving it.
+fn lock(status: &Mutex<Status>) -> MutexGuard<'_, Status> {
+    status
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_config(directory: &Path, body: &str) -> PathBuf {
+        let path = directory.join("steer.toml");
+        std::fs::write(&path, body).expect("write config");
+        path
+    }
+
+    fn first_built(config_path: &Path) -> Built {
+        let config = config::load(config_path).expect("valid config");
+        Built {
+            config,
+            table: RoutingTable::empty(),
+            zones: 0,
+            records: 0,
+            compile_duration: Duration::from_millis(2),
+        }
+    }
+
+    #[test]
+    fn build_reports_config_errors_as_lines() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let path = write_config(
+            directory.path(),
+            "[server]\nlisten = [\"bad\"]\nworkers = 0\n",
+        );
+        let errors = build(&path, 1).err().expect("invalid config");
+        assert_eq!(errors.len(), 2);
+        assert!(errors[0].ends_with("server.listen[0]: invalid socket address \"bad\": expected IP:port, e.g. \"127.0.0.1:5300\" or \"[::1]:5300\""), "{errors:?}");
+        assert!(errors[1].ends_with("server.workers: must be between 1 and 256, not 0"));
+    }
+
+    #[tokio::test]
+    async fn failed_reload_keeps_the_table_and_records_the_error() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let path = write_config(directory.path(), "[server]\nlisten = [\"127.0.0.1:0\"]\n");
+        let control = Control::new(&path, first_built(&path));
+        let before = control.table().load_full();
+
+        std::fs::write(&path, "[server]\nlisten = [\"127.0.0.1:0\"]\nlistn = 1\n").expect("write");
+        let failure = control.reload().await.expect_err("broken config");
+        assert_eq!(failure.generation, 0);
+        assert_eq!(failure.errors.len(), 1);
+        assert!(
+            failure.errors[0].contains("unknown key server.listn"),
+            "{failure:?}"
+        );
+
+        assert!(Arc::ptr_eq(&before, &control.table().load_full()));
+        let status = control.status();
+        assert_eq!(status.reloads, ReloadCounts { ok: 0, failed: 1 });
+        let last_error = status.last_reload_error.expect("error recorded");
+        assert_eq!(last_error.errors, failure.errors);
+        assert!(last_error.at > 0.0);
+    }
+
+    #[test]
+    fn listen_changes_need_a_restart() {
+        let base = config::parse(
+            Path::new("steer.toml"),
+            "[server]\nlisten = [\"127.0.0.1:53\"]\nworkers = 2\n",
+        )
+        .expect("valid");
+        let changed = config::parse(
+            Path::new("steer.toml"),
+            "[server]\nlisten = [\"127.0.0.1:54\"]\nworkers = 2\nzones = \"other\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            restart_needed(&base, &changed),
+            vec![
+                "server.listen changed from [127.0.0.1:53] to [127.0.0.1:54]; still using \
+                 [127.0.0.1:53] until steer is restarted"
+            ]
+        );
+        assert!(restart_needed(&base, &base).is_empty());
+    }
+
+    #[test]
+    fn status_shows_the_first_table() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let path = write_config(directory.path(), "[server]\nlisten = [\"127.0.0.1:0\"]\n");
+        let control = Control::new(&path, first_built(&path));
+        let listeners = Listeners {
+            udp: vec!["127.0.0.1:5300".parse().expect("address")],
+            tcp: vec!["127.0.0.1:5300".parse().expect("address")],
+        };
+        control.set_listeners(listeners.clone());
+        let status = control.status();
+        assert_eq!(status.generation, 0);
+        assert!(status.zones.is_empty());
+        assert_eq!(status.last_compile.seconds, 0.002);
+        assert_eq!(status.last_reload_error, None);
+        assert_eq!(status.listen, listeners);
+    }
+}

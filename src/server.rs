@@ -1,1 +1,213 @@
-//! Server wiring.
+//! Wiring: first table, then DNS listeners, then the admin API.
+//!
+//! [`start`] refuses to serve anything until the first build succeeds: a
+//! server that starts with a broken configuration would answer REFUSED for
+//! every zone. UDP binds first (its sockets come from the worker threads),
+//! then TCP binds the same addresses with the ports UDP resolved, so that
+//! every DNS address is one port for both transports even when the
+//! configuration says port 0. The returned [`RunningServer`] owns every
+//! handle; [`RunningServer::shutdown`] stops them in reverse order.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::admin::{AdminServer, AdminState};
+use crate::config::Config;
+use crate::control::{self, Control, Listeners};
+use crate::dns::tcp::{TcpLimits, TcpService};
+use crate::dns::udp::UdpService;
+use crate::metrics::Metrics;
+
+/// Attempts at binding UDP and TCP to one shared port when that port is
+/// chosen by the kernel: UDP's free port may be taken for TCP.
+const PAIR_BIND_ATTEMPTS: usize = 5;
+
+/// Why the server did not start. Nothing is being served when this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration or a zone is invalid; one line per error.
+    #[error("the configuration is invalid ({} error(s))", .0.len())]
+    Invalid(Vec<String>),
+    /// A listener could not be opened.
+    #[error("cannot listen for {what} on {addresses}: {source}")]
+    Listen {
+        /// `DNS over UDP`, `DNS over TCP` or `the admin API`.
+        what: &'static str,
+        /// The addresses that were being bound.
+        addresses: String,
+        /// The operating system's reason.
+        source: io::Error,
+    },
+}
+
+impl StartError {
+    /// Every error as a line to print.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Self::Invalid(errors) => errors.clone(),
+            Self::Listen { .. } => vec![self.to_string()],
+        }
+    }
+}
+
+/// A serving Steer: DNS over UDP and TCP, and the admin API.
+pub struct RunningServer {
+    /// DNS over UDP, one per configured address, ports resolved.
+    pub dns_udp: Vec<SocketAddr>,
+    /// DNS over TCP, same addresses and ports as `dns_udp`.
+    pub dns_tcp: Vec<SocketAddr>,
+    /// The admin API.
+    pub admin: SocketAddr,
+    /// The table owner; call [`Control::reload`] to reload.
+    pub control: Arc<Control>,
+    udp: UdpService,
+    tcp: TcpService,
+    admin_server: AdminServer,
+}
+
+/// Builds the first table from `config_path` and starts every listener.
+///
+/// Must run inside a tokio runtime (TCP and the admin API run on it).
+pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
+    let path = config_path.to_path_buf();
+    let built = tokio::task::spawn_blocking(move || control::build(&path, 1))
+        .await
+        .map_err(|join_error| {
+            StartError::Invalid(vec![format!(
+                "building the first table failed: {join_error}"
+            )])
+        })?
+        .map_err(StartError::Invalid)?;
+    info!(
+        generation = built.table.generation(),
+        zones = built.zones,
+        records = built.records,
+        seconds = built.compile_duration.as_secs_f64(),
+        "compiled the first table"
+    );
+    let config = built.config.clone();
+    let control = Arc::new(Control::new(config_path, built));
+    let metrics = Arc::new(Metrics::default());
+
+    let (udp, tcp) = start_dns(&config, &control, &metrics).await?;
+    let dns_udp = udp.local_addrs().to_vec();
+    let dns_tcp = tcp.local_addrs().to_vec();
+    // Before the admin API answers: /status must show where DNS is served.
+    control.set_listeners(Listeners {
+        udp: dns_udp.clone(),
+        tcp: dns_tcp.clone(),
+    });
+    let state = AdminState {
+        control: Arc::clone(&control),
+        metrics: Arc::clone(&metrics),
+    };
+    let admin_server = match AdminServer::start(config.admin.listen, state).await {
+        Ok(admin_server) => admin_server,
+        Err(source) => {
+            stop_dns(udp, tcp).await;
+            return Err(StartError::Listen {
+                what: "the admin API",
+                addresses: config.admin.listen.to_string(),
+                source,
+            });
+        }
+    };
+
+    let admin = admin_server.local_addr();
+    for address in &dns_udp {
+        info!(transport = %"udp", address = %address, "listening");
+    }
+    for address in &dns_tcp {
+        info!(transport = %"tcp", address = %address, "listening");
+    }
+    info!(address = %admin, "admin API listening");
+    Ok(RunningServer {
+        dns_udp,
+        dns_tcp,
+        admin,
+        control,
+        udp,
+        tcp,
+        admin_server,
+    })
+}
+
+impl RunningServer {
+    /// Stops the admin API, then TCP, then UDP, and waits for each.
+    pub async fn shutdown(self) {
+        self.admin_server.stop().await;
+        stop_dns(self.udp, self.tcp).await;
+        info!("stopped");
+    }
+}
+
+/// Opens UDP, then TCP on the ports UDP got.
+async fn start_dns(
+    config: &Config,
+    control: &Control,
+    metrics: &Metrics,
+) -> Result<(UdpService, TcpService), StartError> {
+    let listen = &config.server.listen;
+    let limits = TcpLimits {
+        max_connections: config.server.tcp_max_connections,
+        idle_timeout: config.server.tcp_idle_timeout,
+        ..TcpLimits::default()
+    };
+    let any_port_chosen_by_kernel = listen.iter().any(|address| address.port() == 0);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let udp = UdpService::start(listen, config.server.workers, control.table(), metrics)
+            .map_err(|source| StartError::Listen {
+                what: "DNS over UDP",
+                addresses: join(listen),
+                source,
+            })?;
+        let tcp_addresses = udp.local_addrs().to_vec();
+        match TcpService::start(&tcp_addresses, limits.clone(), control.table(), metrics).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(source) => {
+                stop_udp(udp).await;
+                let retry = source.kind() == io::ErrorKind::AddrInUse
+                    && any_port_chosen_by_kernel
+                    && attempt < PAIR_BIND_ATTEMPTS;
+                if !retry {
+                    return Err(StartError::Listen {
+                        what: "DNS over TCP",
+                        addresses: join(&tcp_addresses),
+                        source,
+                    });
+                }
+                warn!(
+                    addresses = %join(&tcp_addresses),
+                    attempt,
+                    "the port UDP was given is taken for TCP; binding both again"
+                );
+            }
+        }
+    }
+}
+
+async fn stop_dns(udp: UdpService, tcp: TcpService) {
+    tcp.stop().await;
+    stop_udp(udp).await;
+}
+
+/// Joining worker threads blocks; keep it off the async threads.
+async fn stop_udp(udp: UdpService) {
+    if let Err(join_error) = tokio::task::spawn_blocking(move || udp.stop()).await {
+        warn!(error = %join_error, "stopping the UDP workers failed");
+    }
+}
+
+fn join(addresses: &[SocketAddr]) -> String {
+    addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,1 +1,284 @@
-//! Config.
+//! `steer.toml` → validated [`Config`] (control plane).
+//!
+//! Two steps, spec then config: serde reads the file into the types of
+//! [`spec`], which mirror the file and reject unknown keys; then this module
+//! checks every value and builds a [`Config`] whose fields are typed and
+//! valid. Syntax errors and the first structural error (unknown key, missing
+//! key, wrong type) come with their line; value errors are all collected and
+//! each names its key path (`server.listen[1]`), so one `steer check` shows
+//! everything to fix. Relative paths are resolved against the directory of
+//! the config file, never the working directory, so the server behaves the
+//! same wherever it is started from. Never used on the query path.
+
+mod duration;
+mod error;
+pub mod spec;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use duration::parse_duration;
+pub use error::ConfigError;
+use spec::{AdminSpec, ServerSpec, Spec};
+
+/// Zones directory when `server.zones` is not set (relative to the config file).
+pub const DEFAULT_ZONES: &str = "zones";
+/// Idle TCP connections are closed after this long (RFC 7766 suggests seconds).
+pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on open TCP connections.
+pub const DEFAULT_TCP_MAX_CONNECTIONS: usize = 1024;
+/// Default admin API address: loopback only.
+pub const DEFAULT_ADMIN_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8053);
+/// Most UDP workers per address; more threads than this only add contention.
+pub const MAX_WORKERS: usize = 256;
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The file this was loaded from, as the operator named it.
+    pub file: PathBuf,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[admin]`.
+    pub admin: AdminConfig,
+}
+
+/// `[server]`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// DNS addresses; each is served over UDP and TCP. Port 0 picks a free port.
+    pub listen: Vec<SocketAddr>,
+    /// The zones directory, already resolved against the config file's directory.
+    pub zones: PathBuf,
+    /// UDP worker threads per listen address (1..=256; default: number of cores).
+    pub workers: usize,
+    /// Idle TCP connections are closed after this long.
+    pub tcp_idle_timeout: Duration,
+    /// Most TCP connections open at once.
+    pub tcp_max_connections: usize,
+}
+
+/// `[admin]`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// The admin API address; loopback unless `allow_remote` is set.
+    pub listen: SocketAddr,
+    /// The operator explicitly allowed a non-loopback `listen`.
+    pub allow_remote: bool,
+}
+
+/// Reads and validates the configuration file at `path`.
+///
+/// Returns every error found; each displays as `file[:line]: [path: ]message`.
+pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        vec![ConfigError::file(
+            path,
+            format!("cannot read the file: {error}"),
+        )]
+    })?;
+    parse(path, &text)
+}
+
+/// Validates configuration `text` as if it had been read from `path` (which
+/// names the file in errors and anchors relative paths).
+pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
+    let document = error::parse_document(path, text)?;
+    let spec = toml::from_str::<Spec>(text)
+        .map_err(|serde_error| vec![error::from_serde(path, text, &document, &serde_error)])?;
+    validate(path, spec)
+}
+
+/// Spec → Config, collecting every error.
+fn validate(path: &Path, spec: Spec) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let base = path.parent().unwrap_or_else(|| Path::new(""));
+    let server = validate_server(path, base, spec.server, &mut errors);
+    let admin = validate_admin(path, spec.admin, &server.listen, &mut errors);
+    if errors.is_empty() {
+        Ok(Config {
+            file: path.to_path_buf(),
+            server,
+            admin,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+fn validate_server(
+    file: &Path,
+    base: &Path,
+    spec: ServerSpec,
+    errors: &mut Vec<ConfigError>,
+) -> ServerConfig {
+    let mut listen = Vec::new();
+    if spec.listen.is_empty() {
+        errors.push(ConfigError::at(
+            file,
+            "server.listen",
+            "must list at least one address",
+        ));
+    }
+    // Where each fixed address was first listed, to name both in the error.
+    let mut first_seen: HashMap<SocketAddr, usize> = HashMap::new();
+    for (index, text) in spec.listen.iter().enumerate() {
+        let key = format!("server.listen[{index}]");
+        match parse_socket_address(text) {
+            Ok(address) => {
+                // Several port-0 entries are distinct sockets; fixed ports clash.
+                if address.port() != 0 {
+                    if let Some(first) = first_seen.get(&address) {
+                        errors.push(ConfigError::at(
+                            file,
+                            key,
+                            format!("{address} is already listed as server.listen[{first}]"),
+                        ));
+                        continue;
+                    }
+                    first_seen.insert(address, index);
+                }
+                listen.push(address);
+            }
+            Err(message) => errors.push(ConfigError::at(file, key, message)),
+        }
+    }
+
+    let zones_text = spec.zones.unwrap_or_else(|| DEFAULT_ZONES.to_string());
+    if zones_text.trim().is_empty() {
+        errors.push(ConfigError::at(
+            file,
+            "server.zones",
+            "must name a directory",
+        ));
+    }
+    // `join` keeps an absolute path as it is.
+    let zones = base.join(&zones_text);
+
+    let workers = match spec.workers {
+        None => default_workers(),
+        Some(count) => match usize::try_from(count) {
+            Ok(count) if (1..=MAX_WORKERS).contains(&count) => count,
+            _ => {
+                errors.push(ConfigError::at(
+                    file,
+                    "server.workers",
+                    format!("must be between 1 and {MAX_WORKERS}, not {count}"),
+                ));
+                1
+            }
+        },
+    };
+
+    let tcp_idle_timeout = match spec.tcp_idle_timeout {
+        None => DEFAULT_TCP_IDLE_TIMEOUT,
+        Some(text) => match parse_duration(&text) {
+            Ok(duration) if duration.is_zero() => {
+                errors.push(ConfigError::at(
+                    file,
+                    "server.tcp_idle_timeout",
+                    "must be longer than zero",
+                ));
+                DEFAULT_TCP_IDLE_TIMEOUT
+            }
+            Ok(duration) => duration,
+            Err(message) => {
+                errors.push(ConfigError::at(file, "server.tcp_idle_timeout", message));
+                DEFAULT_TCP_IDLE_TIMEOUT
+            }
+        },
+    };
+
+    let tcp_max_connections = match spec.tcp_max_connections {
+        None => DEFAULT_TCP_MAX_CONNECTIONS,
+        Some(count) => match usize::try_from(count) {
+            Ok(count) if count >= 1 => count,
+            _ => {
+                errors.push(ConfigError::at(
+                    file,
+                    "server.tcp_max_connections",
+                    format!("must be at least 1, not {count}"),
+                ));
+                DEFAULT_TCP_MAX_CONNECTIONS
+            }
+        },
+    };
+
+    ServerConfig {
+        listen,
+        zones,
+        workers,
+        tcp_idle_timeout,
+        tcp_max_connections,
+    }
+}
+
+fn validate_admin(
+    file: &Path,
+    spec: Option<AdminSpec>,
+    dns_listen: &[SocketAddr],
+    errors: &mut Vec<ConfigError>,
+) -> AdminConfig {
+    let spec = spec.unwrap_or(AdminSpec {
+        listen: None,
+        allow_remote: false,
+    });
+    let listen = match spec.listen.as_deref().map(parse_socket_address) {
+        None => DEFAULT_ADMIN_LISTEN,
+        Some(Ok(address)) => address,
+        Some(Err(message)) => {
+            errors.push(ConfigError::at(file, "admin.listen", message));
+            return AdminConfig {
+                listen: DEFAULT_ADMIN_LISTEN,
+                allow_remote: spec.allow_remote,
+            };
+        }
+    };
+    if !listen.ip().to_canonical().is_loopback() && !spec.allow_remote {
+        // The admin API can reload the server; exposing it must be a decision.
+        errors.push(ConfigError::at(
+            file,
+            "admin.listen",
+            format!(
+                "{listen} is not a loopback address; the admin API can reload the server, \
+                 so serving it beyond this host needs admin.allow_remote = true"
+            ),
+        ));
+    }
+    if listen.port() != 0
+        && let Some(index) = dns_listen.iter().position(|address| *address == listen)
+    {
+        errors.push(ConfigError::at(
+            file,
+            "admin.listen",
+            format!("{listen} is also a DNS address (server.listen[{index}]); TCP cannot share it"),
+        ));
+    }
+    AdminConfig {
+        listen,
+        allow_remote: spec.allow_remote,
+    }
+}
+
+/// One socket address as written in the file.
+fn parse_socket_address(text: &str) -> Result<SocketAddr, String> {
+    text.trim().parse::<SocketAddr>().map_err(|_| {
+        format!(
+            "invalid socket address \"{text}\": expected IP:port, \
+             e.g. \"127.0.0.1:5300\" or \"[::1]:5300\""
+        )
+    })
+}
+
+/// One UDP worker per core, bounded like an explicit setting.
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, NonZeroUsize::get)
+        .clamp(1, MAX_WORKERS)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,170 @@
+//! `/metrics` in the Prometheus text exposition format (version 0.0.4).
+//!
+//! Rendered on demand from the summed worker counters and a status snapshot;
+//! scraping never touches the data plane beyond relaxed atomic loads.
+
+use std::fmt::Write;
+
+use crate::control::StatusSnapshot;
+use crate::metrics::QueryTotals;
+
+/// The `Content-Type` of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Every metric, with `# HELP` and `# TYPE` lines.
+pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
+    let mut out = String::with_capacity(4096);
+    header(
+        &mut out,
+        "steer_queries_total",
+        "counter",
+        "DNS responses sent, by transport and response code.",
+    );
+    for (transport_index, transport) in QueryTotals::TRANSPORT_NAMES.iter().enumerate() {
+        for (slot, count) in totals.answered[transport_index].iter().enumerate() {
+            let rcode = QueryTotals::rcode_name(slot);
+            line(
+                &mut out,
+                &format!("steer_queries_total{{transport=\"{transport}\",rcode=\"{rcode}\"}}"),
+                *count,
+            );
+        }
+    }
+    header(
+        &mut out,
+        "steer_dropped_total",
+        "counter",
+        "Packets dropped without a response (no readable header, or a response).",
+    );
+    for (transport_index, transport) in QueryTotals::TRANSPORT_NAMES.iter().enumerate() {
+        line(
+            &mut out,
+            &format!("steer_dropped_total{{transport=\"{transport}\"}}"),
+            totals.dropped[transport_index],
+        );
+    }
+    header(
+        &mut out,
+        "steer_reloads_total",
+        "counter",
+        "Reloads since start; a failed reload keeps the previous table.",
+    );
+    line(
+        &mut out,
+        "steer_reloads_total{result=\"ok\"}",
+        status.reloads.ok,
+    );
+    line(
+        &mut out,
+        "steer_reloads_total{result=\"failed\"}",
+        status.reloads.failed,
+    );
+    header(
+        &mut out,
+        "steer_table_generation",
+        "gauge",
+        "Generation of the routing table being served.",
+    );
+    line(&mut out, "steer_table_generation", status.generation);
+    header(
+        &mut out,
+        "steer_compile_seconds",
+        "gauge",
+        "Time the last successful build took (config, zones and compile).",
+    );
+    line(
+        &mut out,
+        "steer_compile_seconds",
+        status.last_compile.seconds,
+    );
+    header(&mut out, "steer_zones", "gauge", "Zones being served.");
+    line(&mut out, "steer_zones", status.zones.len());
+    header(
+        &mut out,
+        "steer_zone_records",
+        "gauge",
+        "Records over all zones being served.",
+    );
+    line(
+        &mut out,
+        "steer_zone_records",
+        status.zones.iter().map(|zone| zone.records).sum::<usize>(),
+    );
+    out
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn line(out: &mut String, series: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "{series} {value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::{CompileStatus, Listeners, ReloadCounts, ZoneStatus};
+
+    #[test]
+    fn renders_every_series() {
+        let mut totals = QueryTotals::default();
+        totals.answered[0][0] = 7;
+        totals.answered[1][3] = 2;
+        totals.answered[0][7] = 1;
+        totals.dropped[1] = 4;
+        let status = StatusSnapshot {
+            generation: 3,
+            zones: vec![
+                ZoneStatus {
+                    name: "a.test.".into(),
+                    serial: 1,
+                    records: 5,
+                    file: "zones/a.test.zone".into(),
+                },
+                ZoneStatus {
+                    name: "b.test.".into(),
+                    serial: 2,
+                    records: 6,
+                    file: "zones/b.test.zone".into(),
+                },
+            ],
+            last_compile: CompileStatus {
+                at: 1.0,
+                seconds: 0.25,
+            },
+            last_reload_error: None,
+            reloads: ReloadCounts { ok: 2, failed: 1 },
+            listen: Listeners::default(),
+        };
+        let text = render(&totals, &status);
+        for expected in [
+            "# HELP steer_queries_total ",
+            "# TYPE steer_queries_total counter\n",
+            "steer_queries_total{transport=\"udp\",rcode=\"NOERROR\"} 7\n",
+            "steer_queries_total{transport=\"tcp\",rcode=\"NXDOMAIN\"} 2\n",
+            "steer_queries_total{transport=\"udp\",rcode=\"other\"} 1\n",
+            "steer_queries_total{transport=\"tcp\",rcode=\"BADVERS\"} 0\n",
+            "steer_dropped_total{transport=\"udp\"} 0\n",
+            "steer_dropped_total{transport=\"tcp\"} 4\n",
+            "steer_reloads_total{result=\"ok\"} 2\n",
+            "steer_reloads_total{result=\"failed\"} 1\n",
+            "# TYPE steer_table_generation gauge\n",
+            "steer_table_generation 3\n",
+            "steer_compile_seconds 0.25\n",
+            "steer_zones 2\n",
+            "steer_zone_records 11\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        // 2 transports × 8 rcode slots.
+        assert_eq!(
+            text.lines()
+                .filter(|line| line.starts_with("steer_queries_total{"))
+                .count(),
+            16
+        );
+    }
+}

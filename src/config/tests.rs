@@ -1,0 +1,283 @@
+//! Every kind of configuration error, with its exact message.
+
+use super::*;
+
+const FILE: &str = "conf/steer.toml";
+
+fn errors_of(text: &str) -> Vec<String> {
+    match parse(Path::new(FILE), text) {
+        Ok(config) => panic!("expected errors, got {config:?}"),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn config_of(text: &str) -> Config {
+    match parse(Path::new(FILE), text) {
+        Ok(config) => config,
+        Err(errors) => panic!("unexpected errors: {errors:?}"),
+    }
+}
+
+#[test]
+fn minimal_file_gets_the_defaults() {
+    let config = config_of("[server]\nlisten = [\"127.0.0.1:5300\"]\n");
+    assert_eq!(config.file, PathBuf::from(FILE));
+    assert_eq!(
+        config.server.listen,
+        vec!["127.0.0.1:5300".parse().expect("address")]
+    );
+    assert_eq!(config.server.zones, PathBuf::from("conf/zones"));
+    assert_eq!(config.server.workers, default_workers());
+    assert!((1..=MAX_WORKERS).contains(&config.server.workers));
+    assert_eq!(config.server.tcp_idle_timeout, Duration::from_secs(10));
+    assert_eq!(config.server.tcp_max_connections, 1024);
+    assert_eq!(
+        config.admin,
+        AdminConfig {
+            listen: "127.0.0.1:8053".parse().expect("address"),
+            allow_remote: false
+        }
+    );
+}
+
+#[test]
+fn full_file_is_read_as_written() {
+    let config = config_of(
+        r#"
+[server]
+listen = ["127.0.0.1:5300", "[::1]:5300", "0.0.0.0:0"]
+zones = "data/zones"
+workers = 3
+tcp_idle_timeout = "500ms"
+tcp_max_connections = 7
+
+[admin]
+listen = "[::1]:0"
+"#,
+    );
+    assert_eq!(config.server.listen.len(), 3);
+    assert_eq!(
+        config.server.listen[1],
+        "[::1]:5300".parse().expect("address")
+    );
+    assert_eq!(config.server.zones, PathBuf::from("conf/data/zones"));
+    assert_eq!(config.server.workers, 3);
+    assert_eq!(config.server.tcp_idle_timeout, Duration::from_millis(500));
+    assert_eq!(config.server.tcp_max_connections, 7);
+    assert_eq!(config.admin.listen, "[::1]:0".parse().expect("address"));
+}
+
+#[test]
+fn zones_path_is_relative_to_the_config_file() {
+    let text = "[server]\nlisten = [\"127.0.0.1:0\"]\nzones = \"z\"\n";
+    let nested = parse(Path::new("a/b/steer.toml"), text).expect("valid");
+    assert_eq!(nested.server.zones, PathBuf::from("a/b/z"));
+    let bare = parse(Path::new("steer.toml"), text).expect("valid");
+    assert_eq!(bare.server.zones, PathBuf::from("z"));
+    let absolute = parse(
+        Path::new("a/steer.toml"),
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nzones = \"/srv/zones\"\n",
+    )
+    .expect("valid");
+    assert_eq!(absolute.server.zones, PathBuf::from("/srv/zones"));
+}
+
+#[test]
+fn invalid_listen_address_names_its_index() {
+    assert_eq!(
+        errors_of("[server]\nlisten = [\"127.0.0.1:5300\", \"1.2.3.4\"]\n"),
+        vec![
+            "conf/steer.toml: server.listen[1]: invalid socket address \"1.2.3.4\": expected \
+             IP:port, e.g. \"127.0.0.1:5300\" or \"[::1]:5300\""
+        ]
+    );
+}
+
+#[test]
+fn empty_and_duplicate_listen_addresses() {
+    assert_eq!(
+        errors_of("[server]\nlisten = []\n"),
+        vec!["conf/steer.toml: server.listen: must list at least one address"]
+    );
+    assert_eq!(
+        errors_of("[server]\nlisten = [\"127.0.0.1:53\", \"[::1]:53\", \"127.0.0.1:53\"]\n"),
+        vec![
+            "conf/steer.toml: server.listen[2]: 127.0.0.1:53 is already listed as server.listen[0]"
+        ]
+    );
+    // Port 0 twice is two sockets on two free ports, not a clash.
+    config_of("[server]\nlisten = [\"127.0.0.1:0\", \"127.0.0.1:0\"]\n");
+}
+
+#[test]
+fn every_value_error_is_reported_at_once() {
+    let errors = errors_of(
+        r#"
+[server]
+listen = ["nope", "127.0.0.1:5300"]
+zones = ""
+workers = 0
+tcp_idle_timeout = "10"
+tcp_max_connections = -1
+[admin]
+listen = "10.0.0.1:8053"
+"#,
+    );
+    assert_eq!(
+        errors,
+        vec![
+            "conf/steer.toml: server.listen[0]: invalid socket address \"nope\": expected \
+             IP:port, e.g. \"127.0.0.1:5300\" or \"[::1]:5300\"",
+            "conf/steer.toml: server.zones: must name a directory",
+            "conf/steer.toml: server.workers: must be between 1 and 256, not 0",
+            "conf/steer.toml: server.tcp_idle_timeout: invalid duration \"10\": expected a whole \
+             number followed by a unit (ms, s, m or h), e.g. \"10s\"",
+            "conf/steer.toml: server.tcp_max_connections: must be at least 1, not -1",
+            "conf/steer.toml: admin.listen: 10.0.0.1:8053 is not a loopback address; the admin \
+             API can reload the server, so serving it beyond this host needs \
+             admin.allow_remote = true",
+        ]
+    );
+}
+
+#[test]
+fn workers_above_the_maximum() {
+    assert_eq!(
+        errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 257\n"),
+        vec!["conf/steer.toml: server.workers: must be between 1 and 256, not 257"]
+    );
+}
+
+#[test]
+fn zero_idle_timeout_is_rejected() {
+    assert_eq!(
+        errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\ntcp_idle_timeout = \"0s\"\n"),
+        vec!["conf/steer.toml: server.tcp_idle_timeout: must be longer than zero"]
+    );
+}
+
+#[test]
+fn remote_admin_needs_allow_remote() {
+    let text = "[server]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"0.0.0.0:8053\"\n";
+    assert_eq!(
+        errors_of(text),
+        vec![
+            "conf/steer.toml: admin.listen: 0.0.0.0:8053 is not a loopback address; the admin \
+             API can reload the server, so serving it beyond this host needs \
+             admin.allow_remote = true"
+        ]
+    );
+    let allowed = config_of(&format!("{text}allow_remote = true\n"));
+    assert!(allowed.admin.allow_remote);
+    // Loopback in either family needs nothing.
+    config_of("[server]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"[::1]:8053\"\n");
+}
+
+#[test]
+fn admin_cannot_share_a_dns_address() {
+    assert_eq!(
+        errors_of(
+            "[server]\nlisten = [\"127.0.0.1:5300\"]\n[admin]\nlisten = \"127.0.0.1:5300\"\n"
+        ),
+        vec![
+            "conf/steer.toml: admin.listen: 127.0.0.1:5300 is also a DNS address \
+             (server.listen[0]); TCP cannot share it"
+        ]
+    );
+}
+
+#[test]
+fn unknown_key_names_its_path_and_line() {
+    assert_eq!(
+        errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\nlistn = 3\n"),
+        vec![
+            "conf/steer.toml:3: unknown key server.listn, expected one of listen, zones, \
+             workers, tcp_idle_timeout, tcp_max_connections"
+        ]
+    );
+    assert_eq!(
+        errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\n\n[admn]\n"),
+        vec!["conf/steer.toml:4: unknown key admn, expected server or admin"]
+    );
+}
+
+#[test]
+fn missing_keys_name_their_path() {
+    assert_eq!(
+        errors_of("[server]\nworkers = 2\n"),
+        vec!["conf/steer.toml:1: missing key server.listen"]
+    );
+    assert_eq!(
+        errors_of("[admin]\n"),
+        vec!["conf/steer.toml: missing key server"]
+    );
+}
+
+#[test]
+fn wrong_types_name_their_path_and_line() {
+    assert_eq!(
+        errors_of("[server]\nlisten = [\"127.0.0.1:0\", 5]\n"),
+        vec!["conf/steer.toml:2: server.listen[1]: invalid type: integer `5`, expected a string"]
+    );
+    assert_eq!(
+        errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = \"four\"\n"),
+        vec!["conf/steer.toml:3: server.workers: invalid type: string \"four\", expected i64"]
+    );
+    assert_eq!(
+        errors_of("[server]\nlisten = []\n[admin]\nallow_remote = 1\n"),
+        vec![
+            "conf/steer.toml:4: admin.allow_remote: invalid type: integer `1`, expected a boolean"
+        ]
+    );
+}
+
+#[test]
+fn syntax_errors_carry_their_line() {
+    let errors = errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = = 2\n");
+    assert!(!errors.is_empty());
+    assert!(errors[0].starts_with("conf/steer.toml:3: "), "{errors:?}");
+    assert_eq!(
+        errors_of("[server]\nlisten = []\n[server]\n"),
+        vec!["conf/steer.toml:3: duplicate key"]
+    );
+}
+
+#[test]
+fn unreadable_file_is_one_error() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let missing = directory.path().join("absent.toml");
+    let errors = load(&missing).expect_err("missing file");
+    assert_eq!(errors.len(), 1);
+    let text = errors[0].to_string();
+    assert!(
+        text.starts_with(&format!("{}: cannot read the file: ", missing.display())),
+        "{text}"
+    );
+}
+
+#[test]
+fn load_reads_from_disk() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = directory.path().join("steer.toml");
+    std::fs::write(&path, "[server]\nlisten = [\"[::1]:0\"]\n").expect("write");
+    let config = load(&path).expect("valid");
+    assert_eq!(config.server.zones, directory.path().join("zones"));
+}
+
+#[test]
+fn bundled_example_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("steer.toml");
+    let config = load(&path).expect("the bundled steer.toml is valid");
+    assert_eq!(
+        config.server.listen,
+        vec![
+            "127.0.0.1:5300".parse::<SocketAddr>().expect("address"),
+            "[::1]:5300".parse().expect("address")
+        ]
+    );
+    assert_eq!(
+        config.server.zones,
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("zones")
+    );
+    assert_eq!(config.admin.listen, DEFAULT_ADMIN_LISTEN);
+}
