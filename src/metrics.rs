@@ -107,7 +107,10 @@ impl Metrics {
     /// Sums every worker's counters.
     pub fn totals(&self) -> QueryTotals {
         let mut totals = QueryTotals::default();
-        let workers = self.workers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for worker in workers.iter() {
             for transport in 0..TRANSPORTS {
                 for slot in 0..SLOTS {
