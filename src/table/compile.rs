@@ -5,6 +5,7 @@
 //! encodes every reply the data plane can give into [`Sections`]. Runs off
 //! the hot path; deterministic for the same input.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -20,21 +21,22 @@ use crate::zone::Zone;
 const MAX_CHAIN: usize = 8;
 
 /// One RRset: type, records in file order, TTL of the first record.
-struct RecordSet {
+/// Borrows from the zones so that a large zone is not held twice.
+struct RecordSet<'zone> {
     record_type: RecordType,
-    records: Vec<Record>,
+    records: Vec<&'zone Record>,
     ttl: u32,
 }
 
 /// A node while building.
-struct BuildNode {
-    name: Name,
+struct BuildNode<'zone> {
+    name: Cow<'zone, Name>,
     wire: Vec<u8>,
-    sets: Vec<RecordSet>,
+    sets: Vec<RecordSet<'zone>>,
 }
 
-impl BuildNode {
-    fn set(&self, record_type: RecordType) -> Option<&RecordSet> {
+impl<'zone> BuildNode<'zone> {
+    fn set(&self, record_type: RecordType) -> Option<&RecordSet<'zone>> {
         self.sets.iter().find(|set| set.record_type == record_type)
     }
 }
@@ -43,10 +45,12 @@ impl BuildNode {
 struct BuildZone<'zone> {
     zone: &'zone Zone,
     apex: Vec<u8>,
-    nodes: Vec<BuildNode>,
+    nodes: Vec<BuildNode<'zone>>,
     by_name: FxHashMap<Vec<u8>, usize>,
     /// Per node: the cut it is at or below (node index), if any.
     cut_of: Vec<Option<usize>>,
+    /// Whether any owner is a wildcard (saves a probe per name when not).
+    has_wildcards: bool,
 }
 
 /// Where a name leads inside a zone.
@@ -96,21 +100,19 @@ impl<'zone> BuildZone<'zone> {
             nodes: Vec::new(),
             by_name: FxHashMap::default(),
             cut_of: Vec::new(),
+            has_wildcards: false,
         };
         for zone_record in &zone.records {
             let record = &zone_record.record;
-            let node = build.node_for(&record.name);
+            let node = build.node_for(Cow::Borrowed(&record.name));
             let record_type = record.record_type();
             let sets = &mut build.nodes[node].sets;
             match sets.iter_mut().find(|set| set.record_type == record_type) {
-                Some(set) => {
-                    if !set.records.iter().any(|known| known.data == record.data) {
-                        set.records.push(record.clone());
-                    }
-                }
+                // The zone loader has already merged identical records.
+                Some(set) => set.records.push(record),
                 None => sets.push(RecordSet {
                     record_type,
-                    records: vec![record.clone()],
+                    records: vec![record],
                     ttl: record.ttl,
                 }),
             }
@@ -118,30 +120,38 @@ impl<'zone> BuildZone<'zone> {
         // Empty non-terminals: every name between an owner and the apex exists.
         let mut index = 0;
         while index < build.nodes.len() {
-            let name = build.nodes[index].name.clone();
-            if name.num_labels() > zone.origin.num_labels() {
-                build.node_for(&name.base_name());
+            let node = &build.nodes[index];
+            if node.wire.len() > build.apex.len()
+                && let Some(parent) = parent_wire(&node.wire)
+                && !build.by_name.contains_key(parent)
+            {
+                let parent = node.name.base_name();
+                build.node_for(Cow::Owned(parent));
             }
             index += 1;
         }
         for node in &mut build.nodes {
             node.sets.sort_by_key(|set| u16::from(set.record_type));
         }
+        build.has_wildcards = build
+            .nodes
+            .iter()
+            .any(|node| node.wire.starts_with(b"\x01*"));
         build.cut_of = (0..build.nodes.len())
             .map(|node| build.find_cut(node))
             .collect();
         build
     }
 
-    fn node_for(&mut self, name: &Name) -> usize {
-        let wire = wire_lower(name);
+    fn node_for(&mut self, name: Cow<'zone, Name>) -> usize {
+        let wire = wire_lower(&name);
         if let Some(&node) = self.by_name.get(&wire) {
             return node;
         }
         let node = self.nodes.len();
         self.by_name.insert(wire.clone(), node);
         self.nodes.push(BuildNode {
-            name: name.clone(),
+            name,
             wire,
             sets: Vec::new(),
         });
@@ -171,6 +181,9 @@ impl<'zone> BuildZone<'zone> {
     }
 
     fn wildcard_of(&self, wire: &[u8]) -> Option<usize> {
+        if !self.has_wildcards {
+            return None;
+        }
         let mut wildcard = Vec::with_capacity(wire.len() + 2);
         wildcard.extend_from_slice(b"\x01*");
         wildcard.extend_from_slice(wire);
@@ -205,12 +218,12 @@ impl<'zone> BuildZone<'zone> {
         Resolution::OutOfZone
     }
 
-    fn soa(&self) -> Result<(&Record, u32), String> {
+    fn soa(&self) -> Result<(&'zone Record, u32), String> {
         let apex = self.by_name.get(&self.apex).map(|&node| &self.nodes[node]);
         let set = apex
             .and_then(|node| node.set(RecordType::SOA))
             .ok_or_else(|| format!("{}: zone has no SOA at its apex", self.zone.file.display()))?;
-        let record = &set.records[0];
+        let record = set.records[0];
         let minimum = match &record.data {
             RData::SOA(soa) => soa.minimum,
             _ => set.ttl,
@@ -435,22 +448,22 @@ impl Compiler {
                 authoritative: true,
             };
         } else {
-            let mut everything = encoder();
-            for set in &node.sets {
-                // At a cut only DS is answered from the parent side.
-                if is_cut && set.record_type != RecordType::DS {
-                    continue;
-                }
+            // At a cut only DS is answered, from the parent side.
+            let answerable = |set: &&RecordSet<'_>| !is_cut || set.record_type == RecordType::DS;
+            for set in node.sets.iter().filter(answerable) {
                 let mut section = encoder();
                 section.push_set(Part::Answer, Owner::Question, &set.records, set.ttl)?;
                 let reply = positive(section.finish(&mut self.sections)?);
                 self.answers.push((u16::from(set.record_type), reply));
-                everything.push_set(Part::Answer, Owner::Question, &set.records, set.ttl)?;
             }
             let answered = self.answers.len() - table_node.answers_start as usize;
             if answered == 1 {
                 table_node.any_tcp = self.answers[table_node.answers_start as usize].1;
             } else if answered > 1 {
+                let mut everything = encoder();
+                for set in node.sets.iter().filter(answerable) {
+                    everything.push_set(Part::Answer, Owner::Question, &set.records, set.ttl)?;
+                }
                 table_node.any_tcp = positive(everything.finish(&mut self.sections)?);
             }
             if answered > 0 {

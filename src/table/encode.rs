@@ -51,7 +51,7 @@ fn label_starts(wire: &[u8]) -> Vec<usize> {
 }
 
 /// Builds one section for an assumed question.
-pub struct SectionEncoder {
+pub struct SectionEncoder<'question> {
     bytes: Vec<u8>,
     fixups: Vec<u16>,
     /// Absolute offset of the section's first byte in the response.
@@ -61,7 +61,7 @@ pub struct SectionEncoder {
     /// the first name written, since most sections (an A RRset owned by the
     /// question) never need it.
     dictionary: Vec<(Vec<u8>, usize)>,
-    pending_question: Option<(Vec<u8>, usize)>,
+    pending_question: Option<(&'question [u8], usize)>,
     counts: [u16; 3],
 }
 
@@ -86,12 +86,12 @@ pub enum Owner<'a> {
     Name(&'a Name),
 }
 
-impl SectionEncoder {
+impl<'question> SectionEncoder<'question> {
     /// Starts a section for `assumed_question` (lower-cased wire form).
     /// `reusable_from_label`: suffixes of the question starting at this label
     /// or later may be pointed to (1 for a wildcard owner `*.x`, whose first
     /// label is not part of the real question; 0 otherwise).
-    pub fn new(assumed_question: &[u8], reusable_from_label: usize) -> Self {
+    pub fn new(assumed_question: &'question [u8], reusable_from_label: usize) -> Self {
         let base = super::HEADER_LEN + assumed_question.len() + 4;
         Self {
             bytes: Vec::new(),
@@ -99,17 +99,14 @@ impl SectionEncoder {
             base,
             assumed_question_len: assumed_question.len(),
             dictionary: Vec::new(),
-            pending_question: Some((assumed_question.to_vec(), reusable_from_label)),
+            pending_question: Some((assumed_question, reusable_from_label)),
             counts: [0; 3],
         }
     }
 
     fn seed_dictionary(&mut self) {
         if let Some((question, reusable_from_label)) = self.pending_question.take() {
-            for start in label_starts(&question)
-                .into_iter()
-                .skip(reusable_from_label)
-            {
+            for start in label_starts(question).into_iter().skip(reusable_from_label) {
                 if question[start] != 0 {
                     self.dictionary
                         .push((question[start..].to_vec(), super::HEADER_LEN + start));
@@ -222,10 +219,10 @@ impl SectionEncoder {
         &mut self,
         part: Part,
         owner: Owner<'_>,
-        records: &[Record],
+        records: &[&Record],
         ttl: u32,
     ) -> Result<(), String> {
-        for record in records {
+        for &record in records {
             self.push(part, owner, record, ttl)?;
         }
         Ok(())
