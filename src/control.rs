@@ -312,6 +312,9 @@ impl ReloadJob {
                 {
                     let mut status = lock(&self.status);
                     self.table.store(Arc::new(built.table));
+                    // The parse and compile garbage (and usually the old
+                    // table) is free now: hand it back to the system.
+                    release_freed_memory();
                     status.reloads.ok += 1;
                     status.last_compile = CompileStatus {
                         at: unix_seconds(SystemTime::now()),
@@ -412,6 +415,18 @@ fn lock(status: &Mutex<Status>) -> MutexGuard<'_, Status> {
     status
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Returns memory freed by a build to the operating system. A large zone's
+/// parse and compile structures are several times the size of the table
+/// they produce, and glibc would otherwise keep them in the heap.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it has
+    // no preconditions and is thread-safe in glibc.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 #[cfg(test)]

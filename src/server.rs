@@ -82,6 +82,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
             )])
         })?
         .map_err(StartError::Invalid)?;
+    control::release_freed_memory();
     info!(
         generation = built.table.generation(),
         zones = built.zones,
