@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 
-use super::wire::{self, HEADER_LEN, ParseError, Query, flags};
+use super::wire::{self, Edns, HEADER_LEN, ParseError, Query, flags};
 use super::{Outcome, Transport};
 use crate::table::{Lookup, RoutingTable};
 
@@ -61,15 +61,17 @@ pub fn respond(
             id,
             flags,
             question_end,
+            edns,
         }) => {
-            return header_only(packet, id, flags, question_end, rcode::NOTIMP, out);
+            return header_only(packet, id, flags, question_end, edns, rcode::NOTIMP, out);
         }
         Err(ParseError::Malformed {
             id,
             flags,
             question_end,
         }) => {
-            return header_only(packet, id, flags, question_end, rcode::FORMERR, out);
+            // The OPT record may be what is malformed: answer without one.
+            return header_only(packet, id, flags, question_end, None, rcode::FORMERR, out);
         }
     };
     if let Some(edns) = query.edns
@@ -118,7 +120,7 @@ pub fn respond(
     if fits {
         answer.write(out, query.name.as_bytes().len());
     }
-    write_opt(out, &query, rcode);
+    write_opt(out, query.edns, rcode);
     Outcome::Reply { rcode }
 }
 
@@ -150,8 +152,8 @@ fn write_header(
     out.extend_from_slice(&(counts[2] + u16::from(with_opt)).to_be_bytes());
 }
 
-fn write_opt(out: &mut Vec<u8>, query: &Query, rcode: u16) {
-    let Some(edns) = query.edns else { return };
+fn write_opt(out: &mut Vec<u8>, edns: Option<Edns>, rcode: u16) {
+    let Some(edns) = edns else { return };
     out.push(0);
     out.extend_from_slice(&TYPE_OPT.to_be_bytes());
     out.extend_from_slice(&UDP_PAYLOAD_SIZE.to_be_bytes());
@@ -176,7 +178,7 @@ fn simple(packet: &[u8], query: &Query, rcode: u16, out: &mut Vec<u8>) -> Outcom
         query.edns.is_some(),
     );
     out.extend_from_slice(&packet[HEADER_LEN..query.question_end]);
-    write_opt(out, query, rcode);
+    write_opt(out, query.edns, rcode);
     Outcome::Reply { rcode }
 }
 
@@ -186,20 +188,23 @@ fn header_only(
     id: u16,
     query_flags: u16,
     question_end: Option<usize>,
+    edns: Option<Edns>,
     rcode: u16,
     out: &mut Vec<u8>,
 ) -> Outcome {
     let response_flags =
         flags::QR | (query_flags & (flags::OPCODE_MASK | flags::RD | flags::CD)) | rcode;
     let question = question_end.map_or(&[][..], |end| &packet[HEADER_LEN..end]);
+    let question_count = u16::from(!question.is_empty());
     write_header(
         out,
         id,
         response_flags,
-        u16::from(!question.is_empty()),
+        question_count,
         [0; 3],
-        false,
+        edns.is_some(),
     );
     out.extend_from_slice(question);
+    write_opt(out, edns, rcode);
     Outcome::Reply { rcode }
 }

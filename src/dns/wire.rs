@@ -121,6 +121,9 @@ pub enum ParseError {
         flags: u16,
         /// End of a well-formed single question, if there was one.
         question_end: Option<usize>,
+        /// The query's EDNS, when the rest of the packet was well-formed,
+        /// so the response can carry OPT (RFC 6891 §6.1.1).
+        edns: Option<Edns>,
     },
     /// The header is readable but the rest is malformed: answer FORMERR.
     /// `question_end` is set when the question itself was well-formed.
@@ -264,26 +267,75 @@ pub fn parse_query(packet: &[u8]) -> Result<Query, ParseError> {
     } else {
         None
     };
-    let question_end = question.map(|(_, _, end)| end);
-
-    if flags & flags::OPCODE_MASK != 0 {
+    let not_implemented = flags & flags::OPCODE_MASK != 0;
+    let Some((qtype, qclass, question_end)) = question else {
+        return Err(if not_implemented {
+            ParseError::NotImplemented {
+                id,
+                flags,
+                question_end: None,
+                edns: None,
+            }
+        } else {
+            ParseError::Malformed {
+                id,
+                flags,
+                question_end: None,
+            }
+        });
+    };
+    let sections = read_sections(
+        packet,
+        question_end,
+        u32::from(answer_count) + u32::from(authority_count),
+        additional_count,
+    );
+    if not_implemented {
+        // The opcode decides first: an unknown opcode's sections may mean
+        // something else, so their shape does not make the query FORMERR.
+        let edns = sections.ok().flatten();
+        let question_end = Some(question_end);
         return Err(ParseError::NotImplemented {
             id,
             flags,
             question_end,
+            edns,
         });
     }
-    let malformed = ParseError::Malformed {
+    let Ok(edns) = sections else {
+        let question_end = Some(question_end);
+        return Err(ParseError::Malformed {
+            id,
+            flags,
+            question_end,
+        });
+    };
+    Ok(Query {
         id,
         flags,
         question_end,
-    };
-    let Some((qtype, qclass, question_end)) = question else {
-        return Err(malformed);
-    };
+        name,
+        qtype,
+        qclass,
+        edns,
+    })
+}
 
+/// Marks a malformed section; the caller knows the header it belongs to.
+#[derive(Clone, Copy, Debug)]
+struct MalformedSection;
+
+/// Skips the answer and authority records (`skipped_count` of them) and
+/// reads the additional section, returning the OPT record's content.
+fn read_sections(
+    packet: &[u8],
+    question_end: usize,
+    skipped_count: u32,
+    additional_count: u16,
+) -> Result<Option<Edns>, MalformedSection> {
+    let malformed = MalformedSection;
     let mut at = question_end;
-    for _ in 0..u32::from(answer_count) + u32::from(authority_count) {
+    for _ in 0..skipped_count {
         at = skip_name(packet, at).ok_or(malformed)?;
         let rdata_len = usize::from(read_u16(packet, at + 8).ok_or(malformed)?);
         at += 10 + rdata_len;
@@ -312,15 +364,7 @@ pub fn parse_query(packet: &[u8]) -> Result<Query, ParseError> {
             }
         }
     }
-    Ok(Query {
-        id,
-        flags,
-        question_end,
-        name,
-        qtype,
-        qclass,
-        edns,
-    })
+    Ok(edns)
 }
 
 #[cfg(test)]

@@ -391,6 +391,7 @@ impl Compiler {
             wildcard: NONE,
             referral,
             is_cut,
+            parent_cut: NONE,
             zone: zone_id,
         };
         if referral != NONE && !is_cut {
@@ -539,6 +540,14 @@ pub(super) fn compile(zones: &[Zone], generation: u64) -> Result<RoutingTable, V
                 let id = first_node + local as u32;
                 if let Some(wildcard) = build.wildcard_of(&node.wire) {
                     nodes[id as usize].wildcard = first_node + wildcard as u32;
+                }
+                if node.wire == build.apex
+                    && let Some(parent) = index.get(&node.wire)
+                    && nodes[parent as usize].is_cut
+                {
+                    // A child zone's apex replaces the parent's cut in the
+                    // index; DS stays the parent's to answer.
+                    nodes[id as usize].parent_cut = parent;
                 }
                 index.replace(&node.wire, id);
             }

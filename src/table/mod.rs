@@ -93,6 +93,9 @@ struct Node {
     referral: u32,
     /// True when this node is the cut itself (DS is answered here, by the parent).
     is_cut: bool,
+    /// At the apex of a zone whose parent zone we also serve: the parent's
+    /// cut node, which answers DS (RFC 4035 §3.1.4.1). NONE otherwise.
+    parent_cut: u32,
     /// Zone this node belongs to.
     zone: u32,
 }
@@ -247,7 +250,10 @@ impl RoutingTable {
     #[inline]
     pub fn lookup(&self, name: &[u8], qtype: u16, transport: Transport) -> Lookup<'_> {
         if let Some(id) = self.index.get(name) {
-            let node = &self.nodes[id as usize];
+            let mut node = &self.nodes[id as usize];
+            if qtype == TYPE_DS && node.parent_cut != NONE {
+                node = &self.nodes[node.parent_cut as usize];
+            }
             let reply = if node.referral != NONE && !(node.is_cut && qtype == TYPE_DS) {
                 self.referral(node)
             } else {

@@ -1,0 +1,468 @@
+//! Shared by the end-to-end tests: the real server started in-process on
+//! ephemeral loopback ports, a small DNS client over UDP and TCP (queries
+//! built and responses parsed with hickory-proto), raw packet exchange for
+//! malformed input, and a minimal HTTP client for the admin API.
+//!
+//! Every network wait is bounded by a timeout, and every address is
+//! loopback (127.0.0.1 or ::1).
+
+// Each test crate includes this module and uses a different part of it.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, OpCode, Query};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
+use steer::server::RunningServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::timeout;
+
+/// How long a test waits for an answer it expects (per attempt).
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a test waits before concluding that a packet was dropped.
+pub const SILENCE_TIMEOUT: Duration = Duration::from_millis(400);
+
+/// The transport a query is sent over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// One datagram each way.
+    Udp,
+    /// RFC 7766 framing: a two-byte length before each message.
+    Tcp,
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        })
+    }
+}
+
+/// The address family a query is sent over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// 127.0.0.1.
+    V4,
+    /// ::1.
+    V6,
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            Family::V4 => "v4",
+            Family::V6 => "v6",
+        })
+    }
+}
+
+/// The server under test, its temporary directory and how to reach it.
+pub struct TestServer {
+    /// Holds the config and the zones; removed when the server is dropped.
+    pub directory: tempfile::TempDir,
+    /// The running server (taken by [`TestServer::shutdown`]).
+    pub running: Option<RunningServer>,
+}
+
+impl TestServer {
+    /// Starts the server with the `*.zone` files of `fixture` (a directory
+    /// relative to the crate root, e.g. `tests/fixtures/golden/zones`).
+    pub async fn start_with_fixture(fixture: &str) -> Self {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture);
+        let mut files = Vec::new();
+        let entries = std::fs::read_dir(&source)
+            .unwrap_or_else(|error| panic!("reading {}: {error}", source.display()));
+        for entry in entries {
+            let path = entry.expect("fixture directory entry").path();
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "zone")
+            {
+                let name = path
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .expect("fixture file name is UTF-8")
+                    .to_owned();
+                let text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
+                files.push((name, text));
+            }
+        }
+        assert!(!files.is_empty(), "no zone files in {}", source.display());
+        let borrowed: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(name, text)| (name.as_str(), text.as_str()))
+            .collect();
+        Self::start(&borrowed).await
+    }
+
+    /// Starts the server with the given zone files (file name, contents):
+    /// both loopback families, one UDP worker, admin API on loopback.
+    pub async fn start(zone_files: &[(&str, &str)]) -> Self {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let zones = directory.path().join("zones");
+        std::fs::create_dir(&zones).expect("zones directory");
+        for (name, text) in zone_files {
+            std::fs::write(zones.join(name), text).expect("writing zone file");
+        }
+        let config = directory.path().join("steer.toml");
+        std::fs::write(
+            &config,
+            "[server]\n\
+             listen = [\"127.0.0.1:0\", \"[::1]:0\"]\n\
+             zones = \"zones\"\n\
+             workers = 1\n\
+             \n\
+             [admin]\n\
+             listen = \"127.0.0.1:0\"\n",
+        )
+        .expect("writing config");
+        let running = timeout(Duration::from_secs(20), steer::server::start(&config))
+            .await
+            .expect("server started within 20 s")
+            .unwrap_or_else(|error| panic!("server failed to start: {error}"));
+        Self {
+            directory,
+            running: Some(running),
+        }
+    }
+
+    /// The running server.
+    pub fn running(&self) -> &RunningServer {
+        self.running.as_ref().expect("server is running")
+    }
+
+    /// The zones directory the server reads on reload.
+    pub fn zones_dir(&self) -> PathBuf {
+        self.directory.path().join("zones")
+    }
+
+    /// The DNS address of `family` on `transport`.
+    pub fn dns_addr(&self, transport: Transport, family: Family) -> SocketAddr {
+        let running = self.running();
+        let addresses = match transport {
+            Transport::Udp => &running.dns_udp,
+            Transport::Tcp => &running.dns_tcp,
+        };
+        addresses
+            .iter()
+            .copied()
+            .find(|address| match family {
+                Family::V4 => address.is_ipv4(),
+                Family::V6 => address.is_ipv6(),
+            })
+            .unwrap_or_else(|| panic!("no {transport}/{family} listener in {addresses:?}"))
+    }
+
+    /// The admin API address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.running().admin
+    }
+
+    /// Stops the server and waits for it to finish (bounded).
+    pub async fn shutdown(mut self) {
+        if let Some(running) = self.running.take() {
+            timeout(Duration::from_secs(10), running.shutdown())
+                .await
+                .expect("server shut down within 10 s");
+        }
+    }
+}
+
+/// Options of a query, in the spirit of dig's `+` options.
+#[derive(Clone, Debug)]
+pub struct QueryOptions {
+    /// Recursion desired (set by default, as dig does).
+    pub recursion_desired: bool,
+    /// Checking disabled.
+    pub checking_disabled: bool,
+    /// Send an OPT record.
+    pub edns: bool,
+    /// Requester's UDP payload size in the OPT record.
+    pub payload_size: u16,
+    /// EDNS version in the OPT record.
+    pub edns_version: u8,
+    /// The DNSSEC OK bit.
+    pub dnssec_ok: bool,
+    /// Question class.
+    pub class: DNSClass,
+    /// Opcode.
+    pub op_code: OpCode,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        Self {
+            recursion_desired: true,
+            checking_disabled: false,
+            edns: false,
+            payload_size: 1232,
+            edns_version: 0,
+            dnssec_ok: false,
+            class: DNSClass::IN,
+            op_code: OpCode::Query,
+        }
+    }
+}
+
+static NEXT_ID: AtomicU16 = AtomicU16::new(0x1000);
+
+/// A fresh message id, different for consecutive queries of a test run.
+pub fn next_id() -> u16 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Builds a query for `name` (letter case kept) and `record_type`.
+pub fn build_query(name: &str, record_type: RecordType, options: &QueryOptions) -> Message {
+    let name = Name::from_ascii(name).unwrap_or_else(|error| panic!("bad name {name:?}: {error}"));
+    let mut message = Message::query();
+    message.metadata.id = next_id();
+    message.metadata.op_code = options.op_code;
+    message.metadata.recursion_desired = options.recursion_desired;
+    message.metadata.checking_disabled = options.checking_disabled;
+    let mut query = Query::query(name, record_type);
+    query.set_query_class(options.class);
+    message.add_query(query);
+    if options.edns {
+        let mut edns = Edns::new();
+        edns.set_max_payload(options.payload_size);
+        edns.set_version(options.edns_version);
+        edns.set_dnssec_ok(options.dnssec_ok);
+        message.edns = Some(edns);
+    }
+    message
+}
+
+/// Sends `packet` in one datagram and returns the first datagram that comes
+/// back within `wait`, or None.
+pub async fn exchange_udp(server: SocketAddr, packet: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let local: SocketAddr = if server.is_ipv4() {
+        "127.0.0.1:0".parse().expect("v4 address")
+    } else {
+        "[::1]:0".parse().expect("v6 address")
+    };
+    let socket = UdpSocket::bind(local).await.expect("binding UDP client");
+    socket.connect(server).await.expect("connecting UDP client");
+    socket.send(packet).await.expect("sending datagram");
+    let mut buffer = vec![0u8; 65535];
+    match timeout(wait, socket.recv(&mut buffer)).await {
+        Ok(Ok(length)) => {
+            buffer.truncate(length);
+            Some(buffer)
+        }
+        Ok(Err(_)) | Err(_) => None,
+    }
+}
+
+/// Sends `packet` with a length prefix on a new TCP connection and returns
+/// the first framed message that comes back within `wait`, or None (no
+/// reply, or the server closed the connection).
+pub async fn exchange_tcp(server: SocketAddr, packet: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let mut stream = timeout(wait, TcpStream::connect(server)).await.ok()?.ok()?;
+    write_frame(&mut stream, packet).await.ok()?;
+    timeout(wait, read_frame(&mut stream)).await.ok()?.ok()
+}
+
+/// Writes one length-prefixed message.
+pub async fn write_frame(stream: &mut TcpStream, packet: &[u8]) -> std::io::Result<()> {
+    let length = u16::try_from(packet.len()).expect("message fits a TCP frame");
+    let mut framed = Vec::with_capacity(packet.len() + 2);
+    framed.extend_from_slice(&length.to_be_bytes());
+    framed.extend_from_slice(packet);
+    stream.write_all(&framed).await
+}
+
+/// Reads one length-prefixed message.
+pub async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length).await?;
+    let mut message = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    stream.read_exact(&mut message).await?;
+    Ok(message)
+}
+
+/// Sends raw bytes over `transport` and returns the raw reply, if any.
+pub async fn exchange(
+    transport: Transport,
+    server: SocketAddr,
+    packet: &[u8],
+    wait: Duration,
+) -> Option<Vec<u8>> {
+    match transport {
+        Transport::Udp => exchange_udp(server, packet, wait).await,
+        Transport::Tcp => exchange_tcp(server, packet, wait).await,
+    }
+}
+
+/// Sends `query` and returns the parsed response; panics when no response
+/// with the query's id arrives (UDP is tried three times) or it does not
+/// parse.
+pub async fn ask(transport: Transport, server: SocketAddr, query: &Message) -> Message {
+    match try_ask(transport, server, query, 3).await {
+        Ok(response) => response,
+        Err(error) => panic!(
+            "{transport} {server}: query {:?}: {error}",
+            query.queries.first().map(|question| question.to_string())
+        ),
+    }
+}
+
+/// Like [`ask`] but returns why it failed instead of panicking.
+pub async fn try_ask(
+    transport: Transport,
+    server: SocketAddr,
+    query: &Message,
+    attempts: usize,
+) -> Result<Message, String> {
+    let packet = query
+        .to_vec()
+        .map_err(|error| format!("encoding: {error}"))?;
+    for _ in 0..attempts.max(1) {
+        let Some(reply) = exchange(transport, server, &packet, REPLY_TIMEOUT).await else {
+            continue;
+        };
+        let response = Message::from_vec(&reply)
+            .map_err(|error| format!("response does not parse: {error}: {reply:02x?}"))?;
+        if response.metadata.id != query.metadata.id {
+            return Err(format!(
+                "response id {} for query id {}",
+                response.metadata.id, query.metadata.id
+            ));
+        }
+        return Ok(response);
+    }
+    Err(format!("no response after {attempts} attempt(s)"))
+}
+
+/// The wire bytes of a query packet built by hand, for malformed input:
+/// header fields and the sections as raw bytes.
+pub fn raw_query(id: u16, flags: u16, counts: [u16; 4], body: &[u8]) -> Vec<u8> {
+    let mut packet = Vec::with_capacity(12 + body.len());
+    packet.extend_from_slice(&id.to_be_bytes());
+    packet.extend_from_slice(&flags.to_be_bytes());
+    for count in counts {
+        packet.extend_from_slice(&count.to_be_bytes());
+    }
+    packet.extend_from_slice(body);
+    packet
+}
+
+/// A name in wire format (no compression), e.g. `www.example.test.`.
+pub fn wire_name(name: &str) -> Vec<u8> {
+    let mut wire = Vec::new();
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|label| !label.is_empty())
+    {
+        wire.push(u8::try_from(label.len()).expect("label fits"));
+        wire.extend_from_slice(label.as_bytes());
+    }
+    wire.push(0);
+    wire
+}
+
+/// A complete, well-formed question section body: name, type, class IN.
+pub fn question_bytes(name: &str, record_type: u16) -> Vec<u8> {
+    let mut body = wire_name(name);
+    body.extend_from_slice(&record_type.to_be_bytes());
+    body.extend_from_slice(&1u16.to_be_bytes());
+    body
+}
+
+/// The response code of a raw response, extended bits from the OPT record
+/// included, as hickory-proto reads it (rcode 16 is compared as a number:
+/// hickory names it BADSIG, its TSIG meaning).
+pub fn rcode_of(response: &Message) -> u16 {
+    u16::from(response.metadata.response_code)
+}
+
+/// A response from the admin API.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// Status code, e.g. 200.
+    pub status: u16,
+    /// Body, decoded from chunked transfer encoding when needed.
+    pub body: String,
+}
+
+/// One HTTP/1.1 request to the admin API on a fresh connection, bounded by
+/// a timeout. Enough for `GET /status` and `POST /reload`.
+pub async fn http_request(address: SocketAddr, method: &str, path: &str) -> HttpResponse {
+    let exchange = async {
+        let mut stream = TcpStream::connect(address).await?;
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        Ok::<_, std::io::Error>(raw)
+    };
+    let raw = timeout(Duration::from_secs(30), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: no answer within 30 s"))
+        .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("{method} {path}: malformed HTTP response {text:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: no status in {head:?}"));
+    let chunked = head.lines().any(|line| {
+        let line = line.to_ascii_lowercase();
+        line.starts_with("transfer-encoding:") && line.contains("chunked")
+    });
+    let body = if chunked {
+        decode_chunked(body)
+    } else {
+        body.to_owned()
+    };
+    HttpResponse { status, body }
+}
+
+fn decode_chunked(mut body: &str) -> String {
+    let mut decoded = String::new();
+    while let Some((size_line, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("0").trim(), 16)
+            .unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        decoded.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    decoded
+}
+
+/// The table generation the admin API reports at `GET /status`.
+pub async fn status_generation(address: SocketAddr) -> u64 {
+    let response = http_request(address, "GET", "/status").await;
+    assert_eq!(response.status, 200, "GET /status: {}", response.body);
+    let status: serde_json::Value = serde_json::from_str(&response.body)
+        .unwrap_or_else(|error| panic!("GET /status is not JSON ({error}): {}", response.body));
+    find_generation(&status)
+        .unwrap_or_else(|| panic!("GET /status has no \"generation\": {}", response.body))
+}
+
+/// Finds a `"generation"` number at the top level or one object down (the
+/// status layout may group it, e.g. under `"table"`).
+fn find_generation(value: &serde_json::Value) -> Option<u64> {
+    let object = value.as_object()?;
+    if let Some(generation) = object.get("generation").and_then(serde_json::Value::as_u64) {
+        return Some(generation);
+    }
+    object
+        .values()
+        .filter_map(serde_json::Value::as_object)
+        .find_map(|inner| inner.get("generation").and_then(serde_json::Value::as_u64))
+}

@@ -1,0 +1,775 @@
+//! Golden scenarios: every `tests/golden/*.scn` file lists queries and the
+//! exact response the real server must give, over real UDP and TCP sockets
+//! on loopback, against the zones in `tests/fixtures/golden/zones/`.
+//!
+//! # Scenario format
+//!
+//! ```text
+//! # A comment. Blank lines are ignored.
+//! === two A records, minimal response       <- starts a scenario (title)
+//! query: www.example.test. A +edns          <- name (case kept), type, options
+//! flags: qr aa rd                           <- the exact set of header flags
+//! rcode: NOERROR                            <- name or number (16 = BADVERS)
+//! opt: payload=1232 version=0               <- OPT in the response ("none" if absent)
+//! answer:                                   <- records, one per indented line:
+//!     www.example.test. 300 IN A 192.0.2.1  <- owner TTL class type rdata
+//! authority:
+//! additional:
+//! ```
+//!
+//! Instead of `query:`, `raw: HEX...` sends bytes as written (malformed
+//! packets); options may precede the hex. `reply: none` expects no reply at
+//! all (the packet is dropped). Omitted parts default to "nothing": no
+//! records in a section, no OPT, and the question is expected to be the
+//! query's own (`question: none` or `question: NAME CLASS TYPE` to say
+//! otherwise; a raw packet has no default question). `opcode:` is checked
+//! always and defaults to the query's opcode. `size: N` checks the
+//! response's length in bytes (for the size limits). The response id must
+//! always equal the query id. TXT data renders as quoted strings; other
+//! data as hickory-proto displays it.
+//!
+//! Options: `+udp` / `+tcp` (default: both, and the response must be the
+//! same on each), `+v6` (query over ::1 instead of 127.0.0.1), `+edns`,
+//! `+bufsize=N`, `+ednsversion=N`, `+do` (each implies `+edns`), `+norec`
+//! (RD clear; set by default like dig), `+cd`, `+class=CH`,
+//! `+opcode=STATUS|NOTIFY|UPDATE|N`.
+//!
+//! Owner names are compared case-insensitively unless the scenario says
+//! `case: exact` (the case-preservation scenarios); the question and record
+//! data are always compared exactly. A failure prints a diff naming the
+//! file, line, scenario and transport; all failures of a file are listed.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::str::FromStr;
+
+use common::{Family, QueryOptions, SILENCE_TIMEOUT, TestServer, Transport};
+use hickory_proto::op::{Message, OpCode};
+use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
+
+const FIXTURE_ZONES: &str = "tests/fixtures/golden/zones";
+const SCENARIO_DIR: &str = "tests/golden";
+
+/// Header flags in the order they are rendered.
+const FLAG_NAMES: [&str; 7] = ["qr", "aa", "tc", "rd", "ra", "ad", "cd"];
+
+/// What a scenario sends.
+#[derive(Clone, Debug)]
+enum Request {
+    /// A well-formed query built with hickory-proto.
+    Query {
+        name: String,
+        record_type: RecordType,
+    },
+    /// Bytes sent as written.
+    Raw(Vec<u8>),
+}
+
+/// One scenario as read from a file.
+#[derive(Clone, Debug)]
+struct Scenario {
+    line: usize,
+    title: String,
+    request: Request,
+    transports: Vec<Transport>,
+    family: Family,
+    query_options: QueryOptions,
+    exact_case: bool,
+    expected: Expected,
+}
+
+/// The expected response, as written.
+#[derive(Clone, Debug, Default)]
+struct Expected {
+    no_reply: bool,
+    flags: Option<BTreeSet<usize>>,
+    rcode: Option<u16>,
+    opcode: Option<u8>,
+    question: Option<Vec<String>>,
+    opt: Option<String>,
+    size: Option<usize>,
+    sections: [Vec<String>; 3],
+}
+
+const SECTION_NAMES: [&str; 3] = ["answer", "authority", "additional"];
+
+fn rcode_name(rcode: u16) -> String {
+    match rcode {
+        0 => "NOERROR".into(),
+        1 => "FORMERR".into(),
+        2 => "SERVFAIL".into(),
+        3 => "NXDOMAIN".into(),
+        4 => "NOTIMP".into(),
+        5 => "REFUSED".into(),
+        16 => "BADVERS".into(),
+        other => other.to_string(),
+    }
+}
+
+fn parse_rcode(text: &str) -> Result<u16, String> {
+    (0..=4095u16)
+        .find(|&code| rcode_name(code) == text.to_ascii_uppercase())
+        .ok_or_else(|| format!("unknown rcode {text:?}"))
+}
+
+fn opcode_name(opcode: u8) -> String {
+    match opcode {
+        0 => "QUERY".into(),
+        2 => "STATUS".into(),
+        4 => "NOTIFY".into(),
+        5 => "UPDATE".into(),
+        other => other.to_string(),
+    }
+}
+
+fn parse_opcode(text: &str) -> Result<u8, String> {
+    (0..16u8)
+        .find(|&code| opcode_name(code) == text.to_ascii_uppercase())
+        .ok_or_else(|| format!("unknown opcode {text:?}"))
+}
+
+fn parse_record_type(text: &str) -> Result<RecordType, String> {
+    let upper = text.to_ascii_uppercase();
+    if let Some(number) = upper.strip_prefix("TYPE") {
+        let code: u16 = number.parse().map_err(|_| format!("bad type {text:?}"))?;
+        return Ok(RecordType::from(code));
+    }
+    // hickory-proto displays IXFR but does not parse the name.
+    if upper == "IXFR" {
+        return Ok(RecordType::IXFR);
+    }
+    RecordType::from_str(&upper).map_err(|error| format!("bad type {text:?}: {error}"))
+}
+
+fn parse_class(text: &str) -> Result<DNSClass, String> {
+    if let Ok(number) = text.parse::<u16>() {
+        return Ok(DNSClass::from(number));
+    }
+    DNSClass::from_str(&text.to_ascii_uppercase())
+        .map_err(|error| format!("bad class {text:?}: {error}"))
+}
+
+/// Applies one `+option`; returns an error for an unknown one.
+fn apply_option(scenario: &mut Scenario, option: &str) -> Result<(), String> {
+    let (key, value) = match option.split_once('=') {
+        Some((key, value)) => (key, Some(value)),
+        None => (option, None),
+    };
+    let number = |value: Option<&str>| -> Result<u16, String> {
+        value
+            .ok_or_else(|| format!("{key} needs a value"))?
+            .parse()
+            .map_err(|_| format!("bad value in {option}"))
+    };
+    let options = &mut scenario.query_options;
+    match key {
+        "+udp" => scenario.transports = vec![Transport::Udp],
+        "+tcp" => scenario.transports = vec![Transport::Tcp],
+        "+v6" => scenario.family = Family::V6,
+        "+edns" => options.edns = true,
+        "+bufsize" => {
+            options.edns = true;
+            options.payload_size = number(value)?;
+        }
+        "+ednsversion" => {
+            options.edns = true;
+            options.edns_version =
+                u8::try_from(number(value)?).map_err(|_| format!("bad value in {option}"))?;
+        }
+        "+do" => {
+            options.edns = true;
+            options.dnssec_ok = true;
+        }
+        "+norec" => options.recursion_desired = false,
+        "+cd" => options.checking_disabled = true,
+        "+class" => options.class = parse_class(value.ok_or("+class needs a value")?)?,
+        "+opcode" => {
+            options.op_code = OpCode::from_u8(parse_opcode(value.ok_or("+opcode needs a value")?)?);
+        }
+        _ => return Err(format!("unknown option {option:?}")),
+    }
+    Ok(())
+}
+
+fn parse_hex(tokens: &[&str]) -> Result<Vec<u8>, String> {
+    let digits: String = tokens.concat();
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!("odd number of hex digits in {digits:?}"));
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|at| {
+            u8::from_str_radix(&digits[at..at + 2], 16).map_err(|_| format!("bad hex {digits:?}"))
+        })
+        .collect()
+}
+
+/// Normalizes a written record line: single spaces between owner, TTL,
+/// class and type; rdata kept as written (trimmed).
+fn normalize_record(line: &str) -> Result<String, String> {
+    let mut rest = line.trim();
+    let mut fields = Vec::new();
+    for _ in 0..4 {
+        let (field, tail) = rest
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("record needs owner, TTL, class, type and data: {line:?}"))?;
+        fields.push(field);
+        rest = tail.trim_start();
+    }
+    fields[1]
+        .parse::<u32>()
+        .map_err(|_| format!("bad TTL in {line:?}"))?;
+    Ok(format!("{} {}", fields.join(" "), rest))
+}
+
+fn parse_file(text: &str) -> Result<Vec<Scenario>, String> {
+    let mut scenarios: Vec<Scenario> = Vec::new();
+    let mut section: Option<usize> = None;
+    for (index, raw_line) in text.lines().enumerate() {
+        let line_number = index + 1;
+        let error = |message: String| format!("line {line_number}: {message}");
+        if raw_line.trim().is_empty() || raw_line.trim_start().starts_with('#') {
+            continue;
+        }
+        if let Some(title) = raw_line.strip_prefix("===") {
+            let title = title.trim();
+            if title.is_empty() {
+                return Err(error("scenario without a title".into()));
+            }
+            if scenarios.iter().any(|known| known.title == title) {
+                return Err(error(format!("duplicate scenario title {title:?}")));
+            }
+            scenarios.push(Scenario {
+                line: line_number,
+                title: title.to_owned(),
+                request: Request::Raw(Vec::new()),
+                transports: vec![Transport::Udp, Transport::Tcp],
+                family: Family::V4,
+                query_options: QueryOptions::default(),
+                exact_case: false,
+                expected: Expected::default(),
+            });
+            section = None;
+            continue;
+        }
+        let Some(scenario) = scenarios.last_mut() else {
+            return Err(error("text before the first === scenario".into()));
+        };
+        if raw_line.starts_with(char::is_whitespace) {
+            let Some(part) = section else {
+                return Err(error(
+                    "indented record outside answer/authority/additional".into(),
+                ));
+            };
+            scenario.expected.sections[part].push(normalize_record(raw_line).map_err(error)?);
+            continue;
+        }
+        section = None;
+        let (directive, value) = raw_line
+            .split_once(':')
+            .ok_or_else(|| error(format!("expected \"directive: value\", got {raw_line:?}")))?;
+        let value = value.trim();
+        let tokens: Vec<&str> = value.split_whitespace().collect();
+        match directive.trim() {
+            "query" => {
+                let (options, words): (Vec<&str>, Vec<&str>) =
+                    tokens.iter().partition(|token| token.starts_with('+'));
+                let [name, record_type] = words[..] else {
+                    return Err(error(format!("query needs a name and a type: {value:?}")));
+                };
+                if !name.ends_with('.') {
+                    return Err(error(format!(
+                        "query name {name:?} must be absolute (end in a dot)"
+                    )));
+                }
+                scenario.request = Request::Query {
+                    name: name.to_owned(),
+                    record_type: parse_record_type(record_type).map_err(error)?,
+                };
+                for option in options {
+                    apply_option(scenario, option).map_err(error)?;
+                }
+            }
+            "raw" => {
+                let (options, hex): (Vec<&str>, Vec<&str>) =
+                    tokens.iter().partition(|token| token.starts_with('+'));
+                scenario.request = Request::Raw(parse_hex(&hex).map_err(error)?);
+                for option in options {
+                    apply_option(scenario, option).map_err(error)?;
+                }
+            }
+            "reply" if value == "none" => scenario.expected.no_reply = true,
+            "flags" => {
+                let mut flags = BTreeSet::new();
+                for token in tokens {
+                    let position = FLAG_NAMES
+                        .iter()
+                        .position(|flag| *flag == token)
+                        .ok_or_else(|| error(format!("unknown flag {token:?}")))?;
+                    flags.insert(position);
+                }
+                scenario.expected.flags = Some(flags);
+            }
+            "rcode" => scenario.expected.rcode = Some(parse_rcode(value).map_err(error)?),
+            "opcode" => scenario.expected.opcode = Some(parse_opcode(value).map_err(error)?),
+            "question" => {
+                let question = if value == "none" {
+                    Vec::new()
+                } else {
+                    let [name, class, record_type] = tokens[..] else {
+                        return Err(error(format!("question needs NAME CLASS TYPE: {value:?}")));
+                    };
+                    let class = parse_class(class).map_err(error)?;
+                    let record_type = parse_record_type(record_type).map_err(error)?;
+                    vec![format!("{name} {class} {record_type}")]
+                };
+                scenario.expected.question = Some(question);
+            }
+            "opt" => scenario.expected.opt = Some(tokens.join(" ")),
+            "size" => {
+                let size = value
+                    .parse()
+                    .map_err(|_| error(format!("size needs a byte count: {value:?}")))?;
+                scenario.expected.size = Some(size);
+            }
+            "case" if value == "exact" => scenario.exact_case = true,
+            name if SECTION_NAMES.contains(&name) && value.is_empty() => {
+                section = SECTION_NAMES.iter().position(|known| *known == name);
+            }
+            other => {
+                return Err(error(format!(
+                    "unknown directive {other:?} (value {value:?})"
+                )));
+            }
+        }
+    }
+    for scenario in &scenarios {
+        let missing = |what: &str| {
+            format!(
+                "line {}: scenario {:?} has no {what}",
+                scenario.line, scenario.title
+            )
+        };
+        if matches!(&scenario.request, Request::Raw(bytes) if bytes.is_empty()) {
+            return Err(missing("query: or raw:"));
+        }
+        if !scenario.expected.no_reply {
+            if scenario.expected.flags.is_none() {
+                return Err(missing("flags:"));
+            }
+            if scenario.expected.rcode.is_none() {
+                return Err(missing("rcode:"));
+            }
+        }
+    }
+    Ok(scenarios)
+}
+
+/// Renders TXT data as zone-file strings; other data as hickory shows it.
+fn render_rdata(data: &RData) -> String {
+    match data {
+        RData::TXT(txt) => txt
+            .txt_data
+            .iter()
+            .map(|string| {
+                let text = String::from_utf8_lossy(string);
+                format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    }
+}
+
+fn render_record(record: &Record) -> String {
+    format!(
+        "{} {} {} {} {}",
+        record.name.to_ascii(),
+        record.ttl,
+        record.dns_class,
+        record.record_type(),
+        render_rdata(&record.data)
+    )
+}
+
+/// The response (or the expectation) in the scenario format, one item per
+/// line, so that a mismatch reads as a diff.
+fn render(
+    flags: &BTreeSet<usize>,
+    rcode: u16,
+    opcode: u8,
+    question: &[String],
+    opt: &str,
+    sections: &[Vec<String>; 3],
+    exact_case: bool,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let flag_names: Vec<&str> = flags.iter().map(|&flag| FLAG_NAMES[flag]).collect();
+    lines.push(format!("flags: {}", flag_names.join(" ")));
+    lines.push(format!("rcode: {}", rcode_name(rcode)));
+    lines.push(format!("opcode: {}", opcode_name(opcode)));
+    if question.is_empty() {
+        lines.push("question: none".into());
+    }
+    for entry in question {
+        lines.push(format!("question: {entry}"));
+    }
+    lines.push(format!("opt: {opt}"));
+    for (part, records) in sections.iter().enumerate() {
+        lines.push(format!("{}:", SECTION_NAMES[part]));
+        for record in records {
+            let record = match (exact_case, record.split_once(' ')) {
+                (false, Some((owner, rest))) => format!("{} {rest}", owner.to_ascii_lowercase()),
+                _ => record.clone(),
+            };
+            lines.push(format!("    {record}"));
+        }
+    }
+    lines
+}
+
+fn render_response(response: &Message, exact_case: bool) -> Vec<String> {
+    let metadata = &response.metadata;
+    let set = [
+        metadata.message_type == hickory_proto::op::MessageType::Response,
+        metadata.authoritative,
+        metadata.truncation,
+        metadata.recursion_desired,
+        metadata.recursion_available,
+        metadata.authentic_data,
+        metadata.checking_disabled,
+    ];
+    let flags = (0..FLAG_NAMES.len()).filter(|&flag| set[flag]).collect();
+    let question: Vec<String> = response
+        .queries
+        .iter()
+        .map(|query| {
+            format!(
+                "{} {} {}",
+                query.name().to_ascii(),
+                query.query_class(),
+                query.query_type()
+            )
+        })
+        .collect();
+    let opt = match &response.edns {
+        None => "none".to_owned(),
+        Some(edns) => {
+            let mut text = format!("payload={} version={}", edns.max_payload(), edns.version());
+            if edns.flags().dnssec_ok {
+                text.push_str(" do");
+            }
+            if !edns.options().options.is_empty() {
+                let _ = write!(text, " options={:?}", edns.options().options);
+            }
+            text
+        }
+    };
+    let sections = [
+        response.answers.iter().map(render_record).collect(),
+        response.authorities.iter().map(render_record).collect(),
+        response.additionals.iter().map(render_record).collect(),
+    ];
+    render(
+        &flags,
+        u16::from(metadata.response_code),
+        u8::from(metadata.op_code),
+        &question,
+        &opt,
+        &sections,
+        exact_case,
+    )
+}
+
+/// A line diff (longest common subsequence) of expected and actual.
+fn diff(expected: &[String], actual: &[String]) -> String {
+    let (rows, columns) = (expected.len(), actual.len());
+    let mut common = vec![vec![0usize; columns + 1]; rows + 1];
+    for row in (0..rows).rev() {
+        for column in (0..columns).rev() {
+            common[row][column] = if expected[row] == actual[column] {
+                common[row + 1][column + 1] + 1
+            } else {
+                common[row + 1][column].max(common[row][column + 1])
+            };
+        }
+    }
+    let mut output = String::from("    --- expected\n    +++ actual\n");
+    let (mut row, mut column) = (0, 0);
+    while row < rows || column < columns {
+        if row < rows && column < columns && expected[row] == actual[column] {
+            let _ = writeln!(output, "      {}", expected[row]);
+            row += 1;
+            column += 1;
+        } else if column < columns
+            && (row == rows || common[row][column + 1] > common[row + 1][column])
+        {
+            let _ = writeln!(output, "    + {}", actual[column]);
+            column += 1;
+        } else {
+            let _ = writeln!(output, "    - {}", expected[row]);
+            row += 1;
+        }
+    }
+    output
+}
+
+/// Builds the packet for one run of a scenario; returns it with its id,
+/// opcode and the question the response should echo by default.
+fn packet_for(scenario: &Scenario) -> (Vec<u8>, u16, u8, Vec<String>) {
+    match &scenario.request {
+        Request::Query { name, record_type } => {
+            let message = common::build_query(name, *record_type, &scenario.query_options);
+            let packet = message.to_vec().expect("scenario query encodes");
+            let question = format!("{name} {} {record_type}", scenario.query_options.class);
+            (
+                packet,
+                message.metadata.id,
+                u8::from(scenario.query_options.op_code),
+                vec![question],
+            )
+        }
+        Request::Raw(bytes) => {
+            let id = match bytes[..] {
+                [high, low, ..] => u16::from_be_bytes([high, low]),
+                _ => 0,
+            };
+            let opcode = bytes.get(2).map_or(0, |byte| (byte >> 3) & 0x0F);
+            (bytes.clone(), id, opcode, Vec::new())
+        }
+    }
+}
+
+/// Runs one scenario over one transport; returns a failure report.
+async fn run_one(
+    server: &TestServer,
+    file: &str,
+    scenario: &Scenario,
+    transport: Transport,
+) -> Option<String> {
+    let (packet, id, opcode, default_question) = packet_for(scenario);
+    let address = server.dns_addr(transport, scenario.family);
+    let heading = format!(
+        "{SCENARIO_DIR}/{file}:{}: scenario {:?} over {transport}/{}",
+        scenario.line, scenario.title, scenario.family
+    );
+    let expected = &scenario.expected;
+    if expected.no_reply {
+        return common::exchange(transport, address, &packet, SILENCE_TIMEOUT)
+            .await
+            .map(|reply| format!("{heading}: expected no reply, got {reply:02x?}"));
+    }
+    let mut reply = None;
+    // Loopback UDP hardly ever loses a datagram, but a retry keeps a
+    // loaded CI machine from failing the suite.
+    for _ in 0..3 {
+        reply = common::exchange(transport, address, &packet, common::REPLY_TIMEOUT).await;
+        if reply.is_some() {
+            break;
+        }
+    }
+    let Some(reply) = reply else {
+        return Some(format!("{heading}: no reply"));
+    };
+    let response = match Message::from_vec(&reply) {
+        Ok(response) => response,
+        Err(error) => {
+            return Some(format!(
+                "{heading}: reply does not parse ({error}): {reply:02x?}"
+            ));
+        }
+    };
+    let mut problems = String::new();
+    if let Some(size) = expected.size
+        && reply.len() != size
+    {
+        let _ = writeln!(
+            problems,
+            "    size: expected {size} bytes, got {}",
+            reply.len()
+        );
+    }
+    if response.metadata.id != id {
+        let _ = writeln!(
+            problems,
+            "    id {} does not echo the query id {id}",
+            response.metadata.id
+        );
+    }
+    let expected_lines = render(
+        expected.flags.as_ref().expect("checked at parse time"),
+        expected.rcode.expect("checked at parse time"),
+        expected.opcode.unwrap_or(opcode),
+        expected.question.as_ref().unwrap_or(&default_question),
+        expected.opt.as_deref().unwrap_or("none"),
+        &expected.sections,
+        scenario.exact_case,
+    );
+    let actual_lines = render_response(&response, scenario.exact_case);
+    if expected_lines != actual_lines {
+        problems.push_str(&diff(&expected_lines, &actual_lines));
+    }
+    (!problems.is_empty()).then(|| format!("{heading}:\n{problems}"))
+}
+
+/// Runs every scenario of one file against a fresh server.
+async fn run_file(file: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(SCENARIO_DIR)
+        .join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
+    let scenarios =
+        parse_file(&text).unwrap_or_else(|error| panic!("{SCENARIO_DIR}/{file}: {error}"));
+    assert!(
+        !scenarios.is_empty(),
+        "{SCENARIO_DIR}/{file} has no scenarios"
+    );
+    let server = TestServer::start_with_fixture(FIXTURE_ZONES).await;
+    let mut failures = Vec::new();
+    for scenario in &scenarios {
+        for &transport in &scenario.transports {
+            if let Some(failure) = run_one(&server, file, scenario, transport).await {
+                failures.push(failure);
+            }
+        }
+    }
+    server.shutdown().await;
+    assert!(
+        failures.is_empty(),
+        "{} of {} scenario runs in {SCENARIO_DIR}/{file} failed:\n\n{}",
+        failures.len(),
+        scenarios
+            .iter()
+            .map(|scenario| scenario.transports.len())
+            .sum::<usize>(),
+        failures.join("\n")
+    );
+}
+
+/// One test per scenario file, so a failure names its topic.
+macro_rules! golden_files {
+    ($($test:ident => $file:literal,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                run_file($file).await;
+            }
+        )*
+
+        const SCENARIO_FILES: &[&str] = &[$($file),*];
+    };
+}
+
+golden_files! {
+    positive => "positive.scn",
+    negative => "negative.scn",
+    cname => "cname.scn",
+    wildcard => "wildcard.scn",
+    delegation => "delegation.scn",
+    refused => "refused.scn",
+    errors => "errors.scn",
+    edns => "edns.scn",
+    truncation => "truncation.scn",
+    any => "any.scn",
+    case_preservation => "case.scn",
+    ipv6 => "ipv6.scn",
+}
+
+/// A new `.scn` file that is not listed above would silently never run.
+#[test]
+fn every_scenario_file_is_run() {
+    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join(SCENARIO_DIR);
+    let mut on_disk: Vec<String> = std::fs::read_dir(&directory)
+        .expect("scenario directory")
+        .map(|entry| {
+            entry
+                .expect("directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.ends_with(".scn"))
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = SCENARIO_FILES
+        .iter()
+        .map(|name| (*name).to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        on_disk, listed,
+        "tests/golden/*.scn and the golden_files! list differ"
+    );
+}
+
+/// The parser must reject what it does not understand, or a typo in a
+/// scenario would silently expect nothing.
+#[test]
+fn scenario_parser_rejects_mistakes() {
+    let valid = "=== ok\nquery: www.example.test. A +edns\nflags: qr aa rd\nrcode: NOERROR\nanswer:\n    www.example.test. 300 IN A 192.0.2.1\n";
+    let scenarios = parse_file(valid).expect("valid scenario parses");
+    assert_eq!(scenarios.len(), 1);
+    assert_eq!(
+        scenarios[0].expected.sections[0],
+        ["www.example.test. 300 IN A 192.0.2.1"]
+    );
+    assert!(scenarios[0].query_options.edns);
+    for (broken, why) in [
+        (
+            "=== a\nquery: www.example.test. A +bogus\nflags: qr\nrcode: NOERROR\n",
+            "unknown option",
+        ),
+        (
+            "=== a\nquery: www.example.test. A\nflag: qr\nrcode: NOERROR\n",
+            "unknown directive",
+        ),
+        (
+            "=== a\nquery: www.example.test. A\nflags: qr xx\nrcode: NOERROR\n",
+            "unknown flag",
+        ),
+        (
+            "=== a\nquery: www.example.test. A\nrcode: NOERROR\n",
+            "missing flags",
+        ),
+        (
+            "=== a\nquery: www.example.test. A\nflags: qr\nrcode: NOERROR\n    www.example.test. 1 IN A 192.0.2.1\n",
+            "record outside a section",
+        ),
+        (
+            "=== a\nquery: www.example.test. A\nflags: qr\nrcode: NOERROR\nanswer:\n    www.example.test. IN A 192.0.2.1\n",
+            "record without TTL",
+        ),
+        (
+            "=== a\nquery: www.example.test A\nflags: qr\nrcode: NOERROR\n",
+            "relative name",
+        ),
+        ("=== a\nraw: 12 3\nflags: qr\nrcode: FORMERR\n", "odd hex"),
+        (
+            "=== a\nquery: a. A\nflags: qr\nrcode: NOERROR\n=== a\nquery: a. A\nflags: qr\nrcode: NOERROR\n",
+            "duplicate title",
+        ),
+    ] {
+        assert!(
+            parse_file(broken).is_err(),
+            "{why}: {broken:?} was accepted"
+        );
+    }
+}
+
+/// The diff must show what differs, or a failure would be unreadable.
+#[test]
+fn diff_marks_missing_and_extra_lines() {
+    let expected: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+    let actual: Vec<String> = ["a", "x", "c"].map(String::from).to_vec();
+    let text = diff(&expected, &actual);
+    assert!(text.contains("    - b\n"), "{text}");
+    assert!(text.contains("    + x\n"), "{text}");
+    assert!(
+        text.contains("      a\n") && text.contains("      c\n"),
+        "{text}"
+    );
+}
