@@ -50,12 +50,12 @@ const CONTROL_BYTES: usize = 64;
 /// Socket receive buffer asked for; the kernel caps it at `net.core.rmem_max`.
 const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
 
-/// How long a worker blocks before looking at its stop flag again.
-const STOP_POLL: Duration = Duration::from_millis(100);
-
 /// Running UDP workers. Dropping the service stops them too.
 pub struct UdpService {
     threads: Vec<JoinHandle<()>>,
+    /// Kept to wake the workers on stop; shared with their threads so the
+    /// descriptors stay open until every thread has finished.
+    sockets: Vec<Arc<UdpSocket>>,
     local_addrs: Vec<SocketAddr>,
     stop: Arc<AtomicBool>,
 }
@@ -96,13 +96,24 @@ impl UdpService {
         &self.local_addrs
     }
 
-    /// Stops the threads (each notices within [`STOP_POLL`]) and joins them.
+    /// Stops the threads and joins them.
     pub fn stop(mut self) {
         self.shut_down();
     }
 
     fn shut_down(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        // Waking a blocked recvmmsg: shutting down the receive side makes it
+        // return at once. (A receive timeout would do it too, but would arm a
+        // kernel timer on every wait, which costs CPU on every quiet moment.)
+        for socket in &self.sockets {
+            // SAFETY: the socket is open (this Arc keeps it alive); shutdown
+            // has no memory effects. On an unconnected UDP socket it reports
+            // ENOTCONN but still marks the socket and wakes its waiters.
+            unsafe {
+                libc::shutdown(socket.as_raw_fd(), libc::SHUT_RD);
+            }
+        }
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {
                 tracing::error!("a UDP worker thread panicked");
@@ -121,7 +132,7 @@ impl Drop for UdpService {
 /// `SO_REUSEPORT` (so that several workers share the port), `IPV6_V6ONLY` for
 /// IPv6 (so that `::` and `0.0.0.0` can be bound side by side), a large
 /// receive buffer (best effort), destination-address reporting on wildcard
-/// addresses, and a receive timeout of [`STOP_POLL`].
+/// addresses.
 ///
 /// # Errors
 ///
@@ -154,7 +165,6 @@ pub fn bind_udp_socket(address: SocketAddr) -> io::Result<UdpSocket> {
             }
         }
     }
-    socket.set_read_timeout(Some(STOP_POLL))?;
     socket.bind(&address.into())?;
     Ok(socket.into())
 }
@@ -217,10 +227,13 @@ where
 
     let mut service = UdpService {
         threads: Vec::with_capacity(sockets.len()),
+        sockets: Vec::with_capacity(sockets.len()),
         local_addrs,
         stop: Arc::default(),
     };
     for (index, (socket, wildcard)) in sockets.into_iter().enumerate() {
+        let socket = Arc::new(socket);
+        service.sockets.push(Arc::clone(&socket));
         let stop = Arc::clone(&service.stop);
         let counters = metrics.register_worker();
         let load = load.clone();
@@ -254,7 +267,7 @@ fn run_worker<S, L, A>(
             Ok(received) => received,
             Err(error) => {
                 match error.kind() {
-                    // The receive timeout expired: time to look at `stop`.
+                    // Woken without data (a signal, or `stop` shut the socket down).
                     io::ErrorKind::WouldBlock
                     | io::ErrorKind::TimedOut
                     | io::ErrorKind::Interrupted => {}
@@ -381,8 +394,8 @@ impl Batch {
         // SAFETY: `receive_headers` holds BATCH initialised headers, each
         // pointing at its own slot's address, iovec (one buffer of
         // QUERY_BYTES) and control buffer (CONTROL_BYTES), all of which live
-        // in `self` and stay put for the duration of the call. A null timeout
-        // leaves the wait to SO_RCVTIMEO.
+        // in `self` and stay put for the duration of the call. No timeout:
+        // `UdpService::stop` wakes the wait by shutting the socket down.
         let received = unsafe {
             libc::recvmmsg(
                 fd,

@@ -13,12 +13,31 @@ use rustc_hash::FxHashMap;
 
 use super::encode::{Owner, Part, SectionEncoder, wire_lower};
 use super::index::NameIndex;
-use super::{NONE, Node, Reply, RoutingTable, Sections, ZoneReplies, ZoneSummary, rcode};
+use super::{
+    FIRST, NONE, Node, Prepared, Reply, RoutingTable, Sections, ZoneReplies, ZoneSummary, rcode,
+};
 use crate::zone::Zone;
 
 /// Longest in-zone CNAME chain followed (RFC 1034 §3.6.2 asks servers to
 /// follow chains; a bound keeps loops and long chains finite).
 const MAX_CHAIN: usize = 8;
+
+/// A node as compiled, before [`layout`] packs it for the query path.
+#[derive(Clone, Debug)]
+struct DraftNode {
+    /// Answers by query type: a range of `Compiler::answers`, sorted by type.
+    answers_start: u32,
+    answers_len: u16,
+    fallback: Reply,
+    any_udp: Reply,
+    any_tcp: Reply,
+    wildcard: u32,
+    /// Section id of the referral when at or below a cut, or NONE.
+    referral: u32,
+    is_cut: bool,
+    parent_cut: u32,
+    zone: u32,
+}
 
 /// One RRset: type, records in file order, TTL of the first record.
 /// Borrows from the zones so that a large zone is not held twice.
@@ -375,14 +394,14 @@ impl Compiler {
         zone_id: u32,
         nodata: Reply,
         referrals: &FxHashMap<usize, u32>,
-    ) -> Result<Node, String> {
+    ) -> Result<DraftNode, String> {
         let node = &zone.nodes[node_index];
         let cut = zone.cut_of[node_index];
         let referral = cut
             .and_then(|cut| referrals.get(&cut).copied())
             .unwrap_or(NONE);
         let is_cut = cut == Some(node_index);
-        let mut table_node = Node {
+        let mut table_node = DraftNode {
             answers_start: self.answers.len() as u32,
             answers_len: 0,
             fallback: nodata,
@@ -551,7 +570,7 @@ pub(super) fn compile(zones: &[Zone], generation: u64) -> Result<RoutingTable, V
                 }
                 index.replace(&node.wire, id);
             }
-            zone_replies.push(ZoneReplies { nxdomain });
+            zone_replies.push(nxdomain);
             Ok(())
         })();
         if let Err(error) = result {
@@ -571,15 +590,103 @@ pub(super) fn compile(zones: &[Zone], generation: u64) -> Result<RoutingTable, V
         })
         .collect();
     summaries.sort_by(|left, right| left.name.cmp(&right.name));
+    let packed = layout(&compiler, &nodes, &zone_replies);
     Ok(RoutingTable {
         generation,
         summaries,
         index,
-        nodes,
-        answers: compiler.answers,
-        zones: zone_replies,
-        sections: compiler.sections,
+        nodes: packed.nodes,
+        answers: packed.answers,
+        replies: packed.replies,
+        zones: packed.zones,
+        section_bytes: compiler.sections.bytes,
+        fixups: compiler.sections.fixups,
     })
+}
+
+/// The query-path form of the compiled nodes.
+struct Packed {
+    nodes: Vec<Node>,
+    answers: Vec<(u16, Prepared)>,
+    replies: Vec<Prepared>,
+    zones: Vec<ZoneReplies>,
+}
+
+/// Packs draft nodes for the query path: each node's first answer inline,
+/// every other reply interned once in a shared table (a million names
+/// share one NODATA reply).
+fn layout(compiler: &Compiler, drafts: &[DraftNode], zones: &[Reply]) -> Packed {
+    let prepare = |reply: Reply| Prepared {
+        section: compiler.sections.list[reply.section as usize],
+        rcode: reply.rcode,
+        authoritative: reply.authoritative,
+    };
+    let mut replies = Vec::new();
+    let mut interned: FxHashMap<Reply, u32> = FxHashMap::default();
+    let mut intern = |reply: Reply| -> u32 {
+        *interned.entry(reply).or_insert_with(|| {
+            replies.push(prepare(reply));
+            (replies.len() - 1) as u32
+        })
+    };
+    let mut answers = Vec::new();
+    let mut nodes = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        let start = draft.answers_start as usize;
+        let own = &compiler.answers[start..start + usize::from(draft.answers_len)];
+        let first = own.first().copied();
+        let same_as_first = |reply: Reply| first.is_some_and(|(_, first)| first == reply);
+        let answers_start = answers.len() as u32;
+        answers.extend(
+            own.iter()
+                .skip(1)
+                .map(|&(qtype, reply)| (qtype, prepare(reply))),
+        );
+        nodes.push(Node {
+            first_type: first.map_or(0, |(qtype, _)| qtype),
+            more_answers: own.len().saturating_sub(1) as u16,
+            answers_start,
+            // With no answers, the first slot holds the fallback, so that
+            // even query type 0 gets the NODATA it deserves.
+            first: prepare(first.map_or(draft.fallback, |(_, reply)| reply)),
+            fallback: intern(draft.fallback),
+            any_udp: if same_as_first(draft.any_udp) {
+                FIRST
+            } else {
+                intern(draft.any_udp)
+            },
+            any_tcp: if same_as_first(draft.any_tcp) {
+                FIRST
+            } else {
+                intern(draft.any_tcp)
+            },
+            referral: if draft.referral == NONE {
+                NONE
+            } else {
+                intern(Reply {
+                    section: draft.referral,
+                    rcode: rcode::NOERROR,
+                    authoritative: false,
+                })
+            },
+            wildcard: draft.wildcard,
+            parent_cut: draft.parent_cut,
+            zone: draft.zone,
+            is_cut: draft.is_cut,
+        });
+    }
+    let zones = zones
+        .iter()
+        .map(|&nxdomain| ZoneReplies {
+            nxdomain: intern(nxdomain),
+        })
+        .collect();
+    Packed {
+        nodes,
+        answers,
+        replies,
+        zones,
+    }
 }
 
 impl RoutingTable {

@@ -1,31 +1,54 @@
 //! The name index: lower-cased wire names → node ids.
 //!
-//! An open-addressing hash table over one arena of name bytes, so that a
-//! million names cost two flat allocations instead of a million boxed keys.
-//! Built once at compile time; lookups on the hot path hash the query name
-//! (or one of its suffixes) and compare bytes, without allocating.
+//! Open addressing over 32-byte buckets that hold a hash tag, the value and,
+//! for names up to 23 bytes (nearly all of them), the name itself. A lookup
+//! that hits therefore touches one cache line of the index; longer names are
+//! compared against one arena of name bytes. Built once at compile time;
+//! lookups on the hot path hash the query name (or one of its suffixes) and
+//! compare bytes, without allocating.
 
 use std::hash::Hasher;
 
 use rustc_hash::FxHasher;
 
-const EMPTY: u32 = u32::MAX;
+/// Names up to this length are stored in the bucket.
+const INLINE: usize = 23;
 
-/// Maps names to `u32` values. Insert-only; the first insert of a name wins
-/// unless [`NameIndex::replace`] is used.
+/// One slot. `length == 0` marks a free slot (no wire name is empty).
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct Bucket {
+    tag: u32,
+    value: u32,
+    length: u8,
+    /// The name when `length <= INLINE`, else its arena offset (4 bytes, LE).
+    inline: [u8; INLINE],
+}
+
+const FREE: Bucket = Bucket {
+    tag: 0,
+    value: 0,
+    length: 0,
+    inline: [0; INLINE],
+};
+
+/// Maps names to `u32` values. The first insert of a name wins unless
+/// [`NameIndex::replace`] is used.
 pub struct NameIndex {
-    slots: Vec<u32>,
+    buckets: Vec<Bucket>,
     mask: usize,
-    /// Per entry: (start in `names`, length, value).
-    entries: Vec<(u32, u8, u32)>,
-    names: Vec<u8>,
+    count: usize,
+    /// Bytes of names longer than [`INLINE`].
+    long_names: Vec<u8>,
 }
 
 #[inline]
-fn hash(name: &[u8]) -> usize {
+fn hash(name: &[u8]) -> u64 {
     let mut hasher = FxHasher::default();
     hasher.write(name);
-    hasher.finish() as usize
+    // Fx mixes poorly into the low bits that pick the slot: finish with a
+    // multiplicative mix so both the slot bits and the tag bits are spread.
+    (hasher.finish() ^ (name.len() as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 impl NameIndex {
@@ -33,66 +56,94 @@ impl NameIndex {
     pub fn with_capacity(expected: usize) -> Self {
         let size = (expected.max(4) * 2).next_power_of_two();
         Self {
-            slots: vec![EMPTY; size],
+            buckets: vec![FREE; size],
             mask: size - 1,
-            entries: Vec::with_capacity(expected),
-            names: Vec::new(),
+            count: 0,
+            long_names: Vec::new(),
+        }
+    }
+
+    fn name_of<'index>(&'index self, bucket: &'index Bucket) -> &'index [u8] {
+        let length = usize::from(bucket.length);
+        if length <= INLINE {
+            &bucket.inline[..length]
+        } else {
+            let mut offset = [0u8; 4];
+            offset.copy_from_slice(&bucket.inline[..4]);
+            let start = u32::from_le_bytes(offset) as usize;
+            &self.long_names[start..start + length]
         }
     }
 
     fn grow(&mut self) {
-        let size = self.slots.len() * 2;
-        self.slots = vec![EMPTY; size];
+        let size = self.buckets.len() * 2;
+        let old = std::mem::replace(&mut self.buckets, vec![FREE; size]);
         self.mask = size - 1;
-        for entry in 0..self.entries.len() {
-            let (start, length, _) = self.entries[entry];
-            let name = &self.names[start as usize..start as usize + usize::from(length)];
-            let mut slot = hash(name) & self.mask;
-            while self.slots[slot] != EMPTY {
+        for bucket in old.into_iter().filter(|bucket| bucket.length != 0) {
+            let hash = hash(self.name_of(&bucket));
+            let mut slot = (hash >> 16) as usize & self.mask;
+            while self.buckets[slot].length != 0 {
                 slot = (slot + 1) & self.mask;
             }
-            self.slots[slot] = entry as u32;
+            self.buckets[slot] = bucket;
         }
     }
 
-    fn find_slot(&self, name: &[u8]) -> (usize, bool) {
-        let mut slot = hash(name) & self.mask;
+    /// The slot holding `name` (and true), or the free slot where it would
+    /// go (and false), with the name's tag.
+    #[inline]
+    fn find_slot(&self, name: &[u8]) -> (usize, bool, u32) {
+        let hash = hash(name);
+        let tag = (hash >> 32) as u32;
+        let mut slot = (hash >> 16) as usize & self.mask;
         loop {
-            let entry = self.slots[slot];
-            if entry == EMPTY {
-                return (slot, false);
+            let bucket = &self.buckets[slot];
+            if bucket.length == 0 {
+                return (slot, false, tag);
             }
-            let (start, length, _) = self.entries[entry as usize];
-            if usize::from(length) == name.len()
-                && &self.names[start as usize..start as usize + name.len()] == name
+            if bucket.tag == tag
+                && usize::from(bucket.length) == name.len()
+                && self.name_of(bucket) == name
             {
-                return (slot, true);
+                return (slot, true, tag);
             }
             slot = (slot + 1) & self.mask;
         }
     }
 
-    /// Inserts `name → value` unless the name is present; returns the value stored.
+    /// Inserts `name → value` unless the name is present; returns the value
+    /// stored. Names are wire names: 1 to 255 bytes.
     pub fn insert(&mut self, name: &[u8], value: u32) -> u32 {
-        if (self.entries.len() + 1) * 2 > self.slots.len() {
+        if (self.count + 1) * 2 > self.buckets.len() {
             self.grow();
         }
-        let (slot, found) = self.find_slot(name);
+        let (slot, found, tag) = self.find_slot(name);
         if found {
-            return self.entries[self.slots[slot] as usize].2;
+            return self.buckets[slot].value;
         }
-        let start = self.names.len() as u32;
-        self.names.extend_from_slice(name);
-        self.slots[slot] = self.entries.len() as u32;
-        self.entries.push((start, name.len() as u8, value));
+        let mut bucket = Bucket {
+            tag,
+            value,
+            length: name.len() as u8,
+            inline: [0; INLINE],
+        };
+        if name.len() <= INLINE {
+            bucket.inline[..name.len()].copy_from_slice(name);
+        } else {
+            let start = self.long_names.len() as u32;
+            bucket.inline[..4].copy_from_slice(&start.to_le_bytes());
+            self.long_names.extend_from_slice(name);
+        }
+        self.buckets[slot] = bucket;
+        self.count += 1;
         value
     }
 
     /// Sets the value of a name already present (or inserts it).
     pub fn replace(&mut self, name: &[u8], value: u32) {
-        let (slot, found) = self.find_slot(name);
+        let (slot, found, _) = self.find_slot(name);
         if found {
-            self.entries[self.slots[slot] as usize].2 = value;
+            self.buckets[slot].value = value;
         } else {
             self.insert(name, value);
         }
@@ -101,13 +152,13 @@ impl NameIndex {
     /// The value for `name`, if present.
     #[inline]
     pub fn get(&self, name: &[u8]) -> Option<u32> {
-        let (slot, found) = self.find_slot(name);
-        found.then(|| self.entries[self.slots[slot] as usize].2)
+        let (slot, found, _) = self.find_slot(name);
+        found.then(|| self.buckets[slot].value)
     }
 
     /// Bytes held (for memory reporting).
     pub fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * 4 + self.entries.capacity() * 12 + self.names.capacity()
+        self.buckets.capacity() * size_of::<Bucket>() + self.long_names.capacity()
     }
 }
 
@@ -116,19 +167,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn inserts_grows_and_finds() {
+    fn inserts_grows_and_finds_short_and_long_names() {
         let mut index = NameIndex::with_capacity(1);
+        let name = |value: u32| -> Vec<u8> {
+            // Every third name is longer than a bucket holds.
+            let label = if value.is_multiple_of(3) {
+                format!("h{value:03}-{}", "x".repeat(30))
+            } else {
+                format!("h{value:03}")
+            };
+            let mut wire = vec![label.len() as u8];
+            wire.extend_from_slice(label.as_bytes());
+            wire.push(0);
+            wire
+        };
         for value in 0..1000u32 {
-            let name = format!("\x04h{value:03}\x00");
-            assert_eq!(index.insert(name.as_bytes(), value), value);
+            assert_eq!(index.insert(&name(value), value), value);
         }
         for value in 0..1000u32 {
-            let name = format!("\x04h{value:03}\x00");
-            assert_eq!(index.get(name.as_bytes()), Some(value));
+            assert_eq!(index.get(&name(value)), Some(value));
         }
         assert_eq!(index.get(b"\x04nope\x00"), None);
-        assert_eq!(index.insert(b"\x04h001\x00", 7), 1, "first insert wins");
-        index.replace(b"\x04h001\x00", 7);
-        assert_eq!(index.get(b"\x04h001\x00"), Some(7));
+        assert_eq!(index.get(b"\x00"), None);
+        assert_eq!(index.insert(&name(1), 7), 1, "first insert wins");
+        index.replace(&name(1), 7);
+        assert_eq!(index.get(&name(1)), Some(7));
+        index.replace(&name(3), 9);
+        assert_eq!(index.get(&name(3)), Some(9));
+        assert_eq!(size_of::<Bucket>(), 32);
     }
 }

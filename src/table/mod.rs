@@ -68,42 +68,65 @@ struct Sections {
     fixups: Vec<u16>,
 }
 
-/// A compiled response: section plus rcode and whether it is authoritative.
-#[derive(Clone, Copy, Debug)]
+/// A compiled response during compilation: a section id plus rcode and
+/// whether it is authoritative.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Reply {
     section: u32,
     rcode: u8,
     authoritative: bool,
 }
 
-/// A name in a zone.
+/// A response as the data plane reads it: the section's metadata inline, so
+/// that answering costs no further lookup before the bytes.
+#[derive(Clone, Copy, Debug)]
+struct Prepared {
+    section: Section,
+    rcode: u8,
+    authoritative: bool,
+}
+
+/// Marks `Node::any_udp`/`any_tcp` as "the same as the first answer".
+const FIRST: u32 = u32::MAX - 1;
+
+/// A name in a zone, laid out for the query path: the index bucket gives
+/// its id, and for the first (usually only) RRset this one cache line is all
+/// a lookup reads before the answer bytes.
 #[derive(Clone, Debug)]
+#[repr(align(64))]
 struct Node {
-    /// Answers by query type: a range of `RoutingTable::answers`.
+    /// Type of the inline first answer; 0 when the name answers no type.
+    first_type: u16,
+    /// Further answers: a range of `RoutingTable::answers`, sorted by type.
+    more_answers: u16,
     answers_start: u32,
-    answers_len: u16,
-    /// When the query type has no entry: NODATA, or the CNAME chain.
-    fallback: Reply,
-    /// Answers to ANY (RFC 8482): one RRset over UDP, everything over TCP.
-    any_udp: Reply,
-    any_tcp: Reply,
+    first: Prepared,
+    /// When the query type has no answer: NODATA, or the CNAME chain
+    /// (index into `RoutingTable::replies`).
+    fallback: u32,
+    /// Answers to ANY (RFC 8482): one RRset over UDP, everything over TCP;
+    /// an index into `replies`, or `FIRST`.
+    any_udp: u32,
+    any_tcp: u32,
+    /// Referral when the node is at or below a zone cut (index into
+    /// `replies`), or NONE.
+    referral: u32,
     /// Node of `*.<this name>`, or NONE.
     wildcard: u32,
-    /// Referral when the node is at or below a zone cut, or NONE.
-    referral: u32,
-    /// True when this node is the cut itself (DS is answered here, by the parent).
-    is_cut: bool,
     /// At the apex of a zone whose parent zone we also serve: the parent's
     /// cut node, which answers DS (RFC 4035 §3.1.4.1). NONE otherwise.
     parent_cut: u32,
     /// Zone this node belongs to.
     zone: u32,
+    /// True when this node is the cut itself (DS is answered here, by the parent).
+    is_cut: bool,
 }
 
 /// Per-zone replies shared by all its names.
 #[derive(Clone, Copy, Debug)]
 struct ZoneReplies {
-    nxdomain: Reply,
+    /// Index into `RoutingTable::replies`.
+    nxdomain: u32,
 }
 
 /// The outcome of a lookup, borrowed from the table.
@@ -166,9 +189,12 @@ pub struct RoutingTable {
     summaries: Vec<ZoneSummary>,
     index: NameIndex,
     nodes: Vec<Node>,
-    answers: Vec<(u16, Reply)>,
+    answers: Vec<(u16, Prepared)>,
+    replies: Vec<Prepared>,
     zones: Vec<ZoneReplies>,
-    sections: Sections,
+    /// Section bytes and pointer fixups (the metadata lives in the replies).
+    section_bytes: Vec<u8>,
+    fixups: Vec<u16>,
 }
 
 /// Record type codes the lookup treats specially.
@@ -184,8 +210,10 @@ impl RoutingTable {
             index: NameIndex::with_capacity(0),
             nodes: Vec::new(),
             answers: Vec::new(),
+            replies: Vec::new(),
             zones: Vec::new(),
-            sections: Sections::default(),
+            section_bytes: Vec::new(),
+            fixups: Vec::new(),
         }
     }
 
@@ -202,48 +230,58 @@ impl RoutingTable {
     /// Approximate heap bytes held by the table (for status and benchmarks).
     pub fn heap_bytes(&self) -> usize {
         self.index.heap_bytes()
-            + self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self.answers.capacity() * std::mem::size_of::<(u16, Reply)>()
-            + self.sections.list.capacity() * std::mem::size_of::<Section>()
-            + self.sections.bytes.capacity()
-            + self.sections.fixups.capacity() * 2
+            + self.nodes.capacity() * size_of::<Node>()
+            + self.answers.capacity() * size_of::<(u16, Prepared)>()
+            + self.replies.capacity() * size_of::<Prepared>()
+            + self.section_bytes.capacity()
+            + self.fixups.capacity() * 2
     }
 
-    fn answer(&self, reply: Reply) -> Answer<'_> {
-        let section = self.sections.list[reply.section as usize];
+    #[inline]
+    fn answer(&self, reply: &Prepared) -> Answer<'_> {
+        let section = &reply.section;
         let start = section.start as usize;
         let fixup_start = section.fixup_start as usize;
         Answer {
             rcode: reply.rcode,
             authoritative: reply.authoritative,
             counts: section.counts,
-            bytes: &self.sections.bytes[start..start + usize::from(section.length)],
-            fixups: &self.sections.fixups
-                [fixup_start..fixup_start + usize::from(section.fixup_count)],
+            bytes: &self.section_bytes[start..start + usize::from(section.length)],
+            fixups: &self.fixups[fixup_start..fixup_start + usize::from(section.fixup_count)],
             assumed_question_len: section.assumed_question_len,
         }
     }
 
-    fn node_reply(&self, node: &Node, qtype: u16, transport: Transport) -> Reply {
-        if qtype == TYPE_ANY {
-            return match transport {
-                Transport::Udp => node.any_udp,
-                Transport::Tcp => node.any_tcp,
-            };
+    #[inline]
+    fn reply_at<'table>(&'table self, node: &'table Node, index: u32) -> &'table Prepared {
+        if index == FIRST {
+            &node.first
+        } else {
+            &self.replies[index as usize]
         }
-        let start = node.answers_start as usize;
-        self.answers[start..start + usize::from(node.answers_len)]
-            .iter()
-            .find(|(answer_type, _)| *answer_type == qtype)
-            .map_or(node.fallback, |(_, reply)| *reply)
     }
 
-    fn referral(&self, node: &Node) -> Reply {
-        Reply {
-            section: node.referral,
-            rcode: rcode::NOERROR,
-            authoritative: false,
+    #[inline]
+    fn node_reply<'table>(
+        &'table self,
+        node: &'table Node,
+        qtype: u16,
+        transport: Transport,
+    ) -> &'table Prepared {
+        if qtype == TYPE_ANY {
+            return match transport {
+                Transport::Udp => self.reply_at(node, node.any_udp),
+                Transport::Tcp => self.reply_at(node, node.any_tcp),
+            };
         }
+        if qtype == node.first_type {
+            return &node.first;
+        }
+        let start = node.answers_start as usize;
+        self.answers[start..start + usize::from(node.more_answers)]
+            .iter()
+            .find(|(answer_type, _)| *answer_type == qtype)
+            .map_or_else(|| &self.replies[node.fallback as usize], |(_, reply)| reply)
     }
 
     /// Finds the answer for a lower-cased wire-format `name` and `qtype`.
@@ -255,7 +293,7 @@ impl RoutingTable {
                 node = &self.nodes[node.parent_cut as usize];
             }
             let reply = if node.referral != NONE && !(node.is_cut && qtype == TYPE_DS) {
-                self.referral(node)
+                &self.replies[node.referral as usize]
             } else {
                 self.node_reply(node, qtype, transport)
             };
@@ -274,12 +312,12 @@ impl RoutingTable {
             };
             let encloser = &self.nodes[id as usize];
             let reply = if encloser.referral != NONE {
-                self.referral(encloser)
+                &self.replies[encloser.referral as usize]
             } else if encloser.wildcard != NONE {
                 let wildcard = &self.nodes[encloser.wildcard as usize];
                 self.node_reply(wildcard, qtype, transport)
             } else {
-                self.zones[encloser.zone as usize].nxdomain
+                &self.replies[self.zones[encloser.zone as usize].nxdomain as usize]
             };
             return Lookup::Answer(self.answer(reply));
         }
