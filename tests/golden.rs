@@ -32,6 +32,8 @@
 //! same on each), `+v6` (query over ::1 instead of 127.0.0.1), `+edns`,
 //! `+bufsize=N`, `+ednsversion=N`, `+do` (each implies `+edns`), `+norec`
 //! (RD clear; set by default like dig), `+cd`, `+class=CH`,
+//! `+subnet=ADDRESS/LENGTH` (EDNS Client Subnet; the response's option
+//! renders in `opt:` as `ecs=ADDRESS/SOURCE/SCOPE`),
 //! `+opcode=STATUS|NOTIFY|UPDATE|N`.
 //!
 //! Owner names are compared case-insensitively unless the scenario says
@@ -182,6 +184,20 @@ fn apply_option(scenario: &mut Scenario, option: &str) -> Result<(), String> {
         "+do" => {
             options.edns = true;
             options.dnssec_ok = true;
+        }
+        "+subnet" => {
+            let value = value.ok_or("+subnet needs ADDRESS/LENGTH")?;
+            let (address, length) = value
+                .split_once('/')
+                .ok_or_else(|| format!("+subnet={value}: expected ADDRESS/LENGTH"))?;
+            let address = address
+                .parse()
+                .map_err(|error| format!("+subnet={value}: {error}"))?;
+            let length = length
+                .parse()
+                .map_err(|error| format!("+subnet={value}: {error}"))?;
+            options.client_subnet = Some((address, length));
+            options.edns = true;
         }
         "+norec" => options.recursion_desired = false,
         "+cd" => options.checking_disabled = true,
@@ -462,8 +478,21 @@ fn render_response(response: &Message, exact_case: bool) -> Vec<String> {
             if edns.flags().dnssec_ok {
                 text.push_str(" do");
             }
-            if !edns.options().options.is_empty() {
-                let _ = write!(text, " options={:?}", edns.options().options);
+            for (_, option) in &edns.options().options {
+                match option {
+                    hickory_proto::rr::rdata::opt::EdnsOption::Subnet(subnet) => {
+                        let _ = write!(
+                            text,
+                            " ecs={}/{}/{}",
+                            subnet.addr(),
+                            subnet.source_prefix(),
+                            subnet.scope_prefix()
+                        );
+                    }
+                    other => {
+                        let _ = write!(text, " option={other:?}");
+                    }
+                }
             }
             text
         }
@@ -677,6 +706,7 @@ golden_files! {
     any => "any.scn",
     case_preservation => "case.scn",
     ipv6 => "ipv6.scn",
+    client_subnet => "ecs.scn",
 }
 
 /// A new `.scn` file that is not listed above would silently never run.

@@ -10,6 +10,7 @@
 
 use std::net::IpAddr;
 
+use super::ecs::{ClientSubnet, MalformedSubnet};
 use super::wire::{self, Edns, HEADER_LEN, ParseError, Query, flags};
 use super::{Outcome, Transport};
 use crate::table::{Lookup, RoutingTable};
@@ -50,7 +51,7 @@ pub fn respond(
     table: &RoutingTable,
     packet: &[u8],
     transport: Transport,
-    _source: IpAddr,
+    source: IpAddr,
     out: &mut Vec<u8>,
 ) -> Outcome {
     out.clear();
@@ -79,6 +80,18 @@ pub fn respond(
     {
         return simple(packet, &query, rcode::BADVERS, out);
     }
+    let subnet = match query.edns.and_then(|edns| edns.client_subnet) {
+        None => None,
+        Some((start, end)) => {
+            let (max_v4, max_v6) = table.ecs_limits();
+            match ClientSubnet::parse(&packet[start..end], max_v4, max_v6) {
+                Ok(subnet) => Some(subnet),
+                // RFC 7871 §6: a malformed option is answered with FORMERR.
+                Err(MalformedSubnet) => return simple(packet, &query, rcode::FORMERR, out),
+            }
+        }
+    };
+    let _client = client_network(subnet.as_ref(), source);
     if query.qclass != CLASS_IN {
         return simple(packet, &query, rcode::REFUSED, out);
     }
@@ -92,8 +105,10 @@ pub fn respond(
         Lookup::Refused => return simple(packet, &query, rcode::REFUSED, out),
         Lookup::Answer(answer) => answer,
     };
+    // Static data is the same for every client: scope 0 (RFC 7871 §7.2.1).
+    let ecs = subnet.as_ref().map(|subnet| (subnet, 0u8));
     let limit = size_limit(&query, transport);
-    let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
+    let opt_len = opt_len(&query, ecs);
     let question = &packet[HEADER_LEN..query.question_end];
     let fits = HEADER_LEN + question.len() + answer.len() + opt_len <= limit;
     let mut response_flags = flags::QR | (query.flags & (flags::RD | flags::CD));
@@ -120,8 +135,32 @@ pub fn respond(
     if fits {
         answer.write(out, query.name.as_bytes().len());
     }
-    write_opt(out, query.edns, rcode);
+    write_opt(out, query.edns, rcode, ecs);
     Outcome::Reply { rcode }
+}
+
+/// Where the client is: the Client Subnet network when the resolver sent
+/// one, else the packet's source address with all its bits.
+fn client_network(subnet: Option<&ClientSubnet>, source: IpAddr) -> (IpAddr, u8) {
+    match subnet {
+        Some(subnet) => subnet.network(),
+        None => match source {
+            IpAddr::V4(_) => (source, 32),
+            IpAddr::V6(address) => match address.to_ipv4_mapped() {
+                // A v4 client on a dual-stack socket.
+                Some(v4) => (IpAddr::V4(v4), 32),
+                None => (source, 128),
+            },
+        },
+    }
+}
+
+/// Bytes the OPT record adds (0 without EDNS).
+fn opt_len(query: &Query, ecs: Option<(&ClientSubnet, u8)>) -> usize {
+    match query.edns {
+        None => 0,
+        Some(_) => OPT_LEN + ecs.map_or(0, |(subnet, _)| subnet.option_len()),
+    }
 }
 
 /// The largest response the client accepts on this transport.
@@ -152,7 +191,7 @@ fn write_header(
     out.extend_from_slice(&(counts[2] + u16::from(with_opt)).to_be_bytes());
 }
 
-fn write_opt(out: &mut Vec<u8>, edns: Option<Edns>, rcode: u16) {
+fn write_opt(out: &mut Vec<u8>, edns: Option<Edns>, rcode: u16, ecs: Option<(&ClientSubnet, u8)>) {
     let Some(edns) = edns else { return };
     out.push(0);
     out.extend_from_slice(&TYPE_OPT.to_be_bytes());
@@ -163,7 +202,13 @@ fn write_opt(out: &mut Vec<u8>, edns: Option<Edns>, rcode: u16) {
     // RFC 3225 §3: the DO bit is copied into the response.
     let dnssec_ok: u16 = if edns.dnssec_ok { 0x8000 } else { 0 };
     out.extend_from_slice(&dnssec_ok.to_be_bytes());
-    out.extend_from_slice(&0u16.to_be_bytes());
+    match ecs {
+        None => out.extend_from_slice(&0u16.to_be_bytes()),
+        Some((subnet, scope)) => {
+            out.extend_from_slice(&(subnet.option_len() as u16).to_be_bytes());
+            subnet.write_option(out, scope);
+        }
+    }
 }
 
 /// A response with the question (and OPT) but no records.
@@ -178,7 +223,7 @@ fn simple(packet: &[u8], query: &Query, rcode: u16, out: &mut Vec<u8>) -> Outcom
         query.edns.is_some(),
     );
     out.extend_from_slice(&packet[HEADER_LEN..query.question_end]);
-    write_opt(out, query.edns, rcode);
+    write_opt(out, query.edns, rcode, None);
     Outcome::Reply { rcode }
 }
 
@@ -205,6 +250,6 @@ fn header_only(
         edns.is_some(),
     );
     out.extend_from_slice(question);
-    write_opt(out, edns, rcode);
+    write_opt(out, edns, rcode, None);
     Outcome::Reply { rcode }
 }

@@ -601,6 +601,7 @@ pub(super) fn compile(zones: &[Zone], generation: u64) -> Result<RoutingTable, V
         zones: packed.zones,
         section_bytes: compiler.sections.bytes,
         fixups: compiler.sections.fixups,
+        ecs_limits: (24, 56),
     })
 }
 

@@ -195,6 +195,7 @@ pub struct RoutingTable {
     /// Section bytes and pointer fixups (the metadata lives in the replies).
     section_bytes: Vec<u8>,
     fixups: Vec<u16>,
+    ecs_limits: (u8, u8),
 }
 
 /// Record type codes the lookup treats specially.
@@ -214,7 +215,15 @@ impl RoutingTable {
             zones: Vec::new(),
             section_bytes: Vec::new(),
             fixups: Vec::new(),
+            ecs_limits: (24, 56),
         }
+    }
+
+    /// Longest ECS source prefixes used, IPv4 and IPv6 (RFC 7871 §11.1
+    /// recommends at most /24 and /56).
+    #[inline]
+    pub fn ecs_limits(&self) -> (u8, u8) {
+        self.ecs_limits
     }
 
     /// The generation this table was compiled as (1 for the first load).

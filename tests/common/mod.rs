@@ -194,6 +194,8 @@ pub struct QueryOptions {
     pub class: DNSClass,
     /// Opcode.
     pub op_code: OpCode,
+    /// EDNS Client Subnet: address and source prefix length (implies EDNS).
+    pub client_subnet: Option<(std::net::IpAddr, u8)>,
 }
 
 impl Default for QueryOptions {
@@ -207,6 +209,7 @@ impl Default for QueryOptions {
             dnssec_ok: false,
             class: DNSClass::IN,
             op_code: OpCode::Query,
+            client_subnet: None,
         }
     }
 }
@@ -234,6 +237,12 @@ pub fn build_query(name: &str, record_type: RecordType, options: &QueryOptions) 
         edns.set_max_payload(options.payload_size);
         edns.set_version(options.edns_version);
         edns.set_dnssec_ok(options.dnssec_ok);
+        if let Some((address, source_prefix)) = options.client_subnet {
+            edns.options_mut()
+                .insert(hickory_proto::rr::rdata::opt::EdnsOption::Subnet(
+                    hickory_proto::rr::rdata::opt::ClientSubnet::new(address, source_prefix, 0),
+                ));
+        }
         message.edns = Some(edns);
     }
     message
