@@ -280,6 +280,11 @@ fn run_worker<S, L, A>(
                 continue;
             }
         };
+        if stop.load(Ordering::Relaxed) {
+            // Woken by `stop`: after shutdown(SHUT_RD) the kernel reports an
+            // empty "datagram" that is not a query.
+            break;
+        }
         let snapshot = load();
         let replies = batch.answer(received, wildcard, &snapshot, &answer, counters);
         // Release the table before the send, which may take a while.
