@@ -22,7 +22,9 @@ use serde::Serialize;
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
-use crate::table::RoutingTable;
+use crate::geo::GeoDatabase;
+use crate::health::{AdminState, Forced};
+use crate::table::{Inputs, RoutingTable};
 use crate::zone;
 
 /// A table built from the files, not yet published.
@@ -44,13 +46,37 @@ pub struct Built {
 /// Every error comes back as one line of text naming its file and line or
 /// its key path, ready to print, log or return from the admin API. Blocking:
 /// it reads files.
-pub fn build(config_path: &Path, generation: u64) -> Result<Built, Vec<String>> {
+pub fn build(
+    config_path: &Path,
+    generation: u64,
+    admin: &AdminState,
+) -> Result<Built, Vec<String>> {
     let started = Instant::now();
     let config = config::load(config_path)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    // Report zone and database errors together: an operator fixes both at once.
     let zones = zone::load_dir(&config.server.zones)
-        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-    let table = RoutingTable::compile(&zones, generation)?;
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>());
+    let geo = config
+        .steering
+        .geoip
+        .as_ref()
+        .map(GeoDatabase::open)
+        .transpose();
+    let (zones, geo) = match (zones, geo) {
+        (Ok(zones), Ok(geo)) => (zones, geo),
+        (zones, geo) => {
+            let mut errors = zones.err().unwrap_or_default();
+            errors.extend(geo.err().unwrap_or_default());
+            return Err(errors);
+        }
+    };
+    let inputs = Inputs {
+        steering: &config.steering,
+        geo: geo.as_ref(),
+        admin,
+    };
+    let table = RoutingTable::compile(&zones, &inputs, generation)?;
     let records = table.zones().iter().map(|zone| zone.records).sum();
     Ok(Built {
         zones: table.zones().len(),
@@ -172,6 +198,20 @@ pub struct Control {
     /// Also held while a new table is stored, so `/status` never pairs one
     /// generation with another's compile time.
     status: Arc<Mutex<Status>>,
+    /// Operators' drains and overrides. Changed only while `reload_lock` is
+    /// held, so a change can never fall between a build and its swap.
+    admin: Arc<Mutex<AdminState>>,
+}
+
+/// Why an admin change was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// No such pool in the configuration being served.
+    #[error("no pool named {0:?}")]
+    UnknownPool(String),
+    /// No pool has this address.
+    #[error("no pool has the address {0}")]
+    UnknownEndpoint(std::net::IpAddr),
 }
 
 impl Control {
@@ -192,7 +232,58 @@ impl Control {
             table: Arc::new(ArcSwap::from_pointee(built.table)),
             reload_lock: Arc::new(tokio::sync::Mutex::new(())),
             status: Arc::new(Mutex::new(status)),
+            admin: Arc::new(Mutex::new(AdminState::default())),
         }
+    }
+
+    /// Drains (or undrains) a pool: its endpoints leave (or rejoin) the
+    /// answers of every steered name at once, and stay so across reloads.
+    pub async fn set_drained(&self, pool: &str, drained: bool) -> Result<(), AdminError> {
+        let _one_writer = self.reload_lock.lock().await;
+        let table = self.table.load();
+        if table.health().pool_index(pool).is_none() {
+            return Err(AdminError::UnknownPool(pool.to_owned()));
+        }
+        let mut admin = lock(&self.admin);
+        let changed = if drained {
+            admin.drained.insert(pool.to_owned())
+        } else {
+            admin.drained.remove(pool)
+        };
+        table.health().apply(&admin);
+        if changed {
+            info!(pool, drained, "pool drain state changed by the admin API");
+        }
+        Ok(())
+    }
+
+    /// Forces an endpoint address up or down in every pool that has it, or
+    /// (with `None`) returns it to its observed state.
+    pub async fn force_endpoint(
+        &self,
+        address: std::net::IpAddr,
+        forced: Option<Forced>,
+    ) -> Result<(), AdminError> {
+        let _one_writer = self.reload_lock.lock().await;
+        let table = self.table.load();
+        if !table.health().has_address(address) {
+            return Err(AdminError::UnknownEndpoint(address));
+        }
+        let mut admin = lock(&self.admin);
+        let previous = match forced {
+            Some(forced) => admin.forced.insert(address, forced),
+            None => admin.forced.remove(&address),
+        };
+        table.health().apply(&admin);
+        if previous != forced {
+            info!(%address, ?forced, "endpoint override changed by the admin API");
+        }
+        Ok(())
+    }
+
+    /// The admin state, for `/status`.
+    pub fn admin_state(&self) -> AdminState {
+        lock(&self.admin).clone()
     }
 
     /// The shared table the data plane reads from.
@@ -229,6 +320,7 @@ impl Control {
             active: Arc::clone(&self.active),
             table: Arc::clone(&self.table),
             status: Arc::clone(&self.status),
+            admin: lock(&self.admin).clone(),
         };
         // Zone files can be large: build on a blocking thread. The lock
         // guard travels with the job so that a cancelled caller cannot let a
@@ -293,13 +385,15 @@ struct ReloadJob {
     active: Arc<Config>,
     table: Arc<ArcSwap<RoutingTable>>,
     status: Arc<Mutex<Status>>,
+    /// A copy taken under the reload lock; it cannot change until the swap.
+    admin: AdminState,
 }
 
 impl ReloadJob {
     fn run(self) -> Result<ReloadReport, ReloadFailure> {
         let current = self.table.load().generation();
         let generation = current + 1;
-        match build(&self.config_path, generation) {
+        match build(&self.config_path, generation, &self.admin) {
             Ok(built) => {
                 let warnings = restart_needed(&self.active, &built.config);
                 let report = ReloadReport {
@@ -411,8 +505,8 @@ fn unix_seconds(time: SystemTime) -> f64 {
 
 /// Status is plain data, so a panic elsewhere while holding the lock cannot
 /// leave it half-updated in a harmful way: keep serving it.
-fn lock(status: &Mutex<Status>) -> MutexGuard<'_, Status> {
-    status
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -457,7 +551,9 @@ mod tests {
             directory.path(),
             "[server]\nlisten = [\"bad\"]\nworkers = 0\n",
         );
-        let errors = build(&path, 1).err().expect("invalid config");
+        let errors = build(&path, 1, &AdminState::default())
+            .err()
+            .expect("invalid config");
         assert_eq!(errors.len(), 2);
         assert!(errors[0].ends_with("server.listen[0]: invalid socket address \"bad\": expected IP:port, e.g. \"127.0.0.1:5300\" or \"[::1]:5300\""), "{errors:?}");
         assert!(errors[1].ends_with("server.workers: must be between 1 and 256, not 0"));

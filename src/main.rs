@@ -59,6 +59,29 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         admin: Option<String>,
     },
+    /// GeoIP database tools.
+    Geoip {
+        #[command(subcommand)]
+        command: GeoipCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GeoipCommand {
+    /// Build a MaxMind DB (.mmdb) in MaxMind's City schema from a CSV of
+    /// `network,country,continent,subdivision,latitude,longitude,asn`.
+    /// The build time is now, or `SOURCE_DATE_EPOCH` when set.
+    Build {
+        /// The CSV, with that header line.
+        #[arg(long, value_name = "FILE.csv")]
+        source: PathBuf,
+        /// The database to write (replaced atomically).
+        #[arg(long, value_name = "FILE.mmdb")]
+        out: PathBuf,
+        /// The metadata `database_type`.
+        #[arg(long, value_name = "NAME", default_value = "Steer-City")]
+        database_type: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -67,6 +90,49 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Serve { config } => with_runtime(serve(config)),
         Command::Reload { config, admin } => with_runtime(reload(config, admin)),
+        Command::Geoip {
+            command:
+                GeoipCommand::Build {
+                    source,
+                    out,
+                    database_type,
+                },
+        } => geoip_build(&source, &out, &database_type),
+    }
+}
+
+fn geoip_build(source: &Path, out: &Path, database_type: &str) -> ExitCode {
+    // SOURCE_DATE_EPOCH (reproducible-builds.org) makes the file a function
+    // of the CSV alone.
+    let build_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) => match text.trim().parse() {
+            Ok(epoch) => epoch,
+            Err(_) => {
+                eprintln!("SOURCE_DATE_EPOCH={text:?} is not a number of seconds");
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs()),
+    };
+    match steer::geo::build::build(source, out, database_type, build_epoch) {
+        Ok(summary) => {
+            println!(
+                "ok: {}: {} IPv4 and {} IPv6 networks, {} bytes",
+                out.display(),
+                summary.ipv4_networks,
+                summary.ipv6_networks,
+                summary.bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for line in errors {
+                eprintln!("{line}");
+            }
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -87,7 +153,7 @@ fn with_runtime(task: impl Future<Output = ExitCode>) -> ExitCode {
 }
 
 fn check(config_path: &Path) -> ExitCode {
-    match control::build(config_path, 1) {
+    match control::build(config_path, 1, &steer::health::AdminState::default()) {
         Ok(built) => {
             println!(
                 "ok: {}, {}, compiled in {:.1} ms",

@@ -74,14 +74,16 @@ pub struct RunningServer {
 /// Must run inside a tokio runtime (TCP and the admin API run on it).
 pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
     let path = config_path.to_path_buf();
-    let built = tokio::task::spawn_blocking(move || control::build(&path, 1))
-        .await
-        .map_err(|join_error| {
-            StartError::Invalid(vec![format!(
-                "building the first table failed: {join_error}"
-            )])
-        })?
-        .map_err(StartError::Invalid)?;
+    let built = tokio::task::spawn_blocking(move || {
+        control::build(&path, 1, &crate::health::AdminState::default())
+    })
+    .await
+    .map_err(|join_error| {
+        StartError::Invalid(vec![format!(
+            "building the first table failed: {join_error}"
+        )])
+    })?
+    .map_err(StartError::Invalid)?;
     control::release_freed_memory();
     info!(
         generation = built.table.generation(),

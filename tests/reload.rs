@@ -419,7 +419,7 @@ fn version_check_rejects_mixed_responses() {
         &hickory_proto::rr::Name::from_ascii("reload.test.").expect("name"),
     )
     .expect("version 7 parses")];
-    let table = steer::table::RoutingTable::compile(&zones, 1).expect("compiles");
+    let table = steer::table::RoutingTable::compile_zones(&zones, 1).expect("compiles");
     for record_type in [RecordType::A, RecordType::TXT, RecordType::MX] {
         let query = common::build_query(QUERY_NAME, record_type, &QueryOptions::default());
         let mut out = Vec::new();

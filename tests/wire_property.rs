@@ -52,7 +52,7 @@ fn fixture() -> &'static (RoutingTable, Vec<String>) {
             .collect();
         names.sort();
         names.dedup();
-        let table = RoutingTable::compile(&zones, 1)
+        let table = RoutingTable::compile_zones(&zones, 1)
             .unwrap_or_else(|errors| panic!("fixture does not compile: {errors:?}"));
         (table, names)
     })

@@ -29,7 +29,7 @@ fn table() -> &'static RoutingTable {
     TABLE.get_or_init(|| {
         let zones = steer::zone::load_dir(Path::new(FIXTURE_ZONES))
             .unwrap_or_else(|errors| panic!("fixture zones do not load: {errors:?}"));
-        RoutingTable::compile(&zones, 1)
+        RoutingTable::compile_zones(&zones, 1)
             .unwrap_or_else(|errors| panic!("fixture does not compile: {errors:?}"))
     })
 }

@@ -9,10 +9,15 @@
 //! everything to fix. Relative paths are resolved against the directory of
 //! the config file, never the working directory, so the server behaves the
 //! same wherever it is started from. Never used on the query path.
+//!
+//! The steering sections (`[geoip]`, `[ecs]`, `[sites]`, `[pools]`,
+//! `[[steer]]`) are validated by [`steering`] into
+//! [`steering::SteeringConfig`]; a file without them has an empty one.
 
 mod duration;
 mod error;
 pub mod spec;
+pub mod steering;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -23,6 +28,7 @@ use std::time::Duration;
 pub use duration::parse_duration;
 pub use error::ConfigError;
 use spec::{AdminSpec, ServerSpec, Spec};
+use steering::SteeringConfig;
 
 /// Zones directory when `server.zones` is not set (relative to the config file).
 pub const DEFAULT_ZONES: &str = "zones";
@@ -36,7 +42,7 @@ pub const DEFAULT_ADMIN_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr
 pub const MAX_WORKERS: usize = 256;
 
 /// A validated configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// The file this was loaded from, as the operator named it.
     pub file: PathBuf,
@@ -44,6 +50,9 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[admin]`.
     pub admin: AdminConfig,
+    /// `[geoip]`, `[ecs]`, `[sites]`, `[pools]` and `[[steer]]`; empty when
+    /// the file has none of them.
+    pub steering: SteeringConfig,
 }
 
 /// `[server]`, validated.
@@ -93,16 +102,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
 }
 
 /// Spec → Config, collecting every error.
-fn validate(path: &Path, spec: Spec) -> Result<Config, Vec<ConfigError>> {
+fn validate(path: &Path, mut spec: Spec) -> Result<Config, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let base = path.parent().unwrap_or_else(|| Path::new(""));
+    let steering_spec = spec.take_steering();
     let server = validate_server(path, base, spec.server, &mut errors);
     let admin = validate_admin(path, spec.admin, &server.listen, &mut errors);
+    let steering = steering::validate(path, base, steering_spec, &mut errors);
     if errors.is_empty() {
         Ok(Config {
             file: path.to_path_buf(),
             server,
             admin,
+            steering,
         })
     } else {
         Err(errors)

@@ -6,8 +6,18 @@
 //! strings or wide integers, so that [`super::load`] can check all of them
 //! and report every error with its key path instead of stopping at the first
 //! one serde meets.
+//!
+//! The steering sections (`[geoip]`, `[ecs]`, `[sites]`, `[pools]`,
+//! `[[steer]]`) live in [`steering`]; all of them are optional, so a file
+//! written before steering existed reads as it always did.
+
+pub mod steering;
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
+
+use steering::{EcsSpec, GeoIpSpec, PoolSpec, SiteSpec, SteerSpec, SteeringSpec};
 
 /// The whole file.
 #[derive(Clone, Debug, Deserialize)]
@@ -18,6 +28,34 @@ pub struct Spec {
     /// `[admin]`: the HTTP admin API. Optional; defaults to loopback.
     #[serde(default)]
     pub admin: Option<AdminSpec>,
+    /// `[geoip]`: where client locations come from.
+    #[serde(default)]
+    pub geoip: Option<GeoIpSpec>,
+    /// `[ecs]`: how much of an EDNS Client Subnet is used.
+    #[serde(default)]
+    pub ecs: Option<EcsSpec>,
+    /// `[sites.ID]`: places where endpoints run.
+    #[serde(default)]
+    pub sites: BTreeMap<String, SiteSpec>,
+    /// `[pools.ID]`: sets of addresses (or a CNAME target) in a site.
+    #[serde(default)]
+    pub pools: BTreeMap<String, PoolSpec>,
+    /// `[[steer]]`: names whose answer is chosen per query.
+    #[serde(default)]
+    pub steer: Vec<SteerSpec>,
+}
+
+impl Spec {
+    /// The steering sections, taken out for their own validation.
+    pub fn take_steering(&mut self) -> SteeringSpec {
+        SteeringSpec {
+            geoip: self.geoip.take(),
+            ecs: self.ecs.take(),
+            sites: std::mem::take(&mut self.sites),
+            pools: std::mem::take(&mut self.pools),
+            steer: std::mem::take(&mut self.steer),
+        }
+    }
 }
 
 /// `[server]`.

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use super::ecs::{ClientSubnet, MalformedSubnet};
 use super::wire::{self, Edns, HEADER_LEN, ParseError, Query, flags};
 use super::{Outcome, Transport};
-use crate::table::{Lookup, RoutingTable};
+use crate::table::{Lookup, RoutingTable, Selected, SteeredLookup};
 
 /// Response codes written by the data plane.
 pub mod rcode {
@@ -21,6 +21,8 @@ pub mod rcode {
     pub const NOERROR: u16 = 0;
     /// Format error.
     pub const FORMERR: u16 = 1;
+    /// Server failure (a steered name whose policy says so when all is down).
+    pub const SERVFAIL: u16 = 2;
     /// Name does not exist.
     pub const NXDOMAIN: u16 = 3;
     /// Not implemented.
@@ -91,7 +93,6 @@ pub fn respond(
             }
         }
     };
-    let _client = client_network(subnet.as_ref(), source);
     if query.qclass != CLASS_IN {
         return simple(packet, &query, rcode::REFUSED, out);
     }
@@ -104,6 +105,18 @@ pub fn respond(
     let answer = match table.lookup(query.name.as_bytes(), query.qtype, transport) {
         Lookup::Refused => return simple(packet, &query, rcode::REFUSED, out),
         Lookup::Answer(answer) => answer,
+        Lookup::Steered(steered) => {
+            let client = client_network(subnet.as_ref(), source);
+            return respond_steered(
+                packet,
+                &query,
+                transport,
+                subnet.as_ref(),
+                client,
+                steered,
+                out,
+            );
+        }
     };
     // Static data is the same for every client: scope 0 (RFC 7871 §7.2.1).
     let ecs = subnet.as_ref().map(|subnet| (subnet, 0u8));
@@ -135,6 +148,55 @@ pub fn respond(
     if fits {
         answer.write(out, query.name.as_bytes().len());
     }
+    write_opt(out, query.edns, rcode, ecs);
+    Outcome::Reply { rcode }
+}
+
+/// Answers a steered name: the policy picks records for `client` and says
+/// how wide an ECS scope the choice holds for.
+fn respond_steered(
+    packet: &[u8],
+    query: &Query,
+    transport: Transport,
+    subnet: Option<&ClientSubnet>,
+    client: (IpAddr, u8),
+    steered: SteeredLookup<'_>,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let question = &packet[HEADER_LEN..query.question_end];
+    // The header is written last, once the counts are known.
+    out.resize(HEADER_LEN, 0);
+    out.extend_from_slice(question);
+    let records_start = out.len();
+    let (selected, scope) = steered.policy.select(steered.health, client.0, out);
+    let mut response_flags = flags::QR | (query.flags & (flags::RD | flags::CD)) | flags::AA;
+    let (rcode, mut counts) = match selected {
+        Selected::Records { count } => (rcode::NOERROR, [count, 0, 0]),
+        Selected::NoData => {
+            out.truncate(records_start);
+            steered.nodata.write(out, query.name.as_bytes().len());
+            (rcode::NOERROR, steered.nodata.counts)
+        }
+        Selected::ServFail => {
+            out.truncate(records_start);
+            response_flags &= !flags::AA;
+            (rcode::SERVFAIL, [0; 3])
+        }
+    };
+    response_flags |= rcode;
+    let ecs = subnet.map(|subnet| (subnet, scope));
+    if out.len() + opt_len(query, ecs) > size_limit(query, transport) {
+        out.truncate(records_start);
+        response_flags |= flags::TC;
+        counts = [0; 3];
+    }
+    let with_opt = query.edns.is_some();
+    out[0..2].copy_from_slice(&query.id.to_be_bytes());
+    out[2..4].copy_from_slice(&response_flags.to_be_bytes());
+    out[4..6].copy_from_slice(&1u16.to_be_bytes());
+    out[6..8].copy_from_slice(&counts[0].to_be_bytes());
+    out[8..10].copy_from_slice(&counts[1].to_be_bytes());
+    out[10..12].copy_from_slice(&(counts[2] + u16::from(with_opt)).to_be_bytes());
     write_opt(out, query.edns, rcode, ecs);
     Outcome::Reply { rcode }
 }

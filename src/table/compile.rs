@@ -14,13 +14,26 @@ use rustc_hash::FxHashMap;
 use super::encode::{Owner, Part, SectionEncoder, wire_lower};
 use super::index::NameIndex;
 use super::{
-    FIRST, NONE, Node, Prepared, Reply, RoutingTable, Sections, ZoneReplies, ZoneSummary, rcode,
+    FIRST, NONE, Node, Prepared, Reply, RoutingTable, STEERED, Section, Sections, ZoneReplies,
+    ZoneSummary, rcode,
 };
-use crate::zone::Zone;
+use crate::config::steering::{SteeredType, SteeringConfig};
+use crate::geo::GeoDatabase;
+use crate::health::AdminState;
+use crate::zone::{Location, Zone};
+
+use super::steer::{LocationMaps, compile_policies};
 
 /// Longest in-zone CNAME chain followed (RFC 1034 §3.6.2 asks servers to
 /// follow chains; a bound keeps loops and long chains finite).
 const MAX_CHAIN: usize = 8;
+
+/// A steered name handed to the zone that holds it.
+struct Steered<'config> {
+    name: &'config Name,
+    record_type: RecordType,
+    policy: u32,
+}
 
 /// A node as compiled, before [`layout`] packs it for the query path.
 #[derive(Clone, Debug)]
@@ -45,6 +58,8 @@ struct RecordSet<'zone> {
     record_type: RecordType,
     records: Vec<&'zone Record>,
     ttl: u32,
+    /// Where the first record was written, for conflict messages.
+    location: &'zone Location,
 }
 
 /// A node while building.
@@ -52,6 +67,8 @@ struct BuildNode<'zone> {
     name: Cow<'zone, Name>,
     wire: Vec<u8>,
     sets: Vec<RecordSet<'zone>>,
+    /// Steered types at this name: (type, policy id).
+    steered: Vec<(RecordType, u32)>,
 }
 
 impl<'zone> BuildNode<'zone> {
@@ -111,7 +128,7 @@ fn is_at_or_below(wire: &[u8], apex: &[u8]) -> bool {
 }
 
 impl<'zone> BuildZone<'zone> {
-    fn new(zone: &'zone Zone) -> Self {
+    fn new(zone: &'zone Zone, steered: &[Steered<'zone>]) -> Self {
         let apex = wire_lower(&zone.origin);
         let mut build = Self {
             zone,
@@ -123,6 +140,7 @@ impl<'zone> BuildZone<'zone> {
         };
         for zone_record in &zone.records {
             let record = &zone_record.record;
+            let location = &zone_record.location;
             let node = build.node_for(Cow::Borrowed(&record.name));
             let record_type = record.record_type();
             let sets = &mut build.nodes[node].sets;
@@ -133,8 +151,15 @@ impl<'zone> BuildZone<'zone> {
                     record_type,
                     records: vec![record],
                     ttl: record.ttl,
+                    location,
                 }),
             }
+        }
+        for entry in steered {
+            let node = build.node_for(Cow::Borrowed(entry.name));
+            build.nodes[node]
+                .steered
+                .push((entry.record_type, entry.policy));
         }
         // Empty non-terminals: every name between an owner and the apex exists.
         let mut index = 0;
@@ -162,6 +187,47 @@ impl<'zone> BuildZone<'zone> {
         build
     }
 
+    /// Steered names that clash with the zone's own data.
+    fn steered_conflicts(&self, key_paths: &[&str]) -> Vec<String> {
+        let mut errors = Vec::new();
+        for (index, node) in self.nodes.iter().enumerate() {
+            for &(record_type, policy) in &node.steered {
+                let key = key_paths.get(policy as usize).copied().unwrap_or("steer");
+                if let Some(cut) = self.cut_of[index] {
+                    errors.push(format!(
+                        "{key}: {} is at or below the delegation {} ({}); a parent zone cannot answer for it",
+                        node.name, self.nodes[cut].name, self.zone.file.display()
+                    ));
+                    continue;
+                }
+                for set in &node.sets {
+                    let clash = set.record_type == record_type
+                        || record_type == RecordType::CNAME
+                        || set.record_type == RecordType::CNAME;
+                    if clash {
+                        errors.push(format!(
+                            "{key}: {} {record_type} is steered, but {} has {} data there ({}); a name cannot be both static and steered for the same type, and a CNAME stands alone",
+                            node.name, self.zone.file.display(), set.record_type, set.location
+                        ));
+                    }
+                }
+                if record_type == RecordType::CNAME && node.steered.len() > 1 {
+                    errors.push(format!(
+                        "{key}: {} is steered as a CNAME and for other types too; a CNAME stands alone",
+                        node.name
+                    ));
+                }
+                if node.wire == self.apex && record_type == RecordType::CNAME {
+                    errors.push(format!(
+                        "{key}: {} is a zone apex and cannot be a CNAME",
+                        node.name
+                    ));
+                }
+            }
+        }
+        errors
+    }
+
     fn node_for(&mut self, name: Cow<'zone, Name>) -> usize {
         let wire = wire_lower(&name);
         if let Some(&node) = self.by_name.get(&wire) {
@@ -173,6 +239,7 @@ impl<'zone> BuildZone<'zone> {
             name,
             wire,
             sets: Vec::new(),
+            steered: Vec::new(),
         });
         node
     }
@@ -353,6 +420,14 @@ impl Compiler {
                     };
                 }
             };
+            if !zone.nodes[next].steered.is_empty() {
+                // A steered target is chosen per client: the resolver asks
+                // for it itself. Adding the SOA here would claim it has no data.
+                return Chain {
+                    links,
+                    end: ChainEnd::Stop,
+                };
+            }
             if zone.nodes[next].set(RecordType::CNAME).is_some() {
                 links.push((Some(target), next, RecordType::CNAME));
                 current = next;
@@ -417,6 +492,20 @@ impl Compiler {
             // Occluded by a cut: only the referral is ever answered.
             return Ok(table_node);
         }
+        for &(record_type, policy) in &node.steered {
+            let reply = Reply {
+                section: policy,
+                rcode: STEERED,
+                authoritative: true,
+            };
+            self.answers.push((u16::from(record_type), reply));
+            if record_type == RecordType::CNAME {
+                // A steered CNAME answers every type, like a static one.
+                table_node.fallback = reply;
+                table_node.any_udp = reply;
+                table_node.any_tcp = reply;
+            }
+        }
         let reusable_from_label = usize::from(node.wire.starts_with(b"\x01*"));
         let positive = |section| Reply {
             section,
@@ -477,9 +566,12 @@ impl Compiler {
                 self.answers.push((u16::from(set.record_type), reply));
             }
             let answered = self.answers.len() - table_node.answers_start as usize;
-            if answered == 1 {
+            let static_sets = answered - node.steered.len();
+            if answered == 0 {
+                // An empty non-terminal: ANY is NODATA like everything else.
+            } else if static_sets <= 1 {
                 table_node.any_tcp = self.answers[table_node.answers_start as usize].1;
-            } else if answered > 1 {
+            } else {
                 let mut everything = encoder();
                 for set in node.sets.iter().filter(answerable) {
                     everything.push_set(Part::Answer, Owner::Question, &set.records, set.ttl)?;
@@ -502,9 +594,75 @@ impl Compiler {
     }
 }
 
-pub(super) fn compile(zones: &[Zone], generation: u64) -> Result<RoutingTable, Vec<String>> {
+/// Everything a table is compiled from besides the zones.
+pub struct Inputs<'input> {
+    /// The steering part of the config.
+    pub steering: &'input SteeringConfig,
+    /// The GeoIP databases, when `[geoip]` is configured.
+    pub geo: Option<&'input GeoDatabase>,
+    /// Operators' drains and overrides, carried into the new table.
+    pub admin: &'input AdminState,
+}
+
+pub(super) fn compile(
+    zones: &[Zone],
+    inputs: &Inputs<'_>,
+    generation: u64,
+) -> Result<RoutingTable, Vec<String>> {
     let mut errors = Vec::new();
-    let mut builds: Vec<BuildZone<'_>> = zones.iter().map(BuildZone::new).collect();
+    let steering = inputs.steering;
+    let needs_geo = steering.steered.iter().any(|steered| {
+        steered.policy.iter().any(|step| {
+            matches!(
+                step,
+                crate::config::steering::Step::Geofence(_)
+                    | crate::config::steering::Step::Geo { .. }
+                    | crate::config::steering::Step::Asn(_)
+                    | crate::config::steering::Step::Nearest { .. }
+            )
+        })
+    });
+    let maps = LocationMaps::build(if needs_geo { inputs.geo } else { None });
+    let (policies, health) = compile_policies(steering, &maps, inputs.admin)?;
+    drop(maps);
+    // Each steered name goes to the deepest zone that holds it.
+    let mut per_zone: Vec<Vec<Steered<'_>>> = zones.iter().map(|_| Vec::new()).collect();
+    for (index, steered) in steering.steered.iter().enumerate() {
+        let holder = zones
+            .iter()
+            .enumerate()
+            .filter(|(_, zone)| zone.origin.zone_of(&steered.name))
+            .max_by_key(|(_, zone)| zone.origin.num_labels());
+        let Some((zone_index, _)) = holder else {
+            errors.push(format!(
+                "{}: {} is not inside any loaded zone",
+                steered.key_path, steered.name
+            ));
+            continue;
+        };
+        per_zone[zone_index].push(Steered {
+            name: &steered.name,
+            record_type: match steered.record_type {
+                SteeredType::A => RecordType::A,
+                SteeredType::Aaaa => RecordType::AAAA,
+                SteeredType::Cname => RecordType::CNAME,
+            },
+            policy: index as u32,
+        });
+    }
+    let key_paths: Vec<&str> = steering
+        .steered
+        .iter()
+        .map(|steered| steered.key_path.as_str())
+        .collect();
+    let mut builds: Vec<BuildZone<'_>> = zones
+        .iter()
+        .zip(&per_zone)
+        .map(|(zone, steered)| BuildZone::new(zone, steered))
+        .collect();
+    for build in &builds {
+        errors.extend(build.steered_conflicts(&key_paths));
+    }
     // Deeper apexes last, so a child zone's names win over the parent's glue.
     builds.sort_by(|left, right| {
         left.zone
@@ -570,7 +728,7 @@ pub(super) fn compile(zones: &[Zone], generation: u64) -> Result<RoutingTable, V
                 }
                 index.replace(&node.wire, id);
             }
-            zone_replies.push(nxdomain);
+            zone_replies.push((nxdomain, nodata));
             Ok(())
         })();
         if let Err(error) = result {
@@ -601,7 +759,9 @@ pub(super) fn compile(zones: &[Zone], generation: u64) -> Result<RoutingTable, V
         zones: packed.zones,
         section_bytes: compiler.sections.bytes,
         fixups: compiler.sections.fixups,
-        ecs_limits: (24, 56),
+        ecs_limits: (steering.ecs.max_source_v4, steering.ecs.max_source_v6),
+        policies,
+        health,
     })
 }
 
@@ -616,9 +776,17 @@ struct Packed {
 /// Packs draft nodes for the query path: each node's first answer inline,
 /// every other reply interned once in a shared table (a million names
 /// share one NODATA reply).
-fn layout(compiler: &Compiler, drafts: &[DraftNode], zones: &[Reply]) -> Packed {
+fn layout(compiler: &Compiler, drafts: &[DraftNode], zones: &[(Reply, Reply)]) -> Packed {
     let prepare = |reply: Reply| Prepared {
-        section: compiler.sections.list[reply.section as usize],
+        section: if reply.rcode == STEERED {
+            // A steered reply carries its policy id where a section would be.
+            Section {
+                start: reply.section,
+                ..Section::default()
+            }
+        } else {
+            compiler.sections.list[reply.section as usize]
+        },
         rcode: reply.rcode,
         authoritative: reply.authoritative,
     };
@@ -678,8 +846,9 @@ fn layout(compiler: &Compiler, drafts: &[DraftNode], zones: &[Reply]) -> Packed 
     }
     let zones = zones
         .iter()
-        .map(|&nxdomain| ZoneReplies {
+        .map(|&(nxdomain, nodata)| ZoneReplies {
             nxdomain: intern(nxdomain),
+            nodata: intern(nodata),
         })
         .collect();
     Packed {
@@ -693,7 +862,23 @@ fn layout(compiler: &Compiler, drafts: &[DraftNode], zones: &[Reply]) -> Packed 
 impl RoutingTable {
     /// Compiles validated zones into a table stamped with `generation`.
     /// Errors are whole lines naming the zone file.
-    pub fn compile(zones: &[Zone], generation: u64) -> Result<Self, Vec<String>> {
-        compile(zones, generation)
+    pub fn compile(
+        zones: &[Zone],
+        inputs: &Inputs<'_>,
+        generation: u64,
+    ) -> Result<Self, Vec<String>> {
+        compile(zones, inputs, generation)
+    }
+
+    /// Compiles zones alone, with no steered names (tests, fuzzing, tools).
+    pub fn compile_zones(zones: &[Zone], generation: u64) -> Result<Self, Vec<String>> {
+        let steering = SteeringConfig::default();
+        let admin = AdminState::default();
+        let inputs = Inputs {
+            steering: &steering,
+            geo: None,
+            admin: &admin,
+        };
+        compile(zones, &inputs, generation)
     }
 }

@@ -15,6 +15,12 @@
 mod compile;
 mod encode;
 mod index;
+mod steer;
+
+pub use compile::Inputs;
+pub use steer::{CompiledPolicy, Selected};
+
+use crate::health::HealthView;
 
 use std::path::PathBuf;
 
@@ -47,8 +53,11 @@ pub struct ZoneSummary {
     pub file: PathBuf,
 }
 
+/// Marks a [`Prepared`] reply as steered: its `section.start` is a policy id.
+const STEERED: u8 = 0xFF;
+
 /// A pre-encoded run of answer, authority and additional records.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Section {
     start: u32,
     length: u16,
@@ -127,6 +136,8 @@ struct Node {
 struct ZoneReplies {
     /// Index into `RoutingTable::replies`.
     nxdomain: u32,
+    /// NODATA, for steered names whose policy leaves no answer.
+    nodata: u32,
 }
 
 /// The outcome of a lookup, borrowed from the table.
@@ -136,6 +147,20 @@ pub enum Lookup<'table> {
     Refused,
     /// An answer (positive, negative or referral) from the table.
     Answer(Answer<'table>),
+    /// A steered name: the policy chooses per client.
+    Steered(SteeredLookup<'table>),
+}
+
+/// A steered answer to make: the policy, the health it reads, and the
+/// zone's NODATA for when the policy leaves nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct SteeredLookup<'table> {
+    /// The compiled policy.
+    pub policy: &'table CompiledPolicy,
+    /// Health of this table's endpoints.
+    pub health: &'table HealthView,
+    /// The zone's NODATA answer.
+    pub nodata: Answer<'table>,
 }
 
 /// Pre-encoded records to append after the question.
@@ -196,6 +221,8 @@ pub struct RoutingTable {
     section_bytes: Vec<u8>,
     fixups: Vec<u16>,
     ecs_limits: (u8, u8),
+    policies: Vec<CompiledPolicy>,
+    health: HealthView,
 }
 
 /// Record type codes the lookup treats specially.
@@ -216,6 +243,8 @@ impl RoutingTable {
             section_bytes: Vec::new(),
             fixups: Vec::new(),
             ecs_limits: (24, 56),
+            policies: Vec::new(),
+            health: HealthView::default(),
         }
     }
 
@@ -293,6 +322,29 @@ impl RoutingTable {
             .map_or_else(|| &self.replies[node.fallback as usize], |(_, reply)| reply)
     }
 
+    #[inline]
+    fn found<'table>(&'table self, reply: &'table Prepared, node: &Node) -> Lookup<'table> {
+        if reply.rcode != STEERED {
+            return Lookup::Answer(self.answer(reply));
+        }
+        let nodata = &self.replies[self.zones[node.zone as usize].nodata as usize];
+        Lookup::Steered(SteeredLookup {
+            policy: &self.policies[reply.section.start as usize],
+            health: &self.health,
+            nodata: self.answer(nodata),
+        })
+    }
+
+    /// The steered policies, in config order (for explain and status).
+    pub fn policies(&self) -> &[CompiledPolicy] {
+        &self.policies
+    }
+
+    /// Endpoint health of this generation (the admin API writes to it).
+    pub fn health(&self) -> &HealthView {
+        &self.health
+    }
+
     /// Finds the answer for a lower-cased wire-format `name` and `qtype`.
     #[inline]
     pub fn lookup(&self, name: &[u8], qtype: u16, transport: Transport) -> Lookup<'_> {
@@ -306,7 +358,7 @@ impl RoutingTable {
             } else {
                 self.node_reply(node, qtype, transport)
             };
-            return Lookup::Answer(self.answer(reply));
+            return self.found(reply, node);
         }
         // The name does not exist: find its closest encloser.
         let mut at = 0usize;
@@ -328,7 +380,7 @@ impl RoutingTable {
             } else {
                 &self.replies[self.zones[encloser.zone as usize].nxdomain as usize]
             };
-            return Lookup::Answer(self.answer(reply));
+            return self.found(reply, encloser);
         }
         Lookup::Refused
     }

@@ -88,7 +88,7 @@ fn example() -> RoutingTable {
             ),
         ],
     )];
-    RoutingTable::compile(&zones, 1).expect("compile")
+    RoutingTable::compile_zones(&zones, 1).expect("compile")
 }
 
 fn ask(

@@ -1,0 +1,328 @@
+//! Steering configuration, validated: GeoIP databases, ECS limits, sites,
+//! pools and steered names with their policy chains.
+//!
+//! These are the types the rest of Steer reads; `spec` holds what serde
+//! reads from the file. Every name here is checked against the others when
+//! the config is loaded (a policy names only pools of its steered name, a
+//! pool names an existing site, ...), so the compiler can trust them.
+//!
+//! Validation lives in the child modules: `region` reads `geo` and
+//! `geofence` keys, `maps` reads prefixes, ASNs and map files, and
+//! `validate` checks everything against everything else.
+
+mod maps;
+mod region;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use hickory_proto::rr::Name;
+
+pub use maps::parse_asn;
+pub(crate) use validate::validate;
+
+/// The continent codes GeoIP databases use.
+pub const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+
+/// Everything about steering in one config.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SteeringConfig {
+    /// `[geoip]`, when configured.
+    pub geoip: Option<GeoConfig>,
+    /// `[ecs]`.
+    pub ecs: EcsConfig,
+    /// `[sites.ID]`, sorted by id.
+    pub sites: Vec<Site>,
+    /// `[pools.ID]`, sorted by id.
+    pub pools: Vec<Pool>,
+    /// `[[steer]]`, in file order.
+    pub steered: Vec<SteeredName>,
+}
+
+/// `[geoip]`: where client locations come from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GeoConfig {
+    /// A City or Country database, or any mmdb with location fields
+    /// (resolved against the config file's directory).
+    pub database: PathBuf,
+    /// An ASN database, when the ASN is not in `database`.
+    pub asn_database: Option<PathBuf>,
+    /// Where each field sits in a record.
+    pub fields: GeoFields,
+}
+
+/// Field paths inside an mmdb record, as lists of map keys and array
+/// indexes (`["subdivisions", "0", "iso_code"]`). `None`: not available.
+/// The defaults are MaxMind's GeoIP2/GeoLite2 schema.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeoFields {
+    /// ISO 3166-1 alpha-2 country code. Default `country.iso_code`.
+    pub country: Option<Vec<String>>,
+    /// Two-letter continent code (AF AN AS EU NA OC SA). Default
+    /// `continent.code`; when absent, derived from the country.
+    pub continent: Option<Vec<String>>,
+    /// ISO 3166-2 subdivision code without the country (`CA` for
+    /// California). Default `subdivisions.0.iso_code`.
+    pub subdivision: Option<Vec<String>>,
+    /// Default `location.latitude`.
+    pub latitude: Option<Vec<String>>,
+    /// Default `location.longitude`.
+    pub longitude: Option<Vec<String>>,
+    /// Default `autonomous_system_number` (read from `asn_database` when set).
+    pub asn: Option<Vec<String>>,
+}
+
+/// `[ecs]`: how much of an EDNS Client Subnet address Steer uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EcsConfig {
+    /// Longest IPv4 source prefix used (default 24); longer ones are truncated.
+    pub max_source_v4: u8,
+    /// Longest IPv6 source prefix used (default 56).
+    pub max_source_v6: u8,
+}
+
+impl Default for EcsConfig {
+    fn default() -> Self {
+        Self {
+            max_source_v4: 24,
+            max_source_v6: 56,
+        }
+    }
+}
+
+/// `[sites.ID]`: a place where endpoints run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Site {
+    /// The id (the table key).
+    pub id: String,
+    /// Latitude and longitude in degrees, for `nearest`.
+    pub coordinates: Option<(f64, f64)>,
+    /// ISO country code of the site.
+    pub country: Option<String>,
+    /// Continent code of the site.
+    pub continent: Option<String>,
+}
+
+/// `[pools.ID]`: a site's set of addresses, or one CNAME target.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pool {
+    /// The id (the table key).
+    pub id: String,
+    /// Id of the site the pool belongs to.
+    pub site: String,
+    /// Weight for the `weighted` and `sticky` steps (default 1; 0 means
+    /// "only when nothing else is left").
+    pub weight: u32,
+    /// What the pool answers with.
+    pub members: PoolMembers,
+}
+
+/// A pool's answers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PoolMembers {
+    /// Addresses, IPv4 and/or IPv6; a steered A name uses the IPv4 ones and
+    /// an AAAA name the IPv6 ones.
+    Addresses(Vec<Endpoint>),
+    /// One CNAME target (absolute).
+    Cname(Name),
+}
+
+/// One address of a pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The address answered.
+    pub address: IpAddr,
+    /// Weight among the pool's addresses (default 1).
+    pub weight: u32,
+}
+
+/// The record type a name is steered for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SteeredType {
+    /// IPv4 addresses.
+    A,
+    /// IPv6 addresses.
+    Aaaa,
+    /// A CNAME to the chosen pool's target.
+    Cname,
+}
+
+/// `[[steer]]`: a name whose answer is chosen per query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SteeredName {
+    /// Owner name (absolute), inside a loaded zone.
+    pub name: Name,
+    /// The steered type.
+    pub record_type: SteeredType,
+    /// TTL of the answers.
+    pub ttl: u32,
+    /// Candidate pools, in order.
+    pub pools: Vec<String>,
+    /// The policy chain, applied in order.
+    pub policy: Vec<Step>,
+    /// What to answer when health leaves no pool.
+    pub when_all_down: WhenAllDown,
+    /// Where it was written, for messages: `steer[2]`.
+    pub key_path: String,
+}
+
+/// A place a client can be in, as `geo` and `geofence` keys name it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Region {
+    /// A continent code: AF AN AS EU NA OC SA (written bare, or `continent:XX`).
+    Continent(String),
+    /// An ISO country code (written bare, or `country:XX` where the code is
+    /// also a continent's, such as NA for Namibia).
+    Country(String),
+    /// An ISO 3166-2 subdivision, `US-CA`: country and subdivision code.
+    Subdivision(String, String),
+}
+
+/// One step of a policy chain (see the README's table).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Keep a listed pool only when the client is in one of its regions;
+    /// pools not listed are unrestricted.
+    Geofence(Vec<(String, Vec<Region>)>),
+    /// The most specific matching region (subdivision, country, continent,
+    /// then `default`) gives the ordered pools; no match and no default
+    /// leaves no pool (NODATA), as Route 53 geolocation does.
+    Geo {
+        /// Region → pools, in order.
+        map: Vec<(Region, Vec<String>)>,
+        /// When no region matches.
+        default: Option<Vec<String>>,
+    },
+    /// Longest matching prefix → pools; no match leaves the list as it is.
+    Cidr(Vec<(IpNet, Vec<String>)>),
+    /// The client's ASN → pools; no match leaves the list as it is.
+    Asn(Vec<(u32, Vec<String>)>),
+    /// Order by great-circle distance from the client to each pool's site,
+    /// plus a per-pool bias in kilometres.
+    Nearest {
+        /// Pool → km added to its distance (negative pulls it closer).
+        bias_km: Vec<(String, f64)>,
+    },
+    /// Drop down endpoints, and pools with fewer than `min_healthy` of their
+    /// endpoints up (a fraction; 0 keeps a pool while any endpoint is up).
+    Healthy {
+        /// Fraction of endpoints that must be up, 0.0..=1.0.
+        min_healthy: f64,
+    },
+    /// Keep only the first pool.
+    Priority,
+    /// Keep one pool, chosen at random by pool weight (weight 0 only when
+    /// nothing else is left); order its addresses by weighted random choice.
+    Weighted,
+    /// Keep one pool, chosen by a consistent hash of the client's prefix
+    /// (/24 or /48), weighted by pool weight.
+    Sticky,
+    /// Answer with at most N addresses, taken from the remaining pools in
+    /// order (without it, the answer is every address of the first pool).
+    First(usize),
+}
+
+/// An IP prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IpNet {
+    /// The network address (bits beyond `prefix_len` are zero).
+    pub address: IpAddr,
+    /// Prefix length in bits.
+    pub prefix_len: u8,
+}
+
+/// What to answer when the `healthy` step leaves nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WhenAllDown {
+    /// Answer as if every endpoint were up (Route 53's rule).
+    FailOpen,
+    /// Answer NODATA.
+    NoData,
+    /// Answer SERVFAIL.
+    ServFail,
+    /// Answer with this pool, whatever its health.
+    Pool(String),
+}
+
+impl SteeringConfig {
+    /// True when the file configures no steering at all.
+    pub fn is_empty(&self) -> bool {
+        self.geoip.is_none()
+            && self.ecs == EcsConfig::default()
+            && self.sites.is_empty()
+            && self.pools.is_empty()
+            && self.steered.is_empty()
+    }
+
+    /// The site with this id.
+    pub fn site(&self, id: &str) -> Option<&Site> {
+        // Sorted by id when validated.
+        self.sites
+            .binary_search_by(|site| site.id.as_str().cmp(id))
+            .ok()
+            .and_then(|index| self.sites.get(index))
+    }
+
+    /// The pool with this id.
+    pub fn pool(&self, id: &str) -> Option<&Pool> {
+        self.pools
+            .binary_search_by(|pool| pool.id.as_str().cmp(id))
+            .ok()
+            .and_then(|index| self.pools.get(index))
+    }
+}
+
+impl Default for GeoFields {
+    /// MaxMind's GeoIP2/GeoLite2 City and ASN schema.
+    fn default() -> Self {
+        let path = |text: &str| Some(text.split('.').map(str::to_string).collect());
+        Self {
+            country: path("country.iso_code"),
+            continent: path("continent.code"),
+            subdivision: path("subdivisions.0.iso_code"),
+            latitude: path("location.latitude"),
+            longitude: path("location.longitude"),
+            asn: path("autonomous_system_number"),
+        }
+    }
+}
+
+impl Pool {
+    /// Whether the pool can answer a name steered for `record_type`: an
+    /// IPv4 address for A, an IPv6 address for AAAA, a target for CNAME.
+    pub fn serves(&self, record_type: SteeredType) -> bool {
+        match (&self.members, record_type) {
+            (PoolMembers::Addresses(endpoints), SteeredType::A) => {
+                endpoints.iter().any(|endpoint| endpoint.address.is_ipv4())
+            }
+            (PoolMembers::Addresses(endpoints), SteeredType::Aaaa) => {
+                endpoints.iter().any(|endpoint| endpoint.address.is_ipv6())
+            }
+            (PoolMembers::Cname(_), SteeredType::Cname) => true,
+            (PoolMembers::Addresses(_), SteeredType::Cname)
+            | (PoolMembers::Cname(_), SteeredType::A | SteeredType::Aaaa) => false,
+        }
+    }
+}
+
+impl SteeredType {
+    /// The type's mnemonic, as in the file and in zone files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::Aaaa => "AAAA",
+            Self::Cname => "CNAME",
+        }
+    }
+}
+
+impl fmt::Display for SteeredType {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,663 @@
+//! Steered names in the routing table.
+//!
+//! Compile time ([`compile_policies`]): each `[[steer]]` entry becomes a
+//! [`CompiledPolicy`]: its pools and their endpoints as pre-encoded answer
+//! records (owner `0xC00C`, so no fixups), the per-query steps, and one
+//! prefix map per address family whose leaves are decisions (ordered
+//! candidate pools), built from the GeoIP partition and the CIDR maps and
+//! merged so that a leaf's depth is the widest correct ECS scope.
+//!
+//! Query time ([`CompiledPolicy::select`]): one prefix-map walk, then the
+//! dynamic steps over at most [`MAX_POOLS`] pools held on the stack, then
+//! the chosen records are copied into the response. No lock, no
+//! allocation.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::config::steering::{PoolMembers, SteeredType, SteeringConfig, Step, WhenAllDown};
+use crate::geo::{GeoDatabase, Location};
+use crate::health::{AdminState, HealthView};
+use crate::policy::prefix_map::{PrefixMap, PrefixMapBuilder};
+use crate::policy::{
+    self, Dynamic, MAX_ANSWER, MAX_POOLS, PoolPlace, StepTrace, random, sticky_choice, sticky_key,
+    sticky_scope, weighted_choice,
+};
+
+/// Record type codes.
+const TYPE_A: u16 = 1;
+const TYPE_CNAME: u16 = 5;
+const TYPE_AAAA: u16 = 28;
+
+/// A pool of one policy.
+#[derive(Clone, Debug)]
+struct PolicyPool {
+    /// Index in the health view.
+    health_pool: u32,
+    weight: u32,
+    /// Range of `CompiledPolicy::endpoints`.
+    endpoints_start: u32,
+    endpoints_len: u16,
+}
+
+/// One answer record of a policy.
+#[derive(Clone, Copy, Debug)]
+struct PolicyEndpoint {
+    /// Range of `CompiledPolicy::records`.
+    start: u32,
+    length: u16,
+    weight: u32,
+    /// Health slot (`u32::MAX` for a CNAME target, which only drains).
+    slot: u32,
+}
+
+/// What `when_all_down` says, compiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AllDown {
+    FailOpen,
+    NoData,
+    ServFail,
+    Pool(u16),
+}
+
+/// The outcome of [`CompiledPolicy::select`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selected {
+    /// `count` records were appended.
+    Records {
+        /// Records written.
+        count: u16,
+    },
+    /// No pool for this client (location steps left none, or `nodata`).
+    NoData,
+    /// `when_all_down = "servfail"` and everything is down.
+    ServFail,
+}
+
+/// A steered name and type, compiled.
+#[derive(Clone, Debug)]
+pub struct CompiledPolicy {
+    /// `www.example.test. A`, for status and explain.
+    pub label: String,
+    qtype: u16,
+    pools: Vec<PolicyPool>,
+    endpoints: Vec<PolicyEndpoint>,
+    records: Vec<u8>,
+    /// Decision → ordered pools: a range of `decision_pools`.
+    decisions: Vec<(u32, u16)>,
+    decision_pools: Vec<u16>,
+    v4: PrefixMap,
+    v6: PrefixMap,
+    dynamic: Vec<Dynamic>,
+    when_all_down: AllDown,
+    sticky: bool,
+    /// The steps as written, for explain.
+    steps: Vec<Step>,
+    places: Vec<PoolPlace>,
+    cidr_steps: Vec<Vec<(crate::config::steering::IpNet, Vec<String>)>>,
+}
+
+/// Fixed-size list of pool indexes, on the stack.
+struct PoolList {
+    pools: [u16; MAX_POOLS],
+    len: usize,
+}
+
+impl PoolList {
+    fn as_slice(&self) -> &[u16] {
+        &self.pools[..self.len]
+    }
+
+    fn keep_only(&mut self, position: usize) {
+        self.pools[0] = self.pools[position];
+        self.len = 1;
+    }
+}
+
+impl CompiledPolicy {
+    /// The query type this policy answers.
+    pub fn qtype(&self) -> u16 {
+        self.qtype
+    }
+
+    fn decision_for(&self, client: IpAddr) -> (u32, u8) {
+        match client {
+            IpAddr::V4(address) => self.v4.lookup(u128::from(u32::from(address))),
+            IpAddr::V6(address) => self.v6.lookup(u128::from(address)),
+        }
+    }
+
+    fn pool_is_up(&self, health: &HealthView, pool: &PolicyPool, min_healthy: f64) -> bool {
+        let endpoints = self.pool_endpoints(pool);
+        let up = endpoints
+            .iter()
+            .filter(|endpoint| health.is_up(pool.health_pool, endpoint.slot))
+            .count();
+        up > 0 && up as f64 >= min_healthy * endpoints.len() as f64
+    }
+
+    fn pool_endpoints(&self, pool: &PolicyPool) -> &[PolicyEndpoint] {
+        let start = pool.endpoints_start as usize;
+        &self.endpoints[start..start + usize::from(pool.endpoints_len)]
+    }
+
+    /// The ECS scope for `client`'s answer and the decision's pool list.
+    fn start(&self, client: IpAddr) -> (PoolList, u8) {
+        let (decision, mut scope) = self.decision_for(client);
+        if self.sticky {
+            scope = scope.max(sticky_scope(client));
+        }
+        let (start, len) = self.decisions[decision as usize];
+        let mut list = PoolList {
+            pools: [0; MAX_POOLS],
+            len: usize::from(len),
+        };
+        list.pools[..list.len]
+            .copy_from_slice(&self.decision_pools[start as usize..start as usize + list.len]);
+        (list, scope)
+    }
+
+    /// Chooses the answer for `client` (the ECS network, or the source
+    /// address) and appends its records to `out`. Returns what happened and
+    /// the ECS scope prefix the answer is valid for.
+    pub fn select(&self, health: &HealthView, client: IpAddr, out: &mut Vec<u8>) -> (Selected, u8) {
+        let (mut list, scope) = self.start(client);
+        if list.len == 0 {
+            return (Selected::NoData, scope);
+        }
+        let mut filter_health = false;
+        let mut weighted_order = false;
+        let mut limit: Option<usize> = None;
+        for step in &self.dynamic {
+            match *step {
+                Dynamic::Healthy { min_healthy } => {
+                    let mut kept = PoolList {
+                        pools: [0; MAX_POOLS],
+                        len: 0,
+                    };
+                    for &pool in list.as_slice() {
+                        if self.pool_is_up(health, &self.pools[usize::from(pool)], min_healthy) {
+                            kept.pools[kept.len] = pool;
+                            kept.len += 1;
+                        }
+                    }
+                    if kept.len > 0 {
+                        list = kept;
+                        filter_health = true;
+                    } else {
+                        match self.when_all_down {
+                            // Route 53's rule: answer as if everything were up.
+                            AllDown::FailOpen => filter_health = false,
+                            AllDown::NoData => return (Selected::NoData, scope),
+                            AllDown::ServFail => return (Selected::ServFail, scope),
+                            AllDown::Pool(pool) => {
+                                list.pools[0] = pool;
+                                list.len = 1;
+                                filter_health = false;
+                            }
+                        }
+                    }
+                }
+                Dynamic::Priority => list.len = list.len.min(1),
+                Dynamic::Weighted => {
+                    let mut weights = [0u32; MAX_POOLS];
+                    for (slot, &pool) in weights.iter_mut().zip(list.as_slice()) {
+                        *slot = self.pools[usize::from(pool)].weight;
+                    }
+                    let chosen = weighted_choice(&weights[..list.len], random());
+                    list.keep_only(chosen);
+                    weighted_order = true;
+                }
+                Dynamic::Sticky => {
+                    let mut weights = [0u32; MAX_POOLS];
+                    for (slot, &pool) in weights.iter_mut().zip(list.as_slice()) {
+                        *slot = self.pools[usize::from(pool)].weight.max(1);
+                    }
+                    let chosen =
+                        sticky_choice(sticky_key(client), list.as_slice(), &weights[..list.len]);
+                    list.keep_only(chosen);
+                }
+                Dynamic::First(count) => limit = Some(count.min(MAX_ANSWER)),
+            }
+        }
+        let pools_used = if limit.is_some() {
+            list.len
+        } else {
+            list.len.min(1)
+        };
+        let limit = limit.unwrap_or(MAX_ANSWER);
+        let mut count = 0usize;
+        for &pool in &list.as_slice()[..pools_used] {
+            let pool = &self.pools[usize::from(pool)];
+            let endpoints = self.pool_endpoints(pool);
+            let mut usable = [0u16; MAX_ANSWER];
+            let mut usable_len = 0usize;
+            for (index, endpoint) in endpoints.iter().enumerate().take(MAX_ANSWER) {
+                if !filter_health || health.is_up(pool.health_pool, endpoint.slot) {
+                    usable[usable_len] = index as u16;
+                    usable_len += 1;
+                }
+            }
+            if weighted_order {
+                // Weighted sampling without replacement, in place.
+                for position in 0..usable_len {
+                    let mut weights = [0u32; MAX_ANSWER];
+                    for (slot, &index) in weights.iter_mut().zip(&usable[position..usable_len]) {
+                        *slot = endpoints[usize::from(index)].weight;
+                    }
+                    let chosen = weighted_choice(&weights[..usable_len - position], random());
+                    usable.swap(position, position + chosen);
+                }
+            }
+            for &index in &usable[..usable_len] {
+                if count == limit {
+                    break;
+                }
+                let endpoint = endpoints[usize::from(index)];
+                let start = endpoint.start as usize;
+                out.extend_from_slice(&self.records[start..start + usize::from(endpoint.length)]);
+                count += 1;
+            }
+        }
+        if count == 0 {
+            return (Selected::NoData, scope);
+        }
+        (
+            Selected::Records {
+                count: count as u16,
+            },
+            scope,
+        )
+    }
+
+    /// What the location steps did for `location` (explain's view).
+    pub fn trace(&self, client: IpAddr, location: &Location) -> (Vec<StepTrace>, Vec<String>, u8) {
+        let cidr_matches: Vec<Option<usize>> = self
+            .cidr_steps
+            .iter()
+            .map(|entries| longest_match(entries, client))
+            .collect();
+        let mut trace = Vec::new();
+        let pools = policy::locate(
+            &self.steps,
+            &self.places,
+            location,
+            &cidr_matches,
+            Some(&mut trace),
+        );
+        let (_, scope) = self.start(client);
+        let ids = pools
+            .iter()
+            .map(|&pool| self.places[usize::from(pool)].id.clone())
+            .collect();
+        (trace, ids, scope)
+    }
+}
+
+fn longest_match(
+    entries: &[(crate::config::steering::IpNet, Vec<String>)],
+    client: IpAddr,
+) -> Option<usize> {
+    entries
+        .iter()
+        .enumerate()
+        .filter(|(_, (network, _))| prefix_contains(network.address, network.prefix_len, client))
+        .max_by_key(|(_, (network, _))| network.prefix_len)
+        .map(|(index, _)| index)
+}
+
+fn prefix_contains(network: IpAddr, prefix_len: u8, address: IpAddr) -> bool {
+    match (network, address) {
+        (IpAddr::V4(network), IpAddr::V4(address)) => {
+            let mask = if prefix_len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix_len))
+            };
+            u32::from(network) & mask == u32::from(address) & mask
+        }
+        (IpAddr::V6(network), IpAddr::V6(address)) => {
+            let mask = if prefix_len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix_len))
+            };
+            u128::from(network) & mask == u128::from(address) & mask
+        }
+        _ => false,
+    }
+}
+
+fn address_bits(address: IpAddr) -> (u128, u8) {
+    match address {
+        IpAddr::V4(address) => (u128::from(u32::from(address)), 32),
+        IpAddr::V6(address) => (u128::from(address), 128),
+    }
+}
+
+/// The GeoIP partition of one family as a map of location ids.
+pub(super) struct LocationMaps {
+    locations: Vec<Location>,
+    v4: PrefixMap,
+    v6: PrefixMap,
+}
+
+impl LocationMaps {
+    /// Walks the databases once; every policy of the compile shares it.
+    pub(super) fn build(geo: Option<&GeoDatabase>) -> Self {
+        let mut locations = vec![Location::default()];
+        let Some(geo) = geo else {
+            return Self {
+                locations,
+                v4: PrefixMap::uniform(32, 0),
+                v6: PrefixMap::uniform(128, 0),
+            };
+        };
+        let mut ids: HashMap<Location, u32> = HashMap::new();
+        ids.insert(Location::default(), 0);
+        let mut intern = |location: &Location, locations: &mut Vec<Location>| -> u32 {
+            if let Some(&id) = ids.get(location) {
+                return id;
+            }
+            let id = locations.len() as u32;
+            locations.push(location.clone());
+            ids.insert(location.clone(), id);
+            id
+        };
+        let mut v4 = PrefixMapBuilder::new(32, 0);
+        geo.partition_v4(&mut |network, prefix_len, location| {
+            let id = intern(location, &mut locations);
+            if id != 0 {
+                v4.insert(u128::from(network), prefix_len, id);
+            }
+        });
+        let mut v6 = PrefixMapBuilder::new(128, 0);
+        geo.partition_v6(&mut |network, prefix_len, location| {
+            let id = intern(location, &mut locations);
+            if id != 0 {
+                v6.insert(network, prefix_len, id);
+            }
+        });
+        Self {
+            locations,
+            v4: v4.finish(),
+            v6: v6.finish(),
+        }
+    }
+}
+
+/// Compiles every steered name. `zone_nodata` is not needed here: the
+/// table answers NODATA from the zone. Errors name the config key path.
+pub(super) fn compile_policies(
+    config: &SteeringConfig,
+    maps: &LocationMaps,
+    admin: &AdminState,
+) -> Result<(Vec<CompiledPolicy>, HealthView), Vec<String>> {
+    let health_pools: Vec<(String, Vec<IpAddr>)> = config
+        .pools
+        .iter()
+        .map(|pool| {
+            let addresses = match &pool.members {
+                PoolMembers::Addresses(endpoints) => {
+                    endpoints.iter().map(|endpoint| endpoint.address).collect()
+                }
+                PoolMembers::Cname(_) => Vec::new(),
+            };
+            (pool.id.clone(), addresses)
+        })
+        .collect();
+    let health = HealthView::new(&health_pools, admin);
+    // First health slot of each config pool.
+    let mut first_slot = Vec::with_capacity(config.pools.len());
+    let mut next = 0u32;
+    for (_, addresses) in &health_pools {
+        first_slot.push(next);
+        next += addresses.len() as u32;
+    }
+
+    let mut errors = Vec::new();
+    let mut policies = Vec::new();
+    for steered in &config.steered {
+        match compile_one(config, steered, maps, &first_slot) {
+            Ok(policy) => policies.push(policy),
+            Err(error) => errors.push(format!("{}: {error}", steered.key_path)),
+        }
+    }
+    if errors.is_empty() {
+        Ok((policies, health))
+    } else {
+        Err(errors)
+    }
+}
+
+fn compile_one(
+    config: &SteeringConfig,
+    steered: &crate::config::steering::SteeredName,
+    maps: &LocationMaps,
+    first_slot: &[u32],
+) -> Result<CompiledPolicy, String> {
+    let dynamic = policy::dynamic_steps(&steered.policy)
+        .map_err(|(index, message)| format!("policy[{index}]: {message}"))?;
+    let qtype = match steered.record_type {
+        SteeredType::A => TYPE_A,
+        SteeredType::Aaaa => TYPE_AAAA,
+        SteeredType::Cname => TYPE_CNAME,
+    };
+    // The policy's pools: the steered pools, then a fallback pool if it is another one.
+    let mut pool_ids: Vec<&String> = steered.pools.iter().collect();
+    let when_all_down = match &steered.when_all_down {
+        WhenAllDown::FailOpen => AllDown::FailOpen,
+        WhenAllDown::NoData => AllDown::NoData,
+        WhenAllDown::ServFail => AllDown::ServFail,
+        WhenAllDown::Pool(id) => {
+            let position = match pool_ids.iter().position(|known| *known == id) {
+                Some(position) => position,
+                None => {
+                    pool_ids.push(id);
+                    pool_ids.len() - 1
+                }
+            };
+            AllDown::Pool(position as u16)
+        }
+    };
+    if pool_ids.len() > MAX_POOLS {
+        return Err(format!("at most {MAX_POOLS} pools per steered name"));
+    }
+    let mut pools = Vec::new();
+    let mut endpoints = Vec::new();
+    let mut records = Vec::new();
+    let mut places = Vec::new();
+    for id in &pool_ids {
+        let (index, pool) = config
+            .pools
+            .iter()
+            .enumerate()
+            .find(|(_, pool)| &pool.id == *id)
+            .ok_or_else(|| format!("unknown pool {id:?}"))?;
+        let site = config.sites.iter().find(|site| site.id == pool.site);
+        places.push(PoolPlace {
+            id: pool.id.clone(),
+            coordinates: site.and_then(|site| site.coordinates),
+        });
+        let endpoints_start = endpoints.len() as u32;
+        match &pool.members {
+            PoolMembers::Addresses(members) => {
+                for (offset, member) in members.iter().enumerate() {
+                    let rdata: Vec<u8> = match (qtype, member.address) {
+                        (TYPE_A, IpAddr::V4(address)) => address.octets().to_vec(),
+                        (TYPE_AAAA, IpAddr::V6(address)) => address.octets().to_vec(),
+                        _ => continue,
+                    };
+                    let start = records.len() as u32;
+                    push_record(&mut records, qtype, steered.ttl, &rdata);
+                    endpoints.push(PolicyEndpoint {
+                        start,
+                        length: (records.len() as u32 - start) as u16,
+                        weight: member.weight,
+                        slot: first_slot[index] + offset as u32,
+                    });
+                }
+            }
+            PoolMembers::Cname(target) => {
+                if qtype != TYPE_CNAME {
+                    return Err(format!("pool {id:?} holds a CNAME, not addresses"));
+                }
+                let start = records.len() as u32;
+                // Uncompressed: the target is rarely below the question.
+                let mut rdata = Vec::new();
+                for label in target.iter() {
+                    rdata.push(label.len() as u8);
+                    rdata.extend_from_slice(label);
+                }
+                rdata.push(0);
+                push_record(&mut records, qtype, steered.ttl, &rdata);
+                endpoints.push(PolicyEndpoint {
+                    start,
+                    length: (records.len() as u32 - start) as u16,
+                    weight: 1,
+                    slot: u32::MAX,
+                });
+            }
+        }
+        let endpoints_len = endpoints.len() as u32 - endpoints_start;
+        if endpoints_len == 0 {
+            return Err(format!(
+                "pool {id:?} has no address for {}",
+                type_label(qtype)
+            ));
+        }
+        pools.push(PolicyPool {
+            health_pool: index as u32,
+            weight: pool.weight,
+            endpoints_start,
+            endpoints_len: endpoints_len.min(u32::from(u16::MAX)) as u16,
+        });
+    }
+    // Only the steered pools are candidates; a fallback pool is not.
+    let candidates = steered.pools.len();
+    let candidate_places = &places[..candidates];
+
+    let cidr_steps: Vec<Vec<(crate::config::steering::IpNet, Vec<String>)>> = steered
+        .policy
+        .iter()
+        .filter_map(|step| match step {
+            Step::Cidr(entries) => Some(entries.clone()),
+            _ => None,
+        })
+        .collect();
+    let needs_location = steered.policy.iter().any(|step| {
+        matches!(
+            step,
+            Step::Geofence(_) | Step::Geo { .. } | Step::Asn(_) | Step::Nearest { .. }
+        )
+    });
+
+    let mut decisions: Vec<(u32, u16)> = Vec::new();
+    let mut decision_pools: Vec<u16> = Vec::new();
+    let mut decision_ids: HashMap<Vec<u16>, u32> = HashMap::new();
+    let mut intern_decision = |pools: Vec<u16>| -> u32 {
+        *decision_ids.entry(pools.clone()).or_insert_with(|| {
+            decisions.push((decision_pools.len() as u32, pools.len() as u16));
+            decision_pools.extend_from_slice(&pools);
+            (decisions.len() - 1) as u32
+        })
+    };
+
+    let mut family_map = |bits: u8, location_map: &PrefixMap| -> PrefixMap {
+        // CIDR matches: one map per cidr step (entry index + 1, 0 = none),
+        // combined into one map of tuple ids.
+        let mut tuples: Vec<Vec<Option<usize>>> = vec![Vec::new()];
+        let mut tuple_map = PrefixMap::uniform(bits, 0);
+        for entries in &cidr_steps {
+            let mut builder = PrefixMapBuilder::new(bits, 0);
+            let mut ordered: Vec<(usize, &(crate::config::steering::IpNet, Vec<String>))> =
+                entries.iter().enumerate().collect();
+            // Longest prefix wins: insert shorter ones first.
+            ordered.sort_by_key(|(_, (network, _))| network.prefix_len);
+            for (index, (network, _)) in ordered {
+                let (address, width) = address_bits(network.address);
+                if width == bits {
+                    builder.insert(address, network.prefix_len, index as u32 + 1);
+                }
+            }
+            let step_map = builder.finish();
+            let mut ids: HashMap<Vec<Option<usize>>, u32> = HashMap::new();
+            for (id, tuple) in tuples.iter().enumerate() {
+                ids.insert(tuple.clone(), id as u32);
+            }
+            let mut next_tuples = tuples.clone();
+            tuple_map = PrefixMap::product(&tuple_map, &step_map, &mut |tuple, matched| {
+                let mut combined = tuples[tuple as usize].clone();
+                combined.push(matched.checked_sub(1).map(|index| index as usize));
+                *ids.entry(combined.clone()).or_insert_with(|| {
+                    next_tuples.push(combined);
+                    (next_tuples.len() - 1) as u32
+                })
+            });
+            tuples = next_tuples;
+        }
+        let default_location = Location::default();
+        let empty_location_map = PrefixMap::uniform(bits, 0);
+        let locations = if needs_location {
+            location_map
+        } else {
+            &empty_location_map
+        };
+        PrefixMap::product(locations, &tuple_map, &mut |location, tuple| {
+            let location = maps
+                .locations
+                .get(location as usize)
+                .unwrap_or(&default_location);
+            let matches = &tuples[tuple as usize];
+            // Tuples carry one entry per cidr step once every step was combined.
+            let padded: Vec<Option<usize>> = (0..cidr_steps.len())
+                .map(|step| matches.get(step).copied().flatten())
+                .collect();
+            intern_decision(policy::locate(
+                &steered.policy,
+                candidate_places,
+                location,
+                &padded,
+                None,
+            ))
+        })
+    };
+    let v4 = family_map(32, &maps.v4);
+    let v6 = family_map(128, &maps.v6);
+
+    Ok(CompiledPolicy {
+        label: format!("{} {}", steered.name, type_label(qtype)),
+        qtype,
+        pools,
+        endpoints,
+        records,
+        decisions,
+        decision_pools,
+        v4,
+        v6,
+        sticky: dynamic.contains(&Dynamic::Sticky),
+        dynamic,
+        when_all_down,
+        steps: steered.policy.clone(),
+        places: candidate_places.to_vec(),
+        cidr_steps,
+    })
+}
+
+fn type_label(qtype: u16) -> &'static str {
+    match qtype {
+        TYPE_A => "A",
+        TYPE_AAAA => "AAAA",
+        _ => "CNAME",
+    }
+}
+
+/// Appends `0xC00C TYPE IN TTL RDLENGTH RDATA`.
+fn push_record(records: &mut Vec<u8>, qtype: u16, ttl: u32, rdata: &[u8]) {
+    records.extend_from_slice(&[0xC0, 0x0C]);
+    records.extend_from_slice(&qtype.to_be_bytes());
+    records.extend_from_slice(&1u16.to_be_bytes());
+    records.extend_from_slice(&ttl.to_be_bytes());
+    records.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    records.extend_from_slice(rdata);
+}
