@@ -238,22 +238,26 @@ impl GeoDatabase {
             ),
             family,
         );
-        // Each distinct (location, ASN) pair is built once.
-        let mut merged: FxHashMap<(Option<usize>, Option<usize>), usize> = FxHashMap::default();
-        let mut merged_locations: Vec<Location> = Vec::new();
+        // One location rebuilt in place whenever the pair of records
+        // changes: caching every pair would hold millions of locations for
+        // a City and an ASN database, and copying into the same strings
+        // does not allocate.
+        let mut merged = Location::default();
+        let mut merged_pair = None;
         for (start, prefix_len, location_record, asn_record) in
             Intersection::new(location_networks, asn_networks, family)
         {
-            let next = merged_locations.len();
-            let index = *merged.entry((location_record, asn_record)).or_insert(next);
-            if index == next {
-                let mut location = location_record
-                    .map(|index| locations.borrow().locations[index].clone())
-                    .unwrap_or_default();
-                location.asn = asn_record.and_then(|index| asns.borrow().locations[index].asn);
-                merged_locations.push(location);
+            if merged_pair != Some((location_record, asn_record)) {
+                merged_pair = Some((location_record, asn_record));
+                let locations = locations.borrow();
+                let source = location_record.map_or(&nowhere, |index| &locations.locations[index]);
+                merged.continent.clone_from(&source.continent);
+                merged.country.clone_from(&source.country);
+                merged.subdivision.clone_from(&source.subdivision);
+                merged.coordinates = source.coordinates;
+                merged.asn = asn_record.and_then(|index| asns.borrow().locations[index].asn);
             }
-            visit(start, prefix_len, &merged_locations[index]);
+            visit(start, prefix_len, &merged);
         }
         self.warn(family, location_errors, asn_errors);
     }
