@@ -9,6 +9,9 @@
 //! plane keeps answering from the last good table and the errors are kept
 //! for `/status`. Reloads run one at a time, off the async threads, and a
 //! started reload always finishes even if whoever asked for it goes away.
+//! The GeoIP databases and steering configuration a table was compiled
+//! from are swapped in with it, so that explain ([`Control::serving`])
+//! always reads one generation's table, database and pool names together.
 //! Nothing here is on the query path: the data plane only ever calls
 //! `ArcSwap::load`.
 
@@ -21,9 +24,10 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use tracing::{error, info, warn};
 
+use crate::config::steering::SteeringConfig;
 use crate::config::{self, Config};
 use crate::geo::GeoDatabase;
-use crate::health::{AdminState, Forced};
+use crate::health::{AdminState, EndpointStatus, Forced};
 use crate::table::{Inputs, RoutingTable};
 use crate::zone;
 
@@ -33,6 +37,10 @@ pub struct Built {
     pub config: Config,
     /// The compiled table.
     pub table: RoutingTable,
+    /// The GeoIP databases the table was compiled from, kept open so that
+    /// `steer explain` and `/explain` locate addresses in the same data the
+    /// table's prefix maps came from.
+    pub geo: Option<Arc<GeoDatabase>>,
     /// Number of zones in the table.
     pub zones: usize,
     /// Number of records over all zones.
@@ -75,6 +83,7 @@ pub fn build(
         steering: &config.steering,
         geo: geo.as_ref(),
         admin,
+        config_file: &config.file,
     };
     let table = RoutingTable::compile(&zones, &inputs, generation)?;
     let records = table.zones().iter().map(|zone| zone.records).sum();
@@ -83,6 +92,7 @@ pub fn build(
         records,
         config,
         table,
+        geo: geo.map(Arc::new),
         compile_duration: started.elapsed(),
     })
 }
@@ -137,6 +147,22 @@ pub struct StatusSnapshot {
     pub reloads: ReloadCounts,
     /// Where DNS is served.
     pub listen: Listeners,
+    /// Every endpoint of every pool, with its health and admin state.
+    pub endpoints: Vec<EndpointStatus>,
+    /// The steered names and types, in config order.
+    pub steered: Vec<SteeredStatus>,
+}
+
+/// One steered name and type in `/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SteeredStatus {
+    /// Owner name, absolute.
+    pub name: String,
+    /// `A`, `AAAA` or `CNAME`.
+    #[serde(rename = "type")]
+    pub record_type: String,
+    /// Candidate pools, in order.
+    pub pools: Vec<String>,
 }
 
 /// One zone in `/status`.
@@ -185,6 +211,31 @@ struct Status {
     last_reload_error: Option<ReloadErrorStatus>,
     reloads: ReloadCounts,
     listeners: Listeners,
+    /// What the served table was compiled from; replaced under this lock
+    /// together with the table, so explain never pairs one generation's
+    /// table with another's database.
+    sources: Sources,
+}
+
+/// The inputs of the served table that explain reads besides the table.
+#[derive(Clone)]
+struct Sources {
+    geo: Option<Arc<GeoDatabase>>,
+    steering: Arc<SteeringConfig>,
+}
+
+/// One generation as explain sees it: the table, what it was compiled
+/// from, and the operators' overrides, all taken at one instant.
+#[derive(Clone)]
+pub struct Serving {
+    /// The table being served.
+    pub table: Arc<RoutingTable>,
+    /// Its GeoIP databases, when configured.
+    pub geo: Option<Arc<GeoDatabase>>,
+    /// Its steering configuration (pool names, `when_all_down`).
+    pub steering: Arc<SteeringConfig>,
+    /// Drains and overrides in force.
+    pub admin: AdminState,
 }
 
 /// The control plane's owner of the routing table. See the module docs.
@@ -225,6 +276,10 @@ impl Control {
             last_reload_error: None,
             reloads: ReloadCounts::default(),
             listeners: Listeners::default(),
+            sources: Sources {
+                geo: built.geo,
+                steering: Arc::new(built.config.steering.clone()),
+            },
         };
         Self {
             config_path: config_path.to_path_buf(),
@@ -358,6 +413,18 @@ impl Control {
     pub fn status(&self) -> StatusSnapshot {
         let status = lock(&self.status);
         let table = self.table.load();
+        // The admin lock is held while an override is written into the
+        // atomics, so reading both under it gives one consistent view.
+        let endpoints = table.health().statuses(&lock(&self.admin));
+        let steered = table
+            .policies()
+            .iter()
+            .map(|policy| SteeredStatus {
+                name: policy.name().to_owned(),
+                record_type: policy.type_name().to_owned(),
+                pools: policy.pool_ids(),
+            })
+            .collect();
         StatusSnapshot {
             generation: table.generation(),
             zones: table
@@ -374,6 +441,22 @@ impl Control {
             last_reload_error: status.last_reload_error.clone(),
             reloads: status.reloads,
             listen: status.listeners.clone(),
+            endpoints,
+            steered,
+        }
+    }
+
+    /// The table being served with its GeoIP databases, steering
+    /// configuration and admin state, for explain.
+    pub fn serving(&self) -> Serving {
+        let status = lock(&self.status);
+        let table = self.table.load_full();
+        let admin = lock(&self.admin).clone();
+        Serving {
+            table,
+            geo: status.sources.geo.clone(),
+            steering: Arc::clone(&status.sources.steering),
+            admin,
         }
     }
 }
@@ -406,6 +489,10 @@ impl ReloadJob {
                 {
                     let mut status = lock(&self.status);
                     self.table.store(Arc::new(built.table));
+                    status.sources = Sources {
+                        geo: built.geo,
+                        steering: Arc::new(built.config.steering),
+                    };
                     // The parse and compile garbage (and usually the old
                     // table) is free now: hand it back to the system.
                     release_freed_memory();
@@ -538,6 +625,7 @@ mod tests {
         Built {
             config,
             table: RoutingTable::empty(),
+            geo: None,
             zones: 0,
             records: 0,
             compile_duration: Duration::from_millis(2),

@@ -1,8 +1,10 @@
-//! The `steer` command: `serve`, `check`, and `reload` (an admin API client).
+//! The `steer` command: `serve`, `check`, `explain`, `reload` (an admin API
+//! client) and `geoip build`.
 //!
-//! Wiring only: every decision lives in the library. `check` and `serve` run
-//! the same [`steer::control::build`], so a file that passes `check` is one
-//! that `serve` and a reload accept. Exit status is 0 on success and 1 on any
+//! Wiring only: every decision lives in the library. `check`, `explain` and
+//! `serve` run the same [`steer::control::build`], so a file that passes
+//! `check` is one that `serve` and a reload accept, and `explain` describes
+//! the table `serve` would answer from. Exit status is 0 on success and 1 on any
 //! failure, with every error printed one per line on stderr.
 
 use std::io::IsTerminal;
@@ -50,6 +52,28 @@ enum Command {
         #[arg(long, value_name = "FILE", default_value = "steer.toml")]
         config: PathBuf,
     },
+    /// Explain how a name and type are answered for a client: its network,
+    /// location, each policy step and the answer. Builds the table like
+    /// `check`; serves nothing. `GET /explain` on the admin API does the
+    /// same with the live health and drains.
+    Explain {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE", default_value = "steer.toml")]
+        config: PathBuf,
+        /// The name, e.g. `www.example.test` (absolute either way).
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// The record type, e.g. `A`, `AAAA`, `MX`, `TYPE65`.
+        #[arg(value_name = "TYPE")]
+        record_type: String,
+        /// The client: `ADDR/LEN` as an EDNS Client Subnet (truncated to the
+        /// `[ecs]` maximum), or a bare `ADDR` as a query's source address.
+        #[arg(long, value_name = "ADDR[/LEN]")]
+        client: String,
+        /// Print JSON (the same as `GET /explain`) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask a running server to reload, through its admin API.
     Reload {
         /// Find the admin API from this configuration's `[admin] listen`.
@@ -88,6 +112,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
+        Command::Explain {
+            config,
+            name,
+            record_type,
+            client,
+            json,
+        } => explain(&config, &name, &record_type, &client, json),
         Command::Serve { config } => with_runtime(serve(config)),
         Command::Reload { config, admin } => with_runtime(reload(config, admin)),
         Command::Geoip {
@@ -170,6 +201,49 @@ fn check(config_path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn explain(
+    config_path: &Path,
+    name: &str,
+    record_type: &str,
+    client: &str,
+    json: bool,
+) -> ExitCode {
+    let built = match control::build(config_path, 1, &steer::health::AdminState::default()) {
+        Ok(built) => built,
+        Err(errors) => {
+            for line in errors {
+                eprintln!("{line}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let serving = control::Serving {
+        table: Arc::new(built.table),
+        geo: built.geo,
+        steering: Arc::new(built.config.steering),
+        admin: steer::health::AdminState::default(),
+    };
+    let explanation = match steer::explain::explain(&serving, name, record_type, client) {
+        Ok(explanation) => explanation,
+        Err(explain_error) => {
+            eprintln!("{explain_error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&explanation) {
+            Ok(text) => println!("{text}"),
+            Err(json_error) => {
+                eprintln!("cannot write the explanation as JSON: {json_error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", explanation.to_text());
+    }
+    ExitCode::SUCCESS
 }
 
 async fn serve(config_path: PathBuf) -> ExitCode {

@@ -10,8 +10,9 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{info, warn};
 
@@ -67,6 +68,76 @@ pub struct RunningServer {
     udp: UdpService,
     tcp: TcpService,
     admin_server: AdminServer,
+    database_watch: tokio::task::JoinHandle<()>,
+}
+
+/// How often the GeoIP database files are looked at for replacement.
+pub const DATABASE_POLL: Duration = Duration::from_secs(5);
+
+/// What identifies one version of a file: replacing it (a rename over it,
+/// or a rewrite) changes at least one of these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<std::time::SystemTime>,
+    length: u64,
+    inode: u64,
+}
+
+/// The GeoIP files the config on disk names, with their stamps. None when
+/// the config cannot be read (a reload would say why; the watcher waits).
+fn database_stamps(config_path: &Path) -> Option<Vec<(PathBuf, Option<FileStamp>)>> {
+    use std::os::unix::fs::MetadataExt;
+    let config = crate::config::load(config_path).ok()?;
+    let geoip = config.steering.geoip?;
+    let paths = geoip.databases.iter().chain(geoip.asn_database.iter());
+    Some(
+        paths
+            .map(|path| {
+                let stamp = std::fs::metadata(path).ok().map(|metadata| FileStamp {
+                    modified: metadata.modified().ok(),
+                    length: metadata.len(),
+                    inode: metadata.ino(),
+                });
+                (path.clone(), stamp)
+            })
+            .collect(),
+    )
+}
+
+/// Reloads when a GeoIP database file is replaced, so that a cron job that
+/// drops in this week's database needs no SIGHUP. A change is acted on
+/// once it has held for one more poll, so a file still being copied is not
+/// read half-written.
+async fn watch_databases(control: Arc<Control>, config_path: PathBuf, poll: Duration) {
+    let stamps = |path: PathBuf| async move {
+        tokio::task::spawn_blocking(move || database_stamps(&path))
+            .await
+            .ok()
+            .flatten()
+    };
+    let mut settled = stamps(config_path.clone()).await;
+    let mut changed: Option<Vec<(PathBuf, Option<FileStamp>)>> = None;
+    loop {
+        tokio::time::sleep(poll).await;
+        let Some(current) = stamps(config_path.clone()).await else {
+            continue;
+        };
+        if settled.as_ref() == Some(&current) {
+            changed = None;
+            continue;
+        }
+        if changed.as_ref() != Some(&current) {
+            // First sight of this version: give a copy in progress one poll.
+            changed = Some(current);
+            continue;
+        }
+        info!("a GeoIP database file was replaced: reloading");
+        // The reload logs and counts its own outcome; a failure keeps the
+        // old table, and the next replacement is tried again.
+        let _ = control.reload().await;
+        settled = Some(current);
+        changed = None;
+    }
 }
 
 /// Builds the first table from `config_path` and starts every listener.
@@ -128,6 +199,11 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         info!(transport = %"tcp", address = %address, "listening");
     }
     info!(address = %admin, "admin API listening");
+    let database_watch = tokio::spawn(watch_databases(
+        Arc::clone(&control),
+        config_path.to_path_buf(),
+        DATABASE_POLL,
+    ));
     Ok(RunningServer {
         dns_udp,
         dns_tcp,
@@ -136,12 +212,14 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         udp,
         tcp,
         admin_server,
+        database_watch,
     })
 }
 
 impl RunningServer {
     /// Stops the admin API, then TCP, then UDP, and waits for each.
     pub async fn shutdown(self) {
+        self.database_watch.abort();
         self.admin_server.stop().await;
         stop_dns(self.udp, self.tcp).await;
         info!("stopped");

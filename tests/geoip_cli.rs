@@ -50,7 +50,7 @@ fn geoip_build_writes_a_database_the_reader_uses() {
     assert!(stdout.trim_end().ends_with(" bytes"), "{stdout}");
 
     let database = GeoDatabase::open(&GeoConfig {
-        database: out.clone(),
+        databases: vec![out.clone()],
         asn_database: None,
         fields: GeoFields::default(),
     })

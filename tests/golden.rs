@@ -40,20 +40,73 @@
 //! `case: exact` (the case-preservation scenarios); the question and record
 //! data are always compared exactly. A failure prints a diff naming the
 //! file, line, scenario and transport; all failures of a file are listed.
+//!
+//! # Steering scenarios
+//!
+//! `tests/golden_steering/*.scn` run the same way against a second fixture,
+//! `tests/fixtures/steering/`: its `steer.toml`, zones and map files are
+//! copied to a temporary directory and its `geo.csv` is built there into the
+//! `geo.mmdb` the config names, with `steer::geo::build` (the code behind
+//! `steer geoip build`), so the database is always in step with its source.
+//! Steered answers depend on who asks and on health, so these scenarios may
+//! also say:
+//!
+//! ```text
+//! drain: web-lon web-fra          <- pools drained for this scenario only
+//! force: 198.51.100.11 down       <- an endpoint forced down (or up) for it
+//! repeat: 40                      <- send the query 40 times per transport
+//! answer-or:                      <- another acceptable answer section
+//!     geo.steer.test. 30 IN A 198.51.100.21
+//! ```
+//!
+//! Drains and overrides go through `steer::control::Control`, as the admin
+//! API's do, and are undone after the scenario. With `answer-or:` blocks a
+//! response may carry any one of the listed answer sections (everything
+//! else must still match exactly); with `repeat: N` every one of the N
+//! responses must, and each listed answer must come back at least once, so
+//! a scenario shows both what can be answered and that it is.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::path::Path;
 use std::str::FromStr;
+use std::time::Duration;
 
 use common::{Family, QueryOptions, SILENCE_TIMEOUT, TestServer, Transport};
 use hickory_proto::op::{Message, OpCode};
 use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
+use steer::health::Forced;
 
-const FIXTURE_ZONES: &str = "tests/fixtures/golden/zones";
-const SCENARIO_DIR: &str = "tests/golden";
+/// A scenario directory and the server its scenarios run against.
+struct FixtureSet {
+    /// Where the `.scn` files are, relative to the crate root.
+    scenario_dir: &'static str,
+    /// What the server serves.
+    server: ServerFixture,
+}
+
+enum ServerFixture {
+    /// Only the `*.zone` files of this directory, with the default config.
+    Zones(&'static str),
+    /// This directory's `steer.toml`, zones and maps, and `geo.csv` built
+    /// into `geo.mmdb`.
+    Steering(&'static str),
+}
+
+/// The static zones: no steering.
+const STATIC: FixtureSet = FixtureSet {
+    scenario_dir: "tests/golden",
+    server: ServerFixture::Zones("tests/fixtures/golden/zones"),
+};
+
+/// Steered names, located with a database built from a CSV.
+const STEERING: FixtureSet = FixtureSet {
+    scenario_dir: "tests/golden_steering",
+    server: ServerFixture::Steering("tests/fixtures/steering"),
+};
 
 /// Header flags in the order they are rendered.
 const FLAG_NAMES: [&str; 7] = ["qr", "aa", "tc", "rd", "ra", "ad", "cd"];
@@ -81,6 +134,12 @@ struct Scenario {
     query_options: QueryOptions,
     exact_case: bool,
     expected: Expected,
+    /// Pools drained while the scenario runs.
+    drained: Vec<String>,
+    /// Endpoints forced up or down while the scenario runs.
+    forced: Vec<(IpAddr, Forced)>,
+    /// Times the query is sent per transport.
+    repeat: usize,
 }
 
 /// The expected response, as written.
@@ -94,6 +153,17 @@ struct Expected {
     opt: Option<String>,
     size: Option<usize>,
     sections: [Vec<String>; 3],
+    /// `answer-or:` sections: answers accepted instead of `answer:`.
+    alternative_answers: Vec<Vec<String>>,
+}
+
+/// Where an indented record line goes.
+#[derive(Clone, Copy, Debug)]
+enum RecordTarget {
+    /// Answer, authority or additional (index into [`SECTION_NAMES`]).
+    Section(usize),
+    /// The last `answer-or:` block.
+    Alternative,
 }
 
 const SECTION_NAMES: [&str; 3] = ["answer", "authority", "additional"];
@@ -243,7 +313,7 @@ fn normalize_record(line: &str) -> Result<String, String> {
 
 fn parse_file(text: &str) -> Result<Vec<Scenario>, String> {
     let mut scenarios: Vec<Scenario> = Vec::new();
-    let mut section: Option<usize> = None;
+    let mut section: Option<RecordTarget> = None;
     for (index, raw_line) in text.lines().enumerate() {
         let line_number = index + 1;
         let error = |message: String| format!("line {line_number}: {message}");
@@ -267,6 +337,9 @@ fn parse_file(text: &str) -> Result<Vec<Scenario>, String> {
                 query_options: QueryOptions::default(),
                 exact_case: false,
                 expected: Expected::default(),
+                drained: Vec::new(),
+                forced: Vec::new(),
+                repeat: 1,
             });
             section = None;
             continue;
@@ -275,12 +348,20 @@ fn parse_file(text: &str) -> Result<Vec<Scenario>, String> {
             return Err(error("text before the first === scenario".into()));
         };
         if raw_line.starts_with(char::is_whitespace) {
-            let Some(part) = section else {
+            let Some(target) = section else {
                 return Err(error(
                     "indented record outside answer/authority/additional".into(),
                 ));
             };
-            scenario.expected.sections[part].push(normalize_record(raw_line).map_err(error)?);
+            let record = normalize_record(raw_line).map_err(error)?;
+            match target {
+                RecordTarget::Section(part) => scenario.expected.sections[part].push(record),
+                RecordTarget::Alternative => {
+                    if let Some(alternative) = scenario.expected.alternative_answers.last_mut() {
+                        alternative.push(record);
+                    }
+                }
+            }
             continue;
         }
         section = None;
@@ -353,7 +434,40 @@ fn parse_file(text: &str) -> Result<Vec<Scenario>, String> {
             }
             "case" if value == "exact" => scenario.exact_case = true,
             name if SECTION_NAMES.contains(&name) && value.is_empty() => {
-                section = SECTION_NAMES.iter().position(|known| *known == name);
+                section = SECTION_NAMES
+                    .iter()
+                    .position(|known| *known == name)
+                    .map(RecordTarget::Section);
+            }
+            "answer-or" if value.is_empty() => {
+                scenario.expected.alternative_answers.push(Vec::new());
+                section = Some(RecordTarget::Alternative);
+            }
+            "drain" if !tokens.is_empty() => {
+                scenario
+                    .drained
+                    .extend(tokens.iter().map(|pool| (*pool).to_owned()));
+            }
+            "force" => {
+                let [address, state] = tokens[..] else {
+                    return Err(error(format!("force needs ADDRESS up|down: {value:?}")));
+                };
+                let address: IpAddr = address
+                    .parse()
+                    .map_err(|_| error(format!("force: bad address {address:?}")))?;
+                let forced = match state {
+                    "up" => Forced::Up,
+                    "down" => Forced::Down,
+                    other => return Err(error(format!("force: {other:?} is not up or down"))),
+                };
+                scenario.forced.push((address, forced));
+            }
+            "repeat" => {
+                scenario.repeat = value
+                    .parse()
+                    .ok()
+                    .filter(|&count| count > 0)
+                    .ok_or_else(|| error(format!("repeat needs a count above 0: {value:?}")))?;
             }
             other => {
                 return Err(error(format!(
@@ -575,6 +689,7 @@ fn packet_for(scenario: &Scenario) -> (Vec<u8>, u16, u8, Vec<String>) {
 /// Runs one scenario over one transport; returns a failure report.
 async fn run_one(
     server: &TestServer,
+    scenario_dir: &str,
     file: &str,
     scenario: &Scenario,
     transport: Transport,
@@ -582,7 +697,7 @@ async fn run_one(
     let (packet, id, opcode, default_question) = packet_for(scenario);
     let address = server.dns_addr(transport, scenario.family);
     let heading = format!(
-        "{SCENARIO_DIR}/{file}:{}: scenario {:?} over {transport}/{}",
+        "{scenario_dir}/{file}:{}: scenario {:?} over {transport}/{}",
         scenario.line, scenario.title, scenario.family
     );
     let expected = &scenario.expected;
@@ -591,85 +706,196 @@ async fn run_one(
             .await
             .map(|reply| format!("{heading}: expected no reply, got {reply:02x?}"));
     }
-    let mut reply = None;
-    // Loopback UDP hardly ever loses a datagram, but a retry keeps a
-    // loaded CI machine from failing the suite.
-    for _ in 0..3 {
-        reply = common::exchange(transport, address, &packet, common::REPLY_TIMEOUT).await;
-        if reply.is_some() {
-            break;
+    // Every acceptable response: the answer section as written, then each
+    // `answer-or:` block in its place.
+    let mut sections = expected.sections.clone();
+    let mut accepted = Vec::new();
+    for answer in std::iter::once(&expected.sections[0]).chain(&expected.alternative_answers) {
+        sections[0].clone_from(answer);
+        accepted.push(render(
+            expected.flags.as_ref().expect("checked at parse time"),
+            expected.rcode.expect("checked at parse time"),
+            expected.opcode.unwrap_or(opcode),
+            expected.question.as_ref().unwrap_or(&default_question),
+            expected.opt.as_deref().unwrap_or("none"),
+            &sections,
+            scenario.exact_case,
+        ));
+    }
+    let mut seen = vec![false; accepted.len()];
+    for attempt in 1..=scenario.repeat {
+        let heading = if scenario.repeat > 1 {
+            format!("{heading}, query {attempt} of {}", scenario.repeat)
+        } else {
+            heading.clone()
+        };
+        let mut reply = None;
+        // Loopback UDP hardly ever loses a datagram, but a retry keeps a
+        // loaded CI machine from failing the suite.
+        for _ in 0..3 {
+            reply = common::exchange(transport, address, &packet, common::REPLY_TIMEOUT).await;
+            if reply.is_some() {
+                break;
+            }
+        }
+        let Some(reply) = reply else {
+            return Some(format!("{heading}: no reply"));
+        };
+        let response = match Message::from_vec(&reply) {
+            Ok(response) => response,
+            Err(error) => {
+                return Some(format!(
+                    "{heading}: reply does not parse ({error}): {reply:02x?}"
+                ));
+            }
+        };
+        let mut problems = String::new();
+        if let Some(size) = expected.size
+            && reply.len() != size
+        {
+            let _ = writeln!(
+                problems,
+                "    size: expected {size} bytes, got {}",
+                reply.len()
+            );
+        }
+        if response.metadata.id != id {
+            let _ = writeln!(
+                problems,
+                "    id {} does not echo the query id {id}",
+                response.metadata.id
+            );
+        }
+        let actual_lines = render_response(&response, scenario.exact_case);
+        match accepted.iter().position(|lines| *lines == actual_lines) {
+            Some(index) => seen[index] = true,
+            None => {
+                if accepted.len() > 1 {
+                    let _ = writeln!(
+                        problems,
+                        "    none of the {} accepted answers; the diff is against the first",
+                        accepted.len()
+                    );
+                }
+                problems.push_str(&diff(&accepted[0], &actual_lines));
+            }
+        }
+        if !problems.is_empty() {
+            return Some(format!("{heading}:\n{problems}"));
         }
     }
-    let Some(reply) = reply else {
-        return Some(format!("{heading}: no reply"));
-    };
-    let response = match Message::from_vec(&reply) {
-        Ok(response) => response,
-        Err(error) => {
-            return Some(format!(
-                "{heading}: reply does not parse ({error}): {reply:02x?}"
-            ));
-        }
-    };
-    let mut problems = String::new();
-    if let Some(size) = expected.size
-        && reply.len() != size
+    if scenario.repeat > 1
+        && let Some(unseen) = seen.iter().position(|seen| !seen)
     {
-        let _ = writeln!(
-            problems,
-            "    size: expected {size} bytes, got {}",
-            reply.len()
-        );
+        let answer = if unseen == 0 {
+            &expected.sections[0]
+        } else {
+            &expected.alternative_answers[unseen - 1]
+        };
+        return Some(format!(
+            "{heading}: this answer never came back in {} queries:\n    {}",
+            scenario.repeat,
+            answer.join("\n    ")
+        ));
     }
-    if response.metadata.id != id {
-        let _ = writeln!(
-            problems,
-            "    id {} does not echo the query id {id}",
-            response.metadata.id
-        );
+    None
+}
+
+/// Starts the server a fixture set's scenarios run against.
+async fn start_server(set: &FixtureSet) -> TestServer {
+    match set.server {
+        ServerFixture::Zones(zones) => TestServer::start_with_fixture(zones).await,
+        ServerFixture::Steering(fixture) => start_steering(fixture).await,
     }
-    let expected_lines = render(
-        expected.flags.as_ref().expect("checked at parse time"),
-        expected.rcode.expect("checked at parse time"),
-        expected.opcode.unwrap_or(opcode),
-        expected.question.as_ref().unwrap_or(&default_question),
-        expected.opt.as_deref().unwrap_or("none"),
-        &expected.sections,
-        scenario.exact_case,
-    );
-    let actual_lines = render_response(&response, scenario.exact_case);
-    if expected_lines != actual_lines {
-        problems.push_str(&diff(&expected_lines, &actual_lines));
+}
+
+/// Copies the steering fixture to a temporary directory, builds its
+/// database there and starts the server on its config.
+async fn start_steering(fixture: &str) -> TestServer {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture);
+    let directory = tempfile::tempdir().expect("temporary directory");
+    copy_tree(&source, directory.path());
+    steer::geo::build::build(
+        &source.join("geo.csv"),
+        &directory.path().join("geo.mmdb"),
+        "Steer-Test-City",
+        0,
+    )
+    .unwrap_or_else(|errors| panic!("building geo.mmdb: {}", errors.join("\n")));
+    let config = directory.path().join("steer.toml");
+    let running = tokio::time::timeout(Duration::from_secs(20), steer::server::start(&config))
+        .await
+        .expect("server started within 20 s")
+        .unwrap_or_else(|error| panic!("server failed to start: {error}"));
+    TestServer {
+        directory,
+        running: Some(running),
     }
-    (!problems.is_empty()).then(|| format!("{heading}:\n{problems}"))
+}
+
+/// Copies the files and directories under `from` into `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    let entries = std::fs::read_dir(from)
+        .unwrap_or_else(|error| panic!("reading {}: {error}", from.display()));
+    for entry in entries {
+        let entry = entry.expect("fixture directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            std::fs::create_dir(&target).expect("creating a directory");
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .unwrap_or_else(|error| panic!("copying {}: {error}", entry.path().display()));
+        }
+    }
+}
+
+/// Applies (or, with `undo`, clears) a scenario's drains and overrides.
+async fn set_health(server: &TestServer, scenario: &Scenario, undo: bool) {
+    let control = &server.running().control;
+    for pool in &scenario.drained {
+        control
+            .set_drained(pool, !undo)
+            .await
+            .unwrap_or_else(|error| panic!("scenario {:?}: drain: {error}", scenario.title));
+    }
+    for &(address, forced) in &scenario.forced {
+        control
+            .force_endpoint(address, (!undo).then_some(forced))
+            .await
+            .unwrap_or_else(|error| panic!("scenario {:?}: force: {error}", scenario.title));
+    }
 }
 
 /// Runs every scenario of one file against a fresh server.
-async fn run_file(file: &str) {
+async fn run_file(set: &FixtureSet, file: &str) {
+    let scenario_dir = set.scenario_dir;
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(SCENARIO_DIR)
+        .join(scenario_dir)
         .join(file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
     let scenarios =
-        parse_file(&text).unwrap_or_else(|error| panic!("{SCENARIO_DIR}/{file}: {error}"));
+        parse_file(&text).unwrap_or_else(|error| panic!("{scenario_dir}/{file}: {error}"));
     assert!(
         !scenarios.is_empty(),
-        "{SCENARIO_DIR}/{file} has no scenarios"
+        "{scenario_dir}/{file} has no scenarios"
     );
-    let server = TestServer::start_with_fixture(FIXTURE_ZONES).await;
+    let server = start_server(set).await;
     let mut failures = Vec::new();
     for scenario in &scenarios {
+        set_health(&server, scenario, false).await;
         for &transport in &scenario.transports {
-            if let Some(failure) = run_one(&server, file, scenario, transport).await {
+            if let Some(failure) = run_one(&server, scenario_dir, file, scenario, transport).await {
                 failures.push(failure);
             }
         }
+        set_health(&server, scenario, true).await;
     }
     server.shutdown().await;
     assert!(
         failures.is_empty(),
-        "{} of {} scenario runs in {SCENARIO_DIR}/{file} failed:\n\n{}",
+        "{} of {} scenario runs in {scenario_dir}/{file} failed:\n\n{}",
         failures.len(),
         scenarios
             .iter()
@@ -681,19 +907,20 @@ async fn run_file(file: &str) {
 
 /// One test per scenario file, so a failure names its topic.
 macro_rules! golden_files {
-    ($($test:ident => $file:literal,)*) => {
+    ($set:ident, $list:ident: $($test:ident => $file:literal,)*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $test() {
-                run_file($file).await;
+                run_file(&$set, $file).await;
             }
         )*
 
-        const SCENARIO_FILES: &[&str] = &[$($file),*];
+        const $list: &[&str] = &[$($file),*];
     };
 }
 
 golden_files! {
+    STATIC, SCENARIO_FILES:
     positive => "positive.scn",
     negative => "negative.scn",
     cname => "cname.scn",
@@ -709,31 +936,49 @@ golden_files! {
     client_subnet => "ecs.scn",
 }
 
+golden_files! {
+    STEERING, STEERING_SCENARIO_FILES:
+    steering_geo => "geo.scn",
+    steering_geofence => "geofence.scn",
+    steering_cidr => "cidr.scn",
+    steering_asn => "asn.scn",
+    steering_nearest => "nearest.scn",
+    steering_health => "health.scn",
+    steering_selection => "selection.scn",
+    steering_cname => "cname.scn",
+    steering_types => "types.scn",
+    steering_client_subnet => "ecs.scn",
+    steering_route53 => "route53.scn",
+}
+
 /// A new `.scn` file that is not listed above would silently never run.
 #[test]
 fn every_scenario_file_is_run() {
-    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join(SCENARIO_DIR);
-    let mut on_disk: Vec<String> = std::fs::read_dir(&directory)
-        .expect("scenario directory")
-        .map(|entry| {
-            entry
-                .expect("directory entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .filter(|name| name.ends_with(".scn"))
-        .collect();
-    on_disk.sort();
-    let mut listed: Vec<String> = SCENARIO_FILES
-        .iter()
-        .map(|name| (*name).to_owned())
-        .collect();
-    listed.sort();
-    assert_eq!(
-        on_disk, listed,
-        "tests/golden/*.scn and the golden_files! list differ"
-    );
+    for (set, files) in [
+        (&STATIC, SCENARIO_FILES),
+        (&STEERING, STEERING_SCENARIO_FILES),
+    ] {
+        let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join(set.scenario_dir);
+        let mut on_disk: Vec<String> = std::fs::read_dir(&directory)
+            .expect("scenario directory")
+            .map(|entry| {
+                entry
+                    .expect("directory entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|name| name.ends_with(".scn"))
+            .collect();
+        on_disk.sort();
+        let mut listed: Vec<String> = files.iter().map(|name| (*name).to_owned()).collect();
+        listed.sort();
+        assert_eq!(
+            on_disk, listed,
+            "{}/*.scn and its golden_files! list differ",
+            set.scenario_dir
+        );
+    }
 }
 
 /// The parser must reject what it does not understand, or a typo in a
@@ -782,12 +1027,61 @@ fn scenario_parser_rejects_mistakes() {
             "=== a\nquery: a. A\nflags: qr\nrcode: NOERROR\n=== a\nquery: a. A\nflags: qr\nrcode: NOERROR\n",
             "duplicate title",
         ),
+        (
+            "=== a\nquery: a. A\nflags: qr\nrcode: NOERROR\nforce: 192.0.2.1 sideways\n",
+            "force state other than up or down",
+        ),
+        (
+            "=== a\nquery: a. A\nflags: qr\nrcode: NOERROR\nforce: web-lon down\n",
+            "force without an address",
+        ),
+        (
+            "=== a\nquery: a. A\nflags: qr\nrcode: NOERROR\nrepeat: 0\n",
+            "repeat of zero",
+        ),
+        (
+            "=== a\nquery: a. A\nflags: qr\nrcode: NOERROR\ndrain:\n",
+            "drain without a pool",
+        ),
     ] {
         assert!(
             parse_file(broken).is_err(),
             "{why}: {broken:?} was accepted"
         );
     }
+}
+
+/// The steering directives: drains, overrides, repeats and alternative
+/// answers all reach the scenario.
+#[test]
+fn scenario_parser_reads_the_steering_directives() {
+    let text = "=== weighted\nquery: w.steer.test. A +subnet=20.2.0.0/24\nflags: qr aa rd\nrcode: NOERROR\n\
+                drain: blue green\nforce: 203.0.113.9 up\nrepeat: 40\nanswer:\n    w.steer.test. 30 IN A 203.0.113.1\n\
+                answer-or:\n    w.steer.test. 30 IN A 203.0.113.2\nanswer-or:\n    w.steer.test. 30 IN A 203.0.113.3\n\
+                authority:\n";
+    let scenarios = parse_file(text).expect("valid scenario parses");
+    let scenario = &scenarios[0];
+    assert_eq!(scenario.drained, ["blue", "green"]);
+    assert_eq!(
+        scenario.forced,
+        [(
+            "203.0.113.9".parse::<IpAddr>().expect("address"),
+            Forced::Up
+        )]
+    );
+    assert_eq!(scenario.repeat, 40);
+    assert_eq!(
+        scenario.expected.sections[0],
+        ["w.steer.test. 30 IN A 203.0.113.1"]
+    );
+    assert_eq!(
+        scenario.expected.alternative_answers,
+        [
+            vec!["w.steer.test. 30 IN A 203.0.113.2".to_owned()],
+            vec!["w.steer.test. 30 IN A 203.0.113.3".to_owned()],
+        ]
+    );
+    assert!(scenario.expected.sections[1].is_empty());
 }
 
 /// The diff must show what differs, or a failure would be unreadable.

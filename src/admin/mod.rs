@@ -1,12 +1,16 @@
-//! The HTTP admin API (control plane): `/status`, `/metrics`, `POST /reload`.
+//! The HTTP admin API (control plane): `/status`, `/metrics`, `/explain`,
+//! `POST /reload`, and the operator's levers: draining pools and forcing
+//! endpoints up or down.
 //!
 //! Runs on the shared tokio runtime, next to the TCP service, and listens on
 //! loopback unless the configuration explicitly allows otherwise (see
 //! [`crate::config::AdminConfig`]). Reading is `GET`; anything that changes
 //! state is `POST`, so a stray browser prefetch or link cannot reload the
-//! server. Handlers only read snapshots ([`Control::status`],
-//! [`Metrics::totals`]) or ask [`Control`] to reload; they never touch the
-//! data plane directly.
+//! server or drain a pool. Handlers only read snapshots ([`Control::status`],
+//! [`Control::serving`], [`Metrics::totals`]) or ask [`Control`] to change
+//! something; they never touch the data plane directly. Errors are JSON
+//! `{"ok": false, "error": "..."}`: 404 for a pool or address no pool has,
+//! 400 for an explain question that does not parse.
 
 pub mod prometheus;
 
@@ -15,7 +19,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -28,6 +35,8 @@ use tokio::task::JoinHandle;
 use tracing::{error, warn};
 
 use crate::control::Control;
+use crate::explain;
+use crate::health::Forced;
 use crate::metrics::Metrics;
 
 /// How long [`AdminServer::stop`] waits for in-flight requests.
@@ -49,7 +58,131 @@ pub fn router(state: AdminState) -> Router {
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/reload", post(reload))
+        .route("/explain", get(explain_question))
+        .route("/pools/{id}/drain", post(drain))
+        .route("/pools/{id}/undrain", post(undrain))
+        .route("/endpoints/{address}/down", post(force_down))
+        .route("/endpoints/{address}/up", post(force_up))
+        .route("/endpoints/{address}/auto", post(force_auto))
         .with_state(state)
+}
+
+/// `{"ok": false, "error": message}` with `code`.
+fn error_response(code: StatusCode, message: &str) -> Response {
+    (code, Json(json!({"ok": false, "error": message}))).into_response()
+}
+
+async fn drain(State(state): State<AdminState>, Path(pool): Path<String>) -> Response {
+    set_drained(&state, &pool, true).await
+}
+
+async fn undrain(State(state): State<AdminState>, Path(pool): Path<String>) -> Response {
+    set_drained(&state, &pool, false).await
+}
+
+async fn set_drained(state: &AdminState, pool: &str, drained: bool) -> Response {
+    match state.control.set_drained(pool, drained).await {
+        Ok(()) => {
+            let endpoints: Vec<_> = state
+                .control
+                .status()
+                .endpoints
+                .into_iter()
+                .filter(|endpoint| endpoint.pool == pool)
+                .collect();
+            Json(json!({
+                "ok": true,
+                "pool": pool,
+                "drained": drained,
+                "endpoints": endpoints,
+            }))
+            .into_response()
+        }
+        Err(admin_error) => error_response(StatusCode::NOT_FOUND, &admin_error.to_string()),
+    }
+}
+
+async fn force_down(State(state): State<AdminState>, Path(address): Path<String>) -> Response {
+    force(&state, &address, Some(Forced::Down)).await
+}
+
+async fn force_up(State(state): State<AdminState>, Path(address): Path<String>) -> Response {
+    force(&state, &address, Some(Forced::Up)).await
+}
+
+async fn force_auto(State(state): State<AdminState>, Path(address): Path<String>) -> Response {
+    force(&state, &address, None).await
+}
+
+async fn force(state: &AdminState, text: &str, forced: Option<Forced>) -> Response {
+    // Endpoints are named by address, so text that is not an address names
+    // no endpoint: 404 like an address no pool has.
+    let Ok(address) = text.parse::<IpAddr>() else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            &format!("no endpoint {text:?}: endpoints are named by IP address"),
+        );
+    };
+    match state.control.force_endpoint(address, forced).await {
+        Ok(()) => {
+            let endpoints: Vec<_> = state
+                .control
+                .status()
+                .endpoints
+                .into_iter()
+                .filter(|endpoint| endpoint.address == address)
+                .collect();
+            Json(json!({
+                "ok": true,
+                "address": address,
+                "forced": forced,
+                "endpoints": endpoints,
+            }))
+            .into_response()
+        }
+        Err(admin_error) => error_response(StatusCode::NOT_FOUND, &admin_error.to_string()),
+    }
+}
+
+/// `GET /explain?name=&type=&client=`: the live table, health and admin
+/// state. Parameters are read from a plain map so that a missing one gets
+/// a message naming it rather than a generic rejection.
+async fn explain_question(
+    State(state): State<AdminState>,
+    Query(parameters): Query<HashMap<String, String>>,
+) -> Response {
+    let mut missing = Vec::new();
+    let mut parameter = |key: &'static str| match parameters.get(key) {
+        Some(value) => value.as_str(),
+        None => {
+            missing.push(key);
+            ""
+        }
+    };
+    let (name, record_type, client) = (parameter("name"), parameter("type"), parameter("client"));
+    if !missing.is_empty() {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "missing query parameter(s) {}: GET /explain?name=NAME&type=TYPE&client=ADDR[/LEN]",
+                missing.join(", ")
+            ),
+        );
+    }
+    let serving = state.control.serving();
+    match explain::explain(&serving, name, record_type, client) {
+        Ok(explanation) => Json(explanation).into_response(),
+        Err(explain_error) if explain_error.is_input_error() => {
+            error_response(StatusCode::BAD_REQUEST, &explain_error.to_string())
+        }
+        Err(explain_error) => {
+            error!("explain failed: {explain_error}");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &explain_error.to_string(),
+            )
+        }
+    }
 }
 
 async fn status(State(state): State<AdminState>) -> Response {

@@ -90,7 +90,45 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
         "steer_zone_records",
         status.zones.iter().map(|zone| zone.records).sum::<usize>(),
     );
+    header(
+        &mut out,
+        "steer_endpoint_up",
+        "gauge",
+        "1 when answers may use the endpoint now; 0 when it is down, forced down or its pool is drained.",
+    );
+    for endpoint in &status.endpoints {
+        line(
+            &mut out,
+            &format!(
+                "steer_endpoint_up{{pool=\"{}\",address=\"{}\"}}",
+                label_value(&endpoint.pool),
+                endpoint.address
+            ),
+            u8::from(endpoint.up),
+        );
+    }
+    header(
+        &mut out,
+        "steer_steered_names",
+        "gauge",
+        "Steered names and types being served.",
+    );
+    line(&mut out, "steer_steered_names", status.steered.len());
     out
+}
+
+/// A label value with `\`, `"` and newlines escaped, as the format requires.
+fn label_value(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -106,7 +144,8 @@ fn line(out: &mut String, series: &str, value: impl std::fmt::Display) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::{CompileStatus, Listeners, ReloadCounts, ZoneStatus};
+    use crate::control::{CompileStatus, Listeners, ReloadCounts, SteeredStatus, ZoneStatus};
+    use crate::health::{EndpointStatus, Forced};
 
     #[test]
     fn renders_every_series() {
@@ -138,6 +177,27 @@ mod tests {
             last_reload_error: None,
             reloads: ReloadCounts { ok: 2, failed: 1 },
             listen: Listeners::default(),
+            endpoints: vec![
+                EndpointStatus {
+                    pool: "web-fra".into(),
+                    address: "192.0.2.10".parse().expect("address"),
+                    up: true,
+                    drained: false,
+                    forced: None,
+                },
+                EndpointStatus {
+                    pool: "web-\"iad\"".into(),
+                    address: "2001:db8::10".parse().expect("address"),
+                    up: false,
+                    drained: false,
+                    forced: Some(Forced::Down),
+                },
+            ],
+            steered: vec![SteeredStatus {
+                name: "www.example.test.".into(),
+                record_type: "A".into(),
+                pools: vec!["web-fra".into()],
+            }],
         };
         let text = render(&totals, &status);
         for expected in [
@@ -156,6 +216,11 @@ mod tests {
             "steer_compile_seconds 0.25\n",
             "steer_zones 2\n",
             "steer_zone_records 11\n",
+            "# TYPE steer_endpoint_up gauge\n",
+            "steer_endpoint_up{pool=\"web-fra\",address=\"192.0.2.10\"} 1\n",
+            "steer_endpoint_up{pool=\"web-\\\"iad\\\"\",address=\"2001:db8::10\"} 0\n",
+            "# TYPE steer_steered_names gauge\n",
+            "steer_steered_names 1\n",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }

@@ -38,6 +38,7 @@ impl Fixture {
         let built = Built {
             config: crate::config::load(&config_path).expect("valid config"),
             table: RoutingTable::empty(),
+            geo: None,
             zones: 0,
             records: 0,
             compile_duration: Duration::from_millis(1),

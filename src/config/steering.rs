@@ -47,10 +47,13 @@ pub struct SteeringConfig {
 /// `[geoip]`: where client locations come from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GeoConfig {
-    /// A City or Country database, or any mmdb with location fields
-    /// (resolved against the config file's directory).
-    pub database: PathBuf,
-    /// An ASN database, when the ASN is not in `database`.
+    /// City or Country databases, or any mmdb with location fields
+    /// (resolved against the config file's directory), in config order;
+    /// never empty. Each address family is located by the first of them
+    /// that holds networks of that family, so that split IPv4 and IPv6
+    /// files (ip-location-db's) can be used together.
+    pub databases: Vec<PathBuf>,
+    /// An ASN database, when the ASN is not in the location databases.
     pub asn_database: Option<PathBuf>,
     /// Where each field sits in a record.
     pub fields: GeoFields,
@@ -274,6 +277,18 @@ impl SteeringConfig {
             .binary_search_by(|pool| pool.id.as_str().cmp(id))
             .ok()
             .and_then(|index| self.pools.get(index))
+    }
+}
+
+impl GeoConfig {
+    /// The config key of `databases[index]`, for messages: `geoip.database`
+    /// when there is one file, `geoip.database[1]` in a list of several.
+    pub fn database_key(&self, index: usize) -> String {
+        if self.databases.len() == 1 {
+            "geoip.database".to_owned()
+        } else {
+            format!("geoip.database[{index}]")
+        }
     }
 }
 

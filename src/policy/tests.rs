@@ -258,7 +258,7 @@ fn weighted_choice_follows_the_weights() {
 
 #[test]
 fn sticky_is_stable_and_moves_only_the_removed_pools_clients() {
-    let pools = [0u16, 1, 2];
+    let pools = [sticky_seed("fra"), sticky_seed("iad"), sticky_seed("sin")];
     let weights = [1u32, 1, 1];
     let mut moved = 0;
     let mut spread = [0u32; 3];
@@ -271,7 +271,10 @@ fn sticky_is_stable_and_moves_only_the_removed_pools_clients() {
             "deterministic"
         );
         spread[chosen] += 1;
-        // Without pool 2, only its clients move.
+        // Without pool 2, only its clients move; reordered, nobody moves.
+        let reordered = [pools[2], pools[0], pools[1]];
+        let moved_to = sticky_choice(key, &reordered, &weights);
+        assert_eq!(reordered[moved_to], pools[chosen]);
         let without = sticky_choice(key, &pools[..2], &weights[..2]);
         if chosen != 2 && without != chosen {
             moved += 1;

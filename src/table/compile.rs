@@ -602,6 +602,8 @@ pub struct Inputs<'input> {
     pub geo: Option<&'input GeoDatabase>,
     /// Operators' drains and overrides, carried into the new table.
     pub admin: &'input AdminState,
+    /// The config file as the operator named it, for messages.
+    pub config_file: &'input std::path::Path,
 }
 
 pub(super) fn compile(
@@ -623,7 +625,8 @@ pub(super) fn compile(
         })
     });
     let maps = LocationMaps::build(if needs_geo { inputs.geo } else { None });
-    let (policies, health) = compile_policies(steering, &maps, inputs.admin)?;
+    let config_file = inputs.config_file.display();
+    let (policies, health) = compile_policies(steering, &maps, inputs.admin, inputs.config_file)?;
     drop(maps);
     // Each steered name goes to the deepest zone that holds it.
     let mut per_zone: Vec<Vec<Steered<'_>>> = zones.iter().map(|_| Vec::new()).collect();
@@ -635,7 +638,7 @@ pub(super) fn compile(
             .max_by_key(|(_, zone)| zone.origin.num_labels());
         let Some((zone_index, _)) = holder else {
             errors.push(format!(
-                "{}: {} is not inside any loaded zone",
+                "{config_file}: {}: {} is not inside any loaded zone",
                 steered.key_path, steered.name
             ));
             continue;
@@ -650,11 +653,12 @@ pub(super) fn compile(
             policy: index as u32,
         });
     }
-    let key_paths: Vec<&str> = steering
+    let key_paths: Vec<String> = steering
         .steered
         .iter()
-        .map(|steered| steered.key_path.as_str())
+        .map(|steered| format!("{config_file}: {}", steered.key_path))
         .collect();
+    let key_paths: Vec<&str> = key_paths.iter().map(String::as_str).collect();
     let mut builds: Vec<BuildZone<'_>> = zones
         .iter()
         .zip(&per_zone)
@@ -878,6 +882,7 @@ impl RoutingTable {
             steering: &steering,
             geo: None,
             admin: &admin,
+            config_file: std::path::Path::new("steer.toml"),
         };
         compile(zones, &inputs, generation)
     }

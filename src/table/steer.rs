@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::config::steering::{PoolMembers, SteeredType, SteeringConfig, Step, WhenAllDown};
+use crate::explain::{DynamicStepTrace, DynamicTrace, EndpointTrace, Outcome, PoolTrace};
 use crate::geo::{GeoDatabase, Location};
 use crate::health::{AdminState, HealthView};
 use crate::policy::prefix_map::{PrefixMap, PrefixMapBuilder};
@@ -34,6 +35,8 @@ const TYPE_AAAA: u16 = 28;
 struct PolicyPool {
     /// Index in the health view.
     health_pool: u32,
+    /// The pool's identity for `sticky` (a hash of its id).
+    sticky_seed: u64,
     weight: u32,
     /// Range of `CompiledPolicy::endpoints`.
     endpoints_start: u32,
@@ -211,10 +214,14 @@ impl CompiledPolicy {
                 Dynamic::Sticky => {
                     let mut weights = [0u32; MAX_POOLS];
                     for (slot, &pool) in weights.iter_mut().zip(list.as_slice()) {
-                        *slot = self.pools[usize::from(pool)].weight.max(1);
+                        *slot = self.pools[usize::from(pool)].weight;
+                    }
+                    let mut seeds = [0u64; MAX_POOLS];
+                    for (seed, &pool) in seeds.iter_mut().zip(list.as_slice()) {
+                        *seed = self.pools[usize::from(pool)].sticky_seed;
                     }
                     let chosen =
-                        sticky_choice(sticky_key(client), list.as_slice(), &weights[..list.len]);
+                        sticky_choice(sticky_key(client), &seeds[..list.len], &weights[..list.len]);
                     list.keep_only(chosen);
                 }
                 Dynamic::First(count) => limit = Some(count.min(MAX_ANSWER)),
@@ -392,6 +399,7 @@ pub(super) fn compile_policies(
     config: &SteeringConfig,
     maps: &LocationMaps,
     admin: &AdminState,
+    config_file: &std::path::Path,
 ) -> Result<(Vec<CompiledPolicy>, HealthView), Vec<String>> {
     let health_pools: Vec<(String, Vec<IpAddr>)> = config
         .pools
@@ -420,7 +428,17 @@ pub(super) fn compile_policies(
     for steered in &config.steered {
         match compile_one(config, steered, maps, &first_slot) {
             Ok(policy) => policies.push(policy),
-            Err(error) => errors.push(format!("{}: {error}", steered.key_path)),
+            // `policy[2]: ...` continues the key path; anything else follows it.
+            Err(error) if error.starts_with("policy[") => errors.push(format!(
+                "{}: {}.{error}",
+                config_file.display(),
+                steered.key_path
+            )),
+            Err(error) => errors.push(format!(
+                "{}: {}: {error}",
+                config_file.display(),
+                steered.key_path
+            )),
         }
     }
     if errors.is_empty() {
@@ -528,6 +546,7 @@ fn compile_one(
         }
         pools.push(PolicyPool {
             health_pool: index as u32,
+            sticky_seed: policy::sticky_seed(&pool.id),
             weight: pool.weight,
             endpoints_start,
             endpoints_len: endpoints_len.min(u32::from(u16::MAX)) as u16,
@@ -660,4 +679,344 @@ fn push_record(records: &mut Vec<u8>, qtype: u16, ttl: u32, rdata: &[u8]) {
     records.extend_from_slice(&ttl.to_be_bytes());
     records.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
     records.extend_from_slice(rdata);
+}
+
+/// Explain-side views of a compiled policy. They allocate freely and are
+/// never on the query path; `explain_dynamic` mirrors `select` step for
+/// step (a test in `tests/explain.rs` holds them to the same answers).
+impl CompiledPolicy {
+    /// The owner name, absolute (`www.example.test.`).
+    pub fn name(&self) -> &str {
+        self.label
+            .rsplit_once(' ')
+            .map_or(self.label.as_str(), |(name, _)| name)
+    }
+
+    /// `A`, `AAAA` or `CNAME`.
+    pub fn type_name(&self) -> &'static str {
+        type_label(self.qtype)
+    }
+
+    /// The candidate pools, in configured order (a `when_all_down` pool
+    /// that is not a candidate is not listed).
+    pub fn pool_ids(&self) -> Vec<String> {
+        self.places.iter().map(|place| place.id.clone()).collect()
+    }
+
+    /// The TTL of every answer record.
+    pub fn ttl(&self) -> u32 {
+        // Every record starts owner (2), type (2), class (2), TTL (4).
+        self.records
+            .get(6..10)
+            .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+            .map_or(0, u32::from_be_bytes)
+    }
+
+    /// True when answers are drawn at random (a `weighted` step).
+    pub fn is_random(&self) -> bool {
+        self.dynamic.contains(&Dynamic::Weighted)
+    }
+
+    /// `when_all_down` as written: `fail_open`, `nodata`, `servfail`,
+    /// `pool web-iad`. `pool_names` are the configuration's pool ids in
+    /// config order (the health view's numbering).
+    pub fn when_all_down_label(&self, pool_names: &[String]) -> String {
+        match self.when_all_down {
+            AllDown::FailOpen => "fail_open".to_owned(),
+            AllDown::NoData => "nodata".to_owned(),
+            AllDown::ServFail => "servfail".to_owned(),
+            AllDown::Pool(pool) => format!("pool {}", self.pool_name(pool, pool_names)),
+        }
+    }
+
+    fn pool_name(&self, pool: u16, pool_names: &[String]) -> String {
+        if let Some(place) = self.places.get(usize::from(pool)) {
+            return place.id.clone();
+        }
+        // Only a `when_all_down` pool is not a candidate place.
+        self.pools
+            .get(usize::from(pool))
+            .and_then(|compiled| pool_names.get(compiled.health_pool as usize))
+            .cloned()
+            .unwrap_or_else(|| format!("pool #{pool}"))
+    }
+
+    /// Runs the per-query steps for `client` with the current `health`, as
+    /// [`CompiledPolicy::select`] does, and reports each step's input and
+    /// output. A `weighted` step draws here independently of any answer.
+    pub fn explain_dynamic(
+        &self,
+        health: &HealthView,
+        client: IpAddr,
+        pool_names: &[String],
+    ) -> DynamicTrace {
+        let names = |pools: &[u16]| -> Vec<String> {
+            pools
+                .iter()
+                .map(|&pool| self.pool_name(pool, pool_names))
+                .collect()
+        };
+        let (list, _) = self.start(client);
+        let mut pools: Vec<u16> = list.as_slice().to_vec();
+        let decision = names(&pools);
+        let mut steps = Vec::new();
+        let mut filter_health = false;
+        let mut weighted_order = false;
+        let mut limit = None;
+        let mut ended: Option<(Outcome, String)> = None;
+        if pools.is_empty() {
+            ended = Some((
+                Outcome::NoData,
+                "the location steps left no pool for this client".to_owned(),
+            ));
+        }
+        for step in &self.dynamic {
+            if ended.is_some() {
+                break;
+            }
+            let input = names(&pools);
+            let mut random_step = false;
+            let (step_name, detail) = match *step {
+                Dynamic::Healthy { min_healthy } => {
+                    let mut kept = Vec::new();
+                    let mut dropped = Vec::new();
+                    for &pool in &pools {
+                        let compiled = &self.pools[usize::from(pool)];
+                        if self.pool_is_up(health, compiled, min_healthy) {
+                            kept.push(pool);
+                        } else {
+                            dropped.push(self.pool_health(health, pool, min_healthy, pool_names));
+                        }
+                    }
+                    let detail = if !kept.is_empty() {
+                        pools = kept;
+                        filter_health = true;
+                        if dropped.is_empty() {
+                            "every pool is healthy; down endpoints are left out".to_owned()
+                        } else {
+                            format!("dropped {}", dropped.join("; "))
+                        }
+                    } else {
+                        let none = format!("no pool is healthy ({})", dropped.join("; "));
+                        match self.when_all_down {
+                            AllDown::FailOpen => {
+                                filter_health = false;
+                                format!(
+                                    "{none}; when_all_down = fail_open: answer as if all were up"
+                                )
+                            }
+                            AllDown::NoData => {
+                                pools.clear();
+                                ended = Some((
+                                    Outcome::NoData,
+                                    format!("{none}; when_all_down = nodata"),
+                                ));
+                                "when_all_down = nodata".to_owned()
+                            }
+                            AllDown::ServFail => {
+                                pools.clear();
+                                ended = Some((
+                                    Outcome::ServFail,
+                                    format!("{none}; when_all_down = servfail"),
+                                ));
+                                "when_all_down = servfail".to_owned()
+                            }
+                            AllDown::Pool(pool) => {
+                                pools = vec![pool];
+                                filter_health = false;
+                                format!(
+                                    "{none}; when_all_down = pool {}: answer with it whatever \
+                                     its health",
+                                    self.pool_name(pool, pool_names)
+                                )
+                            }
+                        }
+                    };
+                    ("healthy", detail)
+                }
+                Dynamic::Priority => {
+                    pools.truncate(1);
+                    ("priority", "kept the first pool".to_owned())
+                }
+                Dynamic::Weighted => {
+                    let weights: Vec<u32> = pools
+                        .iter()
+                        .map(|&pool| self.pools[usize::from(pool)].weight)
+                        .collect();
+                    let offered: Vec<String> = pools
+                        .iter()
+                        .zip(&weights)
+                        .map(|(&pool, weight)| {
+                            format!("{} weight {weight}", self.pool_name(pool, pool_names))
+                        })
+                        .collect();
+                    let chosen = weighted_choice(&weights, random());
+                    if let Some(&pool) = pools.get(chosen) {
+                        pools = vec![pool];
+                    }
+                    weighted_order = true;
+                    random_step = true;
+                    (
+                        "weighted",
+                        format!(
+                            "kept one pool at random by weight ({}); this draw is not the \
+                             answer's: every query draws again and orders the pool's \
+                             addresses at random by weight",
+                            offered.join(", ")
+                        ),
+                    )
+                }
+                Dynamic::Sticky => {
+                    let weights: Vec<u32> = pools
+                        .iter()
+                        .map(|&pool| self.pools[usize::from(pool)].weight)
+                        .collect();
+                    let seeds: Vec<u64> = pools
+                        .iter()
+                        .map(|&pool| self.pools[usize::from(pool)].sticky_seed)
+                        .collect();
+                    let chosen = sticky_choice(sticky_key(client), &seeds, &weights);
+                    if let Some(&pool) = pools.get(chosen) {
+                        pools = vec![pool];
+                    }
+                    (
+                        "sticky",
+                        format!(
+                            "kept one pool by a hash of the client's /{}",
+                            sticky_scope(client)
+                        ),
+                    )
+                }
+                Dynamic::First(count) => {
+                    limit = Some(count.min(MAX_ANSWER));
+                    (
+                        "first",
+                        format!("answer with at most {count} records, from these pools in order"),
+                    )
+                }
+            };
+            steps.push(DynamicStepTrace {
+                step: step_name,
+                input,
+                output: names(&pools),
+                detail,
+                random: random_step,
+            });
+        }
+
+        let mut answer_pools = Vec::new();
+        let mut count = 0usize;
+        if ended.is_none() {
+            let pools_used = if limit.is_some() {
+                pools.len()
+            } else {
+                pools.len().min(1)
+            };
+            let most = limit.unwrap_or(MAX_ANSWER);
+            for &pool in &pools[..pools_used] {
+                let compiled = &self.pools[usize::from(pool)];
+                let mut endpoints = Vec::new();
+                for endpoint in self.pool_endpoints(compiled).iter().take(MAX_ANSWER) {
+                    let up = health.is_up(compiled.health_pool, endpoint.slot);
+                    let answered = (!filter_health || up) && count < most;
+                    if answered {
+                        count += 1;
+                    }
+                    endpoints.push(EndpointTrace {
+                        value: self.endpoint_value(endpoint),
+                        weight: endpoint.weight,
+                        up,
+                        answered,
+                    });
+                }
+                answer_pools.push(PoolTrace {
+                    pool: self.pool_name(pool, pool_names),
+                    endpoints,
+                });
+            }
+        }
+        let (outcome, reason) = ended.unwrap_or_else(|| {
+            if count == 0 {
+                (
+                    Outcome::NoData,
+                    "no endpoint of the answer pools is usable".to_owned(),
+                )
+            } else {
+                let order = if weighted_order {
+                    ", in random order by weight"
+                } else {
+                    ""
+                };
+                let from = names(&pools[..answer_pools.len()]).join(", ");
+                let records = if count == 1 { "record" } else { "records" };
+                (
+                    Outcome::Records,
+                    format!("{count} {records} from {from}{order}"),
+                )
+            }
+        });
+        DynamicTrace {
+            decision,
+            steps,
+            answer_pools,
+            limit,
+            outcome,
+            reason,
+            random: self.is_random(),
+        }
+    }
+
+    /// Why `healthy` dropped a pool: drained, or how many endpoints are up.
+    fn pool_health(
+        &self,
+        health: &HealthView,
+        pool: u16,
+        min_healthy: f64,
+        pool_names: &[String],
+    ) -> String {
+        let compiled = &self.pools[usize::from(pool)];
+        let name = self.pool_name(pool, pool_names);
+        // Slot u32::MAX has no endpoint state, so only the drain decides it
+        // (CNAME targets rely on the same rule).
+        if !health.is_up(compiled.health_pool, u32::MAX) {
+            return format!("{name} (drained)");
+        }
+        let endpoints = self.pool_endpoints(compiled);
+        let up = endpoints
+            .iter()
+            .filter(|endpoint| health.is_up(compiled.health_pool, endpoint.slot))
+            .count();
+        if min_healthy > 0.0 {
+            format!(
+                "{name} ({up} of {} endpoints up, min_healthy {min_healthy})",
+                endpoints.len()
+            )
+        } else {
+            format!("{name} ({up} of {} endpoints up)", endpoints.len())
+        }
+    }
+
+    /// An endpoint's address or CNAME target, decoded from its record.
+    fn endpoint_value(&self, endpoint: &PolicyEndpoint) -> String {
+        let start = endpoint.start as usize;
+        // Owner, type, class, TTL and RDLENGTH take 12 bytes.
+        let rdata = self
+            .records
+            .get(start + 12..start + usize::from(endpoint.length))
+            .unwrap_or_default();
+        match self.qtype {
+            TYPE_A => {
+                if let Ok(octets) = <[u8; 4]>::try_from(rdata) {
+                    return std::net::Ipv4Addr::from(octets).to_string();
+                }
+            }
+            TYPE_AAAA => {
+                if let Ok(octets) = <[u8; 16]>::try_from(rdata) {
+                    return std::net::Ipv6Addr::from(octets).to_string();
+                }
+            }
+            _ => {}
+        }
+        super::display_wire_name(rdata)
+    }
 }

@@ -133,6 +133,20 @@ impl TestServer {
         }
     }
 
+    /// Starts the server with `directory/steer.toml`, which the caller has
+    /// written together with everything it names (zones, databases).
+    pub async fn start_prepared(directory: tempfile::TempDir) -> Self {
+        let config = directory.path().join("steer.toml");
+        let running = timeout(Duration::from_secs(20), steer::server::start(&config))
+            .await
+            .expect("server started within 20 s")
+            .unwrap_or_else(|error| panic!("server failed to start: {error}"));
+        Self {
+            directory,
+            running: Some(running),
+        }
+    }
+
     /// The running server.
     pub fn running(&self) -> &RunningServer {
         self.running.as_ref().expect("server is running")

@@ -43,14 +43,48 @@ pub struct SteeringSpec {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeoIpSpec {
-    /// The location database (`.mmdb`), relative to the config file.
-    pub database: String,
+    /// The location database (`.mmdb`), or a list of them, relative to the
+    /// config file.
+    pub database: DatabaseSpec,
     /// A separate ASN database, relative to the config file.
     #[serde(default)]
     pub asn_database: Option<String>,
     /// `[geoip.fields]`: where each field sits in a database record.
     #[serde(default)]
     pub fields: Option<GeoFieldsSpec>,
+}
+
+/// `geoip.database`: one file, or a list of files (the split IPv4 and IPv6
+/// files of ip-location-db).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseSpec {
+    /// `database = "city.mmdb"`.
+    One(String),
+    /// `database = ["city-ipv4.mmdb", "city-ipv6.mmdb"]`.
+    List(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for DatabaseSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DatabaseVisitor;
+        impl<'de> Visitor<'de> for DatabaseVisitor {
+            type Value = DatabaseSpec;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a file name, or a list of file names")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<DatabaseSpec, E> {
+                Ok(DatabaseSpec::One(text.to_string()))
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<DatabaseSpec, S::Error> {
+                let mut files = Vec::new();
+                while let Some(file) = seq.next_element::<String>()? {
+                    files.push(file);
+                }
+                Ok(DatabaseSpec::List(files))
+            }
+        }
+        deserializer.deserialize_any(DatabaseVisitor)
+    }
 }
 
 /// `[geoip.fields]`: dotted paths; `""` means the field is not available.

@@ -125,7 +125,7 @@ pools = ["web"]
     );
     assert!(!config.is_empty());
     let geoip = config.geoip.as_ref().expect("geoip");
-    assert_eq!(geoip.database, PathBuf::from("conf/city.mmdb"));
+    assert_eq!(geoip.databases, [PathBuf::from("conf/city.mmdb")]);
     assert_eq!(geoip.asn_database, None);
     assert_eq!(geoip.fields, GeoFields::default());
     assert_eq!(
@@ -263,7 +263,7 @@ when_all_down = "fail_open"
     );
     let expected = SteeringConfig {
         geoip: Some(GeoConfig {
-            database: PathBuf::from("conf/geoip/sample-city.mmdb"),
+            databases: vec![PathBuf::from("conf/geoip/sample-city.mmdb")],
             asn_database: Some(PathBuf::from("/srv/geoip/asn.mmdb")),
             fields: GeoFields {
                 country: Some(strings(&["country_code"])),
@@ -440,8 +440,8 @@ fn the_bundled_steer_toml_steers_www() {
     let config = crate::config::load(&path).expect("the bundled steer.toml is valid");
     let steering = config.steering;
     assert_eq!(
-        steering.geoip.as_ref().map(|geoip| geoip.database.clone()),
-        Some(manifest().join("geoip/sample-city.mmdb"))
+        steering.geoip.as_ref().map(|geoip| geoip.databases.clone()),
+        Some(vec![manifest().join("geoip/sample-city.mmdb")])
     );
     let sites = steering
         .sites
@@ -887,6 +887,67 @@ longitude = "location.longitude "
         vec![
             "conf/steer.toml:6: unknown key geoip.fields.city, expected one of country, \
              continent, subdivision, latitude, longitude, asn"
+        ]
+    );
+}
+
+#[test]
+fn geoip_database_is_a_file_or_a_list_of_files() {
+    let databases = |text: &str| {
+        config_of(&format!("[geoip]\n{text}\n"))
+            .geoip
+            .expect("geoip")
+            .databases
+    };
+    assert_eq!(
+        databases("database = \"city.mmdb\""),
+        [PathBuf::from("conf/city.mmdb")]
+    );
+    let list = databases("database = [\"download/city-ipv4.mmdb\", \"/srv/geoip/city-ipv6.mmdb\"]");
+    assert_eq!(
+        list,
+        [
+            PathBuf::from("conf/download/city-ipv4.mmdb"),
+            PathBuf::from("/srv/geoip/city-ipv6.mmdb"),
+        ],
+        "in order, each resolved against the config file's directory"
+    );
+    assert_eq!(
+        databases("database = [\"city.mmdb\"]"),
+        [PathBuf::from("conf/city.mmdb")]
+    );
+    let geoip = config_of("[geoip]\ndatabase = [\"a.mmdb\", \"b.mmdb\"]\n")
+        .geoip
+        .expect("geoip");
+    assert_eq!(geoip.database_key(1), "geoip.database[1]");
+    let geoip = config_of("[geoip]\ndatabase = \"a.mmdb\"\n")
+        .geoip
+        .expect("geoip");
+    assert_eq!(geoip.database_key(0), "geoip.database");
+}
+
+#[test]
+fn geoip_database_list_errors_name_the_entry() {
+    assert_eq!(
+        errors_of("[geoip]\ndatabase = []\n"),
+        vec!["conf/steer.toml: geoip.database: must name at least one file"]
+    );
+    assert_eq!(
+        errors_of("[geoip]\ndatabase = [\"a.mmdb\", \" \", \"b.mmdb\", \"a.mmdb\"]\n"),
+        vec![
+            "conf/steer.toml: geoip.database[1]: must name a file",
+            "conf/steer.toml: geoip.database[3]: \"a.mmdb\" is already listed as geoip.database[0]",
+        ]
+    );
+    assert_eq!(
+        errors_of("[geoip]\ndatabase = [\"a.mmdb\", 4]\n"),
+        vec!["conf/steer.toml:4: geoip.database[1]: invalid type: integer `4`, expected a string"]
+    );
+    assert_eq!(
+        errors_of("[geoip]\ndatabase = 4\n"),
+        vec![
+            "conf/steer.toml:4: geoip.database: invalid type: integer `4`, expected a file \
+             name, or a list of file names"
         ]
     );
 }

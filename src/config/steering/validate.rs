@@ -27,8 +27,8 @@ use super::{
 };
 use crate::config::ConfigError;
 use crate::config::spec::steering::{
-    AddressSpec, EcsSpec, Entries, GeoFieldsSpec, GeoIpSpec, MapEntrySpec, PoolSpec, SiteSpec,
-    SteerSpec, SteeringSpec, StepSpec, WhenAllDownSpec,
+    AddressSpec, DatabaseSpec, EcsSpec, Entries, GeoFieldsSpec, GeoIpSpec, MapEntrySpec, PoolSpec,
+    SiteSpec, SteerSpec, SteeringSpec, StepSpec, WhenAllDownSpec,
 };
 
 /// TTL of steered answers when `ttl` is not set.
@@ -141,7 +141,7 @@ impl Checker<'_> {
     }
 
     fn geoip(&mut self, spec: GeoIpSpec) -> GeoConfig {
-        let database = self.file_path("geoip.database", &spec.database);
+        let databases = self.databases(spec.database);
         let asn_database = spec
             .asn_database
             .map(|text| self.file_path("geoip.asn_database", &text));
@@ -164,10 +164,40 @@ impl Checker<'_> {
             asn: self.field_path("asn", asn, default.asn),
         };
         GeoConfig {
-            database,
+            databases,
             asn_database,
             fields,
         }
+    }
+
+    /// `geoip.database`: one file or a non-empty list of distinct files.
+    /// Which file locates which address family is only known once they are
+    /// open (`GeoDatabase::open`).
+    fn databases(&mut self, spec: DatabaseSpec) -> Vec<PathBuf> {
+        let texts = match spec {
+            DatabaseSpec::One(text) => {
+                return vec![self.file_path("geoip.database", &text)];
+            }
+            DatabaseSpec::List(texts) => texts,
+        };
+        if texts.is_empty() {
+            self.error("geoip.database", "must name at least one file");
+        }
+        let mut databases: Vec<PathBuf> = Vec::with_capacity(texts.len());
+        for (index, text) in texts.iter().enumerate() {
+            let key = format!("geoip.database[{index}]");
+            let path = self.file_path(&key, text);
+            // The same file twice can only be a mistake: the second copy
+            // would never locate anything.
+            if let Some(first) = databases.iter().position(|seen| *seen == path) {
+                self.error(
+                    key,
+                    format!("\"{text}\" is already listed as geoip.database[{first}]"),
+                );
+            }
+            databases.push(path);
+        }
+        databases
     }
 
     /// `geoip.fields.NAME`: a dotted path, `""` for "not available".
