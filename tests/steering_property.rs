@@ -669,7 +669,7 @@ fn describe(world: &World) -> String {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 300,
+        cases: 8,
         // The input is a seed: a smaller seed is not a simpler world.
         max_shrink_iters: 0,
         failure_persistence: None,
@@ -734,7 +734,7 @@ proptest! {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 30,
+        cases: 3,
         max_shrink_iters: 0,
         failure_persistence: None,
         ..ProptestConfig::default()

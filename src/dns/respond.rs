@@ -106,7 +106,14 @@ pub fn respond(
         Lookup::Refused => return simple(packet, &query, rcode::REFUSED, out),
         Lookup::Answer(answer) => answer,
         Lookup::Steered(steered) => {
-            let client = client_network(subnet.as_ref(), source);
+            let (address, _) = client_network(subnet.as_ref(), source);
+            let (max_v4, max_v6) = table.ecs_limits();
+            let client = Client {
+                address,
+                // Steer never looks past the configured maximum source
+                // prefix, so an answer holds for at least that prefix.
+                scope_cap: if address.is_ipv4() { max_v4 } else { max_v6 },
+            };
             return respond_steered(
                 packet,
                 &query,
@@ -152,6 +159,16 @@ pub fn respond(
     Outcome::Reply { rcode }
 }
 
+/// The client a steered answer is chosen for.
+#[derive(Clone, Copy, Debug)]
+struct Client {
+    /// The ECS network address (truncated), or the packet's source.
+    address: IpAddr,
+    /// The longest scope worth returning: the configured maximum source
+    /// prefix for the family.
+    scope_cap: u8,
+}
+
 /// Answers a steered name: the policy picks records for `client` and says
 /// how wide an ECS scope the choice holds for.
 fn respond_steered(
@@ -159,7 +176,7 @@ fn respond_steered(
     query: &Query,
     transport: Transport,
     subnet: Option<&ClientSubnet>,
-    client: (IpAddr, u8),
+    client: Client,
     steered: SteeredLookup<'_>,
     out: &mut Vec<u8>,
 ) -> Outcome {
@@ -168,7 +185,7 @@ fn respond_steered(
     out.resize(HEADER_LEN, 0);
     out.extend_from_slice(question);
     let records_start = out.len();
-    let (selected, scope) = steered.policy.select(steered.health, client.0, out);
+    let (selected, scope) = steered.policy.select(steered.health, client.address, out);
     let mut response_flags = flags::QR | (query.flags & (flags::RD | flags::CD)) | flags::AA;
     let (rcode, mut counts) = match selected {
         Selected::Records { count } => (rcode::NOERROR, [count, 0, 0]),
@@ -184,6 +201,13 @@ fn respond_steered(
         }
     };
     response_flags |= rcode;
+    // A scope longer than the bits Steer looks at would split resolver
+    // caches for nothing. With no usable subnet (source prefix 0) the answer
+    // did not depend on the option at all: scope 0.
+    let scope = match subnet {
+        Some(subnet) if subnet.network().1 == 0 => 0,
+        _ => scope.min(client.scope_cap),
+    };
     let ecs = subnet.map(|subnet| (subnet, scope));
     if out.len() + opt_len(query, ecs) > size_limit(query, transport) {
         out.truncate(records_start);
@@ -205,8 +229,10 @@ fn respond_steered(
 /// one, else the packet's source address with all its bits.
 fn client_network(subnet: Option<&ClientSubnet>, source: IpAddr) -> (IpAddr, u8) {
     match subnet {
-        Some(subnet) => subnet.network(),
-        None => match source {
+        // Source prefix 0: the resolver gives no client information, so
+        // the resolver itself is the best guess (RFC 7871 §7.1.2).
+        Some(subnet) if subnet.network().1 > 0 => subnet.network(),
+        _ => match source {
             IpAddr::V4(_) => (source, 32),
             IpAddr::V6(address) => match address.to_ipv4_mapped() {
                 // A v4 client on a dual-stack socket.

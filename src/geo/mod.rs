@@ -1,7 +1,10 @@
 //! Client location: MaxMind DB (`.mmdb`) files → locations (control plane).
 //!
-//! Opens a City/Country database (MaxMind's schema, or any mmdb through
+//! Opens City/Country databases (MaxMind's schema, or any mmdb through
 //! configurable field paths) and optionally an ASN database, memory-mapped.
+//! Several location databases may be listed, such as the IPv4 and IPv6
+//! halves of ip-location-db's GeoLite2-City: each address family is located
+//! by the first of them that holds networks of that family.
 //! The policy compiler walks [`GeoDatabase::partition_v4`] and
 //! [`GeoDatabase::partition_v6`] once per reload to build its prefix maps;
 //! the data plane never touches an mmdb. `steer explain` uses
@@ -62,7 +65,8 @@ pub struct Located {
     pub location: Location,
     /// Prefix length of the network that holds the address: where the
     /// location and ASN databases' networks differ, the smaller one, as in
-    /// the partition. IPv4 addresses get 0..=32 even from an IPv6 tree.
+    /// the partition. IPv4 addresses get 0..=32 even from an IPv6 tree;
+    /// IPv4-mapped ones (`::ffff:a.b.c.d`) 96 + their IPv4 prefix length.
     pub prefix_len: u8,
     /// The database fields found, as `(path, raw value)`: `("country.iso_code",
     /// "GB")`. Fields of the ASN database are prefixed `asn_database:`.
@@ -135,8 +139,9 @@ impl GeoDatabase {
     /// mismatch, such as MaxMind's paths on a flat ip-location-db file.
     ///
     /// Each address family is located by the first database of the list
-    /// that holds networks of that family (see [`partition::holds`]), so
-    /// the split IPv4 and IPv6 files of ip-location-db work together. A
+    /// that holds networks of that family (an IPv6 tree holds IPv4 when its
+    /// `::/96` subtree has a record), so the split IPv4 and IPv6 files of
+    /// ip-location-db work together. A
     /// file of a longer list that is used for neither family is refused: it
     /// is almost certainly a mistake (a duplicate, or the wrong order).
     pub fn open(config: &GeoConfig) -> Result<GeoDatabase, Vec<String>> {
@@ -392,11 +397,14 @@ impl GeoDatabase {
     }
 }
 
+/// The index of the source that locates IPv4, and of the one that locates
+/// IPv6 (`None`: no source holds that family).
+type Families = (Option<usize>, Option<usize>);
+
 /// For each family, the index of the first source that holds networks of
 /// it; an error for every source of a list of several that is used for
 /// neither.
-#[allow(clippy::type_complexity)]
-fn choose_families(sources: &[Source]) -> Result<(Option<usize>, Option<usize>), Vec<String>> {
+fn choose_families(sources: &[Source]) -> Result<Families, Vec<String>> {
     let mut v4 = None;
     let mut v6 = None;
     let mut errors = Vec::new();

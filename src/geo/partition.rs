@@ -146,15 +146,14 @@ pub(super) fn holds(reader: &Reader<Mmap>, family: Family) -> bool {
     }
 }
 
+/// Networks as `(first address, prefix length)`, in ascending order.
+pub(super) type Pieces = Vec<(u128, u8)>;
+
 /// The networks of a network of `prefix_len` bits that contains
 /// `hole/hole_len` (`prefix_len < hole_len`), outside the hole: the siblings
 /// of the path from the network down to the hole, as `(before, after)` the
 /// hole, each in ascending address order. 128-bit space.
-pub(super) fn around(
-    prefix_len: u8,
-    hole: u128,
-    hole_len: u8,
-) -> (Vec<(u128, u8)>, Vec<(u128, u8)>) {
+pub(super) fn around(prefix_len: u8, hole: u128, hole_len: u8) -> (Pieces, Pieces) {
     let mut before = Vec::new();
     let mut after = Vec::new();
     for depth in u32::from(prefix_len) + 1..=u32::from(hole_len) {
