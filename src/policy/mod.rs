@@ -266,8 +266,13 @@ pub fn locate(
                             .coordinates
                             .map_or(f64::INFINITY, |site| distance_km(client, site) + bias)
                     };
-                    // Stable: equal distances keep the configured order.
-                    candidates.sort_by(|left, right| score(*left).total_cmp(&score(*right)));
+                    // Each distance once (trigonometry dominates compile
+                    // time with many sites); a stable sort keeps the
+                    // configured order for equal distances.
+                    let mut scored: Vec<(f64, u16)> =
+                        candidates.iter().map(|&pool| (score(pool), pool)).collect();
+                    scored.sort_by(|left, right| left.0.total_cmp(&right.0));
+                    candidates = scored.into_iter().map(|(_, pool)| pool).collect();
                     matched = format!("client at {:.2},{:.2}", client.0, client.1);
                 }
                 None => matched = "no coordinates: order unchanged".to_owned(),
