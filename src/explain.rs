@@ -308,14 +308,9 @@ pub struct EndpointTrace {
     pub answered: bool,
 }
 
-/// Record types the data plane answers without looking at names
-/// (`dns::respond` refuses or rejects them first).
-const TYPE_OPT: u16 = 41;
-const TYPE_IXFR: u16 = 251;
-const TYPE_AXFR: u16 = 252;
-const TYPE_MAILB: u16 = 253;
-const TYPE_MAILA: u16 = 254;
-const TYPE_ANY: u16 = 255;
+// Record types the data plane answers without looking at names
+// (`dns::respond` refuses or rejects them first).
+use crate::dns::wire::{TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_MAILA, TYPE_MAILB, TYPE_OPT};
 
 /// EDNS payload size of the query explain sends; only the OPT record's
 /// presence matters (the query goes "over TCP", which is never truncated).

@@ -814,7 +814,7 @@ async fn start_server(set: &FixtureSet) -> TestServer {
 async fn start_steering(fixture: &str) -> TestServer {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture);
     let directory = tempfile::tempdir().expect("temporary directory");
-    copy_tree(&source, directory.path());
+    common::copy_tree(&source, directory.path());
     steer::geo::build::build(
         &source.join("geo.csv"),
         &directory.path().join("geo.mmdb"),
@@ -830,23 +830,6 @@ async fn start_steering(fixture: &str) -> TestServer {
     TestServer {
         directory,
         running: Some(running),
-    }
-}
-
-/// Copies the files and directories under `from` into `to`.
-fn copy_tree(from: &Path, to: &Path) {
-    let entries = std::fs::read_dir(from)
-        .unwrap_or_else(|error| panic!("reading {}: {error}", from.display()));
-    for entry in entries {
-        let entry = entry.expect("fixture directory entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            std::fs::create_dir(&target).expect("creating a directory");
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target)
-                .unwrap_or_else(|error| panic!("copying {}: {error}", entry.path().display()));
-        }
     }
 }
 

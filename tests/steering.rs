@@ -32,7 +32,7 @@ const FULL_ECS: &str = "\n[ecs]\nmax_source_v4 = 32\nmax_source_v6 = 128\n";
 /// `extra_config` to its steer.toml and builds geo.mmdb from geo.csv.
 fn prepare(directory: &Path, extra_config: &str) -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
-    copy_tree(&source, directory);
+    common::copy_tree(&source, directory);
     steer::geo::build::build(
         &source.join("geo.csv"),
         &directory.join("geo.mmdb"),
@@ -45,22 +45,6 @@ fn prepare(directory: &Path, extra_config: &str) -> PathBuf {
     text.push_str(extra_config);
     std::fs::write(&config, text).expect("writing steer.toml");
     config
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    let entries = std::fs::read_dir(from)
-        .unwrap_or_else(|error| panic!("reading {}: {error}", from.display()));
-    for entry in entries {
-        let entry = entry.expect("fixture directory entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            std::fs::create_dir_all(&target).expect("creating a directory");
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target)
-                .unwrap_or_else(|error| panic!("copying {}: {error}", entry.path().display()));
-        }
-    }
 }
 
 /// The fixture server, with `extra_config` appended to its steer.toml.

@@ -11,7 +11,10 @@
 use std::net::IpAddr;
 
 use super::ecs::{ClientSubnet, MalformedSubnet};
-use super::wire::{self, Edns, HEADER_LEN, ParseError, Query, flags};
+use super::wire::{
+    self, Edns, HEADER_LEN, ParseError, Query, TYPE_AXFR, TYPE_IXFR, TYPE_MAILA, TYPE_MAILB,
+    TYPE_OPT, flags,
+};
 use super::{Outcome, Transport};
 use crate::table::{Lookup, RoutingTable, Selected, SteeredLookup};
 
@@ -41,11 +44,6 @@ pub const UDP_PAYLOAD_SIZE: u16 = 1232;
 const OPT_LEN: usize = 11;
 
 const CLASS_IN: u16 = 1;
-const TYPE_OPT: u16 = 41;
-const TYPE_IXFR: u16 = 251;
-const TYPE_AXFR: u16 = 252;
-const TYPE_MAILB: u16 = 253;
-const TYPE_MAILA: u16 = 254;
 
 /// Answers one query packet into `out` (cleared first). `source` is the
 /// packet's source address (the client location when no ECS is present).

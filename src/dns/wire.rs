@@ -15,6 +15,16 @@ pub const MAX_NAME_LEN: usize = 255;
 
 /// Record type of the EDNS OPT pseudo-record.
 pub const TYPE_OPT: u16 = 41;
+/// Incremental zone transfer (not offered).
+pub const TYPE_IXFR: u16 = 251;
+/// Full zone transfer (not offered).
+pub const TYPE_AXFR: u16 = 252;
+/// Obsolete mailbox query types (RFC 1035 §3.2.3): not implemented.
+pub const TYPE_MAILB: u16 = 253;
+/// See [`TYPE_MAILB`].
+pub const TYPE_MAILA: u16 = 254;
+/// ANY (RFC 8482).
+pub const TYPE_ANY: u16 = 255;
 /// EDNS option code of Client Subnet (RFC 7871).
 pub const OPTION_CLIENT_SUBNET: u16 = 8;
 

@@ -489,3 +489,21 @@ fn find_generation(value: &serde_json::Value) -> Option<u64> {
         .filter_map(serde_json::Value::as_object)
         .find_map(|inner| inner.get("generation").and_then(serde_json::Value::as_u64))
 }
+
+/// Copies the files and directories under `from` into `to` (fixture trees
+/// into a test's temporary directory).
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    let entries = std::fs::read_dir(from)
+        .unwrap_or_else(|error| panic!("reading {}: {error}", from.display()));
+    for entry in entries {
+        let entry = entry.expect("fixture directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            std::fs::create_dir_all(&target).expect("creating a directory");
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .unwrap_or_else(|error| panic!("copying {}: {error}", entry.path().display()));
+        }
+    }
+}
