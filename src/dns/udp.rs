@@ -40,9 +40,12 @@ const BATCH: usize = 32;
 /// truncated by the kernel and dropped as malformed.
 const QUERY_BYTES: usize = 4096;
 
-/// Response buffer capacity: the largest DNS message, so that `respond` never
-/// has to grow it.
-const RESPONSE_BYTES: usize = 65535;
+/// Response buffer capacity. A UDP answer is at most 1,232 bytes
+/// (`respond::UDP_PAYLOAD_SIZE`); a steered answer is written whole before
+/// the size check and stays under 2 KiB. Small buffers keep a batch's
+/// writes on a few pages instead of one 64 KiB buffer each; a larger answer
+/// would only grow its buffer once.
+const RESPONSE_BYTES: usize = 4096;
 
 /// Ancillary data buffer; one `in6_pktinfo` message needs 40 bytes.
 const CONTROL_BYTES: usize = 64;
