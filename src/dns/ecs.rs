@@ -86,6 +86,12 @@ impl ClientSubnet {
         (address, self.used_prefix)
     }
 
+    /// Bits of the address Steer uses: the source prefix, capped by the
+    /// configured maximum (0 when the resolver sent no client information).
+    pub fn used_prefix(&self) -> u8 {
+        self.used_prefix
+    }
+
     /// Bytes the option takes in a response (code, length and data).
     pub fn option_len(&self) -> usize {
         4 + 4 + usize::from(self.source_prefix).div_ceil(8)

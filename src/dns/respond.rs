@@ -203,7 +203,7 @@ fn respond_steered(
     // caches for nothing. With no usable subnet (source prefix 0) the answer
     // did not depend on the option at all: scope 0.
     let scope = match subnet {
-        Some(subnet) if subnet.network().1 == 0 => 0,
+        Some(subnet) if subnet.used_prefix() == 0 => 0,
         _ => scope.min(client.scope_cap),
     };
     let ecs = subnet.map(|subnet| (subnet, scope));
@@ -229,7 +229,7 @@ fn client_network(subnet: Option<&ClientSubnet>, source: IpAddr) -> (IpAddr, u8)
     match subnet {
         // Source prefix 0: the resolver gives no client information, so
         // the resolver itself is the best guess (RFC 7871 §7.1.2).
-        Some(subnet) if subnet.network().1 > 0 => subnet.network(),
+        Some(subnet) if subnet.used_prefix() > 0 => subnet.network(),
         _ => match source {
             IpAddr::V4(_) => (source, 32),
             IpAddr::V6(address) => match address.to_ipv4_mapped() {
