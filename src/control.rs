@@ -27,7 +27,9 @@ use tracing::{error, info, warn};
 use crate::config::steering::SteeringConfig;
 use crate::config::{self, Config};
 use crate::geo::GeoDatabase;
-use crate::health::{AdminState, EndpointStatus, Forced};
+use crate::health::observed::Observed;
+use crate::health::{AdminState, EndpointStatus, Forced, state_file};
+use crate::probe::monitor::{Histogram, LastProbe, Monitor, TargetStatus};
 use crate::table::{Inputs, RoutingTable};
 use crate::zone;
 
@@ -148,9 +150,32 @@ pub struct StatusSnapshot {
     /// Where DNS is served.
     pub listen: Listeners,
     /// Every endpoint of every pool, with its health and admin state.
-    pub endpoints: Vec<EndpointStatus>,
+    pub endpoints: Vec<EndpointReport>,
+    /// Every probe target (each probed once, however many endpoints use it).
+    pub probes: Vec<TargetStatus>,
+    /// Failover times (first failed probe to answers changed) of every
+    /// endpoint that went down, for `/metrics`.
+    #[serde(skip)]
+    pub failover: Histogram,
     /// The steered names and types, in config order.
     pub steered: Vec<SteeredStatus>,
+}
+
+/// One endpoint in `/status`: its slot in the table, and what its probe says.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EndpointReport {
+    /// Pool, address, whether answers use it, admin state.
+    #[serde(flatten)]
+    pub endpoint: EndpointStatus,
+    /// What its probe says (`unknown` until the first result); `None`
+    /// when it has no probe.
+    pub observed: Option<Observed>,
+    /// When `observed` last changed, Unix seconds.
+    pub since: Option<f64>,
+    /// The last probe result.
+    pub last_probe: Option<LastProbe>,
+    /// The last failed probe's reason (kept after recovery).
+    pub last_error: Option<String>,
 }
 
 /// One steered name and type in `/status`.
@@ -252,6 +277,8 @@ pub struct Control {
     /// Operators' drains and overrides. Changed only while `reload_lock` is
     /// held, so a change can never fall between a build and its swap.
     admin: Arc<Mutex<AdminState>>,
+    /// The probe runner, once [`Control::start_probes`] has run.
+    monitor: std::sync::OnceLock<Monitor>,
 }
 
 /// Why an admin change was refused.
@@ -263,6 +290,10 @@ pub enum AdminError {
     /// No pool has this address.
     #[error("no pool has the address {0}")]
     UnknownEndpoint(std::net::IpAddr),
+    /// The change could not be saved, so it was not made: it would be
+    /// forgotten at the next restart.
+    #[error("not changed: {0}")]
+    NotSaved(String),
 }
 
 impl Control {
@@ -288,7 +319,39 @@ impl Control {
             reload_lock: Arc::new(tokio::sync::Mutex::new(())),
             status: Arc::new(Mutex::new(status)),
             admin: Arc::new(Mutex::new(AdminState::default())),
+            monitor: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Starts with `admin` (read from the state file) in force; `built`
+    /// must have been built with it.
+    pub fn with_admin_state(self, admin: AdminState) -> Self {
+        *lock(&self.admin) = admin;
+        self
+    }
+
+    /// Starts probing the served table's targets and returns once the first
+    /// round is in (bounded by the probe timeouts), with its results in the
+    /// table: call it before DNS is served. Returns targets that could not
+    /// be set up, one line each. Must run inside a tokio runtime.
+    pub async fn start_probes(&self) -> Vec<String> {
+        let table = self.table.load_full();
+        let debounce = self.active.steering.health.debounce;
+        let monitor = self
+            .monitor
+            .get_or_init(|| Monitor::new(Arc::clone(&self.table), debounce));
+        monitor.sync(table.health().targets(), debounce).await
+    }
+
+    /// Saves `changed` to the state file; the caller applies it only if
+    /// this succeeds, so nothing the API confirmed is lost by a restart.
+    fn save_admin(&self, changed: &AdminState) -> Result<(), AdminError> {
+        let path = &self.active.admin.state_file;
+        state_file::save(path, changed).map_err(|error| {
+            let message = format!("cannot write the state file {}: {error}", path.display());
+            error!("{message}");
+            AdminError::NotSaved(message)
+        })
     }
 
     /// Drains (or undrains) a pool: its endpoints leave (or rejoin) the
@@ -300,11 +363,16 @@ impl Control {
             return Err(AdminError::UnknownPool(pool.to_owned()));
         }
         let mut admin = lock(&self.admin);
+        let mut next = admin.clone();
         let changed = if drained {
-            admin.drained.insert(pool.to_owned())
+            next.drained.insert(pool.to_owned())
         } else {
-            admin.drained.remove(pool)
+            next.drained.remove(pool)
         };
+        if changed {
+            self.save_admin(&next)?;
+        }
+        *admin = next;
         table.health().apply(&admin);
         if changed {
             info!(pool, drained, "pool drain state changed by the admin API");
@@ -325,10 +393,15 @@ impl Control {
             return Err(AdminError::UnknownEndpoint(address));
         }
         let mut admin = lock(&self.admin);
+        let mut next = admin.clone();
         let previous = match forced {
-            Some(forced) => admin.forced.insert(address, forced),
-            None => admin.forced.remove(&address),
+            Some(forced) => next.forced.insert(address, forced),
+            None => next.forced.remove(&address),
         };
+        if previous != forced {
+            self.save_admin(&next)?;
+        }
+        *admin = next;
         table.health().apply(&admin);
         if previous != forced {
             info!(%address, ?forced, "endpoint override changed by the admin API");
@@ -376,16 +449,16 @@ impl Control {
             table: Arc::clone(&self.table),
             status: Arc::clone(&self.status),
             admin: lock(&self.admin).clone(),
+            monitor: self.monitor.get().cloned(),
         };
-        // Zone files can be large: build on a blocking thread. The lock
-        // guard travels with the job so that a cancelled caller cannot let a
-        // second writer start while this one is still running.
-        let outcome = tokio::task::spawn_blocking(move || {
+        // A task of its own, with the lock guard, so that a cancelled
+        // caller neither stops the reload half-way nor lets a second writer
+        // start while this one is still running.
+        let task = tokio::spawn(async move {
             let _one_writer = guard;
-            job.run()
-        })
-        .await;
-        match outcome {
+            job.run().await
+        });
+        match task.await {
             Ok(result) => result,
             Err(join_error) => {
                 let generation = self.table.load().generation();
@@ -415,7 +488,33 @@ impl Control {
         let table = self.table.load();
         // The admin lock is held while an override is written into the
         // atomics, so reading both under it gives one consistent view.
-        let endpoints = table.health().statuses(&lock(&self.admin));
+        let monitor = self.monitor.get().map(Monitor::snapshot);
+        let probes = monitor
+            .as_ref()
+            .map(|snapshot| snapshot.targets.clone())
+            .unwrap_or_default();
+        let endpoints = table
+            .health()
+            .statuses(&lock(&self.admin))
+            .into_iter()
+            .map(|endpoint| {
+                let target = endpoint.target.and_then(|address| {
+                    probes.iter().find(|target| {
+                        target.target == address && Some(&target.probe) == endpoint.probe.as_ref()
+                    })
+                });
+                EndpointReport {
+                    observed: endpoint
+                        .probe
+                        .as_ref()
+                        .map(|_| target.map_or(Observed::Unknown, |target| target.observed)),
+                    since: target.map(|target| target.since),
+                    last_probe: target.and_then(|target| target.last_probe.clone()),
+                    last_error: target.and_then(|target| target.last_error.clone()),
+                    endpoint,
+                }
+            })
+            .collect();
         let steered = table
             .policies()
             .iter()
@@ -442,6 +541,11 @@ impl Control {
             reloads: status.reloads,
             listen: status.listeners.clone(),
             endpoints,
+            failover: monitor.map_or_else(
+                || Histogram::new(&crate::probe::monitor::FAILOVER_BUCKETS),
+                |snapshot| snapshot.failover,
+            ),
+            probes,
             steered,
         }
     }
@@ -470,67 +574,92 @@ struct ReloadJob {
     status: Arc<Mutex<Status>>,
     /// A copy taken under the reload lock; it cannot change until the swap.
     admin: AdminState,
+    monitor: Option<Monitor>,
 }
 
 impl ReloadJob {
-    fn run(self) -> Result<ReloadReport, ReloadFailure> {
+    async fn run(self) -> Result<ReloadReport, ReloadFailure> {
         let current = self.table.load().generation();
         let generation = current + 1;
-        match build(&self.config_path, generation, &self.admin) {
-            Ok(built) => {
-                let warnings = restart_needed(&self.active, &built.config);
-                let report = ReloadReport {
-                    generation,
-                    zones: built.zones,
-                    records: built.records,
-                    seconds: built.compile_duration.as_secs_f64(),
-                    warnings,
-                };
-                {
-                    let mut status = lock(&self.status);
-                    self.table.store(Arc::new(built.table));
-                    status.sources = Sources {
-                        geo: built.geo,
-                        steering: Arc::new(built.config.steering),
-                    };
-                    // The parse and compile garbage (and usually the old
-                    // table) is free now: hand it back to the system.
-                    release_freed_memory();
-                    status.reloads.ok += 1;
-                    status.last_compile = CompileStatus {
-                        at: unix_seconds(SystemTime::now()),
-                        seconds: report.seconds,
-                    };
-                }
-                info!(
-                    generation,
-                    zones = report.zones,
-                    records = report.records,
-                    seconds = report.seconds,
-                    "reloaded"
-                );
-                for warning in &report.warnings {
-                    warn!("{warning}");
-                }
-                Ok(report)
+        let config_path = self.config_path.clone();
+        let admin = self.admin.clone();
+        // Zone files can be large: build on a blocking thread.
+        let built =
+            tokio::task::spawn_blocking(move || build(&config_path, generation, &admin)).await;
+        let built = match built {
+            Ok(Ok(built)) => built,
+            Ok(Err(errors)) => return Err(self.fail(current, errors)),
+            Err(join_error) => {
+                let message = format!("the reload task failed: {join_error}");
+                return Err(self.fail(current, vec![message]));
             }
-            Err(errors) => {
-                error!(
-                    generation = current,
-                    "reload failed, keeping the current table:\n  {}",
-                    errors.join("\n  ")
-                );
-                let mut status = lock(&self.status);
-                status.reloads.failed += 1;
-                status.last_reload_error = Some(ReloadErrorStatus {
-                    at: unix_seconds(SystemTime::now()),
-                    errors: errors.clone(),
-                });
-                Err(ReloadFailure {
-                    generation: current,
-                    errors,
-                })
+        };
+        let warnings = restart_needed(&self.active, &built.config);
+        let report = ReloadReport {
+            generation,
+            zones: built.zones,
+            records: built.records,
+            seconds: built.compile_duration.as_secs_f64(),
+            warnings,
+        };
+        let table = Arc::new(built.table);
+        if let Some(monitor) = &self.monitor {
+            // New targets get their first probe before they are served.
+            let debounce = built.config.steering.health.debounce;
+            for problem in monitor.sync(table.health().targets(), debounce).await {
+                warn!("{problem}; it is not probed");
             }
+        }
+        {
+            let mut status = lock(&self.status);
+            let store = || self.table.store(Arc::clone(&table));
+            match &self.monitor {
+                Some(monitor) => monitor.publish_table(&table, store),
+                None => store(),
+            }
+            drop(table);
+            status.sources = Sources {
+                geo: built.geo,
+                steering: Arc::new(built.config.steering),
+            };
+            // The parse and compile garbage (and usually the old
+            // table) is free now: hand it back to the system.
+            release_freed_memory();
+            status.reloads.ok += 1;
+            status.last_compile = CompileStatus {
+                at: unix_seconds(SystemTime::now()),
+                seconds: report.seconds,
+            };
+        }
+        info!(
+            generation,
+            zones = report.zones,
+            records = report.records,
+            seconds = report.seconds,
+            "reloaded"
+        );
+        for warning in &report.warnings {
+            warn!("{warning}");
+        }
+        Ok(report)
+    }
+
+    /// Records a failed reload; the current table stays.
+    fn fail(&self, current: u64, errors: Vec<String>) -> ReloadFailure {
+        error!(
+            generation = current,
+            "reload failed, keeping the current table:\n  {}",
+            errors.join("\n  ")
+        );
+        let mut status = lock(&self.status);
+        status.reloads.failed += 1;
+        status.last_reload_error = Some(ReloadErrorStatus {
+            at: unix_seconds(SystemTime::now()),
+            errors: errors.clone(),
+        });
+        ReloadFailure {
+            generation: current,
+            errors,
         }
     }
 }
@@ -577,6 +706,14 @@ fn restart_needed(active: &Config, reloaded: &Config) -> Vec<String> {
         active.admin.allow_remote.to_string(),
         reloaded.admin.allow_remote.to_string(),
     );
+    // Whether a token is set and whether it changed, never the token: the
+    // warnings go to the log and to the reload's caller.
+    let described = |token: &Option<String>| token.as_ref().map_or("no token", |_| "a token");
+    let (before, after) = match (&active.admin.token, &reloaded.admin.token) {
+        (Some(old), Some(new)) if old != new => ("the old token", "a new token"),
+        (old, new) => (described(old), described(new)),
+    };
+    compare("admin.token_file", before.to_owned(), after.to_owned());
     warnings
 }
 

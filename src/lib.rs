@@ -25,6 +25,7 @@ pub mod geo;
 pub mod health;
 pub mod metrics;
 pub mod policy;
+pub mod probe;
 pub mod server;
 pub mod table;
 pub mod zone;

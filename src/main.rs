@@ -1,5 +1,5 @@
-//! The `steer` command: `serve`, `check`, `explain`, `reload` (an admin API
-//! client) and `geoip build`.
+//! The `steer` command: `serve`, `check`, `explain`, the admin API clients
+//! (`reload`, `status`, `drain`, `undrain`) and `geoip build`.
 //!
 //! Wiring only: every decision lives in the library. `check`, `explain` and
 //! `serve` run the same [`steer::control::build`], so a file that passes
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use reqwest::Method;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
@@ -21,9 +22,10 @@ use tracing_subscriber::EnvFilter;
 use steer::control::{self, Control};
 use steer::server;
 
-/// How long `steer reload` waits for the server; a reload of large zones
-/// takes a while, and the server finishes it even if we give up.
-const RELOAD_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the admin client commands wait for the server: a reload of
+/// large zones takes a while (the server finishes it even if we give up),
+/// and a drain waits for a reload in progress.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Parser)]
 #[command(
@@ -76,18 +78,57 @@ enum Command {
     },
     /// Ask a running server to reload, through its admin API.
     Reload {
-        /// Find the admin API from this configuration's `[admin] listen`.
-        #[arg(long, value_name = "FILE", conflicts_with = "admin")]
-        config: Option<PathBuf>,
-        /// The admin API address, e.g. `127.0.0.1:8053`.
-        #[arg(long, value_name = "ADDR")]
-        admin: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Show a running server's table, zones and endpoints (`GET /status`).
+    Status {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Print the admin API's JSON as it came instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a pool out of every steered answer at once, through the admin
+    /// API; it stays out across reloads until `undrain`.
+    Drain {
+        /// The pool id, as in `[pools.ID]`.
+        #[arg(value_name = "POOL")]
+        pool: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Put a drained pool back into the answers, through the admin API.
+    Undrain {
+        /// The pool id, as in `[pools.ID]`.
+        #[arg(value_name = "POOL")]
+        pool: String,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// GeoIP database tools.
     Geoip {
         #[command(subcommand)]
         command: GeoipCommand,
     },
+}
+
+/// How a client command finds the admin API and its token.
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// Find the admin API from this configuration: the address from
+    /// `[admin] listen`, the token from `[admin] token_file` [default:
+    /// steer.toml].
+    #[arg(long, value_name = "FILE", conflicts_with = "admin")]
+    config: Option<PathBuf>,
+    /// The admin API address, e.g. `127.0.0.1:8053`, instead of a
+    /// configuration.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<String>,
+    /// Read the bearer token from the first line of this file instead of
+    /// the configuration's `[admin] token_file`.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -120,7 +161,10 @@ fn main() -> ExitCode {
             json,
         } => explain(&config, &name, &record_type, &client, json),
         Command::Serve { config } => with_runtime(serve(config)),
-        Command::Reload { config, admin } => with_runtime(reload(config, admin)),
+        Command::Reload { admin } => with_runtime(reload(admin)),
+        Command::Status { admin, json } => with_runtime(status(admin, json)),
+        Command::Drain { pool, admin } => with_runtime(set_drained(admin, pool, true)),
+        Command::Undrain { pool, admin } => with_runtime(set_drained(admin, pool, false)),
         Command::Geoip {
             command:
                 GeoipCommand::Build {
@@ -158,12 +202,7 @@ fn geoip_build(source: &Path, out: &Path, database_type: &str) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(errors) => {
-            for line in errors {
-                eprintln!("{line}");
-            }
-            ExitCode::FAILURE
-        }
+        Err(errors) => fail(&errors),
     }
 }
 
@@ -194,12 +233,7 @@ fn check(config_path: &Path) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(errors) => {
-            for line in errors {
-                eprintln!("{line}");
-            }
-            ExitCode::FAILURE
-        }
+        Err(errors) => fail(&errors),
     }
 }
 
@@ -212,12 +246,7 @@ fn explain(
 ) -> ExitCode {
     let built = match control::build(config_path, 1, &steer::health::AdminState::default()) {
         Ok(built) => built,
-        Err(errors) => {
-            for line in errors {
-                eprintln!("{line}");
-            }
-            return ExitCode::FAILURE;
-        }
+        Err(errors) => return fail(&errors),
     };
     let serving = control::Serving {
         table: Arc::new(built.table),
@@ -272,13 +301,8 @@ async fn serve(config_path: PathBuf) -> ExitCode {
 
     let running = match server::start(&config_path).await {
         Ok(running) => running,
-        Err(start_error) => {
-            // Printed rather than logged: one line per error, like `check`.
-            for line in start_error.lines() {
-                eprintln!("{line}");
-            }
-            return ExitCode::FAILURE;
-        }
+        // Printed rather than logged: one line per error, like `check`.
+        Err(start_error) => return fail(&start_error.lines()),
     };
 
     loop {
@@ -310,90 +334,264 @@ fn spawn_reload(control: &Arc<Control>) {
     });
 }
 
-async fn reload(config_path: Option<PathBuf>, admin: Option<String>) -> ExitCode {
-    let base = match admin {
-        Some(address) if address.contains("://") => address.trim_end_matches('/').to_string(),
-        Some(address) => format!("http://{address}"),
-        None => {
-            let config_path = config_path.unwrap_or_else(|| PathBuf::from("steer.toml"));
-            match admin_address_from_config(&config_path) {
-                Ok(address) => format!("http://{address}"),
-                Err(lines) => {
-                    for line in lines {
-                        eprintln!("{line}");
-                    }
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
+async fn reload(arguments: AdminArgs) -> ExitCode {
+    let reply = match AdminClient::request(arguments, Method::POST, "/reload").await {
+        Ok(reply) => reply,
+        Err(lines) => return fail(&lines),
     };
-    let url = format!("{base}/reload");
-    let client = match reqwest::Client::builder()
-        .no_proxy()
-        .timeout(RELOAD_TIMEOUT)
-        .build()
-    {
-        Ok(client) => client,
-        Err(client_error) => {
-            eprintln!(
-                "cannot create an HTTP client: {}",
-                error_chain(&client_error)
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let response = match client.post(&url).send().await {
-        Ok(response) => response,
-        Err(request_error) => {
-            eprintln!(
-                "cannot reach the admin API at {url}: {}",
-                error_chain(&request_error)
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let status = response.status();
-    let body = match response.text().await {
-        Ok(body) => body,
-        Err(body_error) => {
-            eprintln!(
-                "{url}: cannot read the response: {}",
-                error_chain(&body_error)
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let Ok(reply) = serde_json::from_str::<serde_json::Value>(&body) else {
-        eprintln!("{url}: unexpected response {status}: {}", body.trim());
-        return ExitCode::FAILURE;
-    };
-    let generation = reply["generation"].as_u64().unwrap_or_default();
-    if status.is_success() && reply["ok"] == true {
+    let generation = reply.json["generation"].as_u64().unwrap_or_default();
+    if reply.succeeded() {
         println!(
             "ok: generation {generation}, {}, {}, compiled in {:.1} ms",
-            count(reply["zones"].as_u64().unwrap_or_default(), "zone"),
-            count(reply["records"].as_u64().unwrap_or_default(), "record"),
-            reply["seconds"].as_f64().unwrap_or_default() * 1000.0
+            count(reply.json["zones"].as_u64().unwrap_or_default(), "zone"),
+            count(reply.json["records"].as_u64().unwrap_or_default(), "record"),
+            reply.json["seconds"].as_f64().unwrap_or_default() * 1000.0
         );
-        for warning in reply["warnings"].as_array().into_iter().flatten() {
+        for warning in reply.json["warnings"].as_array().into_iter().flatten() {
             eprintln!("warning: {}", warning.as_str().unwrap_or_default());
         }
         return ExitCode::SUCCESS;
     }
-    match reply["errors"].as_array() {
+    match reply.json["errors"].as_array() {
         Some(errors) => {
             eprintln!("reload failed; still serving generation {generation}:");
             for line in errors {
                 eprintln!("{}", line.as_str().unwrap_or_default());
             }
         }
-        None => eprintln!("{url}: unexpected response {status}: {}", body.trim()),
+        None => eprintln!("{}", reply.failure()),
     }
     ExitCode::FAILURE
 }
 
-/// The admin address a client on this host should connect to.
-fn admin_address_from_config(config_path: &Path) -> Result<String, Vec<String>> {
+async fn status(arguments: AdminArgs, json: bool) -> ExitCode {
+    let reply = match AdminClient::request(arguments, Method::GET, "/status").await {
+        Ok(reply) => reply,
+        Err(lines) => return fail(&lines),
+    };
+    if !reply.status.is_success() {
+        return fail(&[reply.failure()]);
+    }
+    if json {
+        println!("{}", reply.body.trim_end());
+    } else {
+        print!("{}", status_text(&reply.json, unix_now()));
+    }
+    ExitCode::SUCCESS
+}
+
+async fn set_drained(arguments: AdminArgs, pool: String, drained: bool) -> ExitCode {
+    let action = if drained { "drain" } else { "undrain" };
+    // A pool id is a path segment: escape what would change the path.
+    let path = format!("/pools/{}/{action}", percent_encode(&pool));
+    let reply = match AdminClient::request(arguments, Method::POST, &path).await {
+        Ok(reply) => reply,
+        Err(lines) => return fail(&lines),
+    };
+    if !reply.succeeded() {
+        return fail(&[reply.failure()]);
+    }
+    println!("{action}ed {pool}");
+    ExitCode::SUCCESS
+}
+
+/// Prints every line on stderr; the exit status of a failed command.
+fn fail(lines: &[impl std::fmt::Display]) -> ExitCode {
+    for line in lines {
+        eprintln!("{line}");
+    }
+    ExitCode::FAILURE
+}
+
+/// A running server's admin API, as the client commands reach it.
+struct AdminClient {
+    /// `http://ADDR`, without a trailing slash.
+    base: String,
+    /// The bearer token to send, when one is configured.
+    token: Option<ClientToken>,
+    http: reqwest::Client,
+}
+
+/// A bearer token and where it was read, so that a refusal can say which
+/// file to look at.
+struct ClientToken {
+    secret: String,
+    /// `old.token`, or `the [admin] token_file of steer.toml`.
+    source: String,
+}
+
+/// One answer of the admin API; every route answers JSON.
+struct AdminReply {
+    /// What was asked, for messages.
+    url: String,
+    status: reqwest::StatusCode,
+    /// The body as it came, for `status --json`.
+    body: String,
+    json: serde_json::Value,
+}
+
+impl AdminReply {
+    /// 2xx with `"ok": true`, or with no `ok` at all (`/status`).
+    fn succeeded(&self) -> bool {
+        self.status.is_success() && self.json["ok"] != false
+    }
+
+    /// The API's own `error` message, or the whole answer when it has none.
+    fn failure(&self) -> String {
+        match self.json["error"].as_str() {
+            Some(error) => error.to_owned(),
+            None => format!(
+                "{}: unexpected response {}: {}",
+                self.url,
+                self.status,
+                self.body.trim()
+            ),
+        }
+    }
+}
+
+impl AdminClient {
+    /// Finds the API and its token from `arguments` and sends one request.
+    /// Everything that is not an answer from the routes (a bad
+    /// configuration, an unreachable server, a refused token, a body that
+    /// is not JSON) comes back as the lines to print.
+    async fn request(
+        arguments: AdminArgs,
+        method: Method,
+        path: &str,
+    ) -> Result<AdminReply, Vec<String>> {
+        let client = Self::new(arguments)?;
+        client.send(method, path).await.map_err(|line| vec![line])
+    }
+
+    fn new(arguments: AdminArgs) -> Result<Self, Vec<String>> {
+        let AdminArgs {
+            config,
+            admin,
+            token_file,
+        } = arguments;
+        let (base, config_token) = match admin {
+            Some(address) if address.contains("://") => {
+                (address.trim_end_matches('/').to_string(), None)
+            }
+            Some(address) => (format!("http://{address}"), None),
+            None => {
+                let config_path = config.unwrap_or_else(|| PathBuf::from("steer.toml"));
+                let (address, token) = admin_from_config(&config_path)?;
+                let token = token.map(|secret| ClientToken {
+                    secret,
+                    source: format!("the [admin] token_file of {}", config_path.display()),
+                });
+                (format!("http://{address}"), token)
+            }
+        };
+        let token = match token_file {
+            Some(path) => Some(ClientToken {
+                secret: read_token_file(&path).map_err(|line| vec![line])?,
+                source: path.display().to_string(),
+            }),
+            None => config_token,
+        };
+        // reqwest refuses to build a client, even for plain HTTP, until a
+        // TLS provider is installed.
+        steer::probe::check::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(ADMIN_TIMEOUT)
+            .build()
+            .map_err(|client_error| {
+                vec![format!(
+                    "cannot create an HTTP client: {}",
+                    error_chain(&client_error)
+                )]
+            })?;
+        Ok(Self { base, token, http })
+    }
+
+    async fn send(&self, method: Method, path: &str) -> Result<AdminReply, String> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(&token.secret);
+        }
+        let response = request.send().await.map_err(|request_error| {
+            format!(
+                "cannot reach the admin API at {url}: {}",
+                error_chain(&request_error)
+            )
+        })?;
+        let status = response.status();
+        let body = response.text().await.map_err(|body_error| {
+            format!(
+                "{url}: cannot read the response: {}",
+                error_chain(&body_error)
+            )
+        })?;
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&body) else {
+            return Err(format!(
+                "{url}: unexpected response {status}: {}",
+                body.trim()
+            ));
+        };
+        let reply = AdminReply {
+            url,
+            status,
+            body,
+            json,
+        };
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            // The API's message for a missing token speaks to curl users;
+            // here the flags are the way to send one.
+            return Err(match &self.token {
+                Some(token) => format!(
+                    "the admin API needs a token: {}; the token sent came from {}",
+                    reply.failure(),
+                    token.source
+                ),
+                None => "the admin API needs a token: none was sent; pass --token-file FILE, \
+                         or --config FILE with the server's [admin] token_file"
+                    .to_owned(),
+            });
+        }
+        Ok(reply)
+    }
+}
+
+/// The first line of `path`, as `[admin] token_file` is read; only checked
+/// for what an HTTP header can carry, the server judges the rest.
+fn read_token_file(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|read_error| {
+        format!(
+            "cannot read the token file {}: {read_error}",
+            path.display()
+        )
+    })?;
+    let token = text.lines().next().unwrap_or_default().trim();
+    if token.is_empty() || !token.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(format!(
+            "{}: the first line must be the admin token, in visible ASCII characters",
+            path.display()
+        ));
+    }
+    Ok(token.to_owned())
+}
+
+/// `%`-escapes everything but RFC 3986's unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// The admin address a client on this host should connect to, and the
+/// token the configuration gives.
+fn admin_from_config(config_path: &Path) -> Result<(String, Option<String>), Vec<String>> {
     let config = steer::config::load(config_path)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     let mut address = config.admin.listen;
@@ -411,7 +609,202 @@ fn admin_address_from_config(config_path: &Path) -> Result<String, Vec<String>> 
         };
         address.set_ip(loopback);
     }
-    Ok(address.to_string())
+    Ok((address.to_string(), config.admin.token))
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
+}
+
+/// `GET /status` as text for an operator; `now` (Unix seconds) turns the
+/// timestamps into ages. Keys the server does not send are left out, so
+/// the client works with servers older or newer than itself.
+fn status_text(status: &serde_json::Value, now: f64) -> String {
+    use std::fmt::Write;
+
+    let mut text = String::new();
+    let compile = &status["last_compile"];
+    let _ = write!(
+        text,
+        "generation {}, compiled",
+        status["generation"].as_u64().unwrap_or_default()
+    );
+    if let Some(at) = compile["at"].as_f64() {
+        let _ = write!(text, " {} ago", age(now - at));
+    }
+    let _ = write!(
+        text,
+        " in {:.1} ms",
+        compile["seconds"].as_f64().unwrap_or_default() * 1000.0
+    );
+    if let (Some(ok), Some(failed)) = (
+        status["reloads"]["ok"].as_u64(),
+        status["reloads"]["failed"].as_u64(),
+    ) {
+        let _ = write!(text, "; reloads: {ok} ok, {failed} failed");
+    }
+    text.push('\n');
+
+    let failure = &status["last_reload_error"];
+    if let Some(at) = failure["at"].as_f64() {
+        // The failure is kept after a later success; say which came last.
+        let since_then = if compile["at"].as_f64().is_some_and(|compiled| compiled > at) {
+            ", before this table"
+        } else {
+            "; still serving the table above"
+        };
+        let _ = writeln!(
+            text,
+            "last reload failed {} ago{since_then}:",
+            age(now - at)
+        );
+        for line in failure["errors"].as_array().into_iter().flatten() {
+            let _ = writeln!(text, "  {}", line.as_str().unwrap_or_default());
+        }
+    }
+
+    let zones = status["zones"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let _ = writeln!(text, "{}", count(zones.len() as u64, "zone"));
+    let rows: Vec<[String; 2]> = zones
+        .iter()
+        .map(|zone| {
+            [
+                zone["name"].as_str().unwrap_or_default().to_owned(),
+                format!(
+                    "serial {}, {}",
+                    zone["serial"].as_u64().unwrap_or_default(),
+                    count(zone["records"].as_u64().unwrap_or_default(), "record")
+                ),
+            ]
+        })
+        .collect();
+    write_rows(&mut text, &rows);
+
+    let endpoints = status["endpoints"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let _ = writeln!(text, "{}", count(endpoints.len() as u64, "endpoint"));
+    let rows: Vec<[String; 4]> = endpoints
+        .iter()
+        .map(|endpoint| {
+            [
+                endpoint["pool"].as_str().unwrap_or_default().to_owned(),
+                endpoint["address"].as_str().unwrap_or_default().to_owned(),
+                if endpoint["up"] == true { "up" } else { "down" }.to_owned(),
+                endpoint_details(endpoint, now),
+            ]
+        })
+        .collect();
+    write_rows(&mut text, &rows);
+    text
+}
+
+/// Why an endpoint is up or down, from whichever keys the server sends:
+/// `drained`, `forced`, and the health keys `observed`, `admin`, `since`,
+/// `probe`, `target`, `last_probe` and `last_error`.
+fn endpoint_details(endpoint: &serde_json::Value, now: f64) -> String {
+    let mut details = Vec::new();
+    if endpoint["drained"] == true {
+        details.push("drained".to_owned());
+    }
+    if let Some(forced) = endpoint["forced"].as_str() {
+        details.push(format!("forced {forced}"));
+    }
+    // `admin` repeats `drained` and `forced` in one word; show it only when
+    // they did not already say it.
+    if let Some(admin) = endpoint["admin"].as_str()
+        && admin != "auto"
+        && details.is_empty()
+    {
+        details.push(format!("admin {}", admin.replace('_', " ")));
+    }
+    let observed = endpoint["observed"].as_str();
+    let since = endpoint["since"].as_f64().map(|since| age(now - since));
+    match (observed, since) {
+        (Some(observed), Some(since)) => details.push(format!("observed {observed} for {since}")),
+        (Some(observed), None) => details.push(format!("observed {observed}")),
+        (None, Some(since)) => details.push(format!("changed {since} ago")),
+        (None, None) => {}
+    }
+    match (endpoint["probe"].as_str(), endpoint["target"].as_str()) {
+        (Some(probe), Some(target)) => details.push(format!("probe {probe} to {target}")),
+        (Some(probe), None) => details.push(format!("probe {probe}")),
+        (None, Some(target)) => details.push(format!("probe target {target}")),
+        (None, None) => {}
+    }
+    let last = &endpoint["last_probe"];
+    // A failed last probe already shows its reason; after a recovery the
+    // reason of the earlier failure is still worth a look.
+    if last["ok"] != false
+        && let Some(error) = endpoint["last_error"]
+            .as_str()
+            .filter(|error| !error.is_empty())
+    {
+        details.push(format!("earlier failure: {error}"));
+    }
+    if last.is_object() {
+        let mut line = if last["ok"] == true {
+            "last probe ok".to_owned()
+        } else {
+            "last probe failed".to_owned()
+        };
+        if let Some(latency) = last["latency_ms"].as_f64() {
+            line.push_str(&format!(" in {latency:.1} ms"));
+        }
+        if let Some(at) = last["at"].as_f64() {
+            line.push_str(&format!(" {} ago", age(now - at)));
+        }
+        if let Some(detail) = last["detail"].as_str().filter(|detail| !detail.is_empty()) {
+            line.push_str(&format!(" ({detail})"));
+        }
+        details.push(line);
+    }
+    details.join(", ")
+}
+
+/// Indented rows with every column but the last padded to its widest cell.
+fn write_rows<const COLUMNS: usize>(text: &mut String, rows: &[[String; COLUMNS]]) {
+    let mut widths = [0; COLUMNS];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in rows {
+        let mut line = String::from(" ");
+        for (column, cell) in row.iter().enumerate() {
+            line.push(' ');
+            if column + 1 == COLUMNS {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$} ", width = widths[column]));
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+}
+
+/// `45s`, `3m 12s`, `2h 5m`, `4d 1h`: how long ago, to the precision an
+/// operator reads. A clock behind the server's reads as `0s`.
+fn age(seconds: f64) -> String {
+    let seconds = seconds.max(0.0) as u64;
+    let (minutes, hours, days) = (seconds / 60, seconds / 3600, seconds / 86_400);
+    if days > 0 {
+        format!("{days}d {}h", hours % 24)
+    } else if hours > 0 {
+        format!("{hours}h {}m", minutes % 60)
+    } else if minutes > 0 {
+        format!("{minutes}m {}s", seconds % 60)
+    } else {
+        format!("{seconds}s")
+    }
 }
 
 /// `1 zone`, `2 zones`.
@@ -433,4 +826,106 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Unix time the examples are read at.
+    const NOW: f64 = 1_720_000_000.0;
+
+    #[test]
+    fn status_text_summarizes_the_table_zones_and_endpoints() {
+        let status = json!({
+            "generation": 3,
+            "zones": [
+                {"name": "example.test.", "serial": 2024010101u32, "records": 12, "file": "zones/example.test.zone"},
+                {"name": "a.test.", "serial": 7, "records": 1, "file": "zones/a.test.zone"},
+            ],
+            "last_compile": {"at": NOW - 125.0, "seconds": 0.0014},
+            "last_reload_error": {"at": NOW - 65.0, "errors": ["zones/example.test.zone:7: bad"]},
+            "reloads": {"ok": 2, "failed": 1},
+            "endpoints": [
+                {"pool": "web-fra", "address": "192.0.2.10", "up": true, "drained": false, "forced": null},
+                {"pool": "web-fra", "address": "2001:db8::10", "up": false, "drained": true, "forced": null},
+                {"pool": "web-iad", "address": "198.51.100.10", "up": false, "drained": false, "forced": "down"},
+            ],
+        });
+        assert_eq!(
+            status_text(&status, NOW),
+            "generation 3, compiled 2m 5s ago in 1.4 ms; reloads: 2 ok, 1 failed\n\
+             last reload failed 1m 5s ago; still serving the table above:\n  \
+               zones/example.test.zone:7: bad\n\
+             2 zones\n  \
+               example.test.  serial 2024010101, 12 records\n  \
+               a.test.        serial 7, 1 record\n\
+             3 endpoints\n  \
+               web-fra  192.0.2.10     up\n  \
+               web-fra  2001:db8::10   down  drained\n  \
+               web-iad  198.51.100.10  down  forced down\n"
+        );
+    }
+
+    #[test]
+    fn status_text_shows_health_keys_when_the_server_sends_them() {
+        let status = json!({
+            "generation": 1,
+            "zones": [],
+            "last_compile": {"at": NOW - 10.0, "seconds": 0.002},
+            "last_reload_error": null,
+            "endpoints": [
+                {"pool": "web-fra", "address": "192.0.2.10", "up": true, "drained": false,
+                 "forced": null, "observed": "up", "admin": "auto", "since": NOW - 3700.0,
+                 "probe": "https", "target": "192.0.2.10:443",
+                 "last_probe": {"ok": true, "latency_ms": 12.34, "detail": "HTTP 200", "at": NOW - 2.0},
+                 "last_error": "HTTP 503"},
+                {"pool": "web-iad", "address": "198.51.100.10", "up": false, "drained": false,
+                 "forced": null, "observed": "down", "admin": "auto", "since": NOW - 90_000.0,
+                 "probe": "tcp", "target": null,
+                 "last_probe": {"ok": false, "latency_ms": null, "detail": "connection refused", "at": NOW},
+                 "last_error": "connection refused"},
+                {"pool": "web-sin", "address": "203.0.113.10", "up": true, "drained": false,
+                 "forced": null, "observed": "unknown", "admin": "forced_up", "since": null,
+                 "probe": null, "target": null, "last_probe": null},
+            ],
+        });
+        let text = status_text(&status, NOW);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "generation 1, compiled 10s ago in 2.0 ms",
+                "0 zones",
+                "3 endpoints",
+                "  web-fra  192.0.2.10     up    observed up for 1h 1m, probe https to \
+                 192.0.2.10:443, earlier failure: HTTP 503, last probe ok in 12.3 ms 2s ago \
+                 (HTTP 200)",
+                "  web-iad  198.51.100.10  down  observed down for 1d 1h, probe tcp, last probe \
+                 failed 0s ago (connection refused)",
+                "  web-sin  203.0.113.10   up    admin forced up, observed unknown",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_older_reload_failure_is_placed_before_the_table() {
+        let status = json!({
+            "generation": 4,
+            "last_compile": {"at": NOW - 5.0, "seconds": 0.001},
+            "last_reload_error": {"at": NOW - 50.0, "errors": []},
+        });
+        assert!(
+            status_text(&status, NOW)
+                .contains("\nlast reload failed 50s ago, before this table:\n"),
+        );
+    }
+
+    #[test]
+    fn pool_ids_stay_one_path_segment() {
+        assert_eq!(percent_encode("web-fra_2.x~"), "web-fra_2.x~");
+        assert_eq!(percent_encode("a/b c%"), "a%2Fb%20c%25");
+    }
 }

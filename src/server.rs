@@ -2,7 +2,8 @@
 //!
 //! [`start`] refuses to serve anything until the first build succeeds: a
 //! server that starts with a broken configuration would answer REFUSED for
-//! every zone. UDP binds first (its sockets come from the worker threads),
+//! every zone. The saved drains and overrides are read before that build,
+//! and the first probe round runs after it and before any socket opens. UDP binds first (its sockets come from the worker threads),
 //! then TCP binds the same addresses with the ports UDP resolved, so that
 //! every DNS address is one port for both transports even when the
 //! configuration says port 0. The returned [`RunningServer`] owns every
@@ -21,6 +22,7 @@ use crate::config::Config;
 use crate::control::{self, Control, Listeners};
 use crate::dns::tcp::{TcpLimits, TcpService};
 use crate::dns::udp::UdpService;
+use crate::health::state_file;
 use crate::metrics::Metrics;
 
 /// Attempts at binding UDP and TCP to one shared port when that port is
@@ -146,7 +148,12 @@ async fn watch_databases(control: Arc<Control>, config_path: PathBuf, poll: Dura
 pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
     let path = config_path.to_path_buf();
     let built = tokio::task::spawn_blocking(move || {
-        control::build(&path, 1, &crate::health::AdminState::default())
+        // Drains and overrides from before a restart are in force from the
+        // first answer on; the state file sits where the config says.
+        let config = crate::config::load(&path)
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        let admin = state_file::load(&config.admin.state_file).map_err(|error| vec![error])?;
+        control::build(&path, 1, &admin).map(|built| (built, admin))
     })
     .await
     .map_err(|join_error| {
@@ -155,6 +162,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         )])
     })?
     .map_err(StartError::Invalid)?;
+    let (built, admin) = built;
     control::release_freed_memory();
     info!(
         generation = built.table.generation(),
@@ -164,7 +172,20 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         "compiled the first table"
     );
     let config = built.config.clone();
-    let control = Arc::new(Control::new(config_path, built));
+    if !admin.drained.is_empty() || !admin.forced.is_empty() {
+        info!(
+            drained = ?admin.drained,
+            forced = ?admin.forced,
+            file = %config.admin.state_file.display(),
+            "restored drains and overrides"
+        );
+    }
+    let control = Arc::new(Control::new(config_path, built).with_admin_state(admin));
+    // Cold start: the first probe round is in the table before the first
+    // query is answered, so a target dead at start is never served.
+    for problem in control.start_probes().await {
+        warn!("{problem}; it is not probed");
+    }
     let metrics = Arc::new(Metrics::default());
 
     let (udp, tcp) = start_dns(&config, &control, &metrics).await?;

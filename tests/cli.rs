@@ -463,6 +463,8 @@ fn http_text(method: &str, url: &str) -> String {
         .build()
         .expect("runtime");
     runtime.block_on(async {
+        // reqwest is built with rustls but no default crypto provider.
+        steer::probe::check::install_crypto_provider();
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(10))

@@ -12,6 +12,7 @@
 //! `{"ok": false, "error": "..."}`: 404 for a pool or address no pool has,
 //! 400 for an explain question that does not parse.
 
+pub mod auth;
 pub mod prometheus;
 
 use std::io;
@@ -34,7 +35,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 
-use crate::control::Control;
+use crate::control::{AdminError, Control};
 use crate::explain;
 use crate::health::Forced;
 use crate::metrics::Metrics;
@@ -52,9 +53,18 @@ pub struct AdminState {
 }
 
 /// The admin routes, ready to serve. Unknown paths answer 404 and a wrong
-/// method 405.
+/// method 405; when the configuration the server started with has an
+/// `admin.token_file`, every request needs its token first (see [`auth`]).
 pub fn router(state: AdminState) -> Router {
-    Router::new()
+    // The started-with configuration, not a reloaded one: see `auth` for why.
+    let token = state
+        .control
+        .config()
+        .admin
+        .token
+        .as_deref()
+        .map(auth::BearerToken::new);
+    let routes = Router::new()
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/reload", post(reload))
@@ -64,7 +74,26 @@ pub fn router(state: AdminState) -> Router {
         .route("/endpoints/{address}/down", post(force_down))
         .route("/endpoints/{address}/up", post(force_up))
         .route("/endpoints/{address}/auto", post(force_auto))
-        .with_state(state)
+        .with_state(state);
+    match token {
+        // `layer`, not `route_layer`: unknown paths are refused too, so that
+        // a client without the token cannot map the API.
+        Some(token) => routes.layer(axum::middleware::from_fn_with_state(
+            token,
+            auth::require_bearer,
+        )),
+        None => routes,
+    }
+}
+
+/// An admin change that was refused: 404 for what does not exist, 500
+/// when the change could not be saved (and so was not made).
+fn admin_error_response(admin_error: &AdminError) -> Response {
+    let code = match admin_error {
+        AdminError::UnknownPool(_) | AdminError::UnknownEndpoint(_) => StatusCode::NOT_FOUND,
+        AdminError::NotSaved(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error_response(code, &admin_error.to_string())
 }
 
 /// `{"ok": false, "error": message}` with `code`.
@@ -88,7 +117,7 @@ async fn set_drained(state: &AdminState, pool: &str, drained: bool) -> Response 
                 .status()
                 .endpoints
                 .into_iter()
-                .filter(|endpoint| endpoint.pool == pool)
+                .filter(|report| report.endpoint.pool == pool)
                 .collect();
             Json(json!({
                 "ok": true,
@@ -98,7 +127,7 @@ async fn set_drained(state: &AdminState, pool: &str, drained: bool) -> Response 
             }))
             .into_response()
         }
-        Err(admin_error) => error_response(StatusCode::NOT_FOUND, &admin_error.to_string()),
+        Err(admin_error) => admin_error_response(&admin_error),
     }
 }
 
@@ -130,7 +159,7 @@ async fn force(state: &AdminState, text: &str, forced: Option<Forced>) -> Respon
                 .status()
                 .endpoints
                 .into_iter()
-                .filter(|endpoint| endpoint.address == address)
+                .filter(|report| report.endpoint.address == address)
                 .collect();
             Json(json!({
                 "ok": true,
@@ -140,7 +169,7 @@ async fn force(state: &AdminState, text: &str, forced: Option<Forced>) -> Respon
             }))
             .into_response()
         }
-        Err(admin_error) => error_response(StatusCode::NOT_FOUND, &admin_error.to_string()),
+        Err(admin_error) => admin_error_response(&admin_error),
     }
 }
 

@@ -6,6 +6,8 @@
 use std::fmt::Write;
 
 use crate::control::StatusSnapshot;
+use crate::health::observed::Observed;
+use crate::probe::monitor::{FAILOVER_BUCKETS, Histogram, LATENCY_BUCKETS, TargetStatus};
 use crate::metrics::QueryTotals;
 
 /// The `Content-Type` of [`render`]'s output.
@@ -96,7 +98,8 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
         "gauge",
         "1 when answers may use the endpoint now; 0 when it is down, forced down or its pool is drained.",
     );
-    for endpoint in &status.endpoints {
+    for report in &status.endpoints {
+        let endpoint = &report.endpoint;
         line(
             &mut out,
             &format!(
@@ -107,6 +110,7 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
             u8::from(endpoint.up),
         );
     }
+    probes(&mut out, status);
     header(
         &mut out,
         "steer_steered_names",
@@ -115,6 +119,109 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
     );
     line(&mut out, "steer_steered_names", status.steered.len());
     out
+}
+
+/// Per probe target: state, latency, changes and failover times.
+fn probes(out: &mut String, status: &StatusSnapshot) {
+    let labels = |target: &TargetStatus| {
+        format!(
+            "probe=\"{}\",target=\"{}\"",
+            label_value(&target.probe),
+            target.target
+        )
+    };
+    header(
+        out,
+        "steer_probe_up",
+        "gauge",
+        "1 when the target's probe says up (or has no result yet), 0 when down.",
+    );
+    for target in &status.probes {
+        let up = u8::from(target.observed != Observed::Down);
+        line(out, &format!("steer_probe_up{{{}}}", labels(target)), up);
+    }
+    header(
+        out,
+        "steer_probe_duration_seconds",
+        "histogram",
+        "Time each probe took, failed ones included.",
+    );
+    for target in &status.probes {
+        histogram(
+            out,
+            "steer_probe_duration_seconds",
+            &labels(target),
+            &LATENCY_BUCKETS,
+            &target.latency,
+        );
+    }
+    header(
+        out,
+        "steer_probe_state_changes_total",
+        "counter",
+        "Observed state changes of the target since it was added.",
+    );
+    for target in &status.probes {
+        line(
+            out,
+            &format!("steer_probe_state_changes_total{{{}}}", labels(target)),
+            target.changes,
+        );
+    }
+    header(
+        out,
+        "steer_probe_last_failover_seconds",
+        "gauge",
+        "For the target's last change: time from the first probe that disagreed to the answers changing.",
+    );
+    for target in &status.probes {
+        if let Some(seconds) = target.last_failover_seconds {
+            line(
+                out,
+                &format!("steer_probe_last_failover_seconds{{{}}}", labels(target)),
+                seconds,
+            );
+        }
+    }
+    header(
+        out,
+        "steer_failover_seconds",
+        "histogram",
+        "Time from an endpoint's first failed probe to the answers leaving it out.",
+    );
+    histogram(
+        out,
+        "steer_failover_seconds",
+        "",
+        &FAILOVER_BUCKETS,
+        &status.failover,
+    );
+}
+
+/// The `_bucket`, `_sum` and `_count` lines of one histogram series.
+fn histogram(out: &mut String, name: &str, labels: &str, bounds: &[f64], values: &Histogram) {
+    let separator = if labels.is_empty() { "" } else { "," };
+    for (bound, count) in bounds.iter().zip(&values.buckets) {
+        line(
+            out,
+            &format!("{name}_bucket{{{labels}{separator}le=\"{bound}\"}}"),
+            count,
+        );
+    }
+    line(
+        out,
+        &format!("{name}_bucket{{{labels}{separator}le=\"+Inf\"}}"),
+        values.count,
+    );
+    let braces = |text: &str| {
+        if text.is_empty() {
+            String::new()
+        } else {
+            format!("{{{text}}}")
+        }
+    };
+    line(out, &format!("{name}_sum{}", braces(labels)), values.sum);
+    line(out, &format!("{name}_count{}", braces(labels)), values.count);
 }
 
 /// A label value with `\`, `"` and newlines escaped, as the format requires.
@@ -145,6 +252,7 @@ fn line(out: &mut String, series: &str, value: impl std::fmt::Display) {
 mod tests {
     use super::*;
     use crate::control::{CompileStatus, Listeners, ReloadCounts, SteeredStatus, ZoneStatus};
+    use crate::control::EndpointReport;
     use crate::health::{EndpointStatus, Forced};
 
     #[test]
@@ -177,13 +285,17 @@ mod tests {
             last_reload_error: None,
             reloads: ReloadCounts { ok: 2, failed: 1 },
             listen: Listeners::default(),
-            endpoints: vec![
+            endpoints: [
                 EndpointStatus {
                     pool: "web-fra".into(),
                     address: "192.0.2.10".parse().expect("address"),
                     up: true,
                     drained: false,
                     forced: None,
+                    admin: "auto",
+                    probe: None,
+                    target: None,
+                    observed_down: false,
                 },
                 EndpointStatus {
                     pool: "web-\"iad\"".into(),
@@ -191,8 +303,42 @@ mod tests {
                     up: false,
                     drained: false,
                     forced: Some(Forced::Down),
+                    admin: "forced_down",
+                    probe: None,
+                    target: None,
+                    observed_down: false,
                 },
-            ],
+            ]
+            .into_iter()
+            .map(|endpoint| EndpointReport {
+                endpoint,
+                observed: None,
+                since: None,
+                last_probe: None,
+                last_error: None,
+            })
+            .collect(),
+            probes: vec![TargetStatus {
+                probe: "web".into(),
+                kind: "http",
+                target: "192.0.2.10:80".parse().expect("address"),
+                observed: Observed::Down,
+                since: 1.0,
+                last_probe: None,
+                last_error: Some("HTTP 503".into()),
+                changes: 2,
+                last_failover_seconds: Some(3.25),
+                latency: Histogram {
+                    buckets: vec![0, 1, 2, 2, 2, 2, 2, 2, 2, 2],
+                    count: 2,
+                    sum: 0.0035,
+                },
+            }],
+            failover: Histogram {
+                buckets: vec![0, 0, 0, 1, 1, 1, 1, 1, 1, 1],
+                count: 1,
+                sum: 3.25,
+            },
             steered: vec![SteeredStatus {
                 name: "www.example.test.".into(),
                 record_type: "A".into(),
@@ -219,6 +365,16 @@ mod tests {
             "# TYPE steer_endpoint_up gauge\n",
             "steer_endpoint_up{pool=\"web-fra\",address=\"192.0.2.10\"} 1\n",
             "steer_endpoint_up{pool=\"web-\\\"iad\\\"\",address=\"2001:db8::10\"} 0\n",
+            "steer_probe_up{probe=\"web\",target=\"192.0.2.10:80\"} 0\n",
+            "# TYPE steer_probe_duration_seconds histogram\n",
+            "steer_probe_duration_seconds_bucket{probe=\"web\",target=\"192.0.2.10:80\",le=\"0.002\"} 1\n",
+            "steer_probe_duration_seconds_bucket{probe=\"web\",target=\"192.0.2.10:80\",le=\"+Inf\"} 2\n",
+            "steer_probe_duration_seconds_count{probe=\"web\",target=\"192.0.2.10:80\"} 2\n",
+            "steer_probe_state_changes_total{probe=\"web\",target=\"192.0.2.10:80\"} 2\n",
+            "steer_probe_last_failover_seconds{probe=\"web\",target=\"192.0.2.10:80\"} 3.25\n",
+            "steer_failover_seconds_bucket{le=\"5\"} 1\n",
+            "steer_failover_seconds_sum 3.25\n",
+            "steer_failover_seconds_count 1\n",
             "# TYPE steer_steered_names gauge\n",
             "steer_steered_names 1\n",
         ] {

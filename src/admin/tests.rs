@@ -55,6 +55,8 @@ impl Fixture {
         let server = AdminServer::start("127.0.0.1:0".parse().expect("address"), state)
             .await
             .expect("bind admin");
+        // reqwest is built with rustls but no default crypto provider.
+        crate::probe::check::install_crypto_provider();
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(10))

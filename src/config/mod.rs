@@ -70,13 +70,31 @@ pub struct ServerConfig {
     pub tcp_max_connections: usize,
 }
 
-/// `[admin]`, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `[admin]`, validated. Its `Debug` hides the token, so that a logged
+/// config never carries it.
+#[derive(Clone, PartialEq, Eq)]
 pub struct AdminConfig {
     /// The admin API address; loopback unless `allow_remote` is set.
     pub listen: SocketAddr,
     /// The operator explicitly allowed a non-loopback `listen`.
     pub allow_remote: bool,
+    /// The bearer token admin requests must carry (read from
+    /// `admin.token_file`), if one is configured.
+    pub token: Option<String>,
+    /// Where drains and overrides are kept across restarts.
+    pub state_file: PathBuf,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("allow_remote", &self.allow_remote)
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("state_file", &self.state_file)
+            .finish()
+    }
 }
 
 /// Reads and validates the configuration file at `path`.
@@ -107,7 +125,7 @@ fn validate(path: &Path, mut spec: Spec) -> Result<Config, Vec<ConfigError>> {
     let base = path.parent().unwrap_or_else(|| Path::new(""));
     let steering_spec = spec.take_steering();
     let server = validate_server(path, base, spec.server, &mut errors);
-    let admin = validate_admin(path, spec.admin, &server.listen, &mut errors);
+    let admin = validate_admin(path, base, spec.admin, &server.listen, &mut errors);
     let steering = steering::validate(path, base, steering_spec, &mut errors);
     if errors.is_empty() {
         Ok(Config {
@@ -230,6 +248,7 @@ fn validate_server(
 
 fn validate_admin(
     file: &Path,
+    base: &Path,
     spec: Option<AdminSpec>,
     dns_listen: &[SocketAddr],
     errors: &mut Vec<ConfigError>,
@@ -237,7 +256,21 @@ fn validate_admin(
     let spec = spec.unwrap_or(AdminSpec {
         listen: None,
         allow_remote: false,
+        token_file: None,
+        state_file: None,
     });
+    let token = spec
+        .token_file
+        .as_deref()
+        .and_then(|name| read_token(file, &base.join(name), errors));
+    let state_file = match spec.state_file.as_deref() {
+        Some(name) if name.trim().is_empty() => {
+            errors.push(ConfigError::at(file, "admin.state_file", "must name a file"));
+            default_state_file(file)
+        }
+        Some(name) => base.join(name),
+        None => default_state_file(file),
+    };
     let listen = match spec.listen.as_deref().map(parse_socket_address) {
         None => DEFAULT_ADMIN_LISTEN,
         Some(Ok(address)) => address,
@@ -246,6 +279,8 @@ fn validate_admin(
             return AdminConfig {
                 listen: DEFAULT_ADMIN_LISTEN,
                 allow_remote: spec.allow_remote,
+                token,
+                state_file,
             };
         }
     };
@@ -272,7 +307,46 @@ fn validate_admin(
     AdminConfig {
         listen,
         allow_remote: spec.allow_remote,
+        token,
+        state_file,
     }
+}
+
+/// The admin token from `path`: its first line, without surrounding blanks.
+fn read_token(file: &Path, path: &Path, errors: &mut Vec<ConfigError>) -> Option<String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) => {
+            errors.push(ConfigError::at(
+                file,
+                "admin.token_file",
+                format!("cannot read {}: {error}", path.display()),
+            ));
+            return None;
+        }
+    };
+    let token = text.lines().next().unwrap_or("").trim();
+    // A header value carries visible ASCII only; a short token is guessable.
+    if token.len() < 16 || !token.bytes().all(|byte| byte.is_ascii_graphic()) {
+        errors.push(ConfigError::at(
+            file,
+            "admin.token_file",
+            format!(
+                "{} must hold a token of at least 16 visible ASCII characters on its first line",
+                path.display()
+            ),
+        ));
+        return None;
+    }
+    Some(token.to_owned())
+}
+
+/// `steer.toml` → `steer.state.json`, in the same directory.
+fn default_state_file(config_file: &Path) -> PathBuf {
+    let stem = config_file
+        .file_stem()
+        .map_or_else(|| "steer".into(), |stem| stem.to_string_lossy().into_owned());
+    config_file.with_file_name(format!("{stem}.state.json"))
 }
 
 /// One socket address as written in the file.

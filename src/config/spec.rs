@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use steering::{EcsSpec, GeoIpSpec, PoolSpec, SiteSpec, SteerSpec, SteeringSpec};
+use steering::{
+    EcsSpec, GeoIpSpec, HealthSpec, PoolSpec, ProbeSpec, SiteSpec, SteerSpec, SteeringSpec,
+};
 
 /// The whole file.
 #[derive(Clone, Debug, Deserialize)]
@@ -43,6 +45,12 @@ pub struct Spec {
     /// `[[steer]]`: names whose answer is chosen per query.
     #[serde(default)]
     pub steer: Vec<SteerSpec>,
+    /// `[probes.ID]`: health checks that pools and addresses name.
+    #[serde(default)]
+    pub probes: BTreeMap<String, ProbeSpec>,
+    /// `[health]`: how probe results are published.
+    #[serde(default)]
+    pub health: Option<HealthSpec>,
 }
 
 impl Spec {
@@ -54,6 +62,8 @@ impl Spec {
             sites: std::mem::take(&mut self.sites),
             pools: std::mem::take(&mut self.pools),
             steer: std::mem::take(&mut self.steer),
+            probes: std::mem::take(&mut self.probes),
+            health: self.health.take(),
         }
     }
 }
@@ -88,4 +98,12 @@ pub struct AdminSpec {
     /// Must be `true` for a `listen` address that is not loopback.
     #[serde(default)]
     pub allow_remote: bool,
+    /// A file holding the bearer token every admin request must carry,
+    /// relative to the config file. No token file: no token is asked for.
+    #[serde(default)]
+    pub token_file: Option<String>,
+    /// Where drains and overrides are kept across restarts, relative to the
+    /// config file (default: the config file's name with `.state.json`).
+    #[serde(default)]
+    pub state_file: Option<String>,
 }

@@ -11,6 +11,7 @@
 //! `validate` checks everything against everything else.
 
 mod maps;
+mod probes;
 mod region;
 mod validate;
 
@@ -18,12 +19,15 @@ mod validate;
 mod tests;
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use hickory_proto::rr::Name;
 
 pub use maps::parse_asn;
+pub(crate) use probes::humanize;
 pub(crate) use validate::validate;
 
 /// The continent codes GeoIP databases use.
@@ -42,6 +46,101 @@ pub struct SteeringConfig {
     pub pools: Vec<Pool>,
     /// `[[steer]]`, in file order.
     pub steered: Vec<SteeredName>,
+    /// `[probes.ID]`, sorted by id.
+    pub probes: Vec<Probe>,
+    /// `[health]`.
+    pub health: HealthConfig,
+}
+
+/// `[health]`: how probe results become answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// State changes are collected for this long after the first one and
+    /// published together, so that a site-wide failure moves every name in
+    /// one step. Part of the failover time (interval × fall + debounce).
+    pub debounce: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            debounce: Duration::from_millis(200),
+        }
+    }
+}
+
+/// `[probes.ID]`: how an endpoint is checked.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Probe {
+    /// The id (the table key).
+    pub id: String,
+    /// What is checked.
+    pub kind: ProbeKind,
+    /// Port probed when the endpoint has no `probe_target` with a port
+    /// (default: 80 for http, 443 for https; required for tcp).
+    pub port: u16,
+    /// Time between probes of one target.
+    pub interval: Duration,
+    /// Each wait is `interval` plus or minus a random amount up to this, so
+    /// that probes of many targets spread out (default: a tenth of interval).
+    pub jitter: Duration,
+    /// A probe not finished after this long failed.
+    pub timeout: Duration,
+    /// Consecutive good results that bring a down target up.
+    pub rise: u32,
+    /// Consecutive failed results that take an up target down.
+    pub fall: u32,
+}
+
+impl Probe {
+    /// `http`, `https` or `tcp`, as the file spells it.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.kind {
+            ProbeKind::Tcp => "tcp",
+            ProbeKind::Http(http) if http.tls => "https",
+            ProbeKind::Http(_) => "http",
+        }
+    }
+}
+
+/// The kind of a probe.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ProbeKind {
+    /// A TCP connection is accepted.
+    Tcp,
+    /// An HTTP or HTTPS request gets an expected answer.
+    Http(HttpProbe),
+}
+
+/// An `http` or `https` probe.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HttpProbe {
+    /// `https` (TLS) rather than `http`.
+    pub tls: bool,
+    /// Request method, upper case (default `GET`).
+    pub method: String,
+    /// Path and query, starting with `/` (default `/`).
+    pub path: String,
+    /// Host header, and for https the TLS server name the certificate is
+    /// checked against (default: the target address).
+    pub host: Option<String>,
+    /// Extra request headers, in file order.
+    pub headers: Vec<(String, String)>,
+    /// Status codes that count as up (default 200–399).
+    pub expect_status: Vec<RangeInclusive<u16>>,
+    /// The body must contain this text (the first 64 KiB are read).
+    pub body_contains: Option<String>,
+    /// Check the server's certificate (https; default true).
+    pub verify_certificate: bool,
+}
+
+/// Where an endpoint is probed, and with which probe.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ProbeTarget {
+    /// The probe, as configured.
+    pub probe: Probe,
+    /// The address and port probed.
+    pub address: SocketAddr,
 }
 
 /// `[geoip]`: where client locations come from.
@@ -123,6 +222,11 @@ pub struct Pool {
     pub weight: u32,
     /// What the pool answers with.
     pub members: PoolMembers,
+    /// Id of the probe that checks its endpoints, if any.
+    pub probe: Option<String>,
+    /// Fraction of its endpoints that must be up for the pool to count as
+    /// up in `healthy` (overrides the step's `min_healthy`).
+    pub min_healthy: Option<f64>,
 }
 
 /// A pool's answers.
@@ -136,12 +240,16 @@ pub enum PoolMembers {
 }
 
 /// One address of a pool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     /// The address answered.
     pub address: IpAddr,
     /// Weight among the pool's addresses (default 1).
     pub weight: u32,
+    /// This endpoint's own probe id, instead of the pool's.
+    pub probe: Option<String>,
+    /// Probe this address (and port, when given) instead of `address`.
+    pub probe_target: Option<(IpAddr, Option<u16>)>,
 }
 
 /// The record type a name is steered for.
@@ -277,6 +385,30 @@ impl SteeringConfig {
             .binary_search_by(|pool| pool.id.as_str().cmp(id))
             .ok()
             .and_then(|index| self.pools.get(index))
+    }
+
+    /// The probe with this id.
+    pub fn probe(&self, id: &str) -> Option<&Probe> {
+        self.probes
+            .binary_search_by(|probe| probe.id.as_str().cmp(id))
+            .ok()
+            .and_then(|index| self.probes.get(index))
+    }
+
+    /// How `endpoint` of `pool` is probed: its own probe or the pool's, at
+    /// its `probe_target` or its own address, on the target's port or the
+    /// probe's. `None`: not probed (it counts as up unless an operator
+    /// says otherwise).
+    pub fn probe_target(&self, pool: &Pool, endpoint: &Endpoint) -> Option<ProbeTarget> {
+        let id = endpoint.probe.as_ref().or(pool.probe.as_ref())?;
+        let probe = self.probe(id)?;
+        let (address, port) = endpoint
+            .probe_target
+            .unwrap_or((endpoint.address, None));
+        Some(ProbeTarget {
+            probe: probe.clone(),
+            address: SocketAddr::new(address, port.unwrap_or(probe.port)),
+        })
     }
 }
 

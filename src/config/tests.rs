@@ -35,7 +35,9 @@ fn minimal_file_gets_the_defaults() {
         config.admin,
         AdminConfig {
             listen: "127.0.0.1:8053".parse().expect("address"),
-            allow_remote: false
+            allow_remote: false,
+            token: None,
+            state_file: PathBuf::from("conf/steer.state.json"),
         }
     );
 }
@@ -199,7 +201,7 @@ fn unknown_key_names_its_path_and_line() {
         errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\n\n[admn]\n"),
         vec![
             "conf/steer.toml:4: unknown key admn, expected one of server, admin, geoip, ecs, \
-             sites, pools, steer"
+             sites, pools, steer, probes, health"
         ]
     );
 }

@@ -7,14 +7,22 @@
 //! control task in [`AdminState`] and written into the current table's
 //! [`HealthView`] at once, and into each new table when it is compiled, so
 //! a reload never forgets what an operator did. Observed state from probes
-//! (a later milestone) plugs into the same byte; until a probe says
-//! otherwise an endpoint counts as up.
+//! ([`observed`], run by [`crate::probe`]) is one more bit of the same
+//! byte, set per probe target on every slot that target checks; until a
+//! probe says otherwise an endpoint counts as up. Both writers change the
+//! byte with atomic read-modify-write operations, so an admin change and a
+//! probe result arriving together never undo each other.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+pub mod observed;
+pub mod state_file;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use serde::Serialize;
+
+use crate::config::steering::ProbeTarget;
 
 /// An operator's override for one address (in every pool that has it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -39,6 +47,9 @@ const FORCED_UP: u8 = 1;
 const FORCED_DOWN: u8 = 2;
 const OBSERVED_DOWN: u8 = 4;
 
+/// Marks a slot with no probe.
+const NO_TARGET: u32 = u32::MAX;
+
 /// The health atomics of one table generation.
 #[derive(Debug, Default)]
 pub struct HealthView {
@@ -47,6 +58,20 @@ pub struct HealthView {
     /// Per endpoint: its pool (index into `pool_ids`) and address.
     endpoints: Vec<(u32, IpAddr)>,
     states: Vec<AtomicU8>,
+    /// Every distinct probe target of this generation.
+    targets: Vec<ProbeTarget>,
+    target_index: HashMap<ProbeTarget, u32>,
+    /// Per endpoint: index into `targets`, or `NO_TARGET`.
+    slot_target: Vec<u32>,
+}
+
+/// One endpoint of a pool, as the health view is built from it.
+#[derive(Clone, Debug)]
+pub struct EndpointSlot {
+    /// The answered address.
+    pub address: IpAddr,
+    /// How it is probed, if it is.
+    pub target: Option<ProbeTarget>,
 }
 
 /// One endpoint's state, for `/status` and `steer explain`.
@@ -62,23 +87,67 @@ pub struct EndpointStatus {
     pub drained: bool,
     /// Admin override, if any.
     pub forced: Option<Forced>,
+    /// `auto`, `drained`, `forced_up` or `forced_down`; a drain wins over
+    /// an override, as it does in answers.
+    pub admin: &'static str,
+    /// Id of the probe that checks it.
+    pub probe: Option<String>,
+    /// Where it is probed.
+    pub target: Option<SocketAddr>,
+    /// Whether its probe currently says down.
+    pub observed_down: bool,
 }
 
 impl HealthView {
     /// Slots for `pools`: (pool id, its addresses), in the order the table
     /// numbers them. Starts with `admin` applied.
-    pub fn new(pools: &[(String, Vec<IpAddr>)], admin: &AdminState) -> Self {
+    pub fn new(pools: &[(String, Vec<EndpointSlot>)], admin: &AdminState) -> Self {
         let mut view = HealthView::default();
-        for (index, (id, addresses)) in pools.iter().enumerate() {
+        for (index, (id, slots)) in pools.iter().enumerate() {
             view.pool_ids.push(id.clone());
             view.drained.push(AtomicBool::new(false));
-            for &address in addresses {
-                view.endpoints.push((index as u32, address));
+            for slot in slots {
+                view.endpoints.push((index as u32, slot.address));
                 view.states.push(AtomicU8::new(0));
+                let target = match &slot.target {
+                    None => NO_TARGET,
+                    Some(target) => *view
+                        .target_index
+                        .entry(target.clone())
+                        .or_insert_with(|| {
+                            view.targets.push(target.clone());
+                            (view.targets.len() - 1) as u32
+                        }),
+                };
+                view.slot_target.push(target);
             }
         }
         view.apply(admin);
         view
+    }
+
+    /// Every distinct probe target of this generation, each once however
+    /// many endpoints and names it checks.
+    pub fn targets(&self) -> &[ProbeTarget] {
+        &self.targets
+    }
+
+    /// Records what probes say about `target` on every endpoint it checks.
+    /// Returns false when no endpoint of this generation uses it.
+    pub fn set_observed(&self, target: &ProbeTarget, down: bool) -> bool {
+        let Some(&index) = self.target_index.get(target) else {
+            return false;
+        };
+        for (slot, state) in self.slot_target.iter().zip(&self.states) {
+            if *slot == index {
+                if down {
+                    state.fetch_or(OBSERVED_DOWN, Ordering::Relaxed);
+                } else {
+                    state.fetch_and(!OBSERVED_DOWN, Ordering::Relaxed);
+                }
+            }
+        }
+        true
     }
 
     /// Writes the admin state into the atomics (drains and overrides that
@@ -93,8 +162,11 @@ impl HealthView {
                 Some(Forced::Down) => FORCED_DOWN,
                 None => 0,
             };
-            let observed = state.load(Ordering::Relaxed) & OBSERVED_DOWN;
-            state.store(observed | forced, Ordering::Relaxed);
+            // One atomic update: a probe result landing at the same time
+            // keeps its bit.
+            let _ = state.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some((old & OBSERVED_DOWN) | forced)
+            });
         }
     }
 
@@ -136,12 +208,29 @@ impl HealthView {
         self.endpoints
             .iter()
             .enumerate()
-            .map(|(slot, (pool, address))| EndpointStatus {
-                pool: self.pool_ids[*pool as usize].clone(),
-                address: *address,
-                up: self.is_up(*pool, slot as u32),
-                drained: self.drained[*pool as usize].load(Ordering::Relaxed),
-                forced: admin.forced.get(address).copied(),
+            .map(|(slot, (pool, address))| {
+                let drained = self.drained[*pool as usize].load(Ordering::Relaxed);
+                let forced = admin.forced.get(address).copied();
+                let target = self
+                    .targets
+                    .get(self.slot_target[slot] as usize)
+                    .filter(|_| self.slot_target[slot] != NO_TARGET);
+                EndpointStatus {
+                    pool: self.pool_ids[*pool as usize].clone(),
+                    address: *address,
+                    up: self.is_up(*pool, slot as u32),
+                    drained,
+                    forced,
+                    admin: match (drained, forced) {
+                        (true, _) => "drained",
+                        (false, Some(Forced::Up)) => "forced_up",
+                        (false, Some(Forced::Down)) => "forced_down",
+                        (false, None) => "auto",
+                    },
+                    probe: target.map(|target| target.probe.id.clone()),
+                    target: target.map(|target| target.address),
+                    observed_down: self.states[slot].load(Ordering::Relaxed) & OBSERVED_DOWN != 0,
+                }
             })
             .collect()
     }
@@ -151,15 +240,18 @@ impl HealthView {
 mod tests {
     use super::*;
 
+    fn slot(text: &str) -> EndpointSlot {
+        EndpointSlot {
+            address: text.parse().expect("ip"),
+            target: None,
+        }
+    }
+
     fn view(admin: &AdminState) -> HealthView {
-        let address = |text: &str| text.parse::<IpAddr>().expect("ip");
         HealthView::new(
             &[
-                (
-                    "fra".to_owned(),
-                    vec![address("192.0.2.1"), address("192.0.2.2")],
-                ),
-                ("iad".to_owned(), vec![address("192.0.2.1")]),
+                ("fra".to_owned(), vec![slot("192.0.2.1"), slot("192.0.2.2")]),
+                ("iad".to_owned(), vec![slot("192.0.2.1")]),
             ],
             admin,
         )
@@ -188,6 +280,64 @@ mod tests {
         assert!(!next.is_up(0, 0) && !next.is_up(1, 2));
         let statuses = next.statuses(&admin);
         assert_eq!(statuses[0].forced, Some(Forced::Down));
+        assert_eq!(statuses[0].admin, "forced_down");
         assert!(!statuses[0].up);
+    }
+
+    #[test]
+    fn probe_results_reach_every_slot_of_their_target_and_admin_overrides_win() {
+        use crate::config::steering::{Probe, ProbeKind};
+        use std::time::Duration;
+        let probe = Probe {
+            id: "tcp".to_owned(),
+            kind: ProbeKind::Tcp,
+            port: 443,
+            interval: Duration::from_secs(1),
+            jitter: Duration::ZERO,
+            timeout: Duration::from_secs(1),
+            rise: 1,
+            fall: 1,
+        };
+        let target = ProbeTarget {
+            probe,
+            address: "192.0.2.1:443".parse().expect("socket"),
+        };
+        let probed = |text: &str| EndpointSlot {
+            target: Some(target.clone()),
+            ..slot(text)
+        };
+        let mut admin = AdminState::default();
+        let health = HealthView::new(
+            &[
+                ("fra".to_owned(), vec![probed("192.0.2.1"), slot("192.0.2.2")]),
+                ("iad".to_owned(), vec![probed("192.0.2.1")]),
+            ],
+            &admin,
+        );
+        assert_eq!(health.targets().len(), 1, "one target, probed once");
+        assert!(health.set_observed(&target, true));
+        assert!(!health.is_up(0, 0) && health.is_up(0, 1) && !health.is_up(1, 2));
+        let statuses = health.statuses(&admin);
+        assert!(statuses[0].observed_down && !statuses[1].observed_down);
+        assert_eq!(statuses[0].probe.as_deref(), Some("tcp"));
+        // Forced up beats the probe; a drain beats both; auto returns to the probe.
+        admin
+            .forced
+            .insert("192.0.2.1".parse().expect("ip"), Forced::Up);
+        health.apply(&admin);
+        assert!(health.is_up(0, 0) && health.is_up(1, 2));
+        admin.drained.insert("iad".to_owned());
+        health.apply(&admin);
+        assert!(health.is_up(0, 0) && !health.is_up(1, 2));
+        admin = AdminState::default();
+        health.apply(&admin);
+        assert!(!health.is_up(0, 0), "the probe's verdict survives admin changes");
+        assert!(health.set_observed(&target, false));
+        assert!(health.is_up(0, 0) && health.is_up(1, 2));
+        let other = ProbeTarget {
+            address: "192.0.2.9:443".parse().expect("socket"),
+            ..target
+        };
+        assert!(!health.set_observed(&other, true));
     }
 }

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use crate::config::steering::{PoolMembers, SteeredType, SteeringConfig, Step, WhenAllDown};
 use crate::explain::{DynamicStepTrace, DynamicTrace, EndpointTrace, Outcome, PoolTrace};
 use crate::geo::{GeoDatabase, Location};
-use crate::health::{AdminState, HealthView};
+use crate::health::{AdminState, EndpointSlot, HealthView};
 use crate::policy::prefix_map::{PrefixMap, PrefixMapBuilder};
 use crate::policy::{
     self, Dynamic, MAX_ANSWER, MAX_POOLS, PoolPlace, StepTrace, random, sticky_choice, sticky_key,
@@ -41,6 +41,8 @@ struct PolicyPool {
     /// Range of `CompiledPolicy::endpoints`.
     endpoints_start: u32,
     endpoints_len: u16,
+    /// The pool's own `min_healthy`, which wins over the step's.
+    min_healthy: Option<f64>,
 }
 
 /// One answer record of a policy.
@@ -131,6 +133,7 @@ impl CompiledPolicy {
     }
 
     fn pool_is_up(&self, health: &HealthView, pool: &PolicyPool, min_healthy: f64) -> bool {
+        let min_healthy = pool.min_healthy.unwrap_or(min_healthy);
         let endpoints = self.pool_endpoints(pool);
         let up = endpoints
             .iter()
@@ -401,26 +404,30 @@ pub(super) fn compile_policies(
     admin: &AdminState,
     config_file: &std::path::Path,
 ) -> Result<(Vec<CompiledPolicy>, HealthView), Vec<String>> {
-    let health_pools: Vec<(String, Vec<IpAddr>)> = config
+    let health_pools: Vec<(String, Vec<EndpointSlot>)> = config
         .pools
         .iter()
         .map(|pool| {
-            let addresses = match &pool.members {
-                PoolMembers::Addresses(endpoints) => {
-                    endpoints.iter().map(|endpoint| endpoint.address).collect()
-                }
+            let slots = match &pool.members {
+                PoolMembers::Addresses(endpoints) => endpoints
+                    .iter()
+                    .map(|endpoint| EndpointSlot {
+                        address: endpoint.address,
+                        target: config.probe_target(pool, endpoint),
+                    })
+                    .collect(),
                 PoolMembers::Cname(_) => Vec::new(),
             };
-            (pool.id.clone(), addresses)
+            (pool.id.clone(), slots)
         })
         .collect();
     let health = HealthView::new(&health_pools, admin);
     // First health slot of each config pool.
     let mut first_slot = Vec::with_capacity(config.pools.len());
     let mut next = 0u32;
-    for (_, addresses) in &health_pools {
+    for (_, slots) in &health_pools {
         first_slot.push(next);
-        next += addresses.len() as u32;
+        next += slots.len() as u32;
     }
 
     let mut errors = Vec::new();
@@ -550,6 +557,7 @@ fn compile_one(
             weight: pool.weight,
             endpoints_start,
             endpoints_len: endpoints_len.min(u32::from(u16::MAX)) as u16,
+            min_healthy: pool.min_healthy,
         });
     }
     // Only the steered pools are candidates; a fallback pool is not.
@@ -975,6 +983,7 @@ impl CompiledPolicy {
         pool_names: &[String],
     ) -> String {
         let compiled = &self.pools[usize::from(pool)];
+        let min_healthy = compiled.min_healthy.unwrap_or(min_healthy);
         let name = self.pool_name(pool, pool_names);
         // Slot u32::MAX has no endpoint state, so only the drain decides it
         // (CNAME targets rely on the same rule).

@@ -37,6 +37,77 @@ pub struct SteeringSpec {
     pub pools: BTreeMap<String, PoolSpec>,
     /// `[[steer]]`, in file order.
     pub steer: Vec<SteerSpec>,
+    /// `[probes.ID]`, by id.
+    pub probes: BTreeMap<String, ProbeSpec>,
+    /// `[health]`.
+    pub health: Option<HealthSpec>,
+}
+
+/// `[health]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSpec {
+    /// How long state changes are collected before they are published.
+    #[serde(default)]
+    pub debounce: Option<String>,
+}
+
+/// `[probes.ID]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSpec {
+    /// `http`, `https` or `tcp`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Port probed (default 80 for http, 443 for https; tcp needs one).
+    #[serde(default)]
+    pub port: Option<i64>,
+    /// Time between probes.
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// Largest random change to one interval.
+    #[serde(default)]
+    pub jitter: Option<String>,
+    /// A probe not finished after this long failed.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Good results in a row that bring a target up.
+    #[serde(default)]
+    pub rise: Option<i64>,
+    /// Failed results in a row that take a target down.
+    #[serde(default)]
+    pub fall: Option<i64>,
+    /// HTTP method.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// HTTP path.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// HTTP Host header and TLS server name.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Extra HTTP headers.
+    #[serde(default)]
+    pub headers: Option<Entries<String>>,
+    /// Status codes that count as up: numbers, or ranges `"200-299"`.
+    #[serde(default)]
+    pub expect_status: Option<Vec<StatusSpec>>,
+    /// Text the body must contain.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// Whether the server's certificate is checked (https).
+    #[serde(default)]
+    pub verify_certificate: Option<bool>,
+}
+
+/// One entry of `expect_status`: `200` or `"200-299"`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum StatusSpec {
+    /// One code.
+    Code(i64),
+    /// A range, `"FROM-TO"`.
+    Range(String),
 }
 
 /// `[geoip]`.
@@ -153,6 +224,12 @@ pub struct PoolSpec {
     /// The pool's CNAME target (or `addresses`, not both).
     #[serde(default)]
     pub cname: Option<String>,
+    /// The probe that checks the pool's endpoints.
+    #[serde(default)]
+    pub probe: Option<String>,
+    /// Fraction of the endpoints that must be up for the pool to count as up.
+    #[serde(default)]
+    pub min_healthy: Option<f64>,
 }
 
 /// One entry of `addresses`: `"192.0.2.10"` or
@@ -174,6 +251,12 @@ pub struct WeightedAddressSpec {
     /// Weight among the pool's addresses.
     #[serde(default)]
     pub weight: Option<i64>,
+    /// This address's own probe, instead of the pool's.
+    #[serde(default)]
+    pub probe: Option<String>,
+    /// Where to probe instead of the address: `IP` or `IP:PORT`.
+    #[serde(default)]
+    pub probe_target: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for AddressSpec {
@@ -182,7 +265,10 @@ impl<'de> Deserialize<'de> for AddressSpec {
         impl<'de> Visitor<'de> for AddressVisitor {
             type Value = AddressSpec;
             fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("an IP address, or a table { address = \"...\", weight = N }")
+                formatter.write_str(
+                    "an IP address, or a table { address = \"...\", weight = N, probe = \"ID\", \
+                     probe_target = \"IP[:PORT]\" }",
+                )
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<AddressSpec, E> {
                 Ok(AddressSpec::Bare(text.to_string()))

@@ -151,7 +151,9 @@ pools = ["web"]
         config.pools[0].members,
         PoolMembers::Addresses(vec![Endpoint {
             address: address("192.0.2.1"),
-            weight: 1
+            weight: 1,
+            probe: None,
+            probe_target: None,
         }])
     );
     let steered = &config.steered[0];
@@ -304,6 +306,8 @@ when_all_down = "fail_open"
                 site: "cdn".to_string(),
                 weight: 1,
                 members: PoolMembers::Cname(name("Edge.CDN.example.net.")),
+                probe: None,
+                min_healthy: None,
             },
             Pool {
                 id: "web-fra".to_string(),
@@ -313,16 +317,24 @@ when_all_down = "fail_open"
                     Endpoint {
                         address: address("192.0.2.10"),
                         weight: 1,
+                        probe: None,
+                        probe_target: None,
                     },
                     Endpoint {
                         address: address("192.0.2.11"),
                         weight: 2,
+                        probe: None,
+                        probe_target: None,
                     },
                     Endpoint {
                         address: address("2001:db8::10"),
                         weight: 1,
+                        probe: None,
+                        probe_target: None,
                     },
                 ]),
+                probe: None,
+                min_healthy: None,
             },
             Pool {
                 id: "web-sin".to_string(),
@@ -332,12 +344,18 @@ when_all_down = "fail_open"
                     Endpoint {
                         address: address("2001:db8:2::10"),
                         weight: 1,
+                        probe: None,
+                        probe_target: None,
                     },
                     Endpoint {
                         address: address("203.0.113.10"),
                         weight: 1,
+                        probe: None,
+                        probe_target: None,
                     },
                 ]),
+                probe: None,
+                min_healthy: None,
             },
         ],
         steered: vec![
@@ -422,6 +440,8 @@ when_all_down = "fail_open"
                 key_path: "steer[3]".to_string(),
             },
         ],
+        probes: Vec::new(),
+        health: super::HealthConfig::default(),
     };
     assert_eq!(config, expected);
     // The lookups other modules use.
@@ -1076,8 +1096,177 @@ cname = "a012345678901234567890123456789012345678901234567890123456789012345.exa
             "[sites.a]\n[pools.web]\nsite = \"a\"\naddresses = [{ address = \"192.0.2.1\", wieght = 2 }]\n"
         ),
         vec![
-            "conf/steer.toml:6: unknown key pools.web.addresses[0].wieght, expected address or \
-             weight"
+            "conf/steer.toml:6: unknown key pools.web.addresses[0].wieght, expected one of \
+             address, weight, probe, probe_target"
+        ]
+    );
+}
+
+#[test]
+fn probes_are_read_as_written_with_defaults_and_attached_to_endpoints() {
+    let config = config_of(
+        r#"
+[health]
+debounce = "500ms"
+[probes.web]
+type = "https"
+path = "/healthz?full=1"
+host = "www.example.com"
+headers = { X-Check = "steer", Accept = "text/plain" }
+expect_status = [200, "300-302"]
+body_contains = "OK"
+verify_certificate = false
+interval = "5s"
+jitter = "1s"
+timeout = "2s"
+rise = 1
+fall = 2
+[probes.port]
+type = "tcp"
+port = 8443
+[sites.fra]
+[pools.fra]
+site = "fra"
+probe = "web"
+min_healthy = 0.5
+addresses = ["192.0.2.1", { address = "192.0.2.2", probe = "port", probe_target = "10.0.0.2" }, { address = "192.0.2.3", probe_target = "[2001:db8::3]:8080" }]
+"#,
+    );
+    assert_eq!(config.health.debounce, std::time::Duration::from_millis(500));
+    let web = config.probe("web").expect("web");
+    assert_eq!(web.kind_name(), "https");
+    assert_eq!(web.port, 443);
+    assert_eq!(
+        (web.interval, web.jitter, web.timeout, web.rise, web.fall),
+        (
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(2),
+            1,
+            2
+        )
+    );
+    let ProbeKind::Http(http) = &web.kind else {
+        panic!("not http: {web:?}");
+    };
+    assert_eq!(http.method, "GET");
+    assert_eq!(http.path, "/healthz?full=1");
+    assert_eq!(http.host.as_deref(), Some("www.example.com"));
+    assert_eq!(
+        http.headers,
+        vec![
+            ("X-Check".to_owned(), "steer".to_owned()),
+            ("Accept".to_owned(), "text/plain".to_owned())
+        ],
+        "headers keep file order"
+    );
+    assert_eq!(http.expect_status, vec![200..=200, 300..=302]);
+    assert_eq!(http.body_contains.as_deref(), Some("OK"));
+    assert!(!http.verify_certificate);
+    let port = config.probe("port").expect("port");
+    assert_eq!(
+        (port.kind.clone(), port.port, port.interval, port.timeout),
+        (
+            ProbeKind::Tcp,
+            8443,
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_secs(2)
+        )
+    );
+    let pool = config.pool("fra").expect("pool");
+    assert_eq!(pool.min_healthy, Some(0.5));
+    let PoolMembers::Addresses(endpoints) = &pool.members else {
+        panic!("addresses");
+    };
+    let targets: Vec<(String, String)> = endpoints
+        .iter()
+        .map(|endpoint| {
+            let target = config.probe_target(pool, endpoint).expect("probed");
+            (target.probe.id, target.address.to_string())
+        })
+        .collect();
+    assert_eq!(
+        targets,
+        vec![
+            ("web".to_owned(), "192.0.2.1:443".to_owned()),
+            ("port".to_owned(), "10.0.0.2:8443".to_owned()),
+            ("web".to_owned(), "[2001:db8::3]:8080".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn probe_errors_name_their_key_paths() {
+    let errors = errors_of(
+        r#"
+[health]
+debounce = "2m"
+[probes.bad]
+type = "icmp"
+[probes.slow]
+type = "http"
+interval = "1s"
+timeout = "3s"
+jitter = "800ms"
+rise = 0
+fall = 101
+method = "get"
+path = "healthz"
+headers = { Host = "x", "bad name" = "y" }
+expect_status = [99, "300-200", "2xx"]
+body_contains = ""
+verify_certificate = false
+[probes.raw]
+type = "tcp"
+path = "/"
+[sites.fra]
+[pools.fra]
+site = "fra"
+probe = "nope"
+min_healthy = 1.5
+addresses = [{ address = "192.0.2.1", probe = "missing", probe_target = "10.0.0.1:0" }]
+[pools.alias]
+site = "fra"
+cname = "edge.example.net."
+probe = "slow"
+"#,
+    );
+    assert_eq!(
+        errors,
+        vec![
+            "conf/steer.toml: health.debounce: must be between 0s and 60s, not \"2m\"",
+            "conf/steer.toml: probes.bad.type: unknown probe type \"icmp\", expected http, https \
+             or tcp",
+            "conf/steer.toml: probes.raw.port: a tcp probe needs a port",
+            "conf/steer.toml: probes.raw.path: only http and https probes have this setting",
+            "conf/steer.toml: probes.slow.timeout: 3s is longer than the interval (1s); probes \
+             of one target would overlap",
+            "conf/steer.toml: probes.slow.jitter: 800ms is more than half the interval (1s)",
+            "conf/steer.toml: probes.slow.rise: must be between 1 and 100, not 0",
+            "conf/steer.toml: probes.slow.fall: must be between 1 and 100, not 101",
+            "conf/steer.toml: probes.slow.method: invalid method \"get\": expected upper-case \
+             letters, e.g. GET or HEAD",
+            "conf/steer.toml: probes.slow.path: invalid path \"healthz\": it starts with \"/\" \
+             and has no spaces, control characters or \"#\"",
+            "conf/steer.toml: probes.slow.headers.Host: set the Host header with probes.slow.host",
+            "conf/steer.toml: probes.slow.headers.bad name: invalid header name",
+            "conf/steer.toml: probes.slow.expect_status[0]: 99 is not an HTTP status code \
+             (100-599)",
+            "conf/steer.toml: probes.slow.expect_status[1]: invalid status range \"300-200\": \
+             300 is above 200",
+            "conf/steer.toml: probes.slow.expect_status[2]: invalid status range \"2xx\": \
+             expected e.g. 200 or \"200-299\"",
+            "conf/steer.toml: probes.slow.body_contains: must not be empty (leave it out to \
+             accept any body)",
+            "conf/steer.toml: probes.slow.verify_certificate: only https probes have this \
+             setting",
+            "conf/steer.toml: pools.alias.probe: a CNAME pool has no addresses to probe",
+            "conf/steer.toml: pools.fra.addresses[0].probe: unknown probe \"missing\"",
+            "conf/steer.toml: pools.fra.addresses[0].probe_target: invalid probe target \
+             \"10.0.0.1:0\": expected IP or IP:PORT, e.g. \"10.0.0.5:8080\" or \
+             \"[2001:db8::5]:8080\"",
+            "conf/steer.toml: pools.fra.probe: unknown probe \"nope\"",
+            "conf/steer.toml: pools.fra.min_healthy: must be between 0.0 and 1.0, not 1.5",
         ]
     );
 }

@@ -20,10 +20,11 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::Name;
 
 use super::maps::{MapKey, parse_map_file};
+use super::probes;
 use super::region::is_letter_pair;
 use super::{
-    CONTINENTS, EcsConfig, Endpoint, GeoConfig, GeoFields, IpNet, Pool, PoolMembers, Region, Site,
-    SteeredName, SteeredType, SteeringConfig, Step, WhenAllDown,
+    CONTINENTS, EcsConfig, Endpoint, GeoConfig, GeoFields, IpNet, Pool, PoolMembers, Probe, Region,
+    Site, SteeredName, SteeredType, SteeringConfig, Step, WhenAllDown,
 };
 use crate::config::ConfigError;
 use crate::config::spec::steering::{
@@ -56,6 +57,20 @@ pub(crate) fn validate(
     };
     let geoip = spec.geoip.map(|geoip| checker.geoip(geoip));
     let ecs = checker.ecs(spec.ecs.unwrap_or_default());
+    let health = {
+        let mut report = |path: String, message: String| checker.error(path, message);
+        probes::health(spec.health.unwrap_or_default(), &mut report)
+    };
+    let probes: Vec<Probe> = spec
+        .probes
+        .into_iter()
+        .map(|(id, probe)| {
+            checker.id("probes", &id);
+            let path = key_path("probes", &id);
+            let mut report = |path: String, message: String| checker.error(path, message);
+            probes::probe(id, &path, probe, &mut report)
+        })
+        .collect();
     let sites: Vec<Site> = spec
         .sites
         .into_iter()
@@ -64,7 +79,7 @@ pub(crate) fn validate(
     let pools: Vec<Pool> = spec
         .pools
         .into_iter()
-        .map(|(id, pool)| checker.pool(id, pool, &sites))
+        .map(|(id, pool)| checker.pool(id, pool, &sites, &probes))
         .collect();
     let mut config = SteeringConfig {
         geoip,
@@ -72,6 +87,8 @@ pub(crate) fn validate(
         sites,
         pools,
         steered: Vec::new(),
+        probes,
+        health,
     };
     let mut steered = Vec::new();
     for (index, steer) in spec.steer.into_iter().enumerate() {
@@ -340,7 +357,7 @@ impl Checker<'_> {
         good.then_some((*latitude, *longitude))
     }
 
-    fn pool(&mut self, id: String, spec: PoolSpec, sites: &[Site]) -> Pool {
+    fn pool(&mut self, id: String, spec: PoolSpec, sites: &[Site], probes: &[Probe]) -> Pool {
         self.id("pools", &id);
         let path = key_path("pools", &id);
         if !sites.iter().any(|site| site.id == spec.site) {
@@ -362,9 +379,11 @@ impl Checker<'_> {
                 self.error(&path, "needs addresses or a cname");
                 PoolMembers::Addresses(Vec::new())
             }
-            (Some(addresses), None) => {
-                PoolMembers::Addresses(self.endpoints(&format!("{path}.addresses"), addresses))
-            }
+            (Some(addresses), None) => PoolMembers::Addresses(self.endpoints(
+                &format!("{path}.addresses"),
+                addresses,
+                probes,
+            )),
             (None, Some(cname)) => match absolute_name(&cname) {
                 Ok(target) => PoolMembers::Cname(target),
                 Err(message) => {
@@ -373,15 +392,50 @@ impl Checker<'_> {
                 }
             },
         };
+        let probe = spec
+            .probe
+            .filter(|probe| self.known_probe(&format!("{path}.probe"), probe, probes));
+        if probe.is_some() && matches!(members, PoolMembers::Cname(_)) {
+            self.error(
+                format!("{path}.probe"),
+                "a CNAME pool has no addresses to probe",
+            );
+        }
+        let min_healthy = spec.min_healthy.filter(|fraction| {
+            let good = (0.0..=1.0).contains(fraction);
+            if !good {
+                self.error(
+                    format!("{path}.min_healthy"),
+                    format!("must be between 0.0 and 1.0, not {fraction}"),
+                );
+            }
+            good
+        });
         Pool {
             id,
             site: spec.site,
             weight,
             members,
+            probe,
+            min_healthy,
         }
     }
 
-    fn endpoints(&mut self, path: &str, addresses: Vec<AddressSpec>) -> Vec<Endpoint> {
+    /// Whether `id` names a probe; an error at `path` if not.
+    fn known_probe(&mut self, path: &str, id: &str, probes: &[Probe]) -> bool {
+        let known = probes.iter().any(|probe| probe.id == id);
+        if !known {
+            self.error(path, format!("unknown probe \"{id}\""));
+        }
+        known
+    }
+
+    fn endpoints(
+        &mut self,
+        path: &str,
+        addresses: Vec<AddressSpec>,
+        probes: &[Probe],
+    ) -> Vec<Endpoint> {
         if addresses.is_empty() {
             self.error(path, "must list at least one address");
         }
@@ -389,10 +443,21 @@ impl Checker<'_> {
         let mut first_seen: HashMap<IpAddr, usize> = HashMap::new();
         for (index, spec) in addresses.into_iter().enumerate() {
             let entry = format!("{path}[{index}]");
+            let mut probe = None;
+            let mut probe_target = None;
             let (text, address_path, weight) = match spec {
                 AddressSpec::Bare(text) => (text, entry.clone(), 1),
                 AddressSpec::Table(table) => {
                     let weight = self.weight(&format!("{entry}.weight"), table.weight);
+                    probe = table.probe.filter(|probe| {
+                        self.known_probe(&format!("{entry}.probe"), probe, probes)
+                    });
+                    if let Some(text) = table.probe_target {
+                        match parse_probe_target(&text) {
+                            Ok(target) => probe_target = Some(target),
+                            Err(message) => self.error(format!("{entry}.probe_target"), message),
+                        }
+                    }
                     (table.address, format!("{entry}.address"), weight)
                 }
             };
@@ -408,7 +473,12 @@ impl Checker<'_> {
                 continue;
             }
             first_seen.insert(address, index);
-            endpoints.push(Endpoint { address, weight });
+            endpoints.push(Endpoint {
+                address,
+                weight,
+                probe,
+                probe_target,
+            });
         }
         endpoints
     }
@@ -930,6 +1000,21 @@ impl Checker<'_> {
 }
 
 /// An absolute domain name as written in the config.
+/// `IP` or `IP:PORT` (`[IPv6]:PORT`).
+fn parse_probe_target(text: &str) -> Result<(IpAddr, Option<u16>), String> {
+    let text = text.trim();
+    if let Ok(address) = text.parse::<IpAddr>() {
+        return Ok((address, None));
+    }
+    match text.parse::<std::net::SocketAddr>() {
+        Ok(socket) if socket.port() != 0 => Ok((socket.ip(), Some(socket.port()))),
+        _ => Err(format!(
+            "invalid probe target \"{text}\": expected IP or IP:PORT, e.g. \"10.0.0.5:8080\" \
+             or \"[2001:db8::5]:8080\""
+        )),
+    }
+}
+
 fn absolute_name(text: &str) -> Result<Name, String> {
     if text.is_empty() || text.contains(|character: char| character.is_whitespace()) {
         return Err(format!("invalid name \"{text}\""));

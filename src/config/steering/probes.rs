@@ -1,0 +1,360 @@
+//! `[probes.ID]` and `[health]` as read → [`Probe`] and [`HealthConfig`].
+//!
+//! The defaults follow what operators of load balancers expect: a probe
+//! every 10 s with a 2 s timeout, down after 3 failures in a row, up after
+//! 2 successes, and any 2xx or 3xx status as up (Route 53's rule). A
+//! timeout must leave room inside the interval, so probes of one target
+//! never overlap; the jitter is at most half the interval, so a target is
+//! never probed twice in a row without a pause.
+
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use super::{HealthConfig, HttpProbe, Probe, ProbeKind};
+use crate::config::parse_duration;
+use crate::config::spec::steering::{HealthSpec, ProbeSpec, StatusSpec};
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_RISE: u32 = 2;
+const DEFAULT_FALL: u32 = 3;
+/// Shortest interval: faster probing would load the endpoints more than it
+/// shortens failover, which the TTL dominates anyway.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest interval and timeout.
+const MAX_INTERVAL: Duration = Duration::from_secs(3_600);
+/// Largest rise and fall.
+const MAX_THRESHOLD: i64 = 100;
+/// Longest debounce: beyond it, failover waits on bookkeeping.
+const MAX_DEBOUNCE: Duration = Duration::from_secs(60);
+
+/// Receives `(key path, message)` for every error found.
+pub(super) type Report<'a> = &'a mut dyn FnMut(String, String);
+
+/// Checks `[probes.ID]`; `path` is `probes.ID`.
+pub(super) fn probe(id: String, path: &str, mut spec: ProbeSpec, report: Report<'_>) -> Probe {
+    let (tls, http) = match spec.kind.as_str() {
+        "http" => (false, true),
+        "https" => (true, true),
+        "tcp" => (false, false),
+        other => {
+            report(
+                format!("{path}.type"),
+                format!("unknown probe type \"{other}\", expected http, https or tcp"),
+            );
+            (false, false)
+        }
+    };
+    let port = match spec.port {
+        Some(port) => match u16::try_from(port) {
+            Ok(port) if port > 0 => port,
+            _ => {
+                report(
+                    format!("{path}.port"),
+                    format!("must be between 1 and 65535, not {port}"),
+                );
+                1
+            }
+        },
+        None if http => {
+            if tls {
+                443
+            } else {
+                80
+            }
+        }
+        None => {
+            if spec.kind == "tcp" {
+                report(
+                    format!("{path}.port"),
+                    "a tcp probe needs a port".to_owned(),
+                );
+            }
+            0
+        }
+    };
+    let interval = duration(
+        &format!("{path}.interval"),
+        spec.interval.take(),
+        DEFAULT_INTERVAL,
+        MIN_INTERVAL..=MAX_INTERVAL,
+        report,
+    );
+    let timeout = duration(
+        &format!("{path}.timeout"),
+        spec.timeout.take(),
+        DEFAULT_TIMEOUT.min(interval),
+        Duration::from_millis(1)..=MAX_INTERVAL,
+        report,
+    );
+    if timeout > interval {
+        report(
+            format!("{path}.timeout"),
+            format!(
+                "{} is longer than the interval ({}); probes of one target would overlap",
+                humanize(timeout),
+                humanize(interval)
+            ),
+        );
+    }
+    let jitter = duration(
+        &format!("{path}.jitter"),
+        spec.jitter.take(),
+        interval / 10,
+        Duration::ZERO..=MAX_INTERVAL,
+        report,
+    );
+    if jitter > interval / 2 {
+        report(
+            format!("{path}.jitter"),
+            format!(
+                "{} is more than half the interval ({})",
+                humanize(jitter),
+                humanize(interval)
+            ),
+        );
+    }
+    let rise = threshold(&format!("{path}.rise"), spec.rise, DEFAULT_RISE, report);
+    let fall = threshold(&format!("{path}.fall"), spec.fall, DEFAULT_FALL, report);
+
+    let http_keys = [
+        ("method", spec.method.is_some()),
+        ("path", spec.path.is_some()),
+        ("host", spec.host.is_some()),
+        ("headers", spec.headers.is_some()),
+        ("expect_status", spec.expect_status.is_some()),
+        ("body_contains", spec.body_contains.is_some()),
+    ];
+    let kind = if http {
+        ProbeKind::Http(http_probe(path, tls, spec, report))
+    } else {
+        for (key, set) in http_keys {
+            if set {
+                report(
+                    format!("{path}.{key}"),
+                    "only http and https probes have this setting".to_owned(),
+                );
+            }
+        }
+        if spec.verify_certificate.is_some() {
+            report(
+                format!("{path}.verify_certificate"),
+                "only https probes have this setting".to_owned(),
+            );
+        }
+        ProbeKind::Tcp
+    };
+    Probe {
+        id,
+        kind,
+        port,
+        interval,
+        jitter,
+        timeout,
+        rise,
+        fall,
+    }
+}
+
+fn http_probe(path: &str, tls: bool, spec: ProbeSpec, report: Report<'_>) -> HttpProbe {
+    let method = spec.method.unwrap_or_else(|| "GET".to_owned());
+    // RFC 9110 method names are tokens; upper case is the convention
+    // every server understands.
+    if method.is_empty() || !method.bytes().all(|byte| byte.is_ascii_uppercase()) {
+        report(
+            format!("{path}.method"),
+            format!("invalid method \"{method}\": expected upper-case letters, e.g. GET or HEAD"),
+        );
+    }
+    let request_path = spec.path.unwrap_or_else(|| "/".to_owned());
+    if !request_path.starts_with('/')
+        || request_path
+            .bytes()
+            .any(|byte| byte.is_ascii_control() || byte == b' ' || byte == b'#')
+    {
+        report(
+            format!("{path}.path"),
+            format!(
+                "invalid path \"{request_path}\": it starts with \"/\" and has no spaces, \
+                 control characters or \"#\""
+            ),
+        );
+    }
+    if let Some(host) = &spec.host
+        && (host.is_empty()
+            || !host
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"-._".contains(&byte)))
+    {
+        report(
+            format!("{path}.host"),
+            format!("invalid host \"{host}\": expected a host name such as www.example.com"),
+        );
+    }
+    let mut headers = Vec::new();
+    for (name, value) in spec.headers.map(|entries| entries.0).unwrap_or_default() {
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte));
+        if !token {
+            report(
+                format!("{path}.headers.{name}"),
+                "invalid header name".to_owned(),
+            );
+        } else if name.eq_ignore_ascii_case("host") {
+            report(
+                format!("{path}.headers.{name}"),
+                format!("set the Host header with {path}.host"),
+            );
+        } else if value.bytes().any(|byte| byte.is_ascii_control() && byte != b'\t') {
+            report(
+                format!("{path}.headers.{name}"),
+                "the value has control characters".to_owned(),
+            );
+        } else {
+            headers.push((name, value));
+        }
+    }
+    let expect_status = match spec.expect_status {
+        None => vec![200..=399],
+        Some(list) if list.is_empty() => {
+            report(
+                format!("{path}.expect_status"),
+                "must list at least one status code".to_owned(),
+            );
+            vec![200..=399]
+        }
+        Some(list) => list
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, status)| {
+                status_range(&status).map_err(|message| {
+                    report(format!("{path}.expect_status[{index}]"), message);
+                })
+                .ok()
+            })
+            .collect(),
+    };
+    if spec.body_contains.as_deref() == Some("") {
+        report(
+            format!("{path}.body_contains"),
+            "must not be empty (leave it out to accept any body)".to_owned(),
+        );
+    }
+    if !tls && spec.verify_certificate.is_some() {
+        report(
+            format!("{path}.verify_certificate"),
+            "only https probes have this setting".to_owned(),
+        );
+    }
+    HttpProbe {
+        tls,
+        method,
+        path: request_path,
+        host: spec.host,
+        headers,
+        expect_status,
+        body_contains: spec.body_contains,
+        verify_certificate: spec.verify_certificate.unwrap_or(true),
+    }
+}
+
+/// `200` or `"200-299"`, each code 100..=599.
+fn status_range(status: &StatusSpec) -> Result<RangeInclusive<u16>, String> {
+    let code = |number: i64| {
+        u16::try_from(number)
+            .ok()
+            .filter(|code| (100..=599).contains(code))
+            .ok_or_else(|| format!("{number} is not an HTTP status code (100-599)"))
+    };
+    match status {
+        StatusSpec::Code(number) => code(*number).map(|code| code..=code),
+        StatusSpec::Range(text) => {
+            let parsed = text.split_once('-').and_then(|(from, to)| {
+                Some((
+                    from.trim().parse::<i64>().ok()?,
+                    to.trim().parse::<i64>().ok()?,
+                ))
+            });
+            let Some((from, to)) = parsed else {
+                return Err(format!(
+                    "invalid status range \"{text}\": expected e.g. 200 or \"200-299\""
+                ));
+            };
+            let (from, to) = (code(from)?, code(to)?);
+            if from > to {
+                return Err(format!("invalid status range \"{text}\": {from} is above {to}"));
+            }
+            Ok(from..=to)
+        }
+    }
+}
+
+fn duration(
+    path: &str,
+    text: Option<String>,
+    default: Duration,
+    range: RangeInclusive<Duration>,
+    report: Report<'_>,
+) -> Duration {
+    let Some(text) = text else {
+        return default;
+    };
+    match parse_duration(&text) {
+        Ok(value) if range.contains(&value) => value,
+        Ok(_) => {
+            report(
+                path.to_owned(),
+                format!(
+                    "must be between {} and {}, not \"{text}\"",
+                    humanize(*range.start()),
+                    humanize(*range.end())
+                ),
+            );
+            default
+        }
+        Err(message) => {
+            report(path.to_owned(), message);
+            default
+        }
+    }
+}
+
+fn threshold(path: &str, value: Option<i64>, default: u32, report: Report<'_>) -> u32 {
+    match value {
+        None => default,
+        Some(value) if (1..=MAX_THRESHOLD).contains(&value) => value as u32,
+        Some(value) => {
+            report(
+                path.to_owned(),
+                format!("must be between 1 and {MAX_THRESHOLD}, not {value}"),
+            );
+            default
+        }
+    }
+}
+
+/// Checks `[health]`.
+pub(super) fn health(spec: HealthSpec, report: Report<'_>) -> HealthConfig {
+    let defaults = HealthConfig::default();
+    HealthConfig {
+        debounce: duration(
+            "health.debounce",
+            spec.debounce,
+            defaults.debounce,
+            Duration::ZERO..=MAX_DEBOUNCE,
+            report,
+        ),
+    }
+}
+
+/// `2s`, `500ms`: how durations are written in the file.
+pub(crate) fn humanize(duration: Duration) -> String {
+    let milliseconds = duration.as_millis();
+    if milliseconds.is_multiple_of(1_000) {
+        format!("{}s", milliseconds / 1_000)
+    } else {
+        format!("{milliseconds}ms")
+    }
+}

@@ -1,0 +1,169 @@
+//! The admin state on disk, so that a drain survives a restart.
+//!
+//! An operator who drained a site for maintenance must not get traffic
+//! sent there because the server restarted, so every admin change is
+//! written to a small JSON file next to the config before the API answers,
+//! and the file is read before the first table is built. It is written to
+//! a temporary file in the same directory and renamed over the old one, so
+//! a crash leaves either the old or the new state, never half of one. A
+//! state file that exists but cannot be read stops the server from
+//! starting, with the reason: serving as if nothing were drained could send
+//! users to a site that is down for maintenance. Entries for pools or
+//! addresses the config no longer has are kept, so that editing the config
+//! back and forth loses nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{AdminState, Forced};
+
+/// The file's format version.
+const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFile {
+    version: u32,
+    #[serde(default)]
+    drained: BTreeSet<String>,
+    #[serde(default)]
+    forced: BTreeMap<IpAddr, ForcedText>,
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ForcedText {
+    Up,
+    Down,
+}
+
+/// Reads the admin state from `path`; no file means no drains and no
+/// overrides. The error names the file and says what to do.
+pub fn load(path: &Path) -> Result<AdminState, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(AdminState::default());
+        }
+        Err(error) => return Err(format!("{}: cannot read the state file: {error}", path.display())),
+    };
+    let file: StateFile = serde_json::from_str(&text).map_err(|error| {
+        format!(
+            "{}: the state file (drains and overrides) is not valid: {error}; fix it, or \
+             remove it to start with no drains and no overrides",
+            path.display()
+        )
+    })?;
+    if file.version != VERSION {
+        return Err(format!(
+            "{}: state file version {} is not known (this steer writes version {VERSION})",
+            path.display(),
+            file.version
+        ));
+    }
+    Ok(AdminState {
+        drained: file.drained,
+        forced: file
+            .forced
+            .into_iter()
+            .map(|(address, forced)| {
+                let forced = match forced {
+                    ForcedText::Up => Forced::Up,
+                    ForcedText::Down => Forced::Down,
+                };
+                (address, forced)
+            })
+            .collect(),
+    })
+}
+
+/// Writes `state` to `path` atomically (temporary file, fsync, rename).
+pub fn save(path: &Path, state: &AdminState) -> std::io::Result<()> {
+    let file = StateFile {
+        version: VERSION,
+        drained: state.drained.clone(),
+        forced: state
+            .forced
+            .iter()
+            .map(|(address, forced)| {
+                let forced = match forced {
+                    Forced::Up => ForcedText::Up,
+                    Forced::Down => ForcedText::Down,
+                };
+                (*address, forced)
+            })
+            .collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
+    text.push('\n');
+    let directory = path.parent().filter(|parent| !parent.as_os_str().is_empty());
+    let name = path
+        .file_name()
+        .map_or_else(|| "state".into(), |name| name.to_string_lossy().into_owned());
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut output = std::fs::File::create(&temporary)?;
+        output.write_all(text.as_bytes())?;
+        output.sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        // The rename itself is durable once the directory is synced.
+        if let Some(directory) = directory {
+            std::fs::File::open(directory)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_a_missing_file_is_empty() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("steer.state.json");
+        assert_eq!(load(&path), Ok(AdminState::default()));
+        let mut state = AdminState::default();
+        state.drained.insert("fra".to_owned());
+        state
+            .forced
+            .insert("2001:db8::1".parse().expect("ip"), Forced::Down);
+        state
+            .forced
+            .insert("192.0.2.1".parse().expect("ip"), Forced::Up);
+        save(&path, &state).expect("save");
+        assert_eq!(load(&path), Ok(state.clone()));
+        // Saving again replaces the file, and leaves no temporary behind.
+        state.drained.clear();
+        save(&path, &state).expect("save");
+        assert_eq!(load(&path), Ok(state));
+        let names: Vec<_> = std::fs::read_dir(directory.path())
+            .expect("list")
+            .map(|entry| entry.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("steer.state.json")]);
+    }
+
+    #[test]
+    fn a_broken_file_is_an_error_that_names_it() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("steer.state.json");
+        std::fs::write(&path, "{\"version\": 1, \"drained\": [\"fra\"").expect("write");
+        let error = load(&path).expect_err("broken");
+        assert!(error.contains("steer.state.json"), "{error}");
+        assert!(error.contains("remove it"), "{error}");
+        std::fs::write(&path, "{\"version\": 7}").expect("write");
+        assert!(load(&path).expect_err("version").contains("version 7"));
+        std::fs::write(&path, "{\"version\": 1, \"forced\": {\"192.0.2.1\": \"sideways\"}}")
+            .expect("write");
+        assert!(load(&path).is_err());
+    }
+}

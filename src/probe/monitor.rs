@@ -1,0 +1,753 @@
+//! Runs the probes and publishes what they find (control plane).
+//!
+//! One task per distinct [`ProbeTarget`] (probe settings and address), so a
+//! target that many endpoints, pools and names share is probed once. Each
+//! task checks its target at once, then every interval ± jitter, and sends
+//! the result to one publisher task that owns the state machines
+//! ([`TargetHealth`]). A change of state waits for the debounce (changes
+//! that arrive meanwhile join it) and is then written into the served
+//! table's per-endpoint atomics with one pass under the monitor's lock:
+//! queries never wait for it. The failover time, from the first failed probe
+//! of the run to this write, is logged, kept in `/status` and counted.
+//!
+//! A reload brings a new table whose atomics start all up; [`Monitor::publish_table`]
+//! writes the current verdicts into it under the same lock before it is
+//! stored, so a probe result is never lost between the two generations.
+//! New targets of a reload, and every target at start, get their first
+//! check before the table is published ([`Monitor::sync`]), bounded by the
+//! probe timeout; targets that are gone are stopped.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::info;
+
+use crate::config::steering::{ProbeTarget, humanize};
+use crate::health::observed::{Change, Observed, TargetHealth};
+use crate::table::RoutingTable;
+
+use super::check::{CheckResult, Checker};
+
+/// Upper bounds (seconds) of the probe latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0];
+/// Upper bounds (seconds) of the failover time histogram buckets.
+pub const FAILOVER_BUCKETS: [f64; 10] = [0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0];
+/// Extra time the first round may take beyond the longest probe timeout
+/// (task start-up and scheduling).
+const FIRST_ROUND_SLACK: Duration = Duration::from_millis(250);
+
+/// One check of one target, boxed so that tests can script results.
+pub trait ProbeCheck: Send + Sync + 'static {
+    /// Runs one check; must finish within the probe's timeout.
+    fn check(&self) -> Pin<Box<dyn Future<Output = CheckResult> + Send + '_>>;
+}
+
+impl ProbeCheck for Checker {
+    fn check(&self) -> Pin<Box<dyn Future<Output = CheckResult> + Send + '_>> {
+        Box::pin(Checker::check(self))
+    }
+}
+
+/// Makes the check of a target: [`Checker`] in production.
+pub type CheckFactory =
+    Arc<dyn Fn(&ProbeTarget) -> Result<Box<dyn ProbeCheck>, String> + Send + Sync>;
+
+/// The last result of a target, for `/status`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LastProbe {
+    /// Whether it passed.
+    pub ok: bool,
+    /// How long it took, in milliseconds.
+    pub latency_ms: f64,
+    /// What happened: `HTTP 200`, `connection refused`, ...
+    pub detail: String,
+    /// When it finished, Unix seconds.
+    pub at: f64,
+}
+
+/// One target as `/status` and `/metrics` show it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TargetStatus {
+    /// Probe id.
+    pub probe: String,
+    /// `http`, `https` or `tcp`.
+    pub kind: &'static str,
+    /// Address and port probed.
+    pub target: std::net::SocketAddr,
+    /// `unknown`, `up` or `down`.
+    pub observed: Observed,
+    /// When `observed` last changed (Unix seconds).
+    pub since: f64,
+    /// The last result, if any.
+    pub last_probe: Option<LastProbe>,
+    /// The last error seen (kept after the target recovers).
+    pub last_error: Option<String>,
+    /// State changes since the target was added.
+    pub changes: u64,
+    /// The last failover time: first failed probe to answers changed.
+    pub last_failover_seconds: Option<f64>,
+    /// Probe latency histogram: counts per [`LATENCY_BUCKETS`] bound
+    /// (cumulative, as Prometheus wants), then the total count and sum.
+    #[serde(skip)]
+    pub latency: Histogram,
+}
+
+/// A cumulative histogram with fixed bounds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Histogram {
+    /// Cumulative count per bound.
+    pub buckets: Vec<u64>,
+    /// Every observation.
+    pub count: u64,
+    /// Sum of the observations, seconds.
+    pub sum: f64,
+}
+
+impl Histogram {
+    /// Empty, with one bucket per bound.
+    pub fn new(bounds: &[f64]) -> Self {
+        Self {
+            buckets: vec![0; bounds.len()],
+            count: 0,
+            sum: 0.0,
+        }
+    }
+
+    fn observe(&mut self, bounds: &[f64], value: f64) {
+        for (bucket, bound) in self.buckets.iter_mut().zip(bounds) {
+            if value <= *bound {
+                *bucket += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += value;
+    }
+}
+
+/// Totals over all targets, for `/metrics`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MonitorSnapshot {
+    /// Every target.
+    pub targets: Vec<TargetStatus>,
+    /// Failover times of every change to down.
+    pub failover: Histogram,
+}
+
+struct Target {
+    health: TargetHealth,
+    since_wall: SystemTime,
+    /// What the served table has for it.
+    published_down: bool,
+    last: Option<LastProbe>,
+    last_error: Option<String>,
+    changes: u64,
+    last_failover: Option<Duration>,
+    latency: Histogram,
+    /// Signalled when the first result is in.
+    first_result: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A change waiting for the debounce.
+struct Pending {
+    target: ProbeTarget,
+    change: Change,
+}
+
+struct State {
+    targets: HashMap<ProbeTarget, Target>,
+    pending: Vec<Pending>,
+    failover: Histogram,
+    debounce: Duration,
+}
+
+struct Shared {
+    table: Arc<ArcSwap<RoutingTable>>,
+    state: Mutex<State>,
+    factory: CheckFactory,
+    results: mpsc::UnboundedSender<(ProbeTarget, CheckResult)>,
+}
+
+/// The probe runner. See the module docs.
+#[derive(Clone)]
+pub struct Monitor {
+    shared: Arc<Shared>,
+}
+
+impl Monitor {
+    /// A monitor that publishes into `table`, with real HTTP and TCP checks.
+    /// Must be created inside a tokio runtime: it starts the publisher.
+    pub fn new(table: Arc<ArcSwap<RoutingTable>>, debounce: Duration) -> Self {
+        let factory: CheckFactory = Arc::new(|target: &ProbeTarget| {
+            Checker::new(target).map(|checker| Box::new(checker) as Box<dyn ProbeCheck>)
+        });
+        Self::with_checks(table, debounce, factory)
+    }
+
+    /// A monitor with checks from `factory` (tests script results with it).
+    pub fn with_checks(
+        table: Arc<ArcSwap<RoutingTable>>,
+        debounce: Duration,
+        factory: CheckFactory,
+    ) -> Self {
+        let (results, receiver) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            table,
+            state: Mutex::new(State {
+                targets: HashMap::new(),
+                pending: Vec::new(),
+                failover: Histogram::new(&FAILOVER_BUCKETS),
+                debounce,
+            }),
+            factory,
+            results,
+        });
+        tokio::spawn(publisher(Arc::downgrade(&shared), receiver));
+        Self { shared }
+    }
+
+    /// Probes exactly `targets` from now on: starts the new ones, stops
+    /// those not listed, keeps the state of the rest. Resolves once every
+    /// new target has its first result, or its timeout (plus a little) has
+    /// passed, whichever is first. Returns the targets that could not be
+    /// set up (one line each); they are not probed and count as up.
+    pub async fn sync(&self, targets: &[ProbeTarget], debounce: Duration) -> Vec<String> {
+        let mut errors = Vec::new();
+        let mut waits = Vec::new();
+        {
+            let mut state = lock(&self.shared.state);
+            state.debounce = debounce;
+            state
+                .targets
+                .retain(|target, _| targets.contains(target));
+            for target in targets {
+                if state.targets.contains_key(target) {
+                    continue;
+                }
+                let check = match (self.shared.factory)(target) {
+                    Ok(check) => check,
+                    Err(message) => {
+                        errors.push(format!(
+                            "probe {} of {}: {message}",
+                            target.probe.id, target.address
+                        ));
+                        continue;
+                    }
+                };
+                let (first_result, first_seen) = watch::channel(false);
+                waits.push((target.probe.timeout, first_seen));
+                let task = tokio::spawn(probe_loop(
+                    target.clone(),
+                    check,
+                    self.shared.results.clone(),
+                ));
+                let now = Instant::now();
+                state.targets.insert(
+                    target.clone(),
+                    Target {
+                        health: TargetHealth::new(now),
+                        since_wall: SystemTime::now(),
+                        published_down: false,
+                        last: None,
+                        last_error: None,
+                        changes: 0,
+                        last_failover: None,
+                        latency: Histogram::new(&LATENCY_BUCKETS),
+                        first_result,
+                        task,
+                    },
+                );
+            }
+        }
+        let longest = waits
+            .iter()
+            .map(|(timeout, _)| *timeout)
+            .max()
+            .unwrap_or_default();
+        let all_first_results = async {
+            for (_, mut seen) in waits {
+                // An error means the target was dropped meanwhile.
+                let _ = seen.wait_for(|seen| *seen).await;
+            }
+        };
+        let _ = tokio::time::timeout(longest + FIRST_ROUND_SLACK, all_first_results).await;
+        // First results are published at once: a target dead at start must
+        // not be served while the debounce runs.
+        self.flush();
+        errors
+    }
+
+    /// Publishes every pending change now.
+    pub fn flush(&self) {
+        let mut state = lock(&self.shared.state);
+        publish_pending(&self.shared, &mut state);
+    }
+
+    /// Writes the current verdict of every target into `table` and then
+    /// runs `store` (which publishes it), both under the monitor's lock, so
+    /// that no result falls between the two generations.
+    pub fn publish_table<T>(&self, table: &RoutingTable, store: impl FnOnce() -> T) -> T {
+        let state = lock(&self.shared.state);
+        for (target, entry) in &state.targets {
+            table.health().set_observed(target, entry.published_down);
+        }
+        store()
+    }
+
+    /// Every target's state.
+    pub fn snapshot(&self) -> MonitorSnapshot {
+        let state = lock(&self.shared.state);
+        let mut targets: Vec<TargetStatus> = state
+            .targets
+            .iter()
+            .map(|(target, entry)| TargetStatus {
+                probe: target.probe.id.clone(),
+                kind: target.probe.kind_name(),
+                target: target.address,
+                observed: entry.health.observed(),
+                since: unix_seconds(entry.since_wall),
+                last_probe: entry.last.clone(),
+                last_error: entry.last_error.clone(),
+                changes: entry.changes,
+                last_failover_seconds: entry.last_failover.map(|time| time.as_secs_f64()),
+                latency: entry.latency.clone(),
+            })
+            .collect();
+        targets.sort_by(|left, right| {
+            (&left.probe, left.target).cmp(&(&right.probe, right.target))
+        });
+        MonitorSnapshot {
+            targets,
+            failover: state.failover.clone(),
+        }
+    }
+}
+
+/// Checks `target` at once, then every interval ± jitter, until aborted.
+async fn probe_loop(
+    target: ProbeTarget,
+    check: Box<dyn ProbeCheck>,
+    results: mpsc::UnboundedSender<(ProbeTarget, CheckResult)>,
+) {
+    let mut random = seed(&target);
+    loop {
+        let started = Instant::now();
+        let result = check.check().await;
+        if results.send((target.clone(), result)).is_err() {
+            return;
+        }
+        let wait = jittered(target.probe.interval, target.probe.jitter, &mut random);
+        tokio::time::sleep_until(started + wait).await;
+    }
+}
+
+/// `interval` plus or minus up to `jitter`, uniformly.
+fn jittered(interval: Duration, jitter: Duration, random: &mut u64) -> Duration {
+    let span = jitter.as_micros() as u64;
+    if span == 0 {
+        return interval;
+    }
+    // xorshift64: spreading probes needs no cryptographic randomness.
+    *random ^= *random << 13;
+    *random ^= *random >> 7;
+    *random ^= *random << 17;
+    let offset = *random % (2 * span + 1);
+    (interval + Duration::from_micros(offset)).saturating_sub(jitter)
+}
+
+/// A per-target seed, so targets added together do not probe in lockstep.
+fn seed(target: &ProbeTarget) -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(target) | 1
+}
+
+/// Takes results, runs the state machines and publishes changes once their
+/// debounce has passed. Ends when the monitor is dropped.
+async fn publisher(
+    shared: std::sync::Weak<Shared>,
+    mut results: mpsc::UnboundedReceiver<(ProbeTarget, CheckResult)>,
+) {
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let sleep = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            received = results.recv() => {
+                let Some((target, result)) = received else { return };
+                let Some(shared) = shared.upgrade() else { return };
+                let mut state = lock(&shared.state);
+                if record(&mut state, &target, result) && deadline.is_none() {
+                    deadline = Some(Instant::now() + state.debounce);
+                }
+            }
+            () = sleep => {
+                deadline = None;
+                let Some(shared) = shared.upgrade() else { return };
+                let mut state = lock(&shared.state);
+                publish_pending(&shared, &mut state);
+            }
+        }
+    }
+}
+
+/// Takes one result; true when it queued a change.
+fn record(state: &mut State, target: &ProbeTarget, result: CheckResult) -> bool {
+    let Some(entry) = state.targets.get_mut(target) else {
+        // A result of a target removed by a reload meanwhile.
+        return false;
+    };
+    let now = Instant::now();
+    let latency = result.latency.as_secs_f64();
+    entry.latency.observe(&LATENCY_BUCKETS, latency);
+    if !result.ok {
+        entry.last_error = Some(result.detail.clone());
+    }
+    entry.last = Some(LastProbe {
+        ok: result.ok,
+        latency_ms: latency * 1_000.0,
+        detail: result.detail,
+        at: unix_seconds(SystemTime::now()),
+    });
+    let change = entry
+        .health
+        .record(result.ok, target.probe.rise, target.probe.fall, now);
+    entry.first_result.send_replace(true);
+    let Some(change) = change else {
+        return false;
+    };
+    entry.since_wall = SystemTime::now();
+    entry.changes += 1;
+    // A change that undoes a pending one replaces it.
+    state.pending.retain(|pending| pending.target != *target);
+    state.pending.push(Pending {
+        target: target.clone(),
+        change,
+    });
+    true
+}
+
+/// Writes pending changes into the served table, logs and counts them.
+fn publish_pending(shared: &Shared, state: &mut State) {
+    if state.pending.is_empty() {
+        return;
+    }
+    let table = shared.table.load();
+    let now = Instant::now();
+    let pending = std::mem::take(&mut state.pending);
+    for Pending { target, change } in pending {
+        let Some(entry) = state.targets.get_mut(&target) else {
+            continue;
+        };
+        let down = change.to == Observed::Down;
+        let answers_change = down != entry.published_down;
+        entry.published_down = down;
+        table.health().set_observed(&target, down);
+        let elapsed = TargetHealth::elapsed_since(&change, now);
+        let detail = entry.last.as_ref().map_or("", |last| last.detail.as_str());
+        if answers_change && change.from != Observed::Unknown {
+            entry.last_failover = Some(elapsed);
+            if down {
+                state.failover.observe(&FAILOVER_BUCKETS, elapsed.as_secs_f64());
+            }
+            let since_first = humanize_precise(elapsed);
+            if down {
+                info!(
+                    probe = %target.probe.id, target = %target.address, %detail,
+                    "endpoint is down: answers changed {since_first} after the first failed probe"
+                );
+            } else {
+                info!(
+                    probe = %target.probe.id, target = %target.address,
+                    "endpoint is up again: answers changed {since_first} after the first good probe"
+                );
+            }
+        } else if change.from == Observed::Unknown {
+            if down {
+                info!(
+                    probe = %target.probe.id, target = %target.address, %detail,
+                    "endpoint is down at its first probe"
+                );
+            } else {
+                info!(probe = %target.probe.id, target = %target.address, "endpoint is up");
+            }
+        }
+    }
+}
+
+fn humanize_precise(duration: Duration) -> String {
+    if duration >= Duration::from_secs(1) {
+        format!("{:.2}s", duration.as_secs_f64())
+    } else {
+        humanize(Duration::from_millis(duration.as_millis() as u64))
+    }
+}
+
+fn unix_seconds(time: SystemTime) -> f64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::{AdminState, Forced};
+    use std::net::SocketAddr;
+
+    const INTERVAL: Duration = Duration::from_secs(1);
+    const DEBOUNCE: Duration = Duration::from_millis(200);
+
+    /// Results per target address, set by the test.
+    type Script = Arc<Mutex<HashMap<SocketAddr, bool>>>;
+
+    struct Scripted {
+        script: Script,
+        address: SocketAddr,
+    }
+
+    impl ProbeCheck for Scripted {
+        fn check(&self) -> Pin<Box<dyn Future<Output = CheckResult> + Send + '_>> {
+            Box::pin(async move {
+                // A probe takes a little time, like a real one.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let ok = lock(&self.script)
+                    .get(&self.address)
+                    .copied()
+                    .unwrap_or(true);
+                CheckResult {
+                    ok,
+                    latency: Duration::from_millis(10),
+                    detail: if ok { "HTTP 200" } else { "HTTP 503" }.to_owned(),
+                }
+            })
+        }
+    }
+
+    /// A served table with pool `fra` (192.0.2.1, 192.0.2.2) probed every
+    /// second, fall 3, rise 2, no jitter.
+    fn served_table(directory: &std::path::Path) -> Arc<ArcSwap<RoutingTable>> {
+        std::fs::create_dir_all(directory.join("zones")).expect("zones");
+        std::fs::write(
+            directory.join("zones/example.test.zone"),
+            "$ORIGIN example.test.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 300\n\
+             @ NS ns1\nns1 A 192.0.2.53\n",
+        )
+        .expect("zone");
+        let config = directory.join("steer.toml");
+        std::fs::write(
+            &config,
+            r#"
+[server]
+listen = ["127.0.0.1:0"]
+[sites.fra]
+[probes.web]
+type = "http"
+interval = "1s"
+jitter = "0ms"
+timeout = "500ms"
+rise = 2
+fall = 3
+[pools.fra]
+site = "fra"
+probe = "web"
+addresses = ["192.0.2.1", "192.0.2.2"]
+[[steer]]
+name = "www.example.test."
+type = "A"
+pools = ["fra"]
+policy = ["healthy"]
+"#,
+        )
+        .expect("config");
+        let built = crate::control::build(&config, 1, &AdminState::default()).expect("build");
+        Arc::new(ArcSwap::from_pointee(built.table))
+    }
+
+    fn monitor(table: &Arc<ArcSwap<RoutingTable>>, script: &Script) -> Monitor {
+        let script = Arc::clone(script);
+        let factory: CheckFactory = Arc::new(move |target: &ProbeTarget| {
+            Ok(Box::new(Scripted {
+                script: Arc::clone(&script),
+                address: target.address,
+            }) as Box<dyn ProbeCheck>)
+        });
+        Monitor::with_checks(Arc::clone(table), DEBOUNCE, factory)
+    }
+
+    /// Whether answers may use each endpoint, in slot order.
+    fn served(table: &Arc<ArcSwap<RoutingTable>>) -> Vec<bool> {
+        table
+            .load()
+            .health()
+            .statuses(&AdminState::default())
+            .iter()
+            .map(|status| status.up)
+            .collect()
+    }
+
+    fn address(text: &str) -> SocketAddr {
+        text.parse().expect("socket address")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_round_is_in_the_table_before_sync_returns() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let table = served_table(directory.path());
+        let script = Script::default();
+        lock(&script).insert(address("192.0.2.2:80"), false);
+        let monitor = monitor(&table, &script);
+        assert_eq!(served(&table), vec![true, true], "unknown counts as up");
+        let targets = table.load().health().targets().to_vec();
+        assert_eq!(targets.len(), 2);
+        let problems = monitor.sync(&targets, DEBOUNCE).await;
+        assert!(problems.is_empty());
+        assert_eq!(served(&table), vec![true, false]);
+        let snapshot = monitor.snapshot();
+        assert_eq!(snapshot.targets[0].observed, Observed::Up);
+        assert_eq!(snapshot.targets[1].observed, Observed::Down);
+        assert_eq!(
+            snapshot.targets[1].last_error.as_deref(),
+            Some("HTTP 503")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_target_leaves_within_interval_times_fall_plus_debounce_and_returns_after_rise() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let table = served_table(directory.path());
+        let script = Script::default();
+        let monitor = monitor(&table, &script);
+        let targets = table.load().health().targets().to_vec();
+        monitor.sync(&targets, DEBOUNCE).await;
+        assert_eq!(served(&table), vec![true, true]);
+
+        // Probes run at 0 s, 1 s, 2 s, ... (plus 10 ms each). It fails from
+        // the probe at about 1 s on: the third failure is at about 3 s,
+        // and answers change one debounce later.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        lock(&script).insert(address("192.0.2.1:80"), false);
+        tokio::time::sleep(Duration::from_millis(2_600)).await; // t = 3.1 s
+        assert_eq!(served(&table), vec![true, true], "debounce not over yet");
+        tokio::time::sleep(Duration::from_millis(200)).await; // t = 3.3 s
+        assert_eq!(served(&table), vec![false, true]);
+        let down = &monitor.snapshot().targets[0];
+        let failover = down.last_failover_seconds.expect("failover time");
+        let bound = (INTERVAL * 3 + DEBOUNCE).as_secs_f64();
+        assert!(failover <= bound, "{failover} > {bound}");
+        assert!(failover >= (INTERVAL * 2 + DEBOUNCE).as_secs_f64(), "{failover}");
+        assert_eq!(monitor.snapshot().failover.count, 1);
+
+        // It recovers before the probe at 4 s: two good probes (4 s, 5 s),
+        // then the debounce.
+        tokio::time::sleep(Duration::from_millis(500)).await; // t = 3.8 s
+        lock(&script).insert(address("192.0.2.1:80"), true);
+        tokio::time::sleep(Duration::from_millis(1_300)).await; // t = 5.1 s
+        assert_eq!(served(&table), vec![false, true]);
+        tokio::time::sleep(Duration::from_millis(250)).await; // t = 5.35 s
+        assert_eq!(served(&table), vec![true, true]);
+        assert_eq!(monitor.snapshot().targets[0].changes, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flapping_target_does_not_flip_answers_and_admin_overrides_win() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let table = served_table(directory.path());
+        let script = Script::default();
+        let monitor = monitor(&table, &script);
+        let targets = table.load().health().targets().to_vec();
+        monitor.sync(&targets, DEBOUNCE).await;
+        // Two failures, one success, for 30 probes: never `fall` in a row.
+        for probe in 0..30 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            lock(&script).insert(address("192.0.2.1:80"), probe % 3 == 2);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(served(&table), vec![true, true], "probe {probe}");
+        }
+        // Fail for good; an operator forcing it up wins, and forcing the
+        // other one down wins too.
+        lock(&script).insert(address("192.0.2.1:80"), false);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(served(&table), vec![false, true]);
+        let mut admin = AdminState::default();
+        admin
+            .forced
+            .insert("192.0.2.1".parse().expect("ip"), Forced::Up);
+        admin
+            .forced
+            .insert("192.0.2.2".parse().expect("ip"), Forced::Down);
+        table.load().health().apply(&admin);
+        let up: Vec<bool> = table
+            .load()
+            .health()
+            .statuses(&admin)
+            .iter()
+            .map(|status| status.up)
+            .collect();
+        assert_eq!(up, vec![true, false]);
+        // Probe results keep arriving; the overrides still win.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(table.load().health().statuses(&admin)[0].up);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_table_gets_the_verdicts_before_it_is_stored_and_removed_targets_stop() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let table = served_table(directory.path());
+        let script = Script::default();
+        lock(&script).insert(address("192.0.2.1:80"), false);
+        let monitor = monitor(&table, &script);
+        let targets = table.load().health().targets().to_vec();
+        monitor.sync(&targets, DEBOUNCE).await;
+        assert_eq!(served(&table), vec![false, true]);
+        // A reload compiles a fresh table (all up) of the same config.
+        let config = directory.path().join("steer.toml");
+        let fresh = crate::control::build(&config, 2, &AdminState::default()).expect("build");
+        let fresh = Arc::new(fresh.table);
+        monitor.publish_table(&fresh, || table.store(Arc::clone(&fresh)));
+        assert_eq!(served(&table), vec![false, true]);
+        // Only one target left: the other one's state is dropped.
+        monitor.sync(&targets[..1], DEBOUNCE).await;
+        assert_eq!(monitor.snapshot().targets.len(), 1);
+    }
+
+    #[test]
+    fn jitter_stays_within_its_bounds_and_spreads() {
+        let mut random = 0x9e37_79b9_7f4a_7c15;
+        let interval = Duration::from_secs(10);
+        let jitter = Duration::from_secs(1);
+        let waits: Vec<Duration> = (0..1_000)
+            .map(|_| jittered(interval, jitter, &mut random))
+            .collect();
+        assert!(
+            waits
+                .iter()
+                .all(|wait| *wait >= interval - jitter && *wait <= interval + jitter)
+        );
+        let below = waits.iter().filter(|wait| **wait < interval).count();
+        assert!((300..700).contains(&below), "{below} of 1000 below the interval");
+        assert_eq!(jittered(interval, Duration::ZERO, &mut random), interval);
+    }
+}
