@@ -150,7 +150,10 @@ fn write_files(directory: &std::path::Path, config: &str, backends: &[&Backend])
     std::fs::write(directory.join("zones/example.test.zone"), ZONE).expect("zone");
     let mut text = config.to_owned();
     for (index, backend) in backends.iter().enumerate() {
-        text = text.replace(&format!("{{P{index}}}"), &backend.address.port().to_string());
+        text = text.replace(
+            &format!("{{P{index}}}"),
+            &backend.address.port().to_string(),
+        );
     }
     std::fs::write(directory.join("steer.toml"), text).expect("config");
 }
@@ -335,10 +338,18 @@ async fn each_kind_of_http_failure_takes_the_endpoint_out_and_rise_good_probes_b
     second.set(Mode::Refused).await;
     wait_for(&server, &["198.51.100.10"], detection_bound()).await;
 
-    let metrics = http_request(server.admin_addr(), "GET", "/metrics").await.body;
+    let metrics = http_request(server.admin_addr(), "GET", "/metrics")
+        .await
+        .body;
     for expected in [
-        format!("steer_probe_up{{probe=\"web\",target=\"{}\"}} 0", first.address),
-        format!("steer_probe_up{{probe=\"web\",target=\"{}\"}} 1", third.address),
+        format!(
+            "steer_probe_up{{probe=\"web\",target=\"{}\"}} 0",
+            first.address
+        ),
+        format!(
+            "steer_probe_up{{probe=\"web\",target=\"{}\"}} 1",
+            third.address
+        ),
         "steer_endpoint_up{pool=\"fra\",address=\"192.0.2.10\"} 0".to_owned(),
         "steer_probe_duration_seconds_count{probe=\"web\"".to_owned(),
         "steer_failover_seconds_count ".to_owned(),

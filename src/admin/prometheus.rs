@@ -7,8 +7,8 @@ use std::fmt::Write;
 
 use crate::control::StatusSnapshot;
 use crate::health::observed::Observed;
-use crate::probe::monitor::{FAILOVER_BUCKETS, Histogram, LATENCY_BUCKETS, TargetStatus};
 use crate::metrics::QueryTotals;
+use crate::probe::monitor::{FAILOVER_BUCKETS, Histogram, LATENCY_BUCKETS, TargetStatus};
 
 /// The `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -221,7 +221,11 @@ fn histogram(out: &mut String, name: &str, labels: &str, bounds: &[f64], values:
         }
     };
     line(out, &format!("{name}_sum{}", braces(labels)), values.sum);
-    line(out, &format!("{name}_count{}", braces(labels)), values.count);
+    line(
+        out,
+        &format!("{name}_count{}", braces(labels)),
+        values.count,
+    );
 }
 
 /// A label value with `\`, `"` and newlines escaped, as the format requires.
@@ -251,8 +255,8 @@ fn line(out: &mut String, series: &str, value: impl std::fmt::Display) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::{CompileStatus, Listeners, ReloadCounts, SteeredStatus, ZoneStatus};
     use crate::control::EndpointReport;
+    use crate::control::{CompileStatus, Listeners, ReloadCounts, SteeredStatus, ZoneStatus};
     use crate::health::{EndpointStatus, Forced};
 
     #[test]

@@ -265,7 +265,11 @@ fn validate_admin(
         .and_then(|name| read_token(file, &base.join(name), errors));
     let state_file = match spec.state_file.as_deref() {
         Some(name) if name.trim().is_empty() => {
-            errors.push(ConfigError::at(file, "admin.state_file", "must name a file"));
+            errors.push(ConfigError::at(
+                file,
+                "admin.state_file",
+                "must name a file",
+            ));
             default_state_file(file)
         }
         Some(name) => base.join(name),
@@ -343,9 +347,10 @@ fn read_token(file: &Path, path: &Path, errors: &mut Vec<ConfigError>) -> Option
 
 /// `steer.toml` → `steer.state.json`, in the same directory.
 fn default_state_file(config_file: &Path) -> PathBuf {
-    let stem = config_file
-        .file_stem()
-        .map_or_else(|| "steer".into(), |stem| stem.to_string_lossy().into_owned());
+    let stem = config_file.file_stem().map_or_else(
+        || "steer".into(),
+        |stem| stem.to_string_lossy().into_owned(),
+    );
     config_file.with_file_name(format!("{stem}.state.json"))
 }
 

@@ -402,9 +402,7 @@ impl SteeringConfig {
     pub fn probe_target(&self, pool: &Pool, endpoint: &Endpoint) -> Option<ProbeTarget> {
         let id = endpoint.probe.as_ref().or(pool.probe.as_ref())?;
         let probe = self.probe(id)?;
-        let (address, port) = endpoint
-            .probe_target
-            .unwrap_or((endpoint.address, None));
+        let (address, port) = endpoint.probe_target.unwrap_or((endpoint.address, None));
         Some(ProbeTarget {
             probe: probe.clone(),
             address: SocketAddr::new(address, port.unwrap_or(probe.port)),

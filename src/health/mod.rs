@@ -111,13 +111,10 @@ impl HealthView {
                 view.states.push(AtomicU8::new(0));
                 let target = match &slot.target {
                     None => NO_TARGET,
-                    Some(target) => *view
-                        .target_index
-                        .entry(target.clone())
-                        .or_insert_with(|| {
-                            view.targets.push(target.clone());
-                            (view.targets.len() - 1) as u32
-                        }),
+                    Some(target) => *view.target_index.entry(target.clone()).or_insert_with(|| {
+                        view.targets.push(target.clone());
+                        (view.targets.len() - 1) as u32
+                    }),
                 };
                 view.slot_target.push(target);
             }
@@ -309,7 +306,10 @@ mod tests {
         let mut admin = AdminState::default();
         let health = HealthView::new(
             &[
-                ("fra".to_owned(), vec![probed("192.0.2.1"), slot("192.0.2.2")]),
+                (
+                    "fra".to_owned(),
+                    vec![probed("192.0.2.1"), slot("192.0.2.2")],
+                ),
                 ("iad".to_owned(), vec![probed("192.0.2.1")]),
             ],
             &admin,
@@ -331,7 +331,10 @@ mod tests {
         assert!(health.is_up(0, 0) && !health.is_up(1, 2));
         admin = AdminState::default();
         health.apply(&admin);
-        assert!(!health.is_up(0, 0), "the probe's verdict survives admin changes");
+        assert!(
+            !health.is_up(0, 0),
+            "the probe's verdict survives admin changes"
+        );
         assert!(health.set_observed(&target, false));
         assert!(health.is_up(0, 0) && health.is_up(1, 2));
         let other = ProbeTarget {

@@ -138,7 +138,9 @@ mod tests {
             .enumerate()
             .filter_map(|(index, &ok)| {
                 let now = start + Duration::from_secs(index as u64);
-                target.record(ok, RISE, FALL, now).map(|change| (index, change))
+                target
+                    .record(ok, RISE, FALL, now)
+                    .map(|change| (index, change))
             })
             .collect()
     }

@@ -49,7 +49,12 @@ pub fn load(path: &Path) -> Result<AdminState, String> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return Ok(AdminState::default());
         }
-        Err(error) => return Err(format!("{}: cannot read the state file: {error}", path.display())),
+        Err(error) => {
+            return Err(format!(
+                "{}: cannot read the state file: {error}",
+                path.display()
+            ));
+        }
     };
     let file: StateFile = serde_json::from_str(&text).map_err(|error| {
         format!(
@@ -100,10 +105,13 @@ pub fn save(path: &Path, state: &AdminState) -> std::io::Result<()> {
     };
     let mut text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
     text.push('\n');
-    let directory = path.parent().filter(|parent| !parent.as_os_str().is_empty());
-    let name = path
-        .file_name()
-        .map_or_else(|| "state".into(), |name| name.to_string_lossy().into_owned());
+    let directory = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty());
+    let name = path.file_name().map_or_else(
+        || "state".into(),
+        |name| name.to_string_lossy().into_owned(),
+    );
     let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let written = (|| {
         let mut output = std::fs::File::create(&temporary)?;
@@ -162,8 +170,11 @@ mod tests {
         assert!(error.contains("remove it"), "{error}");
         std::fs::write(&path, "{\"version\": 7}").expect("write");
         assert!(load(&path).expect_err("version").contains("version 7"));
-        std::fs::write(&path, "{\"version\": 1, \"forced\": {\"192.0.2.1\": \"sideways\"}}")
-            .expect("write");
+        std::fs::write(
+            &path,
+            "{\"version\": 1, \"forced\": {\"192.0.2.1\": \"sideways\"}}",
+        )
+        .expect("write");
         assert!(load(&path).is_err());
     }
 }

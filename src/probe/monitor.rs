@@ -231,9 +231,7 @@ impl Monitor {
         {
             let mut state = lock(&self.shared.state);
             state.debounce = debounce;
-            state
-                .targets
-                .retain(|target, _| targets.contains(target));
+            state.targets.retain(|target, _| targets.contains(target));
             for target in targets {
                 if state.targets.contains_key(target) {
                     continue;
@@ -327,9 +325,8 @@ impl Monitor {
                 latency: entry.latency.clone(),
             })
             .collect();
-        targets.sort_by(|left, right| {
-            (&left.probe, left.target).cmp(&(&right.probe, right.target))
-        });
+        targets
+            .sort_by(|left, right| (&left.probe, left.target).cmp(&(&right.probe, right.target)));
         MonitorSnapshot {
             targets,
             failover: state.failover.clone(),
@@ -465,7 +462,9 @@ fn publish_pending(shared: &Shared, state: &mut State) {
         if answers_change && change.from != Observed::Unknown {
             entry.last_failover = Some(elapsed);
             if down {
-                state.failover.observe(&FAILOVER_BUCKETS, elapsed.as_secs_f64());
+                state
+                    .failover
+                    .observe(&FAILOVER_BUCKETS, elapsed.as_secs_f64());
             }
             let since_first = humanize_precise(elapsed);
             if down {
@@ -628,14 +627,12 @@ policy = ["healthy"]
         let snapshot = monitor.snapshot();
         assert_eq!(snapshot.targets[0].observed, Observed::Up);
         assert_eq!(snapshot.targets[1].observed, Observed::Down);
-        assert_eq!(
-            snapshot.targets[1].last_error.as_deref(),
-            Some("HTTP 503")
-        );
+        assert_eq!(snapshot.targets[1].last_error.as_deref(), Some("HTTP 503"));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_failing_target_leaves_within_interval_times_fall_plus_debounce_and_returns_after_rise() {
+    async fn a_failing_target_leaves_within_interval_times_fall_plus_debounce_and_returns_after_rise()
+     {
         let directory = tempfile::tempdir().expect("tempdir");
         let table = served_table(directory.path());
         let script = Script::default();
@@ -657,7 +654,10 @@ policy = ["healthy"]
         let failover = down.last_failover_seconds.expect("failover time");
         let bound = (INTERVAL * 3 + DEBOUNCE).as_secs_f64();
         assert!(failover <= bound, "{failover} > {bound}");
-        assert!(failover >= (INTERVAL * 2 + DEBOUNCE).as_secs_f64(), "{failover}");
+        assert!(
+            failover >= (INTERVAL * 2 + DEBOUNCE).as_secs_f64(),
+            "{failover}"
+        );
         assert_eq!(monitor.snapshot().failover.count, 1);
 
         // It recovers before the probe at 4 s: two good probes (4 s, 5 s),
@@ -747,7 +747,10 @@ policy = ["healthy"]
                 .all(|wait| *wait >= interval - jitter && *wait <= interval + jitter)
         );
         let below = waits.iter().filter(|wait| **wait < interval).count();
-        assert!((300..700).contains(&below), "{below} of 1000 below the interval");
+        assert!(
+            (300..700).contains(&below),
+            "{below} of 1000 below the interval"
+        );
         assert_eq!(jittered(interval, Duration::ZERO, &mut random), interval);
     }
 }

@@ -207,7 +207,10 @@ fn http_probe(path: &str, tls: bool, spec: ProbeSpec, report: Report<'_>) -> Htt
                 format!("{path}.headers.{name}"),
                 format!("set the Host header with {path}.host"),
             );
-        } else if value.bytes().any(|byte| byte.is_ascii_control() && byte != b'\t') {
+        } else if value
+            .bytes()
+            .any(|byte| byte.is_ascii_control() && byte != b'\t')
+        {
             report(
                 format!("{path}.headers.{name}"),
                 "the value has control characters".to_owned(),
@@ -229,10 +232,11 @@ fn http_probe(path: &str, tls: bool, spec: ProbeSpec, report: Report<'_>) -> Htt
             .into_iter()
             .enumerate()
             .filter_map(|(index, status)| {
-                status_range(&status).map_err(|message| {
-                    report(format!("{path}.expect_status[{index}]"), message);
-                })
-                .ok()
+                status_range(&status)
+                    .map_err(|message| {
+                        report(format!("{path}.expect_status[{index}]"), message);
+                    })
+                    .ok()
             })
             .collect(),
     };
@@ -284,7 +288,9 @@ fn status_range(status: &StatusSpec) -> Result<RangeInclusive<u16>, String> {
             };
             let (from, to) = (code(from)?, code(to)?);
             if from > to {
-                return Err(format!("invalid status range \"{text}\": {from} is above {to}"));
+                return Err(format!(
+                    "invalid status range \"{text}\": {from} is above {to}"
+                ));
             }
             Ok(from..=to)
         }

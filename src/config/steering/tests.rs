@@ -1132,7 +1132,10 @@ min_healthy = 0.5
 addresses = ["192.0.2.1", { address = "192.0.2.2", probe = "port", probe_target = "10.0.0.2" }, { address = "192.0.2.3", probe_target = "[2001:db8::3]:8080" }]
 "#,
     );
-    assert_eq!(config.health.debounce, std::time::Duration::from_millis(500));
+    assert_eq!(
+        config.health.debounce,
+        std::time::Duration::from_millis(500)
+    );
     let web = config.probe("web").expect("web");
     assert_eq!(web.kind_name(), "https");
     assert_eq!(web.port, 443);

@@ -449,9 +449,9 @@ impl Checker<'_> {
                 AddressSpec::Bare(text) => (text, entry.clone(), 1),
                 AddressSpec::Table(table) => {
                     let weight = self.weight(&format!("{entry}.weight"), table.weight);
-                    probe = table.probe.filter(|probe| {
-                        self.known_probe(&format!("{entry}.probe"), probe, probes)
-                    });
+                    probe = table
+                        .probe
+                        .filter(|probe| self.known_probe(&format!("{entry}.probe"), probe, probes));
                     if let Some(text) = table.probe_target {
                         match parse_probe_target(&text) {
                             Ok(target) => probe_target = Some(target),
