@@ -29,6 +29,7 @@ use crate::config::{self, Config};
 use crate::geo::GeoDatabase;
 use crate::health::observed::Observed;
 use crate::health::{AdminState, EndpointStatus, Forced, state_file};
+use crate::metrics::DecisionRegistry;
 use crate::probe::monitor::{Histogram, LastProbe, Monitor, TargetStatus};
 use crate::table::{Inputs, RoutingTable};
 use crate::zone;
@@ -49,9 +50,13 @@ pub struct Built {
     pub records: usize,
     /// Wall time of the whole build: config, zone files and compile.
     pub compile_duration: Duration,
+    /// The registry the table's decision counter slots come from; a
+    /// [`Control`] made from this build keeps it for every reload.
+    pub decisions: Arc<DecisionRegistry>,
 }
 
-/// Runs the whole pipeline (config → zones → compile) for `generation`.
+/// Runs the whole pipeline (config → zones → compile) for `generation`,
+/// with a fresh decision registry (a first table, or a dry run).
 ///
 /// Every error comes back as one line of text naming its file and line or
 /// its key path, ready to print, log or return from the admin API. Blocking:
@@ -60,6 +65,22 @@ pub fn build(
     config_path: &Path,
     generation: u64,
     admin: &AdminState,
+) -> Result<Built, Vec<String>> {
+    build_with_decisions(
+        config_path,
+        generation,
+        admin,
+        &Arc::new(DecisionRegistry::default()),
+    )
+}
+
+/// [`build`], compiling against `decisions` so that the new table counts
+/// into the slots the served one does (reloads).
+pub fn build_with_decisions(
+    config_path: &Path,
+    generation: u64,
+    admin: &AdminState,
+    decisions: &Arc<DecisionRegistry>,
 ) -> Result<Built, Vec<String>> {
     let started = Instant::now();
     let config = config::load(config_path)
@@ -86,6 +107,7 @@ pub fn build(
         geo: geo.as_ref(),
         admin,
         config_file: &config.file,
+        decisions,
     };
     let table = RoutingTable::compile(&zones, &inputs, generation)?;
     let records = table.zones().iter().map(|zone| zone.records).sum();
@@ -96,6 +118,7 @@ pub fn build(
         table,
         geo: geo.map(Arc::new),
         compile_duration: started.elapsed(),
+        decisions: Arc::clone(decisions),
     })
 }
 
@@ -279,6 +302,9 @@ pub struct Control {
     admin: Arc<Mutex<AdminState>>,
     /// The probe runner, once [`Control::start_probes`] has run.
     monitor: std::sync::OnceLock<Monitor>,
+    /// Decision counter slots, from the first build on: every reload
+    /// compiles against it so that `/metrics` series never renumber.
+    decisions: Arc<DecisionRegistry>,
 }
 
 /// Why an admin change was refused.
@@ -299,6 +325,8 @@ pub enum AdminError {
 impl Control {
     /// Publishes the first table. `config_path` is re-read on every reload.
     pub fn new(config_path: &Path, built: Built) -> Self {
+        // The first table is served from here on: its keys are exported.
+        built.decisions.commit();
         let status = Status {
             last_compile: CompileStatus {
                 at: unix_seconds(SystemTime::now()),
@@ -320,6 +348,7 @@ impl Control {
             status: Arc::new(Mutex::new(status)),
             admin: Arc::new(Mutex::new(AdminState::default())),
             monitor: std::sync::OnceLock::new(),
+            decisions: built.decisions,
         }
     }
 
@@ -425,6 +454,12 @@ impl Control {
         &self.active
     }
 
+    /// Which decision counter slot counts which name, pool and reason,
+    /// for `/metrics`.
+    pub fn decisions(&self) -> &DecisionRegistry {
+        &self.decisions
+    }
+
     /// The configuration file reloads read.
     pub fn config_path(&self) -> &Path {
         &self.config_path
@@ -450,6 +485,7 @@ impl Control {
             status: Arc::clone(&self.status),
             admin: lock(&self.admin).clone(),
             monitor: self.monitor.get().cloned(),
+            decisions: Arc::clone(&self.decisions),
         };
         // A task of its own, with the lock guard, so that a cancelled
         // caller neither stops the reload half-way nor lets a second writer
@@ -575,6 +611,7 @@ struct ReloadJob {
     /// A copy taken under the reload lock; it cannot change until the swap.
     admin: AdminState,
     monitor: Option<Monitor>,
+    decisions: Arc<DecisionRegistry>,
 }
 
 impl ReloadJob {
@@ -583,9 +620,12 @@ impl ReloadJob {
         let generation = current + 1;
         let config_path = self.config_path.clone();
         let admin = self.admin.clone();
+        let decisions = Arc::clone(&self.decisions);
         // Zone files can be large: build on a blocking thread.
-        let built =
-            tokio::task::spawn_blocking(move || build(&config_path, generation, &admin)).await;
+        let built = tokio::task::spawn_blocking(move || {
+            build_with_decisions(&config_path, generation, &admin, &decisions)
+        })
+        .await;
         let built = match built {
             Ok(Ok(built)) => built,
             Ok(Err(errors)) => return Err(self.fail(current, errors)),
@@ -618,6 +658,7 @@ impl ReloadJob {
                 None => store(),
             }
             drop(table);
+            self.decisions.commit();
             status.sources = Sources {
                 geo: built.geo,
                 steering: Arc::new(built.config.steering),
@@ -646,6 +687,8 @@ impl ReloadJob {
 
     /// Records a failed reload; the current table stays.
     fn fail(&self, current: u64, errors: Vec<String>) -> ReloadFailure {
+        // No table counts into the slots this build registered.
+        self.decisions.rollback();
         error!(
             generation = current,
             "reload failed, keeping the current table:\n  {}",
@@ -766,6 +809,7 @@ mod tests {
             zones: 0,
             records: 0,
             compile_duration: Duration::from_millis(2),
+            decisions: Arc::default(),
         }
     }
 

@@ -551,7 +551,7 @@ fn query(
         client.address,
         &mut out,
     );
-    let Reply::Reply { rcode } = outcome else {
+    let Reply::Reply { rcode, .. } = outcome else {
         return Err(ExplainError::NoResponse("the query was dropped".to_owned()));
     };
     let message =

@@ -1,8 +1,19 @@
 //! Query counters, kept per worker so that the data plane never contends.
 //!
 //! Each UDP worker and the TCP service own a [`WorkerCounters`]; they bump
-//! relaxed atomics on their own cache line. The admin API sums them when
-//! `/metrics` is scraped. Nothing here locks or allocates on the query path.
+//! relaxed atomics on their own cache lines. Besides the response codes, a
+//! worker counts steered answers by decision in a flat array of
+//! [`DECISION_SLOTS`] counters, indexed by the [`DecisionSlot`] the policy
+//! returned (which slot means which name, pool and reason is the
+//! [`DecisionRegistry`]'s business, on the control plane). The admin API
+//! sums them when `/metrics` is scraped. Nothing here locks or allocates on
+//! the query path.
+
+mod decisions;
+
+pub use decisions::{
+    DECISION_SLOTS, DecisionKey, DecisionRegistry, DecisionSlot, OVERFLOW_SLOT, Reason,
+};
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -24,12 +35,37 @@ pub const COUNTED_RCODES: [(u16, &str); 7] = [
 const TRANSPORTS: usize = 2;
 const SLOTS: usize = COUNTED_RCODES.len() + 1;
 
+/// Decision counters per 128-byte block, the alignment the rest of the
+/// worker's counters use (a cache line on Apple silicon, the pair of lines
+/// x86 prefetches together).
+const SLOTS_PER_LINE: usize = 16;
+
+/// A cache line of decision counters. The array is made of whole aligned
+/// lines so that no other allocation, written by another thread, shares a
+/// line with its first or last counters.
+#[repr(align(128))]
+struct DecisionLine([AtomicU64; SLOTS_PER_LINE]);
+
 /// Counters of one worker. Aligned to a cache line so workers do not share one.
 #[repr(align(128))]
-#[derive(Default)]
 pub struct WorkerCounters {
     answered: [[AtomicU64; SLOTS]; TRANSPORTS],
     dropped: [AtomicU64; TRANSPORTS],
+    /// [`DECISION_SLOTS`] counters, allocated once when the worker starts
+    /// (128 KiB).
+    decisions: Box<[DecisionLine]>,
+}
+
+impl Default for WorkerCounters {
+    fn default() -> Self {
+        Self {
+            answered: Default::default(),
+            dropped: Default::default(),
+            decisions: (0..DECISION_SLOTS.div_ceil(SLOTS_PER_LINE))
+                .map(|_| DecisionLine(Default::default()))
+                .collect(),
+        }
+    }
 }
 
 fn transport_index(transport: Transport) -> usize {
@@ -52,13 +88,43 @@ impl WorkerCounters {
     pub fn record(&self, transport: Transport, outcome: Outcome) {
         let transport = transport_index(transport);
         match outcome {
-            Outcome::Reply { rcode } => {
+            Outcome::Reply { rcode, decision } => {
                 self.answered[transport][rcode_slot(rcode)].fetch_add(1, Ordering::Relaxed);
+                if let Some(slot) = decision {
+                    self.decision(slot).fetch_add(1, Ordering::Relaxed);
+                }
             }
             Outcome::Drop => {
                 self.dropped[transport].fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// The counter of `slot`. Only a registry makes slots, all below
+    /// [`DECISION_SLOTS`], so the index is always in range.
+    #[inline]
+    fn decision(&self, slot: DecisionSlot) -> &AtomicU64 {
+        let index = slot.index();
+        &self.decisions[index / SLOTS_PER_LINE].0[index % SLOTS_PER_LINE]
+    }
+}
+
+/// Decision counts summed over all workers, as scraped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DecisionTotals {
+    /// Slot `i`'s count at index `i`, for the slots asked for.
+    counts: Vec<u64>,
+    /// Answers of keys beyond the registry's cap.
+    pub overflow: u64,
+}
+
+impl DecisionTotals {
+    /// The count of `slot` (0 for a slot that was not summed).
+    pub fn count(&self, slot: DecisionSlot) -> u64 {
+        if slot == OVERFLOW_SLOT {
+            return self.overflow;
+        }
+        self.counts.get(slot.index()).copied().unwrap_or(0)
     }
 }
 
@@ -121,5 +187,126 @@ impl Metrics {
             }
         }
         totals
+    }
+
+    /// Sums the decision counters of slots `0..used` (the slots a registry
+    /// has handed out so far) and the overflow slot over every worker.
+    pub fn decision_totals(&self, used: usize) -> DecisionTotals {
+        let used = used.min(OVERFLOW_SLOT.index());
+        let mut totals = DecisionTotals {
+            counts: vec![0; used],
+            overflow: 0,
+        };
+        let workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for worker in workers.iter() {
+            for (index, total) in totals.counts.iter_mut().enumerate() {
+                *total += worker
+                    .decision(DecisionSlot::at(index))
+                    .load(Ordering::Relaxed);
+            }
+            totals.overflow += worker.decision(OVERFLOW_SLOT).load(Ordering::Relaxed);
+        }
+        totals
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(pool: &str, reason: Reason) -> DecisionKey {
+        DecisionKey {
+            name: "www.example.test.".to_owned(),
+            record_type: "A".to_owned(),
+            pool: pool.to_owned(),
+            reason,
+        }
+    }
+
+    fn steered(rcode: u16, slot: DecisionSlot) -> Outcome {
+        Outcome::Reply {
+            rcode,
+            decision: Some(slot),
+        }
+    }
+
+    #[test]
+    fn decision_counts_are_summed_over_workers() {
+        let registry = DecisionRegistry::default();
+        let fra = registry.slot(key("fra", Reason::Policy));
+        let iad = registry.slot(key("iad", Reason::Policy));
+        let servfail = registry.slot(key("", Reason::ServFail));
+        registry.commit();
+
+        let metrics = Metrics::default();
+        let udp = metrics.register_worker();
+        let tcp = metrics.register_worker();
+        for _ in 0..3 {
+            udp.record(Transport::Udp, steered(0, fra));
+        }
+        tcp.record(Transport::Tcp, steered(0, fra));
+        udp.record(Transport::Udp, steered(0, iad));
+        tcp.record(Transport::Tcp, steered(2, servfail));
+        tcp.record(Transport::Tcp, steered(2, servfail));
+        // Static answers and drops count no decision.
+        udp.record(
+            Transport::Udp,
+            Outcome::Reply {
+                rcode: 0,
+                decision: None,
+            },
+        );
+        udp.record(Transport::Udp, Outcome::Drop);
+        udp.record(Transport::Udp, steered(0, OVERFLOW_SLOT));
+
+        let totals = metrics.decision_totals(registry.series().len());
+        assert_eq!(totals.count(fra), 4);
+        assert_eq!(totals.count(iad), 1);
+        assert_eq!(totals.count(servfail), 2);
+        assert_eq!(totals.overflow, 1);
+        assert_eq!(totals.count(OVERFLOW_SLOT), 1);
+        // The rcode counters are unchanged by the decision counting.
+        let queries = metrics.totals();
+        assert_eq!(queries.answered_total(Transport::Udp), 6);
+        assert_eq!(queries.answered_total(Transport::Tcp), 3);
+        assert_eq!(queries.dropped, [1, 0]);
+    }
+
+    #[test]
+    fn only_the_slots_asked_for_are_summed() {
+        let metrics = Metrics::default();
+        let worker = metrics.register_worker();
+        let registry = DecisionRegistry::default();
+        let first = registry.slot(key("fra", Reason::Policy));
+        let second = registry.slot(key("iad", Reason::Policy));
+        worker.record(Transport::Udp, steered(0, second));
+        let totals = metrics.decision_totals(1);
+        assert_eq!(totals.count(first), 0);
+        // Not summed: a key registered after the scrape read the registry.
+        assert_eq!(totals.count(second), 0);
+        assert_eq!(metrics.decision_totals(2).count(second), 1);
+        // Asking for more than there are stops at the overflow slot.
+        let everything = metrics.decision_totals(usize::MAX);
+        assert_eq!(everything.count(second), 1);
+        assert_eq!(everything.overflow, 0);
+    }
+
+    #[test]
+    fn a_worker_has_every_decision_slot_on_whole_cache_lines() {
+        let counters = WorkerCounters::default();
+        assert_eq!(counters.decisions.len() * SLOTS_PER_LINE, DECISION_SLOTS);
+        assert_eq!(size_of::<DecisionLine>(), 128);
+        assert_eq!(counters.decisions.as_ptr() as usize % 128, 0);
+        counters
+            .decision(OVERFLOW_SLOT)
+            .fetch_add(1, Ordering::Relaxed);
+        assert_eq!(
+            counters.decisions[DECISION_SLOTS / SLOTS_PER_LINE - 1].0[SLOTS_PER_LINE - 1]
+                .load(Ordering::Relaxed),
+            1
+        );
     }
 }

@@ -182,7 +182,7 @@ async fn forcing_an_endpoint_down_removes_only_that_address_until_auto() {
     assert_eq!(body["forced"], "down");
     assert_eq!(
         body["endpoints"],
-        json!([{"pool": "web-fra", "address": "192.0.2.11", "up": false, "drained": false, "forced": "down"}])
+        json!([{"pool": "web-fra", "address": "192.0.2.11", "up": false, "drained": false, "forced": "down", "admin": "forced_down", "probe": null, "target": null, "observed": null, "since": null, "last_probe": null, "last_error": null}])
     );
     assert_eq!(answer(&server, EUROPE).await, ["192.0.2.10"]);
 
@@ -276,9 +276,9 @@ async fn status_and_metrics_show_endpoints_and_steered_names() {
     assert_eq!(
         status["endpoints"],
         json!([
-            {"pool": "web-fra", "address": "192.0.2.10", "up": true, "drained": false, "forced": null},
-            {"pool": "web-fra", "address": "192.0.2.11", "up": true, "drained": false, "forced": null},
-            {"pool": "web-iad", "address": "198.51.100.10", "up": false, "drained": false, "forced": "down"},
+            {"pool": "web-fra", "address": "192.0.2.10", "up": true, "drained": false, "forced": null, "admin": "auto", "probe": null, "target": null, "observed": null, "since": null, "last_probe": null, "last_error": null},
+            {"pool": "web-fra", "address": "192.0.2.11", "up": true, "drained": false, "forced": null, "admin": "auto", "probe": null, "target": null, "observed": null, "since": null, "last_probe": null, "last_error": null},
+            {"pool": "web-iad", "address": "198.51.100.10", "up": false, "drained": false, "forced": "down", "admin": "forced_down", "probe": null, "target": null, "observed": null, "since": null, "last_probe": null, "last_error": null},
         ])
     );
     // The existing keys are still there.

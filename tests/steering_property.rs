@@ -545,7 +545,10 @@ impl Compiled {
             IpAddr::V4(Ipv4Addr::LOCALHOST),
             &mut out,
         );
-        assert_eq!(outcome, Outcome::Reply { rcode: 0 }, "{address}");
+        assert!(
+            matches!(outcome, Outcome::Reply { rcode: 0, .. }),
+            "{address}: {outcome:?}"
+        );
         let answer = read_answer(&out);
         (out, answer)
     }

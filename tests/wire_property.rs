@@ -72,7 +72,7 @@ fn respond_checked(packet: &[u8], transport: Transport) -> Result<Option<Vec<u8>
             );
             Ok(None)
         }
-        Outcome::Reply { rcode } => {
+        Outcome::Reply { rcode, .. } => {
             prop_assert!(
                 !droppable,
                 "replied to a packet without a header or with QR set: {packet:02x?}"

@@ -48,7 +48,7 @@ fuzz_target!(|packet: &[u8]| {
         let droppable = packet.len() < 12 || packet[2] & 0x80 != 0;
         match outcome {
             Outcome::Drop => assert!(droppable, "dropped a query with a header"),
-            Outcome::Reply { rcode } => {
+            Outcome::Reply { rcode, .. } => {
                 assert!(
                     !droppable,
                     "replied to a packet without header or with QR set"

@@ -219,7 +219,11 @@ async fn status(State(state): State<AdminState>) -> Response {
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {
-    let body = prometheus::render(&state.metrics.totals(), &state.control.status());
+    let mut body = prometheus::render(&state.metrics.totals(), &state.control.status());
+    // Keys before counts: every slot listed is then summed.
+    let series = state.control.decisions().series();
+    let decisions = state.metrics.decision_totals(series.len());
+    prometheus::render_decisions(&mut body, &series, &decisions);
     ([(CONTENT_TYPE, prometheus::CONTENT_TYPE)], body).into_response()
 }
 

@@ -1,13 +1,15 @@
 //! `/metrics` in the Prometheus text exposition format (version 0.0.4).
 //!
-//! Rendered on demand from the summed worker counters and a status snapshot;
-//! scraping never touches the data plane beyond relaxed atomic loads.
+//! Rendered on demand from the summed worker counters and a status snapshot
+//! ([`render`]), then the steered answers by decision with their labels
+//! from the decision registry ([`render_decisions`]); scraping never
+//! touches the data plane beyond relaxed atomic loads.
 
 use std::fmt::Write;
 
 use crate::control::StatusSnapshot;
 use crate::health::observed::Observed;
-use crate::metrics::QueryTotals;
+use crate::metrics::{DecisionKey, DecisionSlot, DecisionTotals, QueryTotals};
 use crate::probe::monitor::{FAILOVER_BUCKETS, Histogram, LATENCY_BUCKETS, TargetStatus};
 
 /// The `Content-Type` of [`render`]'s output.
@@ -119,6 +121,45 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
     );
     line(&mut out, "steer_steered_names", status.steered.len());
     out
+}
+
+/// Appends the steered answers by decision: one series per registered key
+/// (labels from the registry, `series`), its count from `totals`, and the
+/// answers of keys beyond the counters' capacity.
+pub fn render_decisions(
+    out: &mut String,
+    series: &[(DecisionKey, DecisionSlot)],
+    totals: &DecisionTotals,
+) {
+    header(
+        out,
+        "steer_steered_answers_total",
+        "counter",
+        "Answers to steered names by what the policy decided: the pool answered from (the \
+         first of several) and why (policy, fail_open, fallback), or an empty pool with \
+         nodata or servfail.",
+    );
+    for (key, slot) in series {
+        line(
+            out,
+            &format!(
+                "steer_steered_answers_total{{name=\"{}\",type=\"{}\",pool=\"{}\",reason=\"{}\"}}",
+                label_value(&key.name),
+                label_value(&key.record_type),
+                label_value(&key.pool),
+                key.reason.label()
+            ),
+            totals.count(*slot),
+        );
+    }
+    header(
+        out,
+        "steer_steered_answers_overflow_total",
+        "counter",
+        "Steered answers not in steer_steered_answers_total because every decision counter \
+         was taken.",
+    );
+    line(out, "steer_steered_answers_overflow_total", totals.overflow);
 }
 
 /// Per probe target: state, latency, changes and failover times.
@@ -391,5 +432,53 @@ mod tests {
                 .count(),
             16
         );
+    }
+
+    #[test]
+    fn renders_decisions_with_registry_labels_and_summed_counts() {
+        use crate::dns::{Outcome, Transport};
+        use crate::metrics::{DecisionRegistry, Metrics, OVERFLOW_SLOT, Reason};
+
+        let registry = DecisionRegistry::default();
+        let key = |pool: &str, reason| DecisionKey {
+            name: "www.example.test.".into(),
+            record_type: "A".into(),
+            pool: pool.into(),
+            reason,
+        };
+        let fra = registry.slot(key("fra", Reason::Policy));
+        // Registered but never answered: exported as 0.
+        registry.slot(key("", Reason::NoData));
+        let quoted = registry.slot(key("web-\"iad\"", Reason::Fallback));
+        registry.commit();
+        let metrics = Metrics::default();
+        let workers = [metrics.register_worker(), metrics.register_worker()];
+        for (worker, slot) in workers
+            .iter()
+            .cycle()
+            .zip([fra, fra, fra, quoted, OVERFLOW_SLOT])
+        {
+            let outcome = Outcome::Reply {
+                rcode: 0,
+                decision: Some(slot),
+            };
+            worker.record(Transport::Udp, outcome);
+        }
+        let series = registry.series();
+        let mut text = String::new();
+        render_decisions(&mut text, &series, &metrics.decision_totals(series.len()));
+        assert_eq!(
+            text.lines()
+                .filter(|line| !line.starts_with('#'))
+                .collect::<Vec<_>>(),
+            [
+                "steer_steered_answers_total{name=\"www.example.test.\",type=\"A\",pool=\"fra\",reason=\"policy\"} 3",
+                "steer_steered_answers_total{name=\"www.example.test.\",type=\"A\",pool=\"\",reason=\"nodata\"} 0",
+                "steer_steered_answers_total{name=\"www.example.test.\",type=\"A\",pool=\"web-\\\"iad\\\"\",reason=\"fallback\"} 1",
+                "steer_steered_answers_overflow_total 1",
+            ]
+        );
+        assert!(text.contains("# TYPE steer_steered_answers_total counter\n"));
+        assert!(text.contains("# TYPE steer_steered_answers_overflow_total counter\n"));
     }
 }

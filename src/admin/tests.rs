@@ -42,6 +42,7 @@ impl Fixture {
             zones: 0,
             records: 0,
             compile_duration: Duration::from_millis(1),
+            decisions: Arc::default(),
         };
         let control = Arc::new(Control::new(&config_path, built));
         control.set_listeners(Listeners {

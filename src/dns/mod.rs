@@ -15,6 +15,8 @@ pub mod wire;
 
 pub use respond::respond;
 
+use crate::metrics::DecisionSlot;
+
 /// How the query arrived; it decides the size limit and ANY handling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -32,6 +34,10 @@ pub enum Outcome {
     Reply {
         /// Full response code including the EDNS extended bits.
         rcode: u16,
+        /// For a steered name, the counter of what its policy decided
+        /// (pool and reason); `None` for everything else. The worker that
+        /// sends the reply adds one to it.
+        decision: Option<DecisionSlot>,
     },
     /// Nothing to send (no readable header, or the packet was a response).
     Drop,

@@ -154,7 +154,10 @@ pub fn respond(
         answer.write(out, query.name.as_bytes().len());
     }
     write_opt(out, query.edns, rcode, ecs);
-    Outcome::Reply { rcode }
+    Outcome::Reply {
+        rcode,
+        decision: None,
+    }
 }
 
 /// The client a steered answer is chosen for.
@@ -186,13 +189,13 @@ fn respond_steered(
     let (selected, scope) = steered.policy.select(steered.health, client.address, out);
     let mut response_flags = flags::QR | (query.flags & (flags::RD | flags::CD)) | flags::AA;
     let (rcode, mut counts) = match selected {
-        Selected::Records { count } => (rcode::NOERROR, [count, 0, 0]),
-        Selected::NoData => {
+        Selected::Records { count, .. } => (rcode::NOERROR, [count, 0, 0]),
+        Selected::NoData { .. } => {
             out.truncate(records_start);
             steered.nodata.write(out, query.name.as_bytes().len());
             (rcode::NOERROR, steered.nodata.counts)
         }
-        Selected::ServFail => {
+        Selected::ServFail { .. } => {
             out.truncate(records_start);
             response_flags &= !flags::AA;
             (rcode::SERVFAIL, [0; 3])
@@ -220,7 +223,12 @@ fn respond_steered(
     out[8..10].copy_from_slice(&counts[1].to_be_bytes());
     out[10..12].copy_from_slice(&(counts[2] + u16::from(with_opt)).to_be_bytes());
     write_opt(out, query.edns, rcode, ecs);
-    Outcome::Reply { rcode }
+    // Counted even when truncated: like `steer_queries_total` this counts
+    // responses sent, and a client that retries over TCP is counted again.
+    Outcome::Reply {
+        rcode,
+        decision: Some(selected.decision()),
+    }
 }
 
 /// Where the client is: the Client Subnet network when the resolver sent
@@ -310,7 +318,10 @@ fn simple(packet: &[u8], query: &Query, rcode: u16, out: &mut Vec<u8>) -> Outcom
     );
     out.extend_from_slice(&packet[HEADER_LEN..query.question_end]);
     write_opt(out, query.edns, rcode, None);
-    Outcome::Reply { rcode }
+    Outcome::Reply {
+        rcode,
+        decision: None,
+    }
 }
 
 /// FORMERR and NOTIMP: the header, and the question when it was readable.
@@ -337,5 +348,8 @@ fn header_only(
     );
     out.extend_from_slice(question);
     write_opt(out, edns, rcode, None);
-    Outcome::Reply { rcode }
+    Outcome::Reply {
+        rcode,
+        decision: None,
+    }
 }

@@ -358,10 +358,10 @@ fn answer_frame<F>(
         (shared.answer)(query, Transport::Tcp, source, response)
     };
     let outcome = match (outcome, u16::try_from(response.len())) {
-        (Outcome::Reply { rcode }, Ok(length)) => {
+        (reply @ Outcome::Reply { .. }, Ok(length)) => {
             output.extend_from_slice(&length.to_be_bytes());
             output.extend_from_slice(response);
-            Outcome::Reply { rcode }
+            reply
         }
         // A response too long to frame cannot be sent.
         _ => Outcome::Drop,
@@ -408,7 +408,10 @@ mod tests {
         }
         out.push(if source.is_ipv4() { 4 } else { 6 });
         out.extend_from_slice(packet);
-        Outcome::Reply { rcode: 0 }
+        Outcome::Reply {
+            rcode: 0,
+            decision: None,
+        }
     }
 
     async fn start_echo(addresses: &[&str], limits: TcpLimits, metrics: &Metrics) -> TcpService {
@@ -652,7 +655,10 @@ mod tests {
         fn large(packet: &[u8], _: Transport, _: IpAddr, out: &mut Vec<u8>) -> Outcome {
             out.clear();
             out.resize(60_000, packet.first().copied().unwrap_or_default());
-            Outcome::Reply { rcode: 0 }
+            Outcome::Reply {
+                rcode: 0,
+                decision: None,
+            }
         }
         let metrics = Metrics::default();
         let address: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();

@@ -329,8 +329,9 @@ struct Batch {
     slots: Box<[Slot]>,
     receive_headers: Box<[libc::mmsghdr]>,
     send_headers: Box<[libc::mmsghdr]>,
-    /// Response code of each queued reply, in `send_headers` order.
-    send_rcodes: [u16; BATCH],
+    /// What each queued reply counts once sent (rcode, and the steering
+    /// decision if any), in `send_headers` order.
+    send_outcomes: [Outcome; BATCH],
 }
 
 /// An all-zero value of a plain C struct.
@@ -374,7 +375,7 @@ impl Batch {
             slots,
             receive_headers: (0..BATCH).map(|_| zeroed()).collect(),
             send_headers: (0..BATCH).map(|_| zeroed()).collect(),
-            send_rcodes: [0; BATCH],
+            send_outcomes: [Outcome::Drop; BATCH],
         }
     }
 
@@ -451,7 +452,7 @@ impl Batch {
                 continue;
             };
             let outcome = answer(snapshot, query, Transport::Udp, source, &mut slot.response);
-            let Outcome::Reply { rcode } = outcome else {
+            let Outcome::Reply { .. } = outcome else {
                 counters.record(Transport::Udp, Outcome::Drop);
                 continue;
             };
@@ -478,7 +479,7 @@ impl Batch {
             };
             reply.msg_controllen = control_length as _;
             reply.msg_flags = 0;
-            self.send_rcodes[queued] = rcode;
+            self.send_outcomes[queued] = outcome;
             queued += 1;
         }
         queued
@@ -504,8 +505,8 @@ impl Batch {
                 )
             };
             if let Ok(count @ 1..) = usize::try_from(result) {
-                for &rcode in &self.send_rcodes[sent..sent + count] {
-                    counters.record(Transport::Udp, Outcome::Reply { rcode });
+                for &outcome in &self.send_outcomes[sent..sent + count] {
+                    counters.record(Transport::Udp, outcome);
                 }
                 sent += count;
                 continue;
@@ -690,7 +691,10 @@ mod tests {
         }
         out.push(if source.is_ipv4() { 4 } else { 6 });
         out.extend_from_slice(packet);
-        Outcome::Reply { rcode: 0 }
+        Outcome::Reply {
+            rcode: 0,
+            decision: None,
+        }
     }
 
     fn start_echo(addresses: &[SocketAddr], workers: usize, metrics: &Metrics) -> UdpService {

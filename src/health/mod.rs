@@ -94,7 +94,9 @@ pub struct EndpointStatus {
     pub probe: Option<String>,
     /// Where it is probed.
     pub target: Option<SocketAddr>,
-    /// Whether its probe currently says down.
+    /// Whether the table has its probe's verdict as down (`/status`
+    /// shows the probe's own state instead, which leads it by the debounce).
+    #[serde(skip)]
     pub observed_down: bool,
 }
 

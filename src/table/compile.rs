@@ -20,6 +20,7 @@ use super::{
 use crate::config::steering::{SteeredType, SteeringConfig};
 use crate::geo::GeoDatabase;
 use crate::health::AdminState;
+use crate::metrics::DecisionRegistry;
 use crate::zone::{Location, Zone};
 
 use super::steer::{LocationMaps, compile_policies};
@@ -604,6 +605,10 @@ pub struct Inputs<'input> {
     pub admin: &'input AdminState,
     /// The config file as the operator named it, for messages.
     pub config_file: &'input std::path::Path,
+    /// Where each steered name's decision counters are: the server's
+    /// long-lived registry, so that counters keep their slots across
+    /// reloads, or a throwaway one for a dry run.
+    pub decisions: &'input DecisionRegistry,
 }
 
 pub(super) fn compile(
@@ -626,7 +631,13 @@ pub(super) fn compile(
     });
     let maps = LocationMaps::build(if needs_geo { inputs.geo } else { None });
     let config_file = inputs.config_file.display();
-    let (policies, health) = compile_policies(steering, &maps, inputs.admin, inputs.config_file)?;
+    let (policies, health) = compile_policies(
+        steering,
+        &maps,
+        inputs.admin,
+        inputs.config_file,
+        inputs.decisions,
+    )?;
     drop(maps);
     // Each steered name goes to the deepest zone that holds it.
     let mut per_zone: Vec<Vec<Steered<'_>>> = zones.iter().map(|_| Vec::new()).collect();
@@ -878,11 +889,13 @@ impl RoutingTable {
     pub fn compile_zones(zones: &[Zone], generation: u64) -> Result<Self, Vec<String>> {
         let steering = SteeringConfig::default();
         let admin = AdminState::default();
+        let decisions = DecisionRegistry::default();
         let inputs = Inputs {
             steering: &steering,
             geo: None,
             admin: &admin,
             config_file: std::path::Path::new("steer.toml"),
+            decisions: &decisions,
         };
         compile(zones, &inputs, generation)
     }

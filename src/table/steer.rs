@@ -5,11 +5,14 @@
 //! records (owner `0xC00C`, so no fixups), the per-query steps, and one
 //! prefix map per address family whose leaves are decisions (ordered
 //! candidate pools), built from the GeoIP partition and the CIDR maps and
-//! merged so that a leaf's depth is the widest correct ECS scope.
+//! merged so that a leaf's depth is the widest correct ECS scope. The
+//! policy also gets, from the long-lived [`DecisionRegistry`], the counter
+//! slot of every (pool, reason) it can answer with.
 //!
 //! Query time ([`CompiledPolicy::select`]): one prefix-map walk, then the
 //! dynamic steps over at most [`MAX_POOLS`] pools held on the stack, then
-//! the chosen records are copied into the response. No lock, no
+//! the chosen records are copied into the response and the decision's
+//! counter slot is returned for the worker to bump. No lock, no
 //! allocation.
 
 use std::collections::HashMap;
@@ -19,6 +22,7 @@ use crate::config::steering::{PoolMembers, SteeredType, SteeringConfig, Step, Wh
 use crate::explain::{DynamicStepTrace, DynamicTrace, EndpointTrace, Outcome, PoolTrace};
 use crate::geo::{GeoDatabase, Location};
 use crate::health::{AdminState, EndpointSlot, HealthView};
+use crate::metrics::{DecisionKey, DecisionRegistry, DecisionSlot, OVERFLOW_SLOT, Reason};
 use crate::policy::prefix_map::{PrefixMap, PrefixMapBuilder};
 use crate::policy::{
     self, Dynamic, MAX_ANSWER, MAX_POOLS, PoolPlace, StepTrace, random, sticky_choice, sticky_key,
@@ -65,18 +69,59 @@ enum AllDown {
     Pool(u16),
 }
 
-/// The outcome of [`CompiledPolicy::select`].
+/// The outcome of [`CompiledPolicy::select`], with the counter of the
+/// decision (see [`crate::metrics::DecisionRegistry`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Selected {
     /// `count` records were appended.
     Records {
         /// Records written.
         count: u16,
+        /// Counts the answered pool and why it was chosen.
+        decision: DecisionSlot,
     },
     /// No pool for this client (location steps left none, or `nodata`).
-    NoData,
+    NoData {
+        /// Counts this name's NODATA answers.
+        decision: DecisionSlot,
+    },
     /// `when_all_down = "servfail"` and everything is down.
-    ServFail,
+    ServFail {
+        /// Counts this name's SERVFAIL answers.
+        decision: DecisionSlot,
+    },
+}
+
+impl Selected {
+    /// The counter to add one to for this answer.
+    #[inline]
+    pub fn decision(self) -> DecisionSlot {
+        match self {
+            Selected::Records { decision, .. }
+            | Selected::NoData { decision }
+            | Selected::ServFail { decision } => decision,
+        }
+    }
+}
+
+/// Positions in `CompiledPolicy::decision_counters`: NODATA, SERVFAIL, then per
+/// policy pool (in `CompiledPolicy::pools` order) one per [`Reason`] a pool
+/// can be answered for.
+const NODATA_DECISION: usize = 0;
+const SERVFAIL_DECISION: usize = 1;
+const POOL_DECISIONS: usize = 2;
+const REASONS_PER_POOL: usize = 3;
+
+/// Where the counter of `pool` answered for `reason` sits in
+/// `CompiledPolicy::decision_counters`.
+fn pool_decision(pool: u16, reason: Reason) -> usize {
+    let offset = match reason {
+        Reason::FailOpen => 1,
+        Reason::Fallback => 2,
+        // Only the three pool reasons come here.
+        Reason::Policy | Reason::NoData | Reason::ServFail => 0,
+    };
+    POOL_DECISIONS + usize::from(pool) * REASONS_PER_POOL + offset
 }
 
 /// A steered name and type, compiled.
@@ -100,6 +145,10 @@ pub struct CompiledPolicy {
     steps: Vec<Step>,
     places: Vec<PoolPlace>,
     cidr_steps: Vec<Vec<(crate::config::steering::IpNet, Vec<String>)>>,
+    /// The decision counters of this name, laid out as [`pool_decision`]
+    /// says; outcomes the policy cannot reach hold [`OVERFLOW_SLOT`] and
+    /// are never counted.
+    decision_counters: Vec<DecisionSlot>,
 }
 
 /// Fixed-size list of pool indexes, on the stack.
@@ -169,8 +218,11 @@ impl CompiledPolicy {
     pub fn select(&self, health: &HealthView, client: IpAddr, out: &mut Vec<u8>) -> (Selected, u8) {
         let (mut list, scope) = self.start(client);
         if list.len == 0 {
-            return (Selected::NoData, scope);
+            return (self.no_data(), scope);
         }
+        // Why the final list holds what it holds: the policy's choice unless
+        // `when_all_down` stepped in.
+        let mut reason = Reason::Policy;
         let mut filter_health = false;
         let mut weighted_order = false;
         let mut limit: Option<usize> = None;
@@ -193,13 +245,20 @@ impl CompiledPolicy {
                     } else {
                         match self.when_all_down {
                             // Route 53's rule: answer as if everything were up.
-                            AllDown::FailOpen => filter_health = false,
-                            AllDown::NoData => return (Selected::NoData, scope),
-                            AllDown::ServFail => return (Selected::ServFail, scope),
+                            AllDown::FailOpen => {
+                                filter_health = false;
+                                reason = Reason::FailOpen;
+                            }
+                            AllDown::NoData => return (self.no_data(), scope),
+                            AllDown::ServFail => {
+                                let decision = self.decision_counter(SERVFAIL_DECISION);
+                                return (Selected::ServFail { decision }, scope);
+                            }
                             AllDown::Pool(pool) => {
                                 list.pools[0] = pool;
                                 list.len = 1;
                                 filter_health = false;
+                                reason = Reason::Fallback;
                             }
                         }
                     }
@@ -270,14 +329,36 @@ impl CompiledPolicy {
             }
         }
         if count == 0 {
-            return (Selected::NoData, scope);
+            return (self.no_data(), scope);
         }
+        // With `first = N` the records may come from several pools; the
+        // first one is the pool the policy answered with.
+        let decision = self.decision_counter(pool_decision(list.pools[0], reason));
         (
             Selected::Records {
                 count: count as u16,
+                decision,
             },
             scope,
         )
+    }
+
+    /// NODATA, counted.
+    #[inline]
+    fn no_data(&self) -> Selected {
+        Selected::NoData {
+            decision: self.decision_counter(NODATA_DECISION),
+        }
+    }
+
+    /// The counter at `position` of `decision_counters`, which holds every
+    /// position (the fallback only keeps a panic off the query path).
+    #[inline]
+    fn decision_counter(&self, position: usize) -> DecisionSlot {
+        self.decision_counters
+            .get(position)
+            .copied()
+            .unwrap_or(OVERFLOW_SLOT)
     }
 
     /// What the location steps did for `location` (explain's view).
@@ -403,6 +484,7 @@ pub(super) fn compile_policies(
     maps: &LocationMaps,
     admin: &AdminState,
     config_file: &std::path::Path,
+    registry: &DecisionRegistry,
 ) -> Result<(Vec<CompiledPolicy>, HealthView), Vec<String>> {
     let health_pools: Vec<(String, Vec<EndpointSlot>)> = config
         .pools
@@ -433,7 +515,7 @@ pub(super) fn compile_policies(
     let mut errors = Vec::new();
     let mut policies = Vec::new();
     for steered in &config.steered {
-        match compile_one(config, steered, maps, &first_slot) {
+        match compile_one(config, steered, maps, &first_slot, registry) {
             Ok(policy) => policies.push(policy),
             // `policy[2]: ...` continues the key path; anything else follows it.
             Err(error) if error.starts_with("policy[") => errors.push(format!(
@@ -460,6 +542,7 @@ fn compile_one(
     steered: &crate::config::steering::SteeredName,
     maps: &LocationMaps,
     first_slot: &[u32],
+    registry: &DecisionRegistry,
 ) -> Result<CompiledPolicy, String> {
     let dynamic = policy::dynamic_steps(&steered.policy)
         .map_err(|(index, message)| format!("policy[{index}]: {message}"))?;
@@ -651,6 +734,15 @@ fn compile_one(
     };
     let v4 = family_map(32, &maps.v4);
     let v6 = family_map(128, &maps.v6);
+    let decision_counters = register_decisions(
+        registry,
+        &steered.name.to_string(),
+        type_label(qtype),
+        &pool_ids,
+        candidates,
+        &dynamic,
+        when_all_down,
+    );
 
     Ok(CompiledPolicy {
         label: format!("{} {}", steered.name, type_label(qtype)),
@@ -668,7 +760,57 @@ fn compile_one(
         steps: steered.policy.clone(),
         places: candidate_places.to_vec(),
         cidr_steps,
+        decision_counters,
     })
+}
+
+/// Registers the keys of every outcome the policy can reach and lays their
+/// slots out as [`pool_decision`] says. `pool_ids` are the policy's pools,
+/// the `candidates` first; `when_all_down` only acts through a `healthy`
+/// step, so without one only the policy's own choices are registered.
+fn register_decisions(
+    registry: &DecisionRegistry,
+    name: &str,
+    record_type: &str,
+    pool_ids: &[&String],
+    candidates: usize,
+    dynamic: &[Dynamic],
+    when_all_down: AllDown,
+) -> Vec<DecisionSlot> {
+    let key = |pool: &str, reason: Reason| DecisionKey {
+        name: name.to_owned(),
+        record_type: record_type.to_owned(),
+        pool: pool.to_owned(),
+        reason,
+    };
+    let all_down = dynamic
+        .iter()
+        .any(|step| matches!(step, Dynamic::Healthy { .. }))
+        .then_some(when_all_down);
+    let mut counters = vec![OVERFLOW_SLOT; POOL_DECISIONS + pool_ids.len() * REASONS_PER_POOL];
+    // Always reachable: even a pool that was up a moment ago can have no
+    // usable endpoint by the time its records are copied.
+    counters[NODATA_DECISION] = registry.slot(key("", Reason::NoData));
+    if all_down == Some(AllDown::ServFail) {
+        counters[SERVFAIL_DECISION] = registry.slot(key("", Reason::ServFail));
+    }
+    for (position, pool) in pool_ids.iter().enumerate() {
+        let index = position as u16;
+        let mut reasons = Vec::new();
+        if position < candidates {
+            reasons.push(Reason::Policy);
+            if all_down == Some(AllDown::FailOpen) {
+                reasons.push(Reason::FailOpen);
+            }
+        }
+        if all_down == Some(AllDown::Pool(index)) {
+            reasons.push(Reason::Fallback);
+        }
+        for reason in reasons {
+            counters[pool_decision(index, reason)] = registry.slot(key(pool, reason));
+        }
+    }
+    counters
 }
 
 fn type_label(qtype: u16) -> &'static str {
