@@ -3,9 +3,10 @@
 
 Starts three HTTP backends on loopback and Steer (release build, pinned to
 CPU 0) with a `healthy, priority` chain over pool fra (two endpoints) and
-pool iad (one), all probed every second (fall 2, rise 2). Then, twice for
-DURATION seconds (a steady run, then a run where each backend flips between
-200 and 503 every few seconds), it runs dnsperf at RATE queries per second
+pool iad (one), all probed every second (fall 2, rise 2). Then, three times
+for DURATION seconds (steady, a run where each backend flips between 200
+and 503 every few seconds, and steady again to show the run-to-run noise),
+it runs dnsperf at RATE queries per second
 on www.soak.test A (pinned to CPU 1) and, alongside, a verifier that sends
 its own queries and checks that every answer is one that some health state
 allows: {fra's two}, {one of fra's}, {iad's} (or fra's two when everything
@@ -251,6 +252,9 @@ def main():
             results = [run("steady", server.pid, directory, backends, False)]
             time.sleep(3)  # everything back up before the next run
             results.append(run("flapping", server.pid, directory, backends, True))
+            time.sleep(3)
+            # A second steady run shows how much two runs differ anyway.
+            results.append(run("steady again", server.pid, directory, backends, False))
         finally:
             server.terminate()
             server.wait(timeout=10)

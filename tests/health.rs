@@ -590,3 +590,28 @@ async fn a_target_dead_at_start_is_never_served_and_drains_survive_a_restart() {
     assert_eq!(addresses(&server).await, ["192.0.2.11"]);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_pool_below_its_min_healthy_counts_as_down() {
+    let mut first = Backend::start().await;
+    let second = Backend::start().await;
+    let third = Backend::start().await;
+    // fra needs both of its endpoints; iad takes over when one is down.
+    let config = failover_config().replace(
+        "[pools.fra]\nsite = \"fra\"\n",
+        "[pools.fra]\nsite = \"fra\"\nmin_healthy = 1.0\n",
+    );
+    assert!(config.contains("min_healthy = 1.0"));
+    let server = start(&config, &[&first, &second, &third]).await;
+    assert_eq!(addresses(&server).await, ["192.0.2.10", "192.0.2.11"]);
+    first.set(Mode::WrongStatus).await;
+    wait_for(&server, &["198.51.100.10"], detection_bound()).await;
+    first.set(Mode::Healthy).await;
+    wait_for(
+        &server,
+        &["192.0.2.10", "192.0.2.11"],
+        INTERVAL * (RISE + 1) + TIMEOUT + DEBOUNCE + SLACK,
+    )
+    .await;
+    server.shutdown().await;
+}

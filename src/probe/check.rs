@@ -1,8 +1,9 @@
 //! One health check of one target: a TCP connect, or an HTTP or HTTPS
 //! request whose status (and optionally body) is checked.
 //!
-//! A [`Checker`] is built once per probe target, when the config is loaded,
-//! so that a bad method or header is reported then and not at every check.
+//! A [`Checker`] is built once per probe target, when the monitor starts
+//! probing it (config validation has already refused bad methods and
+//! headers), and reused for every check of that target.
 //! [`Checker::check`] never takes longer than the probe's timeout, connect,
 //! TLS handshake, request and body read included, and never panics on what
 //! a server sends: a server that misbehaves is a failed check with a short
