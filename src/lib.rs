@@ -29,3 +29,16 @@ pub mod probe;
 pub mod server;
 pub mod table;
 pub mod zone;
+
+/// An error and all its causes, `outer: inner: innermost`: the outer
+/// message of an HTTP or I/O error alone rarely says what went wrong.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

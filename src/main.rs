@@ -502,7 +502,7 @@ impl AdminClient {
             .map_err(|client_error| {
                 vec![format!(
                     "cannot create an HTTP client: {}",
-                    error_chain(&client_error)
+                    steer::error_chain(&client_error)
                 )]
             })?;
         Ok(Self { base, token, http })
@@ -517,14 +517,14 @@ impl AdminClient {
         let response = request.send().await.map_err(|request_error| {
             format!(
                 "cannot reach the admin API at {url}: {}",
-                error_chain(&request_error)
+                steer::error_chain(&request_error)
             )
         })?;
         let status = response.status();
         let body = response.text().await.map_err(|body_error| {
             format!(
                 "{url}: cannot read the response: {}",
-                error_chain(&body_error)
+                steer::error_chain(&body_error)
             )
         })?;
         let Ok(json) = serde_json::from_str::<serde_json::Value>(&body) else {
@@ -814,18 +814,6 @@ fn count(number: u64, noun: &str) -> String {
     } else {
         format!("{number} {noun}s")
     }
-}
-
-/// An error and its causes: reqwest's own message alone says little.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -24,14 +24,6 @@ const TOKEN: &str = "s3cret-admin-token-0123456789";
 /// though a byte-by-byte comparison would get furthest with it.
 const NEAR_TOKEN: &str = "s3cret-admin-token-012345678X";
 
-const ZONE: &str = "\
-$ORIGIN example.test.
-$TTL 300
-@    IN SOA ns1 hostmaster 2024070101 7200 900 1209600 120
-@    IN NS  ns1
-ns1  IN A   192.0.2.1
-";
-
 /// The admin line is rewritten with the bound port once the server runs,
 /// so that the clients can find the API from this file.
 const ADMIN_LISTEN: &str = "listen = \"127.0.0.1:0\"\ntoken_file";
@@ -66,11 +58,8 @@ policy = ["healthy", "priority"]
 /// Starts a server whose admin API needs [`TOKEN`], then points the
 /// config's `admin.listen` at the port it got.
 async fn start_with_token() -> TestServer {
-    let directory = tempfile::tempdir().expect("temporary directory");
-    std::fs::create_dir(directory.path().join("zones")).expect("zones directory");
-    std::fs::write(directory.path().join("zones/example.test.zone"), ZONE).expect("zone");
+    let directory = common::example_directory(CONFIG);
     std::fs::write(directory.path().join("admin.token"), format!("{TOKEN}\n")).expect("token");
-    std::fs::write(directory.path().join("steer.toml"), CONFIG).expect("config");
     let server = TestServer::start_prepared(directory).await;
     let config = CONFIG.replace(
         ADMIN_LISTEN,
@@ -270,7 +259,7 @@ async fn cli_commands_use_the_token_from_the_config() {
     let text = succeeded(&steer(&["status", "--config", &config]).await);
     assert!(text.starts_with("generation 1, compiled "), "{text}");
     assert!(
-        text.contains("\n1 zone\n  example.test.  serial 2024070101, "),
+        text.contains("\n1 zone\n  example.test.  serial 2024060101, "),
         "{text}"
     );
     assert!(text.contains("\n2 endpoints\n"), "{text}");
@@ -447,7 +436,7 @@ async fn a_new_token_file_needs_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_token_the_api_and_the_clients_need_none() {
-    let server = TestServer::start(&[("example.test.zone", ZONE)]).await;
+    let server = TestServer::start(&[("example.test.zone", common::EXAMPLE_ZONE)]).await;
     let admin = server.admin_addr().to_string();
     let response = http_request(server.admin_addr(), "GET", "/status").await;
     assert_eq!(response.status, 200, "{}", response.body);
@@ -458,11 +447,8 @@ async fn without_a_token_the_api_and_the_clients_need_none() {
 
 #[test]
 fn check_names_admin_token_file_when_it_is_missing_or_short() {
-    let directory = tempfile::tempdir().expect("temporary directory");
-    std::fs::create_dir(directory.path().join("zones")).expect("zones directory");
-    std::fs::write(directory.path().join("zones/example.test.zone"), ZONE).expect("zone");
+    let directory = common::example_directory(CONFIG);
     let config = directory.path().join("steer.toml");
-    std::fs::write(&config, CONFIG).expect("config");
     let check = |config: &Path| {
         Command::new(env!("CARGO_BIN_EXE_steer"))
             .args(["check", "--config", &config.display().to_string()])

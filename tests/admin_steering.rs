@@ -19,14 +19,6 @@ use serde_json::{Value, json};
 /// A client network in Europe, per the sample database.
 const EUROPE: &str = "81.2.69.0";
 
-const ZONE: &str = "\
-$ORIGIN example.test.
-$TTL 300
-@    IN SOA ns1 hostmaster 2024060101 7200 900 1209600 120
-@    IN NS  ns1
-ns1  IN A   192.0.2.1
-";
-
 /// Europe goes to web-fra, failing over to web-iad; web-fra has two
 /// addresses so that one can be forced down on its own.
 const CONFIG: &str = r#"[server]
@@ -64,16 +56,13 @@ policy = ["healthy", { geo = { EU = ["web-fra", "web-iad"], default = ["web-iad"
 /// Starts the server on a temporary copy of `CONFIG`, the zone and the
 /// sample database.
 async fn start() -> TestServer {
-    let directory = tempfile::tempdir().expect("temporary directory");
-    std::fs::create_dir(directory.path().join("zones")).expect("zones directory");
-    std::fs::write(directory.path().join("zones/example.test.zone"), ZONE).expect("zone");
+    let directory = common::example_directory(CONFIG);
     std::fs::create_dir(directory.path().join("geoip")).expect("geoip directory");
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("geoip/sample-city.mmdb"),
         directory.path().join("geoip/sample-city.mmdb"),
     )
     .expect("copy the sample database");
-    std::fs::write(directory.path().join("steer.toml"), CONFIG).expect("config");
     TestServer::start_prepared(directory).await
 }
 

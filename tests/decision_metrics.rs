@@ -11,14 +11,6 @@ use common::{Family, QueryOptions, TestServer, Transport, ask, build_query, http
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-const ZONE: &str = "\
-$ORIGIN example.test.
-$TTL 300
-@    IN SOA ns1 hostmaster 2024060101 7200 900 1209600 120
-@    IN NS  ns1
-ns1  IN A   192.0.2.1
-";
-
 /// Listeners, sites and pools shared by every configuration below; two
 /// UDP workers, so that `/metrics` has more than one worker to sum.
 const BASE: &str = r#"[server]
@@ -112,14 +104,7 @@ fn write_config(server: &TestServer, steering: &str) {
 }
 
 async fn start() -> TestServer {
-    let directory = tempfile::tempdir().expect("temporary directory");
-    std::fs::create_dir(directory.path().join("zones")).expect("zones directory");
-    std::fs::write(directory.path().join("zones/example.test.zone"), ZONE).expect("zone");
-    std::fs::write(
-        directory.path().join("steer.toml"),
-        format!("{BASE}{FIRST}"),
-    )
-    .expect("config");
+    let directory = common::example_directory(&format!("{BASE}{FIRST}"));
     TestServer::start_prepared(directory).await
 }
 

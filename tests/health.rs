@@ -32,14 +32,6 @@ const DEBOUNCE: Duration = Duration::from_millis(50);
 /// Scheduling on a loaded 2-core CI machine.
 const SLACK: Duration = Duration::from_millis(400);
 
-const ZONE: &str = "\
-$ORIGIN example.test.
-$TTL 300
-@    IN SOA ns1 hostmaster 2024060101 7200 900 1209600 120
-@    IN NS  ns1
-ns1  IN A   192.0.2.1
-";
-
 /// How a backend answers its health check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -146,8 +138,6 @@ async fn start(config: &str, backends: &[&Backend]) -> TestServer {
 }
 
 fn write_files(directory: &std::path::Path, config: &str, backends: &[&Backend]) {
-    std::fs::create_dir_all(directory.join("zones")).expect("zones directory");
-    std::fs::write(directory.join("zones/example.test.zone"), ZONE).expect("zone");
     let mut text = config.to_owned();
     for (index, backend) in backends.iter().enumerate() {
         text = text.replace(
@@ -155,7 +145,7 @@ fn write_files(directory: &std::path::Path, config: &str, backends: &[&Backend])
             &backend.address.port().to_string(),
         );
     }
-    std::fs::write(directory.join("steer.toml"), text).expect("config");
+    common::write_example(directory, &text);
 }
 
 const PROBE: &str = r#"[server]

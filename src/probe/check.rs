@@ -190,9 +190,12 @@ impl HttpCheck {
         let text = format!("{scheme}://{url_host}:{port}{}", http.path);
         let url = Url::parse(&text).map_err(|error| format!("invalid URL {text}: {error}"))?;
 
-        let client = builder
-            .build()
-            .map_err(|error| format!("cannot build the HTTP client: {}", error_chain(&error)))?;
+        let client = builder.build().map_err(|error| {
+            format!(
+                "cannot build the HTTP client: {}",
+                crate::error_chain(&error)
+            )
+        })?;
         Ok(HttpCheck {
             client,
             method,
@@ -354,18 +357,6 @@ fn describe_io(error: &io::Error, timeout: Duration) -> String {
         io::ErrorKind::UnexpectedEof => "connection closed".to_owned(),
         _ => error.to_string(),
     }
-}
-
-/// An error and all its causes, for errors that are not a check's result.
-fn error_chain(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

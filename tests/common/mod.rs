@@ -21,6 +21,32 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 
+/// A minimal `example.test` zone (SOA, NS and its glue) for tests whose
+/// names are all steered.
+pub const EXAMPLE_ZONE: &str = "\
+$ORIGIN example.test.
+$TTL 300
+@    IN SOA ns1 hostmaster 2024060101 7200 900 1209600 120
+@    IN NS  ns1
+ns1  IN A   192.0.2.1
+";
+
+/// A fresh directory holding `zones/example.test.zone` ([`EXAMPLE_ZONE`])
+/// and `steer.toml` with `config`, ready for [`TestServer::start_prepared`].
+pub fn example_directory(config: &str) -> tempfile::TempDir {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    write_example(directory.path(), config);
+    directory
+}
+
+/// Writes `zones/example.test.zone` and `steer.toml` (with `config`) into
+/// `directory`.
+pub fn write_example(directory: &Path, config: &str) {
+    std::fs::create_dir_all(directory.join("zones")).expect("zones directory");
+    std::fs::write(directory.join("zones/example.test.zone"), EXAMPLE_ZONE).expect("zone");
+    std::fs::write(directory.join("steer.toml"), config).expect("config");
+}
+
 /// How long a test waits for an answer it expects (per attempt).
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a test waits before concluding that a packet was dropped.
