@@ -15,6 +15,7 @@
 //! Nothing here is on the query path: the data plane only ever calls
 //! `ArcSwap::load`.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +30,9 @@ use crate::config::{self, Config};
 use crate::geo::GeoDatabase;
 use crate::health::observed::Observed;
 use crate::health::{AdminState, EndpointStatus, Forced, state_file};
+use crate::latency::{
+    self, engine::LatencyEngine, matrix::LatencyMatrix, snapshot::LatencySnapshot,
+};
 use crate::metrics::DecisionRegistry;
 use crate::probe::monitor::{Histogram, LastProbe, Monitor, TargetStatus};
 use crate::table::{Inputs, RoutingTable};
@@ -53,6 +57,22 @@ pub struct Built {
     /// The registry the table's decision counter slots come from; a
     /// [`Control`] made from this build keeps it for every reload.
     pub decisions: Arc<DecisionRegistry>,
+    /// What a latency recompile needs besides the model, kept only when
+    /// some steered name has a `latency` step (it holds the parsed zones).
+    pub inputs: Option<Arc<CompileInputs>>,
+}
+
+/// The parsed files of a build, for recompiling with new latency data
+/// without reading anything again.
+pub struct CompileInputs {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The parsed zones.
+    pub zones: Vec<zone::Zone>,
+    /// The GeoIP databases.
+    pub geo: Option<Arc<GeoDatabase>>,
+    /// The latency matrix (empty without `latency.matrix`).
+    pub matrix: LatencyMatrix,
 }
 
 /// Runs the whole pipeline (config → zones → compile) for `generation`,
@@ -71,6 +91,7 @@ pub fn build(
         generation,
         admin,
         &Arc::new(DecisionRegistry::default()),
+        None,
     )
 }
 
@@ -81,6 +102,7 @@ pub fn build_with_decisions(
     generation: u64,
     admin: &AdminState,
     decisions: &Arc<DecisionRegistry>,
+    latency: Option<&LatencyEngine>,
 ) -> Result<Built, Vec<String>> {
     let started = Instant::now();
     let config = config::load(config_path)
@@ -94,32 +116,119 @@ pub fn build_with_decisions(
         .as_ref()
         .map(GeoDatabase::open)
         .transpose();
-    let (zones, geo) = match (zones, geo) {
-        (Ok(zones), Ok(geo)) => (zones, geo),
-        (zones, geo) => {
+    let sites = site_ids(&config);
+    let matrix = match &config.steering.latency.matrix {
+        Some(path) => latency::matrix::load(path, &sites, config.steering.latency.max_rtt_ms),
+        None => Ok(LatencyMatrix::default()),
+    };
+    let (zones, geo, matrix) = match (zones, geo, matrix) {
+        (Ok(zones), Ok(geo), Ok(matrix)) => (zones, geo, matrix),
+        (zones, geo, matrix) => {
             let mut errors = zones.err().unwrap_or_default();
             errors.extend(geo.err().unwrap_or_default());
+            errors.extend(matrix.err().unwrap_or_default());
             return Err(errors);
         }
     };
-    let inputs = Inputs {
-        steering: &config.steering,
-        geo: geo.as_ref(),
-        admin,
-        config_file: &config.file,
-        decisions,
+    let inputs = CompileInputs {
+        config: Arc::new(config),
+        zones,
+        geo: geo.map(Arc::new),
+        matrix,
     };
-    let table = RoutingTable::compile(&zones, &inputs, generation)?;
+    let table = compile_inputs(&inputs, generation, admin, decisions, latency)?;
     let records = table.zones().iter().map(|zone| zone.records).sum();
+    let keep = uses_latency(&inputs.config);
+    let config = (*inputs.config).clone();
+    let geo = inputs.geo.clone();
     Ok(Built {
         zones: table.zones().len(),
         records,
         config,
         table,
-        geo: geo.map(Arc::new),
+        geo,
         compile_duration: started.elapsed(),
         decisions: Arc::clone(decisions),
+        inputs: keep.then(|| Arc::new(inputs)),
     })
+}
+
+/// A table from the served table's parsed inputs and the latest latency
+/// data: nothing is read from disk.
+fn rebuild(
+    inputs: &Arc<CompileInputs>,
+    generation: u64,
+    admin: &AdminState,
+    decisions: &Arc<DecisionRegistry>,
+    latency: &LatencyEngine,
+) -> Result<Built, Vec<String>> {
+    let started = Instant::now();
+    let table = compile_inputs(inputs, generation, admin, decisions, Some(latency))?;
+    let records = table.zones().iter().map(|zone| zone.records).sum();
+    Ok(Built {
+        zones: table.zones().len(),
+        records,
+        config: (*inputs.config).clone(),
+        table,
+        geo: inputs.geo.clone(),
+        compile_duration: started.elapsed(),
+        decisions: Arc::clone(decisions),
+        inputs: Some(Arc::clone(inputs)),
+    })
+}
+
+/// Compiles parsed inputs, with the latency engine's measurements when
+/// there is one (else the matrix alone).
+fn compile_inputs(
+    inputs: &CompileInputs,
+    generation: u64,
+    admin: &AdminState,
+    decisions: &Arc<DecisionRegistry>,
+    latency: Option<&LatencyEngine>,
+) -> Result<RoutingTable, Vec<String>> {
+    let config = &inputs.config;
+    let snapshot = uses_latency(config).then(|| match latency {
+        Some(engine) => engine.snapshot(&inputs.matrix, &site_ids(config), unix_now()),
+        None => {
+            let mut snapshot = LatencySnapshot::from_matrix(&inputs.matrix);
+            snapshot.finish();
+            snapshot
+        }
+    });
+    let table_inputs = Inputs {
+        steering: &config.steering,
+        geo: inputs.geo.as_deref(),
+        admin,
+        config_file: &config.file,
+        decisions,
+        latency: snapshot.as_ref(),
+    };
+    RoutingTable::compile(&inputs.zones, &table_inputs, generation)
+}
+
+/// Whether any steered name has a `latency` step.
+fn uses_latency(config: &Config) -> bool {
+    config.steering.steered.iter().any(|steered| {
+        steered
+            .policy
+            .iter()
+            .any(|step| matches!(step, crate::config::steering::Step::Latency { .. }))
+    })
+}
+
+/// The configured site ids, in the order latency data indexes them.
+fn site_ids(config: &Config) -> Vec<String> {
+    site_ids_of(&config.steering.sites)
+}
+
+fn site_ids_of(sites: &[crate::config::steering::Site]) -> Vec<String> {
+    sites.iter().map(|site| site.id.clone()).collect()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// What a successful reload did.
@@ -180,8 +289,25 @@ pub struct StatusSnapshot {
     /// endpoint that went down, for `/metrics`.
     #[serde(skip)]
     pub failover: Histogram,
+    /// The latency model and its recompiles.
+    pub latency: LatencyStatus,
     /// The steered names and types, in config order.
     pub steered: Vec<SteeredStatus>,
+}
+
+/// The latency model in `/status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LatencyStatus {
+    /// Samples recorded since start.
+    pub samples_accepted: u64,
+    /// Samples rejected since start, by reason.
+    pub samples_rejected: std::collections::BTreeMap<&'static str, u64>,
+    /// Client networks tracked.
+    pub prefixes: usize,
+    /// The model's estimated heap use.
+    pub memory_bytes: usize,
+    /// Recompiles with new latency data.
+    pub compiles: LatencyCompiles,
 }
 
 /// One endpoint in `/status`: its slot in the table, and what its probe says.
@@ -302,6 +428,15 @@ pub struct Control {
     admin: Arc<Mutex<AdminState>>,
     /// The probe runner, once [`Control::start_probes`] has run.
     monitor: std::sync::OnceLock<Monitor>,
+    /// Latency measurements and the model `latency` steps read.
+    latency: Arc<LatencyEngine>,
+    /// The parsed inputs of the served table, when it has `latency` steps:
+    /// a latency recompile starts from them instead of the files.
+    inputs: Arc<Mutex<Option<Arc<CompileInputs>>>>,
+    /// The model version the served table was compiled from.
+    compiled_version: Arc<std::sync::atomic::AtomicU64>,
+    /// Latency recompiles: count, last duration, answers changed.
+    latency_compiles: Arc<Mutex<LatencyCompiles>>,
     /// Decision counter slots, from the first build on: every reload
     /// compiles against it so that `/metrics` series never renumber.
     decisions: Arc<DecisionRegistry>,
@@ -327,6 +462,8 @@ impl Control {
     pub fn new(config_path: &Path, built: Built) -> Self {
         // The first table is served from here on: its keys are exported.
         built.decisions.commit();
+        let built_latency = built.config.steering.latency.clone();
+        let built_sites = built.config.steering.sites.clone();
         let status = Status {
             last_compile: CompileStatus {
                 at: unix_seconds(SystemTime::now()),
@@ -349,6 +486,48 @@ impl Control {
             admin: Arc::new(Mutex::new(AdminState::default())),
             monitor: std::sync::OnceLock::new(),
             decisions: built.decisions,
+            latency: Arc::new(LatencyEngine::new(
+                &built_latency,
+                site_ids_of(&built_sites),
+            )),
+            inputs: Arc::new(Mutex::new(built.inputs)),
+            compiled_version: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            latency_compiles: Arc::new(Mutex::new(LatencyCompiles::default())),
+        }
+    }
+
+    /// The latency engine (`POST /latency`, metrics, explain).
+    pub fn latency(&self) -> &Arc<LatencyEngine> {
+        &self.latency
+    }
+
+    /// Latency recompiles so far.
+    pub fn latency_compiles(&self) -> LatencyCompiles {
+        lock(&self.latency_compiles).clone()
+    }
+
+    /// Recompiles the served table with the latest latency data whenever
+    /// the model changed, every `latency.compile_interval`; expires stale
+    /// measurements on the same beat. Runs until the server stops.
+    pub async fn run_latency_compiler(self: Arc<Self>) {
+        loop {
+            let interval = lock(&self.inputs).as_ref().map_or(
+                crate::config::steering::LatencyConfig::default().compile_interval,
+                |inputs| inputs.config.steering.latency.compile_interval,
+            );
+            tokio::time::sleep(interval).await;
+            self.latency.expire(unix_now());
+            let has_inputs = lock(&self.inputs).is_some();
+            let version = self.latency.version();
+            if has_inputs
+                && version
+                    != self
+                        .compiled_version
+                        .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                // A failure is logged and kept in /status by the job.
+                let _ = self.run_job(JobKind::Latency).await;
+            }
         }
     }
 
@@ -477,7 +656,26 @@ impl Control {
     /// logged and kept for `/status`. Dropping the returned future does not
     /// stop a reload that has started: it completes and is recorded.
     pub async fn reload(&self) -> Result<ReloadReport, ReloadFailure> {
+        self.run_job(JobKind::Reload).await
+    }
+
+    async fn run_job(&self, kind: JobKind) -> Result<ReloadReport, ReloadFailure> {
         let guard = Arc::clone(&self.reload_lock).lock_owned().await;
+        let cached = lock(&self.inputs).clone();
+        let source = match (kind, cached) {
+            (JobKind::Latency, Some(inputs)) => Source::Cached(inputs),
+            (JobKind::Latency, None) => {
+                // The served table lost its latency steps meanwhile.
+                return Ok(ReloadReport {
+                    generation: self.table.load().generation(),
+                    zones: 0,
+                    records: 0,
+                    seconds: 0.0,
+                    warnings: Vec::new(),
+                });
+            }
+            (JobKind::Reload, _) => Source::Files,
+        };
         let job = ReloadJob {
             config_path: self.config_path.clone(),
             active: Arc::clone(&self.active),
@@ -486,6 +684,11 @@ impl Control {
             admin: lock(&self.admin).clone(),
             monitor: self.monitor.get().cloned(),
             decisions: Arc::clone(&self.decisions),
+            latency: Arc::clone(&self.latency),
+            inputs: Arc::clone(&self.inputs),
+            compiled_version: Arc::clone(&self.compiled_version),
+            latency_compiles: Arc::clone(&self.latency_compiles),
+            source,
         };
         // A task of its own, with the lock guard, so that a cancelled
         // caller neither stops the reload half-way nor lets a second writer
@@ -583,6 +786,20 @@ impl Control {
             ),
             probes,
             steered,
+            latency: {
+                let totals = self.latency.totals();
+                LatencyStatus {
+                    samples_accepted: totals.accepted,
+                    samples_rejected: crate::latency::engine::REJECTION_REASONS
+                        .iter()
+                        .copied()
+                        .zip(totals.rejected)
+                        .collect(),
+                    prefixes: totals.prefixes,
+                    memory_bytes: totals.memory_bytes,
+                    compiles: self.latency_compiles(),
+                }
+            },
         }
     }
 
@@ -612,6 +829,39 @@ struct ReloadJob {
     admin: AdminState,
     monitor: Option<Monitor>,
     decisions: Arc<DecisionRegistry>,
+    latency: Arc<LatencyEngine>,
+    inputs: Arc<Mutex<Option<Arc<CompileInputs>>>>,
+    compiled_version: Arc<std::sync::atomic::AtomicU64>,
+    latency_compiles: Arc<Mutex<LatencyCompiles>>,
+    source: Source,
+}
+
+/// What a job compiles from.
+enum Source {
+    /// The config and zone files (a reload).
+    Files,
+    /// The served table's parsed inputs, with new latency data.
+    Cached(Arc<CompileInputs>),
+}
+
+/// Why a job runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JobKind {
+    Reload,
+    Latency,
+}
+
+/// Latency recompiles since start.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LatencyCompiles {
+    /// Recompiles that published a table.
+    pub count: u64,
+    /// Seconds the last one took.
+    pub last_seconds: f64,
+    /// Latency sources whose chosen site changed at the last one.
+    pub last_changed: u64,
+    /// Over all recompiles.
+    pub changed_total: u64,
 }
 
 impl ReloadJob {
@@ -621,9 +871,19 @@ impl ReloadJob {
         let config_path = self.config_path.clone();
         let admin = self.admin.clone();
         let decisions = Arc::clone(&self.decisions);
+        let latency = Arc::clone(&self.latency);
+        let latency_job = matches!(self.source, Source::Cached(_));
+        let cached = match &self.source {
+            Source::Cached(inputs) => Some(Arc::clone(inputs)),
+            Source::Files => None,
+        };
+        let version = self.latency.version();
         // Zone files can be large: build on a blocking thread.
-        let built = tokio::task::spawn_blocking(move || {
-            build_with_decisions(&config_path, generation, &admin, &decisions)
+        let built = tokio::task::spawn_blocking(move || match cached {
+            None => {
+                build_with_decisions(&config_path, generation, &admin, &decisions, Some(&latency))
+            }
+            Some(inputs) => rebuild(&inputs, generation, &admin, &decisions, &latency),
         })
         .await;
         let built = match built {
@@ -650,6 +910,12 @@ impl ReloadJob {
                 warn!("{problem}; it is not probed");
             }
         }
+        let chosen: HashMap<String, HashMap<String, usize>> = table
+            .policies()
+            .iter()
+            .filter(|policy| !policy.latency_chosen.is_empty())
+            .map(|policy| (policy.label.clone(), policy.latency_chosen.clone()))
+            .collect();
         {
             let mut status = lock(&self.status);
             let store = || self.table.store(Arc::clone(&table));
@@ -659,6 +925,22 @@ impl ReloadJob {
             }
             drop(table);
             self.decisions.commit();
+            let changed = self.latency.remember_choices(chosen);
+            self.latency.reconfigure(
+                &built.config.steering.latency,
+                site_ids(&built.config),
+                unix_now(),
+            );
+            self.compiled_version
+                .store(version, std::sync::atomic::Ordering::Relaxed);
+            *lock(&self.inputs) = built.inputs.clone();
+            if latency_job {
+                let mut compiles = lock(&self.latency_compiles);
+                compiles.count += 1;
+                compiles.last_seconds = report.seconds;
+                compiles.last_changed = changed;
+                compiles.changed_total += changed;
+            }
             status.sources = Sources {
                 geo: built.geo,
                 steering: Arc::new(built.config.steering),
@@ -666,11 +948,21 @@ impl ReloadJob {
             // The parse and compile garbage (and usually the old
             // table) is free now: hand it back to the system.
             release_freed_memory();
-            status.reloads.ok += 1;
+            if !latency_job {
+                status.reloads.ok += 1;
+            }
             status.last_compile = CompileStatus {
                 at: unix_seconds(SystemTime::now()),
                 seconds: report.seconds,
             };
+        }
+        if latency_job {
+            info!(
+                generation,
+                seconds = report.seconds,
+                "recompiled with new latency data"
+            );
+            return Ok(report);
         }
         info!(
             generation,
@@ -810,6 +1102,7 @@ mod tests {
             records: 0,
             compile_duration: Duration::from_millis(2),
             decisions: Arc::default(),
+            inputs: None,
         }
     }
 

@@ -23,6 +23,7 @@ pub mod dns;
 pub mod explain;
 pub mod geo;
 pub mod health;
+pub mod latency;
 pub mod metrics;
 pub mod policy;
 pub mod probe;

@@ -71,6 +71,7 @@ pub struct RunningServer {
     tcp: TcpService,
     admin_server: AdminServer,
     database_watch: tokio::task::JoinHandle<()>,
+    latency_compiler: tokio::task::JoinHandle<()>,
 }
 
 /// How often the GeoIP database files are looked at for replacement.
@@ -225,6 +226,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         config_path.to_path_buf(),
         DATABASE_POLL,
     ));
+    let latency_compiler = tokio::spawn(Arc::clone(&control).run_latency_compiler());
     Ok(RunningServer {
         dns_udp,
         dns_tcp,
@@ -234,6 +236,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         tcp,
         admin_server,
         database_watch,
+        latency_compiler,
     })
 }
 
@@ -241,6 +244,7 @@ impl RunningServer {
     /// Stops the admin API, then TCP, then UDP, and waits for each.
     pub async fn shutdown(self) {
         self.database_watch.abort();
+        self.latency_compiler.abort();
         self.admin_server.stop().await;
         stop_dns(self.udp, self.tcp).await;
         info!("stopped");

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use common::{Family, QueryOptions, TestServer, Transport};
 use hickory_proto::op::Message;
-use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{RData, RecordType};
 use steer::control::AdminError;
 
@@ -81,15 +80,7 @@ fn steered_answer(response: &Message) -> Steered {
         })
         .collect();
     let ttls = response.answers.iter().map(|record| record.ttl).collect();
-    let scope = response.edns.as_ref().and_then(|edns| {
-        edns.options()
-            .options
-            .iter()
-            .find_map(|(_, option)| match option {
-                EdnsOption::Subnet(subnet) => Some(subnet.scope_prefix()),
-                _ => None,
-            })
-    });
+    let scope = common::ecs_scope(response);
     Steered {
         addresses,
         ttls,

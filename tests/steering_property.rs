@@ -427,6 +427,11 @@ fn compile(world: &World) -> Compiled {
             PoolPlace {
                 id: id.clone(),
                 coordinates: steering.site(&pool.site).and_then(|site| site.coordinates),
+                site: steering
+                    .sites
+                    .iter()
+                    .position(|site| site.id == pool.site)
+                    .expect("site exists"),
             }
         })
         .collect();

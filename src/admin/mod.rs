@@ -38,7 +38,11 @@ use tracing::{error, warn};
 use crate::control::{AdminError, Control};
 use crate::explain;
 use crate::health::Forced;
+use crate::latency::engine::{MAX_BATCH, PostedBatch};
 use crate::metrics::Metrics;
+
+/// Largest `POST /latency` body: room for [`MAX_BATCH`] samples.
+const LATENCY_BODY_LIMIT: usize = 16 << 20;
 
 /// How long [`AdminServer::stop`] waits for in-flight requests.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -68,6 +72,12 @@ pub fn router(state: AdminState) -> Router {
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/reload", post(reload))
+        .route(
+            "/latency",
+            // Batches of tens of thousands of samples are the efficient way
+            // to send them; the default 2 MB body limit is too small.
+            post(post_latency).layer(axum::extract::DefaultBodyLimit::max(LATENCY_BODY_LIMIT)),
+        )
         .route("/explain", get(explain_question))
         .route("/pools/{id}/drain", post(drain))
         .route("/pools/{id}/undrain", post(undrain))
@@ -225,6 +235,51 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     let decisions = state.metrics.decision_totals(series.len());
     prometheus::render_decisions(&mut body, &series, &decisions);
     ([(CONTENT_TYPE, prometheus::CONTENT_TYPE)], body).into_response()
+}
+
+/// `POST /latency`: a batch of real-user measurements. A body that is not
+/// a valid batch is refused whole (400, nothing recorded); otherwise each
+/// sample is accepted or rejected on its own and the answer says which.
+async fn post_latency(State(state): State<AdminState>, body: axum::body::Bytes) -> Response {
+    let batch: PostedBatch = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(error) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "not a latency batch ({error}); expected {{\"samples\": [{{\"client\": \
+                     \"198.51.100.7\", \"site\": \"fra\", \"rtt_ms\": 23.5}}]}}; nothing was \
+                     recorded"
+                ),
+            );
+        }
+    };
+    if batch.samples.len() > MAX_BATCH {
+        return error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "{} samples in one batch; at most {MAX_BATCH}; nothing was recorded",
+                batch.samples.len()
+            ),
+        );
+    }
+    let engine = Arc::clone(state.control.latency());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    // A large batch holds the model for a while: keep it off the async threads.
+    match tokio::task::spawn_blocking(move || engine.ingest(&batch, now)).await {
+        Ok(report) => Json(json!({
+            "ok": report.rejected.is_empty(),
+            "accepted": report.accepted,
+            "rejected": report.rejected,
+        }))
+        .into_response(),
+        Err(join_error) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the batch was not recorded: {join_error}"),
+        ),
+    }
 }
 
 async fn reload(State(state): State<AdminState>) -> Response {

@@ -113,6 +113,7 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
         );
     }
     probes(&mut out, status);
+    latency(&mut out, status);
     header(
         &mut out,
         "steer_steered_names",
@@ -236,6 +237,72 @@ fn probes(out: &mut String, status: &StatusSnapshot) {
         "",
         &FAILOVER_BUCKETS,
         &status.failover,
+    );
+}
+
+/// The latency model: samples, size, recompiles.
+fn latency(out: &mut String, status: &StatusSnapshot) {
+    let latency = &status.latency;
+    header(
+        out,
+        "steer_latency_samples_total",
+        "counter",
+        "Latency samples posted, by result (accepted, or the reason they were rejected).",
+    );
+    line(
+        out,
+        "steer_latency_samples_total{result=\"accepted\"}",
+        latency.samples_accepted,
+    );
+    for (reason, count) in &latency.samples_rejected {
+        line(
+            out,
+            &format!("steer_latency_samples_total{{result=\"{reason}\"}}"),
+            count,
+        );
+    }
+    header(
+        out,
+        "steer_latency_prefixes",
+        "gauge",
+        "Client networks (/24, /48) the latency model tracks.",
+    );
+    line(out, "steer_latency_prefixes", latency.prefixes);
+    header(
+        out,
+        "steer_latency_model_bytes",
+        "gauge",
+        "Estimated memory of the latency model.",
+    );
+    line(out, "steer_latency_model_bytes", latency.memory_bytes);
+    header(
+        out,
+        "steer_latency_compiles_total",
+        "counter",
+        "Recompiles of the table with new latency data.",
+    );
+    line(out, "steer_latency_compiles_total", latency.compiles.count);
+    header(
+        out,
+        "steer_latency_compile_seconds",
+        "gauge",
+        "Time the last latency recompile took.",
+    );
+    line(
+        out,
+        "steer_latency_compile_seconds",
+        latency.compiles.last_seconds,
+    );
+    header(
+        out,
+        "steer_latency_changed_choices_total",
+        "counter",
+        "Latency sources (client networks, matrix rows) whose chosen site changed at a recompile.",
+    );
+    line(
+        out,
+        "steer_latency_changed_choices_total",
+        latency.compiles.changed_total,
     );
 }
 
@@ -384,6 +451,18 @@ mod tests {
                 count: 1,
                 sum: 3.25,
             },
+            latency: crate::control::LatencyStatus {
+                samples_accepted: 12,
+                samples_rejected: [("bad_rtt", 2)].into_iter().collect(),
+                prefixes: 3,
+                memory_bytes: 4096,
+                compiles: crate::control::LatencyCompiles {
+                    count: 4,
+                    last_seconds: 0.5,
+                    last_changed: 1,
+                    changed_total: 6,
+                },
+            },
             steered: vec![SteeredStatus {
                 name: "www.example.test.".into(),
                 record_type: "A".into(),
@@ -420,6 +499,11 @@ mod tests {
             "steer_failover_seconds_bucket{le=\"5\"} 1\n",
             "steer_failover_seconds_sum 3.25\n",
             "steer_failover_seconds_count 1\n",
+            "steer_latency_samples_total{result=\"accepted\"} 12\n",
+            "steer_latency_samples_total{result=\"bad_rtt\"} 2\n",
+            "steer_latency_prefixes 3\n",
+            "steer_latency_compiles_total 4\n",
+            "steer_latency_changed_choices_total 6\n",
             "# TYPE steer_steered_names gauge\n",
             "steer_steered_names 1\n",
         ] {

@@ -43,6 +43,7 @@ impl Fixture {
             records: 0,
             compile_duration: Duration::from_millis(1),
             decisions: Arc::default(),
+            inputs: None,
         };
         let control = Arc::new(Control::new(&config_path, built));
         control.set_listeners(Listeners {

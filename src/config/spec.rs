@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use steering::{
-    EcsSpec, GeoIpSpec, HealthSpec, PoolSpec, ProbeSpec, SiteSpec, SteerSpec, SteeringSpec,
+    EcsSpec, GeoIpSpec, HealthSpec, LatencySpec, PoolSpec, ProbeSpec, SiteSpec, SteerSpec,
+    SteeringSpec,
 };
 
 /// The whole file.
@@ -51,6 +52,9 @@ pub struct Spec {
     /// `[health]`: how probe results are published.
     #[serde(default)]
     pub health: Option<HealthSpec>,
+    /// `[latency]`: measured latency for the `latency` step.
+    #[serde(default)]
+    pub latency: Option<LatencySpec>,
 }
 
 impl Spec {
@@ -64,6 +68,7 @@ impl Spec {
             steer: std::mem::take(&mut self.steer),
             probes: std::mem::take(&mut self.probes),
             health: self.health.take(),
+            latency: self.latency.take(),
         }
     }
 }

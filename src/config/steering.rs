@@ -50,6 +50,42 @@ pub struct SteeringConfig {
     pub probes: Vec<Probe>,
     /// `[health]`.
     pub health: HealthConfig,
+    /// `[latency]`.
+    pub latency: LatencyConfig,
+}
+
+/// `[latency]`: the latency model and its inputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatencyConfig {
+    /// The latency matrix file, resolved against the config's directory.
+    pub matrix: Option<PathBuf>,
+    /// Weight of a new sample in the exponentially weighted moving average.
+    pub weight: f64,
+    /// A (client network, site) not measured for this long is not used.
+    pub max_age: Duration,
+    /// Most client networks (/24, /48) tracked; the least recently
+    /// updated are dropped first.
+    pub max_prefixes: usize,
+    /// RTTs above this (milliseconds) are rejected as absurd.
+    pub max_rtt_ms: f64,
+    /// How often the model is compiled into the answers, when it changed.
+    pub compile_interval: Duration,
+    /// How often this node measures its RTT to each site's `latency_target`.
+    pub active_interval: Duration,
+}
+
+impl Default for LatencyConfig {
+    fn default() -> Self {
+        Self {
+            matrix: None,
+            weight: 0.3,
+            max_age: Duration::from_secs(3_600),
+            max_prefixes: 1_000_000,
+            max_rtt_ms: 10_000.0,
+            compile_interval: Duration::from_secs(10),
+            active_interval: Duration::from_secs(30),
+        }
+    }
 }
 
 /// `[health]`: how probe results become answers.
@@ -208,6 +244,8 @@ pub struct Site {
     pub country: Option<String>,
     /// Continent code of the site.
     pub continent: Option<String>,
+    /// Where this node connects to measure its own RTT to the site.
+    pub latency_target: Option<SocketAddr>,
 }
 
 /// `[pools.ID]`: a site's set of addresses, or one CNAME target.
@@ -319,6 +357,15 @@ pub enum Step {
         /// Pool → km added to its distance (negative pulls it closer).
         bias_km: Vec<(String, f64)>,
     },
+    /// Order by measured RTT from the client's network to each pool's
+    /// site; the previous winner keeps its place unless a challenger is
+    /// faster by both margins.
+    Latency {
+        /// Percent of the winner's RTT a challenger must beat it by.
+        margin_percent: f64,
+        /// Milliseconds a challenger must beat the winner by.
+        margin_ms: f64,
+    },
     /// Drop down endpoints, and pools with fewer than `min_healthy` of their
     /// endpoints up (a fraction; 0 keeps a pool while any endpoint is up).
     Healthy {
@@ -368,6 +415,8 @@ impl SteeringConfig {
             && self.sites.is_empty()
             && self.pools.is_empty()
             && self.steered.is_empty()
+            && self.probes.is_empty()
+            && self.latency == LatencyConfig::default()
     }
 
     /// The site with this id.

@@ -15,7 +15,8 @@
 
 pub mod prefix_map;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::config::steering::{Region, Step};
@@ -48,7 +49,12 @@ pub enum Dynamic {
 pub fn is_location_step(step: &Step) -> bool {
     matches!(
         step,
-        Step::Geofence(_) | Step::Geo { .. } | Step::Cidr(_) | Step::Asn(_) | Step::Nearest { .. }
+        Step::Geofence(_)
+            | Step::Geo { .. }
+            | Step::Cidr(_)
+            | Step::Asn(_)
+            | Step::Nearest { .. }
+            | Step::Latency { .. }
     )
 }
 
@@ -98,6 +104,7 @@ pub fn step_name(step: &Step) -> &'static str {
         Step::Cidr(_) => "cidr",
         Step::Asn(_) => "asn",
         Step::Nearest { .. } => "nearest",
+        Step::Latency { .. } => "latency",
         Step::Healthy { .. } => "healthy",
         Step::Priority => "priority",
         Step::Weighted => "weighted",
@@ -113,6 +120,127 @@ pub struct PoolPlace {
     pub id: String,
     /// The site's coordinates in degrees, when known.
     pub coordinates: Option<(f64, f64)>,
+    /// The site's index in the config's sites (latency data is per site).
+    pub site: usize,
+}
+
+/// Latency data for one client network, as the `latency` step reads it.
+#[derive(Default)]
+pub struct LatencyInput<'a> {
+    /// Where RTTs are known, most specific first: a label (`network
+    /// 198.51.100.0/24`, `matrix AS3320`, ...) that also keys the margin,
+    /// and (site index, RTT in ms) pairs. The first source with an RTT for
+    /// any candidate decides.
+    pub sources: Vec<(String, &'a [(usize, f64)])>,
+    /// The site each source chose at the previous compile.
+    pub previous: Option<&'a HashMap<String, usize>>,
+    /// Where this compile's choices are written, for the next one.
+    pub chosen: Option<&'a RefCell<HashMap<String, usize>>>,
+}
+
+/// Orders `candidates` by RTT from the first source of `latency` that has
+/// any of their sites; candidates without an RTT there follow, by
+/// distance when the client's coordinates are known. The previous winner
+/// of that source stays first unless the fastest is better by both margins.
+fn order_by_latency(
+    candidates: &mut Vec<u16>,
+    pools: &[PoolPlace],
+    location: &Location,
+    latency: &LatencyInput<'_>,
+    margins: (f64, f64),
+) -> String {
+    let rtt_of = |rtts: &[(usize, f64)], pool: u16| {
+        let site = pools[usize::from(pool)].site;
+        rtts.iter()
+            .find(|(known, _)| *known == site)
+            .map(|(_, rtt)| *rtt)
+    };
+    let Some((label, rtts)) = latency
+        .sources
+        .iter()
+        .find(|(_, rtts)| candidates.iter().any(|&pool| rtt_of(rtts, pool).is_some()))
+    else {
+        // No latency data at all: distance is the last fallback.
+        return match location.degrees() {
+            Some(client) => {
+                sort_by_distance(candidates, pools, client, &[]);
+                "no latency data: by distance".to_owned()
+            }
+            None => "no latency data and no coordinates: order unchanged".to_owned(),
+        };
+    };
+    let mut measured: Vec<(f64, u16)> = Vec::new();
+    let mut unmeasured: Vec<u16> = Vec::new();
+    for &pool in candidates.iter() {
+        match rtt_of(rtts, pool) {
+            Some(rtt) => measured.push((rtt, pool)),
+            None => unmeasured.push(pool),
+        }
+    }
+    measured.sort_by(|left, right| left.0.total_cmp(&right.0));
+    // Hysteresis: a previous winner still measured keeps the lead unless
+    // the fastest beats it by both margins.
+    let (margin_percent, margin_ms) = margins;
+    let previous = latency
+        .previous
+        .and_then(|previous| previous.get(label))
+        .and_then(|site| {
+            measured
+                .iter()
+                .position(|(_, pool)| pools[usize::from(*pool)].site == *site)
+        });
+    if let Some(position) = previous.filter(|position| *position > 0) {
+        let (best, _) = measured[0];
+        let (held, _) = measured[position];
+        let beaten = best <= held * (1.0 - margin_percent / 100.0) && best <= held - margin_ms;
+        if !beaten {
+            let winner = measured.remove(position);
+            measured.insert(0, winner);
+        }
+    }
+    if let Some(client) = location.degrees() {
+        sort_by_distance(&mut unmeasured, pools, client, &[]);
+    }
+    if let (Some(chosen), Some((_, winner))) = (latency.chosen, measured.first()) {
+        chosen
+            .borrow_mut()
+            .insert(label.clone(), pools[usize::from(*winner)].site);
+    }
+    let detail: Vec<String> = measured
+        .iter()
+        .map(|(rtt, pool)| format!("{} {rtt:.1} ms", pools[usize::from(*pool)].id))
+        .collect();
+    *candidates = measured
+        .into_iter()
+        .map(|(_, pool)| pool)
+        .chain(unmeasured)
+        .collect();
+    format!("{label}: {}", detail.join(", "))
+}
+
+/// Stable sort of `candidates` by distance from `client` to their sites
+/// plus a per-pool bias; sites without coordinates go last.
+fn sort_by_distance(
+    candidates: &mut Vec<u16>,
+    pools: &[PoolPlace],
+    client: (f64, f64),
+    bias_km: &[(String, f64)],
+) {
+    let score = |pool: u16| {
+        let place = &pools[usize::from(pool)];
+        let bias = bias_km
+            .iter()
+            .find(|(id, _)| id == &place.id)
+            .map_or(0.0, |(_, bias)| *bias);
+        place
+            .coordinates
+            .map_or(f64::INFINITY, |site| distance_km(client, site) + bias)
+    };
+    // Each distance once (trigonometry dominates compile time with many
+    // sites); a stable sort keeps the configured order for equal distances.
+    let mut scored: Vec<(f64, u16)> = candidates.iter().map(|&pool| (score(pool), pool)).collect();
+    scored.sort_by(|left, right| left.0.total_cmp(&right.0));
+    *candidates = scored.into_iter().map(|(_, pool)| pool).collect();
 }
 
 /// What one location step did, for `steer explain`.
@@ -177,6 +305,25 @@ pub fn locate(
     pools: &[PoolPlace],
     location: &Location,
     cidr_matches: &[Option<usize>],
+    trace: Option<&mut Vec<StepTrace>>,
+) -> Vec<u16> {
+    locate_with_latency(
+        policy,
+        pools,
+        location,
+        cidr_matches,
+        &LatencyInput::default(),
+        trace,
+    )
+}
+
+/// [`locate`], with the client network's latency data for `latency` steps.
+pub fn locate_with_latency(
+    policy: &[Step],
+    pools: &[PoolPlace],
+    location: &Location,
+    cidr_matches: &[Option<usize>],
+    latency: &LatencyInput<'_>,
     mut trace: Option<&mut Vec<StepTrace>>,
 ) -> Vec<u16> {
     let mut candidates: Vec<u16> = (0..pools.len() as u16).collect();
@@ -256,27 +403,23 @@ pub fn locate(
             }
             Step::Nearest { bias_km } => match location.degrees() {
                 Some(client) => {
-                    let score = |pool: u16| {
-                        let place = &pools[usize::from(pool)];
-                        let bias = bias_km
-                            .iter()
-                            .find(|(id, _)| id == &place.id)
-                            .map_or(0.0, |(_, bias)| *bias);
-                        place
-                            .coordinates
-                            .map_or(f64::INFINITY, |site| distance_km(client, site) + bias)
-                    };
-                    // Each distance once (trigonometry dominates compile
-                    // time with many sites); a stable sort keeps the
-                    // configured order for equal distances.
-                    let mut scored: Vec<(f64, u16)> =
-                        candidates.iter().map(|&pool| (score(pool), pool)).collect();
-                    scored.sort_by(|left, right| left.0.total_cmp(&right.0));
-                    candidates = scored.into_iter().map(|(_, pool)| pool).collect();
+                    sort_by_distance(&mut candidates, pools, client, bias_km);
                     matched = format!("client at {:.2},{:.2}", client.0, client.1);
                 }
                 None => matched = "no coordinates: order unchanged".to_owned(),
             },
+            Step::Latency {
+                margin_percent,
+                margin_ms,
+            } => {
+                matched = order_by_latency(
+                    &mut candidates,
+                    pools,
+                    location,
+                    latency,
+                    (*margin_percent, *margin_ms),
+                );
+            }
             _ => continue,
         }
         if let Some(trace) = trace.as_deref_mut() {

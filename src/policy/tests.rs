@@ -8,14 +8,17 @@ fn places() -> Vec<PoolPlace> {
         PoolPlace {
             id: "fra".to_owned(),
             coordinates: Some((50.11, 8.68)),
+            site: 0,
         },
         PoolPlace {
             id: "iad".to_owned(),
             coordinates: Some((38.94, -77.46)),
+            site: 1,
         },
         PoolPlace {
             id: "sin".to_owned(),
             coordinates: Some((1.35, 103.82)),
+            site: 2,
         },
     ]
 }

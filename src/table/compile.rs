@@ -20,6 +20,7 @@ use super::{
 use crate::config::steering::{SteeredType, SteeringConfig};
 use crate::geo::GeoDatabase;
 use crate::health::AdminState;
+use crate::latency::snapshot::LatencySnapshot;
 use crate::metrics::DecisionRegistry;
 use crate::zone::{Location, Zone};
 
@@ -609,6 +610,8 @@ pub struct Inputs<'input> {
     /// long-lived registry, so that counters keep their slots across
     /// reloads, or a throwaway one for a dry run.
     pub decisions: &'input DecisionRegistry,
+    /// Latency data for `latency` steps (none: they order by distance).
+    pub latency: Option<&'input LatencySnapshot>,
 }
 
 pub(super) fn compile(
@@ -637,6 +640,7 @@ pub(super) fn compile(
         inputs.admin,
         inputs.config_file,
         inputs.decisions,
+        inputs.latency,
     )?;
     drop(maps);
     // Each steered name goes to the deepest zone that holds it.
@@ -896,6 +900,7 @@ impl RoutingTable {
             admin: &admin,
             config_file: std::path::Path::new("steer.toml"),
             decisions: &decisions,
+            latency: None,
         };
         compile(zones, &inputs, generation)
     }

@@ -22,11 +22,12 @@ use crate::config::steering::{PoolMembers, SteeredType, SteeringConfig, Step, Wh
 use crate::explain::{DynamicStepTrace, DynamicTrace, EndpointTrace, Outcome, PoolTrace};
 use crate::geo::{GeoDatabase, Location};
 use crate::health::{AdminState, EndpointSlot, HealthView};
+use crate::latency::snapshot::LatencySnapshot;
 use crate::metrics::{DecisionKey, DecisionRegistry, DecisionSlot, OVERFLOW_SLOT, Reason};
 use crate::policy::prefix_map::{PrefixMap, PrefixMapBuilder};
 use crate::policy::{
-    self, Dynamic, MAX_ANSWER, MAX_POOLS, PoolPlace, StepTrace, random, sticky_choice, sticky_key,
-    sticky_scope, weighted_choice,
+    self, Dynamic, LatencyInput, MAX_ANSWER, MAX_POOLS, PoolPlace, StepTrace, random,
+    sticky_choice, sticky_key, sticky_scope, weighted_choice,
 };
 
 /// Record type codes.
@@ -129,6 +130,9 @@ fn pool_decision(pool: u16, reason: Reason) -> usize {
 pub struct CompiledPolicy {
     /// `www.example.test. A`, for status and explain.
     pub label: String,
+    /// For a `latency` step: the site each latency source chose, which the
+    /// next compile keeps unless a challenger beats it by the margins.
+    pub latency_chosen: HashMap<String, usize>,
     qtype: u16,
     pools: Vec<PolicyPool>,
     endpoints: Vec<PolicyEndpoint>,
@@ -485,6 +489,7 @@ pub(super) fn compile_policies(
     admin: &AdminState,
     config_file: &std::path::Path,
     registry: &DecisionRegistry,
+    latency: Option<&LatencySnapshot>,
 ) -> Result<(Vec<CompiledPolicy>, HealthView), Vec<String>> {
     let health_pools: Vec<(String, Vec<EndpointSlot>)> = config
         .pools
@@ -515,7 +520,7 @@ pub(super) fn compile_policies(
     let mut errors = Vec::new();
     let mut policies = Vec::new();
     for steered in &config.steered {
-        match compile_one(config, steered, maps, &first_slot, registry) {
+        match compile_one(config, steered, maps, &first_slot, registry, latency) {
             Ok(policy) => policies.push(policy),
             // `policy[2]: ...` continues the key path; anything else follows it.
             Err(error) if error.starts_with("policy[") => errors.push(format!(
@@ -543,6 +548,7 @@ fn compile_one(
     maps: &LocationMaps,
     first_slot: &[u32],
     registry: &DecisionRegistry,
+    latency: Option<&LatencySnapshot>,
 ) -> Result<CompiledPolicy, String> {
     let dynamic = policy::dynamic_steps(&steered.policy)
         .map_err(|(index, message)| format!("policy[{index}]: {message}"))?;
@@ -582,10 +588,16 @@ fn compile_one(
             .enumerate()
             .find(|(_, pool)| &pool.id == *id)
             .ok_or_else(|| format!("unknown pool {id:?}"))?;
-        let site = config.sites.iter().find(|site| site.id == pool.site);
+        let site_index = config
+            .sites
+            .iter()
+            .position(|site| site.id == pool.site)
+            .unwrap_or(usize::MAX);
+        let site = config.sites.get(site_index);
         places.push(PoolPlace {
             id: pool.id.clone(),
             coordinates: site.and_then(|site| site.coordinates),
+            site: site_index,
         });
         let endpoints_start = endpoints.len() as u32;
         match &pool.members {
@@ -658,9 +670,23 @@ fn compile_one(
     let needs_location = steered.policy.iter().any(|step| {
         matches!(
             step,
-            Step::Geofence(_) | Step::Geo { .. } | Step::Asn(_) | Step::Nearest { .. }
+            Step::Geofence(_)
+                | Step::Geo { .. }
+                | Step::Asn(_)
+                | Step::Nearest { .. }
+                | Step::Latency { .. }
         )
     });
+    let has_latency = steered
+        .policy
+        .iter()
+        .any(|step| matches!(step, Step::Latency { .. }));
+    let empty_snapshot = LatencySnapshot::default();
+    let snapshot = latency.filter(|_| has_latency).unwrap_or(&empty_snapshot);
+    let label = format!("{} {}", steered.name, type_label(qtype));
+    let no_previous = HashMap::new();
+    let previous = snapshot.previous.get(&label).unwrap_or(&no_previous);
+    let chosen = std::cell::RefCell::new(HashMap::new());
 
     let mut decisions: Vec<(u32, u16)> = Vec::new();
     let mut decision_pools: Vec<u16> = Vec::new();
@@ -706,6 +732,29 @@ fn compile_one(
             });
             tuples = next_tuples;
         }
+        // Latency prefix sources: the most specific one covering each
+        // address (index + 1, 0 = none), paired with the CIDR tuple.
+        let mut pairs: Vec<(u32, u32)> = (0..tuples.len() as u32).map(|id| (id, 0)).collect();
+        if !snapshot.prefixes.is_empty() {
+            let mut builder = PrefixMapBuilder::new(bits, 0);
+            // Sorted shortest first, so the most specific is inserted last.
+            for (index, source) in snapshot.prefixes.iter().enumerate() {
+                let (address, width) = address_bits(source.address);
+                if width == bits {
+                    builder.insert(address, source.prefix_len, index as u32 + 1);
+                }
+            }
+            let sources = builder.finish();
+            let mut ids: HashMap<(u32, u32), u32> = HashMap::new();
+            let mut next_pairs = Vec::new();
+            tuple_map = PrefixMap::product(&tuple_map, &sources, &mut |tuple, source| {
+                *ids.entry((tuple, source)).or_insert_with(|| {
+                    next_pairs.push((tuple, source));
+                    (next_pairs.len() - 1) as u32
+                })
+            });
+            pairs = next_pairs;
+        }
         let default_location = Location::default();
         let empty_location_map = PrefixMap::uniform(bits, 0);
         let locations = if needs_location {
@@ -713,21 +762,32 @@ fn compile_one(
         } else {
             &empty_location_map
         };
-        PrefixMap::product(locations, &tuple_map, &mut |location, tuple| {
+        PrefixMap::product(locations, &tuple_map, &mut |location, pair| {
             let location = maps
                 .locations
                 .get(location as usize)
                 .unwrap_or(&default_location);
+            let (tuple, source) = pairs[pair as usize];
             let matches = &tuples[tuple as usize];
             // Tuples carry one entry per cidr step once every step was combined.
             let padded: Vec<Option<usize>> = (0..cidr_steps.len())
                 .map(|step| matches.get(step).copied().flatten())
                 .collect();
-            intern_decision(policy::locate(
+            let input = LatencyInput {
+                sources: if has_latency {
+                    snapshot.sources(source.checked_sub(1).map(|index| index as usize), location)
+                } else {
+                    Vec::new()
+                },
+                previous: Some(previous),
+                chosen: Some(&chosen),
+            };
+            intern_decision(policy::locate_with_latency(
                 &steered.policy,
                 candidate_places,
                 location,
                 &padded,
+                &input,
                 None,
             ))
         })
@@ -744,8 +804,10 @@ fn compile_one(
         when_all_down,
     );
 
+    let latency_chosen = chosen.into_inner();
     Ok(CompiledPolicy {
-        label: format!("{} {}", steered.name, type_label(qtype)),
+        label,
+        latency_chosen,
         qtype,
         pools,
         endpoints,

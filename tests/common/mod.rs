@@ -432,6 +432,21 @@ pub fn rcode_of(response: &Message) -> u16 {
     u16::from(response.metadata.response_code)
 }
 
+/// The scope prefix of the response's EDNS Client Subnet option, if any.
+pub fn ecs_scope(response: &Message) -> Option<u8> {
+    response.edns.as_ref().and_then(|edns| {
+        edns.options()
+            .options
+            .iter()
+            .find_map(|(_, option)| match option {
+                hickory_proto::rr::rdata::opt::EdnsOption::Subnet(subnet) => {
+                    Some(subnet.scope_prefix())
+                }
+                _ => None,
+            })
+    })
+}
+
 /// A response from the admin API.
 #[derive(Debug)]
 pub struct HttpResponse {

@@ -41,6 +41,36 @@ pub struct SteeringSpec {
     pub probes: BTreeMap<String, ProbeSpec>,
     /// `[health]`.
     pub health: Option<HealthSpec>,
+    /// `[latency]`.
+    pub latency: Option<LatencySpec>,
+}
+
+/// `[latency]`: the latency model and its inputs.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySpec {
+    /// A CSV latency matrix, relative to the config file.
+    #[serde(default)]
+    pub matrix: Option<String>,
+    /// Weight of a new sample in the moving average.
+    #[serde(default)]
+    pub weight: Option<f64>,
+    /// Measurements older than this are not used.
+    #[serde(default)]
+    pub max_age: Option<String>,
+    /// Most client networks tracked.
+    #[serde(default)]
+    pub max_prefixes: Option<i64>,
+    /// Larger RTTs (milliseconds) are rejected as absurd.
+    #[serde(default)]
+    pub max_rtt_ms: Option<f64>,
+    /// How often the model is compiled into the answers (when it changed).
+    #[serde(default)]
+    pub compile_interval: Option<String>,
+    /// How often this node measures its own RTT to each site's
+    /// `latency_target`.
+    #[serde(default)]
+    pub active_interval: Option<String>,
 }
 
 /// `[health]`.
@@ -207,6 +237,9 @@ pub struct SiteSpec {
     /// Two-letter continent code.
     #[serde(default)]
     pub continent: Option<String>,
+    /// `IP:PORT` this node connects to, to measure its RTT to the site.
+    #[serde(default)]
+    pub latency_target: Option<String>,
 }
 
 /// `[pools.ID]`.
@@ -305,9 +338,9 @@ pub struct SteerSpec {
 }
 
 /// The step names, as the file spells them, for messages.
-pub const STEP_NAMES: [&str; 10] = [
-    "healthy", "geofence", "geo", "cidr", "asn", "nearest", "priority", "weighted", "sticky",
-    "first",
+pub const STEP_NAMES: [&str; 11] = [
+    "healthy", "geofence", "geo", "cidr", "asn", "nearest", "latency", "priority", "weighted",
+    "sticky", "first",
 ];
 
 /// One policy step: a bare name (`"priority"`) or a table with exactly one
@@ -326,6 +359,8 @@ pub enum StepSpec {
     Asn(Entries<MapEntrySpec>),
     /// `"nearest"` or `{ nearest = { bias = { POOL = KM } } }`.
     Nearest(NearestSpec),
+    /// `"latency"` or `{ latency = { margin_percent = 10, margin_ms = 5 } }`.
+    Latency(LatencyStepSpec),
     /// `"priority"`.
     Priority,
     /// `"weighted"`.
@@ -343,6 +378,18 @@ pub struct HealthySpec {
     /// Fraction of a pool's endpoints that must be up.
     #[serde(default)]
     pub min_healthy: Option<f64>,
+}
+
+/// Settings of `latency`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyStepSpec {
+    /// A challenger must be this many percent faster to take over.
+    #[serde(default)]
+    pub margin_percent: Option<f64>,
+    /// A challenger must be this many milliseconds faster to take over.
+    #[serde(default)]
+    pub margin_ms: Option<f64>,
 }
 
 /// Settings of `nearest`.
@@ -455,6 +502,7 @@ impl<'de> Visitor<'de> for StepVisitor {
         match name {
             "healthy" => Ok(StepSpec::Healthy(HealthySpec::default())),
             "nearest" => Ok(StepSpec::Nearest(NearestSpec::default())),
+            "latency" => Ok(StepSpec::Latency(LatencyStepSpec::default())),
             "priority" => Ok(StepSpec::Priority),
             "weighted" => Ok(StepSpec::Weighted),
             "sticky" => Ok(StepSpec::Sticky),
@@ -479,6 +527,7 @@ impl<'de> Visitor<'de> for StepVisitor {
             "cidr" => StepSpec::Cidr(map.next_value()?),
             "asn" => StepSpec::Asn(map.next_value()?),
             "nearest" => StepSpec::Nearest(map.next_value()?),
+            "latency" => StepSpec::Latency(map.next_value()?),
             "first" => StepSpec::First(map.next_value()?),
             "priority" | "weighted" | "sticky" => {
                 return Err(de::Error::custom(format!(

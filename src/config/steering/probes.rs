@@ -1,4 +1,6 @@
-//! `[probes.ID]` and `[health]` as read → [`Probe`] and [`HealthConfig`].
+//! `[probes.ID]`, `[health]` and `[latency]` as read → [`Probe`],
+//! [`HealthConfig`] and [`LatencyConfig`]: the settings of the control
+//! plane's background work.
 //!
 //! The defaults follow what operators of load balancers expect: a probe
 //! every 10 s with a 2 s timeout, down after 3 failures in a row, up after
@@ -10,9 +12,9 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use super::{HealthConfig, HttpProbe, Probe, ProbeKind};
+use super::{HealthConfig, HttpProbe, LatencyConfig, Probe, ProbeKind};
 use crate::config::parse_duration;
-use crate::config::spec::steering::{HealthSpec, ProbeSpec, StatusSpec};
+use crate::config::spec::steering::{HealthSpec, LatencySpec, ProbeSpec, StatusSpec};
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -350,6 +352,81 @@ pub(super) fn health(spec: HealthSpec, report: Report<'_>) -> HealthConfig {
             spec.debounce,
             defaults.debounce,
             Duration::ZERO..=MAX_DEBOUNCE,
+            report,
+        ),
+    }
+}
+
+/// Checks `[latency]`; `base` resolves the matrix path.
+pub(super) fn latency(
+    spec: LatencySpec,
+    base: &std::path::Path,
+    report: Report<'_>,
+) -> LatencyConfig {
+    let defaults = LatencyConfig::default();
+    let matrix = spec.matrix.map(|name| {
+        if name.trim().is_empty() {
+            report("latency.matrix".to_owned(), "must name a file".to_owned());
+        }
+        base.join(name)
+    });
+    let weight = match spec.weight {
+        None => defaults.weight,
+        Some(weight) if weight > 0.0 && weight <= 1.0 => weight,
+        Some(weight) => {
+            report(
+                "latency.weight".to_owned(),
+                format!("must be above 0 and at most 1, not {weight}"),
+            );
+            defaults.weight
+        }
+    };
+    let max_prefixes = match spec.max_prefixes {
+        None => defaults.max_prefixes,
+        Some(count) if (1..=100_000_000).contains(&count) => count as usize,
+        Some(count) => {
+            report(
+                "latency.max_prefixes".to_owned(),
+                format!("must be between 1 and 100000000, not {count}"),
+            );
+            defaults.max_prefixes
+        }
+    };
+    let max_rtt_ms = match spec.max_rtt_ms {
+        None => defaults.max_rtt_ms,
+        Some(rtt) if (1.0..=600_000.0).contains(&rtt) => rtt,
+        Some(rtt) => {
+            report(
+                "latency.max_rtt_ms".to_owned(),
+                format!("must be between 1 and 600000, not {rtt}"),
+            );
+            defaults.max_rtt_ms
+        }
+    };
+    LatencyConfig {
+        matrix,
+        weight,
+        max_age: duration(
+            "latency.max_age",
+            spec.max_age,
+            defaults.max_age,
+            Duration::from_secs(1)..=Duration::from_secs(30 * 86_400),
+            report,
+        ),
+        max_prefixes,
+        max_rtt_ms,
+        compile_interval: duration(
+            "latency.compile_interval",
+            spec.compile_interval,
+            defaults.compile_interval,
+            Duration::from_millis(100)..=MAX_INTERVAL,
+            report,
+        ),
+        active_interval: duration(
+            "latency.active_interval",
+            spec.active_interval,
+            defaults.active_interval,
+            MIN_INTERVAL..=MAX_INTERVAL,
             report,
         ),
     }

@@ -143,7 +143,8 @@ pools = ["web"]
             id: "fra".to_string(),
             coordinates: None,
             country: None,
-            continent: None
+            continent: None,
+            latency_target: None,
         }]
     );
     assert_eq!(config.pools[0].weight, 1);
@@ -286,18 +287,21 @@ when_all_down = "fail_open"
                 coordinates: None,
                 country: None,
                 continent: None,
+                latency_target: None,
             },
             Site {
                 id: "fra".to_string(),
                 coordinates: Some((50.11, 8.0)),
                 country: Some("DE".to_string()),
                 continent: Some("EU".to_string()),
+                latency_target: None,
             },
             Site {
                 id: "sin".to_string(),
                 coordinates: Some((1.35, 103.82)),
                 country: Some("SG".to_string()),
                 continent: Some("AS".to_string()),
+                latency_target: None,
             },
         ],
         pools: vec![
@@ -442,6 +446,7 @@ when_all_down = "fail_open"
         ],
         probes: Vec::new(),
         health: super::HealthConfig::default(),
+        latency: super::LatencyConfig::default(),
     };
     assert_eq!(config, expected);
     // The lookups other modules use.
@@ -1028,7 +1033,7 @@ location = [-90, -180]
     assert_eq!(
         errors_of("[sites.a]\ncolor = \"red\"\n"),
         vec![
-            "conf/steer.toml:4: unknown key sites.a.color, expected one of location, country, continent"
+            "conf/steer.toml:4: unknown key sites.a.color, expected one of location, country, continent, latency_target"
         ]
     );
 }
@@ -1725,7 +1730,8 @@ fn policy_step_shapes_are_strict() {
             "name = \"www.example.test.\"\ntype = \"A\"\npools = [\"web-fra\"]\npolicy = [{policy}]"
         ))
     };
-    let steps = "healthy, geofence, geo, cidr, asn, nearest, priority, weighted, sticky, first";
+    let steps =
+        "healthy, geofence, geo, cidr, asn, nearest, latency, priority, weighted, sticky, first";
     assert_eq!(
         step("{ first = 2, extra = 1 }"),
         vec![

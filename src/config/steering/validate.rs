@@ -81,6 +81,10 @@ pub(crate) fn validate(
         .into_iter()
         .map(|(id, pool)| checker.pool(id, pool, &sites, &probes))
         .collect();
+    let latency = {
+        let mut report = |path: String, message: String| checker.error(path, message);
+        probes::latency(spec.latency.unwrap_or_default(), base, &mut report)
+    };
     let mut config = SteeringConfig {
         geoip,
         ecs,
@@ -89,6 +93,7 @@ pub(crate) fn validate(
         steered: Vec::new(),
         probes,
         health,
+        latency,
     };
     let mut steered = Vec::new();
     for (index, steer) in spec.steer.into_iter().enumerate() {
@@ -320,11 +325,26 @@ impl Checker<'_> {
                 None
             }
         });
+        let latency_target = spec.latency_target.and_then(|text| {
+            match text.trim().parse::<std::net::SocketAddr>() {
+                Ok(target) if target.port() != 0 => Some(target),
+                _ => {
+                    self.error(
+                        format!("{path}.latency_target"),
+                        format!(
+                            "invalid target \"{text}\": expected IP:PORT, e.g. \"192.0.2.10:443\""
+                        ),
+                    );
+                    None
+                }
+            }
+        });
         Site {
             id,
             coordinates,
             country,
             continent,
+            latency_target,
         }
     }
 
@@ -712,6 +732,26 @@ impl Checker<'_> {
                     }
                 }
                 Some(Step::Nearest { bias_km })
+            }
+            StepSpec::Latency(latency) => {
+                let margin = |checker: &mut Self, key: &str, value: Option<f64>, most: f64| {
+                    let value = value.unwrap_or(0.0);
+                    if value.is_finite() && (0.0..=most).contains(&value) {
+                        value
+                    } else {
+                        checker.error(
+                            format!("{path}.latency.{key}"),
+                            format!("must be between 0 and {most}, not {value}"),
+                        );
+                        0.0
+                    }
+                };
+                let margin_percent = margin(self, "margin_percent", latency.margin_percent, 100.0);
+                let margin_ms = margin(self, "margin_ms", latency.margin_ms, 10_000.0);
+                Some(Step::Latency {
+                    margin_percent,
+                    margin_ms,
+                })
             }
             StepSpec::Priority => Some(Step::Priority),
             StepSpec::Weighted => Some(Step::Weighted),

@@ -1,0 +1,314 @@
+//! The latency engine: takes measurements, keeps the model, and freezes
+//! what a compile needs (control plane).
+//!
+//! Real-user measurements arrive in batches through `POST /latency`; each
+//! sample is validated on its own (a bad client prefix, an unknown site, an
+//! RTT that is not a positive number below the cap, or a timestamp too old
+//! or in the future is rejected and counted by reason), so one bad sample
+//! does not cost the good ones, and a batch that is not valid JSON is
+//! refused whole before anything is recorded. The model sits behind one
+//! mutex held for a batch at a time; the data plane never takes it, it only
+//! reads what a compile made of it.
+//!
+//! The site list is the configuration's; a reload that changes it moves
+//! every measurement to its site's new index and drops those of sites that
+//! are gone.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use super::matrix::LatencyMatrix;
+use super::model::{ClientPrefix, LatencyModel, ModelSettings};
+use super::snapshot::LatencySnapshot;
+use crate::config::steering::LatencyConfig;
+
+/// Most samples one `POST /latency` may carry: a bound on the work one
+/// request can cause while it holds the model.
+pub const MAX_BATCH: usize = 100_000;
+
+/// One sample as posted.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostedSample {
+    /// The client: an address or its /24 (/48) prefix.
+    pub client: String,
+    /// Site id.
+    pub site: String,
+    /// Round-trip time in milliseconds.
+    pub rtt_ms: f64,
+    /// When it was measured, Unix seconds (default: when it arrives).
+    #[serde(default)]
+    pub timestamp: Option<u64>,
+}
+
+/// A batch as posted: `{"samples": [...]}`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostedBatch {
+    /// The samples.
+    pub samples: Vec<PostedSample>,
+}
+
+/// Why samples were rejected, counted since start.
+pub const REJECTION_REASONS: [&str; 5] = [
+    "bad_client",
+    "unknown_site",
+    "bad_rtt",
+    "too_old",
+    "in_future",
+];
+
+/// What became of one batch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct IngestReport {
+    /// Samples recorded.
+    pub accepted: usize,
+    /// Samples rejected: (index in the batch, reason, detail).
+    pub rejected: Vec<RejectedSample>,
+}
+
+/// One rejected sample.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RejectedSample {
+    /// Its index in `samples`.
+    pub index: usize,
+    /// One of [`REJECTION_REASONS`].
+    pub reason: &'static str,
+    /// What was wrong.
+    pub detail: String,
+}
+
+/// Counters and sizes for `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LatencyTotals {
+    /// Samples recorded since start.
+    pub accepted: u64,
+    /// Samples rejected since start, per [`REJECTION_REASONS`].
+    pub rejected: [u64; 5],
+    /// Client networks tracked now.
+    pub prefixes: usize,
+    /// The model's estimated heap use.
+    pub memory_bytes: usize,
+}
+
+/// See the module docs.
+pub struct LatencyEngine {
+    state: Mutex<State>,
+    accepted: AtomicU64,
+    rejected: [AtomicU64; 5],
+}
+
+struct State {
+    model: LatencyModel,
+    sites: Vec<String>,
+    settings: ModelSettings,
+    /// Per policy label: the site each latency source chose last.
+    chosen: HashMap<String, HashMap<String, usize>>,
+}
+
+impl LatencyEngine {
+    /// An empty model for `sites` (the config's site ids, sorted).
+    pub fn new(config: &LatencyConfig, sites: Vec<String>) -> Self {
+        let settings = settings(config);
+        Self {
+            state: Mutex::new(State {
+                model: LatencyModel::new(settings.clone(), sites.len()),
+                sites,
+                settings,
+                chosen: HashMap::new(),
+            }),
+            accepted: AtomicU64::new(0),
+            rejected: Default::default(),
+        }
+    }
+
+    /// Takes a reloaded configuration: new settings, and measurements
+    /// moved to the sites' new indexes (those of removed sites dropped).
+    pub fn reconfigure(&self, config: &LatencyConfig, sites: Vec<String>, now: u64) {
+        let mut state = lock(&self.state);
+        let settings = settings(config);
+        if state.sites == sites && state.settings == settings {
+            return;
+        }
+        let mut model = LatencyModel::new(settings.clone(), sites.len());
+        let moves: Vec<Option<usize>> = state
+            .sites
+            .iter()
+            .map(|old| sites.iter().position(|new| new == old))
+            .collect();
+        for (prefix, latencies) in state.model.fresh_prefixes(now) {
+            for (site, latency) in latencies {
+                if let Some(Some(new_site)) = moves.get(site) {
+                    // The moving average is carried as one sample at its value.
+                    let _ = model.record(
+                        prefix,
+                        *new_site,
+                        f64::from(latency.rtt_ms),
+                        latency.updated,
+                        now,
+                    );
+                }
+            }
+        }
+        state.model = model;
+        state.sites = sites;
+        state.settings = settings;
+    }
+
+    /// Records a batch; each sample is accepted or rejected on its own.
+    pub fn ingest(&self, batch: &PostedBatch, now: u64) -> IngestReport {
+        let mut report = IngestReport::default();
+        let mut state = lock(&self.state);
+        for (index, sample) in batch.samples.iter().enumerate() {
+            let mut reject = |reason: &'static str, detail: String| {
+                report.rejected.push(RejectedSample {
+                    index,
+                    reason,
+                    detail,
+                });
+            };
+            let prefix = match ClientPrefix::parse(&sample.client) {
+                Ok(prefix) => prefix,
+                Err(message) => {
+                    reject("bad_client", message);
+                    continue;
+                }
+            };
+            let Some(site) = state.sites.iter().position(|known| *known == sample.site) else {
+                reject("unknown_site", format!("unknown site \"{}\"", sample.site));
+                continue;
+            };
+            let at = sample.timestamp.unwrap_or(now);
+            match state.model.record(prefix, site, sample.rtt_ms, at, now) {
+                Ok(()) => report.accepted += 1,
+                Err(rejected) => reject(rejected.label(), rejected.to_string()),
+            }
+        }
+        drop(state);
+        self.accepted
+            .fetch_add(report.accepted as u64, Ordering::Relaxed);
+        for rejected in &report.rejected {
+            if let Some(position) = REJECTION_REASONS
+                .iter()
+                .position(|reason| *reason == rejected.reason)
+            {
+                self.rejected[position].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        report
+    }
+
+    /// The model's version: it changes whenever a compile would see
+    /// something new.
+    pub fn version(&self) -> u64 {
+        lock(&self.state).model.version()
+    }
+
+    /// Drops measurements older than the maximum age; returns the client
+    /// networks removed.
+    pub fn expire(&self, now: u64) -> usize {
+        lock(&self.state).model.expire(now)
+    }
+
+    /// The matrix and the fresh measurements, frozen for one compile of a
+    /// configuration whose sites are `sites` (measurements of sites it no
+    /// longer has are left out; the model itself is moved over by
+    /// [`LatencyEngine::reconfigure`] once that configuration is served).
+    pub fn snapshot(&self, matrix: &LatencyMatrix, sites: &[String], now: u64) -> LatencySnapshot {
+        let mut snapshot = LatencySnapshot::from_matrix(matrix);
+        let state = lock(&self.state);
+        let moves: Vec<Option<usize>> = state
+            .sites
+            .iter()
+            .map(|old| sites.iter().position(|new| new == old))
+            .collect();
+        for (prefix, latencies) in state.model.fresh_prefixes(now) {
+            let rtts: Vec<(usize, f64)> = latencies
+                .filter_map(|(site, latency)| {
+                    moves
+                        .get(site)
+                        .copied()
+                        .flatten()
+                        .map(|site| (site, f64::from(latency.rtt_ms)))
+                })
+                .collect();
+            if !rtts.is_empty() {
+                let (address, prefix_len) = prefix.network();
+                snapshot.add_measured(address, prefix_len, rtts);
+            }
+        }
+        snapshot.previous = state.chosen.clone();
+        drop(state);
+        snapshot.finish();
+        snapshot
+    }
+
+    /// Keeps what the served table's `latency` steps chose, per policy
+    /// label, for the next compile's margins; returns how many sources
+    /// chose another site than before (new sources included).
+    pub fn remember_choices(&self, chosen: HashMap<String, HashMap<String, usize>>) -> u64 {
+        let mut state = lock(&self.state);
+        let changed = chosen
+            .iter()
+            .map(|(label, sources)| {
+                let before = state.chosen.get(label);
+                sources
+                    .iter()
+                    .filter(|(source, site)| {
+                        before.and_then(|before| before.get(*source)) != Some(*site)
+                    })
+                    .count() as u64
+            })
+            .sum();
+        state.chosen = chosen;
+        changed
+    }
+
+    /// What the model holds for `client`'s network, for explain: (site id,
+    /// RTT ms, samples, seconds since the last one).
+    pub fn describe(&self, client: IpAddr, now: u64) -> Vec<(String, f64, u32, u64)> {
+        let state = lock(&self.state);
+        state
+            .model
+            .site_latencies(ClientPrefix::of(client), now)
+            .map(|(site, latency)| {
+                (
+                    state.sites.get(site).cloned().unwrap_or_default(),
+                    f64::from(latency.rtt_ms),
+                    latency.samples,
+                    now.saturating_sub(latency.updated),
+                )
+            })
+            .collect()
+    }
+
+    /// Counters and sizes.
+    pub fn totals(&self) -> LatencyTotals {
+        let state = lock(&self.state);
+        LatencyTotals {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            rejected: std::array::from_fn(|index| self.rejected[index].load(Ordering::Relaxed)),
+            prefixes: state.model.len(),
+            memory_bytes: state.model.memory_bytes(),
+        }
+    }
+}
+
+fn settings(config: &LatencyConfig) -> ModelSettings {
+    ModelSettings {
+        weight: config.weight,
+        max_age_seconds: config.max_age.as_secs().max(1),
+        max_prefixes: config.max_prefixes,
+        max_rtt_ms: config.max_rtt_ms,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

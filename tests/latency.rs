@@ -1,0 +1,280 @@
+//! Latency steering end to end: a real server, measurements posted to
+//! `POST /latency` and a matrix file, and real DNS queries with EDNS Client
+//! Subnet watching the answers move as the model is recompiled.
+//!
+//! `www.example.test A` is steered by `["latency", "priority"]` over
+//! web-iad (listed first) and web-fra, with a 10% / 5 ms margin, and the
+//! model is recompiled every 200 ms.
+
+mod common;
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use common::{Family, QueryOptions, TestServer, Transport, ask, build_query, http_request};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const FRA: &str = "192.0.2.10";
+const IAD: &str = "198.51.100.10";
+
+fn config(max_age: &str) -> String {
+    format!(
+        r#"[server]
+listen = ["127.0.0.1:0"]
+zones = "zones"
+workers = 1
+
+[admin]
+listen = "127.0.0.1:0"
+
+[latency]
+matrix = "latency.csv"
+compile_interval = "200ms"
+max_age = "{max_age}"
+
+[sites.fra]
+[sites.iad]
+
+[pools.web-fra]
+site = "fra"
+addresses = ["{FRA}"]
+
+[pools.web-iad]
+site = "iad"
+addresses = ["{IAD}"]
+
+[[steer]]
+name = "www.example.test."
+type = "A"
+pools = ["web-iad", "web-fra"]
+policy = [{{ latency = {{ margin_percent = 10, margin_ms = 5 }} }}, "priority"]
+"#
+    )
+}
+
+/// The matrix: 100.64.0.0/16 is faster to fra.
+const MATRIX: &str = "selector,site,rtt_ms\n100.64.0.0/16,fra,20\n100.64.0.0/16,iad,90\n";
+
+async fn start(max_age: &str) -> TestServer {
+    let directory = common::example_directory(&config(max_age));
+    std::fs::write(directory.path().join("latency.csv"), MATRIX).expect("matrix");
+    TestServer::start_prepared(directory).await
+}
+
+/// The A record and ECS scope the server answers for a client in `network`/24.
+async fn answer(server: &TestServer, network: &str) -> (String, u8) {
+    let address: IpAddr = network.parse().expect("client network");
+    let options = QueryOptions {
+        edns: true,
+        client_subnet: Some((address, 24)),
+        ..QueryOptions::default()
+    };
+    let query = build_query("www.example.test.", RecordType::A, &options);
+    let response = ask(
+        Transport::Udp,
+        server.dns_addr(Transport::Udp, Family::V4),
+        &query,
+    )
+    .await;
+    assert_eq!(response.metadata.response_code, ResponseCode::NoError);
+    let addresses: Vec<String> = response
+        .answers
+        .iter()
+        .map(|record| record.data.to_string())
+        .collect();
+    assert_eq!(addresses.len(), 1, "{addresses:?}");
+    let scope = common::ecs_scope(&response).expect("ECS in the answer");
+    (addresses[0].clone(), scope)
+}
+
+/// Polls until `network` is answered with `expected`; panics after 5 s.
+async fn wait_for(server: &TestServer, network: &str, expected: &str) {
+    let started = Instant::now();
+    loop {
+        let (now, _) = answer(server, network).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{network} still answered {now}, not {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// POSTs `body` to `/latency`; returns the status and the JSON answer.
+async fn post_latency(server: &TestServer, body: &str) -> (u16, Value) {
+    let address = server.admin_addr();
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let request = format!(
+        "POST /latency HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn samples(rows: &[(&str, &str, f64)]) -> String {
+    let samples: Vec<Value> = rows
+        .iter()
+        .map(|(client, site, rtt)| json!({"client": client, "site": site, "rtt_ms": rtt}))
+        .collect();
+    json!({ "samples": samples }).to_string()
+}
+
+async fn status(server: &TestServer) -> Value {
+    let response = http_request(server.admin_addr(), "GET", "/status").await;
+    serde_json::from_str(&response.body).expect("status JSON")
+}
+
+#[tokio::test]
+async fn posted_measurements_move_a_network_to_the_faster_site_and_the_margin_holds_it() {
+    let server = start("1h").await;
+    // No data: the pools' order (iad first); the matrix covers 100.64/16.
+    assert_eq!(answer(&server, "203.0.113.0").await.0, IAD);
+    assert_eq!(answer(&server, "100.64.7.0").await.0, FRA);
+
+    let (code, reply) = post_latency(
+        &server,
+        &samples(&[
+            ("203.0.113.5", "fra", 30.0),
+            ("203.0.113.0/24", "iad", 90.0),
+        ]),
+    )
+    .await;
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(reply["accepted"], 2);
+    wait_for(&server, "203.0.113.0", FRA).await;
+    // Its neighbours have no data: the scope does not cover them.
+    let (_, scope) = answer(&server, "203.0.113.0").await;
+    assert_eq!(scope, 24);
+    assert_eq!(answer(&server, "203.0.112.0").await.0, IAD);
+
+    // iad gets a little faster than fra, but not by 10% and 5 ms: fra stays.
+    for _ in 0..20 {
+        post_latency(&server, &samples(&[("203.0.113.0/24", "iad", 28.0)])).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        answer(&server, "203.0.113.0").await.0,
+        FRA,
+        "the margin holds"
+    );
+    // Much faster: it takes over.
+    for _ in 0..20 {
+        post_latency(&server, &samples(&[("203.0.113.0/24", "iad", 10.0)])).await;
+    }
+    wait_for(&server, "203.0.113.0", IAD).await;
+
+    let status = status(&server).await;
+    assert_eq!(status["latency"]["prefixes"], 1, "{status}");
+    assert!(status["latency"]["compiles"]["count"].as_u64() >= Some(2));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_batches_are_refused_and_bad_samples_counted_without_losing_data() {
+    let server = start("1h").await;
+    let (code, _) = post_latency(&server, &samples(&[("203.0.113.0/24", "fra", 30.0)])).await;
+    assert_eq!(code, 200);
+    wait_for(&server, "203.0.113.0", FRA).await;
+
+    let (code, reply) = post_latency(&server, "{\"samples\": [{\"client\": ").await;
+    assert_eq!(code, 400);
+    assert!(
+        reply["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("nothing was recorded")),
+        "{reply}"
+    );
+    let (code, reply) = post_latency(
+        &server,
+        &samples(&[
+            ("203.0.113.0/24", "frx", 1.0),
+            ("203.0.113.0/16", "iad", 1.0),
+            ("203.0.113.0/24", "iad", -3.0),
+            ("203.0.113.0/24", "iad", 1e9),
+            ("198.51.100.0/24", "iad", 12.0),
+        ]),
+    )
+    .await;
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(reply["accepted"], 1);
+    let reasons: Vec<&str> = reply["rejected"]
+        .as_array()
+        .expect("rejected list")
+        .iter()
+        .map(|rejected| rejected["reason"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        reasons,
+        ["unknown_site", "bad_client", "bad_rtt", "bad_rtt"]
+    );
+    // What was accepted before is still what answers.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(answer(&server, "203.0.113.0").await.0, FRA);
+
+    let metrics = http_request(server.admin_addr(), "GET", "/metrics")
+        .await
+        .body;
+    for expected in [
+        "steer_latency_samples_total{result=\"accepted\"} 2\n",
+        "steer_latency_samples_total{result=\"bad_rtt\"} 2\n",
+        "steer_latency_samples_total{result=\"unknown_site\"} 1\n",
+        "steer_latency_samples_total{result=\"bad_client\"} 1\n",
+        "steer_latency_prefixes 2\n",
+    ] {
+        assert!(metrics.contains(expected), "no {expected:?} in\n{metrics}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn stale_measurements_fall_back_and_the_matrix_is_reloaded() {
+    let server = start("1s").await;
+    post_latency(&server, &samples(&[("100.64.9.0/24", "iad", 5.0)])).await;
+    // Measured beats the covering matrix prefix...
+    wait_for(&server, "100.64.9.0", IAD).await;
+    // ...until it is older than max_age: the matrix's /16 answers again.
+    wait_for(&server, "100.64.9.0", FRA).await;
+
+    // The matrix is read again on reload.
+    std::fs::write(
+        server.directory.path().join("latency.csv"),
+        "100.64.0.0/16,fra,90\n100.64.0.0/16,iad,20\n",
+    )
+    .expect("matrix");
+    let response = http_request(server.admin_addr(), "POST", "/reload").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(answer(&server, "100.64.9.0").await.0, IAD);
+
+    // A broken matrix is refused with its line, and the old one stays.
+    std::fs::write(
+        server.directory.path().join("latency.csv"),
+        "100.64.0.0/16,fra,90\n100.64.0.0/16,ams,20\n",
+    )
+    .expect("matrix");
+    let response = http_request(server.admin_addr(), "POST", "/reload").await;
+    assert_eq!(response.status, 422, "{}", response.body);
+    assert!(
+        response.body.contains("latency.csv:2") && response.body.contains("unknown site"),
+        "{}",
+        response.body
+    );
+    assert_eq!(answer(&server, "100.64.9.0").await.0, IAD);
+    server.shutdown().await;
+}
