@@ -108,6 +108,11 @@ struct State {
     settings: ModelSettings,
     /// Per policy label: the site each latency source chose last.
     chosen: HashMap<String, HashMap<String, usize>>,
+    /// This node's own RTT to each site (active measurements): site id →
+    /// (moving average in ms, unix time of the last measurement).
+    node: HashMap<String, (f64, u64)>,
+    /// Bumped when `node` changes, folded into [`LatencyEngine::version`].
+    node_version: u64,
 }
 
 impl LatencyEngine {
@@ -120,6 +125,8 @@ impl LatencyEngine {
                 sites,
                 settings,
                 chosen: HashMap::new(),
+                node: HashMap::new(),
+                node_version: 0,
             }),
             accepted: AtomicU64::new(0),
             rejected: Default::default(),
@@ -205,7 +212,39 @@ impl LatencyEngine {
     /// The model's version: it changes whenever a compile would see
     /// something new.
     pub fn version(&self) -> u64 {
-        lock(&self.state).model.version()
+        let state = lock(&self.state);
+        state.model.version().wrapping_add(state.node_version << 40)
+    }
+
+    /// Records this node's RTT to `site` (an active measurement): folded
+    /// into a moving average with the model's weight. Unknown sites and
+    /// RTTs that are not positive numbers below the cap are ignored.
+    pub fn record_node(&self, site: &str, rtt_ms: f64, now: u64) {
+        let mut state = lock(&self.state);
+        if !state.sites.iter().any(|known| known == site)
+            || !(rtt_ms > 0.0 && rtt_ms <= state.settings.max_rtt_ms)
+        {
+            return;
+        }
+        let weight = state.settings.weight;
+        let entry = state.node.entry(site.to_owned()).or_insert((rtt_ms, now));
+        entry.0 += weight * (rtt_ms - entry.0);
+        entry.1 = now;
+        state.node_version += 1;
+    }
+
+    /// This node's RTT to each site, fresh ones only: (site id, ms, age s).
+    pub fn node_latencies(&self, now: u64) -> Vec<(String, f64, u64)> {
+        let state = lock(&self.state);
+        let max_age = state.settings.max_age_seconds;
+        let mut latencies: Vec<(String, f64, u64)> = state
+            .node
+            .iter()
+            .filter(|(_, (_, at))| now.saturating_sub(*at) < max_age)
+            .map(|(site, (rtt, at))| (site.clone(), *rtt, now.saturating_sub(*at)))
+            .collect();
+        latencies.sort_by(|left, right| left.0.cmp(&right.0));
+        latencies
     }
 
     /// Drops measurements older than the maximum age; returns the client
@@ -242,6 +281,19 @@ impl LatencyEngine {
             }
         }
         snapshot.previous = state.chosen.clone();
+        let max_age = state.settings.max_age_seconds;
+        snapshot.node = state
+            .node
+            .iter()
+            .filter(|(_, (_, at))| now.saturating_sub(*at) < max_age)
+            .filter_map(|(site, (rtt, _))| {
+                sites
+                    .iter()
+                    .position(|known| known == site)
+                    .map(|index| (index, *rtt))
+            })
+            .collect();
+        snapshot.node.sort_by_key(|(site, _)| *site);
         drop(state);
         snapshot.finish();
         snapshot
