@@ -17,14 +17,14 @@
 //! every database network and CIDR entry), so whether it is constant over a
 //! whole prefix can be checked exactly at those boundaries.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use hickory_proto::op::Message;
-use hickory_proto::rr::rdata::opt::EdnsOption;
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 use proptest::prelude::*;
 use steer::config::steering::{IpNet, Step};
 use steer::dns::{Outcome, Transport};
@@ -540,8 +540,8 @@ impl Compiled {
     }
 
     /// Answers `qtype` for `address` with an ECS option of the whole address.
-    fn respond(&self, address: IpAddr, qtype: RecordType) -> (Vec<u8>, Answer) {
-        let packet = query_packet(address, qtype);
+    fn respond(&self, address: IpAddr, qtype: RecordType) -> (Vec<u8>, common::SteeredAnswer) {
+        let packet = common::ecs_query(NAME, address, qtype);
         let mut out = Vec::new();
         let outcome = steer::dns::respond(
             &self.table,
@@ -554,69 +554,9 @@ impl Compiled {
             matches!(outcome, Outcome::Reply { rcode: 0, .. }),
             "{address}: {outcome:?}"
         );
-        let answer = read_answer(&out);
+        let answer = common::read_steered(&out);
         (out, answer)
     }
-}
-
-/// What a response said: the addresses answered and the ECS scope.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Answer {
-    addresses: Vec<IpAddr>,
-    scope: u8,
-}
-
-fn read_answer(response: &[u8]) -> Answer {
-    let message = Message::from_vec(response).expect("the response parses");
-    let addresses = message
-        .answers
-        .iter()
-        .map(|record| match &record.data {
-            RData::A(address) => IpAddr::V4(address.0),
-            RData::AAAA(address) => IpAddr::V6(address.0),
-            other => panic!("unexpected answer {other:?}"),
-        })
-        .collect();
-    let scope = message
-        .edns
-        .as_ref()
-        .and_then(|edns| {
-            edns.options()
-                .options
-                .iter()
-                .find_map(|(_, option)| match option {
-                    EdnsOption::Subnet(subnet) => Some(subnet.scope_prefix()),
-                    _ => None,
-                })
-        })
-        .expect("the ECS option is echoed");
-    Answer { addresses, scope }
-}
-
-/// A query for NAME with an ECS option carrying all of `address`.
-fn query_packet(address: IpAddr, qtype: RecordType) -> Vec<u8> {
-    let (family, source, octets): (u16, u8, Vec<u8>) = match address {
-        IpAddr::V4(v4) => (1, 32, v4.octets().to_vec()),
-        IpAddr::V6(v6) => (2, 128, v6.octets().to_vec()),
-    };
-    let mut packet = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
-    for label in NAME.trim_end_matches('.').split('.') {
-        packet.push(label.len() as u8);
-        packet.extend_from_slice(label.as_bytes());
-    }
-    packet.push(0);
-    packet.extend_from_slice(&u16::from(qtype).to_be_bytes());
-    packet.extend_from_slice(&1u16.to_be_bytes());
-    // OPT: root owner, type 41, payload 1232, no extended flags.
-    packet.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0]);
-    let option_length = 4 + octets.len() as u16;
-    packet.extend_from_slice(&(4 + option_length).to_be_bytes());
-    packet.extend_from_slice(&8u16.to_be_bytes());
-    packet.extend_from_slice(&option_length.to_be_bytes());
-    packet.extend_from_slice(&family.to_be_bytes());
-    packet.extend_from_slice(&[source, 0]);
-    packet.extend_from_slice(&octets);
-    packet
 }
 
 /// Client addresses worth asking about: inside database networks and CIDR

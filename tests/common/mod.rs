@@ -9,7 +9,7 @@
 // Each test crate includes this module and uses a different part of it.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
@@ -445,6 +445,56 @@ pub fn ecs_scope(response: &Message) -> Option<u8> {
                 _ => None,
             })
     })
+}
+
+/// What a steered response said: the addresses answered and the ECS scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SteeredAnswer {
+    /// The addresses answered.
+    pub addresses: Vec<IpAddr>,
+    /// The ECS scope prefix.
+    pub scope: u8,
+}
+
+pub fn read_steered(response: &[u8]) -> SteeredAnswer {
+    let message = Message::from_vec(response).expect("the response parses");
+    let addresses = message
+        .answers
+        .iter()
+        .map(|record| match &record.data {
+            hickory_proto::rr::RData::A(address) => IpAddr::V4(address.0),
+            hickory_proto::rr::RData::AAAA(address) => IpAddr::V6(address.0),
+            other => panic!("unexpected answer {other:?}"),
+        })
+        .collect();
+    let scope = ecs_scope(&message).expect("the ECS option is echoed");
+    SteeredAnswer { addresses, scope }
+}
+
+/// A query for `name` with an ECS option carrying all of `address`.
+pub fn ecs_query(name: &str, address: IpAddr, qtype: RecordType) -> Vec<u8> {
+    let (family, source, octets): (u16, u8, Vec<u8>) = match address {
+        IpAddr::V4(v4) => (1, 32, v4.octets().to_vec()),
+        IpAddr::V6(v6) => (2, 128, v6.octets().to_vec()),
+    };
+    let mut packet = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+    for label in name.trim_end_matches('.').split('.') {
+        packet.push(label.len() as u8);
+        packet.extend_from_slice(label.as_bytes());
+    }
+    packet.push(0);
+    packet.extend_from_slice(&u16::from(qtype).to_be_bytes());
+    packet.extend_from_slice(&1u16.to_be_bytes());
+    // OPT: root owner, type 41, payload 1232, no extended flags.
+    packet.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0]);
+    let option_length = 4 + octets.len() as u16;
+    packet.extend_from_slice(&(4 + option_length).to_be_bytes());
+    packet.extend_from_slice(&8u16.to_be_bytes());
+    packet.extend_from_slice(&option_length.to_be_bytes());
+    packet.extend_from_slice(&family.to_be_bytes());
+    packet.extend_from_slice(&[source, 0]);
+    packet.extend_from_slice(&octets);
+    packet
 }
 
 /// A response from the admin API.
