@@ -308,6 +308,10 @@ pub struct LatencyStatus {
     pub memory_bytes: usize,
     /// Recompiles with new latency data.
     pub compiles: LatencyCompiles,
+    /// Active measurements per site with a `latency_target`.
+    pub active: Vec<latency::active::SiteMeasurements>,
+    /// This node's fresh RTT to each site, from those measurements.
+    pub node: Vec<latency::active::NodeRtt>,
 }
 
 /// One endpoint in `/status`: its slot in the table, and what its probe says.
@@ -410,6 +414,13 @@ pub struct Serving {
     pub steering: Arc<SteeringConfig>,
     /// Drains and overrides in force.
     pub admin: AdminState,
+    /// The latency engine, for the measured networks and this node's RTTs
+    /// a `latency` step reads; `None` for `steer explain`, which has no
+    /// measurements.
+    pub latency: Option<Arc<LatencyEngine>>,
+    /// The table's parsed inputs (the latency matrix), when some steered
+    /// name has a `latency` step.
+    pub inputs: Option<Arc<CompileInputs>>,
 }
 
 /// The control plane's owner of the routing table. See the module docs.
@@ -437,6 +448,8 @@ pub struct Control {
     compiled_version: Arc<std::sync::atomic::AtomicU64>,
     /// Latency recompiles: count, last duration, answers changed.
     latency_compiles: Arc<Mutex<LatencyCompiles>>,
+    /// This node's own measurements to the sites' `latency_target`s.
+    active_latency: Arc<latency::active::ActiveLatency>,
     /// Decision counter slots, from the first build on: every reload
     /// compiles against it so that `/metrics` series never renumber.
     decisions: Arc<DecisionRegistry>,
@@ -493,12 +506,18 @@ impl Control {
             inputs: Arc::new(Mutex::new(built.inputs)),
             compiled_version: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             latency_compiles: Arc::new(Mutex::new(LatencyCompiles::default())),
+            active_latency: Arc::default(),
         }
     }
 
     /// The latency engine (`POST /latency`, metrics, explain).
     pub fn latency(&self) -> &Arc<LatencyEngine> {
         &self.latency
+    }
+
+    /// The active measurements' counters ([`latency::active::run`]).
+    pub fn active_latency(&self) -> &Arc<latency::active::ActiveLatency> {
+        &self.active_latency
     }
 
     /// Latency recompiles so far.
@@ -798,6 +817,8 @@ impl Control {
                     prefixes: totals.prefixes,
                     memory_bytes: totals.memory_bytes,
                     compiles: self.latency_compiles(),
+                    active: self.active_latency.totals(),
+                    node: latency::active::node_rtts(&self.latency, unix_now()),
                 }
             },
         }
@@ -814,6 +835,9 @@ impl Control {
             geo: status.sources.geo.clone(),
             steering: Arc::clone(&status.sources.steering),
             admin,
+            latency: Some(Arc::clone(&self.latency)),
+            // Set with the table, under the status lock held here.
+            inputs: lock(&self.inputs).clone(),
         }
     }
 }

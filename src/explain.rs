@@ -26,6 +26,7 @@ use serde::Serialize;
 use crate::control::Serving;
 use crate::dns::{Outcome as Reply, Transport};
 use crate::health::Forced;
+use crate::latency::explain::{LatencyTrace, client_sources};
 use crate::table::{CompiledPolicy, Lookup, wire_lower};
 
 /// Why a question could not be explained.
@@ -170,16 +171,23 @@ pub struct PolicyTrace {
 }
 
 /// One location step.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LocationStep {
     /// Step name as written.
     pub step: String,
-    /// What it matched (`continent EU`, `prefix 10.0.0.0/8`, `no match`).
+    /// What it matched (`continent EU`, `prefix 10.0.0.0/8`, `no match`;
+    /// for `latency`, the source that decided: `matrix 100.64.0.0/16 (line
+    /// 2)`, or `no latency data: by distance`).
     pub matched: String,
     /// Pools before the step.
     pub input: Vec<String>,
     /// Pools after it.
     pub output: Vec<String>,
+    /// A `latency` step's data: the RTT of each pool at the source that
+    /// decided, with samples and age or matrix line, and the sources
+    /// passed over (absent for other steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyTrace>,
 }
 
 /// The response, decoded.
@@ -490,21 +498,28 @@ fn trace_policy(
             crate::geo::Location::default()
         }
     };
-    let (steps, located_pools, scope) = policy.trace(client.address, &located);
-    let pools = policy.pool_ids();
-    let mut input = pools.clone();
-    let location_steps = steps
-        .into_iter()
-        .map(|step| {
-            let before = std::mem::replace(&mut input, step.pools.clone());
-            LocationStep {
-                step: step.step.to_owned(),
-                matched: step.matched,
-                input: before,
-                output: step.pools,
-            }
-        })
-        .collect();
+    let latency = policy.uses_latency().then(|| {
+        let empty = crate::latency::matrix::LatencyMatrix::default();
+        let sites: Vec<String> = serving
+            .steering
+            .sites
+            .iter()
+            .map(|site| site.id.clone())
+            .collect();
+        client_sources(
+            serving
+                .inputs
+                .as_deref()
+                .map_or(&empty, |inputs| &inputs.matrix),
+            serving.latency.as_deref(),
+            &sites,
+            client.address,
+            &located,
+            unix_now(),
+        )
+    });
+    let (location_steps, located_pools, scope) =
+        policy.trace(client.address, &located, latency.as_ref());
     let pool_names: Vec<String> = serving
         .steering
         .pools
@@ -512,7 +527,19 @@ fn trace_policy(
         .map(|pool| pool.id.clone())
         .collect();
     let per_query = policy.explain_dynamic(health, client.address, &pool_names);
-    if per_query.decision != located_pools {
+    if per_query.decision != located_pools && latency.is_some() && serving.latency.is_some() {
+        // Measurements posted since the last compile are read here but
+        // reach the table only at the next recompile.
+        notes.push(format!(
+            "the table's compiled decision for this network ({}) differs from the location \
+             steps run on the latency data of now ({}); the table's is what is served. \
+             Measurements reach the table at the next latency recompile (every {} s); a \
+             difference that persists is a bug",
+            list_or_none(&per_query.decision),
+            list_or_none(&located_pools),
+            serving.steering.latency.compile_interval.as_secs_f64()
+        ));
+    } else if per_query.decision != located_pools {
         // The table's prefix maps and this lookup come from the same
         // database file, so this is a bug worth reporting.
         notes.push(format!(
@@ -525,13 +552,20 @@ fn trace_policy(
     (
         PolicyTrace {
             label: policy.label.clone(),
-            pools,
+            pools: policy.pool_ids(),
             when_all_down: policy.when_all_down_label(&pool_names),
             location_steps,
             per_query,
         },
         scope,
     )
+}
+
+/// Seconds since the Unix epoch: the age of a measurement is counted to now.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// Sends the question through the data plane and decodes the response.
@@ -860,6 +894,9 @@ impl Explanation {
                         list_or_none(&step.input),
                         list_or_none(&step.output)
                     );
+                    for line in step.latency.iter().flat_map(LatencyTrace::text_lines) {
+                        let _ = writeln!(out, "              {line}");
+                    }
                 }
             }
             let per_query = &policy.per_query;

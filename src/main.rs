@@ -253,6 +253,9 @@ fn explain(
         geo: built.geo,
         steering: Arc::new(built.config.steering),
         admin: steer::health::AdminState::default(),
+        // No server, so no measurements: the matrix alone.
+        latency: None,
+        inputs: built.inputs,
     };
     let explanation = match steer::explain::explain(&serving, name, record_type, client) {
         Ok(explanation) => explanation,

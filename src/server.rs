@@ -72,6 +72,7 @@ pub struct RunningServer {
     admin_server: AdminServer,
     database_watch: tokio::task::JoinHandle<()>,
     latency_compiler: tokio::task::JoinHandle<()>,
+    active_latency: tokio::task::JoinHandle<()>,
 }
 
 /// How often the GeoIP database files are looked at for replacement.
@@ -227,6 +228,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         DATABASE_POLL,
     ));
     let latency_compiler = tokio::spawn(Arc::clone(&control).run_latency_compiler());
+    let active_latency = tokio::spawn(crate::latency::active::run(Arc::clone(&control)));
     Ok(RunningServer {
         dns_udp,
         dns_tcp,
@@ -237,6 +239,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         admin_server,
         database_watch,
         latency_compiler,
+        active_latency,
     })
 }
 
@@ -245,6 +248,7 @@ impl RunningServer {
     pub async fn shutdown(self) {
         self.database_watch.abort();
         self.latency_compiler.abort();
+        self.active_latency.abort();
         self.admin_server.stop().await;
         stop_dns(self.udp, self.tcp).await;
         info!("stopped");

@@ -114,6 +114,7 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
     }
     probes(&mut out, status);
     latency(&mut out, status);
+    active_latency(&mut out, status);
     header(
         &mut out,
         "steer_steered_names",
@@ -306,6 +307,48 @@ fn latency(out: &mut String, status: &StatusSnapshot) {
     );
 }
 
+/// This node's own measurements: connects per site and result, and the RTT
+/// they give.
+fn active_latency(out: &mut String, status: &StatusSnapshot) {
+    let latency = &status.latency;
+    header(
+        out,
+        "steer_latency_active_total",
+        "counter",
+        "TCP connects from this node to a site's latency_target, by result (failed: refused or \
+         timed out).",
+    );
+    for measured in &latency.active {
+        let site = label_value(&measured.site);
+        line(
+            out,
+            &format!("steer_latency_active_total{{site=\"{site}\",result=\"ok\"}}"),
+            measured.ok,
+        );
+        line(
+            out,
+            &format!("steer_latency_active_total{{site=\"{site}\",result=\"failed\"}}"),
+            measured.failed,
+        );
+    }
+    header(
+        out,
+        "steer_latency_node_rtt_ms",
+        "gauge",
+        "This node's RTT to the site (moving average of connect times), while fresh.",
+    );
+    for node in &latency.node {
+        line(
+            out,
+            &format!(
+                "steer_latency_node_rtt_ms{{site=\"{}\"}}",
+                label_value(&node.site)
+            ),
+            node.rtt_ms,
+        );
+    }
+}
+
 /// The `_bucket`, `_sum` and `_count` lines of one histogram series.
 fn histogram(out: &mut String, name: &str, labels: &str, bounds: &[f64], values: &Histogram) {
     let separator = if labels.is_empty() { "" } else { "," };
@@ -462,6 +505,23 @@ mod tests {
                     last_changed: 1,
                     changed_total: 6,
                 },
+                active: vec![
+                    crate::latency::active::SiteMeasurements {
+                        site: "fra".into(),
+                        ok: 9,
+                        failed: 0,
+                    },
+                    crate::latency::active::SiteMeasurements {
+                        site: "iad".into(),
+                        ok: 2,
+                        failed: 5,
+                    },
+                ],
+                node: vec![crate::latency::active::NodeRtt {
+                    site: "fra".into(),
+                    rtt_ms: 1.5,
+                    age_seconds: 3,
+                }],
             },
             steered: vec![SteeredStatus {
                 name: "www.example.test.".into(),
@@ -504,6 +564,13 @@ mod tests {
             "steer_latency_prefixes 3\n",
             "steer_latency_compiles_total 4\n",
             "steer_latency_changed_choices_total 6\n",
+            "# TYPE steer_latency_active_total counter\n",
+            "steer_latency_active_total{site=\"fra\",result=\"ok\"} 9\n",
+            "steer_latency_active_total{site=\"fra\",result=\"failed\"} 0\n",
+            "steer_latency_active_total{site=\"iad\",result=\"ok\"} 2\n",
+            "steer_latency_active_total{site=\"iad\",result=\"failed\"} 5\n",
+            "# TYPE steer_latency_node_rtt_ms gauge\n",
+            "steer_latency_node_rtt_ms{site=\"fra\"} 1.5\n",
             "# TYPE steer_steered_names gauge\n",
             "steer_steered_names 1\n",
         ] {

@@ -221,9 +221,8 @@ impl LatencyEngine {
     /// RTTs that are not positive numbers below the cap are ignored.
     pub fn record_node(&self, site: &str, rtt_ms: f64, now: u64) {
         let mut state = lock(&self.state);
-        if !state.sites.iter().any(|known| known == site)
-            || !(rtt_ms > 0.0 && rtt_ms <= state.settings.max_rtt_ms)
-        {
+        let believable = rtt_ms > 0.0 && rtt_ms <= state.settings.max_rtt_ms;
+        if !believable || !state.sites.iter().any(|known| known == site) {
             return;
         }
         let weight = state.settings.weight;

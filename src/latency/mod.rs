@@ -5,7 +5,9 @@
 //! plane compiles into the routing table on a timer. Nothing here runs on the
 //! data plane: a query never reads the model, only what was compiled from it.
 
+pub mod active;
 pub mod engine;
+pub mod explain;
 pub mod matrix;
 pub mod model;
 pub mod snapshot;

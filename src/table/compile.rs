@@ -629,6 +629,7 @@ pub(super) fn compile(
                     | crate::config::steering::Step::Geo { .. }
                     | crate::config::steering::Step::Asn(_)
                     | crate::config::steering::Step::Nearest { .. }
+                    | crate::config::steering::Step::Latency { .. }
             )
         })
     });

@@ -19,15 +19,18 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::config::steering::{PoolMembers, SteeredType, SteeringConfig, Step, WhenAllDown};
-use crate::explain::{DynamicStepTrace, DynamicTrace, EndpointTrace, Outcome, PoolTrace};
+use crate::explain::{
+    DynamicStepTrace, DynamicTrace, EndpointTrace, LocationStep, Outcome, PoolTrace,
+};
 use crate::geo::{GeoDatabase, Location};
 use crate::health::{AdminState, EndpointSlot, HealthView};
+use crate::latency::explain::{Candidate, ClientLatency};
 use crate::latency::snapshot::LatencySnapshot;
 use crate::metrics::{DecisionKey, DecisionRegistry, DecisionSlot, OVERFLOW_SLOT, Reason};
 use crate::policy::prefix_map::{PrefixMap, PrefixMapBuilder};
 use crate::policy::{
-    self, Dynamic, LatencyInput, MAX_ANSWER, MAX_POOLS, PoolPlace, StepTrace, random,
-    sticky_choice, sticky_key, sticky_scope, weighted_choice,
+    self, Dynamic, LatencyInput, MAX_ANSWER, MAX_POOLS, PoolPlace, random, sticky_choice,
+    sticky_key, sticky_scope, weighted_choice,
 };
 
 /// Record type codes.
@@ -365,27 +368,101 @@ impl CompiledPolicy {
             .unwrap_or(OVERFLOW_SLOT)
     }
 
-    /// What the location steps did for `location` (explain's view).
-    pub fn trace(&self, client: IpAddr, location: &Location) -> (Vec<StepTrace>, Vec<String>, u8) {
+    /// What the location steps did for the client at `client`, located at
+    /// `location` (explain's view): each step with its input and output
+    /// pools, the decision they leave, and the table's ECS scope for it.
+    /// `latency` holds the client's latency sources, built as a compile
+    /// builds them; with it a `latency` step reads what the compile read,
+    /// and its margin starts from this table's own choices, so the step
+    /// orders the pools as the table does (given the same data).
+    pub fn trace(
+        &self,
+        client: IpAddr,
+        location: &Location,
+        latency: Option<&ClientLatency>,
+    ) -> (Vec<LocationStep>, Vec<String>, u8) {
         let cidr_matches: Vec<Option<usize>> = self
             .cidr_steps
             .iter()
             .map(|entries| longest_match(entries, client))
             .collect();
+        let input = LatencyInput {
+            sources: latency.map(ClientLatency::input).unwrap_or_default(),
+            previous: Some(&self.latency_chosen),
+            chosen: None,
+        };
         let mut trace = Vec::new();
-        let pools = policy::locate(
+        let pools = policy::locate_with_latency(
             &self.steps,
             &self.places,
             location,
             &cidr_matches,
+            &input,
             Some(&mut trace),
         );
+        let mut candidates = self.pool_ids();
+        // One trace entry per location step, in order.
+        let steps = self
+            .steps
+            .iter()
+            .filter(|step| policy::is_location_step(step))
+            .zip(trace)
+            .map(|(step, traced)| {
+                let before = std::mem::replace(&mut candidates, traced.pools.clone());
+                let latency = match (step, latency) {
+                    (
+                        Step::Latency {
+                            margin_percent,
+                            margin_ms,
+                        },
+                        Some(latency),
+                    ) => {
+                        let places: Vec<Candidate<'_>> = before
+                            .iter()
+                            .filter_map(|id| self.places.iter().find(|place| &place.id == id))
+                            .map(|place| Candidate {
+                                pool: &place.id,
+                                site: place.site,
+                            })
+                            .collect();
+                        Some(latency.trace_step(
+                            &places,
+                            &traced.pools,
+                            &self.latency_chosen,
+                            (*margin_percent, *margin_ms),
+                            location.degrees().is_some(),
+                        ))
+                    }
+                    _ => None,
+                };
+                LocationStep {
+                    step: traced.step.to_owned(),
+                    // The source's own label (with the matrix line or
+                    // "measured"); the step's text when no source decided.
+                    matched: latency
+                        .as_ref()
+                        .and_then(|latency| latency.source.as_ref())
+                        .map_or(traced.matched, |source| source.label.clone()),
+                    input: before,
+                    output: traced.pools,
+                    latency,
+                }
+            })
+            .collect();
         let (_, scope) = self.start(client);
         let ids = pools
             .iter()
             .map(|&pool| self.places[usize::from(pool)].id.clone())
             .collect();
-        (trace, ids, scope)
+        (steps, ids, scope)
+    }
+
+    /// Whether the policy has a `latency` step (explain then looks up the
+    /// client's latency sources).
+    pub fn uses_latency(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|step| matches!(step, Step::Latency { .. }))
     }
 }
 

@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""Latency steering at scale: ingest rate, recompile cost, query cost.
+
+Needs the bench-peers work directory (`WORK`, default the harness's
+default) for its zone, GeoIP database, geo-many queries and gdnsd config,
+so run `bench/peers.sh` once first. Then:
+
+    cargo build --release && bench/latency.py
+
+1. Starts Steer (release, pinned to CPU 0) steering www.bench.test with
+   ["latency", "priority"] over ten sites, the model capped at 1,000,000
+   client networks, and posts 10,000,000 samples (1,000,000 random /24
+   networks x 10 sites) through POST /latency in batches of 10,000, from a
+   client pinned to CPU 1: samples per second, and per server CPU second.
+2. Posts 2,000,000 more samples for networks not seen yet, so the cap must
+   evict: networks tracked and memory before and after.
+3. Waits for the recompile with 1,000,000 networks x 10 sites: its time
+   (steer_latency_compile_seconds) and the server's peak memory.
+4. Starts gdnsd from the harness's config and runs dnsperf with the
+   harness's geo-many queries (5,000 real ECS subnets) against both,
+   alternating, REPS times, unlimited (DURATION s) and at 50,000 qps
+   (FIXED_DURATION s): server CPU microseconds per answered query, the
+   harness's method (utime+stime of the server process from /proc).
+
+Writes bench/results/DATE-latency.md.
+"""
+
+import http.client
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+WORK = os.environ.get("WORK", os.path.join(os.environ.get("TMPDIR", "/tmp"), "bench-peers-work"))
+REPS = int(os.environ.get("REPS", "5"))
+DURATION = int(os.environ.get("DURATION", "2"))
+FIXED_DURATION = int(os.environ.get("FIXED_DURATION", "3"))
+NETWORKS = int(os.environ.get("NETWORKS", "1000000"))
+EXTRA_NETWORKS = int(os.environ.get("EXTRA_NETWORKS", "200000"))
+BATCH_NETWORKS = 1000
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BINARY = os.environ.get("STEER_BINARY", os.path.join(REPO, "target", "release", "steer"))
+PORT, ADMIN = 5311, 8098
+GDNSD_PORT = 5303
+SITES = ["s%d" % index for index in range(10)]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def config(directory):
+    os.makedirs(os.path.join(directory, "zones"))
+    with open(os.path.join(WORK, "zones", "bench.test.base")) as base:
+        zone = base.read()
+    with open(os.path.join(directory, "zones", "bench.test.zone"), "w") as out:
+        out.write(zone)
+    lines = [
+        "[server]", 'listen = ["127.0.0.1:%d"]' % PORT, 'zones = "zones"', "workers = 1",
+        "[admin]", 'listen = "127.0.0.1:%d"' % ADMIN,
+        "[geoip]", 'database = "%s"' % os.path.join(WORK, "geo", "country.mmdb"),
+        "[latency]", 'compile_interval = "10s"', "max_prefixes = %d" % NETWORKS,
+        'max_age = "1h"',
+    ]
+    for index, site in enumerate(SITES):
+        lines += ["[sites.%s]" % site, "[pools.%s]" % site, 'site = "%s"' % site,
+                  'addresses = ["192.0.2.%d"]' % (index + 1)]
+    lines += ["[[steer]]", 'name = "www.bench.test."', 'type = "A"',
+              "pools = [%s]" % ", ".join('"%s"' % site for site in SITES),
+              'policy = ["latency", "priority"]']
+    path = os.path.join(directory, "steer.toml")
+    with open(path, "w") as out:
+        out.write("\n".join(lines) + "\n")
+    return path
+
+
+def cpu_seconds(pid):
+    total = 0
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, task)) as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def memory(pid):
+    values = {}
+    with open("/proc/%d/status" % pid) as status:
+        for line in status:
+            if line.startswith(("VmRSS", "VmHWM")):
+                name, value = line.split(":")
+                values[name] = int(value.split()[0]) // 1024
+    return values
+
+
+def metrics():
+    connection = http.client.HTTPConnection("127.0.0.1", ADMIN, timeout=30)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def batches(networks, seed):
+    """Pre-encoded bodies: each BATCH_NETWORKS networks x 10 sites."""
+    rng = random.Random(seed)
+    seen = set()
+    chosen = []
+    while len(chosen) < networks:
+        network = rng.randrange(1 << 24)
+        if network not in seen:
+            seen.add(network)
+            chosen.append(network)
+    bodies = []
+    for start in range(0, networks, BATCH_NETWORKS):
+        samples = []
+        for network in chosen[start:start + BATCH_NETWORKS]:
+            client = "%d.%d.%d.0/24" % (network >> 16, (network >> 8) & 255, network & 255)
+            for site in SITES:
+                samples.append('{"client":"%s","site":"%s","rtt_ms":%d}' % (client, site, rng.randrange(5, 300)))
+        bodies.append(('{"samples":[' + ",".join(samples) + "]}").encode())
+    return bodies
+
+
+def post_all(bodies):
+    connection = http.client.HTTPConnection("127.0.0.1", ADMIN, timeout=120)
+    accepted = 0
+    for body in bodies:
+        connection.request("POST", "/latency", body, {"Content-Type": "application/json"})
+        reply = json.loads(connection.getresponse().read())
+        accepted += reply["accepted"]
+    return accepted
+
+
+def dnsperf(port, fixed):
+    command = ["taskset", "-c", "1", "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-B",
+               "-d", os.path.join(WORK, "queries", "geo-many.raw"), "-c", "1", "-q", "100",
+               "-t", "2", "-l", str(FIXED_DURATION if fixed else DURATION)]
+    if fixed:
+        command[command.index("-l"):command.index("-l")] = ["-Q", "50000"]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=60).stdout
+    return int(re.search(r"Queries completed:\s+(\d+)", output).group(1))
+
+
+def measure(pid, port, fixed):
+    before = cpu_seconds(pid)
+    completed = dnsperf(port, fixed)
+    return (cpu_seconds(pid) - before) / completed * 1e6
+
+
+def main():
+    for needed in [BINARY, os.path.join(WORK, "queries", "geo-many.raw")]:
+        if not os.path.exists(needed):
+            sys.exit("missing %s: build first and run bench/peers.sh once" % needed)
+    report = []
+    print("generating samples ...", flush=True)
+    bodies = batches(NETWORKS, 1)
+    extra = batches(EXTRA_NETWORKS, 2)
+    with tempfile.TemporaryDirectory() as directory:
+        path = config(directory)
+        steer = subprocess.Popen(["taskset", "-c", "0", BINARY, "serve", "--config", path],
+                                 stderr=open(os.path.join(directory, "steer.log"), "w"))
+        gdnsd = None
+        try:
+            for _ in range(600):
+                try:
+                    metrics()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            idle = memory(steer.pid)
+            cpu_before = cpu_seconds(steer.pid)
+            started = time.monotonic()
+            accepted = post_all(bodies)
+            wall = time.monotonic() - started
+            cpu = cpu_seconds(steer.pid) - cpu_before
+            filled = memory(steer.pid)
+            values = metrics()
+            report.append("## Ingest\n")
+            report.append("%d samples (%d networks x %d sites) in batches of %d: %.1f s wall, "
+                          "%.0f samples/s; server CPU %.1f s, %.0f samples per server CPU second "
+                          "(one core).\n" % (accepted, NETWORKS, len(SITES), BATCH_NETWORKS * len(SITES),
+                                             wall, accepted / wall, cpu, accepted / cpu))
+            report.append("Networks tracked %d, model %.0f MB; server RSS %d MB (idle %d MB).\n" % (
+                values["steer_latency_prefixes"], values["steer_latency_model_bytes"] / 1e6,
+                filled["VmRSS"], idle["VmRSS"]))
+            post_all(extra)
+            values = metrics()
+            after = memory(steer.pid)
+            report.append("\n%d more samples for %d new networks: networks tracked %d (the cap), "
+                          "model %.0f MB, RSS %d MB.\n" % (EXTRA_NETWORKS * len(SITES), EXTRA_NETWORKS,
+                                                       values["steer_latency_prefixes"],
+                                                       values["steer_latency_model_bytes"] / 1e6,
+                                                       after["VmRSS"]))
+            # The next recompile sees the full model.
+            compiles = values["steer_latency_compiles_total"]
+            deadline = time.monotonic() + 600
+            while metrics()["steer_latency_compiles_total"] < compiles + 1:
+                assert time.monotonic() < deadline, "no recompile within 10 minutes"
+                time.sleep(1)
+            values = metrics()
+            peak = memory(steer.pid)
+            report.append("\n## Recompile with %d networks x %d sites\n\n%.2f s "
+                          "(steer_latency_compile_seconds); server RSS after %d MB, peak %d MB.\n" % (
+                              values["steer_latency_prefixes"], len(SITES),
+                              values["steer_latency_compile_seconds"], peak["VmRSS"], peak["VmHWM"]))
+            gdnsd = subprocess.Popen(["taskset", "-c", "0", "gdnsd", "-c",
+                                      os.path.join(WORK, "run", "gdnsd", "etc"), "start"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(3)
+            results = {("steer", False): [], ("steer", True): [], ("gdnsd", False): [], ("gdnsd", True): []}
+            for _ in range(REPS):
+                for name, pid, port in [("steer", steer.pid, PORT), ("gdnsd", gdnsd.pid, GDNSD_PORT)]:
+                    dnsperf(port, False)  # warm-up, unmeasured
+                    for fixed in (False, True):
+                        results[(name, fixed)].append(measure(pid, port, fixed))
+            report.append("\n## Query cost, geo-many (5,000 ECS subnets), %d reps alternating\n\n" % REPS)
+            report.append("| server | CPU us/query unlimited: median (min-max) | at 50k qps: median (min-max) |\n|---|---|---|\n")
+            for name in ("steer", "gdnsd"):
+                cells = []
+                for fixed in (False, True):
+                    runs = results[(name, fixed)]
+                    cells.append("%.2f (%.2f-%.2f)" % (statistics.median(runs), min(runs), max(runs)))
+                report.append("| %s | %s | %s |\n" % (name if name == "gdnsd" else "steer (latency, %d networks)" % NETWORKS, cells[0], cells[1]))
+            report.append("\nRaw runs (us/query): %s\n" % json.dumps({"%s %s" % (name, "fixed" if fixed else "unlimited"): [round(value, 3) for value in runs] for (name, fixed), runs in results.items()}))
+        finally:
+            steer.terminate()
+            steer.wait(timeout=30)
+            if gdnsd is not None:
+                gdnsd.terminate()
+                gdnsd.wait(timeout=30)
+    stamp = time.strftime("%Y-%m-%d", time.gmtime())
+    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    out = os.path.join(REPO, "bench", "results", "%s-latency.md" % stamp)
+    with open(out, "w") as file:
+        file.write("# Latency steering at scale\n\nDate: %s. Steer commit: %s.\nCommand: `REPS=%d bench/latency.py`\n\n" % (
+            time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), commit, REPS))
+        file.write("".join(report))
+    print(open(out).read())
+
+
+if __name__ == "__main__":
+    main()
