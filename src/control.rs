@@ -529,13 +529,25 @@ impl Control {
     /// the model changed, every `latency.compile_interval`; expires stale
     /// measurements on the same beat. Runs until the server stops.
     pub async fn run_latency_compiler(self: Arc<Self>) {
+        let mut last_expiry = std::time::Instant::now();
         loop {
             let interval = lock(&self.inputs).as_ref().map_or(
                 crate::config::steering::LatencyConfig::default().compile_interval,
                 |inputs| inputs.config.steering.latency.compile_interval,
             );
             tokio::time::sleep(interval).await;
-            self.latency.expire(unix_now());
+            // Expiring walks every tracked network (a million of them take
+            // some 100 ms and flush the caches the query path uses), so it
+            // runs a sixteenth of max_age apart, not every tick: a stale
+            // measurement is served at most that much longer.
+            let max_age = lock(&self.inputs).as_ref().map_or(
+                crate::config::steering::LatencyConfig::default().max_age,
+                |inputs| inputs.config.steering.latency.max_age,
+            );
+            if last_expiry.elapsed() >= max_age / 16 {
+                self.latency.expire(unix_now());
+                last_expiry = std::time::Instant::now();
+            }
             let has_inputs = lock(&self.inputs).is_some();
             let version = self.latency.version();
             if has_inputs

@@ -527,6 +527,12 @@ fn trace_policy(
         .map(|pool| pool.id.clone())
         .collect();
     let per_query = policy.explain_dynamic(health, client.address, &pool_names);
+    // A policy whose answer is its first pool compiles only that one.
+    let located_pools = if policy.only_first_pool {
+        located_pools.into_iter().take(1).collect()
+    } else {
+        located_pools
+    };
     if per_query.decision != located_pools && latency.is_some() && serving.latency.is_some() {
         // Measurements posted since the last compile are read here but
         // reach the table only at the next recompile.

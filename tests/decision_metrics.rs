@@ -146,6 +146,21 @@ async fn post(server: &TestServer, path: &str) -> String {
 
 /// Every `steer_steered_answers_total` series as `name type pool reason
 /// count`, sorted, and the overflow count.
+/// The counters once two scrapes 50 ms apart agree: a worker counts an
+/// answer just after sending it, so a scrape right after the client got
+/// the answer can be one behind.
+async fn settled_decisions(server: &TestServer) -> (Vec<String>, u64) {
+    let mut last = decisions(server).await;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let now = decisions(server).await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
 async fn decisions(server: &TestServer) -> (Vec<String>, u64) {
     let response = http_request(server.admin_addr(), "GET", "/metrics").await;
     assert_eq!(response.status, 200, "{}", response.body);
@@ -192,7 +207,7 @@ const AMS: &[&str] = &["203.0.113.10"];
 async fn answers_are_counted_by_pool_and_reason_across_drains_and_reloads() {
     let server = start().await;
     // Registered at compile time: every reachable outcome is there at 0.
-    let (series, overflow) = decisions(&server).await;
+    let (series, overflow) = settled_decisions(&server).await;
     assert_eq!(
         series,
         sorted(&[
@@ -249,7 +264,7 @@ async fn answers_are_counted_by_pool_and_reason_across_drains_and_reloads() {
         "api.example.test. A  servfail 2",
         "api.example.test. A ams policy 0",
     ]);
-    assert_eq!(decisions(&server).await, (before_reload.clone(), 0));
+    assert_eq!(settled_decisions(&server).await, (before_reload.clone(), 0));
 
     // A reload that drops api and adds two names: nothing is renumbered,
     // api's series keep their counts, the new ones start at 0.
@@ -269,7 +284,7 @@ async fn answers_are_counted_by_pool_and_reason_across_drains_and_reloads() {
         .map(str::to_owned),
     );
     after_reload.sort();
-    assert_eq!(decisions(&server).await, (after_reload.clone(), 0));
+    assert_eq!(settled_decisions(&server).await, (after_reload.clone(), 0));
 
     // A failed reload changes no count, and what it registered is gone:
     // the next good reload does not export it.
@@ -281,11 +296,11 @@ async fn answers_are_counted_by_pool_and_reason_across_drains_and_reloads() {
         "{}",
         response.body
     );
-    assert_eq!(decisions(&server).await, (after_reload.clone(), 0));
+    assert_eq!(settled_decisions(&server).await, (after_reload.clone(), 0));
     write_config(&server, SECOND);
     let body = post(&server, "/reload").await;
     assert!(body.contains("\"generation\":3"), "{body}");
-    assert_eq!(decisions(&server).await, (after_reload, 0));
+    assert_eq!(settled_decisions(&server).await, (after_reload, 0));
 
     // The drains survived the reload: www stays on iad, fallback answers
     // from ams, and open answers from the drained fra anyway.
@@ -320,7 +335,7 @@ async fn answers_are_counted_by_pool_and_reason_across_drains_and_reloads() {
     .await;
 
     assert_eq!(
-        decisions(&server).await,
+        settled_decisions(&server).await,
         (
             sorted(&[
                 "www.example.test. A  nodata 0",
@@ -383,7 +398,7 @@ policy = [
         (ResponseCode::NoError, &[]),
     )
     .await;
-    let (series, _) = decisions(&server).await;
+    let (series, _) = settled_decisions(&server).await;
     for expected in [
         "www.example.test. A fra fail_open 2",
         "www.example.test. A  nodata 3",

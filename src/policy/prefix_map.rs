@@ -10,6 +10,12 @@
 //! leaf: that depth is the widest prefix around the address over which the
 //! value cannot change, which is exactly the ECS scope to answer with.
 //! Lookups never allocate.
+//!
+//! A large map (a GeoIP partition, a latency model with a million client
+//! networks) is too big for the cache, and a bit-by-bit walk costs one
+//! cache miss per level. [`PrefixMap::accelerate`] adds a table indexed by
+//! the top [`DIRECT_BITS`] bits that holds where the walk stands after
+//! them, so a lookup starts with one load instead of sixteen.
 
 use std::collections::HashMap;
 
@@ -18,6 +24,13 @@ const LEAF: u32 = 1 << 31;
 
 /// Largest value a leaf can hold.
 pub const MAX_VALUE: u32 = LEAF - 1;
+
+/// Address bits the direct table of [`PrefixMap::accelerate`] resolves.
+pub const DIRECT_BITS: u8 = 16;
+
+/// Below this many inner nodes a map fits in the cache and the direct
+/// table (512 KiB) would cost more than it saves.
+const DIRECT_MIN_NODES: usize = 1 << 14;
 
 /// A finished, merged map. Addresses are left-aligned in `bits` bits
 /// (an IPv4 address is a `u128` holding the 32-bit value, `bits` = 32).
@@ -28,6 +41,9 @@ pub struct PrefixMap {
     /// The root (a leaf when the whole space has one value).
     root: u32,
     bits: u8,
+    /// When accelerated: per value of the top [`DIRECT_BITS`] bits, the
+    /// slot the walk reaches and its depth (`slot | depth << 32`).
+    direct: Vec<u64>,
 }
 
 impl PrefixMap {
@@ -37,7 +53,34 @@ impl PrefixMap {
             nodes: Vec::new(),
             root: LEAF | value,
             bits,
+            direct: Vec::new(),
         }
+    }
+
+    /// Adds the direct table for the top [`DIRECT_BITS`] bits when the map
+    /// is large enough to need it. Lookups give the same results either way.
+    pub fn accelerate(&mut self) {
+        if self.nodes.len() < DIRECT_MIN_NODES || self.bits < DIRECT_BITS {
+            return;
+        }
+        let shift = self.bits - DIRECT_BITS;
+        self.direct = (0..1u128 << DIRECT_BITS)
+            .map(|top| {
+                let (slot, depth) = self.walk(self.root, 0, top << shift, DIRECT_BITS);
+                u64::from(slot) | (u64::from(depth) << 32)
+            })
+            .collect();
+    }
+
+    /// Walks from `slot` at `depth` until a leaf or depth `stop`.
+    #[inline]
+    fn walk(&self, mut slot: u32, mut depth: u8, address: u128, stop: u8) -> (u32, u8) {
+        while slot & LEAF == 0 && depth < stop {
+            let bit = (address >> (self.bits - 1 - depth)) & 1;
+            slot = self.nodes[slot as usize][bit as usize];
+            depth += 1;
+        }
+        (slot, depth)
     }
 
     /// Address width in bits (32 or 128).
@@ -52,19 +95,20 @@ impl PrefixMap {
 
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.nodes.capacity() * size_of::<[u32; 2]>()
+        self.nodes.capacity() * size_of::<[u32; 2]>() + self.direct.capacity() * size_of::<u64>()
     }
 
     /// The value for `address` and the length of the merged prefix holding it.
     #[inline]
     pub fn lookup(&self, address: u128) -> (u32, u8) {
-        let mut slot = self.root;
-        let mut depth = 0u8;
-        while slot & LEAF == 0 && depth < self.bits {
-            let bit = (address >> (self.bits - 1 - depth)) & 1;
-            slot = self.nodes[slot as usize][bit as usize];
-            depth += 1;
-        }
+        let (slot, depth) = match self
+            .direct
+            .get((address >> (self.bits - DIRECT_BITS.min(self.bits))) as usize)
+        {
+            Some(&entry) => (entry as u32, (entry >> 32) as u8),
+            None => (self.root, 0),
+        };
+        let (slot, depth) = self.walk(slot, depth, address, self.bits);
         (slot & MAX_VALUE, depth)
     }
 
@@ -117,6 +161,7 @@ impl PrefixMap {
             nodes: output.nodes,
             root,
             bits: left.bits,
+            direct: Vec::new(),
         }
     }
 
@@ -229,6 +274,7 @@ impl PrefixMapBuilder {
             nodes: self.nodes,
             root: self.root,
             bits: self.bits,
+            direct: Vec::new(),
         };
         let uniform = PrefixMap::uniform(raw.bits, 0);
         PrefixMap::product(&raw, &uniform, &mut |value, _| value)
@@ -311,5 +357,43 @@ mod tests {
         assert_eq!(map.lookup(address("2001:db8::1")), (9, 128));
         assert_eq!(map.lookup(address("2001:db8::2")), (4, 127));
         assert_eq!(map.lookup(address("2001:db9::")).0, 0);
+    }
+
+    #[test]
+    fn accelerated_lookups_agree_with_the_walk() {
+        for bits in [32u8, 128] {
+            let mut builder = PrefixMapBuilder::new(bits, 0);
+            let mut state = 0x9E37_79B9_7F4A_7C15u64;
+            let mut next = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            // Enough nested networks to pass the size threshold.
+            for value in 1..40_000u32 {
+                let length = 8 + (next() % u64::from(bits.min(40) - 8)) as u8;
+                let network = (u128::from(next()) << 64 | u128::from(next())) >> (128 - bits);
+                builder.insert(network, length, value % 7);
+            }
+            let plain = builder.finish();
+            assert!(
+                plain.node_count() >= DIRECT_MIN_NODES,
+                "{}",
+                plain.node_count()
+            );
+            let mut fast = plain.clone();
+            fast.accelerate();
+            assert!(!fast.direct.is_empty());
+            for _ in 0..200_000 {
+                let address = (u128::from(next()) << 64 | u128::from(next())) >> (128 - bits);
+                assert_eq!(fast.lookup(address), plain.lookup(address), "{address:#x}");
+            }
+            // Small maps stay as they are.
+            let mut small = PrefixMap::uniform(bits, 3);
+            small.accelerate();
+            assert!(small.direct.is_empty());
+            assert_eq!(small.lookup(0), (3, 0));
+        }
     }
 }

@@ -136,6 +136,9 @@ pub struct CompiledPolicy {
     /// For a `latency` step: the site each latency source chose, which the
     /// next compile keeps unless a challenger beats it by the margins.
     pub latency_chosen: HashMap<String, usize>,
+    /// Decisions hold only their first pool (no per-query step looks
+    /// further), so explain compares only that.
+    pub only_first_pool: bool,
     qtype: u16,
     pools: Vec<PolicyPool>,
     endpoints: Vec<PolicyEndpoint>,
@@ -758,6 +761,16 @@ fn compile_one(
         .policy
         .iter()
         .any(|step| matches!(step, Step::Latency { .. }));
+    // Without a step that can drop, choose among or take several pools,
+    // the answer is the first pool of the decision: decisions that agree
+    // on it are one decision, which merges more prefixes (wider ECS
+    // scopes) and keeps the decision tables small.
+    let only_first_pool = !dynamic.iter().any(|step| {
+        matches!(
+            step,
+            Dynamic::Healthy { .. } | Dynamic::Weighted | Dynamic::Sticky | Dynamic::First(_)
+        )
+    });
     let empty_snapshot = LatencySnapshot::default();
     let snapshot = latency.filter(|_| has_latency).unwrap_or(&empty_snapshot);
     let label = format!("{} {}", steered.name, type_label(qtype));
@@ -859,18 +872,24 @@ fn compile_one(
                 previous: Some(previous),
                 chosen: Some(&chosen),
             };
-            intern_decision(policy::locate_with_latency(
+            let mut pools = policy::locate_with_latency(
                 &steered.policy,
                 candidate_places,
                 location,
                 &padded,
                 &input,
                 None,
-            ))
+            );
+            if only_first_pool {
+                pools.truncate(1);
+            }
+            intern_decision(pools)
         })
     };
-    let v4 = family_map(32, &maps.v4);
-    let v6 = family_map(128, &maps.v6);
+    let mut v4 = family_map(32, &maps.v4);
+    let mut v6 = family_map(128, &maps.v6);
+    v4.accelerate();
+    v6.accelerate();
     let decision_counters = register_decisions(
         registry,
         &steered.name.to_string(),
@@ -885,6 +904,7 @@ fn compile_one(
     Ok(CompiledPolicy {
         label,
         latency_chosen,
+        only_first_pool,
         qtype,
         pools,
         endpoints,
