@@ -91,7 +91,7 @@ async fn answer(server: &TestServer, network: &str) -> (String, u8) {
     (addresses[0].clone(), scope)
 }
 
-/// Polls until `network` is answered with `expected`; panics after 5 s.
+/// Polls until `network` is answered with `expected`; panics after 10 s.
 async fn wait_for(server: &TestServer, network: &str, expected: &str) {
     let started = Instant::now();
     loop {
@@ -100,7 +100,7 @@ async fn wait_for(server: &TestServer, network: &str, expected: &str) {
             return;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(5),
+            started.elapsed() < Duration::from_secs(10),
             "{network} still answered {now}, not {expected}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -245,7 +245,7 @@ async fn malformed_batches_are_refused_and_bad_samples_counted_without_losing_da
 
 #[tokio::test]
 async fn stale_measurements_fall_back_and_the_matrix_is_reloaded() {
-    let server = start("1s").await;
+    let server = start("3s").await;
     post_latency(&server, &samples(&[("100.64.9.0/24", "iad", 5.0)])).await;
     // Measured beats the covering matrix prefix...
     wait_for(&server, "100.64.9.0", IAD).await;

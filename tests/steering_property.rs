@@ -468,8 +468,18 @@ fn compile(world: &World) -> Compiled {
 }
 
 impl Compiled {
-    /// The chain's decision for one address, evaluated on its own.
+    /// The chain's decision for one address, evaluated on its own, as the
+    /// answer sees it: `[geo, cidr, priority]` answers with the first pool
+    /// alone, so decisions that agree on it are one (and the table merges
+    /// their prefixes).
     fn decision(&self, address: IpAddr) -> Vec<u16> {
+        let mut pools = self.full_decision(address);
+        pools.truncate(1);
+        pools
+    }
+
+    /// Every pool the location steps leave, in order.
+    fn full_decision(&self, address: IpAddr) -> Vec<u16> {
         let location = self.geo.locate(address).location;
         let matched = self
             .cidr
