@@ -18,8 +18,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -37,6 +37,7 @@ use crate::metrics::DecisionRegistry;
 use crate::probe::monitor::{Histogram, LastProbe, Monitor, TargetStatus};
 use crate::table::{Inputs, RoutingTable};
 use crate::zone;
+use crate::{lock, unix_now, unix_seconds};
 
 /// A table built from the files, not yet published.
 pub struct Built {
@@ -223,12 +224,6 @@ fn site_ids(config: &Config) -> Vec<String> {
 
 fn site_ids_of(sites: &[crate::config::steering::Site]) -> Vec<String> {
     sites.iter().map(|site| site.id.clone()).collect()
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// What a successful reload did.
@@ -1091,19 +1086,6 @@ fn restart_needed(active: &Config, reloaded: &Config) -> Vec<String> {
 fn list(addresses: &[SocketAddr]) -> String {
     let items: Vec<String> = addresses.iter().map(ToString::to_string).collect();
     format!("[{}]", items.join(", "))
-}
-
-fn unix_seconds(time: SystemTime) -> f64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
-}
-
-/// Status is plain data, so a panic elsewhere while holding the lock cannot
-/// leave it half-updated in a harmful way: keep serving it.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Returns memory freed by a build to the operating system. A large zone's

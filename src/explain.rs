@@ -319,6 +319,7 @@ pub struct EndpointTrace {
 // Record types the data plane answers without looking at names
 // (`dns::respond` refuses or rejects them first).
 use crate::dns::wire::{TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_MAILA, TYPE_MAILB, TYPE_OPT};
+use crate::unix_now;
 
 /// EDNS payload size of the query explain sends; only the OPT record's
 /// presence matters (the query goes "over TCP", which is never truncated).
@@ -565,13 +566,6 @@ fn trace_policy(
         },
         scope,
     )
-}
-
-/// Seconds since the Unix epoch: the age of a measurement is counted to now.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// Sends the question through the data plane and decodes the response.

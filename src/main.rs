@@ -378,7 +378,13 @@ async fn status(arguments: AdminArgs, json: bool) -> ExitCode {
     if json {
         println!("{}", reply.body.trim_end());
     } else {
-        print!("{}", status_text(&reply.json, unix_now()));
+        print!(
+            "{}",
+            status_text(
+                &reply.json,
+                steer::unix_seconds(std::time::SystemTime::now())
+            )
+        );
     }
     ExitCode::SUCCESS
 }
@@ -613,12 +619,6 @@ fn admin_from_config(config_path: &Path) -> Result<(String, Option<String>), Vec
         address.set_ip(loopback);
     }
     Ok((address.to_string(), config.admin.token))
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
 }
 
 /// `GET /status` as text for an operator; `now` (Unix seconds) turns the

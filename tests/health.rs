@@ -16,9 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Family, QueryOptions, TestServer, Transport, ask, build_query, http_request};
+use common::{QueryOptions, TestServer, http_request};
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::RecordType;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -202,19 +201,7 @@ policy = ["healthy", "priority"]
 
 /// The rcode and sorted A records of `name`.
 async fn answer(server: &TestServer, name: &str) -> (ResponseCode, Vec<String>) {
-    let query = build_query(name, RecordType::A, &QueryOptions::default());
-    let response = ask(
-        Transport::Udp,
-        server.dns_addr(Transport::Udp, Family::V4),
-        &query,
-    )
-    .await;
-    let mut addresses: Vec<String> = response
-        .answers
-        .iter()
-        .map(|record| record.data.to_string())
-        .collect();
-    addresses.sort();
+    let (response, addresses) = common::ask_a(server, name, &QueryOptions::default()).await;
     (response.metadata.response_code, addresses)
 }
 

@@ -17,9 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Family, QueryOptions, TestServer, Transport, ask, build_query, http_request};
+use common::{QueryOptions, TestServer, http_request};
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::RecordType;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -97,19 +96,9 @@ policy = ["latency", "priority"]
 
 /// The one address answered for `www.example.test A`.
 async fn answer(server: &TestServer) -> String {
-    let query = build_query("www.example.test.", RecordType::A, &QueryOptions::default());
-    let response = ask(
-        Transport::Udp,
-        server.dns_addr(Transport::Udp, Family::V4),
-        &query,
-    )
-    .await;
+    let (response, addresses) =
+        common::ask_a(server, "www.example.test.", &QueryOptions::default()).await;
     assert_eq!(response.metadata.response_code, ResponseCode::NoError);
-    let addresses: Vec<String> = response
-        .answers
-        .iter()
-        .map(|record| record.data.to_string())
-        .collect();
     assert_eq!(addresses.len(), 1, "{addresses:?}");
     addresses[0].clone()
 }

@@ -264,9 +264,7 @@ async fn post_latency(State(state): State<AdminState>, body: axum::body::Bytes) 
         );
     }
     let engine = Arc::clone(state.control.latency());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
+    let now = crate::unix_now();
     // A large batch holds the model for a while: keep it off the async threads.
     match tokio::task::spawn_blocking(move || engine.ingest(&batch, now)).await {
         Ok(report) => Json(json!({

@@ -22,8 +22,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::net::TcpStream;
@@ -34,6 +34,7 @@ use tracing::debug;
 use super::engine::LatencyEngine;
 use crate::config::steering::SteeringConfig;
 use crate::control::Control;
+use crate::{lock, unix_now};
 
 /// Longest a connect may take before it counts as failed: a path slower
 /// than this is not one latency steering should pick anyway, and a longer
@@ -285,20 +286,6 @@ fn offset(jitter: Duration, random: &mut u64) -> Duration {
 fn seed() -> u64 {
     use std::hash::BuildHasher;
     std::collections::hash_map::RandomState::new().hash_one(unix_now()) | 1
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
-
-/// The counters are plain numbers: a panic elsewhere while one was held
-/// cannot leave them harmful, so keep counting.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

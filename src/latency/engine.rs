@@ -16,8 +16,8 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,7 @@ use super::matrix::LatencyMatrix;
 use super::model::{ClientPrefix, LatencyModel, ModelSettings};
 use super::snapshot::LatencySnapshot;
 use crate::config::steering::LatencyConfig;
+use crate::lock;
 
 /// Most samples one `POST /latency` may carry: a bound on the work one
 /// request can cause while it holds the model.
@@ -356,10 +357,4 @@ fn settings(config: &LatencyConfig) -> ModelSettings {
         max_prefixes: config.max_prefixes,
         max_rtt_ms: config.max_rtt_ms,
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

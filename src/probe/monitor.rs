@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -35,6 +35,7 @@ use crate::health::observed::{Change, Observed, TargetHealth};
 use crate::table::RoutingTable;
 
 use super::check::{CheckResult, Checker};
+use crate::{lock, unix_seconds};
 
 /// Upper bounds (seconds) of the probe latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0];
@@ -497,17 +498,6 @@ fn humanize_precise(duration: Duration) -> String {
     } else {
         humanize(Duration::from_millis(duration.as_millis() as u64))
     }
-}
-
-fn unix_seconds(time: SystemTime) -> f64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -432,6 +432,29 @@ pub fn rcode_of(response: &Message) -> u16 {
     u16::from(response.metadata.response_code)
 }
 
+/// Asks `name A` over UDP on the server's IPv4 address with `options`;
+/// returns the response and its answer records' data, sorted.
+pub async fn ask_a(
+    server: &TestServer,
+    name: &str,
+    options: &QueryOptions,
+) -> (Message, Vec<String>) {
+    let query = build_query(name, RecordType::A, options);
+    let response = ask(
+        Transport::Udp,
+        server.dns_addr(Transport::Udp, Family::V4),
+        &query,
+    )
+    .await;
+    let mut data: Vec<String> = response
+        .answers
+        .iter()
+        .map(|record| record.data.to_string())
+        .collect();
+    data.sort();
+    (response, data)
+}
+
 /// The scope prefix of the response's EDNS Client Subnet option, if any.
 pub fn ecs_scope(response: &Message) -> Option<u8> {
     response.edns.as_ref().and_then(|edns| {
