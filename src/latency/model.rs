@@ -76,42 +76,9 @@ impl ClientPrefix {
     /// IPv4-mapped IPv6 is IPv4, its length counted within the last 32 bits
     /// (`::ffff:198.51.100.0/120` is `198.51.100.0/24`).
     pub fn parse(text: &str) -> Result<ClientPrefix, String> {
-        let invalid = || {
-            format!(
-                "invalid client prefix \"{text}\": expected an address or a network, \
-                 e.g. 198.51.100.7, 198.51.100.0/24 or 2001:db8:1::/48"
-            )
-        };
-        let (address_text, length_text) = match text.split_once('/') {
-            Some((address, length)) => (address, Some(length)),
-            None => (text, None),
-        };
-        let address: IpAddr = address_text.parse().map_err(|_| invalid())?;
-        let most: u8 = if address.is_ipv4() { 32 } else { 128 };
-        let length = match length_text {
-            None => most,
-            Some(length) => {
-                // Digits only: `u8::from_str` would also take "+24".
-                if length.is_empty() || !length.bytes().all(|byte| byte.is_ascii_digit()) {
-                    return Err(invalid());
-                }
-                match length.parse::<u8>() {
-                    Ok(length) if length <= most => length,
-                    _ => {
-                        return Err(format!(
-                            "invalid client prefix \"{text}\": the length must be 0 to {most}"
-                        ));
-                    }
-                }
-            }
-        };
-        let network = mask(address, length);
-        if network != address {
-            return Err(format!(
-                "client prefix \"{text}\" has bits set beyond its length; did you mean \
-                 {network}/{length}?"
-            ));
-        }
+        // The same syntax and checks as every other prefix in Steer.
+        let network = crate::config::steering::IpNet::parse(text)?;
+        let (address, length) = (network.address, network.prefix_len);
         let (address, length) = match address {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 // Below /96 the prefix reaches past the mapped range, so it
@@ -129,24 +96,6 @@ impl ClientPrefix {
             ));
         }
         Ok(ClientPrefix::of(address))
-    }
-}
-
-/// `address` with every bit beyond `length` cleared.
-fn mask(address: IpAddr, length: u8) -> IpAddr {
-    match address {
-        IpAddr::V4(v4) => {
-            let kept = u32::MAX
-                .checked_shl(32 - u32::from(length.min(32)))
-                .unwrap_or(0);
-            IpAddr::V4(Ipv4Addr::from(u32::from(v4) & kept))
-        }
-        IpAddr::V6(v6) => {
-            let kept = u128::MAX
-                .checked_shl(128 - u32::from(length.min(128)))
-                .unwrap_or(0);
-            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & kept))
-        }
     }
 }
 
@@ -948,7 +897,7 @@ mod tests {
             ),
             (
                 "198.51.100.7/24",
-                "client prefix \"198.51.100.7/24\" has bits set beyond its length; \
+                "prefix \"198.51.100.7/24\" has bits set beyond its length; \
                  did you mean 198.51.100.0/24?",
             ),
             (
@@ -958,13 +907,13 @@ mod tests {
             ("198.51.100.129/25", "did you mean 198.51.100.128/25?"),
             (
                 "198.51.100.0/33",
-                "invalid client prefix \"198.51.100.0/33\": the length must be 0 to 32",
+                "invalid prefix \"198.51.100.0/33\": the length must be 0 to 32",
             ),
             ("2001:db8::/129", "the length must be 0 to 128"),
-            ("198.51.100.0/+24", "expected an address or a network"),
-            ("198.51.100.0/", "expected an address or a network"),
-            ("example.com", "expected an address or a network"),
-            ("", "expected an address or a network"),
+            ("198.51.100.0/+24", "expected an address and a length"),
+            ("198.51.100.0/", "expected an address and a length"),
+            ("example.com", "expected an address and a length"),
+            ("", "expected an address and a length"),
         ];
         for (text, expected) in cases {
             match ClientPrefix::parse(text) {
