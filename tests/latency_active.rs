@@ -237,6 +237,11 @@ async fn a_reload_changes_what_is_measured() {
         "a site without a target has no counters"
     );
     assert!(value(&text, &node_rtt("iad")).is_some());
+    assert_eq!(
+        value(&text, &node_rtt("ams")),
+        None,
+        "a site without a target no longer has this node's RTT"
+    );
     server.shutdown().await;
 }
 

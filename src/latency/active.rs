@@ -185,6 +185,13 @@ impl ActiveLatency {
         mut delay: impl FnMut() -> Duration,
     ) {
         self.track(&plan.targets);
+        // A site whose target was removed no longer speaks for this node.
+        let measured: Vec<&str> = plan
+            .targets
+            .iter()
+            .map(|target| target.site.as_str())
+            .collect();
+        engine.retain_node_sites(&measured);
         let timeout = plan.timeout();
         let mut connects = JoinSet::new();
         for target in &plan.targets {

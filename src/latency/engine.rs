@@ -233,6 +233,17 @@ impl LatencyEngine {
         state.node_version += 1;
     }
 
+    /// Forgets this node's RTT to every site not in `sites` (their
+    /// `latency_target` was removed by a reload).
+    pub fn retain_node_sites(&self, sites: &[&str]) {
+        let mut state = lock(&self.state);
+        let before = state.node.len();
+        state.node.retain(|site, _| sites.contains(&site.as_str()));
+        if state.node.len() != before {
+            state.node_version += 1;
+        }
+    }
+
     /// This node's RTT to each site, fresh ones only: (site id, ms, age s).
     pub fn node_latencies(&self, now: u64) -> Vec<(String, f64, u64)> {
         let state = lock(&self.state);
