@@ -184,14 +184,10 @@ impl ActiveLatency {
         plan: &Plan,
         mut delay: impl FnMut() -> Duration,
     ) {
-        self.track(&plan.targets);
         // A site whose target was removed no longer speaks for this node.
-        let measured: Vec<&str> = plan
-            .targets
-            .iter()
-            .map(|target| target.site.as_str())
-            .collect();
-        engine.retain_node_sites(&measured);
+        let dropped = self.track(&plan.targets);
+        let dropped: Vec<&str> = dropped.iter().map(String::as_str).collect();
+        engine.forget_node_sites(&dropped);
         let timeout = plan.timeout();
         let mut connects = JoinSet::new();
         for target in &plan.targets {
@@ -216,9 +212,18 @@ impl ActiveLatency {
     /// Keeps counters for exactly `targets`' sites, new ones at zero, so
     /// that `/metrics` shows every measured site from the first round and
     /// none that a reload removed.
-    fn track(&self, targets: &[Target]) {
+    /// Keeps counters for exactly the sites of `targets`; returns the sites
+    /// that had one before and have none now.
+    fn track(&self, targets: &[Target]) -> Vec<String> {
         let mut counts = lock(&self.counts);
-        counts.retain(|site, _| targets.iter().any(|target| target.site == *site));
+        let mut dropped = Vec::new();
+        counts.retain(|site, _| {
+            let kept = targets.iter().any(|target| target.site == *site);
+            if !kept {
+                dropped.push(site.clone());
+            }
+            kept
+        });
         for target in targets {
             counts
                 .entry(target.site.clone())
@@ -227,6 +232,7 @@ impl ActiveLatency {
                     ..SiteMeasurements::default()
                 });
         }
+        dropped
     }
 
     fn record(&self, engine: &LatencyEngine, target: &Target, outcome: Outcome) {
@@ -441,8 +447,9 @@ mod tests {
             .collect();
         assert_eq!(sites, ["iad"], "fra's counters went with its target");
         let node = engine.node_latencies(unix_now());
-        // fra's last RTT stays until it is too old, like any measurement.
-        assert_eq!(node.len(), 2, "{node:?}");
+        // fra's target is gone, so its RTT from this node is too.
+        let measured: Vec<&str> = node.iter().map(|(site, _, _)| site.as_str()).collect();
+        assert_eq!(measured, ["iad"], "{node:?}");
     }
 
     #[tokio::test]

@@ -233,12 +233,15 @@ impl LatencyEngine {
         state.node_version += 1;
     }
 
-    /// Forgets this node's RTT to every site not in `sites` (their
-    /// `latency_target` was removed by a reload).
-    pub fn retain_node_sites(&self, sites: &[&str]) {
+    /// Forgets this node's RTT to `sites` (their `latency_target` was
+    /// removed by a reload).
+    pub fn forget_node_sites(&self, sites: &[&str]) {
+        if sites.is_empty() {
+            return;
+        }
         let mut state = lock(&self.state);
         let before = state.node.len();
-        state.node.retain(|site, _| sites.contains(&site.as_str()));
+        state.node.retain(|site, _| !sites.contains(&site.as_str()));
         if state.node.len() != before {
             state.node_version += 1;
         }
