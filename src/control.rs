@@ -526,20 +526,19 @@ impl Control {
     pub async fn run_latency_compiler(self: Arc<Self>) {
         let mut last_expiry = std::time::Instant::now();
         loop {
-            let interval = lock(&self.inputs).as_ref().map_or(
-                crate::config::steering::LatencyConfig::default().compile_interval,
-                |inputs| inputs.config.steering.latency.compile_interval,
-            );
-            tokio::time::sleep(interval).await;
+            // The served configuration's settings (the defaults while no
+            // steered name has a latency step).
+            let settings = lock(&self.inputs)
+                .as_ref()
+                .map_or_else(crate::config::steering::LatencyConfig::default, |inputs| {
+                    inputs.config.steering.latency.clone()
+                });
+            tokio::time::sleep(settings.compile_interval).await;
             // Expiring walks every tracked network (a million of them take
             // some 100 ms and flush the caches the query path uses), so it
             // runs a sixteenth of max_age apart, not every tick: a stale
             // measurement is served at most that much longer.
-            let max_age = lock(&self.inputs).as_ref().map_or(
-                crate::config::steering::LatencyConfig::default().max_age,
-                |inputs| inputs.config.steering.latency.max_age,
-            );
-            if last_expiry.elapsed() >= max_age / 16 {
+            if last_expiry.elapsed() >= settings.max_age / 16 {
                 self.latency.expire(unix_now());
                 last_expiry = std::time::Instant::now();
             }

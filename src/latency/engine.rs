@@ -143,11 +143,7 @@ impl LatencyEngine {
             return;
         }
         let mut model = LatencyModel::new(settings.clone(), sites.len());
-        let moves: Vec<Option<usize>> = state
-            .sites
-            .iter()
-            .map(|old| sites.iter().position(|new| new == old))
-            .collect();
+        let moves = site_moves(&state.sites, &sites);
         for (prefix, latencies) in state.model.fresh_prefixes(now) {
             for (site, latency) in latencies {
                 if let Some(Some(new_site)) = moves.get(site) {
@@ -274,11 +270,7 @@ impl LatencyEngine {
     pub fn snapshot(&self, matrix: &LatencyMatrix, sites: &[String], now: u64) -> LatencySnapshot {
         let mut snapshot = LatencySnapshot::from_matrix(matrix);
         let state = lock(&self.state);
-        let moves: Vec<Option<usize>> = state
-            .sites
-            .iter()
-            .map(|old| sites.iter().position(|new| new == old))
-            .collect();
+        let moves = site_moves(&state.sites, sites);
         for (prefix, latencies) in state.model.fresh_prefixes(now) {
             let rtts: Vec<(usize, f64)> = latencies
                 .filter_map(|(site, latency)| {
@@ -362,6 +354,13 @@ impl LatencyEngine {
             memory_bytes: state.model.memory_bytes(),
         }
     }
+}
+
+/// For each site of `old`, its index in `new` (None: it is gone).
+fn site_moves(old: &[String], new: &[String]) -> Vec<Option<usize>> {
+    old.iter()
+        .map(|site| new.iter().position(|known| known == site))
+        .collect()
 }
 
 fn settings(config: &LatencyConfig) -> ModelSettings {
