@@ -13,6 +13,7 @@
 //! pool list in [`select`]: health from atomics, randomness from a
 //! thread-local generator, no locks and no allocation.
 
+pub mod large_table;
 pub mod prefix_map;
 
 use std::cell::{Cell, RefCell};

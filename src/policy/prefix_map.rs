@@ -5,19 +5,25 @@
 //! nested prefixes (a later insert overrides what it covers), and
 //! [`PrefixMap::product`] combines two maps into one whose leaves are a
 //! function of both (the geo partition × the operator's CIDR map), merging
-//! sibling leaves as it goes. On the data plane [`PrefixMap::lookup`] walks
-//! the address bits from the top and returns the value and the depth of its
-//! leaf: that depth is the widest prefix around the address over which the
-//! value cannot change, which is exactly the ECS scope to answer with.
-//! Lookups never allocate.
+//! sibling leaves as it goes. On the data plane [`PrefixMap::lookup`] finds
+//! the value and the depth of its leaf: that depth is the widest prefix
+//! around the address over which the value cannot change, which is exactly
+//! the ECS scope to answer with. Lookups never allocate.
 //!
-//! A large map (a GeoIP partition, a latency model with a million client
-//! networks) is too big for the cache, and a bit-by-bit walk costs one
-//! cache miss per level. [`PrefixMap::accelerate`] adds a table indexed by
-//! the top [`DIRECT_BITS`] bits that holds where the walk stands after
-//! them, so a lookup starts with one load instead of sixteen.
+//! A binary walk costs one dependent memory read per address bit, and a
+//! large map (a GeoIP partition, a latency model with a million client
+//! networks) is far bigger than the cache, so each read is a miss: the
+//! profile of a latency-steered name put 6% of all server CPU in those
+//! reads. [`PrefixMap::accelerate`] therefore compiles the trie into a
+//! lookup form: a direct table indexed by the top 8, 16 or 20 bits, then
+//! nodes of [`STRIDE`] bits whose 16 entries fill one cache line. A client
+//! /24 in a million-network map is two reads (the table entry and one node)
+//! instead of five, in tables placed on huge pages
+//! ([`super::large_table`]). The binary trie stays for the control plane.
 
 use std::collections::HashMap;
+
+use super::large_table::LargeTable;
 
 /// Marks a child slot as a leaf; the low 31 bits are the value.
 const LEAF: u32 = 1 << 31;
@@ -25,20 +31,42 @@ const LEAF: u32 = 1 << 31;
 /// Largest value a leaf can hold.
 pub const MAX_VALUE: u32 = LEAF - 1;
 
-/// Address bits the direct table of [`PrefixMap::accelerate`] resolves.
+/// Address bits one lookup node resolves.
+pub const STRIDE: u8 = 4;
+
+/// Entries of a lookup node.
+const FANOUT: usize = 1 << STRIDE;
+
+/// Address bits the direct table resolves for a small map: 256 entries.
+const SMALL_DIRECT_BITS: u8 = 8;
+
+/// Address bits the direct table resolves for a large map.
 pub const DIRECT_BITS: u8 = 16;
 
 /// Address bits the direct table resolves for a very large map.
 pub const WIDE_DIRECT_BITS: u8 = 20;
 
-/// Below this many inner nodes a map fits in the cache and the direct
-/// table (512 KiB) would cost more than it saves.
+/// From this many inner nodes the map outgrows the cache and a 256 KiB
+/// direct table saves more reads than it costs.
 const DIRECT_MIN_NODES: usize = 1 << 14;
 
 /// From this many inner nodes (a latency model of a million networks has
-/// two million), the table resolves [`WIDE_DIRECT_BITS`]: 8 MiB, a quarter
-/// of the map itself, for four fewer cache misses per lookup.
+/// two million), the table resolves [`WIDE_DIRECT_BITS`]: 4 MiB.
 const WIDE_DIRECT_MIN_NODES: usize = 1 << 19;
+
+/// Lookup entries: a leaf is `LEAF | depth << LEAF_DEPTH_SHIFT | value`,
+/// anything else is the index of the next node.
+const LEAF_DEPTH_SHIFT: u32 = 23;
+
+/// Largest value the lookup form can hold; a map with larger values (never
+/// seen: values are decision numbers) keeps the binary walk.
+const LOOKUP_MAX_VALUE: u32 = (1 << LEAF_DEPTH_SHIFT) - 1;
+
+/// One lookup node: the entries for the next [`STRIDE`] address bits, in one
+/// cache line.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Node([u32; FANOUT]);
 
 /// A finished, merged map. Addresses are left-aligned in `bits` bits
 /// (an IPv4 address is a `u128` holding the 32-bit value, `bits` = 32).
@@ -49,44 +77,98 @@ pub struct PrefixMap {
     /// The root (a leaf when the whole space has one value).
     root: u32,
     bits: u8,
-    /// When accelerated: per value of the top `direct_bits` bits, the
-    /// slot the walk reaches and its depth (`slot | depth << 32`).
-    direct: Vec<u64>,
+    /// When accelerated: the lookup entry for every value of the top
+    /// `direct_bits` bits.
+    direct: LargeTable<u32>,
     /// Bits the direct table resolves (0 without one).
     direct_bits: u8,
+    /// When accelerated: the nodes below the direct table.
+    strides: LargeTable<Node>,
 }
 
 impl PrefixMap {
-    /// A map giving `value` to every address.
-    pub fn uniform(bits: u8, value: u32) -> Self {
+    /// A map of inner `nodes` under `root`, not accelerated.
+    fn from_trie(nodes: Vec<[u32; 2]>, root: u32, bits: u8) -> Self {
         Self {
-            nodes: Vec::new(),
-            root: LEAF | value,
+            nodes,
+            root,
             bits,
-            direct: Vec::new(),
+            direct: LargeTable::empty(),
             direct_bits: 0,
+            strides: LargeTable::empty(),
         }
     }
 
-    /// Adds the direct table for the top [`DIRECT_BITS`] bits when the map
-    /// is large enough to need it. Lookups give the same results either way.
+    /// A map giving `value` to every address.
+    pub fn uniform(bits: u8, value: u32) -> Self {
+        Self::from_trie(Vec::new(), LEAF | value, bits)
+    }
+
+    /// Compiles the lookup form (module docs). Lookups give the same
+    /// results either way. A map with one value needs none.
     pub fn accelerate(&mut self) {
         let direct_bits = match self.nodes.len() {
+            0 => return,
             count if count >= WIDE_DIRECT_MIN_NODES => WIDE_DIRECT_BITS,
             count if count >= DIRECT_MIN_NODES => DIRECT_BITS,
-            _ => return,
+            _ => SMALL_DIRECT_BITS,
         };
-        if self.bits < direct_bits {
+        // Every node must end on the address width, as the widths (32,
+        // 128) and table sizes do.
+        if self.bits < direct_bits
+            || !(self.bits - direct_bits).is_multiple_of(STRIDE)
+            || self.max_value() > LOOKUP_MAX_VALUE
+        {
             return;
         }
         let shift = self.bits - direct_bits;
-        self.direct = (0..1u128 << direct_bits)
+        let mut strides = Vec::new();
+        let direct: Vec<u32> = (0..1u128 << direct_bits)
             .map(|top| {
                 let (slot, depth) = self.walk(self.root, 0, top << shift, direct_bits);
-                u64::from(slot) | (u64::from(depth) << 32)
+                self.lookup_entry(slot, depth, &mut strides)
             })
             .collect();
+        self.direct = LargeTable::from_slice(&direct);
+        self.strides = LargeTable::from_slice(&strides);
         self.direct_bits = direct_bits;
+    }
+
+    /// The lookup entry for the walk standing at `slot` at `depth`: the
+    /// leaf itself, or a node (built here, with those below it) for the
+    /// next [`STRIDE`] bits.
+    fn lookup_entry(&self, slot: u32, depth: u8, strides: &mut Vec<Node>) -> u32 {
+        if slot & LEAF != 0 {
+            return LEAF | u32::from(depth) << LEAF_DEPTH_SHIFT | (slot & MAX_VALUE);
+        }
+        let index = strides.len();
+        strides.push(Node([0; FANOUT]));
+        // The sub-address of the node's entries, left-aligned in the width.
+        let shift = self.bits - depth - STRIDE;
+        for nibble in 0..FANOUT {
+            let address = (nibble as u128) << shift;
+            let (child, child_depth) = self.walk(slot, depth, address, depth + STRIDE);
+            let entry = self.lookup_entry(child, child_depth, strides);
+            strides[index].0[nibble] = entry;
+        }
+        u32::try_from(index).expect("more lookup nodes than a u32 counts")
+    }
+
+    /// The largest leaf value.
+    fn max_value(&self) -> u32 {
+        let leaf_value = |slot: u32| {
+            if slot & LEAF != 0 {
+                slot & MAX_VALUE
+            } else {
+                0
+            }
+        };
+        self.nodes
+            .iter()
+            .flat_map(|children| children.map(leaf_value))
+            .chain([leaf_value(self.root)])
+            .max()
+            .unwrap_or(0)
     }
 
     /// Walks from `slot` at `depth` until a leaf or depth `stop`.
@@ -112,24 +194,30 @@ impl PrefixMap {
 
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.nodes.capacity() * size_of::<[u32; 2]>() + self.direct.capacity() * size_of::<u64>()
+        self.nodes.capacity() * size_of::<[u32; 2]>()
+            + self.direct.allocated_bytes()
+            + self.strides.allocated_bytes()
     }
 
     /// The value for `address` and the length of the merged prefix holding it.
     #[inline]
     pub fn lookup(&self, address: u128) -> (u32, u8) {
-        let direct = if self.direct.is_empty() {
-            None
-        } else {
-            self.direct
-                .get((address >> (self.bits - self.direct_bits)) as usize)
-        };
-        let (slot, depth) = match direct {
-            Some(&entry) => (entry as u32, (entry >> 32) as u8),
-            None => (self.root, 0),
-        };
-        let (slot, depth) = self.walk(slot, depth, address, self.bits);
-        (slot & MAX_VALUE, depth)
+        if self.direct.is_empty() {
+            let (slot, depth) = self.walk(self.root, 0, address, self.bits);
+            return (slot & MAX_VALUE, depth);
+        }
+        let mut entry = self.direct[(address >> (self.bits - self.direct_bits)) as usize];
+        let mut depth = self.direct_bits;
+        while entry & LEAF == 0 {
+            // A node at `depth` exists only when `depth + STRIDE <= bits`.
+            let nibble = (address >> (self.bits - depth - STRIDE)) as usize & (FANOUT - 1);
+            entry = self.strides[entry as usize].0[nibble];
+            depth += STRIDE;
+        }
+        (
+            entry & LOOKUP_MAX_VALUE,
+            ((entry & !LEAF) >> LEAF_DEPTH_SHIFT) as u8,
+        )
     }
 
     /// Visits every leaf in address order as (network, prefix length, value).
@@ -177,13 +265,7 @@ impl PrefixMap {
             &mut combine,
             &mut output,
         );
-        PrefixMap {
-            nodes: output.nodes,
-            root,
-            bits: left.bits,
-            direct: Vec::new(),
-            direct_bits: 0,
-        }
+        PrefixMap::from_trie(output.nodes, root, left.bits)
     }
 
     /// A copy with every value replaced by `map(value)`, merged again.
@@ -291,13 +373,7 @@ impl PrefixMapBuilder {
 
     /// The merged map.
     pub fn finish(self) -> PrefixMap {
-        let raw = PrefixMap {
-            nodes: self.nodes,
-            root: self.root,
-            bits: self.bits,
-            direct: Vec::new(),
-            direct_bits: 0,
-        };
+        let raw = PrefixMap::from_trie(self.nodes, self.root, self.bits);
         let uniform = PrefixMap::uniform(raw.bits, 0);
         PrefixMap::product(&raw, &uniform, &mut |value, _| value)
     }
@@ -381,54 +457,113 @@ mod tests {
         assert_eq!(map.lookup(address("2001:db9::")).0, 0);
     }
 
-    #[test]
-    fn accelerated_lookups_agree_with_the_walk() {
-        for bits in [32u8, 128] {
-            let mut builder = PrefixMapBuilder::new(bits, 0);
-            let mut state = 0x9E37_79B9_7F4A_7C15u64;
-            let mut next = || {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state
+    /// A xorshift generator: deterministic test data without a dependency.
+    fn generator(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
+    /// `count` random nested networks with distinct values (so that leaves
+    /// do not merge); returns the plain map and the networks.
+    fn random_map(bits: u8, count: u32, seed: u64) -> (PrefixMap, Vec<(u8, u128, u32)>) {
+        let mut next = generator(seed);
+        let mut networks: Vec<(u8, u128, u32)> = (1..count)
+            .map(|value| {
+                let length = 8 + (next() % u64::from(bits.min(40) - 8)) as u8;
+                let network = (u128::from(next()) << 64 | u128::from(next())) >> (128 - bits);
+                (length, network, value)
+            })
+            .collect();
+        // Shorter first, so that longer ones nest instead of being wiped.
+        networks.sort_by_key(|(length, _, _)| *length);
+        let mut builder = PrefixMapBuilder::new(bits, 0);
+        for &(length, network, value) in &networks {
+            builder.insert(network, length, value);
+        }
+        (builder.finish(), networks)
+    }
+
+    /// Checks the accelerated map against the binary walk at random
+    /// addresses and inside every inserted network (the deep leaves).
+    fn assert_agrees(plain: &PrefixMap, fast: &PrefixMap, networks: &[(u8, u128, u32)], seed: u64) {
+        let bits = plain.bits();
+        let mut next = generator(seed);
+        let mut random = || (u128::from(next()) << 64 | u128::from(next())) >> (128 - bits);
+        for _ in 0..100_000 {
+            let address = random();
+            assert_eq!(fast.lookup(address), plain.lookup(address), "{address:#x}");
+        }
+        for &(length, network, _) in networks {
+            let host_mask = if length >= bits {
+                0
+            } else {
+                u128::MAX >> (128 - (bits - length))
             };
-            // Enough nested networks to pass the size threshold (and, for
-            // IPv4, the wide one).
-            let count = if bits == 32 { 700_000u32 } else { 40_000 };
-            let mut networks: Vec<(u8, u128, u32)> = (1..count)
-                .map(|value| {
-                    let length = 8 + (next() % u64::from(bits.min(40) - 8)) as u8;
-                    let network = (u128::from(next()) << 64 | u128::from(next())) >> (128 - bits);
-                    // Distinct values keep the leaves from merging.
-                    (length, network, value)
-                })
-                .collect();
-            // Shorter first, so that longer ones nest instead of being wiped.
-            networks.sort_by_key(|(length, _, _)| *length);
-            for (length, network, value) in networks {
-                builder.insert(network, length, value);
-            }
-            let plain = builder.finish();
-            assert!(
-                plain.node_count() >= DIRECT_MIN_NODES,
-                "{}",
-                plain.node_count()
-            );
-            let mut fast = plain.clone();
-            fast.accelerate();
-            assert!(!fast.direct.is_empty());
-            if bits == 32 {
-                assert_eq!(fast.direct_bits, WIDE_DIRECT_BITS, "{}", plain.node_count());
-            }
-            for _ in 0..200_000 {
-                let address = (u128::from(next()) << 64 | u128::from(next())) >> (128 - bits);
+            for address in [
+                network,
+                network | host_mask,
+                network | (random() & host_mask),
+            ] {
                 assert_eq!(fast.lookup(address), plain.lookup(address), "{address:#x}");
             }
-            // Small maps stay as they are.
+        }
+    }
+
+    #[test]
+    fn accelerated_lookups_agree_with_the_walk() {
+        // Sizes for each direct table: 8 bits (small), 16, and 20 (IPv4).
+        for (bits, count, direct_bits) in [
+            (32u8, 300u32, SMALL_DIRECT_BITS),
+            (128, 300, SMALL_DIRECT_BITS),
+            (32, 40_000, DIRECT_BITS),
+            (128, 40_000, DIRECT_BITS),
+            (32, 700_000, WIDE_DIRECT_BITS),
+        ] {
+            let (plain, networks) = random_map(bits, count, 0x9E37_79B9_7F4A_7C15);
+            let mut fast = plain.clone();
+            fast.accelerate();
+            assert_eq!(
+                fast.direct_bits,
+                direct_bits,
+                "{} nodes",
+                plain.node_count()
+            );
+            assert!(!fast.strides.is_empty());
+            assert_agrees(&plain, &fast, &networks, u64::from(count));
+        }
+        // A map with one value has nothing to accelerate.
+        for bits in [32u8, 128] {
             let mut small = PrefixMap::uniform(bits, 3);
             small.accelerate();
             assert!(small.direct.is_empty());
             assert_eq!(small.lookup(0), (3, 0));
         }
+    }
+
+    #[test]
+    fn values_beyond_the_lookup_form_keep_the_walk() {
+        let mut builder = PrefixMapBuilder::new(32, 0);
+        builder.insert(v4("10.0.0.0"), 8, LOOKUP_MAX_VALUE + 1);
+        builder.insert(v4("10.1.2.0"), 24, 5);
+        let plain = builder.finish();
+        let mut map = plain.clone();
+        map.accelerate();
+        assert!(map.direct.is_empty());
+        assert_eq!(map.lookup(v4("10.9.9.9")), (LOOKUP_MAX_VALUE + 1, 13));
+        assert_eq!(map.lookup(v4("10.1.2.3")), (5, 24));
+        // The largest value the lookup form holds still gets it.
+        let mut builder = PrefixMapBuilder::new(32, 0);
+        builder.insert(v4("10.0.0.0"), 8, LOOKUP_MAX_VALUE);
+        builder.insert(v4("10.1.2.0"), 24, 5);
+        let mut map = builder.finish();
+        map.accelerate();
+        assert!(!map.direct.is_empty());
+        assert_eq!(map.lookup(v4("10.9.9.9")), (LOOKUP_MAX_VALUE, 13));
+        assert_eq!(map.lookup(v4("10.1.2.3")), (5, 24));
+        assert_eq!(map.lookup(v4("11.0.0.0")), (0, 8));
     }
 }
