@@ -149,6 +149,7 @@ fn order_by_latency(
     location: &Location,
     latency: &LatencyInput<'_>,
     margins: (f64, f64),
+    describe: bool,
 ) -> String {
     let rtt_of = |rtts: &[(usize, f64)], pool: u16| {
         let site = pools[usize::from(pool)].site;
@@ -165,9 +166,14 @@ fn order_by_latency(
         return match location.degrees() {
             Some(client) => {
                 sort_by_distance(candidates, pools, client, &[]);
-                "no latency data: by distance".to_owned()
+                if describe {
+                    "no latency data: by distance".to_owned()
+                } else {
+                    String::new()
+                }
             }
-            None => "no latency data and no coordinates: order unchanged".to_owned(),
+            None if describe => "no latency data and no coordinates: order unchanged".to_owned(),
+            None => String::new(),
         };
     };
     let mut measured: Vec<(f64, u16)> = Vec::new();
@@ -207,16 +213,21 @@ fn order_by_latency(
             .borrow_mut()
             .insert(label.clone(), pools[usize::from(*winner)].site);
     }
-    let detail: Vec<String> = measured
-        .iter()
-        .map(|(rtt, pool)| format!("{} {rtt:.1} ms", pools[usize::from(*pool)].id))
-        .collect();
+    let description = if describe {
+        let detail: Vec<String> = measured
+            .iter()
+            .map(|(rtt, pool)| format!("{} {rtt:.1} ms", pools[usize::from(*pool)].id))
+            .collect();
+        format!("{label}: {}", detail.join(", "))
+    } else {
+        String::new()
+    };
     *candidates = measured
         .into_iter()
         .map(|(_, pool)| pool)
         .chain(unmeasured)
         .collect();
-    format!("{label}: {}", detail.join(", "))
+    description
 }
 
 /// Stable sort of `candidates` by distance from `client` to their sites
@@ -329,6 +340,10 @@ pub fn locate_with_latency(
 ) -> Vec<u16> {
     let mut candidates: Vec<u16> = (0..pools.len() as u16).collect();
     let mut cidr_step = 0usize;
+    // What each step matched is only for explain: a compile evaluates a
+    // million locations and must not format text for each.
+    let describe = trace.is_some();
+    let text = |make: &dyn Fn() -> String| if describe { make() } else { String::new() };
     for step in policy.iter().filter(|step| is_location_step(step)) {
         let matched: String;
         match step {
@@ -348,11 +363,13 @@ pub fn locate_with_latency(
                     }
                     allowed
                 });
-                matched = if excluded.is_empty() {
-                    "all allowed".to_owned()
-                } else {
-                    format!("fenced out: {}", excluded.join(", "))
-                };
+                matched = text(&|| {
+                    if excluded.is_empty() {
+                        "all allowed".to_owned()
+                    } else {
+                        format!("fenced out: {}", excluded.join(", "))
+                    }
+                });
             }
             Step::Geo { map, default } => {
                 let best = map
@@ -361,15 +378,15 @@ pub fn locate_with_latency(
                     .max_by_key(|(region, _)| region_rank(region));
                 match (best, default) {
                     (Some((region, wanted)), _) => {
-                        matched = region_label(region);
+                        matched = text(&|| region_label(region));
                         candidates = restrict(&candidates, wanted, pools);
                     }
                     (None, Some(wanted)) => {
-                        matched = "default".to_owned();
+                        matched = text(&|| "default".to_owned());
                         candidates = restrict(&candidates, wanted, pools);
                     }
                     (None, None) => {
-                        matched = "no match and no default".to_owned();
+                        matched = text(&|| "no match and no default".to_owned());
                         candidates.clear();
                     }
                 }
@@ -379,10 +396,11 @@ pub fn locate_with_latency(
                 cidr_step += 1;
                 match found.and_then(|index| entries.get(index)) {
                     Some((network, wanted)) => {
-                        matched = format!("prefix {}/{}", network.address, network.prefix_len);
+                        matched =
+                            text(&|| format!("prefix {}/{}", network.address, network.prefix_len));
                         candidates = restrict(&candidates, wanted, pools);
                     }
-                    None => matched = "no match".to_owned(),
+                    None => matched = text(&|| "no match".to_owned()),
                 }
             }
             Step::Asn(entries) => {
@@ -391,23 +409,25 @@ pub fn locate_with_latency(
                     .and_then(|asn| entries.iter().find(|(listed, _)| *listed == asn))
                 {
                     Some((asn, wanted)) => {
-                        matched = format!("AS{asn}");
+                        matched = text(&|| format!("AS{asn}"));
                         candidates = restrict(&candidates, wanted, pools);
                     }
                     None => {
-                        matched = location.asn.map_or_else(
-                            || "no ASN known".to_owned(),
-                            |asn| format!("AS{asn}: no match"),
-                        );
+                        matched = text(&|| {
+                            location.asn.map_or_else(
+                                || "no ASN known".to_owned(),
+                                |asn| format!("AS{asn}: no match"),
+                            )
+                        });
                     }
                 }
             }
             Step::Nearest { bias_km } => match location.degrees() {
                 Some(client) => {
                     sort_by_distance(&mut candidates, pools, client, bias_km);
-                    matched = format!("client at {:.2},{:.2}", client.0, client.1);
+                    matched = text(&|| format!("client at {:.2},{:.2}", client.0, client.1));
                 }
-                None => matched = "no coordinates: order unchanged".to_owned(),
+                None => matched = text(&|| "no coordinates: order unchanged".to_owned()),
             },
             Step::Latency {
                 margin_percent,
@@ -419,6 +439,7 @@ pub fn locate_with_latency(
                     location,
                     latency,
                     (*margin_percent, *margin_ms),
+                    describe,
                 );
             }
             _ => continue,

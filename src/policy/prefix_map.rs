@@ -21,7 +21,7 @@
 //! instead of five, in tables placed on huge pages
 //! ([`super::large_table`]). The binary trie stays for the control plane.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use super::large_table::LargeTable;
 
@@ -255,7 +255,9 @@ impl PrefixMap {
         combine: &mut dyn FnMut(u32, u32) -> u32,
     ) -> PrefixMap {
         let mut output = Merger::default();
-        let mut memo: HashMap<(u32, u32), u32> = HashMap::new();
+        // Fx: the keys are this process's own small integers, and a million
+        // leaves are hashed per compile.
+        let mut memo: FxHashMap<(u32, u32), u32> = FxHashMap::default();
         let mut combine = |a: u32, b: u32| *memo.entry((a, b)).or_insert_with(|| combine(a, b));
         let root = product_walk(
             left,

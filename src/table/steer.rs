@@ -18,6 +18,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use rustc_hash::FxHashMap;
+
 use crate::config::steering::{PoolMembers, SteeredType, SteeringConfig, Step, WhenAllDown};
 use crate::explain::{
     DynamicStepTrace, DynamicTrace, EndpointTrace, LocationStep, Outcome, PoolTrace,
@@ -780,7 +782,9 @@ fn compile_one(
 
     let mut decisions: Vec<(u32, u16)> = Vec::new();
     let mut decision_pools: Vec<u16> = Vec::new();
-    let mut decision_ids: HashMap<Vec<u16>, u32> = HashMap::new();
+    // Fx for the maps keyed by this compile's own integers: each sees one
+    // lookup per leaf of the prefix map, a million with a latency model.
+    let mut decision_ids: FxHashMap<Vec<u16>, u32> = FxHashMap::default();
     let mut intern_decision = |pools: Vec<u16>| -> u32 {
         *decision_ids.entry(pools.clone()).or_insert_with(|| {
             decisions.push((decision_pools.len() as u32, pools.len() as u16));
@@ -835,7 +839,7 @@ fn compile_one(
                 }
             }
             let sources = builder.finish();
-            let mut ids: HashMap<(u32, u32), u32> = HashMap::new();
+            let mut ids: FxHashMap<(u32, u32), u32> = FxHashMap::default();
             let mut next_pairs = Vec::new();
             tuple_map = PrefixMap::product(&tuple_map, &sources, &mut |tuple, source| {
                 *ids.entry((tuple, source)).or_insert_with(|| {
