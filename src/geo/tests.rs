@@ -1579,3 +1579,27 @@ fn pieces_around_a_hole_cover_the_rest_of_the_network_in_order() {
     assert_eq!(after.len(), 80);
     assert_eq!(after.last(), Some(&(1 << 127, 1)));
 }
+
+#[test]
+fn location_maps_are_built_once_per_opened_database_and_locate_like_the_database() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write(dir.path(), "city.mmdb", &city_writer());
+    let settings = config(&path, None, GeoFields::default());
+    let database = open(&settings);
+    let maps = database.location_maps();
+    assert!(
+        std::sync::Arc::ptr_eq(&maps, &database.location_maps()),
+        "a second compile reuses the partition"
+    );
+    let located = |address: &str| {
+        let (id, _) = maps.v4.lookup(v4(address));
+        &maps.locations[id as usize]
+    };
+    assert_eq!(located("81.2.69.7").subdivision.as_deref(), Some("ENG"));
+    assert_eq!(located("81.2.1.1").country.as_deref(), Some("GB"));
+    assert_eq!(located("8.8.8.8").country.as_deref(), Some("US"));
+    assert_eq!(located("10.0.0.1"), &Location::default());
+    // Opening the file again (a reload) starts a new partition.
+    let reopened = open(&settings);
+    assert!(!std::sync::Arc::ptr_eq(&maps, &reopened.location_maps()));
+}

@@ -24,7 +24,8 @@ use crate::latency::snapshot::LatencySnapshot;
 use crate::metrics::DecisionRegistry;
 use crate::zone::{Location, Zone};
 
-use super::steer::{LocationMaps, compile_policies};
+use super::steer::compile_policies;
+use crate::geo::location_maps::LocationMaps;
 
 /// Longest in-zone CNAME chain followed (RFC 1034 §3.6.2 asks servers to
 /// follow chains; a bound keeps loops and long chains finite).
@@ -633,7 +634,22 @@ pub(super) fn compile(
             )
         })
     });
-    let maps = LocationMaps::build(if needs_geo { inputs.geo } else { None });
+    let has_latency = steering.steered.iter().any(|steered| {
+        steered
+            .policy
+            .iter()
+            .any(|step| matches!(step, crate::config::steering::Step::Latency { .. }))
+    });
+    let maps = match inputs.geo.filter(|_| needs_geo) {
+        // Latency recompiles come back to the same database every few
+        // seconds: keep its partition for them (tens of megabytes for
+        // GeoLite2-City, against seconds of CPU per recompile).
+        Some(geo) if has_latency => geo.location_maps(),
+        // Nothing else compiles this database again (a reload opens it
+        // anew): build, use, drop.
+        Some(geo) => std::sync::Arc::new(LocationMaps::build(geo)),
+        None => std::sync::Arc::new(LocationMaps::nowhere()),
+    };
     let config_file = inputs.config_file.display();
     let (policies, health) = compile_policies(
         steering,

@@ -24,7 +24,8 @@ use crate::config::steering::{PoolMembers, SteeredType, SteeringConfig, Step, Wh
 use crate::explain::{
     DynamicStepTrace, DynamicTrace, EndpointTrace, LocationStep, Outcome, PoolTrace,
 };
-use crate::geo::{GeoDatabase, Location};
+use crate::geo::Location;
+use crate::geo::location_maps::LocationMaps;
 use crate::health::{AdminState, EndpointSlot, HealthView};
 use crate::latency::explain::{Candidate, ClientLatency};
 use crate::latency::snapshot::LatencySnapshot;
@@ -509,57 +510,6 @@ fn address_bits(address: IpAddr) -> (u128, u8) {
     match address {
         IpAddr::V4(address) => (u128::from(u32::from(address)), 32),
         IpAddr::V6(address) => (u128::from(address), 128),
-    }
-}
-
-/// The GeoIP partition of one family as a map of location ids.
-pub(super) struct LocationMaps {
-    locations: Vec<Location>,
-    v4: PrefixMap,
-    v6: PrefixMap,
-}
-
-impl LocationMaps {
-    /// Walks the databases once; every policy of the compile shares it.
-    pub(super) fn build(geo: Option<&GeoDatabase>) -> Self {
-        let mut locations = vec![Location::default()];
-        let Some(geo) = geo else {
-            return Self {
-                locations,
-                v4: PrefixMap::uniform(32, 0),
-                v6: PrefixMap::uniform(128, 0),
-            };
-        };
-        let mut ids: HashMap<Location, u32> = HashMap::new();
-        ids.insert(Location::default(), 0);
-        let mut intern = |location: &Location, locations: &mut Vec<Location>| -> u32 {
-            if let Some(&id) = ids.get(location) {
-                return id;
-            }
-            let id = locations.len() as u32;
-            locations.push(location.clone());
-            ids.insert(location.clone(), id);
-            id
-        };
-        let mut v4 = PrefixMapBuilder::new(32, 0);
-        geo.partition_v4(&mut |network, prefix_len, location| {
-            let id = intern(location, &mut locations);
-            if id != 0 {
-                v4.insert(u128::from(network), prefix_len, id);
-            }
-        });
-        let mut v6 = PrefixMapBuilder::new(128, 0);
-        geo.partition_v6(&mut |network, prefix_len, location| {
-            let id = intern(location, &mut locations);
-            if id != 0 {
-                v6.insert(network, prefix_len, id);
-            }
-        });
-        Self {
-            locations,
-            v4: v4.finish(),
-            v6: v6.finish(),
-        }
     }
 }
 
