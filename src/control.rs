@@ -155,16 +155,20 @@ pub fn build_with_decisions(
 }
 
 /// A table from the served table's parsed inputs and the latest latency
-/// data: nothing is read from disk.
+/// data: nothing is read from disk, and the zone part of `served` (compiled
+/// from the same inputs) is shared, not compiled again.
 fn rebuild(
     inputs: &Arc<CompileInputs>,
+    served: &RoutingTable,
     generation: u64,
     admin: &AdminState,
     decisions: &Arc<DecisionRegistry>,
     latency: &LatencyEngine,
 ) -> Result<Built, Vec<String>> {
     let started = Instant::now();
-    let table = compile_inputs(inputs, generation, admin, decisions, Some(latency))?;
+    let table = with_table_inputs(inputs, admin, decisions, Some(latency), |table_inputs| {
+        served.recompile_steering(table_inputs, generation)
+    })?;
     let records = table.zones().iter().map(|zone| zone.records).sum();
     Ok(Built {
         zones: table.zones().len(),
@@ -187,6 +191,21 @@ fn compile_inputs(
     decisions: &Arc<DecisionRegistry>,
     latency: Option<&LatencyEngine>,
 ) -> Result<RoutingTable, Vec<String>> {
+    with_table_inputs(inputs, admin, decisions, latency, |table_inputs| {
+        RoutingTable::compile(&inputs.zones, table_inputs, generation)
+    })
+}
+
+/// Runs `compile` on the table inputs of parsed `inputs`, with the latency
+/// engine's measurements frozen now when there is one (else the matrix
+/// alone).
+fn with_table_inputs(
+    inputs: &CompileInputs,
+    admin: &AdminState,
+    decisions: &Arc<DecisionRegistry>,
+    latency: Option<&LatencyEngine>,
+    compile: impl FnOnce(&Inputs<'_>) -> Result<RoutingTable, Vec<String>>,
+) -> Result<RoutingTable, Vec<String>> {
     let config = &inputs.config;
     let snapshot = uses_latency(config).then(|| match latency {
         Some(engine) => engine.snapshot(&inputs.matrix, &site_ids(config), unix_now()),
@@ -204,7 +223,7 @@ fn compile_inputs(
         decisions,
         latency: snapshot.as_ref(),
     };
-    RoutingTable::compile(&inputs.zones, &table_inputs, generation)
+    compile(&table_inputs)
 }
 
 /// Whether any steered name has a `latency` step.
@@ -908,12 +927,15 @@ impl ReloadJob {
             Source::Files => None,
         };
         let version = self.latency.version();
+        // The table these inputs compiled: this job holds the reload lock,
+        // and the inputs and the table are replaced together.
+        let served = self.table.load_full();
         // Zone files can be large: build on a blocking thread.
         let built = tokio::task::spawn_blocking(move || match cached {
             None => {
                 build_with_decisions(&config_path, generation, &admin, &decisions, Some(&latency))
             }
-            Some(inputs) => rebuild(&inputs, generation, &admin, &decisions, &latency),
+            Some(inputs) => rebuild(&inputs, &served, generation, &admin, &decisions, &latency),
         })
         .await;
         let built = match built {
@@ -1160,6 +1182,48 @@ mod tests {
         let last_error = status.last_reload_error.expect("error recorded");
         assert_eq!(last_error.errors, failure.errors);
         assert!(last_error.at > 0.0);
+    }
+
+    #[tokio::test]
+    async fn a_latency_recompile_shares_the_zones_and_reads_no_file() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let zones = directory.path().join("zones");
+        std::fs::create_dir(&zones).expect("zones directory");
+        let zone = "$TTL 300\n@ SOA ns1 host 1 7200 3600 1209600 300\n@ NS ns1\nns1 A 192.0.2.53\nstatic A 192.0.2.1\n";
+        std::fs::write(zones.join("example.test.zone"), zone).expect("write zone");
+        let path = write_config(
+            directory.path(),
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\n\
+             [sites.fra]\n[sites.iad]\n\
+             [pools.fra]\nsite = \"fra\"\naddresses = [\"192.0.2.10\"]\n\
+             [pools.iad]\nsite = \"iad\"\naddresses = [\"192.0.2.20\"]\n\
+             [[steer]]\nname = \"www.example.test.\"\ntype = \"A\"\npools = [\"fra\", \"iad\"]\n\
+             policy = [\"latency\", \"priority\"]\n",
+        );
+        let built = build(&path, 1, &AdminState::default()).expect("valid config");
+        assert!(built.inputs.is_some(), "kept for latency recompiles");
+        let control = Control::new(&path, built);
+        let before = control.table().load_full();
+
+        // A zone edit on disk is for the next reload, not for a recompile.
+        std::fs::write(
+            zones.join("example.test.zone"),
+            zone.replace("192.0.2.1", "192.0.2.2"),
+        )
+        .expect("edit zone");
+        let report = control.run_job(JobKind::Latency).await.expect("recompiled");
+        let after = control.table().load_full();
+        assert_eq!(report.generation, 2);
+        assert_eq!(after.generation(), 2);
+        assert!(after.shares_zones_with(&before));
+        assert_eq!(after.policies().len(), 1);
+        assert_eq!(after.zones(), before.zones());
+
+        // A reload reads the files and compiles the zones anew.
+        control.reload().await.expect("reloaded");
+        let reloaded = control.table().load_full();
+        assert_eq!(reloaded.generation(), 3);
+        assert!(!reloaded.shares_zones_with(&after));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use rustc_hash::FxHashMap;
@@ -14,18 +15,19 @@ use rustc_hash::FxHashMap;
 use super::encode::{Owner, Part, SectionEncoder, wire_lower};
 use super::index::NameIndex;
 use super::{
-    FIRST, NONE, Node, Prepared, Reply, RoutingTable, STEERED, Section, Sections, ZoneReplies,
-    ZoneSummary, rcode,
+    FIRST, NONE, Node, Prepared, Reply, RoutingTable, STEERED, Section, Sections, ZoneData,
+    ZoneReplies, ZoneSummary, rcode,
 };
-use crate::config::steering::{SteeredType, SteeringConfig};
+use crate::config::steering::{SteeredType, SteeringConfig, Step};
 use crate::geo::GeoDatabase;
 use crate::health::AdminState;
 use crate::latency::snapshot::LatencySnapshot;
 use crate::metrics::DecisionRegistry;
 use crate::zone::{Location, Zone};
 
-use super::steer::compile_policies;
+use super::steer::{CompiledPolicy, compile_policies};
 use crate::geo::location_maps::LocationMaps;
+use crate::health::HealthView;
 
 /// Longest in-zone CNAME chain followed (RFC 1034 §3.6.2 asks servers to
 /// follow chains; a bound keeps loops and long chains finite).
@@ -615,22 +617,19 @@ pub struct Inputs<'input> {
     pub latency: Option<&'input LatencySnapshot>,
 }
 
-pub(super) fn compile(
-    zones: &[Zone],
-    inputs: &Inputs<'_>,
-    generation: u64,
-) -> Result<RoutingTable, Vec<String>> {
-    let mut errors = Vec::new();
+/// The steering part of a table: every steered name's compiled policy, and
+/// the endpoint health they share. Errors name the config key path.
+fn compile_steering(inputs: &Inputs<'_>) -> Result<(Vec<CompiledPolicy>, HealthView), Vec<String>> {
     let steering = inputs.steering;
     let needs_geo = steering.steered.iter().any(|steered| {
         steered.policy.iter().any(|step| {
             matches!(
                 step,
-                crate::config::steering::Step::Geofence(_)
-                    | crate::config::steering::Step::Geo { .. }
-                    | crate::config::steering::Step::Asn(_)
-                    | crate::config::steering::Step::Nearest { .. }
-                    | crate::config::steering::Step::Latency { .. }
+                Step::Geofence(_)
+                    | Step::Geo { .. }
+                    | Step::Asn(_)
+                    | Step::Nearest { .. }
+                    | Step::Latency { .. }
             )
         })
     });
@@ -638,7 +637,7 @@ pub(super) fn compile(
         steered
             .policy
             .iter()
-            .any(|step| matches!(step, crate::config::steering::Step::Latency { .. }))
+            .any(|step| matches!(step, Step::Latency { .. }))
     });
     let maps = match inputs.geo.filter(|_| needs_geo) {
         // Latency recompiles come back to the same database every few
@@ -647,19 +646,28 @@ pub(super) fn compile(
         Some(geo) if has_latency => geo.location_maps(),
         // Nothing else compiles this database again (a reload opens it
         // anew): build, use, drop.
-        Some(geo) => std::sync::Arc::new(LocationMaps::build(geo)),
-        None => std::sync::Arc::new(LocationMaps::nowhere()),
+        Some(geo) => Arc::new(LocationMaps::build(geo)),
+        None => Arc::new(LocationMaps::nowhere()),
     };
-    let config_file = inputs.config_file.display();
-    let (policies, health) = compile_policies(
+    compile_policies(
         steering,
         &maps,
         inputs.admin,
         inputs.config_file,
         inputs.decisions,
         inputs.latency,
-    )?;
-    drop(maps);
+    )
+}
+
+pub(super) fn compile(
+    zones: &[Zone],
+    inputs: &Inputs<'_>,
+    generation: u64,
+) -> Result<RoutingTable, Vec<String>> {
+    let mut errors = Vec::new();
+    let steering = inputs.steering;
+    let config_file = inputs.config_file.display();
+    let (policies, health) = compile_steering(inputs)?;
     // Each steered name goes to the deepest zone that holds it.
     let mut per_zone: Vec<Vec<Steered<'_>>> = zones.iter().map(|_| Vec::new()).collect();
     for (index, steered) in steering.steered.iter().enumerate() {
@@ -787,15 +795,17 @@ pub(super) fn compile(
     let packed = layout(&compiler, &nodes, &zone_replies);
     Ok(RoutingTable {
         generation,
-        summaries,
-        index,
-        nodes: packed.nodes,
-        answers: packed.answers,
-        replies: packed.replies,
-        zones: packed.zones,
-        section_bytes: compiler.sections.bytes,
-        fixups: compiler.sections.fixups,
-        ecs_limits: (steering.ecs.max_source_v4, steering.ecs.max_source_v6),
+        data: Arc::new(ZoneData {
+            summaries,
+            index,
+            nodes: packed.nodes,
+            answers: packed.answers,
+            replies: packed.replies,
+            zones: packed.zones,
+            section_bytes: compiler.sections.bytes,
+            fixups: compiler.sections.fixups,
+            ecs_limits: (steering.ecs.max_source_v4, steering.ecs.max_source_v6),
+        }),
         policies,
         health,
     })
@@ -904,6 +914,32 @@ impl RoutingTable {
         generation: u64,
     ) -> Result<Self, Vec<String>> {
         compile(zones, inputs, generation)
+    }
+
+    /// A table with this table's zones and the steering decisions compiled
+    /// anew from `inputs` (new latency data, say), stamped `generation`.
+    /// The zone part is shared, not rebuilt: `inputs` must carry the config
+    /// this table was compiled from, which the count of steered names
+    /// checks.
+    pub fn recompile_steering(
+        &self,
+        inputs: &Inputs<'_>,
+        generation: u64,
+    ) -> Result<Self, Vec<String>> {
+        if inputs.steering.steered.len() != self.policies.len() {
+            return Err(vec![format!(
+                "internal: the table has {} steered names and the config {}; reload to recompile everything",
+                self.policies.len(),
+                inputs.steering.steered.len()
+            )]);
+        }
+        let (policies, health) = compile_steering(inputs)?;
+        Ok(RoutingTable {
+            generation,
+            data: Arc::clone(&self.data),
+            policies,
+            health,
+        })
     }
 
     /// Compiles zones alone, with no steered names (tests, fuzzing, tools).

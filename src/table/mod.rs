@@ -23,6 +23,7 @@ pub use steer::{CompiledPolicy, Selected};
 use crate::health::HealthView;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::dns::Transport;
 use index::NameIndex;
@@ -211,6 +212,16 @@ impl Answer<'_> {
 /// The compiled, immutable answer table. See the module docs.
 pub struct RoutingTable {
     generation: u64,
+    /// Everything compiled from the zone files, shared with the next
+    /// generation when only the steering decisions change.
+    data: Arc<ZoneData>,
+    policies: Vec<CompiledPolicy>,
+    health: HealthView,
+}
+
+/// The part of a table compiled from the zone files and the config's
+/// shape: steered names are in it as policy ids, not as decisions.
+struct ZoneData {
     summaries: Vec<ZoneSummary>,
     index: NameIndex,
     nodes: Vec<Node>,
@@ -221,8 +232,6 @@ pub struct RoutingTable {
     section_bytes: Vec<u8>,
     fixups: Vec<u16>,
     ecs_limits: (u8, u8),
-    policies: Vec<CompiledPolicy>,
-    health: HealthView,
 }
 
 /// Record type codes the lookup treats specially.
@@ -234,15 +243,17 @@ impl RoutingTable {
     pub fn empty() -> Self {
         Self {
             generation: 0,
-            summaries: Vec::new(),
-            index: NameIndex::with_capacity(0),
-            nodes: Vec::new(),
-            answers: Vec::new(),
-            replies: Vec::new(),
-            zones: Vec::new(),
-            section_bytes: Vec::new(),
-            fixups: Vec::new(),
-            ecs_limits: (24, 56),
+            data: Arc::new(ZoneData {
+                summaries: Vec::new(),
+                index: NameIndex::with_capacity(0),
+                nodes: Vec::new(),
+                answers: Vec::new(),
+                replies: Vec::new(),
+                zones: Vec::new(),
+                section_bytes: Vec::new(),
+                fixups: Vec::new(),
+                ecs_limits: (24, 56),
+            }),
             policies: Vec::new(),
             health: HealthView::default(),
         }
@@ -252,7 +263,14 @@ impl RoutingTable {
     /// recommends at most /24 and /56).
     #[inline]
     pub fn ecs_limits(&self) -> (u8, u8) {
-        self.ecs_limits
+        self.data.ecs_limits
+    }
+
+    /// Whether `other` shares this table's zone part (a steering-only
+    /// recompile of it, or the other way round).
+    #[cfg(test)]
+    pub(crate) fn shares_zones_with(&self, other: &RoutingTable) -> bool {
+        Arc::ptr_eq(&self.data, &other.data)
     }
 
     /// The generation this table was compiled as (1 for the first load).
@@ -262,17 +280,17 @@ impl RoutingTable {
 
     /// The zones in this table, sorted by name.
     pub fn zones(&self) -> &[ZoneSummary] {
-        &self.summaries
+        &self.data.summaries
     }
 
     /// Approximate heap bytes held by the table (for status and benchmarks).
     pub fn heap_bytes(&self) -> usize {
-        self.index.heap_bytes()
-            + self.nodes.capacity() * size_of::<Node>()
-            + self.answers.capacity() * size_of::<(u16, Prepared)>()
-            + self.replies.capacity() * size_of::<Prepared>()
-            + self.section_bytes.capacity()
-            + self.fixups.capacity() * 2
+        self.data.index.heap_bytes()
+            + self.data.nodes.capacity() * size_of::<Node>()
+            + self.data.answers.capacity() * size_of::<(u16, Prepared)>()
+            + self.data.replies.capacity() * size_of::<Prepared>()
+            + self.data.section_bytes.capacity()
+            + self.data.fixups.capacity() * 2
     }
 
     #[inline]
@@ -284,8 +302,8 @@ impl RoutingTable {
             rcode: reply.rcode,
             authoritative: reply.authoritative,
             counts: section.counts,
-            bytes: &self.section_bytes[start..start + usize::from(section.length)],
-            fixups: &self.fixups[fixup_start..fixup_start + usize::from(section.fixup_count)],
+            bytes: &self.data.section_bytes[start..start + usize::from(section.length)],
+            fixups: &self.data.fixups[fixup_start..fixup_start + usize::from(section.fixup_count)],
             assumed_question_len: section.assumed_question_len,
         }
     }
@@ -295,7 +313,7 @@ impl RoutingTable {
         if index == FIRST {
             &node.first
         } else {
-            &self.replies[index as usize]
+            &self.data.replies[index as usize]
         }
     }
 
@@ -316,10 +334,13 @@ impl RoutingTable {
             return &node.first;
         }
         let start = node.answers_start as usize;
-        self.answers[start..start + usize::from(node.more_answers)]
+        self.data.answers[start..start + usize::from(node.more_answers)]
             .iter()
             .find(|(answer_type, _)| *answer_type == qtype)
-            .map_or_else(|| &self.replies[node.fallback as usize], |(_, reply)| reply)
+            .map_or_else(
+                || &self.data.replies[node.fallback as usize],
+                |(_, reply)| reply,
+            )
     }
 
     #[inline]
@@ -327,7 +348,7 @@ impl RoutingTable {
         if reply.rcode != STEERED {
             return Lookup::Answer(self.answer(reply));
         }
-        let nodata = &self.replies[self.zones[node.zone as usize].nodata as usize];
+        let nodata = &self.data.replies[self.data.zones[node.zone as usize].nodata as usize];
         Lookup::Steered(SteeredLookup {
             policy: &self.policies[reply.section.start as usize],
             health: &self.health,
@@ -348,13 +369,13 @@ impl RoutingTable {
     /// Finds the answer for a lower-cased wire-format `name` and `qtype`.
     #[inline]
     pub fn lookup(&self, name: &[u8], qtype: u16, transport: Transport) -> Lookup<'_> {
-        if let Some(id) = self.index.get(name) {
-            let mut node = &self.nodes[id as usize];
+        if let Some(id) = self.data.index.get(name) {
+            let mut node = &self.data.nodes[id as usize];
             if qtype == TYPE_DS && node.parent_cut != NONE {
-                node = &self.nodes[node.parent_cut as usize];
+                node = &self.data.nodes[node.parent_cut as usize];
             }
             let reply = if node.referral != NONE && !(node.is_cut && qtype == TYPE_DS) {
-                &self.replies[node.referral as usize]
+                &self.data.replies[node.referral as usize]
             } else {
                 self.node_reply(node, qtype, transport)
             };
@@ -368,17 +389,17 @@ impl RoutingTable {
             }
             at += 1 + usize::from(length);
             let Some(suffix) = name.get(at..) else { break };
-            let Some(id) = self.index.get(suffix) else {
+            let Some(id) = self.data.index.get(suffix) else {
                 continue;
             };
-            let encloser = &self.nodes[id as usize];
+            let encloser = &self.data.nodes[id as usize];
             let reply = if encloser.referral != NONE {
-                &self.replies[encloser.referral as usize]
+                &self.data.replies[encloser.referral as usize]
             } else if encloser.wildcard != NONE {
-                let wildcard = &self.nodes[encloser.wildcard as usize];
+                let wildcard = &self.data.nodes[encloser.wildcard as usize];
                 self.node_reply(wildcard, qtype, transport)
             } else {
-                &self.replies[self.zones[encloser.zone as usize].nxdomain as usize]
+                &self.data.replies[self.data.zones[encloser.zone as usize].nxdomain as usize]
             };
             return self.found(reply, encloser);
         }
