@@ -58,18 +58,17 @@ pub struct Built {
     /// The registry the table's decision counter slots come from; a
     /// [`Control`] made from this build keeps it for every reload.
     pub decisions: Arc<DecisionRegistry>,
-    /// What a latency recompile needs besides the model, kept only when
-    /// some steered name has a `latency` step (it holds the parsed zones).
+    /// What a latency recompile needs besides the model and the served
+    /// table, kept only when some steered name has a `latency` step.
     pub inputs: Option<Arc<CompileInputs>>,
 }
 
 /// The parsed files of a build, for recompiling with new latency data
-/// without reading anything again.
+/// without reading anything again. The parsed zones are not kept: a
+/// recompile shares the served table's compiled zones.
 pub struct CompileInputs {
     /// The configuration.
     pub config: Arc<Config>,
-    /// The parsed zones.
-    pub zones: Vec<zone::Zone>,
     /// The GeoIP databases.
     pub geo: Option<Arc<GeoDatabase>>,
     /// The latency matrix (empty without `latency.matrix`).
@@ -133,11 +132,13 @@ pub fn build_with_decisions(
     };
     let inputs = CompileInputs {
         config: Arc::new(config),
-        zones,
         geo: geo.map(Arc::new),
         matrix,
     };
-    let table = compile_inputs(&inputs, generation, admin, decisions, latency)?;
+    let table = compile_inputs(&inputs, &zones, generation, admin, decisions, latency)?;
+    // A zone of a million records is hundreds of megabytes parsed: gone
+    // before the table is served.
+    drop(zones);
     let records = table.zones().iter().map(|zone| zone.records).sum();
     let keep = uses_latency(&inputs.config);
     let config = (*inputs.config).clone();
@@ -186,13 +187,14 @@ fn rebuild(
 /// there is one (else the matrix alone).
 fn compile_inputs(
     inputs: &CompileInputs,
+    zones: &[zone::Zone],
     generation: u64,
     admin: &AdminState,
     decisions: &Arc<DecisionRegistry>,
     latency: Option<&LatencyEngine>,
 ) -> Result<RoutingTable, Vec<String>> {
     with_table_inputs(inputs, admin, decisions, latency, |table_inputs| {
-        RoutingTable::compile(&inputs.zones, table_inputs, generation)
+        RoutingTable::compile(zones, table_inputs, generation)
     })
 }
 
