@@ -22,7 +22,11 @@ so run `bench/peers.sh` once first. Then:
    (FIXED_DURATION s): server CPU microseconds per answered query, the
    harness's method (utime+stime of the server process from /proc).
 
-Writes bench/results/DATE-latency.md.
+Writes bench/results/DATE-LABEL.md (LABEL defaults to "latency").
+
+Knobs: REPS (0 skips the query runs), NETWORKS, EXTRA_NETWORKS, CITY=1 (the
+full GeoLite2-City from geoip/fetch-real.sh instead of the harness's
+country database), BIG_ZONE=N (a zone of N A records beside bench.test).
 """
 
 import http.client
@@ -43,6 +47,10 @@ FIXED_DURATION = int(os.environ.get("FIXED_DURATION", "3"))
 NETWORKS = int(os.environ.get("NETWORKS", "1000000"))
 EXTRA_NETWORKS = int(os.environ.get("EXTRA_NETWORKS", "200000"))
 CITY = os.environ.get("CITY") == "1"
+# Records of an extra zone (bench/gen-zone.py) served beside bench.test: a
+# recompile shares the compiled zones instead of compiling them again.
+BIG_ZONE = int(os.environ.get("BIG_ZONE", "0"))
+LABEL = os.environ.get("LABEL", "latency")
 BATCH_NETWORKS = 1000
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.environ.get("STEER_BINARY", os.path.join(REPO, "target", "release", "steer"))
@@ -70,6 +78,10 @@ def config(directory):
         zone = base.read()
     with open(os.path.join(directory, "zones", "bench.test.zone"), "w") as out:
         out.write(zone)
+    if BIG_ZONE:
+        with open(os.path.join(directory, "zones", "big.test.zone"), "w") as out:
+            subprocess.run([sys.executable, os.path.join(REPO, "bench", "gen-zone.py"), str(BIG_ZONE)],
+                           stdout=out, check=True)
     lines = [
         "[server]", 'listen = ["127.0.0.1:%d"]' % PORT, 'zones = "zones"', "workers = 1",
         "[admin]", 'listen = "127.0.0.1:%d"' % ADMIN,
@@ -177,6 +189,7 @@ def main():
     extra = batches(EXTRA_NETWORKS, 2)
     with tempfile.TemporaryDirectory() as directory:
         path = config(directory)
+        launched = time.monotonic()
         steer = subprocess.Popen(["taskset", "-c", "0", BINARY, "serve", "--config", path],
                                  stderr=open(os.path.join(directory, "steer.log"), "w"))
         gdnsd = None
@@ -188,6 +201,9 @@ def main():
                 except OSError:
                     time.sleep(0.1)
             idle = memory(steer.pid)
+            report.append("Started in %.1f s; RSS %d MB, peak %d MB%s.\n\n" % (
+                time.monotonic() - launched, idle["VmRSS"], idle["VmHWM"],
+                ", with a zone of %d A records beside bench.test" % BIG_ZONE if BIG_ZONE else ""))
             cpu_before = cpu_seconds(steer.pid)
             started = time.monotonic()
             accepted = post_all(bodies)
@@ -223,6 +239,8 @@ def main():
                           "(steer_latency_compile_seconds); server RSS after %d MB, peak %d MB.\n" % (
                               values["steer_latency_prefixes"], len(SITES),
                               values["steer_latency_compile_seconds"], peak["VmRSS"], peak["VmHWM"]))
+            if not REPS:
+                return finish(report)
             gdnsd = subprocess.Popen(["taskset", "-c", "0", "gdnsd", "-c",
                                       os.path.join(WORK, "run", "gdnsd", "etc"), "start"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -248,13 +266,20 @@ def main():
             if gdnsd is not None:
                 gdnsd.terminate()
                 gdnsd.wait(timeout=30)
+    finish(report)
+
+
+def finish(report):
     stamp = time.strftime("%Y-%m-%d", time.gmtime())
     commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
-    out = os.path.join(REPO, "bench", "results", "%s-latency.md" % stamp)
+    out = os.path.join(REPO, "bench", "results", "%s-%s.md" % (stamp, LABEL))
+    knobs = " ".join("%s=%s" % (name, os.environ[name]) for name in
+                     ("REPS", "NETWORKS", "EXTRA_NETWORKS", "CITY", "BIG_ZONE", "LABEL")
+                     if name in os.environ)
     with open(out, "w") as file:
-        file.write("# Latency steering at scale\n\nDate: %s. Steer commit: %s.\nCommand: `REPS=%d bench/latency.py`\n\n" % (
-            time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), commit, REPS))
+        file.write("# Latency steering at scale\n\nDate: %s. Steer commit: %s.\nCommand: `%s bench/latency.py`\n\n" % (
+            time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), commit, knobs))
         file.write("".join(report))
     print(open(out).read())
 
