@@ -31,7 +31,10 @@ use crate::geo::GeoDatabase;
 use crate::health::observed::Observed;
 use crate::health::{AdminState, EndpointStatus, Forced, state_file};
 use crate::latency::{
-    self, engine::LatencyEngine, matrix::LatencyMatrix, snapshot::LatencySnapshot,
+    self,
+    engine::LatencyEngine,
+    matrix::LatencyMatrix,
+    snapshot::{LatencySnapshot, SourceKey},
 };
 use crate::metrics::DecisionRegistry;
 use crate::probe::monitor::{Histogram, LastProbe, Monitor, TargetStatus};
@@ -964,7 +967,7 @@ impl ReloadJob {
                 warn!("{problem}; it is not probed");
             }
         }
-        let chosen: HashMap<String, HashMap<String, usize>> = table
+        let chosen: HashMap<String, HashMap<SourceKey, usize>> = table
             .policies()
             .iter()
             .filter(|policy| !policy.latency_chosen.is_empty())

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::matrix::LatencyMatrix;
 use super::model::{ClientPrefix, LatencyModel, ModelSettings};
-use super::snapshot::LatencySnapshot;
+use super::snapshot::{LatencySnapshot, SourceKey};
 use crate::config::steering::LatencyConfig;
 use crate::lock;
 
@@ -108,7 +108,7 @@ struct State {
     sites: Vec<String>,
     settings: ModelSettings,
     /// Per policy label: the site each latency source chose last.
-    chosen: HashMap<String, HashMap<String, usize>>,
+    chosen: HashMap<String, HashMap<SourceKey, usize>>,
     /// This node's own RTT to each site (active measurements): site id →
     /// (moving average in ms, unix time of the last measurement).
     node: HashMap<String, (f64, u64)>,
@@ -308,7 +308,7 @@ impl LatencyEngine {
     /// Keeps what the served table's `latency` steps chose, per policy
     /// label, for the next compile's margins; returns how many sources
     /// chose another site than before (new sources included).
-    pub fn remember_choices(&self, chosen: HashMap<String, HashMap<String, usize>>) -> u64 {
+    pub fn remember_choices(&self, chosen: HashMap<String, HashMap<SourceKey, usize>>) -> u64 {
         let mut state = lock(&self.state);
         let changed = chosen
             .iter()

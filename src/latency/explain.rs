@@ -28,7 +28,7 @@ use serde::Serialize;
 use super::engine::LatencyEngine;
 use super::matrix::{LatencyMatrix, MatrixRow};
 use super::model::ClientPrefix;
-use super::snapshot::SiteRtts;
+use super::snapshot::{SiteRtts, SourceKey};
 use crate::geo::Location;
 
 /// Where a source's RTTs come from.
@@ -67,9 +67,10 @@ pub struct SiteReading {
 pub struct ClientSource {
     /// Where the RTTs come from.
     pub kind: SourceKind,
-    /// The compiler's label (`matrix 100.64.0.0/16`), which also keys the
-    /// margin's memory of the site this source chose before.
-    pub key: String,
+    /// The compiler's name of the source (`matrix 100.64.0.0/16` as
+    /// text), which also keys the margin's memory of the site this source
+    /// chose before.
+    pub key: SourceKey,
     /// As explain shows it: the key, plus `(measured)` or the matrix line.
     pub label: String,
     /// (site, RTT) pairs, as the `latency` step reads them.
@@ -203,7 +204,7 @@ pub fn client_sources(
         })
         .collect();
     let measured = (!measured.is_empty()).then(|| {
-        let key = format!("network {network_address}/{network_len}");
+        let key = SourceKey::Network(network_address, network_len);
         source(
             SourceKind::Measured,
             format!("{key} (measured)"),
@@ -212,8 +213,8 @@ pub fn client_sources(
         )
     });
     let covering = matrix.longest_match(address).map(|(network, rows)| {
-        let key = format!("matrix {}/{}", network.address, network.prefix_len);
-        let label = with_line(&key, rows);
+        let key = SourceKey::MatrixPrefix(network.address, network.prefix_len);
+        let label = with_line(&key.to_string(), rows);
         (
             network.prefix_len,
             source(SourceKind::MatrixPrefix, label, key, readings(rows)),
@@ -257,10 +258,10 @@ pub fn client_sources(
         Some(asn) => match matrix.by_asn(asn) {
             [] => Level::Passed(format!("no matrix row for AS{asn}")),
             rows => {
-                let key = format!("matrix AS{asn}");
+                let key = SourceKey::MatrixAsn(asn);
                 Level::Source(source(
                     SourceKind::MatrixAsn,
-                    with_line(&key, rows),
+                    with_line(&key.to_string(), rows),
                     key,
                     readings(rows),
                 ))
@@ -269,17 +270,14 @@ pub fn client_sources(
     });
     levels.push(match &location.country {
         None => Level::Passed("no country known for the client".to_owned()),
-        Some(country) => match matrix.by_country(country) {
-            [] => Level::Passed(format!("no matrix row for country {country}")),
-            rows => {
-                let key = format!("matrix country {country}");
-                Level::Source(source(
-                    SourceKind::MatrixCountry,
-                    with_line(&key, rows),
-                    key,
-                    readings(rows),
-                ))
-            }
+        Some(country) => match (matrix.by_country(country), SourceKey::country(country)) {
+            ([], _) | (_, None) => Level::Passed(format!("no matrix row for country {country}")),
+            (rows, Some(key)) => Level::Source(source(
+                SourceKind::MatrixCountry,
+                with_line(&key.to_string(), rows),
+                key,
+                readings(rows),
+            )),
         },
     });
 
@@ -301,8 +299,8 @@ pub fn client_sources(
     levels.push(if node.is_empty() {
         Level::Passed("no RTT measured from this node".to_owned())
     } else {
-        let key = "this node".to_owned();
-        Level::Source(source(SourceKind::Node, key.clone(), key, node))
+        let key = SourceKey::Node;
+        Level::Source(source(SourceKind::Node, key.to_string(), key, node))
     });
 
     ClientLatency {
@@ -314,7 +312,7 @@ pub fn client_sources(
 fn source(
     kind: SourceKind,
     label: String,
-    key: String,
+    key: SourceKey,
     readings: Vec<SiteReading>,
 ) -> ClientSource {
     ClientSource {
@@ -352,9 +350,9 @@ fn with_line(key: &str, rows: &[MatrixRow]) -> String {
 
 impl ClientLatency {
     /// The sources as [`crate::policy::LatencyInput::sources`] takes them.
-    pub fn input(&self) -> Vec<(String, &[(usize, f64)])> {
+    pub fn input(&self) -> Vec<(SourceKey, &[(usize, f64)])> {
         self.sources()
-            .map(|source| (source.key.clone(), source.rtts.as_slice()))
+            .map(|source| (source.key, source.rtts.as_slice()))
             .collect()
     }
 
@@ -376,7 +374,7 @@ impl ClientLatency {
         &self,
         candidates: &[Candidate<'_>],
         output: &[String],
-        previous: &HashMap<String, usize>,
+        previous: &HashMap<SourceKey, usize>,
         (margin_percent, margin_ms): (f64, f64),
         located: bool,
     ) -> LatencyTrace {
@@ -451,7 +449,7 @@ impl ClientLatency {
             source: decided.map(|source| SourceTrace {
                 kind: source.kind,
                 label: source.label.clone(),
-                key: source.key.clone(),
+                key: source.key.to_string(),
                 rtts,
             }),
             skipped,
@@ -634,7 +632,11 @@ mod tests {
             NOW,
         );
         // The compile reads only the most specific prefix source.
-        let keys: Vec<String> = latency.input().into_iter().map(|(key, _)| key).collect();
+        let keys: Vec<String> = latency
+            .input()
+            .into_iter()
+            .map(|(key, _)| key.to_string())
+            .collect();
         assert_eq!(keys, ["network 100.64.7.0/24"]);
         let trace = latency.trace_step(
             &[IAD, FRA],
@@ -703,7 +705,11 @@ mod tests {
             &Location::default(),
             NOW,
         );
-        let keys: Vec<String> = latency.input().into_iter().map(|(key, _)| key).collect();
+        let keys: Vec<String> = latency
+            .input()
+            .into_iter()
+            .map(|(key, _)| key.to_string())
+            .collect();
         assert_eq!(keys, ["matrix 100.64.7.0/28"]);
         let trace = latency.trace_step(
             &[IAD],
@@ -736,7 +742,10 @@ mod tests {
             &Location::default(),
             NOW,
         );
-        let previous_fra = HashMap::from([("matrix 10.0.0.0/8".to_owned(), 0)]);
+        let previous_fra = HashMap::from([(
+            SourceKey::MatrixPrefix("10.0.0.0".parse().expect("address"), 8),
+            0,
+        )]);
         let held = latency.trace_step(
             &[IAD, FRA],
             &output(&["web-fra", "web-iad"]),
@@ -767,7 +776,10 @@ mod tests {
         let unchanged = latency.trace_step(
             &[IAD, FRA],
             &output(&["web-iad", "web-fra"]),
-            &HashMap::from([("matrix 10.0.0.0/8".to_owned(), 1)]),
+            &HashMap::from([(
+                SourceKey::MatrixPrefix("10.0.0.0".parse().expect("address"), 8),
+                1,
+            )]),
             (10.0, 5.0),
             false,
         );

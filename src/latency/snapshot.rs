@@ -10,11 +10,13 @@
 //! prefix, then its ASN, then its country, then this node's RTT to each
 //! site, then distance (in [`crate::policy`]).
 //!
-//! Labels double as the keys of the margin's memory: the site a source
-//! chose at the previous compile is looked up by label, so labels name the
-//! source (`network 198.51.100.0/24`) and never carry changing numbers.
+//! A [`SourceKey`] names each source (`network 198.51.100.0/24` as text)
+//! and keys the margin's memory: the site a source chose at the previous
+//! compile is looked up by it. It is a small value, not text: a compile
+//! of a million networks looks up and records a million of them.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::net::IpAddr;
 
 use crate::geo::Location;
@@ -24,6 +26,51 @@ use super::matrix::{Family, LatencyMatrix};
 /// RTTs of one source: (site index, milliseconds).
 pub type SiteRtts = Vec<(usize, f64)>;
 
+/// Names a source of RTTs; shown as text (`network 198.51.100.0/24`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SourceKey {
+    /// A client network measured by real users or probes.
+    Network(IpAddr, u8),
+    /// A prefix row of the matrix.
+    MatrixPrefix(IpAddr, u8),
+    /// An ASN row of the matrix.
+    MatrixAsn(u32),
+    /// A country row of the matrix (two upper-case letters).
+    MatrixCountry([u8; 2]),
+    /// This node's own RTT to each site.
+    Node,
+}
+
+impl SourceKey {
+    /// The key of country `code`'s matrix rows; `None` for a code the
+    /// matrix cannot hold (it takes two letters only).
+    pub fn country(code: &str) -> Option<SourceKey> {
+        code.as_bytes()
+            .try_into()
+            .ok()
+            .map(SourceKey::MatrixCountry)
+    }
+}
+
+impl fmt::Display for SourceKey {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceKey::Network(address, length) => write!(formatter, "network {address}/{length}"),
+            SourceKey::MatrixPrefix(address, length) => {
+                write!(formatter, "matrix {address}/{length}")
+            }
+            SourceKey::MatrixAsn(asn) => write!(formatter, "matrix AS{asn}"),
+            SourceKey::MatrixCountry(code) => write!(
+                formatter,
+                "matrix country {}{}",
+                char::from(code[0]),
+                char::from(code[1])
+            ),
+            SourceKey::Node => formatter.write_str("this node"),
+        }
+    }
+}
+
 /// One prefix with RTT data.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PrefixSource {
@@ -31,8 +78,8 @@ pub struct PrefixSource {
     pub address: IpAddr,
     /// Prefix length.
     pub prefix_len: u8,
-    /// `network 198.51.100.0/24` (measured) or `matrix 10.0.0.0/8`.
-    pub label: String,
+    /// [`SourceKey::Network`] (measured) or [`SourceKey::MatrixPrefix`].
+    pub key: SourceKey,
     /// The RTTs.
     pub rtts: SiteRtts,
 }
@@ -51,7 +98,7 @@ pub struct LatencySnapshot {
     /// This node's own RTT to each site (active measurements).
     pub node: SiteRtts,
     /// Per policy label: the site each source chose at the previous compile.
-    pub previous: HashMap<String, HashMap<String, usize>>,
+    pub previous: HashMap<String, HashMap<SourceKey, usize>>,
 }
 
 impl LatencySnapshot {
@@ -64,7 +111,7 @@ impl LatencySnapshot {
                 snapshot.prefixes.push(PrefixSource {
                     address: network.address,
                     prefix_len: network.prefix_len,
-                    label: format!("matrix {}/{}", network.address, network.prefix_len),
+                    key: SourceKey::MatrixPrefix(network.address, network.prefix_len),
                     rtts: rows.iter().map(|row| (row.site, row.rtt_ms)).collect(),
                 });
             }
@@ -88,7 +135,7 @@ impl LatencySnapshot {
         self.prefixes.push(PrefixSource {
             address,
             prefix_len,
-            label: format!("network {address}/{prefix_len}"),
+            key: SourceKey::Network(address, prefix_len),
             rtts,
         });
     }
@@ -110,26 +157,26 @@ impl LatencySnapshot {
         &'a self,
         prefix: Option<usize>,
         location: &Location,
-    ) -> Vec<(String, &'a [(usize, f64)])> {
+    ) -> Vec<(SourceKey, &'a [(usize, f64)])> {
         let mut sources = Vec::new();
         if let Some(source) = prefix.and_then(|index| self.prefixes.get(index)) {
-            sources.push((source.label.clone(), source.rtts.as_slice()));
+            sources.push((source.key, source.rtts.as_slice()));
         }
         if let Some((asn, rtts)) = location
             .asn
             .and_then(|asn| self.asn.get(&asn).map(|rtts| (asn, rtts)))
         {
-            sources.push((format!("matrix AS{asn}"), rtts.as_slice()));
+            sources.push((SourceKey::MatrixAsn(asn), rtts.as_slice()));
         }
-        if let Some((country, rtts)) = location
+        if let Some((key, rtts)) = location
             .country
             .as_ref()
-            .and_then(|country| self.country.get(country).map(|rtts| (country, rtts)))
+            .and_then(|country| Some((SourceKey::country(country)?, self.country.get(country)?)))
         {
-            sources.push((format!("matrix country {country}"), rtts.as_slice()));
+            sources.push((key, rtts.as_slice()));
         }
         if !self.node.is_empty() {
-            sources.push(("this node".to_owned(), self.node.as_slice()));
+            sources.push((SourceKey::Node, self.node.as_slice()));
         }
         sources
     }
@@ -140,5 +187,64 @@ impl LatencySnapshot {
             && self.asn.is_empty()
             && self.country.is_empty()
             && self.node.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_read_as_the_labels_explain_shows() {
+        let address = |text: &str| text.parse::<IpAddr>().expect("address");
+        let shown = [
+            SourceKey::Network(address("198.51.100.0"), 24),
+            SourceKey::MatrixPrefix(address("2001:db8::"), 32),
+            SourceKey::MatrixAsn(3320),
+            SourceKey::country("DE").expect("two letters"),
+            SourceKey::Node,
+        ]
+        .map(|key| key.to_string());
+        assert_eq!(
+            shown,
+            [
+                "network 198.51.100.0/24",
+                "matrix 2001:db8::/32",
+                "matrix AS3320",
+                "matrix country DE",
+                "this node",
+            ]
+        );
+        assert_eq!(SourceKey::country("DEU"), None);
+        assert_eq!(SourceKey::country(""), None);
+    }
+
+    #[test]
+    fn sources_come_most_specific_first_with_their_keys() {
+        let mut snapshot = LatencySnapshot::default();
+        snapshot.add_measured("198.51.100.0".parse().expect("address"), 24, vec![(0, 5.0)]);
+        snapshot.asn.insert(3320, vec![(1, 20.0)]);
+        snapshot.country.insert("DE".to_owned(), vec![(1, 30.0)]);
+        snapshot.node = vec![(0, 40.0)];
+        snapshot.finish();
+        let location = Location {
+            asn: Some(3320),
+            country: Some("DE".to_owned()),
+            ..Location::default()
+        };
+        let keys: Vec<SourceKey> = snapshot
+            .sources(Some(0), &location)
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                SourceKey::Network("198.51.100.0".parse().expect("address"), 24),
+                SourceKey::MatrixAsn(3320),
+                SourceKey::MatrixCountry(*b"DE"),
+                SourceKey::Node,
+            ]
+        );
     }
 }

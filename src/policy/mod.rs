@@ -22,6 +22,7 @@ use std::net::IpAddr;
 
 use crate::config::steering::{Region, Step};
 use crate::geo::Location;
+use crate::latency::snapshot::SourceKey;
 
 /// Most pools a steered name can have (the config check enforces it).
 pub const MAX_POOLS: usize = 64;
@@ -132,11 +133,11 @@ pub struct LatencyInput<'a> {
     /// 198.51.100.0/24`, `matrix AS3320`, ...) that also keys the margin,
     /// and (site index, RTT in ms) pairs. The first source with an RTT for
     /// any candidate decides.
-    pub sources: Vec<(String, &'a [(usize, f64)])>,
+    pub sources: Vec<(SourceKey, &'a [(usize, f64)])>,
     /// The site each source chose at the previous compile.
-    pub previous: Option<&'a HashMap<String, usize>>,
+    pub previous: Option<&'a HashMap<SourceKey, usize>>,
     /// Where this compile's choices are written, for the next one.
-    pub chosen: Option<&'a RefCell<HashMap<String, usize>>>,
+    pub chosen: Option<&'a RefCell<HashMap<SourceKey, usize>>>,
 }
 
 /// Orders `candidates` by RTT from the first source of `latency` that has
@@ -157,7 +158,7 @@ fn order_by_latency(
             .find(|(known, _)| *known == site)
             .map(|(_, rtt)| *rtt)
     };
-    let Some((label, rtts)) = latency
+    let Some((key, rtts)) = latency
         .sources
         .iter()
         .find(|(_, rtts)| candidates.iter().any(|&pool| rtt_of(rtts, pool).is_some()))
@@ -190,7 +191,7 @@ fn order_by_latency(
     let (margin_percent, margin_ms) = margins;
     let previous = latency
         .previous
-        .and_then(|previous| previous.get(label))
+        .and_then(|previous| previous.get(key))
         .and_then(|site| {
             measured
                 .iter()
@@ -211,14 +212,14 @@ fn order_by_latency(
     if let (Some(chosen), Some((_, winner))) = (latency.chosen, measured.first()) {
         chosen
             .borrow_mut()
-            .insert(label.clone(), pools[usize::from(*winner)].site);
+            .insert(*key, pools[usize::from(*winner)].site);
     }
     let description = if describe {
         let detail: Vec<String> = measured
             .iter()
             .map(|(rtt, pool)| format!("{} {rtt:.1} ms", pools[usize::from(*pool)].id))
             .collect();
-        format!("{label}: {}", detail.join(", "))
+        format!("{key}: {}", detail.join(", "))
     } else {
         String::new()
     };

@@ -28,7 +28,7 @@ use crate::geo::Location;
 use crate::geo::location_maps::LocationMaps;
 use crate::health::{AdminState, EndpointSlot, HealthView};
 use crate::latency::explain::{Candidate, ClientLatency};
-use crate::latency::snapshot::LatencySnapshot;
+use crate::latency::snapshot::{LatencySnapshot, SourceKey};
 use crate::metrics::{DecisionKey, DecisionRegistry, DecisionSlot, OVERFLOW_SLOT, Reason};
 use crate::policy::prefix_map::{PrefixMap, PrefixMapBuilder};
 use crate::policy::{
@@ -138,7 +138,7 @@ pub struct CompiledPolicy {
     pub label: String,
     /// For a `latency` step: the site each latency source chose, which the
     /// next compile keeps unless a challenger beats it by the margins.
-    pub latency_chosen: HashMap<String, usize>,
+    pub latency_chosen: HashMap<SourceKey, usize>,
     /// Decisions hold only their first pool (no per-query step looks
     /// further), so explain compares only that.
     pub only_first_pool: bool,
