@@ -143,7 +143,7 @@ pub fn build_with_decisions(
     // before the table is served.
     drop(zones);
     let records = table.zones().iter().map(|zone| zone.records).sum();
-    let keep = uses_latency(&inputs.config);
+    let keep = inputs.config.steering.uses_latency();
     let config = (*inputs.config).clone();
     let geo = inputs.geo.clone();
     Ok(Built {
@@ -212,7 +212,7 @@ fn with_table_inputs(
     compile: impl FnOnce(&Inputs<'_>) -> Result<RoutingTable, Vec<String>>,
 ) -> Result<RoutingTable, Vec<String>> {
     let config = &inputs.config;
-    let snapshot = uses_latency(config).then(|| match latency {
+    let snapshot = config.steering.uses_latency().then(|| match latency {
         Some(engine) => engine.snapshot(&inputs.matrix, &site_ids(config), unix_now()),
         None => {
             let mut snapshot = LatencySnapshot::from_matrix(&inputs.matrix);
@@ -229,16 +229,6 @@ fn with_table_inputs(
         latency: snapshot.as_ref(),
     };
     compile(&table_inputs)
-}
-
-/// Whether any steered name has a `latency` step.
-fn uses_latency(config: &Config) -> bool {
-    config.steering.steered.iter().any(|steered| {
-        steered
-            .policy
-            .iter()
-            .any(|step| matches!(step, crate::config::steering::Step::Latency { .. }))
-    })
 }
 
 /// The configured site ids, in the order latency data indexes them.

@@ -419,6 +419,17 @@ impl SteeringConfig {
             && self.latency == LatencyConfig::default()
     }
 
+    /// Whether any steered name has a `latency` step (the server then
+    /// recompiles on new measurements).
+    pub fn uses_latency(&self) -> bool {
+        self.steered.iter().any(|steered| {
+            steered
+                .policy
+                .iter()
+                .any(|step| matches!(step, Step::Latency { .. }))
+        })
+    }
+
     /// The site with this id.
     pub fn site(&self, id: &str) -> Option<&Site> {
         // Sorted by id when validated.

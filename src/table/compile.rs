@@ -633,17 +633,11 @@ fn compile_steering(inputs: &Inputs<'_>) -> Result<(Vec<CompiledPolicy>, HealthV
             )
         })
     });
-    let has_latency = steering.steered.iter().any(|steered| {
-        steered
-            .policy
-            .iter()
-            .any(|step| matches!(step, Step::Latency { .. }))
-    });
     let maps = match inputs.geo.filter(|_| needs_geo) {
         // Latency recompiles come back to the same database every few
         // seconds: keep its partition for them (tens of megabytes for
         // GeoLite2-City, against seconds of CPU per recompile).
-        Some(geo) if has_latency => geo.location_maps(),
+        Some(geo) if steering.uses_latency() => geo.location_maps(),
         // Nothing else compiles this database again (a reload opens it
         // anew): build, use, drop.
         Some(geo) => Arc::new(LocationMaps::build(geo)),
