@@ -12,9 +12,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{Family, QueryOptions, TestServer, Transport, ask, build_query, http_request};
+use common::{QueryOptions, TestServer, http_request};
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
 /// The token in `admin.token` (at least 16 characters, as the config asks).
@@ -139,16 +138,9 @@ fn failed(output: &Output) -> String {
 
 /// The A records `www.example.test` gets, sorted.
 async fn answer(server: &TestServer) -> Vec<String> {
-    let query = build_query("www.example.test.", RecordType::A, &QueryOptions::default());
-    let address = server.dns_addr(Transport::Udp, Family::V4);
-    let response = ask(Transport::Udp, address, &query).await;
+    let (response, records) =
+        common::ask_a(server, "www.example.test.", &QueryOptions::default()).await;
     assert_eq!(response.metadata.response_code, ResponseCode::NoError);
-    let mut records: Vec<String> = response
-        .answers
-        .iter()
-        .map(|record| record.data.to_string())
-        .collect();
-    records.sort();
     records
 }
 

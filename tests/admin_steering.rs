@@ -11,9 +11,8 @@ mod common;
 use std::net::IpAddr;
 use std::path::Path;
 
-use common::{Family, QueryOptions, TestServer, Transport, ask, build_query, http_request};
+use common::{QueryOptions, TestServer, http_request};
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::RecordType;
 use serde_json::{Value, json};
 
 /// A client network in Europe, per the sample database.
@@ -74,20 +73,8 @@ async fn answer(server: &TestServer, network: &str) -> Vec<String> {
         client_subnet: Some((address, 24)),
         ..QueryOptions::default()
     };
-    let query = build_query("www.example.test.", RecordType::A, &options);
-    let response = ask(
-        Transport::Udp,
-        server.dns_addr(Transport::Udp, Family::V4),
-        &query,
-    )
-    .await;
+    let (response, addresses) = common::ask_a(server, "www.example.test.", &options).await;
     assert_eq!(response.metadata.response_code, ResponseCode::NoError);
-    let mut addresses: Vec<String> = response
-        .answers
-        .iter()
-        .map(|record| record.data.to_string())
-        .collect();
-    addresses.sort();
     addresses
 }
 
