@@ -14,20 +14,18 @@ use rustc_hash::FxHashMap;
 
 use super::encode::{Owner, Part, SectionEncoder, wire_lower};
 use super::index::NameIndex;
+use super::steer::{CompiledPolicy, compile_policies};
 use super::{
     FIRST, NONE, Node, Prepared, Reply, RoutingTable, STEERED, Section, Sections, ZoneData,
     ZoneReplies, ZoneSummary, rcode,
 };
 use crate::config::steering::{SteeredType, SteeringConfig, Step};
 use crate::geo::GeoDatabase;
-use crate::health::AdminState;
+use crate::geo::location_maps::LocationMaps;
+use crate::health::{AdminState, HealthView};
 use crate::latency::snapshot::LatencySnapshot;
 use crate::metrics::DecisionRegistry;
 use crate::zone::{Location, Zone};
-
-use super::steer::{CompiledPolicy, compile_policies};
-use crate::geo::location_maps::LocationMaps;
-use crate::health::HealthView;
 
 /// Longest in-zone CNAME chain followed (RFC 1034 §3.6.2 asks servers to
 /// follow chains; a bound keeps loops and long chains finite).
