@@ -26,7 +26,9 @@ Writes bench/results/DATE-LABEL.md (LABEL defaults to "latency").
 
 Knobs: REPS (0 skips the query runs), NETWORKS, EXTRA_NETWORKS, CITY=1 (the
 full GeoLite2-City from geoip/fetch-real.sh instead of the harness's
-country database), BIG_ZONE=N (a zone of N A records beside bench.test).
+country database), BIG_ZONE=N (a zone of N A records beside bench.test),
+STEADY (recompiles measured after the first, each after one small batch;
+default 3).
 """
 
 import http.client
@@ -51,6 +53,10 @@ CITY = os.environ.get("CITY") == "1"
 # recompile shares the compiled zones instead of compiling them again.
 BIG_ZONE = int(os.environ.get("BIG_ZONE", "0"))
 LABEL = os.environ.get("LABEL", "latency")
+# Recompiles measured after the first one, each after a trickle of samples
+# (one batch for networks already tracked): the steady state of a node that
+# takes real-user measurements all the time.
+STEADY = int(os.environ.get("STEADY", "3"))
 BATCH_NETWORKS = 1000
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.environ.get("STEER_BINARY", os.path.join(REPO, "target", "release", "steer"))
@@ -99,6 +105,14 @@ def config(directory):
     with open(path, "w") as out:
         out.write("\n".join(lines) + "\n")
     return path
+
+
+def wait_for_compile(compiles):
+    """Waits until steer_latency_compiles_total passes `compiles`."""
+    deadline = time.monotonic() + 600
+    while metrics()["steer_latency_compiles_total"] < compiles + 1:
+        assert time.monotonic() < deadline, "no recompile within 10 minutes"
+        time.sleep(0.2)
 
 
 def cpu_seconds(pid):
@@ -228,17 +242,30 @@ def main():
                                                        values["steer_latency_model_bytes"] / 1e6,
                                                        after["VmRSS"]))
             # The next recompile sees the full model.
-            compiles = values["steer_latency_compiles_total"]
-            deadline = time.monotonic() + 600
-            while metrics()["steer_latency_compiles_total"] < compiles + 1:
-                assert time.monotonic() < deadline, "no recompile within 10 minutes"
-                time.sleep(1)
+            wait_for_compile(values["steer_latency_compiles_total"])
             values = metrics()
             peak = memory(steer.pid)
             report.append("\n## Recompile with %d networks x %d sites\n\n%.2f s "
                           "(steer_latency_compile_seconds); server RSS after %d MB, peak %d MB.\n" % (
                               values["steer_latency_prefixes"], len(SITES),
                               values["steer_latency_compile_seconds"], peak["VmRSS"], peak["VmHWM"]))
+            if STEADY:
+                report.append("\nSteady state: %d more recompiles, each after one batch of %d samples "
+                              "for networks already tracked:\n\n| recompile | compile s | server CPU s "
+                              "(batch and recompile) | RSS MB after | peak MB |\n|---|---|---|---|---|\n" % (
+                                  STEADY, BATCH_NETWORKS * len(SITES)))
+            for round_number in range(STEADY):
+                compiles = metrics()["steer_latency_compiles_total"]
+                cpu_before = cpu_seconds(steer.pid)
+                post_all(bodies[round_number:round_number + 1])
+                wait_for_compile(compiles)
+                # Let the old table go before reading the memory.
+                time.sleep(1)
+                values = metrics()
+                after = memory(steer.pid)
+                report.append("| %d | %.2f | %.1f | %d | %d |\n" % (
+                    round_number + 2, values["steer_latency_compile_seconds"],
+                    cpu_seconds(steer.pid) - cpu_before, after["VmRSS"], after["VmHWM"]))
             if not REPS:
                 return finish(report)
             gdnsd = subprocess.Popen(["taskset", "-c", "0", "gdnsd", "-c",
@@ -275,7 +302,7 @@ def finish(report):
                             capture_output=True, text=True).stdout.strip()
     out = os.path.join(REPO, "bench", "results", "%s-%s.md" % (stamp, LABEL))
     knobs = " ".join("%s=%s" % (name, os.environ[name]) for name in
-                     ("REPS", "NETWORKS", "EXTRA_NETWORKS", "CITY", "BIG_ZONE", "LABEL")
+                     ("REPS", "NETWORKS", "EXTRA_NETWORKS", "CITY", "BIG_ZONE", "STEADY", "LABEL")
                      if name in os.environ)
     with open(out, "w") as file:
         file.write("# Latency steering at scale\n\nDate: %s. Steer commit: %s.\nCommand: `%s bench/latency.py`\n\n" % (
