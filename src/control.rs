@@ -34,7 +34,7 @@ use crate::latency::{
     self,
     engine::LatencyEngine,
     matrix::LatencyMatrix,
-    snapshot::{LatencySnapshot, SourceKey},
+    snapshot::{Choices, LatencySnapshot},
 };
 use crate::metrics::DecisionRegistry;
 use crate::probe::monitor::{Histogram, LastProbe, Monitor, TargetStatus};
@@ -957,11 +957,11 @@ impl ReloadJob {
                 warn!("{problem}; it is not probed");
             }
         }
-        let chosen: HashMap<String, HashMap<SourceKey, usize>> = table
+        let chosen: HashMap<String, Arc<Choices>> = table
             .policies()
             .iter()
             .filter(|policy| !policy.latency_chosen.is_empty())
-            .map(|policy| (policy.label.clone(), policy.latency_chosen.clone()))
+            .map(|policy| (policy.label.clone(), Arc::clone(&policy.latency_chosen)))
             .collect();
         {
             let mut status = lock(&self.status);

@@ -16,14 +16,14 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use super::matrix::LatencyMatrix;
 use super::model::{ClientPrefix, LatencyModel, ModelSettings};
-use super::snapshot::{LatencySnapshot, SourceKey};
+use super::snapshot::{Choices, LatencySnapshot};
 use crate::config::steering::LatencyConfig;
 use crate::lock;
 
@@ -108,7 +108,7 @@ struct State {
     sites: Vec<String>,
     settings: ModelSettings,
     /// Per policy label: the site each latency source chose last.
-    chosen: HashMap<String, HashMap<SourceKey, usize>>,
+    chosen: HashMap<String, Arc<Choices>>,
     /// This node's own RTT to each site (active measurements): site id →
     /// (moving average in ms, unix time of the last measurement).
     node: HashMap<String, (f64, u64)>,
@@ -272,19 +272,15 @@ impl LatencyEngine {
         let state = lock(&self.state);
         let moves = site_moves(&state.sites, sites);
         for (prefix, latencies) in state.model.fresh_prefixes(now) {
-            let rtts: Vec<(usize, f64)> = latencies
-                .filter_map(|(site, latency)| {
-                    moves
-                        .get(site)
-                        .copied()
-                        .flatten()
-                        .map(|site| (site, f64::from(latency.rtt_ms)))
-                })
-                .collect();
-            if !rtts.is_empty() {
-                let (address, prefix_len) = prefix.network();
-                snapshot.add_measured(address, prefix_len, rtts);
-            }
+            let (address, prefix_len) = prefix.network();
+            let rtts = latencies.filter_map(|(site, latency)| {
+                moves
+                    .get(site)
+                    .copied()
+                    .flatten()
+                    .map(|site| (site, f64::from(latency.rtt_ms)))
+            });
+            snapshot.add_measured(address, prefix_len, rtts);
         }
         snapshot.previous = state.chosen.clone();
         let max_age = state.settings.max_age_seconds;
@@ -308,12 +304,17 @@ impl LatencyEngine {
     /// Keeps what the served table's `latency` steps chose, per policy
     /// label, for the next compile's margins; returns how many sources
     /// chose another site than before (new sources included).
-    pub fn remember_choices(&self, chosen: HashMap<String, HashMap<SourceKey, usize>>) -> u64 {
-        let mut state = lock(&self.state);
-        let changed = chosen
+    pub fn remember_choices(&self, chosen: HashMap<String, Arc<Choices>>) -> u64 {
+        // Counted outside the lock: a million sources take a while, and
+        // samples keep arriving meanwhile.
+        let before = std::mem::replace(&mut lock(&self.state).chosen, chosen.clone());
+        chosen
             .iter()
             .map(|(label, sources)| {
-                let before = state.chosen.get(label);
+                let before = before.get(label);
+                if before.is_some_and(|before| Arc::ptr_eq(before, sources)) {
+                    return 0;
+                }
                 sources
                     .iter()
                     .filter(|(source, site)| {
@@ -321,9 +322,7 @@ impl LatencyEngine {
                     })
                     .count() as u64
             })
-            .sum();
-        state.chosen = chosen;
-        changed
+            .sum()
     }
 
     /// What the model holds for `client`'s network, for explain: (site id,

@@ -19,7 +19,6 @@
 //! to [`super::snapshot::LatencySnapshot::sources`] or to how the compile
 //! matches prefix sources belongs here too.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -28,7 +27,7 @@ use serde::Serialize;
 use super::engine::LatencyEngine;
 use super::matrix::{LatencyMatrix, MatrixRow};
 use super::model::ClientPrefix;
-use super::snapshot::{SiteRtts, SourceKey};
+use super::snapshot::{Choices, SiteRtts, SourceKey};
 use crate::geo::Location;
 
 /// Where a source's RTTs come from.
@@ -374,7 +373,7 @@ impl ClientLatency {
         &self,
         candidates: &[Candidate<'_>],
         output: &[String],
-        previous: &HashMap<SourceKey, usize>,
+        previous: &Choices,
         (margin_percent, margin_ms): (f64, f64),
         located: bool,
     ) -> LatencyTrace {
@@ -641,7 +640,7 @@ mod tests {
         let trace = latency.trace_step(
             &[IAD, FRA],
             &output(&["web-iad", "web-fra"]),
-            &HashMap::new(),
+            &Choices::default(),
             (10.0, 5.0),
             false,
         );
@@ -676,7 +675,7 @@ mod tests {
         let trace = latency.trace_step(
             &[FRA],
             &output(&["web-fra"]),
-            &HashMap::new(),
+            &Choices::default(),
             (10.0, 5.0),
             false,
         );
@@ -714,7 +713,7 @@ mod tests {
         let trace = latency.trace_step(
             &[IAD],
             &output(&["web-iad"]),
-            &HashMap::new(),
+            &Choices::default(),
             (10.0, 5.0),
             false,
         );
@@ -742,7 +741,7 @@ mod tests {
             &Location::default(),
             NOW,
         );
-        let previous_fra = HashMap::from([(
+        let previous_fra = Choices::from_iter([(
             SourceKey::MatrixPrefix("10.0.0.0".parse().expect("address"), 8),
             0,
         )]);
@@ -776,7 +775,7 @@ mod tests {
         let unchanged = latency.trace_step(
             &[IAD, FRA],
             &output(&["web-iad", "web-fra"]),
-            &HashMap::from([(
+            &Choices::from_iter([(
                 SourceKey::MatrixPrefix("10.0.0.0".parse().expect("address"), 8),
                 1,
             )]),

@@ -14,10 +14,17 @@
 //! and keys the margin's memory: the site a source chose at the previous
 //! compile is looked up by it. It is a small value, not text: a compile
 //! of a million networks looks up and records a million of them.
+//!
+//! The prefix sources' RTTs live in one array, each source holding its
+//! range: a snapshot of a million networks is then two allocations, not a
+//! million, and a third of the memory (a compile makes one every interval).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use crate::geo::Location;
 
@@ -25,6 +32,10 @@ use super::matrix::{Family, LatencyMatrix};
 
 /// RTTs of one source: (site index, milliseconds).
 pub type SiteRtts = Vec<(usize, f64)>;
+
+/// The site each source chose at one compile, by source. Fx: a compile of
+/// a million networks writes a million keys and reads a million more.
+pub type Choices = FxHashMap<SourceKey, usize>;
 
 /// Names a source of RTTs; shown as text (`network 198.51.100.0/24`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,16 +83,25 @@ impl fmt::Display for SourceKey {
 }
 
 /// One prefix with RTT data.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PrefixSource {
-    /// Network address (bits beyond the length are zero).
-    pub address: IpAddr,
-    /// Prefix length.
-    pub prefix_len: u8,
     /// [`SourceKey::Network`] (measured) or [`SourceKey::MatrixPrefix`].
     pub key: SourceKey,
-    /// The RTTs.
-    pub rtts: SiteRtts,
+    /// Where its RTTs start in [`LatencySnapshot::rtts`], and how many.
+    rtts: (u32, u32),
+}
+
+impl PrefixSource {
+    /// The network: address (bits beyond the length are zero) and length.
+    pub fn network(&self) -> (IpAddr, u8) {
+        match self.key {
+            SourceKey::Network(address, length) | SourceKey::MatrixPrefix(address, length) => {
+                (address, length)
+            }
+            // Only prefix keys are made into prefix sources.
+            _ => (IpAddr::from([0u8; 4]), 0),
+        }
+    }
 }
 
 /// Everything the `latency` step can know, as of one instant.
@@ -91,14 +111,17 @@ pub struct LatencySnapshot {
     /// rows before measurements, so that inserting them in order leaves the
     /// most specific (and, for a client's own network, the measured) one.
     pub prefixes: Vec<PrefixSource>,
+    /// The prefix sources' RTTs, each source's in one run.
+    rtts: Vec<(usize, f64)>,
     /// Matrix rows by ASN.
     pub asn: HashMap<u32, SiteRtts>,
     /// Matrix rows by country code.
     pub country: HashMap<String, SiteRtts>,
     /// This node's own RTT to each site (active measurements).
     pub node: SiteRtts,
-    /// Per policy label: the site each source chose at the previous compile.
-    pub previous: HashMap<String, HashMap<SourceKey, usize>>,
+    /// Per policy label: the site each source chose at the previous
+    /// compile (shared with the served table, not copied).
+    pub previous: HashMap<String, Arc<Choices>>,
 }
 
 impl LatencySnapshot {
@@ -108,12 +131,10 @@ impl LatencySnapshot {
         let mut snapshot = Self::default();
         for family in [Family::V4, Family::V6] {
             for (network, rows) in matrix.prefixes(family) {
-                snapshot.prefixes.push(PrefixSource {
-                    address: network.address,
-                    prefix_len: network.prefix_len,
-                    key: SourceKey::MatrixPrefix(network.address, network.prefix_len),
-                    rtts: rows.iter().map(|row| (row.site, row.rtt_ms)).collect(),
-                });
+                snapshot.push_prefix(
+                    SourceKey::MatrixPrefix(network.address, network.prefix_len),
+                    rows.iter().map(|row| (row.site, row.rtt_ms)),
+                );
             }
         }
         for (asn, rows) in matrix.asns() {
@@ -130,24 +151,56 @@ impl LatencySnapshot {
         snapshot
     }
 
-    /// Adds a client network measured by real users or probes.
-    pub fn add_measured(&mut self, address: IpAddr, prefix_len: u8, rtts: SiteRtts) {
-        self.prefixes.push(PrefixSource {
-            address,
-            prefix_len,
-            key: SourceKey::Network(address, prefix_len),
-            rtts,
-        });
+    /// Adds a client network measured by real users or probes, unless
+    /// `rtts` is empty.
+    pub fn add_measured(
+        &mut self,
+        address: IpAddr,
+        prefix_len: u8,
+        rtts: impl IntoIterator<Item = (usize, f64)>,
+    ) {
+        self.push_prefix(SourceKey::Network(address, prefix_len), rtts);
+    }
+
+    /// Appends a prefix source and its RTTs, unless there are none.
+    fn push_prefix(&mut self, key: SourceKey, rtts: impl IntoIterator<Item = (usize, f64)>) {
+        let start = self.rtts.len();
+        self.rtts.extend(rtts);
+        let count = self.rtts.len() - start;
+        if count > 0 {
+            // The model is capped far below 2^32 networks x sites.
+            let range = (
+                u32::try_from(start).unwrap_or(u32::MAX),
+                u32::try_from(count).unwrap_or(u32::MAX),
+            );
+            self.prefixes.push(PrefixSource { key, rtts: range });
+        }
+    }
+
+    /// The RTTs of `source`, one of this snapshot's prefix sources.
+    pub fn rtts(&self, source: &PrefixSource) -> &[(usize, f64)] {
+        let (start, count) = (source.rtts.0 as usize, source.rtts.1 as usize);
+        self.rtts.get(start..start + count).unwrap_or(&[])
     }
 
     /// Orders the prefix sources shortest first, then by address (so that a
     /// million inserts into the prefix trie walk it in order instead of
-    /// missing the cache at every level); the sort is stable, so for the
-    /// same network the matrix's row (added first) comes before the
-    /// measurement, which is inserted last and wins.
+    /// missing the cache at every level); for the same network the
+    /// matrix's row comes before the measurement, which is inserted last
+    /// and wins.
     pub fn finish(&mut self) {
-        self.prefixes
-            .sort_by_key(|source| (source.prefix_len, source.address));
+        // Unstable but with the tie broken by kind (matrix first), which is
+        // all the stability this order needs; a million sources sort in a
+        // fraction of the stable sort's time.
+        self.prefixes.sort_unstable_by_key(|source| {
+            let (address, length) = source.network();
+            let (family, bits) = match address {
+                IpAddr::V4(address) => (4u8, u128::from(address.to_bits())),
+                IpAddr::V6(address) => (6u8, address.to_bits()),
+            };
+            let measured = matches!(source.key, SourceKey::Network(..));
+            (length, family, bits, measured)
+        });
     }
 
     /// The sources for a client whose most specific prefix source is
@@ -160,7 +213,7 @@ impl LatencySnapshot {
     ) -> Vec<(SourceKey, &'a [(usize, f64)])> {
         let mut sources = Vec::new();
         if let Some(source) = prefix.and_then(|index| self.prefixes.get(index)) {
-            sources.push((source.key, source.rtts.as_slice()));
+            sources.push((source.key, self.rtts(source)));
         }
         if let Some((asn, rtts)) = location
             .asn
@@ -222,7 +275,7 @@ mod tests {
     #[test]
     fn sources_come_most_specific_first_with_their_keys() {
         let mut snapshot = LatencySnapshot::default();
-        snapshot.add_measured("198.51.100.0".parse().expect("address"), 24, vec![(0, 5.0)]);
+        snapshot.add_measured("198.51.100.0".parse().expect("address"), 24, [(0, 5.0)]);
         snapshot.asn.insert(3320, vec![(1, 20.0)]);
         snapshot.country.insert("DE".to_owned(), vec![(1, 30.0)]);
         snapshot.node = vec![(0, 40.0)];

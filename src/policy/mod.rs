@@ -17,12 +17,11 @@ pub mod large_table;
 pub mod prefix_map;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::config::steering::{Region, Step};
 use crate::geo::Location;
-use crate::latency::snapshot::SourceKey;
+use crate::latency::snapshot::{Choices, SourceKey};
 
 /// Most pools a steered name can have (the config check enforces it).
 pub const MAX_POOLS: usize = 64;
@@ -135,9 +134,9 @@ pub struct LatencyInput<'a> {
     /// any candidate decides.
     pub sources: Vec<(SourceKey, &'a [(usize, f64)])>,
     /// The site each source chose at the previous compile.
-    pub previous: Option<&'a HashMap<SourceKey, usize>>,
+    pub previous: Option<&'a Choices>,
     /// Where this compile's choices are written, for the next one.
-    pub chosen: Option<&'a RefCell<HashMap<SourceKey, usize>>>,
+    pub chosen: Option<&'a RefCell<Choices>>,
 }
 
 /// Orders `candidates` by RTT from the first source of `latency` that has

@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -28,7 +29,7 @@ use crate::geo::Location;
 use crate::geo::location_maps::LocationMaps;
 use crate::health::{AdminState, EndpointSlot, HealthView};
 use crate::latency::explain::{Candidate, ClientLatency};
-use crate::latency::snapshot::{LatencySnapshot, SourceKey};
+use crate::latency::snapshot::{Choices, LatencySnapshot};
 use crate::metrics::{DecisionKey, DecisionRegistry, DecisionSlot, OVERFLOW_SLOT, Reason};
 use crate::policy::prefix_map::{PrefixMap, PrefixMapBuilder};
 use crate::policy::{
@@ -138,7 +139,7 @@ pub struct CompiledPolicy {
     pub label: String,
     /// For a `latency` step: the site each latency source chose, which the
     /// next compile keeps unless a challenger beats it by the margins.
-    pub latency_chosen: HashMap<SourceKey, usize>,
+    pub latency_chosen: Arc<Choices>,
     /// Decisions hold only their first pool (no per-query step looks
     /// further), so explain compares only that.
     pub only_first_pool: bool,
@@ -726,9 +727,16 @@ fn compile_one(
     let empty_snapshot = LatencySnapshot::default();
     let snapshot = latency.filter(|_| has_latency).unwrap_or(&empty_snapshot);
     let label = format!("{} {}", steered.name, type_label(qtype));
-    let no_previous = HashMap::new();
-    let previous = snapshot.previous.get(&label).unwrap_or(&no_previous);
-    let chosen = std::cell::RefCell::new(HashMap::new());
+    let no_previous = Choices::default();
+    let previous: &Choices = snapshot
+        .previous
+        .get(&label)
+        .map_or(&no_previous, |previous| previous);
+    // Sized for last time's sources: a million inserts never rehash.
+    let chosen = std::cell::RefCell::new(Choices::with_capacity_and_hasher(
+        previous.len(),
+        Default::default(),
+    ));
 
     let mut decisions: Vec<(u32, u16)> = Vec::new();
     let mut decision_pools: Vec<u16> = Vec::new();
@@ -736,11 +744,16 @@ fn compile_one(
     // lookup per leaf of the prefix map, a million with a latency model.
     let mut decision_ids: FxHashMap<Vec<u16>, u32> = FxHashMap::default();
     let mut intern_decision = |pools: Vec<u16>| -> u32 {
-        *decision_ids.entry(pools.clone()).or_insert_with(|| {
-            decisions.push((decision_pools.len() as u32, pools.len() as u16));
-            decision_pools.extend_from_slice(&pools);
-            (decisions.len() - 1) as u32
-        })
+        // Most leaves reach a decision already seen: look it up before
+        // giving the map a key of its own.
+        if let Some(&id) = decision_ids.get(&pools) {
+            return id;
+        }
+        decisions.push((decision_pools.len() as u32, pools.len() as u16));
+        decision_pools.extend_from_slice(&pools);
+        let id = (decisions.len() - 1) as u32;
+        decision_ids.insert(pools, id);
+        id
     };
 
     let mut family_map = |bits: u8, location_map: &PrefixMap| -> PrefixMap {
@@ -783,21 +796,31 @@ fn compile_one(
             let mut builder = PrefixMapBuilder::new(bits, 0);
             // Sorted shortest first, so the most specific is inserted last.
             for (index, source) in snapshot.prefixes.iter().enumerate() {
-                let (address, width) = address_bits(source.address);
+                let (network, prefix_len) = source.network();
+                let (address, width) = address_bits(network);
                 if width == bits {
-                    builder.insert(address, source.prefix_len, index as u32 + 1);
+                    builder.insert(address, prefix_len, index as u32 + 1);
                 }
             }
             let sources = builder.finish();
-            let mut ids: FxHashMap<(u32, u32), u32> = FxHashMap::default();
-            let mut next_pairs = Vec::new();
-            tuple_map = PrefixMap::product(&tuple_map, &sources, &mut |tuple, source| {
-                *ids.entry((tuple, source)).or_insert_with(|| {
-                    next_pairs.push((tuple, source));
-                    (next_pairs.len() - 1) as u32
-                })
-            });
-            pairs = next_pairs;
+            if cidr_steps.is_empty() {
+                // One tuple everywhere: each source value is its own pair,
+                // and the product would only copy a million-leaf map.
+                pairs = (0..=snapshot.prefixes.len() as u32)
+                    .map(|source| (0, source))
+                    .collect();
+                tuple_map = sources;
+            } else {
+                let mut ids: FxHashMap<(u32, u32), u32> = FxHashMap::default();
+                let mut next_pairs = Vec::new();
+                tuple_map = PrefixMap::product(&tuple_map, &sources, &mut |tuple, source| {
+                    *ids.entry((tuple, source)).or_insert_with(|| {
+                        next_pairs.push((tuple, source));
+                        (next_pairs.len() - 1) as u32
+                    })
+                });
+                pairs = next_pairs;
+            }
         }
         let default_location = Location::default();
         let empty_location_map = PrefixMap::uniform(bits, 0);
@@ -854,7 +877,7 @@ fn compile_one(
         when_all_down,
     );
 
-    let latency_chosen = chosen.into_inner();
+    let latency_chosen = Arc::new(chosen.into_inner());
     Ok(CompiledPolicy {
         label,
         latency_chosen,
