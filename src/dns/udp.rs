@@ -14,6 +14,16 @@
 //! that queried one of the host's addresses must hear back from that very
 //! address, or it discards the answer.
 //!
+//! Replies are never fragmented and never sized by ICMP: every socket is
+//! set to `IP_PMTUDISC_PROBE` (`IPV6_PMTUDISC_PROBE`), which sends with
+//! the don't-fragment bit and ignores path-MTU messages. A spoofed
+//! "fragmentation needed" could otherwise make the kernel split answers
+//! for a victim resolver, and a forged second fragment is how DNS caches
+//! get poisoned (RFC 9715 is the background). Answers stay within 1,232
+//! bytes of payload, so they fit every path that carries IPv6's minimum
+//! MTU; a path that does not gets no answer and the resolver retries
+//! (over TCP in the end).
+//!
 //! The batching system calls make this module Linux-only.
 
 use std::io;
@@ -134,8 +144,9 @@ impl Drop for UdpService {
 /// Creates one UDP socket bound to `address` the way the workers need it:
 /// `SO_REUSEPORT` (so that several workers share the port), `IPV6_V6ONLY` for
 /// IPv6 (so that `::` and `0.0.0.0` can be bound side by side), a large
-/// receive buffer (best effort), destination-address reporting on wildcard
-/// addresses.
+/// receive buffer (best effort), replies never fragmented nor sized by
+/// ICMP (see the module's notes), destination-address reporting on
+/// wildcard addresses.
 ///
 /// # Errors
 ///
@@ -154,6 +165,19 @@ pub fn bind_udp_socket(address: SocketAddr) -> io::Result<UdpSocket> {
     if let Err(error) = socket.set_recv_buffer_size(RECEIVE_BUFFER_BYTES) {
         tracing::debug!(%address, %error, "could not enlarge the UDP receive buffer");
     }
+    let (level, option, probe) = match address {
+        SocketAddr::V4(_) => (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        ),
+        SocketAddr::V6(_) => (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_PROBE,
+        ),
+    };
+    set_option(socket.as_raw_fd(), level, option, probe)?;
     if address.ip().is_unspecified() {
         match address {
             SocketAddr::V4(_) => {
@@ -174,7 +198,16 @@ pub fn bind_udp_socket(address: SocketAddr) -> io::Result<UdpSocket> {
 
 /// Sets an integer socket option to 1.
 fn set_flag(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
-    let one: libc::c_int = 1;
+    set_option(fd, level, name, 1)
+}
+
+/// Sets an integer socket option.
+fn set_option(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: `fd` is an open socket owned by the caller, and the option value
     // points to a live `c_int` whose size is passed alongside it.
     let result = unsafe {
@@ -182,7 +215,7 @@ fn set_flag(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<()> 
             fd,
             level,
             name,
-            ptr::from_ref(&one).cast(),
+            ptr::from_ref(&value).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -849,6 +882,59 @@ mod tests {
         let started = Instant::now();
         service.stop();
         assert!(started.elapsed() < Duration::from_millis(1000));
+    }
+
+    /// An integer socket option's value.
+    fn read_option(socket: &UdpSocket, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+        let mut value: libc::c_int = -1;
+        let mut length = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: the socket is open; value and length point to live locals
+        // of the sizes passed.
+        let result = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                ptr::from_mut(&mut value).cast(),
+                &mut length,
+            )
+        };
+        assert_eq!(result, 0, "getsockopt: {}", io::Error::last_os_error());
+        value
+    }
+
+    #[test]
+    fn replies_are_never_fragmented_nor_sized_by_icmp() {
+        for (address, level, name, probe) in [
+            (
+                "127.0.0.1:0",
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                libc::IP_PMTUDISC_PROBE,
+            ),
+            (
+                "0.0.0.0:0",
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                libc::IP_PMTUDISC_PROBE,
+            ),
+            (
+                "[::1]:0",
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MTU_DISCOVER,
+                libc::IPV6_PMTUDISC_PROBE,
+            ),
+        ] {
+            let socket = bind_udp_socket(address.parse().expect("address")).expect("bind");
+            assert_eq!(read_option(&socket, level, name), probe, "{address}");
+        }
+        // The kernel's default (per-route discovery) is what the option
+        // replaces: a socket bound without it reports something else.
+        let plain = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        assert_ne!(
+            read_option(&plain, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
+            libc::IP_PMTUDISC_PROBE
+        );
     }
 
     #[test]
