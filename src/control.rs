@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::steering::SteeringConfig;
 use crate::config::{self, Config};
@@ -539,6 +539,7 @@ impl Control {
     /// measurements on the same beat. Runs until the server stops.
     pub async fn run_latency_compiler(self: Arc<Self>) {
         let mut last_expiry = std::time::Instant::now();
+        let mut last_save = std::time::Instant::now();
         loop {
             // The served configuration's settings (the defaults while no
             // steered name has a latency step).
@@ -556,6 +557,11 @@ impl Control {
                 self.latency.expire(unix_now());
                 last_expiry = std::time::Instant::now();
             }
+            // So that a crash loses at most this much of the model.
+            if last_save.elapsed() >= settings.save_interval {
+                self.save_latency_state().await;
+                last_save = std::time::Instant::now();
+            }
             let has_inputs = lock(&self.inputs).is_some();
             let version = self.latency.version();
             if has_inputs
@@ -566,6 +572,82 @@ impl Control {
             {
                 // A failure is logged and kept in /status by the job.
                 let _ = self.run_job(JobKind::Latency).await;
+            }
+        }
+    }
+
+    /// Writes the latency model to `latency.state_file` if it changed since
+    /// the last write (at shutdown, and every `latency.save_interval`). A
+    /// failure is logged; the model stays in memory either way.
+    pub async fn save_latency_state(&self) {
+        let encoding = std::time::Instant::now();
+        let Some((mark, bytes)) = self.latency.state_to_save(unix_now()) else {
+            return;
+        };
+        let path = self.active.steering.latency.state_file.clone();
+        let size = bytes.len();
+        let written = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || latency::state_file::write(&path, &bytes)).await
+        };
+        match written {
+            Ok(Ok(())) => {
+                self.latency.mark_saved(mark);
+                debug!(
+                    file = %path.display(),
+                    bytes = size,
+                    seconds = encoding.elapsed().as_secs_f64(),
+                    "saved the latency model"
+                );
+            }
+            Ok(Err(error)) => {
+                warn!(file = %path.display(), %error, "could not save the latency model");
+            }
+            Err(join_error) => {
+                warn!(file = %path.display(), %join_error, "could not save the latency model");
+            }
+        }
+    }
+
+    /// Reads the latency model an earlier run saved to `latency.state_file`,
+    /// puts it back (stale measurements and those of sites no longer
+    /// configured left out) and compiles it into the served table. A file
+    /// that cannot be read is logged and skipped: the server starts with an
+    /// empty model, and the file is replaced at the next save.
+    pub async fn restore_latency_state(&self) {
+        let path = self.active.steering.latency.state_file.clone();
+        let read = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || latency::state_file::read(&path)).await
+        };
+        match read {
+            Ok(Ok(Some(saved))) => {
+                let restored = self.latency.restore(&saved, unix_now());
+                info!(
+                    file = %path.display(),
+                    restored = restored.restored,
+                    dropped = restored.dropped,
+                    "restored the latency model"
+                );
+                // Compiled now rather than at the first tick, so that the
+                // first answers already use it.
+                let has_inputs = lock(&self.inputs).is_some();
+                if restored.restored > 0
+                    && has_inputs
+                    && let Err(failure) = self.run_job(JobKind::Latency).await
+                {
+                    warn!("compiling the restored latency model failed: {failure}");
+                }
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => {
+                warn!(
+                    "{error}; starting with an empty latency model (the file is replaced at the \
+                     next save)"
+                );
+            }
+            Err(join_error) => {
+                warn!(file = %path.display(), %join_error, "could not read the latency model");
             }
         }
     }
@@ -1096,6 +1178,11 @@ fn restart_needed(active: &Config, reloaded: &Config) -> Vec<String> {
         (old, new) => (described(old), described(new)),
     };
     compare("admin.token_file", before.to_owned(), after.to_owned());
+    compare(
+        "latency.state_file",
+        active.steering.latency.state_file.display().to_string(),
+        reloaded.steering.latency.state_file.display().to_string(),
+    );
     warnings
 }
 

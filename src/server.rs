@@ -183,6 +183,8 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         );
     }
     let control = Arc::new(Control::new(config_path, built).with_admin_state(admin));
+    // Measurements from before a restart steer from the first answer on.
+    control.restore_latency_state().await;
     // Cold start: the first probe round is in the table before the first
     // query is answered, so a target dead at start is never served.
     for problem in control.start_probes().await {
@@ -244,12 +246,15 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
 }
 
 impl RunningServer {
-    /// Stops the admin API, then TCP, then UDP, and waits for each.
+    /// Stops the admin API, writes the latency model to its state file,
+    /// then stops TCP, then UDP, and waits for each.
     pub async fn shutdown(self) {
         self.database_watch.abort();
         self.latency_compiler.abort();
         self.active_latency.abort();
         self.admin_server.stop().await;
+        // After the admin API: no sample arrives once the model is written.
+        self.control.save_latency_state().await;
         stop_dns(self.udp, self.tcp).await;
         info!("stopped");
     }

@@ -266,3 +266,35 @@ async fn stale_measurements_fall_back_and_the_matrix_is_reloaded() {
     assert_eq!(answer(&server, "100.64.9.0").await.0, IAD);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_restart_keeps_the_measurements_and_a_damaged_state_file_is_skipped() {
+    let server = start("1h").await;
+    post_latency(&server, &samples(&[("203.0.113.0/24", "fra", 20.0)])).await;
+    post_latency(&server, &samples(&[("203.0.113.0/24", "iad", 90.0)])).await;
+    wait_for(&server, "203.0.113.0", FRA).await;
+    let state_file = server.directory.path().join("steer.latency");
+    let TestServer { directory, running } = server;
+    running.expect("running").shutdown().await;
+    assert!(state_file.exists(), "the model is written at shutdown");
+
+    // The first answer after the restart already uses the measurements,
+    // with no sample posted again.
+    let server = TestServer::start_prepared(directory).await;
+    assert_eq!(answer(&server, "203.0.113.0").await, (FRA.to_owned(), 24));
+    let restored = status(&server).await;
+    assert_eq!(restored["latency"]["prefixes"], 1, "{restored}");
+
+    // A damaged file: the server starts, with an empty model.
+    let TestServer { directory, running } = server;
+    running.expect("running").shutdown().await;
+    let mut bytes = std::fs::read(&state_file).expect("state file");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xFF;
+    std::fs::write(&state_file, bytes).expect("damage it");
+    let server = TestServer::start_prepared(directory).await;
+    assert_eq!(answer(&server, "203.0.113.0").await.0, IAD);
+    let empty = status(&server).await;
+    assert_eq!(empty["latency"]["prefixes"], 0, "{empty}");
+    server.shutdown().await;
+}

@@ -72,6 +72,11 @@ pub struct LatencyConfig {
     pub compile_interval: Duration,
     /// How often this node measures its RTT to each site's `latency_target`.
     pub active_interval: Duration,
+    /// Where the model is written (at shutdown and every `save_interval`)
+    /// and read back at start; resolved against the config's directory.
+    pub state_file: PathBuf,
+    /// How often the model is written to `state_file`, when it changed.
+    pub save_interval: Duration,
 }
 
 impl Default for LatencyConfig {
@@ -84,6 +89,9 @@ impl Default for LatencyConfig {
             max_rtt_ms: 10_000.0,
             compile_interval: Duration::from_secs(10),
             active_interval: Duration::from_secs(30),
+            // Config files name it after themselves (`steer.latency`).
+            state_file: PathBuf::from("steer.latency"),
+            save_interval: Duration::from_secs(300),
         }
     }
 }
@@ -416,7 +424,12 @@ impl SteeringConfig {
             && self.pools.is_empty()
             && self.steered.is_empty()
             && self.probes.is_empty()
-            && self.latency == LatencyConfig::default()
+            // The state file always has a place (beside the config).
+            && self.latency
+                == LatencyConfig {
+                    state_file: self.latency.state_file.clone(),
+                    ..LatencyConfig::default()
+                }
     }
 
     /// Whether any steered name has a `latency` step (the server then

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::matrix::LatencyMatrix;
 use super::model::{ClientPrefix, LatencyModel, ModelSettings};
 use super::snapshot::{Choices, LatencySnapshot};
+use super::state_file::{self, SavedModel};
 use crate::config::steering::LatencyConfig;
 use crate::lock;
 
@@ -114,6 +115,28 @@ struct State {
     node: HashMap<String, (f64, u64)>,
     /// Bumped when `node` changes, folded into [`LatencyEngine::version`].
     node_version: u64,
+    /// Bumped whenever `model` is replaced, so that (epoch, model version)
+    /// names one state of the model for [`LatencyEngine::state_to_save`].
+    epoch: u64,
+    /// The state last written to the state file.
+    saved: Option<SaveMark>,
+}
+
+/// One state of the model, as [`LatencyEngine::state_to_save`] encoded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SaveMark {
+    epoch: u64,
+    version: u64,
+}
+
+/// What [`LatencyEngine::restore`] made of a saved model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Measurements put back.
+    pub restored: usize,
+    /// Measurements left out: of sites the configuration no longer has, or
+    /// stale by now (or otherwise refused, like a bad sample).
+    pub dropped: usize,
 }
 
 impl LatencyEngine {
@@ -128,6 +151,8 @@ impl LatencyEngine {
                 chosen: HashMap::new(),
                 node: HashMap::new(),
                 node_version: 0,
+                epoch: 0,
+                saved: None,
             }),
             accepted: AtomicU64::new(0),
             rejected: Default::default(),
@@ -161,6 +186,75 @@ impl LatencyEngine {
         state.model = model;
         state.sites = sites;
         state.settings = settings;
+        state.epoch += 1;
+    }
+
+    /// The model encoded for its state file ([`super::state_file`]), with
+    /// the mark to pass to [`LatencyEngine::mark_saved`] once it is
+    /// written; `None` when it has not changed since the last save (an
+    /// unused model is never written). Encodes under the lock, into a
+    /// buffer prepared before it, so ingest waits only for the copy.
+    pub fn state_to_save(&self, now: u64) -> Option<(SaveMark, Vec<u8>)> {
+        let room = {
+            let state = lock(&self.state);
+            state.model.len() * state.model.sites()
+        };
+        let mut out = state_file::buffer_for(room);
+        let locked = std::time::Instant::now();
+        let state = lock(&self.state);
+        let mark = SaveMark {
+            epoch: state.epoch,
+            version: state.model.version(),
+        };
+        if state.saved == Some(mark) || (state.saved.is_none() && mark.version == 0) {
+            return None;
+        }
+        let entries = state
+            .model
+            .fresh_prefixes(now)
+            .flat_map(|(prefix, sites)| sites.map(move |(site, latency)| (prefix, site, latency)));
+        state_file::encode_into(&mut out, &state.sites, entries);
+        drop(state);
+        tracing::debug!(
+            seconds = locked.elapsed().as_secs_f64(),
+            bytes = out.len(),
+            "encoded the latency model (samples waited meanwhile)"
+        );
+        state_file::seal(&mut out);
+        Some((mark, out))
+    }
+
+    /// Notes that the state `mark` names is on disk.
+    pub fn mark_saved(&self, mark: SaveMark) {
+        lock(&self.state).saved = Some(mark);
+    }
+
+    /// Puts back a model saved by an earlier run: each measurement under
+    /// its site's id, as it was (average, samples, time), oldest first so
+    /// that the eviction order is the one it had. Stale ones, and those of
+    /// sites the configuration no longer has, are dropped. The result
+    /// counts as saved: nothing is written again until it changes.
+    pub fn restore(&self, saved: &SavedModel, now: u64) -> Restored {
+        let mut state = lock(&self.state);
+        let moves = site_moves(&saved.sites, &state.sites);
+        let mut report = Restored::default();
+        for (prefix, site, latency) in saved.entries() {
+            let restored = moves
+                .get(site)
+                .copied()
+                .flatten()
+                .is_some_and(|site| state.model.restore(prefix, site, latency, now).is_ok());
+            if restored {
+                report.restored += 1;
+            } else {
+                report.dropped += 1;
+            }
+        }
+        state.saved = Some(SaveMark {
+            epoch: state.epoch,
+            version: state.model.version(),
+        });
+        report
     }
 
     /// Records a batch; each sample is accepted or rejected on its own.
@@ -368,5 +462,93 @@ fn settings(config: &LatencyConfig) -> ModelSettings {
         max_age_seconds: config.max_age.as_secs().max(1),
         max_prefixes: config.max_prefixes,
         max_rtt_ms: config.max_rtt_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn ids(sites: &[&str]) -> Vec<String> {
+        sites.iter().map(|&site| site.to_owned()).collect()
+    }
+
+    fn batch(samples: &[(&str, &str, f64)]) -> PostedBatch {
+        PostedBatch {
+            samples: samples
+                .iter()
+                .map(|&(client, site, rtt_ms)| PostedSample {
+                    client: client.to_owned(),
+                    site: site.to_owned(),
+                    rtt_ms,
+                    timestamp: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn described(engine: &LatencyEngine, client: &str, now: u64) -> Vec<(String, f64, u32)> {
+        engine
+            .describe(client.parse().expect("address"), now)
+            .into_iter()
+            .map(|(site, rtt, samples, _)| (site, rtt, samples))
+            .collect()
+    }
+
+    #[test]
+    fn a_saved_model_is_restored_by_site_id_and_saved_again_only_after_a_change() {
+        let config = LatencyConfig::default();
+        let engine = LatencyEngine::new(&config, ids(&["fra", "iad", "sin"]));
+        assert!(
+            engine.state_to_save(NOW).is_none(),
+            "an unused model is not written"
+        );
+        let report = engine.ingest(
+            &batch(&[
+                ("198.51.100.0/24", "fra", 20.0),
+                ("198.51.100.0/24", "fra", 30.0),
+                ("198.51.100.0/24", "sin", 200.0),
+                ("2001:db8:1::/48", "iad", 80.0),
+            ]),
+            NOW,
+        );
+        assert_eq!(report.accepted, 4);
+        let (mark, bytes) = engine.state_to_save(NOW).expect("changed");
+        engine.mark_saved(mark);
+        assert!(engine.state_to_save(NOW).is_none(), "nothing new since");
+
+        // The next run has renamed sin away and put a site before fra.
+        let saved = state_file::decode(bytes).expect("decodes");
+        let restarted = LatencyEngine::new(&config, ids(&["ams", "fra", "iad"]));
+        let restored = restarted.restore(&saved, NOW + 60);
+        assert_eq!(
+            restored,
+            Restored {
+                restored: 2,
+                dropped: 1
+            }
+        );
+        assert_eq!(
+            described(&restarted, "198.51.100.7", NOW + 60),
+            [("fra".to_owned(), 23.0, 2)]
+        );
+        assert_eq!(
+            described(&restarted, "2001:db8:1::1", NOW + 60),
+            [("iad".to_owned(), 80.0, 1)]
+        );
+        assert!(
+            restarted.state_to_save(NOW + 60).is_none(),
+            "what was just read back is not written again"
+        );
+        restarted.ingest(&batch(&[("192.0.2.0/24", "ams", 5.0)]), NOW + 60);
+        assert!(restarted.state_to_save(NOW + 60).is_some());
+
+        // Two hours later everything saved is stale: nothing comes back.
+        let late = LatencyEngine::new(&config, ids(&["fra", "iad", "sin"]));
+        let restored = late.restore(&saved, NOW + 7_200);
+        assert_eq!(restored.restored, 0);
+        assert_eq!(restored.dropped, 3);
     }
 }

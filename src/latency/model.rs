@@ -66,6 +66,22 @@ impl ClientPrefix {
         self.0 & IPV6_FLAG == 0
     }
 
+    /// The packed word, as the model's state file stores it.
+    pub fn to_bits(self) -> u64 {
+        self.0
+    }
+
+    /// The network a packed word stands for; `None` for a word no network
+    /// packs to (bits beyond an IPv4 /24 or the IPv6 flag and /48).
+    pub fn from_bits(bits: u64) -> Option<ClientPrefix> {
+        let valid = if bits & IPV6_FLAG == 0 {
+            bits < 1 << 24
+        } else {
+            bits < IPV6_FLAG << 1
+        };
+        valid.then_some(ClientPrefix(bits))
+    }
+
     /// Reads a client network as a measurement names it: an address
     /// (`198.51.100.7`, `2001:db8:1:2::5`: the network containing it) or a
     /// prefix (`198.51.100.0/24`, `2001:db8:1::/48`). A prefix longer than
@@ -620,24 +636,8 @@ impl LatencyModel {
             return Err(Rejected::InFuture);
         }
 
-        let hash = self.index.hash(prefix);
-        let node = match self.index.get(&self.slab.nodes, prefix, hash) {
-            Some(node) => {
-                self.slab.touch(node);
-                node
-            }
-            None => {
-                let (node, evicted) =
-                    self.slab
-                        .acquire(prefix, self.index.len, settings.max_prefixes);
-                if let Some(evicted) = evicted {
-                    self.index.remove(node, self.index.hash(evicted));
-                }
-                self.index.insert(node, hash);
-                node
-            }
-        };
-
+        let node = self.node_for(prefix);
+        let settings = &self.settings;
         let slot = &mut self.slab.latencies[node as usize * self.slab.sites + site];
         if slot.is_fresh(now, settings.max_age_seconds) {
             let average = f64::from(slot.rtt_ms);
@@ -655,6 +655,60 @@ impl LatencyModel {
         }
         self.version += 1;
         Ok(())
+    }
+
+    /// Puts back a measurement saved from an earlier run as it was: average,
+    /// sample count and time. Checked like [`LatencyModel::record`] (the
+    /// site, the RTT, the age against `now`, a zero sample count as a bad
+    /// RTT); the network becomes the most recently updated, so restoring a
+    /// saved model oldest first rebuilds its eviction order.
+    pub fn restore(
+        &mut self,
+        prefix: ClientPrefix,
+        site: usize,
+        latency: SiteLatency,
+        now: u64,
+    ) -> Result<(), Rejected> {
+        let settings = &self.settings;
+        if site >= self.slab.sites {
+            return Err(Rejected::UnknownSite);
+        }
+        let rtt_ms = f64::from(latency.rtt_ms);
+        if !(rtt_ms > 0.0 && rtt_ms <= settings.max_rtt_ms) || latency.samples == 0 {
+            return Err(Rejected::BadRtt);
+        }
+        if now.saturating_sub(latency.updated) >= settings.max_age_seconds {
+            return Err(Rejected::TooOld);
+        }
+        if latency.updated > now.saturating_add(MAX_FUTURE_SECONDS) {
+            return Err(Rejected::InFuture);
+        }
+        let node = self.node_for(prefix);
+        self.slab.latencies[node as usize * self.slab.sites + site] = latency;
+        self.version += 1;
+        Ok(())
+    }
+
+    /// The node of `prefix`, made the most recently updated; a new one (at
+    /// the cap, in place of the least recently updated) when it has none.
+    fn node_for(&mut self, prefix: ClientPrefix) -> u32 {
+        let hash = self.index.hash(prefix);
+        match self.index.get(&self.slab.nodes, prefix, hash) {
+            Some(node) => {
+                self.slab.touch(node);
+                node
+            }
+            None => {
+                let (node, evicted) =
+                    self.slab
+                        .acquire(prefix, self.index.len, self.settings.max_prefixes);
+                if let Some(evicted) = evicted {
+                    self.index.remove(node, self.index.hash(evicted));
+                }
+                self.index.insert(node, hash);
+                node
+            }
+        }
     }
 
     /// The fresh latencies of the sites measured from `prefix`, by site
@@ -840,6 +894,76 @@ mod tests {
         assert_eq!(v4.to_string(), "198.51.100.0/24");
         assert_eq!(v6.to_string(), "2001:db8:1::/48");
         assert_eq!(format!("{v6:?}"), "ClientPrefix(2001:db8:1::/48)");
+    }
+
+    #[test]
+    fn packed_words_round_trip_and_stray_bits_are_refused() {
+        for text in [
+            "198.51.100.0/24",
+            "0.0.0.0/24",
+            "2001:db8:1::/48",
+            "ffff:ffff:ffff::/48",
+        ] {
+            let network = prefix(text);
+            assert_eq!(ClientPrefix::from_bits(network.to_bits()), Some(network));
+        }
+        assert_eq!(ClientPrefix::from_bits(1 << 24), None);
+        assert_eq!(ClientPrefix::from_bits(IPV6_FLAG << 1), None);
+    }
+
+    #[test]
+    fn restored_measurements_come_back_as_saved_and_in_eviction_order() {
+        let mut model = LatencyModel::new(settings(2), 2);
+        let saved = |rtt_ms: f32, samples: u32, updated: u64| SiteLatency {
+            rtt_ms,
+            samples,
+            updated,
+        };
+        let (older, newer) = (prefix("192.0.2.0/24"), prefix("198.51.100.0/24"));
+        model
+            .restore(older, 1, saved(40.5, 12, NOW - 100), NOW)
+            .expect("restored");
+        model
+            .restore(newer, 0, saved(9.25, 3, NOW - 10), NOW)
+            .expect("restored");
+        assert_eq!(
+            latencies(&model, older, NOW),
+            [(1, saved(40.5, 12, NOW - 100))]
+        );
+        assert_eq!(
+            latencies(&model, newer, NOW),
+            [(0, saved(9.25, 3, NOW - 10))]
+        );
+        // Restored oldest first, so the oldest is the one evicted at the cap.
+        model
+            .record(prefix("203.0.113.0/24"), 0, 5.0, NOW, NOW)
+            .expect("recorded");
+        assert!(latencies(&model, older, NOW).is_empty());
+        // The next sample averages on from the restored value.
+        model.record(newer, 0, 19.25, NOW, NOW).expect("recorded");
+        let after = latencies(&model, newer, NOW)[0].1;
+        assert_eq!((after.rtt_ms, after.samples), (12.25, 4));
+
+        let version = model.version();
+        let refused = [
+            (2, saved(10.0, 1, NOW), Rejected::UnknownSite),
+            (0, saved(10.0, 0, NOW), Rejected::BadRtt),
+            (0, saved(f32::NAN, 1, NOW), Rejected::BadRtt),
+            (0, saved(10.0, 1, NOW - 3_600), Rejected::TooOld),
+            (0, saved(10.0, 1, NOW + 3_600), Rejected::InFuture),
+        ];
+        for (site, latency, why) in refused {
+            assert_eq!(
+                model.restore(newer, site, latency, NOW),
+                Err(why),
+                "{latency:?}"
+            );
+        }
+        assert_eq!(
+            model.version(),
+            version,
+            "a refused restore changes nothing"
+        );
     }
 
     #[test]

@@ -71,6 +71,12 @@ pub struct LatencySpec {
     /// `latency_target`.
     #[serde(default)]
     pub active_interval: Option<String>,
+    /// Where the model is kept across restarts, relative to the config file.
+    #[serde(default)]
+    pub state_file: Option<String>,
+    /// How often the model is written to its state file (when it changed).
+    #[serde(default)]
+    pub save_interval: Option<String>,
 }
 
 /// `[health]`.

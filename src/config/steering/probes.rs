@@ -357,9 +357,11 @@ pub(super) fn health(spec: HealthSpec, report: Report<'_>) -> HealthConfig {
     }
 }
 
-/// Checks `[latency]`; `base` resolves the matrix path.
+/// Checks `[latency]`; `base` resolves the matrix and state file paths,
+/// and the state file defaults to `file`'s name with `.latency` beside it.
 pub(super) fn latency(
     spec: LatencySpec,
+    file: &std::path::Path,
     base: &std::path::Path,
     report: Report<'_>,
 ) -> LatencyConfig {
@@ -370,6 +372,25 @@ pub(super) fn latency(
         }
         base.join(name)
     });
+    // `steer.toml` → `steer.latency`, as the admin state file is named.
+    let default_state_file = || {
+        let stem = file.file_stem().map_or_else(
+            || "steer".into(),
+            |stem| stem.to_string_lossy().into_owned(),
+        );
+        base.join(format!("{stem}.latency"))
+    };
+    let state_file = match spec.state_file {
+        Some(name) if name.trim().is_empty() => {
+            report(
+                "latency.state_file".to_owned(),
+                "must name a file".to_owned(),
+            );
+            default_state_file()
+        }
+        Some(name) => base.join(name),
+        None => default_state_file(),
+    };
     let weight = match spec.weight {
         None => defaults.weight,
         Some(weight) if weight > 0.0 && weight <= 1.0 => weight,
@@ -427,6 +448,14 @@ pub(super) fn latency(
             spec.active_interval,
             defaults.active_interval,
             MIN_INTERVAL..=MAX_INTERVAL,
+            report,
+        ),
+        state_file,
+        save_interval: duration(
+            "latency.save_interval",
+            spec.save_interval,
+            defaults.save_interval,
+            Duration::from_secs(10)..=Duration::from_secs(86_400),
             report,
         ),
     }

@@ -91,12 +91,26 @@ fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The default `[latency]` of `conf/steer.toml`: its state file beside it.
+fn conf_latency() -> super::LatencyConfig {
+    super::LatencyConfig {
+        state_file: PathBuf::from("conf/steer.latency"),
+        ..super::LatencyConfig::default()
+    }
+}
+
 // ---------------------------------------------------------------- defaults
 
 #[test]
 fn a_file_without_steering_has_an_empty_steering_config() {
     let config = config_of("");
-    assert_eq!(config, SteeringConfig::default());
+    assert_eq!(
+        config,
+        SteeringConfig {
+            latency: conf_latency(),
+            ..SteeringConfig::default()
+        }
+    );
     assert!(config.is_empty());
     assert_eq!(
         config.ecs,
@@ -446,7 +460,7 @@ when_all_down = "fail_open"
         ],
         probes: Vec::new(),
         health: super::HealthConfig::default(),
-        latency: super::LatencyConfig::default(),
+        latency: conf_latency(),
     };
     assert_eq!(config, expected);
     // The lookups other modules use.
@@ -869,6 +883,25 @@ policy = [{ cidr = { file = "map.txt", "10.0.0.0/8" = ["web-fra"] } }, { asn = {
             "conf/steer.toml: steer[0].policy[1].asn.file: expected the path of a map file",
             "conf/steer.toml: steer[0].policy[2].asn.701: expected a list of pool names",
             "conf/steer.toml: steer[0].policy[3].cidr.file: must name a file",
+        ]
+    );
+}
+
+// ------------------------------------------------------------- latency
+
+#[test]
+fn latency_state_file_is_beside_the_config_and_its_settings_are_checked() {
+    let config = config_of("[latency]\nstate_file = \"var/model.bin\"\nsave_interval = \"1m\"\n");
+    assert_eq!(
+        config.latency.state_file,
+        PathBuf::from("conf/var/model.bin")
+    );
+    assert_eq!(config.latency.save_interval, Duration::from_secs(60));
+    assert_eq!(
+        errors_of("[latency]\nstate_file = \" \"\nsave_interval = \"1s\"\n"),
+        vec![
+            "conf/steer.toml: latency.state_file: must name a file",
+            "conf/steer.toml: latency.save_interval: must be between 10s and 86400s, not \"1s\"",
         ]
     );
 }

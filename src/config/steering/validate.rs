@@ -83,7 +83,7 @@ pub(crate) fn validate(
         .collect();
     let latency = {
         let mut report = |path: String, message: String| checker.error(path, message);
-        probes::latency(spec.latency.unwrap_or_default(), base, &mut report)
+        probes::latency(spec.latency.unwrap_or_default(), file, base, &mut report)
     };
     let mut config = SteeringConfig {
         geoip,

@@ -1,0 +1,396 @@
+//! The latency model on disk, so that a restart does not forget what real
+//! users measured: without it, every measured network would fall back to
+//! the matrix or to distance at start and change answers until new
+//! samples came in.
+//!
+//! The file is written whole to a temporary name beside it and renamed over
+//! it, so a crash mid-write leaves the previous file. It is binary and
+//! little-endian, because a full model is ten million measurements:
+//!
+//! ```text
+//! "STEERLAT" 1u32                            magic and format version
+//! sites: u32, then per site u16 length + UTF-8 id
+//! entries: u64, then per entry (26 bytes):
+//!     network u64 (ClientPrefix::to_bits), site u16 (index above),
+//!     rtt_ms f32, samples u32, updated u64 (Unix seconds)
+//! checksum: u64 (FNV-1a of every byte before it)
+//! ```
+//!
+//! Sites are stored by id, so a configuration that renamed, added or
+//! dropped sites between the runs still gets the measurements of the sites
+//! it kept. Entries are stored least recently updated first, which is the
+//! order that rebuilds the model's eviction order.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+use super::model::{ClientPrefix, SiteLatency};
+
+const MAGIC: &[u8; 8] = b"STEERLAT";
+const VERSION: u32 = 1;
+const ENTRY_BYTES: usize = 26;
+
+/// A model as read back from its file: checked whole, and read entry by
+/// entry from the file's bytes (a full model's entries would take more
+/// memory as a vector than as the file).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SavedModel {
+    /// Site ids, in the order the entries index them.
+    pub sites: Vec<String>,
+    /// The file's bytes.
+    bytes: Vec<u8>,
+    /// Where the entries start in `bytes`, and how many there are.
+    entries_at: usize,
+    count: usize,
+}
+
+impl SavedModel {
+    /// (network, site index, measurement), least recently updated first.
+    pub fn entries(&self) -> impl Iterator<Item = (ClientPrefix, usize, SiteLatency)> + '_ {
+        let entries = &self.bytes[self.entries_at..self.entries_at + self.count * ENTRY_BYTES];
+        entries.chunks_exact(ENTRY_BYTES).filter_map(parse_entry)
+    }
+
+    /// How many entries the file holds.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// One entry; `None` for one that names no client network (which
+/// [`decode`] has already refused, so this never happens after it).
+fn parse_entry(entry: &[u8]) -> Option<(ClientPrefix, usize, SiteLatency)> {
+    let mut reader = Reader {
+        bytes: entry,
+        at: 0,
+    };
+    let prefix = ClientPrefix::from_bits(reader.u64().ok()?)?;
+    let site = usize::from(reader.u16().ok()?);
+    let rtt_ms = f32::from_bits(reader.u32().ok()?);
+    let samples = reader.u32().ok()?;
+    let updated = reader.u64().ok()?;
+    Some((
+        prefix,
+        site,
+        SiteLatency {
+            rtt_ms,
+            samples,
+            updated,
+        },
+    ))
+}
+
+/// Encodes a model: `sites` and its fresh measurements, oldest first.
+pub fn encode(
+    sites: &[String],
+    entries: impl Iterator<Item = (ClientPrefix, usize, SiteLatency)>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(&mut out, sites, entries);
+    seal(&mut out);
+    out
+}
+
+/// A buffer for [`encode_into`] with room for `entries` entries, its pages
+/// already touched: filling it then costs no page faults, which matter
+/// when it is filled under a lock (a full model's file is hundreds of MB).
+pub fn buffer_for(entries: usize) -> Vec<u8> {
+    let mut buffer = Vec::new();
+    buffer.resize(4096 + entries * ENTRY_BYTES, 1);
+    buffer.clear();
+    buffer
+}
+
+/// [`encode`] into `out` (cleared first), keeping its capacity; without
+/// the checksum, which [`seal`] appends (so that a caller holding a lock
+/// to read the model can let go of it first).
+pub fn encode_into(
+    out: &mut Vec<u8>,
+    sites: &[String],
+    entries: impl Iterator<Item = (ClientPrefix, usize, SiteLatency)>,
+) {
+    out.clear();
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(sites.len() as u32).to_le_bytes());
+    for site in sites {
+        // Site ids are short config keys; a longer one is cut, and so does
+        // not match on restore, which only loses its measurements.
+        let bytes = &site.as_bytes()[..site.len().min(usize::from(u16::MAX))];
+        out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+        out.extend_from_slice(bytes);
+    }
+    let count_at = out.len();
+    out.extend_from_slice(&0u64.to_le_bytes());
+    let mut count = 0u64;
+    for (prefix, site, latency) in entries {
+        out.extend_from_slice(&prefix.to_bits().to_le_bytes());
+        out.extend_from_slice(&(site as u16).to_le_bytes());
+        out.extend_from_slice(&latency.rtt_ms.to_le_bytes());
+        out.extend_from_slice(&latency.samples.to_le_bytes());
+        out.extend_from_slice(&latency.updated.to_le_bytes());
+        count += 1;
+    }
+    out[count_at..count_at + 8].copy_from_slice(&count.to_le_bytes());
+}
+
+/// Appends the checksum to what [`encode_into`] wrote.
+pub fn seal(out: &mut Vec<u8>) {
+    let checksum = fnv1a(out);
+    out.extend_from_slice(&checksum.to_le_bytes());
+}
+
+/// Writes `bytes` (from [`encode`]) to `path`: to a temporary file beside
+/// it, synced, then renamed over it.
+///
+/// # Errors
+///
+/// Any I/O error; the previous file is then left as it was.
+pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = std::path::PathBuf::from(temporary);
+    let result = (|| {
+        let mut file = fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temporary, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// Reads the model saved at `path`; `Ok(None)` when there is no file.
+///
+/// # Errors
+///
+/// A file that cannot be read or is not a whole model of this format, with
+/// what is wrong.
+pub fn read(path: &Path) -> Result<Option<SavedModel>, String> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(format!("{}: {error}", path.display())),
+    };
+    decode(bytes)
+        .map(Some)
+        .map_err(|problem| format!("{}: {problem}", path.display()))
+}
+
+/// Decodes a model written by [`encode`].
+///
+/// # Errors
+///
+/// What is wrong with `bytes`: another format, a truncated or altered file.
+pub fn decode(bytes: Vec<u8>) -> Result<SavedModel, String> {
+    if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
+        return Err("not a Steer latency state file".to_owned());
+    }
+    let (body, checksum) = bytes.split_at(bytes.len() - 8);
+    let mut reader = Reader { bytes: body, at: 0 };
+    reader.take(MAGIC.len())?;
+    let version = reader.u32()?;
+    if version != VERSION {
+        return Err(format!(
+            "format version {version}; this Steer reads version {VERSION}"
+        ));
+    }
+    if checksum.len() != 8 || fnv1a(body).to_le_bytes() != checksum {
+        return Err("checksum mismatch: the file is truncated or altered".to_owned());
+    }
+    let site_count = reader.u32()? as usize;
+    let mut sites = Vec::with_capacity(site_count.min(65_536));
+    for _ in 0..site_count {
+        let length = usize::from(reader.u16()?);
+        let id = std::str::from_utf8(reader.take(length)?)
+            .map_err(|_| "a site id is not UTF-8".to_owned())?;
+        sites.push(id.to_owned());
+    }
+    let count = reader.u64()?;
+    let left = (body.len() - reader.at) as u64;
+    if count.checked_mul(ENTRY_BYTES as u64) != Some(left) {
+        return Err(format!(
+            "{count} entries announced, {left} bytes of them present"
+        ));
+    }
+    let entries_at = reader.at;
+    for entry in body[entries_at..].chunks_exact(ENTRY_BYTES) {
+        let bits = u64::from_le_bytes(entry[..8].try_into().unwrap_or_default());
+        if ClientPrefix::from_bits(bits).is_none() {
+            return Err(format!("network word {bits:#x} is no client network"));
+        }
+        let site = usize::from(u16::from_le_bytes([entry[8], entry[9]]));
+        if site >= sites.len() {
+            return Err(format!("site index {site} of {} sites", sites.len()));
+        }
+    }
+    Ok(SavedModel {
+        sites,
+        entries_at,
+        count: count as usize,
+        bytes,
+    })
+}
+
+/// FNV-1a, 64 bits: enough to tell a torn or edited file, not a defence
+/// against anyone who can write the file anyway.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Reads little-endian fields in order.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, length: usize) -> Result<&'a [u8], String> {
+        let end = self
+            .at
+            .checked_add(length)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or_else(|| "the file ends early".to_owned())?;
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn u16(&mut self) -> Result<u16, String> {
+        Ok(u16::from_le_bytes(self.fixed()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.fixed()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.fixed()?))
+    }
+
+    fn fixed<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut array = [0; N];
+        array.copy_from_slice(self.take(N)?);
+        Ok(array)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefix(text: &str) -> ClientPrefix {
+        ClientPrefix::parse(text).expect("client prefix")
+    }
+
+    fn latency(rtt_ms: f32, samples: u32, updated: u64) -> SiteLatency {
+        SiteLatency {
+            rtt_ms,
+            samples,
+            updated,
+        }
+    }
+
+    fn sites() -> Vec<String> {
+        vec!["fra".to_owned(), "iad".to_owned()]
+    }
+
+    fn sample_entries() -> Vec<(ClientPrefix, usize, SiteLatency)> {
+        vec![
+            (
+                prefix("198.51.100.0/24"),
+                1,
+                latency(31.5, 7, 1_700_000_000),
+            ),
+            (
+                prefix("2001:db8:1::/48"),
+                0,
+                latency(12.25, 1, 1_700_000_100),
+            ),
+        ]
+    }
+
+    fn encoded() -> Vec<u8> {
+        encode(&sites(), sample_entries().into_iter())
+    }
+
+    fn read_back(model: &SavedModel) -> (Vec<String>, Vec<(ClientPrefix, usize, SiteLatency)>) {
+        (model.sites.clone(), model.entries().collect())
+    }
+
+    #[test]
+    fn a_model_reads_back_as_written() {
+        let model = decode(encoded()).expect("decodes");
+        assert_eq!(read_back(&model), (sites(), sample_entries()));
+        assert_eq!(model.len(), 2);
+        let empty = decode(encode(&[], std::iter::empty())).expect("decodes");
+        assert!(empty.is_empty());
+        assert_eq!(read_back(&empty), (Vec::new(), Vec::new()));
+    }
+
+    #[test]
+    fn damaged_files_are_refused_with_the_reason() {
+        let bytes = encoded();
+        let truncated = bytes[..bytes.len() - 30].to_vec();
+        assert!(
+            decode(truncated)
+                .expect_err("truncated")
+                .contains("checksum")
+        );
+        let mut altered = bytes.clone();
+        altered[30] ^= 1;
+        assert!(decode(altered).expect_err("altered").contains("checksum"));
+        assert_eq!(
+            decode(b"selector,site,rtt_ms\n".to_vec()).expect_err("another file"),
+            "not a Steer latency state file"
+        );
+        let mut future = bytes.clone();
+        future[8..12].copy_from_slice(&2u32.to_le_bytes());
+        assert!(decode(future).expect_err("version").contains("version 2"));
+        // Consistent but wrong: a site index beyond the sites, a network
+        // word no network packs to (checksums made to match).
+        let bad_site = encode(
+            &sites(),
+            [(prefix("192.0.2.0/24"), 2, latency(1.0, 1, 1))].into_iter(),
+        );
+        assert_eq!(
+            decode(bad_site).expect_err("site"),
+            "site index 2 of 2 sites"
+        );
+        let mut bad_network = encode(&sites(), sample_entries().into_iter());
+        let entries_at = bad_network.len() - 8 - 2 * ENTRY_BYTES;
+        bad_network[entries_at + 3] = 1;
+        let body_end = bad_network.len() - 8;
+        let checksum = fnv1a(&bad_network[..body_end]).to_le_bytes();
+        bad_network[body_end..].copy_from_slice(&checksum);
+        assert!(
+            decode(bad_network)
+                .expect_err("network")
+                .contains("no client network")
+        );
+    }
+
+    #[test]
+    fn written_atomically_and_a_missing_file_is_no_model() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let path = directory.path().join("steer.latency");
+        assert_eq!(read(&path), Ok(None));
+        write(&path, &encoded()).expect("write");
+        let model = read(&path).expect("reads").expect("a model");
+        assert_eq!(read_back(&model), (sites(), sample_entries()));
+        assert!(!directory.path().join("steer.latency.tmp").exists());
+        std::fs::write(&path, b"STEERLAT").expect("overwrite");
+        let error = read(&path).expect_err("damaged");
+        assert!(error.starts_with(&path.display().to_string()), "{error}");
+    }
+}
