@@ -15,7 +15,9 @@ so run `bench/peers.sh` once first. Then:
 2. Posts 2,000,000 more samples for networks not seen yet, so the cap must
    evict: networks tracked and memory before and after.
 3. Waits for the recompile with 1,000,000 networks x 10 sites: its time
-   (steer_latency_compile_seconds) and the server's peak memory.
+   (steer_latency_compile_seconds) and the server's peak memory; then
+   STEADY more, and a restart (the model saved at shutdown, restored at
+   start).
 4. Starts gdnsd from the harness's config and runs dnsperf with the
    harness's geo-many queries (5,000 real ECS subnets) against both,
    alternating, REPS times, unlimited (DURATION s) and at 50,000 qps
@@ -105,6 +107,17 @@ def config(directory):
     with open(path, "w") as out:
         out.write("\n".join(lines) + "\n")
     return path
+
+
+def wait_for_admin():
+    """Waits until the admin API answers (the server answers DNS by then)."""
+    for _ in range(3000):
+        try:
+            metrics()
+            return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit("the server did not start")
 
 
 def wait_for_compile(compiles):
@@ -208,12 +221,7 @@ def main():
                                  stderr=open(os.path.join(directory, "steer.log"), "w"))
         gdnsd = None
         try:
-            for _ in range(600):
-                try:
-                    metrics()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            wait_for_admin()
             idle = memory(steer.pid)
             report.append("Started in %.1f s; RSS %d MB, peak %d MB%s.\n\n" % (
                 time.monotonic() - launched, idle["VmRSS"], idle["VmHWM"],
@@ -266,6 +274,25 @@ def main():
                 report.append("| %d | %.2f | %.1f | %d | %d |\n" % (
                     round_number + 2, values["steer_latency_compile_seconds"],
                     cpu_seconds(steer.pid) - cpu_before, after["VmRSS"], after["VmHWM"]))
+            # A restart: the model is written at shutdown and read back at start.
+            state = os.path.join(directory, "steer.latency")
+            stopping = time.monotonic()
+            steer.terminate()
+            steer.wait(timeout=300)
+            stopped = time.monotonic() - stopping
+            size = os.path.getsize(state)
+            launched = time.monotonic()
+            steer = subprocess.Popen(["taskset", "-c", "0", BINARY, "serve", "--config", path],
+                                     stderr=open(os.path.join(directory, "steer.log"), "a"))
+            wait_for_admin()
+            started_in = time.monotonic() - launched
+            values = metrics()
+            restarted = memory(steer.pid)
+            report.append("\n## Restart\n\nShutdown, the model written to its state file: %.2f s; "
+                          "file %d MB. Start to answering with the model restored and compiled: "
+                          "%.2f s; %d networks tracked; RSS %d MB, peak %d MB.\n" % (
+                              stopped, size / 1e6, started_in, values["steer_latency_prefixes"],
+                              restarted["VmRSS"], restarted["VmHWM"]))
             if not REPS:
                 return finish(report)
             gdnsd = subprocess.Popen(["taskset", "-c", "0", "gdnsd", "-c",
