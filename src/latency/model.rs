@@ -621,21 +621,7 @@ impl LatencyModel {
         at: u64,
         now: u64,
     ) -> Result<(), Rejected> {
-        let settings = &self.settings;
-        if site >= self.slab.sites {
-            return Err(Rejected::UnknownSite);
-        }
-        // Written so that NaN fails too.
-        if !(rtt_ms > 0.0 && rtt_ms <= settings.max_rtt_ms) {
-            return Err(Rejected::BadRtt);
-        }
-        if now.saturating_sub(at) >= settings.max_age_seconds {
-            return Err(Rejected::TooOld);
-        }
-        if at > now.saturating_add(MAX_FUTURE_SECONDS) {
-            return Err(Rejected::InFuture);
-        }
-
+        self.check(site, rtt_ms, at, now)?;
         let node = self.node_for(prefix);
         let settings = &self.settings;
         let slot = &mut self.slab.latencies[node as usize * self.slab.sites + site];
@@ -669,23 +655,35 @@ impl LatencyModel {
         latency: SiteLatency,
         now: u64,
     ) -> Result<(), Rejected> {
+        // A slot with no samples is an empty one, not a measurement.
+        let rtt_ms = if latency.samples == 0 {
+            f64::NAN
+        } else {
+            f64::from(latency.rtt_ms)
+        };
+        self.check(site, rtt_ms, latency.updated, now)?;
+        let node = self.node_for(prefix);
+        self.slab.latencies[node as usize * self.slab.sites + site] = latency;
+        self.version += 1;
+        Ok(())
+    }
+
+    /// Why a measurement of `site`, `rtt_ms` at `at` would be refused now.
+    fn check(&self, site: usize, rtt_ms: f64, at: u64, now: u64) -> Result<(), Rejected> {
         let settings = &self.settings;
         if site >= self.slab.sites {
             return Err(Rejected::UnknownSite);
         }
-        let rtt_ms = f64::from(latency.rtt_ms);
-        if !(rtt_ms > 0.0 && rtt_ms <= settings.max_rtt_ms) || latency.samples == 0 {
+        // Written so that NaN fails too.
+        if !(rtt_ms > 0.0 && rtt_ms <= settings.max_rtt_ms) {
             return Err(Rejected::BadRtt);
         }
-        if now.saturating_sub(latency.updated) >= settings.max_age_seconds {
+        if now.saturating_sub(at) >= settings.max_age_seconds {
             return Err(Rejected::TooOld);
         }
-        if latency.updated > now.saturating_add(MAX_FUTURE_SECONDS) {
+        if at > now.saturating_add(MAX_FUTURE_SECONDS) {
             return Err(Rejected::InFuture);
         }
-        let node = self.node_for(prefix);
-        self.slab.latencies[node as usize * self.slab.sites + site] = latency;
-        self.version += 1;
         Ok(())
     }
 
