@@ -227,6 +227,7 @@ fn with_table_inputs(
         config_file: &config.file,
         decisions,
         latency: snapshot.as_ref(),
+        nsid: &config.server.nsid,
     };
     compile(&table_inputs)
 }

@@ -68,6 +68,9 @@ pub struct ServerConfig {
     pub tcp_idle_timeout: Duration,
     /// Most TCP connections open at once.
     pub tcp_max_connections: usize,
+    /// The name server identifier answered to queries with an NSID option
+    /// (RFC 5001); empty: none is sent.
+    pub nsid: Vec<u8>,
 }
 
 /// `[admin]`, validated. Its `Debug` hides the token, so that a logged
@@ -237,14 +240,41 @@ fn validate_server(
         },
     };
 
+    let nsid = match spec.nsid {
+        None => Vec::new(),
+        Some(text) => {
+            let printable = text
+                .bytes()
+                .all(|byte| byte.is_ascii_graphic() || byte == b' ');
+            if text.is_empty() || text.len() > MAX_NSID_LEN || !printable {
+                errors.push(ConfigError::at(
+                    file,
+                    "server.nsid",
+                    format!(
+                        "must be 1 to {MAX_NSID_LEN} printable ASCII characters (a name \
+                         operators recognise, like \"fra-1\"), not {text:?}"
+                    ),
+                ));
+                Vec::new()
+            } else {
+                text.into_bytes()
+            }
+        }
+    };
+
     ServerConfig {
         listen,
         zones,
         workers,
         tcp_idle_timeout,
         tcp_max_connections,
+        nsid,
     }
 }
+
+/// Longest `server.nsid`: ample for a node name, and small beside the
+/// answers it rides on.
+const MAX_NSID_LEN: usize = 64;
 
 fn validate_admin(
     file: &Path,

@@ -31,6 +31,7 @@ fn minimal_file_gets_the_defaults() {
     assert!((1..=MAX_WORKERS).contains(&config.server.workers));
     assert_eq!(config.server.tcp_idle_timeout, Duration::from_secs(10));
     assert_eq!(config.server.tcp_max_connections, 1024);
+    assert!(config.server.nsid.is_empty());
     assert_eq!(
         config.admin,
         AdminConfig {
@@ -52,11 +53,13 @@ zones = "data/zones"
 workers = 3
 tcp_idle_timeout = "500ms"
 tcp_max_connections = 7
+nsid = "fra-1"
 
 [admin]
 listen = "[::1]:0"
 "#,
     );
+    assert_eq!(config.server.nsid, b"fra-1");
     assert_eq!(config.server.listen.len(), 3);
     assert_eq!(
         config.server.listen[1],
@@ -143,6 +146,20 @@ listen = "10.0.0.1:8053"
 }
 
 #[test]
+fn nsid_is_a_short_printable_name() {
+    for bad in ["", "tab\there", &"x".repeat(65)] {
+        let text = format!("[server]\nlisten = [\"127.0.0.1:0\"]\nnsid = {bad:?}\n");
+        assert_eq!(
+            errors_of(&text),
+            vec![format!(
+                "conf/steer.toml: server.nsid: must be 1 to 64 printable ASCII characters (a \
+                 name operators recognise, like \"fra-1\"), not {bad:?}"
+            )]
+        );
+    }
+}
+
+#[test]
 fn workers_above_the_maximum() {
     assert_eq!(
         errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 257\n"),
@@ -194,7 +211,7 @@ fn unknown_key_names_its_path_and_line() {
         errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\nlistn = 3\n"),
         vec![
             "conf/steer.toml:3: unknown key server.listn, expected one of listen, zones, \
-             workers, tcp_idle_timeout, tcp_max_connections"
+             workers, tcp_idle_timeout, tcp_max_connections, nsid"
         ]
     );
     assert_eq!(

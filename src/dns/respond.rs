@@ -64,7 +64,14 @@ pub fn respond(
             question_end,
             edns,
         }) => {
-            return header_only(packet, id, flags, question_end, edns, rcode::NOTIMP, out);
+            return header_only(
+                packet,
+                (id, flags),
+                question_end,
+                edns,
+                (rcode::NOTIMP, table.nsid()),
+                out,
+            );
         }
         Err(ParseError::Malformed {
             id,
@@ -72,13 +79,20 @@ pub fn respond(
             question_end,
         }) => {
             // The OPT record may be what is malformed: answer without one.
-            return header_only(packet, id, flags, question_end, None, rcode::FORMERR, out);
+            return header_only(
+                packet,
+                (id, flags),
+                question_end,
+                None,
+                (rcode::FORMERR, &[]),
+                out,
+            );
         }
     };
     if let Some(edns) = query.edns
         && edns.version > 0
     {
-        return simple(packet, &query, rcode::BADVERS, out);
+        return simple(packet, &query, rcode::BADVERS, table.nsid(), out);
     }
     let subnet = match query.edns.and_then(|edns| edns.client_subnet) {
         None => None,
@@ -87,21 +101,24 @@ pub fn respond(
             match ClientSubnet::parse(&packet[start..end], max_v4, max_v6) {
                 Ok(subnet) => Some(subnet),
                 // RFC 7871 §6: a malformed option is answered with FORMERR.
-                Err(MalformedSubnet) => return simple(packet, &query, rcode::FORMERR, out),
+                Err(MalformedSubnet) => {
+                    return simple(packet, &query, rcode::FORMERR, table.nsid(), out);
+                }
             }
         }
     };
+    let nsid = table.nsid();
     if query.qclass != CLASS_IN {
-        return simple(packet, &query, rcode::REFUSED, out);
+        return simple(packet, &query, rcode::REFUSED, nsid, out);
     }
     match query.qtype {
-        TYPE_OPT => return simple(packet, &query, rcode::FORMERR, out),
-        TYPE_AXFR | TYPE_IXFR => return simple(packet, &query, rcode::REFUSED, out),
-        TYPE_MAILA | TYPE_MAILB => return simple(packet, &query, rcode::NOTIMP, out),
+        TYPE_OPT => return simple(packet, &query, rcode::FORMERR, nsid, out),
+        TYPE_AXFR | TYPE_IXFR => return simple(packet, &query, rcode::REFUSED, nsid, out),
+        TYPE_MAILA | TYPE_MAILB => return simple(packet, &query, rcode::NOTIMP, nsid, out),
         _ => {}
     }
     let answer = match table.lookup(query.name.as_bytes(), query.qtype, transport) {
-        Lookup::Refused => return simple(packet, &query, rcode::REFUSED, out),
+        Lookup::Refused => return simple(packet, &query, rcode::REFUSED, nsid, out),
         Lookup::Answer(answer) => answer,
         Lookup::Steered(steered) => {
             let (address, _) = client_network(subnet.as_ref(), source);
@@ -115,7 +132,7 @@ pub fn respond(
             return respond_steered(
                 packet,
                 &query,
-                transport,
+                (transport, nsid),
                 subnet.as_ref(),
                 client,
                 steered,
@@ -126,7 +143,7 @@ pub fn respond(
     // Static data is the same for every client: scope 0 (RFC 7871 §7.2.1).
     let ecs = subnet.as_ref().map(|subnet| (subnet, 0u8));
     let limit = size_limit(&query, transport);
-    let opt_len = opt_len(&query, ecs);
+    let opt_len = opt_len(&query, ecs, nsid);
     let question = &packet[HEADER_LEN..query.question_end];
     let fits = HEADER_LEN + question.len() + answer.len() + opt_len <= limit;
     let mut response_flags = flags::QR | (query.flags & (flags::RD | flags::CD));
@@ -153,7 +170,7 @@ pub fn respond(
     if fits {
         answer.write(out, query.name.as_bytes().len());
     }
-    write_opt(out, query.edns, rcode, ecs);
+    write_opt(out, query.edns, rcode, ecs, nsid);
     Outcome::Reply {
         rcode,
         decision: None,
@@ -175,7 +192,7 @@ struct Client {
 fn respond_steered(
     packet: &[u8],
     query: &Query,
-    transport: Transport,
+    (transport, nsid): (Transport, &[u8]),
     subnet: Option<&ClientSubnet>,
     client: Client,
     steered: SteeredLookup<'_>,
@@ -210,7 +227,7 @@ fn respond_steered(
         _ => scope.min(client.scope_cap),
     };
     let ecs = subnet.map(|subnet| (subnet, scope));
-    if out.len() + opt_len(query, ecs) > size_limit(query, transport) {
+    if out.len() + opt_len(query, ecs, nsid) > size_limit(query, transport) {
         out.truncate(records_start);
         response_flags |= flags::TC;
         counts = [0; 3];
@@ -222,7 +239,7 @@ fn respond_steered(
     out[6..8].copy_from_slice(&counts[0].to_be_bytes());
     out[8..10].copy_from_slice(&counts[1].to_be_bytes());
     out[10..12].copy_from_slice(&(counts[2] + u16::from(with_opt)).to_be_bytes());
-    write_opt(out, query.edns, rcode, ecs);
+    write_opt(out, query.edns, rcode, ecs, nsid);
     // Counted even when truncated: like `steer_queries_total` this counts
     // responses sent, and a client that retries over TCP is counted again.
     Outcome::Reply {
@@ -250,11 +267,20 @@ fn client_network(subnet: Option<&ClientSubnet>, source: IpAddr) -> (IpAddr, u8)
 }
 
 /// Bytes the OPT record adds (0 without EDNS).
-fn opt_len(query: &Query, ecs: Option<(&ClientSubnet, u8)>) -> usize {
+fn opt_len(query: &Query, ecs: Option<(&ClientSubnet, u8)>, nsid: &[u8]) -> usize {
     match query.edns {
         None => 0,
-        Some(_) => OPT_LEN + ecs.map_or(0, |(subnet, _)| subnet.option_len()),
+        Some(edns) => {
+            OPT_LEN
+                + ecs.map_or(0, |(subnet, _)| subnet.option_len())
+                + nsid_option(edns, nsid).map_or(0, |nsid| 4 + nsid.len())
+        }
     }
+}
+
+/// The identifier to answer with: only when asked for and configured.
+fn nsid_option(edns: Edns, nsid: &[u8]) -> Option<&[u8]> {
+    (edns.nsid && !nsid.is_empty()).then_some(nsid)
 }
 
 /// The largest response the client accepts on this transport.
@@ -285,8 +311,15 @@ fn write_header(
     out.extend_from_slice(&(counts[2] + u16::from(with_opt)).to_be_bytes());
 }
 
-fn write_opt(out: &mut Vec<u8>, edns: Option<Edns>, rcode: u16, ecs: Option<(&ClientSubnet, u8)>) {
+fn write_opt(
+    out: &mut Vec<u8>,
+    edns: Option<Edns>,
+    rcode: u16,
+    ecs: Option<(&ClientSubnet, u8)>,
+    nsid: &[u8],
+) {
     let Some(edns) = edns else { return };
+    let nsid = nsid_option(edns, nsid);
     out.push(0);
     out.extend_from_slice(&TYPE_OPT.to_be_bytes());
     out.extend_from_slice(&UDP_PAYLOAD_SIZE.to_be_bytes());
@@ -296,17 +329,22 @@ fn write_opt(out: &mut Vec<u8>, edns: Option<Edns>, rcode: u16, ecs: Option<(&Cl
     // RFC 3225 §3: the DO bit is copied into the response.
     let dnssec_ok: u16 = if edns.dnssec_ok { 0x8000 } else { 0 };
     out.extend_from_slice(&dnssec_ok.to_be_bytes());
-    match ecs {
-        None => out.extend_from_slice(&0u16.to_be_bytes()),
-        Some((subnet, scope)) => {
-            out.extend_from_slice(&(subnet.option_len() as u16).to_be_bytes());
-            subnet.write_option(out, scope);
-        }
+    let options_len =
+        ecs.map_or(0, |(subnet, _)| subnet.option_len()) + nsid.map_or(0, |nsid| 4 + nsid.len());
+    out.extend_from_slice(&(options_len as u16).to_be_bytes());
+    if let Some((subnet, scope)) = ecs {
+        subnet.write_option(out, scope);
+    }
+    if let Some(nsid) = nsid {
+        // At most 64 bytes (`server.nsid`), so the length fits.
+        out.extend_from_slice(&wire::OPTION_NSID.to_be_bytes());
+        out.extend_from_slice(&(nsid.len() as u16).to_be_bytes());
+        out.extend_from_slice(nsid);
     }
 }
 
 /// A response with the question (and OPT) but no records.
-fn simple(packet: &[u8], query: &Query, rcode: u16, out: &mut Vec<u8>) -> Outcome {
+fn simple(packet: &[u8], query: &Query, rcode: u16, nsid: &[u8], out: &mut Vec<u8>) -> Outcome {
     let response_flags = flags::QR | (query.flags & (flags::RD | flags::CD)) | (rcode & 0xF);
     write_header(
         out,
@@ -317,7 +355,7 @@ fn simple(packet: &[u8], query: &Query, rcode: u16, out: &mut Vec<u8>) -> Outcom
         query.edns.is_some(),
     );
     out.extend_from_slice(&packet[HEADER_LEN..query.question_end]);
-    write_opt(out, query.edns, rcode, None);
+    write_opt(out, query.edns, rcode, None, nsid);
     Outcome::Reply {
         rcode,
         decision: None,
@@ -327,11 +365,10 @@ fn simple(packet: &[u8], query: &Query, rcode: u16, out: &mut Vec<u8>) -> Outcom
 /// FORMERR and NOTIMP: the header, and the question when it was readable.
 fn header_only(
     packet: &[u8],
-    id: u16,
-    query_flags: u16,
+    (id, query_flags): (u16, u16),
     question_end: Option<usize>,
     edns: Option<Edns>,
-    rcode: u16,
+    (rcode, nsid): (u16, &[u8]),
     out: &mut Vec<u8>,
 ) -> Outcome {
     let response_flags =
@@ -347,7 +384,7 @@ fn header_only(
         edns.is_some(),
     );
     out.extend_from_slice(question);
-    write_opt(out, edns, rcode, None);
+    write_opt(out, edns, rcode, None, nsid);
     Outcome::Reply {
         rcode,
         decision: None,

@@ -27,6 +27,8 @@ pub const TYPE_MAILA: u16 = 254;
 pub const TYPE_ANY: u16 = 255;
 /// EDNS option code of Client Subnet (RFC 7871).
 pub const OPTION_CLIENT_SUBNET: u16 = 8;
+/// EDNS option code of the name server identifier (RFC 5001).
+pub const OPTION_NSID: u16 = 3;
 
 /// Header flag bits (second 16-bit word of the header).
 pub mod flags {
@@ -57,6 +59,9 @@ pub struct Edns {
     pub dnssec_ok: bool,
     /// Byte range of the Client Subnet option's data within the packet, if sent.
     pub client_subnet: Option<(usize, usize)>,
+    /// Whether the query asked for the name server identifier (an NSID
+    /// option, whose data a query leaves empty: RFC 5001 §2.1).
+    pub nsid: bool,
 }
 
 /// A parsed query. Borrowed data point into the packet.
@@ -228,6 +233,7 @@ fn read_opt(packet: &[u8], at: usize) -> Option<(Edns, usize)> {
         return None;
     }
     let mut client_subnet = None;
+    let mut nsid = false;
     let mut option_at = rdata_start;
     while option_at < rdata_end {
         let code = read_u16(packet, option_at)?;
@@ -243,6 +249,8 @@ fn read_opt(packet: &[u8], at: usize) -> Option<(Edns, usize)> {
                 return None;
             }
             client_subnet = Some((data_start, data_end));
+        } else if code == OPTION_NSID {
+            nsid = true;
         }
         option_at = data_end;
     }
@@ -251,6 +259,7 @@ fn read_opt(packet: &[u8], at: usize) -> Option<(Edns, usize)> {
         version: (ttl_high & 0xFF) as u8,
         dnssec_ok: ttl_low & 0x8000 != 0,
         client_subnet,
+        nsid,
     };
     Some((edns, rdata_end))
 }

@@ -613,6 +613,8 @@ pub struct Inputs<'input> {
     pub decisions: &'input DecisionRegistry,
     /// Latency data for `latency` steps (none: they order by distance).
     pub latency: Option<&'input LatencySnapshot>,
+    /// `server.nsid`: the identifier answered to NSID queries (empty: none).
+    pub nsid: &'input [u8],
 }
 
 /// The steering part of a table: every steered name's compiled policy, and
@@ -797,6 +799,7 @@ pub(super) fn compile(
             section_bytes: compiler.sections.bytes,
             fixups: compiler.sections.fixups,
             ecs_limits: (steering.ecs.max_source_v4, steering.ecs.max_source_v6),
+            nsid: inputs.nsid.into(),
         }),
         policies,
         health,
@@ -946,6 +949,7 @@ impl RoutingTable {
             config_file: std::path::Path::new("steer.toml"),
             decisions: &decisions,
             latency: None,
+            nsid: &[],
         };
         compile(zones, &inputs, generation)
     }

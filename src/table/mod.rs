@@ -232,6 +232,8 @@ struct ZoneData {
     section_bytes: Vec<u8>,
     fixups: Vec<u16>,
     ecs_limits: (u8, u8),
+    /// `server.nsid` (RFC 5001); empty: none is sent.
+    nsid: Box<[u8]>,
 }
 
 /// Record type codes the lookup treats specially.
@@ -253,6 +255,7 @@ impl RoutingTable {
                 section_bytes: Vec::new(),
                 fixups: Vec::new(),
                 ecs_limits: (24, 56),
+                nsid: Box::default(),
             }),
             policies: Vec::new(),
             health: HealthView::default(),
@@ -264,6 +267,13 @@ impl RoutingTable {
     #[inline]
     pub fn ecs_limits(&self) -> (u8, u8) {
         self.data.ecs_limits
+    }
+
+    /// This node's name server identifier for NSID queries; empty when
+    /// none is configured.
+    #[inline]
+    pub fn nsid(&self) -> &[u8] {
+        &self.data.nsid
     }
 
     /// Whether `other` shares this table's zone part (a steering-only
