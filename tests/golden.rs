@@ -812,16 +812,8 @@ async fn start_server(set: &FixtureSet) -> TestServer {
 /// Copies the steering fixture to a temporary directory, builds its
 /// database there and starts the server on its config.
 async fn start_steering(fixture: &str) -> TestServer {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture);
     let directory = tempfile::tempdir().expect("temporary directory");
-    common::copy_tree(&source, directory.path());
-    steer::geo::build::build(
-        &source.join("geo.csv"),
-        &directory.path().join("geo.mmdb"),
-        "Steer-Test-City",
-        0,
-    )
-    .unwrap_or_else(|errors| panic!("building geo.mmdb: {}", errors.join("\n")));
+    common::copy_steering_fixture(fixture, directory.path());
     let config = directory.path().join("steer.toml");
     let running = tokio::time::timeout(Duration::from_secs(20), steer::server::start(&config))
         .await

@@ -30,15 +30,7 @@ const FULL_ECS: &str = "\n[ecs]\nmax_source_v4 = 32\nmax_source_v6 = 128\n";
 /// Copies the fixture (zones, maps, config) to `directory`, appends
 /// `extra_config` to its steer.toml and builds geo.mmdb from geo.csv.
 fn prepare(directory: &Path, extra_config: &str) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
-    common::copy_tree(&source, directory);
-    steer::geo::build::build(
-        &source.join("geo.csv"),
-        &directory.join("geo.mmdb"),
-        "Steer-Test-City",
-        0,
-    )
-    .unwrap_or_else(|errors| panic!("building geo.mmdb: {}", errors.join("\n")));
+    common::copy_steering_fixture(FIXTURE, directory);
     let config = directory.join("steer.toml");
     let mut text = std::fs::read_to_string(&config).expect("reading steer.toml");
     text.push_str(extra_config);

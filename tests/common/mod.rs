@@ -621,3 +621,18 @@ pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Copies the steering fixture `fixture` (a directory relative to the
+/// crate root holding a config, zones, maps and `geo.csv`) into
+/// `directory`, and builds its `geo.mmdb` there from `geo.csv`.
+pub fn copy_steering_fixture(fixture: &str, directory: &std::path::Path) {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture);
+    copy_tree(&source, directory);
+    steer::geo::build::build(
+        &source.join("geo.csv"),
+        &directory.join("geo.mmdb"),
+        "Steer-Test-City",
+        0,
+    )
+    .unwrap_or_else(|errors| panic!("building geo.mmdb: {}", errors.join("\n")));
+}

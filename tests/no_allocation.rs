@@ -1,0 +1,215 @@
+//! The query path does not allocate in the steady state: once its output
+//! buffer has grown to size, answering any query, static or steered, with
+//! or without Client Subnet, over either transport, malformed or not, makes
+//! no heap allocation. Counted by a global allocator that tallies the
+//! allocations of the thread they happen on, so nothing else running in
+//! the test binary can add to or hide from the count.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::IpAddr;
+use std::path::Path;
+
+use hickory_proto::op::{Edns, Message, OpCode, Query};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption, NSIDPayload};
+use hickory_proto::rr::{Name, RecordType};
+use steer::dns::{Outcome, Transport, respond};
+use steer::health::AdminState;
+use steer::table::RoutingTable;
+
+thread_local! {
+    /// Allocations (and reallocations) made by this thread so far.
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+struct CountingAllocator;
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the
+// count is a const-initialised thread local without a destructor, which
+// never allocates when touched.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|count| count.set(count.get() + 1));
+        // SAFETY: forwarded as received.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|count| count.set(count.get() + 1));
+        // SAFETY: forwarded as received.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|count| count.set(count.get() + 1));
+        // SAFETY: forwarded as received.
+        unsafe { System.realloc(pointer, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as received.
+        unsafe { System.dealloc(pointer, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// The table the config at `path` compiles to, with the names it steers.
+fn table_of(path: &Path) -> (RoutingTable, Vec<(String, RecordType)>) {
+    let built = steer::control::build(path, 1, &AdminState::default())
+        .unwrap_or_else(|errors| panic!("{}: {errors:#?}", path.display()));
+    let steered = built
+        .config
+        .steering
+        .steered
+        .iter()
+        .map(|steered| {
+            let record_type: RecordType =
+                steered.record_type.as_str().parse().expect("a record type");
+            (steered.name.to_string(), record_type)
+        })
+        .collect();
+    (built.table, steered)
+}
+
+fn packet(name: &str, record_type: RecordType, edns: Option<Edns>) -> Vec<u8> {
+    let mut message = Message::query();
+    message.metadata.id = 0x4242;
+    message.add_query(Query::query(
+        Name::from_ascii(name).expect("name"),
+        record_type,
+    ));
+    message.edns = edns;
+    message.to_vec().expect("encodes")
+}
+
+fn edns(subnet: Option<(&str, u8)>, nsid: bool) -> Edns {
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    if let Some((address, length)) = subnet {
+        let address: IpAddr = address.parse().expect("address");
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(address, length, 0)));
+    }
+    if nsid {
+        edns.options_mut().insert(EdnsOption::NSID(
+            NSIDPayload::new(Vec::new()).expect("empty"),
+        ));
+    }
+    edns
+}
+
+/// Every kind of query for `names`, with and without EDNS and Client
+/// Subnet (IPv4 and IPv6), and a few that are refused or malformed.
+fn queries(names: &[(String, RecordType)]) -> Vec<Vec<u8>> {
+    let mut packets = Vec::new();
+    for (name, record_type) in names {
+        packets.push(packet(name, *record_type, None));
+        for subnet in [
+            None,
+            Some(("81.2.69.0", 24)),
+            Some(("8.8.8.0", 24)),
+            Some(("2001:4860::", 48)),
+            Some(("0.0.0.0", 0)),
+        ] {
+            packets.push(packet(name, *record_type, Some(edns(subnet, true))));
+        }
+        packets.push(packet(name, RecordType::ANY, Some(edns(None, false))));
+        packets.push(packet(name, RecordType::TXT, None));
+    }
+    packets.push(packet("example.org.", RecordType::A, None));
+    packets.push(packet(
+        "nope.example.test.",
+        RecordType::A,
+        Some(edns(None, true)),
+    ));
+    let mut notify = Message::query();
+    notify.metadata.op_code = OpCode::Notify;
+    notify.add_query(Query::query(Name::root(), RecordType::SOA));
+    packets.push(notify.to_vec().expect("encodes"));
+    let mut bad_version = Edns::new();
+    bad_version.set_version(1);
+    packets.push(packet(
+        "ns1.example.test.",
+        RecordType::A,
+        Some(bad_version),
+    ));
+    // A question cut short, and a header alone.
+    let whole = packet("ns1.example.test.", RecordType::A, None);
+    packets.push(whole[..whole.len() - 3].to_vec());
+    packets.push(whole[..12].to_vec());
+    packets
+}
+
+/// Answers every query over both transports from a few client addresses.
+fn answer_all(table: &RoutingTable, packets: &[Vec<u8>], out: &mut Vec<u8>) -> usize {
+    let sources: [IpAddr; 3] = [
+        "192.0.2.7".parse().expect("address"),
+        "81.2.69.160".parse().expect("address"),
+        "2001:db8::7".parse().expect("address"),
+    ];
+    let mut replies = 0;
+    for packet in packets {
+        for transport in [Transport::Udp, Transport::Tcp] {
+            for source in sources {
+                if let Outcome::Reply { .. } = respond(table, packet, transport, source, out) {
+                    replies += 1;
+                }
+            }
+        }
+    }
+    replies
+}
+
+#[test]
+fn answering_allocates_nothing_once_warm() {
+    let zones_only: Vec<(String, RecordType)> = [
+        ("example.test.", RecordType::A),
+        ("example.test.", RecordType::MX),
+        ("ns1.example.test.", RecordType::AAAA),
+        ("web.example.test.", RecordType::A),
+        ("x.apps.example.test.", RecordType::A),
+        ("_sip._udp.example.test.", RecordType::SRV),
+        ("nope.example.test.", RecordType::A),
+    ]
+    .into_iter()
+    .map(|(name, record_type)| (name.to_owned(), record_type))
+    .collect();
+    let crate_root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The steering tests' fixture, every step and chain among its names,
+    // with its GeoIP database built as they build it.
+    let fixture = tempfile::tempdir().expect("temporary directory");
+    common::copy_steering_fixture("tests/fixtures/steering", fixture.path());
+    for config in [
+        crate_root.join("steer.toml"),
+        fixture.path().join("steer.toml"),
+    ] {
+        let (table, mut names) = table_of(&config);
+        let config = config.display();
+        names.extend(zones_only.iter().cloned());
+        let packets = queries(&names);
+        // As a worker holds it: sized once, reused for every answer.
+        let mut out = Vec::with_capacity(65_535);
+        let warm = answer_all(&table, &packets, &mut out);
+        assert!(warm > packets.len(), "{config}: most queries are answered");
+
+        let before = allocations();
+        for _ in 0..20 {
+            answer_all(&table, &packets, &mut out);
+        }
+        let made = allocations() - before;
+        assert_eq!(
+            made,
+            0,
+            "{config}: {made} allocations in {} answers",
+            20 * warm
+        );
+    }
+}
