@@ -322,6 +322,34 @@ pub struct LatencyStatus {
     pub active: Vec<latency::active::SiteMeasurements>,
     /// This node's fresh RTT to each site, from those measurements.
     pub node: Vec<latency::active::NodeRtt>,
+    /// Writes of the model to its state file.
+    pub saves: LatencySaves,
+}
+
+/// Writes of the latency model to `latency.state_file`, in `/status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LatencySaves {
+    /// The state file.
+    pub file: String,
+    /// Writes that succeeded since start.
+    pub ok: u64,
+    /// Writes that failed since start.
+    pub failed: u64,
+    /// When the last successful one finished, Unix seconds.
+    pub last_at: Option<u64>,
+    /// Its size in bytes.
+    pub last_bytes: u64,
+    /// Why the last write failed, if the last one did.
+    pub last_error: Option<String>,
+}
+
+/// What [`Control::save_latency_state`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LatencySave {
+    /// Nothing changed since the last write (or nothing was ever recorded).
+    Unchanged,
+    /// The file was written, this many bytes.
+    Written(usize),
 }
 
 /// One endpoint in `/status`: its slot in the table, and what its probe says.
@@ -458,6 +486,8 @@ pub struct Control {
     compiled_version: Arc<std::sync::atomic::AtomicU64>,
     /// Latency recompiles: count, last duration, answers changed.
     latency_compiles: Arc<Mutex<LatencyCompiles>>,
+    /// Writes of the latency model to its state file.
+    latency_saves: Mutex<LatencySaves>,
     /// This node's own measurements to the sites' `latency_target`s.
     active_latency: Arc<latency::active::ActiveLatency>,
     /// Decision counter slots, from the first build on: every reload
@@ -516,6 +546,7 @@ impl Control {
             inputs: Arc::new(Mutex::new(built.inputs)),
             compiled_version: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             latency_compiles: Arc::new(Mutex::new(LatencyCompiles::default())),
+            latency_saves: Mutex::default(),
             active_latency: Arc::default(),
         }
     }
@@ -560,7 +591,8 @@ impl Control {
             }
             // So that a crash loses at most this much of the model.
             if last_save.elapsed() >= settings.save_interval {
-                self.save_latency_state().await;
+                // A failure is logged and counted by the save itself.
+                let _ = self.save_latency_state().await;
                 last_save = std::time::Instant::now();
             }
             let has_inputs = lock(&self.inputs).is_some();
@@ -578,12 +610,13 @@ impl Control {
     }
 
     /// Writes the latency model to `latency.state_file` if it changed since
-    /// the last write (at shutdown, and every `latency.save_interval`). A
-    /// failure is logged; the model stays in memory either way.
-    pub async fn save_latency_state(&self) {
+    /// the last write (at shutdown, every `latency.save_interval`, and on
+    /// `POST /latency/save`). A failure is logged, counted in `/status` and
+    /// returned; the model stays in memory either way.
+    pub async fn save_latency_state(&self) -> Result<LatencySave, String> {
         let encoding = std::time::Instant::now();
         let Some((mark, bytes)) = self.latency.state_to_save(unix_now()) else {
-            return;
+            return Ok(LatencySave::Unchanged);
         };
         let path = self.active.steering.latency.state_file.clone();
         let size = bytes.len();
@@ -591,7 +624,7 @@ impl Control {
             let path = path.clone();
             tokio::task::spawn_blocking(move || latency::state_file::write(&path, &bytes)).await
         };
-        match written {
+        let result = match written {
             Ok(Ok(())) => {
                 self.latency.mark_saved(mark);
                 debug!(
@@ -600,14 +633,26 @@ impl Control {
                     seconds = encoding.elapsed().as_secs_f64(),
                     "saved the latency model"
                 );
+                Ok(LatencySave::Written(size))
             }
-            Ok(Err(error)) => {
-                warn!(file = %path.display(), %error, "could not save the latency model");
+            Ok(Err(error)) => Err(format!("{}: {error}", path.display())),
+            Err(join_error) => Err(format!("{}: {join_error}", path.display())),
+        };
+        let mut saves = lock(&self.latency_saves);
+        match &result {
+            Ok(_) => {
+                saves.ok += 1;
+                saves.last_at = Some(unix_now());
+                saves.last_bytes = size as u64;
+                saves.last_error = None;
             }
-            Err(join_error) => {
-                warn!(file = %path.display(), %join_error, "could not save the latency model");
+            Err(error) => {
+                warn!("could not save the latency model: {error}");
+                saves.failed += 1;
+                saves.last_error = Some(error.clone());
             }
         }
+        result
     }
 
     /// Reads the latency model an earlier run saved to `latency.state_file`,
@@ -922,6 +967,16 @@ impl Control {
                     compiles: self.latency_compiles(),
                     active: self.active_latency.totals(),
                     node: latency::active::node_rtts(&self.latency, unix_now()),
+                    saves: LatencySaves {
+                        file: self
+                            .active
+                            .steering
+                            .latency
+                            .state_file
+                            .display()
+                            .to_string(),
+                        ..lock(&self.latency_saves).clone()
+                    },
                 }
             },
         }

@@ -274,6 +274,22 @@ async fn a_restart_keeps_the_measurements_and_a_damaged_state_file_is_skipped() 
     post_latency(&server, &samples(&[("203.0.113.0/24", "iad", 90.0)])).await;
     wait_for(&server, "203.0.113.0", FRA).await;
     let state_file = server.directory.path().join("steer.latency");
+    // Saved on demand; again only once something changed.
+    let saved = http_request(server.admin_addr(), "POST", "/latency/save").await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    let saved: Value = serde_json::from_str(&saved.body).expect("JSON");
+    assert_eq!(saved["written"], true, "{saved}");
+    let size = std::fs::metadata(&state_file).expect("state file").len();
+    assert_eq!(saved["bytes"], size);
+    let again = http_request(server.admin_addr(), "POST", "/latency/save").await;
+    assert!(again.body.contains("\"written\":false"), "{}", again.body);
+    let saves = status(&server).await["latency"]["saves"].clone();
+    assert_eq!(
+        (saves["ok"].as_u64(), saves["failed"].as_u64()),
+        (Some(1), Some(0)),
+        "{saves}"
+    );
+    assert_eq!(saves["last_bytes"], size, "{saves}");
     let TestServer { directory, running } = server;
     running.expect("running").shutdown().await;
     assert!(state_file.exists(), "the model is written at shutdown");
@@ -296,5 +312,34 @@ async fn a_restart_keeps_the_measurements_and_a_damaged_state_file_is_skipped() 
     assert_eq!(answer(&server, "203.0.113.0").await.0, IAD);
     let empty = status(&server).await;
     assert_eq!(empty["latency"]["prefixes"], 0, "{empty}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_state_file_that_cannot_be_written_is_reported_and_the_model_kept() {
+    let directory = common::example_directory(&config("1h").replace(
+        "[latency]\n",
+        "[latency]\nstate_file = \"missing-directory/steer.latency\"\n",
+    ));
+    std::fs::write(directory.path().join("latency.csv"), MATRIX).expect("matrix");
+    let server = TestServer::start_prepared(directory).await;
+    post_latency(&server, &samples(&[("203.0.113.0/24", "fra", 20.0)])).await;
+    post_latency(&server, &samples(&[("203.0.113.0/24", "iad", 90.0)])).await;
+    let refused = http_request(server.admin_addr(), "POST", "/latency/save").await;
+    assert_eq!(refused.status, 500, "{}", refused.body);
+    assert!(
+        refused.body.contains("missing-directory/steer.latency"),
+        "{}",
+        refused.body
+    );
+    let saves = status(&server).await["latency"]["saves"].clone();
+    assert_eq!(saves["failed"], 1, "{saves}");
+    assert!(
+        saves["last_error"]
+            .as_str()
+            .is_some_and(|error| error.contains("missing-directory"))
+    );
+    // The model is untouched: answers still follow it.
+    wait_for(&server, "203.0.113.0", FRA).await;
     server.shutdown().await;
 }

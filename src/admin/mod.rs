@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 
-use crate::control::{AdminError, Control};
+use crate::control::{AdminError, Control, LatencySave};
 use crate::explain;
 use crate::health::Forced;
 use crate::latency::engine::{MAX_BATCH, PostedBatch};
@@ -78,6 +78,7 @@ pub fn router(state: AdminState) -> Router {
             // to send them; the default 2 MB body limit is too small.
             post(post_latency).layer(axum::extract::DefaultBodyLimit::max(LATENCY_BODY_LIMIT)),
         )
+        .route("/latency/save", post(save_latency))
         .route("/explain", get(explain_question))
         .route("/pools/{id}/drain", post(drain))
         .route("/pools/{id}/undrain", post(undrain))
@@ -276,6 +277,31 @@ async fn post_latency(State(state): State<AdminState>, body: axum::body::Bytes) 
         Err(join_error) => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("the batch was not recorded: {join_error}"),
+        ),
+    }
+}
+
+/// `POST /latency/save`: writes the latency model to its state file now
+/// (before planned maintenance, say) instead of at the next interval.
+async fn save_latency(State(state): State<AdminState>) -> Response {
+    let file = state
+        .control
+        .config()
+        .steering
+        .latency
+        .state_file
+        .display()
+        .to_string();
+    match state.control.save_latency_state().await {
+        Ok(LatencySave::Written(bytes)) => {
+            Json(json!({"ok": true, "written": true, "bytes": bytes, "file": file})).into_response()
+        }
+        Ok(LatencySave::Unchanged) => {
+            Json(json!({"ok": true, "written": false, "file": file})).into_response()
+        }
+        Err(error) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the latency model was not saved: {error}"),
         ),
     }
 }

@@ -305,6 +305,22 @@ fn latency(out: &mut String, status: &StatusSnapshot) {
         "steer_latency_changed_choices_total",
         latency.compiles.changed_total,
     );
+    header(
+        out,
+        "steer_latency_saves_total",
+        "counter",
+        "Writes of the latency model to its state file, by result.",
+    );
+    line(
+        out,
+        "steer_latency_saves_total{result=\"ok\"}",
+        latency.saves.ok,
+    );
+    line(
+        out,
+        "steer_latency_saves_total{result=\"failed\"}",
+        latency.saves.failed,
+    );
 }
 
 /// This node's own measurements: connects per site and result, and the RTT
@@ -522,6 +538,11 @@ mod tests {
                     rtt_ms: 1.5,
                     age_seconds: 3,
                 }],
+                saves: crate::control::LatencySaves {
+                    ok: 5,
+                    failed: 1,
+                    ..crate::control::LatencySaves::default()
+                },
             },
             steered: vec![SteeredStatus {
                 name: "www.example.test.".into(),
@@ -564,6 +585,9 @@ mod tests {
             "steer_latency_prefixes 3\n",
             "steer_latency_compiles_total 4\n",
             "steer_latency_changed_choices_total 6\n",
+            "# TYPE steer_latency_saves_total counter\n",
+            "steer_latency_saves_total{result=\"ok\"} 5\n",
+            "steer_latency_saves_total{result=\"failed\"} 1\n",
             "# TYPE steer_latency_active_total counter\n",
             "steer_latency_active_total{site=\"fra\",result=\"ok\"} 9\n",
             "steer_latency_active_total{site=\"fra\",result=\"failed\"} 0\n",
