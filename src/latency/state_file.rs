@@ -287,6 +287,8 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn prefix(text: &str) -> ClientPrefix {
@@ -392,5 +394,44 @@ mod tests {
         std::fs::write(&path, b"STEERLAT").expect("overwrite");
         let error = read(&path).expect_err("damaged");
         assert!(error.starts_with(&path.display().to_string()), "{error}");
+    }
+
+    proptest! {
+        /// A damaged file is refused, never a panic at start: random bytes,
+        /// and a valid file with bytes changed, cut or added, with the
+        /// checksum made to match again (so the structural checks are the
+        /// ones tested).
+        #[test]
+        fn any_bytes_decode_or_are_refused(
+            noise in proptest::collection::vec(any::<u8>(), 0..200),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+            cut in any::<usize>(),
+            reseal in any::<bool>(),
+        ) {
+            let mut random = MAGIC.to_vec();
+            random.extend_from_slice(&noise);
+            for bytes in [noise.clone(), random] {
+                if let Ok(model) = decode(bytes) {
+                    let _ = model.entries().count();
+                }
+            }
+            let mut edited = encoded();
+            let body_end = edited.len() - 8;
+            edited.truncate(body_end);
+            for (at, value) in edits {
+                let at = at % edited.len();
+                edited[at] = value;
+            }
+            edited.truncate(edited.len() - cut % edited.len());
+            if reseal {
+                let checksum = fnv1a(&edited).to_le_bytes();
+                edited.extend_from_slice(&checksum);
+            }
+            if let Ok(model) = decode(edited) {
+                // Whatever passes the checks reads back whole.
+                prop_assert_eq!(model.entries().count(), model.len());
+                prop_assert!(model.entries().all(|(_, site, _)| site < model.sites.len()));
+            }
+        }
     }
 }
