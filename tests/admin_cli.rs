@@ -27,7 +27,11 @@ const NEAR_TOKEN: &str = "s3cret-admin-token-012345678X";
 /// so that the clients can find the API from this file.
 const ADMIN_LISTEN: &str = "listen = \"127.0.0.1:0\"\ntoken_file";
 
-const CONFIG: &str = r#"[server]
+/// A token-protected admin API and one steered name over two pools.
+fn config() -> String {
+    let pools = common::WEB_POOLS;
+    format!(
+        r#"[server]
 listen = ["127.0.0.1:0"]
 zones = "zones"
 workers = 1
@@ -35,37 +39,32 @@ workers = 1
 [admin]
 listen = "127.0.0.1:0"
 token_file = "admin.token"
-
-[sites.fra]
-[sites.iad]
-
-[pools.web-fra]
-site = "fra"
-addresses = ["192.0.2.10"]
-
-[pools.web-iad]
-site = "iad"
-addresses = ["198.51.100.10"]
-
+{pools}
 [[steer]]
 name = "www.example.test."
 type = "A"
 pools = ["web-fra", "web-iad"]
 policy = ["healthy", "priority"]
-"#;
+"#
+    )
+}
 
 /// Starts a server whose admin API needs [`TOKEN`], then points the
 /// config's `admin.listen` at the port it got.
 async fn start_with_token() -> TestServer {
-    let directory = common::example_directory(CONFIG);
+    let original = config();
+    let directory = common::example_directory(&original);
     std::fs::write(directory.path().join("admin.token"), format!("{TOKEN}\n")).expect("token");
     let server = TestServer::start_prepared(directory).await;
-    let config = CONFIG.replace(
+    let with_port = original.replace(
         ADMIN_LISTEN,
         &format!("listen = \"{}\"\ntoken_file", server.admin_addr()),
     );
-    assert_ne!(config, CONFIG, "the admin listen line is in CONFIG");
-    std::fs::write(config_path(&server), config).expect("config with the admin port");
+    assert_ne!(
+        with_port, original,
+        "the admin listen line is in the config"
+    );
+    std::fs::write(config_path(&server), with_port).expect("config with the admin port");
     server
 }
 
@@ -439,7 +438,7 @@ async fn without_a_token_the_api_and_the_clients_need_none() {
 
 #[test]
 fn check_names_admin_token_file_when_it_is_missing_or_short() {
-    let directory = common::example_directory(CONFIG);
+    let directory = common::example_directory(&config());
     let config = directory.path().join("steer.toml");
     let check = |config: &Path| {
         Command::new(env!("CARGO_BIN_EXE_steer"))

@@ -21,6 +21,8 @@ const FRA: &str = "192.0.2.10";
 const IAD: &str = "198.51.100.10";
 
 fn config(max_age: &str) -> String {
+    // FRA and IAD are the pools' addresses.
+    let pools = common::WEB_POOLS;
     format!(
         r#"[server]
 listen = ["127.0.0.1:0"]
@@ -34,18 +36,7 @@ listen = "127.0.0.1:0"
 matrix = "latency.csv"
 compile_interval = "200ms"
 max_age = "{max_age}"
-
-[sites.fra]
-[sites.iad]
-
-[pools.web-fra]
-site = "fra"
-addresses = ["{FRA}"]
-
-[pools.web-iad]
-site = "iad"
-addresses = ["{IAD}"]
-
+{pools}
 [[steer]]
 name = "www.example.test."
 type = "A"

@@ -12,10 +12,12 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
 
+/// web-fra's address in [`common::WEB_POOLS`].
 const WEB_FRA: &str = "192.0.2.10";
 
 fn config(nsid: Option<&str>) -> String {
     let nsid = nsid.map_or(String::new(), |nsid| format!("nsid = \"{nsid}\"\n"));
+    let pools = common::WEB_POOLS;
     format!(
         r#"[server]
 listen = ["127.0.0.1:0", "[::1]:0"]
@@ -24,19 +26,7 @@ workers = 1
 {nsid}
 [admin]
 listen = "127.0.0.1:0"
-
-[sites.fra]
-
-[sites.iad]
-
-[pools.web-fra]
-site = "fra"
-addresses = ["{WEB_FRA}"]
-
-[pools.web-iad]
-site = "iad"
-addresses = ["198.51.100.10"]
-
+{pools}
 [[steer]]
 name = "www.example.test."
 type = "A"

@@ -636,3 +636,19 @@ pub fn copy_steering_fixture(fixture: &str, directory: &std::path::Path) {
     )
     .unwrap_or_else(|errors| panic!("building geo.mmdb: {}", errors.join("\n")));
 }
+
+/// Two sites without coordinates and a pool at each: web-fra answers
+/// 192.0.2.10, web-iad 198.51.100.10. For configs whose steered names only
+/// need two pools to choose between.
+pub const WEB_POOLS: &str = r#"
+[sites.fra]
+[sites.iad]
+
+[pools.web-fra]
+site = "fra"
+addresses = ["192.0.2.10"]
+
+[pools.web-iad]
+site = "iad"
+addresses = ["198.51.100.10"]
+"#;
