@@ -17,23 +17,7 @@ const WEB_FRA: &str = "192.0.2.10";
 
 fn config(nsid: Option<&str>) -> String {
     let nsid = nsid.map_or(String::new(), |nsid| format!("nsid = \"{nsid}\"\n"));
-    let pools = common::WEB_POOLS;
-    format!(
-        r#"[server]
-listen = ["127.0.0.1:0", "[::1]:0"]
-zones = "zones"
-workers = 1
-{nsid}
-[admin]
-listen = "127.0.0.1:0"
-{pools}
-[[steer]]
-name = "www.example.test."
-type = "A"
-pools = ["web-iad", "web-fra"]
-policy = [{{ cidr = {{ "81.2.69.0/24" = ["web-fra"] }} }}, "priority"]
-"#
-    )
+    common::cidr_steered_config(&nsid)
 }
 
 /// Asks `name` `record_type` with EDNS (and an empty NSID option when

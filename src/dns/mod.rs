@@ -7,6 +7,7 @@
 //! network input: malformed queries get FORMERR, and packets without a
 //! readable header (or that are responses) are dropped.
 
+pub mod cookie;
 pub mod ecs;
 pub mod respond;
 pub mod tcp;

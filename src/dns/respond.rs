@@ -10,6 +10,7 @@
 
 use std::net::IpAddr;
 
+use super::cookie::{self, MalformedCookie, RESPONSE_COOKIE_LEN};
 use super::ecs::{ClientSubnet, MalformedSubnet};
 use super::wire::{
     self, Edns, HEADER_LEN, ParseError, Query, TYPE_AXFR, TYPE_IXFR, TYPE_MAILA, TYPE_MAILB,
@@ -69,7 +70,7 @@ pub fn respond(
                 (id, flags),
                 question_end,
                 edns,
-                (rcode::NOTIMP, table.nsid()),
+                (rcode::NOTIMP, Extras::nsid_only(table)),
                 out,
             );
         }
@@ -84,15 +85,25 @@ pub fn respond(
                 (id, flags),
                 question_end,
                 None,
-                (rcode::FORMERR, &[]),
+                (
+                    rcode::FORMERR,
+                    Extras {
+                        nsid: &[],
+                        cookie: None,
+                    },
+                ),
                 out,
             );
         }
     };
+    // Answers made before the query's cookie is read carry none.
+    let early = |rcode: u16, out: &mut Vec<u8>| {
+        simple(packet, &query, rcode, Extras::nsid_only(table), out)
+    };
     if let Some(edns) = query.edns
         && edns.version > 0
     {
-        return simple(packet, &query, rcode::BADVERS, table.nsid(), out);
+        return early(rcode::BADVERS, out);
     }
     let subnet = match query.edns.and_then(|edns| edns.client_subnet) {
         None => None,
@@ -101,24 +112,38 @@ pub fn respond(
             match ClientSubnet::parse(&packet[start..end], max_v4, max_v6) {
                 Ok(subnet) => Some(subnet),
                 // RFC 7871 §6: a malformed option is answered with FORMERR.
-                Err(MalformedSubnet) => {
-                    return simple(packet, &query, rcode::FORMERR, table.nsid(), out);
-                }
+                Err(MalformedSubnet) => return early(rcode::FORMERR, out),
             }
         }
     };
-    let nsid = table.nsid();
+    let cookie = match query.edns.and_then(|edns| edns.cookie) {
+        None => None,
+        Some((start, end)) => match cookie::client_cookie(&packet[start..end]) {
+            Ok(client) => Some(cookie::response_cookie(
+                table.cookie_secret(),
+                &client,
+                source.to_canonical(),
+                crate::unix_now(),
+            )),
+            // RFC 7873 §5.2.2.
+            Err(MalformedCookie) => return early(rcode::FORMERR, out),
+        },
+    };
+    let extras = Extras {
+        nsid: table.nsid(),
+        cookie: cookie.as_ref(),
+    };
     if query.qclass != CLASS_IN {
-        return simple(packet, &query, rcode::REFUSED, nsid, out);
+        return simple(packet, &query, rcode::REFUSED, extras, out);
     }
     match query.qtype {
-        TYPE_OPT => return simple(packet, &query, rcode::FORMERR, nsid, out),
-        TYPE_AXFR | TYPE_IXFR => return simple(packet, &query, rcode::REFUSED, nsid, out),
-        TYPE_MAILA | TYPE_MAILB => return simple(packet, &query, rcode::NOTIMP, nsid, out),
+        TYPE_OPT => return simple(packet, &query, rcode::FORMERR, extras, out),
+        TYPE_AXFR | TYPE_IXFR => return simple(packet, &query, rcode::REFUSED, extras, out),
+        TYPE_MAILA | TYPE_MAILB => return simple(packet, &query, rcode::NOTIMP, extras, out),
         _ => {}
     }
     let answer = match table.lookup(query.name.as_bytes(), query.qtype, transport) {
-        Lookup::Refused => return simple(packet, &query, rcode::REFUSED, nsid, out),
+        Lookup::Refused => return simple(packet, &query, rcode::REFUSED, extras, out),
         Lookup::Answer(answer) => answer,
         Lookup::Steered(steered) => {
             let (address, _) = client_network(subnet.as_ref(), source);
@@ -132,7 +157,7 @@ pub fn respond(
             return respond_steered(
                 packet,
                 &query,
-                (transport, nsid),
+                (transport, extras),
                 subnet.as_ref(),
                 client,
                 steered,
@@ -143,7 +168,7 @@ pub fn respond(
     // Static data is the same for every client: scope 0 (RFC 7871 §7.2.1).
     let ecs = subnet.as_ref().map(|subnet| (subnet, 0u8));
     let limit = size_limit(&query, transport);
-    let opt_len = opt_len(&query, ecs, nsid);
+    let opt_len = opt_len(&query, ecs, extras);
     let question = &packet[HEADER_LEN..query.question_end];
     let fits = HEADER_LEN + question.len() + answer.len() + opt_len <= limit;
     let mut response_flags = flags::QR | (query.flags & (flags::RD | flags::CD));
@@ -170,10 +195,29 @@ pub fn respond(
     if fits {
         answer.write(out, query.name.as_bytes().len());
     }
-    write_opt(out, query.edns, rcode, ecs, nsid);
+    write_opt(out, query.edns, rcode, ecs, extras);
     Outcome::Reply {
         rcode,
         decision: None,
+    }
+}
+
+/// What Steer adds to a response's OPT besides Client Subnet.
+#[derive(Clone, Copy)]
+struct Extras<'a> {
+    /// `server.nsid`, sent when the query asks for it.
+    nsid: &'a [u8],
+    /// The COOKIE option to answer with, when the query sent one.
+    cookie: Option<&'a [u8; RESPONSE_COOKIE_LEN]>,
+}
+
+impl<'a> Extras<'a> {
+    /// For answers made before the query's cookie was read.
+    fn nsid_only(table: &'a RoutingTable) -> Self {
+        Extras {
+            nsid: table.nsid(),
+            cookie: None,
+        }
     }
 }
 
@@ -192,7 +236,7 @@ struct Client {
 fn respond_steered(
     packet: &[u8],
     query: &Query,
-    (transport, nsid): (Transport, &[u8]),
+    (transport, extras): (Transport, Extras<'_>),
     subnet: Option<&ClientSubnet>,
     client: Client,
     steered: SteeredLookup<'_>,
@@ -227,7 +271,7 @@ fn respond_steered(
         _ => scope.min(client.scope_cap),
     };
     let ecs = subnet.map(|subnet| (subnet, scope));
-    if out.len() + opt_len(query, ecs, nsid) > size_limit(query, transport) {
+    if out.len() + opt_len(query, ecs, extras) > size_limit(query, transport) {
         out.truncate(records_start);
         response_flags |= flags::TC;
         counts = [0; 3];
@@ -239,7 +283,7 @@ fn respond_steered(
     out[6..8].copy_from_slice(&counts[0].to_be_bytes());
     out[8..10].copy_from_slice(&counts[1].to_be_bytes());
     out[10..12].copy_from_slice(&(counts[2] + u16::from(with_opt)).to_be_bytes());
-    write_opt(out, query.edns, rcode, ecs, nsid);
+    write_opt(out, query.edns, rcode, ecs, extras);
     // Counted even when truncated: like `steer_queries_total` this counts
     // responses sent, and a client that retries over TCP is counted again.
     Outcome::Reply {
@@ -267,13 +311,14 @@ fn client_network(subnet: Option<&ClientSubnet>, source: IpAddr) -> (IpAddr, u8)
 }
 
 /// Bytes the OPT record adds (0 without EDNS).
-fn opt_len(query: &Query, ecs: Option<(&ClientSubnet, u8)>, nsid: &[u8]) -> usize {
+fn opt_len(query: &Query, ecs: Option<(&ClientSubnet, u8)>, extras: Extras<'_>) -> usize {
     match query.edns {
         None => 0,
         Some(edns) => {
             OPT_LEN
                 + ecs.map_or(0, |(subnet, _)| subnet.option_len())
-                + nsid_option(edns, nsid).map_or(0, |nsid| 4 + nsid.len())
+                + nsid_option(edns, extras.nsid).map_or(0, |nsid| 4 + nsid.len())
+                + extras.cookie.map_or(0, |cookie| 4 + cookie.len())
         }
     }
 }
@@ -316,10 +361,10 @@ fn write_opt(
     edns: Option<Edns>,
     rcode: u16,
     ecs: Option<(&ClientSubnet, u8)>,
-    nsid: &[u8],
+    extras: Extras<'_>,
 ) {
     let Some(edns) = edns else { return };
-    let nsid = nsid_option(edns, nsid);
+    let nsid = nsid_option(edns, extras.nsid);
     out.push(0);
     out.extend_from_slice(&TYPE_OPT.to_be_bytes());
     out.extend_from_slice(&UDP_PAYLOAD_SIZE.to_be_bytes());
@@ -329,8 +374,9 @@ fn write_opt(
     // RFC 3225 §3: the DO bit is copied into the response.
     let dnssec_ok: u16 = if edns.dnssec_ok { 0x8000 } else { 0 };
     out.extend_from_slice(&dnssec_ok.to_be_bytes());
-    let options_len =
-        ecs.map_or(0, |(subnet, _)| subnet.option_len()) + nsid.map_or(0, |nsid| 4 + nsid.len());
+    let options_len = ecs.map_or(0, |(subnet, _)| subnet.option_len())
+        + nsid.map_or(0, |nsid| 4 + nsid.len())
+        + extras.cookie.map_or(0, |cookie| 4 + cookie.len());
     out.extend_from_slice(&(options_len as u16).to_be_bytes());
     if let Some((subnet, scope)) = ecs {
         subnet.write_option(out, scope);
@@ -341,10 +387,21 @@ fn write_opt(
         out.extend_from_slice(&(nsid.len() as u16).to_be_bytes());
         out.extend_from_slice(nsid);
     }
+    if let Some(cookie) = extras.cookie {
+        out.extend_from_slice(&cookie::OPTION_COOKIE.to_be_bytes());
+        out.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
+        out.extend_from_slice(cookie);
+    }
 }
 
 /// A response with the question (and OPT) but no records.
-fn simple(packet: &[u8], query: &Query, rcode: u16, nsid: &[u8], out: &mut Vec<u8>) -> Outcome {
+fn simple(
+    packet: &[u8],
+    query: &Query,
+    rcode: u16,
+    extras: Extras<'_>,
+    out: &mut Vec<u8>,
+) -> Outcome {
     let response_flags = flags::QR | (query.flags & (flags::RD | flags::CD)) | (rcode & 0xF);
     write_header(
         out,
@@ -355,7 +412,7 @@ fn simple(packet: &[u8], query: &Query, rcode: u16, nsid: &[u8], out: &mut Vec<u
         query.edns.is_some(),
     );
     out.extend_from_slice(&packet[HEADER_LEN..query.question_end]);
-    write_opt(out, query.edns, rcode, None, nsid);
+    write_opt(out, query.edns, rcode, None, extras);
     Outcome::Reply {
         rcode,
         decision: None,
@@ -368,7 +425,7 @@ fn header_only(
     (id, query_flags): (u16, u16),
     question_end: Option<usize>,
     edns: Option<Edns>,
-    (rcode, nsid): (u16, &[u8]),
+    (rcode, extras): (u16, Extras<'_>),
     out: &mut Vec<u8>,
 ) -> Outcome {
     let response_flags =
@@ -384,7 +441,7 @@ fn header_only(
         edns.is_some(),
     );
     out.extend_from_slice(question);
-    write_opt(out, edns, rcode, None, nsid);
+    write_opt(out, edns, rcode, None, extras);
     Outcome::Reply {
         rcode,
         decision: None,

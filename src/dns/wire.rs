@@ -62,6 +62,8 @@ pub struct Edns {
     /// Whether the query asked for the name server identifier (an NSID
     /// option, whose data a query leaves empty: RFC 5001 §2.1).
     pub nsid: bool,
+    /// Byte range of the COOKIE option's data within the packet, if sent.
+    pub cookie: Option<(usize, usize)>,
 }
 
 /// A parsed query. Borrowed data point into the packet.
@@ -234,6 +236,7 @@ fn read_opt(packet: &[u8], at: usize) -> Option<(Edns, usize)> {
     }
     let mut client_subnet = None;
     let mut nsid = false;
+    let mut cookie = None;
     let mut option_at = rdata_start;
     while option_at < rdata_end {
         let code = read_u16(packet, option_at)?;
@@ -251,6 +254,12 @@ fn read_opt(packet: &[u8], at: usize) -> Option<(Edns, usize)> {
             client_subnet = Some((data_start, data_end));
         } else if code == OPTION_NSID {
             nsid = true;
+        } else if code == super::cookie::OPTION_COOKIE {
+            if cookie.is_some() {
+                // RFC 7873 §5.2.2: more than one COOKIE option is FORMERR.
+                return None;
+            }
+            cookie = Some((data_start, data_end));
         }
         option_at = data_end;
     }
@@ -260,6 +269,7 @@ fn read_opt(packet: &[u8], at: usize) -> Option<(Edns, usize)> {
         dnssec_ok: ttl_low & 0x8000 != 0,
         client_subnet,
         nsid,
+        cookie,
     };
     Some((edns, rdata_end))
 }

@@ -800,6 +800,7 @@ pub(super) fn compile(
             fixups: compiler.sections.fixups,
             ecs_limits: (steering.ecs.max_source_v4, steering.ecs.max_source_v6),
             nsid: inputs.nsid.into(),
+            cookie_secret: crate::dns::cookie::process_secret(),
         }),
         policies,
         health,

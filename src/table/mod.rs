@@ -234,6 +234,8 @@ struct ZoneData {
     ecs_limits: (u8, u8),
     /// `server.nsid` (RFC 5001); empty: none is sent.
     nsid: Box<[u8]>,
+    /// The key of the server cookies this process issues (RFC 9018).
+    cookie_secret: [u8; 16],
 }
 
 /// Record type codes the lookup treats specially.
@@ -256,6 +258,7 @@ impl RoutingTable {
                 fixups: Vec::new(),
                 ecs_limits: (24, 56),
                 nsid: Box::default(),
+                cookie_secret: crate::dns::cookie::process_secret(),
             }),
             policies: Vec::new(),
             health: HealthView::default(),
@@ -274,6 +277,13 @@ impl RoutingTable {
     #[inline]
     pub fn nsid(&self) -> &[u8] {
         &self.data.nsid
+    }
+
+    /// The key of this process's server cookies (drawn when the first
+    /// table was compiled, the same for every table after it).
+    #[inline]
+    pub fn cookie_secret(&self) -> &[u8; 16] {
+        &self.data.cookie_secret
     }
 
     /// Whether `other` shares this table's zone part (a steering-only

@@ -652,3 +652,25 @@ addresses = ["192.0.2.10"]
 site = "iad"
 addresses = ["198.51.100.10"]
 "#;
+
+/// Both loopback families, [`WEB_POOLS`], and `www.example.test A` steered
+/// to web-fra for 81.2.69.0/24 (else web-iad): an answer whose ECS scope
+/// is 24. `server_lines` are added to `[server]`.
+pub fn cidr_steered_config(server_lines: &str) -> String {
+    format!(
+        r#"[server]
+listen = ["127.0.0.1:0", "[::1]:0"]
+zones = "zones"
+workers = 1
+{server_lines}
+[admin]
+listen = "127.0.0.1:0"
+{WEB_POOLS}
+[[steer]]
+name = "www.example.test."
+type = "A"
+pools = ["web-iad", "web-fra"]
+policy = [{{ cidr = {{ "81.2.69.0/24" = ["web-fra"] }} }}, "priority"]
+"#
+    )
+}
