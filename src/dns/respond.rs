@@ -85,13 +85,7 @@ pub fn respond(
                 (id, flags),
                 question_end,
                 None,
-                (
-                    rcode::FORMERR,
-                    Extras {
-                        nsid: &[],
-                        cookie: None,
-                    },
-                ),
+                (rcode::FORMERR, Extras::NONE),
                 out,
             );
         }
@@ -212,6 +206,12 @@ struct Extras<'a> {
 }
 
 impl<'a> Extras<'a> {
+    /// Nothing: for a query whose OPT could not be read.
+    const NONE: Extras<'static> = Extras {
+        nsid: &[],
+        cookie: None,
+    };
+
     /// For answers made before the query's cookie was read.
     fn nsid_only(table: &'a RoutingTable) -> Self {
         Extras {
