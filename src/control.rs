@@ -488,6 +488,9 @@ pub struct Control {
     latency_compiles: Arc<Mutex<LatencyCompiles>>,
     /// Writes of the latency model to its state file.
     latency_saves: Mutex<LatencySaves>,
+    /// Held for a whole save, so that the timer's, the API's and the
+    /// shutdown's never write the same temporary file at once.
+    latency_save_lock: tokio::sync::Mutex<()>,
     /// This node's own measurements to the sites' `latency_target`s.
     active_latency: Arc<latency::active::ActiveLatency>,
     /// Decision counter slots, from the first build on: every reload
@@ -530,6 +533,7 @@ impl Control {
                 steering: Arc::new(built.config.steering.clone()),
             },
         };
+        let latency_state_file = built.config.steering.latency.state_file.clone();
         Self {
             config_path: config_path.to_path_buf(),
             active: Arc::new(built.config),
@@ -546,7 +550,11 @@ impl Control {
             inputs: Arc::new(Mutex::new(built.inputs)),
             compiled_version: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             latency_compiles: Arc::new(Mutex::new(LatencyCompiles::default())),
-            latency_saves: Mutex::default(),
+            latency_saves: Mutex::new(LatencySaves {
+                file: latency_state_file.display().to_string(),
+                ..LatencySaves::default()
+            }),
+            latency_save_lock: tokio::sync::Mutex::new(()),
             active_latency: Arc::default(),
         }
     }
@@ -614,6 +622,7 @@ impl Control {
     /// `POST /latency/save`). A failure is logged, counted in `/status` and
     /// returned; the model stays in memory either way.
     pub async fn save_latency_state(&self) -> Result<LatencySave, String> {
+        let _one_at_a_time = self.latency_save_lock.lock().await;
         let encoding = std::time::Instant::now();
         let Some((mark, bytes)) = self.latency.state_to_save(unix_now()) else {
             return Ok(LatencySave::Unchanged);
@@ -967,16 +976,7 @@ impl Control {
                     compiles: self.latency_compiles(),
                     active: self.active_latency.totals(),
                     node: latency::active::node_rtts(&self.latency, unix_now()),
-                    saves: LatencySaves {
-                        file: self
-                            .active
-                            .steering
-                            .latency
-                            .state_file
-                            .display()
-                            .to_string(),
-                        ..lock(&self.latency_saves).clone()
-                    },
+                    saves: lock(&self.latency_saves).clone(),
                 }
             },
         }
