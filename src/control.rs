@@ -228,6 +228,7 @@ fn with_table_inputs(
         decisions,
         latency: snapshot.as_ref(),
         nsid: &config.server.nsid,
+        rate_limit: config.rate_limit.as_ref(),
     };
     compile(&table_inputs)
 }
@@ -303,6 +304,32 @@ pub struct StatusSnapshot {
     pub latency: LatencyStatus,
     /// The steered names and types, in config order.
     pub steered: Vec<SteeredStatus>,
+    /// The UDP rate limits in force; `null` when `[rate_limit]` is not
+    /// configured. What they did is in `/metrics`.
+    pub rate_limit: Option<RateLimitStatus>,
+}
+
+/// `[rate_limit]` as served, in `/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RateLimitStatus {
+    /// Answers, NODATA and referrals per second per client network and response.
+    pub responses_per_second: u32,
+    /// NXDOMAIN and errors per second per client network.
+    pub errors_per_second: u32,
+    /// Every how many limited responses one is sent truncated (0: none).
+    pub slip: u32,
+    /// Seconds of debt a flooding network can run up.
+    pub window_seconds: u32,
+    /// Client network lengths.
+    pub ipv4_prefix: u8,
+    /// Client network lengths.
+    pub ipv6_prefix: u8,
+    /// Networks never limited.
+    pub exempt: Vec<String>,
+    /// Buckets in the table (fixed at start).
+    pub table_size: usize,
+    /// Counting only.
+    pub dry_run: bool,
 }
 
 /// The latency model in `/status`.
@@ -979,6 +1006,27 @@ impl Control {
                     saves: lock(&self.latency_saves).clone(),
                 }
             },
+            rate_limit: table.rate_limit().map(|limits| RateLimitStatus {
+                responses_per_second: limits.responses_per_second,
+                errors_per_second: limits.errors_per_second,
+                slip: limits.slip,
+                window_seconds: limits.window_seconds,
+                ipv4_prefix: limits.ipv4_prefix,
+                ipv6_prefix: limits.ipv6_prefix,
+                exempt: limits
+                    .exempt
+                    .iter()
+                    .map(|network| format!("{}/{}", network.address, network.prefix_len))
+                    .collect(),
+                table_size: self
+                    .active
+                    .rate_limit
+                    .as_ref()
+                    .map_or(crate::config::rate_limit::DEFAULT_TABLE_SIZE, |active| {
+                        active.table_size
+                    }),
+                dry_run: limits.dry_run,
+            }),
         }
     }
 
@@ -1239,6 +1287,22 @@ fn restart_needed(active: &Config, reloaded: &Config) -> Vec<String> {
         active.steering.latency.state_file.display().to_string(),
         reloaded.steering.latency.state_file.display().to_string(),
     );
+    // The bucket table is made once, at start, whether or not limits are
+    // configured; the limits themselves reload.
+    let table_size = |config: &Config| {
+        config
+            .rate_limit
+            .as_ref()
+            .map_or(crate::config::rate_limit::DEFAULT_TABLE_SIZE, |limits| {
+                limits.table_size
+            })
+            .to_string()
+    };
+    compare(
+        "rate_limit.table_size",
+        table_size(active),
+        table_size(reloaded),
+    );
     warnings
 }
 
@@ -1384,6 +1448,30 @@ mod tests {
             ]
         );
         assert!(restart_needed(&base, &base).is_empty());
+    }
+
+    #[test]
+    fn rate_limits_reload_but_the_table_size_needs_a_restart() {
+        let parse = |text: &str| {
+            config::parse(
+                Path::new("steer.toml"),
+                &format!("[server]\nlisten = [\"127.0.0.1:53\"]\n{text}"),
+            )
+            .expect("valid")
+        };
+        let off = parse("");
+        let on = parse("[rate_limit]\nresponses_per_second = 9\n");
+        let bigger = parse("[rate_limit]\nresponses_per_second = 9\ntable_size = 1000000\n");
+        // Turning limits on or off, or changing them, is a reload.
+        assert!(restart_needed(&off, &on).is_empty());
+        assert!(restart_needed(&on, &off).is_empty());
+        assert_eq!(
+            restart_needed(&on, &bigger),
+            vec![
+                "rate_limit.table_size changed from 262144 to 1048576; still using 262144 \
+                 until steer is restarted"
+            ]
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::dns::{Outcome, Transport};
+use crate::dns::{Outcome, OverLimit, Transport};
 
 /// Response codes counted separately; anything else lands in `other`.
 pub const COUNTED_RCODES: [(u16, &str); 7] = [
@@ -33,6 +33,7 @@ pub const COUNTED_RCODES: [(u16, &str); 7] = [
 ];
 
 const TRANSPORTS: usize = 2;
+const OVER_LIMIT_ACTIONS: usize = OverLimit::ALL.len();
 const SLOTS: usize = COUNTED_RCODES.len() + 1;
 
 /// Decision counters per 128-byte block, the alignment the rest of the
@@ -51,6 +52,8 @@ struct DecisionLine([AtomicU64; SLOTS_PER_LINE]);
 pub struct WorkerCounters {
     answered: [[AtomicU64; SLOTS]; TRANSPORTS],
     dropped: [AtomicU64; TRANSPORTS],
+    /// UDP responses over the rate limit, by [`OverLimit::ALL`] action.
+    over_limit: [AtomicU64; OVER_LIMIT_ACTIONS],
     /// [`DECISION_SLOTS`] counters, allocated once when the worker starts
     /// (128 KiB).
     decisions: Box<[DecisionLine]>,
@@ -61,6 +64,7 @@ impl Default for WorkerCounters {
         Self {
             answered: Default::default(),
             dropped: Default::default(),
+            over_limit: Default::default(),
             decisions: (0..DECISION_SLOTS.div_ceil(SLOTS_PER_LINE))
                 .map(|_| DecisionLine(Default::default()))
                 .collect(),
@@ -88,15 +92,30 @@ impl WorkerCounters {
     pub fn record(&self, transport: Transport, outcome: Outcome) {
         let transport = transport_index(transport);
         match outcome {
-            Outcome::Reply { rcode, decision } => {
-                self.answered[transport][rcode_slot(rcode)].fetch_add(1, Ordering::Relaxed);
-                if let Some(slot) = decision {
-                    self.decision(slot).fetch_add(1, Ordering::Relaxed);
+            Outcome::Reply { rcode, decision } => self.answered(transport, rcode, decision),
+            Outcome::OverLimit {
+                rcode,
+                decision,
+                action,
+            } => {
+                self.over_limit[action as usize].fetch_add(1, Ordering::Relaxed);
+                if action == OverLimit::Dropped {
+                    self.dropped[transport].fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.answered(transport, rcode, decision);
                 }
             }
             Outcome::Drop => {
                 self.dropped[transport].fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    #[inline]
+    fn answered(&self, transport: usize, rcode: u16, decision: Option<DecisionSlot>) {
+        self.answered[transport][rcode_slot(rcode)].fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = decision {
+            self.decision(slot).fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -133,8 +152,11 @@ impl DecisionTotals {
 pub struct QueryTotals {
     /// `[transport][slot]`: transport 0 = udp, 1 = tcp; slot per [`COUNTED_RCODES`], last = other.
     pub answered: [[u64; SLOTS]; TRANSPORTS],
-    /// Packets dropped without an answer, per transport.
+    /// Packets dropped without an answer, per transport (rate-limited
+    /// drops included).
     pub dropped: [u64; TRANSPORTS],
+    /// UDP responses over the rate limit, by [`OverLimit::ALL`] action.
+    pub over_limit: [u64; OVER_LIMIT_ACTIONS],
 }
 
 impl QueryTotals {
@@ -184,6 +206,9 @@ impl Metrics {
                         worker.answered[transport][slot].load(Ordering::Relaxed);
                 }
                 totals.dropped[transport] += worker.dropped[transport].load(Ordering::Relaxed);
+            }
+            for (total, counter) in totals.over_limit.iter_mut().zip(&worker.over_limit) {
+                *total += counter.load(Ordering::Relaxed);
             }
         }
         totals
@@ -273,6 +298,31 @@ mod tests {
         assert_eq!(queries.answered_total(Transport::Udp), 6);
         assert_eq!(queries.answered_total(Transport::Tcp), 3);
         assert_eq!(queries.dropped, [1, 0]);
+    }
+
+    #[test]
+    fn responses_over_the_limit_are_counted_by_action() {
+        let registry = DecisionRegistry::default();
+        let fra = registry.slot(key("fra", Reason::Policy));
+        registry.commit();
+        let metrics = Metrics::default();
+        let worker = metrics.register_worker();
+        let over = |rcode, decision, action| Outcome::OverLimit {
+            rcode,
+            decision,
+            action,
+        };
+        worker.record(Transport::Udp, over(0, None, OverLimit::Dropped));
+        worker.record(Transport::Udp, over(3, None, OverLimit::Dropped));
+        worker.record(Transport::Udp, over(0, None, OverLimit::Slipped));
+        worker.record(Transport::Udp, over(0, Some(fra), OverLimit::Exempt));
+        worker.record(Transport::Udp, over(0, Some(fra), OverLimit::DryRun));
+        let totals = metrics.totals();
+        assert_eq!(totals.over_limit, [2, 1, 1, 1]);
+        // Drops are dropped packets; the rest were answered.
+        assert_eq!(totals.dropped, [2, 0]);
+        assert_eq!(totals.answered_total(Transport::Udp), 3);
+        assert_eq!(metrics.decision_totals(1).count(fra), 2);
     }
 
     #[test]

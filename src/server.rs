@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use crate::admin::{AdminServer, AdminState};
 use crate::config::Config;
 use crate::control::{self, Control, Listeners};
+use crate::dns::rate_limit::Buckets;
 use crate::dns::tcp::{TcpLimits, TcpService};
 use crate::dns::udp::UdpService;
 use crate::health::state_file;
@@ -274,15 +275,28 @@ async fn start_dns(
         ..TcpLimits::default()
     };
     let any_port_chosen_by_kernel = listen.iter().any(|address| address.port() == 0);
+    // Made once, for the life of the process: reloads change the limits,
+    // not the buckets (so a flood gets no fresh allowance from a reload).
+    let buckets =
+        Arc::new(Buckets::new(config.rate_limit.as_ref().map_or(
+            crate::config::rate_limit::DEFAULT_TABLE_SIZE,
+            |limits| limits.table_size,
+        )));
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let udp = UdpService::start(listen, config.server.workers, control.table(), metrics)
-            .map_err(|source| StartError::Listen {
-                what: "DNS over UDP",
-                addresses: join(listen),
-                source,
-            })?;
+        let udp = UdpService::start(
+            listen,
+            config.server.workers,
+            control.table(),
+            Arc::clone(&buckets),
+            metrics,
+        )
+        .map_err(|source| StartError::Listen {
+            what: "DNS over UDP",
+            addresses: join(listen),
+            source,
+        })?;
         let tcp_addresses = udp.local_addrs().to_vec();
         match TcpService::start(&tcp_addresses, limits.clone(), control.table(), metrics).await {
             Ok(tcp) => return Ok((udp, tcp)),

@@ -1,7 +1,8 @@
 //! The query path does not allocate in the steady state: once its output
 //! buffer has grown to size, answering any query, static or steered, with
 //! or without Client Subnet, NSID or a cookie, over either transport,
-//! malformed or not, makes no heap allocation. Counted by a global allocator that tallies the
+//! malformed or not, under UDP rate limits or not (answered, dropped,
+//! truncated or exempt), makes no heap allocation. Counted by a global allocator that tallies the
 //! allocations of the thread they happen on, so nothing else running in
 //! the test binary can add to or hide from the count.
 
@@ -15,7 +16,8 @@ use std::path::Path;
 use hickory_proto::op::{Edns, Message, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption, NSIDPayload};
 use hickory_proto::rr::{Name, RecordType};
-use steer::dns::{Outcome, Transport, respond};
+use steer::dns::rate_limit::Buckets;
+use steer::dns::{Transport, respond, respond_udp};
 use steer::health::AdminState;
 use steer::table::RoutingTable;
 
@@ -151,8 +153,15 @@ fn queries(names: &[(String, RecordType)]) -> Vec<Vec<u8>> {
     packets
 }
 
-/// Answers every query over both transports from a few client addresses.
-fn answer_all(table: &RoutingTable, packets: &[Vec<u8>], out: &mut Vec<u8>) -> usize {
+/// Answers every query over both transports from a few client addresses,
+/// UDP as the workers do (through the rate limiter, which lets everything
+/// through when the table has no limits).
+fn answer_all(
+    table: &RoutingTable,
+    buckets: &Buckets,
+    packets: &[Vec<u8>],
+    out: &mut Vec<u8>,
+) -> usize {
     let sources: [IpAddr; 3] = [
         "192.0.2.7".parse().expect("address"),
         "81.2.69.160".parse().expect("address"),
@@ -160,15 +169,35 @@ fn answer_all(table: &RoutingTable, packets: &[Vec<u8>], out: &mut Vec<u8>) -> u
     ];
     let mut replies = 0;
     for packet in packets {
-        for transport in [Transport::Udp, Transport::Tcp] {
-            for source in sources {
-                if let Outcome::Reply { .. } = respond(table, packet, transport, source, out) {
-                    replies += 1;
-                }
-            }
+        for source in sources {
+            let udp = respond_udp(table, buckets, packet, source, out);
+            let tcp = respond(table, packet, Transport::Tcp, source, out);
+            replies += usize::from(udp.is_sent()) + usize::from(tcp.is_sent());
         }
     }
     replies
+}
+
+/// The bundled example with UDP rate limits low enough that the passes
+/// below are mostly over them: some responses dropped, some truncated,
+/// one client network exempt.
+fn rate_limited_example(directory: &Path) -> std::path::PathBuf {
+    let crate_root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for part in ["zones", "geoip"] {
+        std::fs::create_dir_all(directory.join(part)).expect("create a directory");
+        common::copy_tree(&crate_root.join(part), &directory.join(part));
+    }
+    let config = std::fs::read_to_string(crate_root.join("steer.toml")).expect("steer.toml");
+    let path = directory.join("steer.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{config}\n[rate_limit]\nresponses_per_second = 2\nerrors_per_second = 1\n\
+             slip = 3\nexempt = [\"81.2.69.0/24\"]\n"
+        ),
+    )
+    .expect("write the config");
+    path
 }
 
 #[test]
@@ -190,9 +219,11 @@ fn answering_allocates_nothing_once_warm() {
     // with its GeoIP database built as they build it.
     let fixture = tempfile::tempdir().expect("temporary directory");
     common::copy_steering_fixture("tests/fixtures/steering", fixture.path());
+    let limited = tempfile::tempdir().expect("temporary directory");
     for config in [
         crate_root.join("steer.toml"),
         fixture.path().join("steer.toml"),
+        rate_limited_example(limited.path()),
     ] {
         let (table, mut names) = table_of(&config);
         let config = config.display();
@@ -200,12 +231,14 @@ fn answering_allocates_nothing_once_warm() {
         let packets = queries(&names);
         // As a worker holds it: sized once, reused for every answer.
         let mut out = Vec::with_capacity(65_535);
-        let warm = answer_all(&table, &packets, &mut out);
+        // As the server makes it: once, before the workers start.
+        let buckets = Buckets::new(1 << 16);
+        let warm = answer_all(&table, &buckets, &packets, &mut out);
         assert!(warm > packets.len(), "{config}: most queries are answered");
 
         let before = allocations();
         for _ in 0..20 {
-            answer_all(&table, &packets, &mut out);
+            answer_all(&table, &buckets, &packets, &mut out);
         }
         let made = allocations() - before;
         assert_eq!(

@@ -65,6 +65,9 @@ fn respond_checked(packet: &[u8], transport: Transport) -> Result<Option<Vec<u8>
     let outcome = respond(table, packet, transport, SOURCE, &mut out);
     let droppable = packet.len() < 12 || packet[2] & 0x80 != 0;
     match outcome {
+        Outcome::OverLimit { .. } => Err(TestCaseError::fail(
+            "respond() limited a response; only respond_udp() may",
+        )),
         Outcome::Drop => {
             prop_assert!(
                 droppable,

@@ -47,6 +47,9 @@ fuzz_target!(|packet: &[u8]| {
         );
         let droppable = packet.len() < 12 || packet[2] & 0x80 != 0;
         match outcome {
+            Outcome::OverLimit { .. } => {
+                panic!("respond() limited a response; only respond_udp() may")
+            }
             Outcome::Drop => assert!(droppable, "dropped a query with a header"),
             Outcome::Reply { rcode, .. } => {
                 assert!(

@@ -38,13 +38,26 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
         &mut out,
         "steer_dropped_total",
         "counter",
-        "Packets dropped without a response (no readable header, or a response).",
+        "Packets dropped without a response (no readable header, a response, or over the rate limit).",
     );
     for (transport_index, transport) in QueryTotals::TRANSPORT_NAMES.iter().enumerate() {
         line(
             &mut out,
             &format!("steer_dropped_total{{transport=\"{transport}\"}}"),
             totals.dropped[transport_index],
+        );
+    }
+    header(
+        &mut out,
+        "steer_rate_limited_total",
+        "counter",
+        "UDP responses over [rate_limit], by what became of them: dropped, slipped (sent truncated), exempt or dry_run (sent whole).",
+    );
+    for (action, count) in crate::dns::OverLimit::ALL.iter().zip(totals.over_limit) {
+        line(
+            &mut out,
+            &format!("steer_rate_limited_total{{action=\"{}\"}}", action.name()),
+            count,
         );
     }
     header(
@@ -433,6 +446,7 @@ mod tests {
         totals.answered[1][3] = 2;
         totals.answered[0][7] = 1;
         totals.dropped[1] = 4;
+        totals.over_limit = [5, 6, 0, 1];
         let status = StatusSnapshot {
             generation: 3,
             zones: vec![
@@ -549,6 +563,7 @@ mod tests {
                 record_type: "A".into(),
                 pools: vec!["web-fra".into()],
             }],
+            rate_limit: None,
         };
         let text = render(&totals, &status);
         for expected in [
@@ -560,6 +575,11 @@ mod tests {
             "steer_queries_total{transport=\"tcp\",rcode=\"BADVERS\"} 0\n",
             "steer_dropped_total{transport=\"udp\"} 0\n",
             "steer_dropped_total{transport=\"tcp\"} 4\n",
+            "# TYPE steer_rate_limited_total counter\n",
+            "steer_rate_limited_total{action=\"dropped\"} 5\n",
+            "steer_rate_limited_total{action=\"slipped\"} 6\n",
+            "steer_rate_limited_total{action=\"exempt\"} 0\n",
+            "steer_rate_limited_total{action=\"dry_run\"} 1\n",
             "steer_reloads_total{result=\"ok\"} 2\n",
             "steer_reloads_total{result=\"failed\"} 1\n",
             "# TYPE steer_table_generation gauge\n",

@@ -16,6 +16,7 @@
 
 mod duration;
 mod error;
+pub mod rate_limit;
 pub mod spec;
 pub mod steering;
 
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 pub use duration::parse_duration;
 pub use error::ConfigError;
+pub use rate_limit::RateLimitConfig;
 use spec::{AdminSpec, ServerSpec, Spec};
 use steering::SteeringConfig;
 
@@ -53,6 +55,8 @@ pub struct Config {
     /// `[geoip]`, `[ecs]`, `[sites]`, `[pools]` and `[[steer]]`; empty when
     /// the file has none of them.
     pub steering: SteeringConfig,
+    /// `[rate_limit]`; `None`: responses are never rate limited.
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 /// `[server]`, validated.
@@ -130,12 +134,16 @@ fn validate(path: &Path, mut spec: Spec) -> Result<Config, Vec<ConfigError>> {
     let server = validate_server(path, base, spec.server, &mut errors);
     let admin = validate_admin(path, base, spec.admin, &server.listen, &mut errors);
     let steering = steering::validate(path, base, steering_spec, &mut errors);
+    let rate_limit = spec
+        .rate_limit
+        .map(|rate_limit| rate_limit::validate(path, rate_limit, &mut errors));
     if errors.is_empty() {
         Ok(Config {
             file: path.to_path_buf(),
             server,
             admin,
             steering,
+            rate_limit,
         })
     } else {
         Err(errors)

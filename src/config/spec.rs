@@ -55,6 +55,9 @@ pub struct Spec {
     /// `[latency]`: measured latency for the `latency` step.
     #[serde(default)]
     pub latency: Option<LatencySpec>,
+    /// `[rate_limit]`: response rate limiting over UDP. Off when absent.
+    #[serde(default)]
+    pub rate_limit: Option<super::rate_limit::RateLimitSpec>,
 }
 
 impl Spec {

@@ -218,7 +218,7 @@ fn unknown_key_names_its_path_and_line() {
         errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\n\n[admn]\n"),
         vec![
             "conf/steer.toml:4: unknown key admn, expected one of server, admin, geoip, ecs, \
-             sites, pools, steer, probes, health, latency"
+             sites, pools, steer, probes, health, latency, rate_limit"
         ]
     );
 }
@@ -302,4 +302,88 @@ fn bundled_example_is_valid() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("zones")
     );
     assert_eq!(config.admin.listen, DEFAULT_ADMIN_LISTEN);
+}
+
+#[test]
+fn rate_limit_is_off_unless_configured_and_has_defaults() {
+    let config = config_of("[server]\nlisten = [\"127.0.0.1:5300\"]\n");
+    assert_eq!(config.rate_limit, None);
+    let config = config_of(
+        "[server]\nlisten = [\"127.0.0.1:5300\"]\n[rate_limit]\nresponses_per_second = 20\n",
+    );
+    assert_eq!(
+        config.rate_limit,
+        Some(RateLimitConfig {
+            responses_per_second: 20,
+            errors_per_second: 20,
+            slip: 2,
+            window_seconds: 15,
+            ipv4_prefix: 24,
+            ipv6_prefix: 56,
+            exempt: Vec::new(),
+            table_size: rate_limit::DEFAULT_TABLE_SIZE,
+            dry_run: false,
+        })
+    );
+    let config = config_of(
+        r#"
+[server]
+listen = ["127.0.0.1:5300"]
+[rate_limit]
+responses_per_second = 5
+errors_per_second = 2
+slip = 0
+window = "5s"
+ipv4_prefix = 32
+ipv6_prefix = 64
+exempt = ["10.0.0.0/8", "2001:db8::/32"]
+table_size = 5000
+dry_run = true
+"#,
+    );
+    let limits = config.rate_limit.expect("configured");
+    assert_eq!(limits.errors_per_second, 2);
+    assert_eq!(limits.slip, 0);
+    assert_eq!(limits.window_seconds, 5);
+    assert_eq!((limits.ipv4_prefix, limits.ipv6_prefix), (32, 64));
+    assert_eq!(limits.exempt.len(), 2);
+    // Rounded up to a power of two.
+    assert_eq!(limits.table_size, 8192);
+    assert!(limits.dry_run);
+}
+
+#[test]
+fn rate_limit_values_are_checked_with_their_key_paths() {
+    let errors = errors_of(
+        r#"
+[server]
+listen = ["127.0.0.1:5300"]
+[rate_limit]
+responses_per_second = 0
+errors_per_second = 1000000
+slip = 11
+window = "500ms"
+ipv4_prefix = 7
+ipv6_prefix = 129
+exempt = ["10.0.0.1/8", "nonsense"]
+table_size = 10
+"#,
+    );
+    assert_eq!(
+        errors,
+        [
+            "conf/steer.toml: rate_limit.responses_per_second: must be between 1 and 100000, not 0",
+            "conf/steer.toml: rate_limit.errors_per_second: must be between 1 and 100000, not 1000000",
+            "conf/steer.toml: rate_limit.slip: must be between 0 and 10 (0 drops every limited response), not 11",
+            "conf/steer.toml: rate_limit.ipv4_prefix: must be between 8 and 32, not 7",
+            "conf/steer.toml: rate_limit.ipv6_prefix: must be between 16 and 128, not 129",
+            "conf/steer.toml: rate_limit.table_size: must be between 1024 and 67108864, not 10",
+            "conf/steer.toml: rate_limit.window: must be whole seconds from 1s to 60s",
+            "conf/steer.toml: rate_limit.exempt[0]: prefix \"10.0.0.1/8\" has bits set beyond its length; did you mean 10.0.0.0/8?",
+            "conf/steer.toml: rate_limit.exempt[1]: invalid prefix \"nonsense\": expected an address and a length, e.g. 192.0.2.0/24 or 2001:db8::/32",
+        ]
+    );
+    let missing = errors_of("[server]\nlisten = [\"127.0.0.1:5300\"]\n[rate_limit]\nslip = 1\n");
+    assert_eq!(missing.len(), 1);
+    assert!(missing[0].contains("responses_per_second"), "{missing:?}");
 }

@@ -7,7 +7,9 @@
 //! but never requires them: it answers a query without one, or with a
 //! stale or foreign one, as it answers any other, and never sends
 //! BADCOOKIE. So the secret need not be shared between nodes, and each
-//! process draws its own.
+//! process draws its own. What a valid server cookie buys is exemption
+//! from the UDP rate limits ([`super::rate_limit`]): it proves that the
+//! client received an earlier answer at its address.
 //!
 //! The server cookie is RFC 9018's version 1: version, three reserved
 //! bytes, a timestamp, and SipHash-2-4 keyed by the secret over the client
@@ -74,6 +76,32 @@ pub fn response_cookie(
     // implementation writes it and RFC 9018's examples show it.
     cookie[16..].copy_from_slice(&hasher.finish().to_le_bytes());
     cookie
+}
+
+/// Whether a query's COOKIE option data carries a server cookie this
+/// process issued to `address` (RFC 9018 §4.3): version 1, a timestamp
+/// from the last hour (or up to five minutes ahead, for clocks that step),
+/// and the hash over the client cookie, those bytes and the address. Such
+/// a client has received an earlier response at that address, so the
+/// address is not forged.
+pub fn is_valid_server_cookie(secret: &[u8; 16], option: &[u8], address: IpAddr, now: u64) -> bool {
+    let Ok(option) = <&[u8; RESPONSE_COOKIE_LEN]>::try_from(option) else {
+        return false;
+    };
+    if option[8] != 1 {
+        return false;
+    }
+    let timestamp = u32::from_be_bytes([option[12], option[13], option[14], option[15]]);
+    // Serial-number arithmetic (RFC 1982): the timestamp wraps in 2106.
+    let age = (now as u32).wrapping_sub(timestamp) as i32;
+    if !(-300..=3600).contains(&age) {
+        return false;
+    }
+    let mut client = [0; CLIENT_COOKIE_LEN];
+    client.copy_from_slice(&option[..CLIENT_COOKIE_LEN]);
+    let expected = response_cookie(secret, &client, address, u64::from(timestamp));
+    // The reserved bytes are hashed, so a cookie with them changed fails here.
+    expected[8..] == option[8..]
 }
 
 /// This process's cookie secret, drawn from the system's random source the
@@ -160,6 +188,49 @@ mod tests {
         for other in others {
             assert_ne!(base[16..], other[16..]);
         }
+    }
+
+    #[test]
+    fn only_fresh_server_cookies_of_this_secret_and_address_are_valid() {
+        let secret = [7; 16];
+        let client = [1, 2, 3, 4, 5, 6, 7, 8];
+        let address: IpAddr = "192.0.2.53".parse().expect("address");
+        let now = 1_800_000_000;
+        let issued = response_cookie(&secret, &client, address, now);
+        assert!(is_valid_server_cookie(&secret, &issued, address, now));
+        assert!(is_valid_server_cookie(
+            &secret,
+            &issued,
+            address,
+            now + 3600
+        ));
+        assert!(is_valid_server_cookie(&secret, &issued, address, now - 300));
+        // Too old, too far ahead.
+        assert!(!is_valid_server_cookie(
+            &secret,
+            &issued,
+            address,
+            now + 3601
+        ));
+        assert!(!is_valid_server_cookie(
+            &secret,
+            &issued,
+            address,
+            now - 301
+        ));
+        // Another address, another secret, a changed byte, a client cookie alone.
+        let other: IpAddr = "192.0.2.54".parse().expect("address");
+        assert!(!is_valid_server_cookie(&secret, &issued, other, now));
+        assert!(!is_valid_server_cookie(&[8; 16], &issued, address, now));
+        for index in 8..RESPONSE_COOKIE_LEN {
+            let mut changed = issued;
+            changed[index] ^= 1;
+            assert!(
+                !is_valid_server_cookie(&secret, &changed, address, now),
+                "byte {index}"
+            );
+        }
+        assert!(!is_valid_server_cookie(&secret, &issued[..8], address, now));
     }
 
     #[test]

@@ -2,19 +2,21 @@
 //!
 //! [`respond`] turns one query packet into one response packet using the
 //! current [`RoutingTable`]. The transports ([`udp`], [`tcp`]) call it with a
-//! reused output buffer. It never locks, never allocates once the buffer has
+//! reused output buffer; UDP goes through [`respond_udp`], which holds
+//! responses to the table's rate limits ([`rate_limit`]). It never locks, never allocates once the buffer has
 //! grown to its working size, never logs per query and never panics on
 //! network input: malformed queries get FORMERR, and packets without a
 //! readable header (or that are responses) are dropped.
 
 pub mod cookie;
 pub mod ecs;
+pub mod rate_limit;
 pub mod respond;
 pub mod tcp;
 pub mod udp;
 pub mod wire;
 
-pub use respond::respond;
+pub use respond::{respond, respond_udp};
 
 use crate::metrics::DecisionSlot;
 
@@ -40,6 +42,63 @@ pub enum Outcome {
         /// sends the reply adds one to it.
         decision: Option<DecisionSlot>,
     },
+    /// A response over its rate limit (UDP only): sent truncated, sent
+    /// whole because the client is exempt, or sent whole in a dry run, or
+    /// not sent at all.
+    OverLimit {
+        /// The response code of the response it would have been.
+        rcode: u16,
+        /// As for [`Outcome::Reply`]; `None` when no answer was sent.
+        decision: Option<DecisionSlot>,
+        /// What became of it.
+        action: OverLimit,
+    },
     /// Nothing to send (no readable header, or the packet was a response).
     Drop,
+}
+
+impl Outcome {
+    /// Whether a response is in the output buffer to be sent.
+    #[inline]
+    pub fn is_sent(self) -> bool {
+        match self {
+            Outcome::Reply { .. } => true,
+            Outcome::OverLimit { action, .. } => action != OverLimit::Dropped,
+            Outcome::Drop => false,
+        }
+    }
+}
+
+/// What became of a response over its rate limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverLimit {
+    /// Not sent.
+    Dropped,
+    /// Sent truncated (TC, no records), so a real client retries over TCP.
+    Slipped,
+    /// Sent whole: the client is in `rate_limit.exempt` or showed a valid
+    /// server cookie.
+    Exempt,
+    /// Sent whole: `rate_limit.dry_run`.
+    DryRun,
+}
+
+impl OverLimit {
+    /// Every action, in the order metrics list them.
+    pub const ALL: [OverLimit; 4] = [
+        OverLimit::Dropped,
+        OverLimit::Slipped,
+        OverLimit::Exempt,
+        OverLimit::DryRun,
+    ];
+
+    /// The metrics label.
+    pub fn name(self) -> &'static str {
+        match self {
+            OverLimit::Dropped => "dropped",
+            OverLimit::Slipped => "slipped",
+            OverLimit::Exempt => "exempt",
+            OverLimit::DryRun => "dry_run",
+        }
+    }
 }

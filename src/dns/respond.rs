@@ -12,11 +12,12 @@ use std::net::IpAddr;
 
 use super::cookie::{self, MalformedCookie, RESPONSE_COOKIE_LEN};
 use super::ecs::{ClientSubnet, MalformedSubnet};
+use super::rate_limit::{self, Buckets, Class, Kind, Verdict};
 use super::wire::{
     self, Edns, HEADER_LEN, ParseError, Query, TYPE_AXFR, TYPE_IXFR, TYPE_MAILA, TYPE_MAILB,
     TYPE_OPT, flags,
 };
-use super::{Outcome, Transport};
+use super::{Outcome, OverLimit, Transport};
 use crate::table::{Lookup, RoutingTable, Selected, SteeredLookup};
 
 /// Response codes written by the data plane.
@@ -46,14 +47,101 @@ const OPT_LEN: usize = 11;
 
 const CLASS_IN: u16 = 1;
 
+/// Marks a steered name's rate-limit identity (its policy's number).
+const STEERED_IDENTITY: u32 = 1 << 31;
+
 /// Answers one query packet into `out` (cleared first). `source` is the
 /// packet's source address (the client location when no ECS is present).
+/// Nothing is rate limited here: TCP needs no limit, and UDP goes through
+/// [`respond_udp`].
 pub fn respond(
     table: &RoutingTable,
     packet: &[u8],
     transport: Transport,
     source: IpAddr,
     out: &mut Vec<u8>,
+) -> Outcome {
+    answer(
+        table,
+        packet,
+        transport,
+        source,
+        out,
+        &mut Charge::default(),
+    )
+}
+
+/// Answers one query that came over UDP, under `[rate_limit]` when the
+/// table has one: the response is charged to its bucket in `buckets`, and
+/// over the limit it is dropped or sent truncated (see
+/// [`super::rate_limit`]), unless the client is exempt or showed a valid
+/// server cookie (RFC 7873: its address is not forged).
+pub fn respond_udp(
+    table: &RoutingTable,
+    buckets: &Buckets,
+    packet: &[u8],
+    source: IpAddr,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let Some(limits) = table.rate_limit() else {
+        return respond(table, packet, Transport::Udp, source, out);
+    };
+    let mut charge = Charge {
+        check_cookie: true,
+        ..Charge::default()
+    };
+    let outcome = answer(table, packet, Transport::Udp, source, out, &mut charge);
+    let Outcome::Reply { rcode, decision } = outcome else {
+        return outcome;
+    };
+    let action = match buckets.charge(limits, source, charge.class, buckets.now()) {
+        Verdict::Send => return outcome,
+        _ if charge.cookie_valid || rate_limit::is_exempt(limits, source) => OverLimit::Exempt,
+        _ if limits.dry_run => OverLimit::DryRun,
+        Verdict::Drop => OverLimit::Dropped,
+        Verdict::Slip => {
+            strip_records(out);
+            OverLimit::Slipped
+        }
+    };
+    Outcome::OverLimit {
+        rcode,
+        // Only a whole answer counts as the policy's decision.
+        decision: decision.filter(|_| matches!(action, OverLimit::Exempt | OverLimit::DryRun)),
+        action,
+    }
+}
+
+/// What [`answer`] tells the rate limiter about the response it wrote.
+#[derive(Clone, Copy, Debug)]
+struct Charge {
+    /// The bucket the response is charged to (errors unless a path says
+    /// otherwise).
+    class: Class,
+    /// Check the query's server cookie (only the rate limiter needs it).
+    check_cookie: bool,
+    /// The query showed a server cookie this process issued to its source.
+    cookie_valid: bool,
+}
+
+impl Default for Charge {
+    fn default() -> Self {
+        Charge {
+            class: Class::ERROR,
+            check_cookie: false,
+            cookie_valid: false,
+        }
+    }
+}
+
+/// Answers one query into `out`, noting in `charge` what the response is.
+fn answer(
+    table: &RoutingTable,
+    packet: &[u8],
+    transport: Transport,
+    source: IpAddr,
+    out: &mut Vec<u8>,
+    charge: &mut Charge,
 ) -> Outcome {
     out.clear();
     let query = match wire::parse_query(packet) {
@@ -113,12 +201,24 @@ pub fn respond(
     let cookie = match query.edns.and_then(|edns| edns.cookie) {
         None => None,
         Some((start, end)) => match cookie::client_cookie(&packet[start..end]) {
-            Ok(client) => Some(cookie::response_cookie(
-                table.cookie_secret(),
-                &client,
-                source.to_canonical(),
-                crate::unix_now(),
-            )),
+            Ok(client) => {
+                let now = crate::unix_now();
+                let address = source.to_canonical();
+                if charge.check_cookie {
+                    charge.cookie_valid = cookie::is_valid_server_cookie(
+                        table.cookie_secret(),
+                        &packet[start..end],
+                        address,
+                        now,
+                    );
+                }
+                Some(cookie::response_cookie(
+                    table.cookie_secret(),
+                    &client,
+                    address,
+                    now,
+                ))
+            }
             // RFC 7873 §5.2.2.
             Err(MalformedCookie) => return early(rcode::FORMERR, out),
         },
@@ -155,9 +255,21 @@ pub fn respond(
                 subnet.as_ref(),
                 client,
                 steered,
-                out,
+                (out, charge),
             );
         }
+    };
+    charge.class = Class {
+        kind: if answer.rcode == rcode::NXDOMAIN as u8 {
+            Kind::NxDomain
+        } else if !answer.authoritative {
+            Kind::Referral
+        } else if answer.counts[0] == 0 {
+            Kind::NoData
+        } else {
+            Kind::Answer
+        },
+        identity: answer.key(),
     };
     // Static data is the same for every client: scope 0 (RFC 7871 §7.2.1).
     let ecs = subnet.as_ref().map(|subnet| (subnet, 0u8));
@@ -240,7 +352,7 @@ fn respond_steered(
     subnet: Option<&ClientSubnet>,
     client: Client,
     steered: SteeredLookup<'_>,
-    out: &mut Vec<u8>,
+    (out, charge): (&mut Vec<u8>, &mut Charge),
 ) -> Outcome {
     let question = &packet[HEADER_LEN..query.question_end];
     // The header is written last, once the counts are known.
@@ -250,10 +362,21 @@ fn respond_steered(
     let (selected, scope) = steered.policy.select(steered.health, client.address, out);
     let mut response_flags = flags::QR | (query.flags & (flags::RD | flags::CD)) | flags::AA;
     let (rcode, mut counts) = match selected {
-        Selected::Records { count, .. } => (rcode::NOERROR, [count, 0, 0]),
+        Selected::Records { count, .. } => {
+            charge.class = Class {
+                kind: Kind::Answer,
+                // Apart from static sections' offsets, which are far below.
+                identity: STEERED_IDENTITY | steered.key,
+            };
+            (rcode::NOERROR, [count, 0, 0])
+        }
         Selected::NoData { .. } => {
             out.truncate(records_start);
             steered.nodata.write(out, query.name.as_bytes().len());
+            charge.class = Class {
+                kind: Kind::NoData,
+                identity: steered.nodata.key(),
+            };
             (rcode::NOERROR, steered.nodata.counts)
         }
         Selected::ServFail { .. } => {
@@ -445,5 +568,69 @@ fn header_only(
     Outcome::Reply {
         rcode,
         decision: None,
+    }
+}
+
+/// Turns the response in `out` into its truncated form for a slip: TC set,
+/// every record but the OPT removed (so the client keeps its cookie and
+/// learns our payload size). The response is one Steer wrote, but it is
+/// read defensively: anything unexpected leaves the question alone.
+fn strip_records(out: &mut Vec<u8>) {
+    let count = |out: &[u8], at: usize| usize::from(u16::from_be_bytes([out[at], out[at + 1]]));
+    if out.len() < HEADER_LEN {
+        return;
+    }
+    let records = count(out, 6) + count(out, 8) + count(out, 10);
+    let mut at = HEADER_LEN;
+    if count(out, 4) > 0 {
+        match skip_name(out, at) {
+            Some(end) => at = end + 4,
+            None => return,
+        }
+    }
+    let question_end = at.min(out.len());
+    let mut opt = None;
+    for _ in 0..records {
+        let start = at;
+        let Some(end) = skip_name(out, at) else { break };
+        let Some(fixed) = out.get(end..end + 10) else {
+            break;
+        };
+        let record_type = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let data_len = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        at = end + 10 + data_len;
+        if at > out.len() {
+            break;
+        }
+        if record_type == TYPE_OPT {
+            opt = Some(start..at);
+        }
+    }
+    let kept = match opt {
+        Some(range) => {
+            let length = range.len();
+            out.copy_within(range, question_end);
+            length
+        }
+        None => 0,
+    };
+    out.truncate(question_end + kept);
+    let flags = u16::from_be_bytes([out[2], out[3]]) | flags::TC;
+    out[2..4].copy_from_slice(&flags.to_be_bytes());
+    out[6..10].fill(0);
+    out[10..12].copy_from_slice(&u16::from(kept > 0).to_be_bytes());
+}
+
+/// The offset just past the (possibly compressed) name at `at`.
+fn skip_name(bytes: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let length = *bytes.get(at)?;
+        match length {
+            0 => return Some(at + 1),
+            1..=63 => at += 1 + usize::from(length),
+            // A compression pointer ends the name.
+            0xC0..=0xFF => return Some(at + 2),
+            _ => return None,
+        }
     }
 }

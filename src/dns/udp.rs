@@ -39,6 +39,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::rate_limit::Buckets;
 use super::{Outcome, Transport};
 use crate::metrics::{Metrics, WorkerCounters};
 use crate::table::RoutingTable;
@@ -78,6 +79,8 @@ impl UdpService {
     /// `IPV6_V6ONLY`) and starts one OS thread per socket, named
     /// `steer-udp-N`. Port 0 is allowed: the first socket of an address picks
     /// the port, the others bind to it; [`UdpService::local_addrs`] reports it.
+    /// Every worker charges responses to `buckets` under the served table's
+    /// `[rate_limit]`.
     ///
     /// # Errors
     ///
@@ -87,6 +90,7 @@ impl UdpService {
         addresses: &[SocketAddr],
         workers: usize,
         table: Arc<ArcSwap<RoutingTable>>,
+        buckets: Arc<Buckets>,
         metrics: &Metrics,
     ) -> io::Result<UdpService> {
         start_with(
@@ -94,11 +98,13 @@ impl UdpService {
             workers,
             metrics,
             move || table.load(),
-            |table: &arc_swap::Guard<Arc<RoutingTable>>,
-             packet: &[u8],
-             transport: Transport,
-             source: IpAddr,
-             out: &mut Vec<u8>| super::respond(table, packet, transport, source, out),
+            move |table: &arc_swap::Guard<Arc<RoutingTable>>,
+                  packet: &[u8],
+                  _: Transport,
+                  source: IpAddr,
+                  out: &mut Vec<u8>| {
+                super::respond_udp(table, &buckets, packet, source, out)
+            },
         )
     }
 
@@ -485,10 +491,10 @@ impl Batch {
                 continue;
             };
             let outcome = answer(snapshot, query, Transport::Udp, source, &mut slot.response);
-            let Outcome::Reply { .. } = outcome else {
-                counters.record(Transport::Udp, Outcome::Drop);
+            if !outcome.is_sent() {
+                counters.record(Transport::Udp, outcome);
                 continue;
-            };
+            }
 
             let destination = if wildcard {
                 read_destination(&slot.receive_control, control_length_of(message))

@@ -19,6 +19,7 @@ use super::{
     FIRST, NONE, Node, Prepared, Reply, RoutingTable, STEERED, Section, Sections, ZoneData,
     ZoneReplies, ZoneSummary, rcode,
 };
+use crate::config::RateLimitConfig;
 use crate::config::steering::{SteeredType, SteeringConfig, Step};
 use crate::geo::GeoDatabase;
 use crate::geo::location_maps::LocationMaps;
@@ -615,6 +616,8 @@ pub struct Inputs<'input> {
     pub latency: Option<&'input LatencySnapshot>,
     /// `server.nsid`: the identifier answered to NSID queries (empty: none).
     pub nsid: &'input [u8],
+    /// `[rate_limit]`, when configured.
+    pub rate_limit: Option<&'input RateLimitConfig>,
 }
 
 /// The steering part of a table: every steered name's compiled policy, and
@@ -801,6 +804,7 @@ pub(super) fn compile(
             ecs_limits: (steering.ecs.max_source_v4, steering.ecs.max_source_v6),
             nsid: inputs.nsid.into(),
             cookie_secret: crate::dns::cookie::process_secret(),
+            rate_limit: inputs.rate_limit.cloned(),
         }),
         policies,
         health,
@@ -951,6 +955,7 @@ impl RoutingTable {
             decisions: &decisions,
             latency: None,
             nsid: &[],
+            rate_limit: None,
         };
         compile(zones, &inputs, generation)
     }

@@ -25,6 +25,7 @@ use crate::health::HealthView;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::config::RateLimitConfig;
 use crate::dns::Transport;
 use index::NameIndex;
 
@@ -162,6 +163,8 @@ pub struct SteeredLookup<'table> {
     pub health: &'table HealthView,
     /// The zone's NODATA answer.
     pub nodata: Answer<'table>,
+    /// The policy's number: which steered name this is, for rate limiting.
+    pub key: u32,
 }
 
 /// Pre-encoded records to append after the question.
@@ -176,9 +179,20 @@ pub struct Answer<'table> {
     bytes: &'table [u8],
     fixups: &'table [u16],
     assumed_question_len: u8,
+    /// Where the section starts in the table's bytes: the same for every
+    /// name that gets this section, and across recompiles of the same
+    /// zones.
+    key: u32,
 }
 
 impl Answer<'_> {
+    /// Which response this is, for rate limiting: one RRset, one zone's
+    /// NXDOMAIN, one wildcard's records, one referral.
+    #[inline]
+    pub fn key(&self) -> u32 {
+        self.key
+    }
+
     /// Length the section adds to the response.
     #[inline]
     pub fn len(&self) -> usize {
@@ -236,6 +250,8 @@ struct ZoneData {
     nsid: Box<[u8]>,
     /// The key of the server cookies this process issues (RFC 9018).
     cookie_secret: [u8; 16],
+    /// `[rate_limit]`: the limits UDP responses are held to.
+    rate_limit: Option<RateLimitConfig>,
 }
 
 /// Record type codes the lookup treats specially.
@@ -259,6 +275,7 @@ impl RoutingTable {
                 ecs_limits: (24, 56),
                 nsid: Box::default(),
                 cookie_secret: crate::dns::cookie::process_secret(),
+                rate_limit: None,
             }),
             policies: Vec::new(),
             health: HealthView::default(),
@@ -277,6 +294,23 @@ impl RoutingTable {
     #[inline]
     pub fn nsid(&self) -> &[u8] {
         &self.data.nsid
+    }
+
+    /// The limits UDP responses are held to, when `[rate_limit]` is
+    /// configured.
+    #[inline]
+    pub fn rate_limit(&self) -> Option<&RateLimitConfig> {
+        self.data.rate_limit.as_ref()
+    }
+
+    /// This table with `limits` in force (tests build tables from zones
+    /// alone).
+    #[cfg(test)]
+    pub(crate) fn with_rate_limit(mut self, limits: RateLimitConfig) -> Self {
+        Arc::get_mut(&mut self.data)
+            .expect("a table just compiled is not shared")
+            .rate_limit = Some(limits);
+        self
     }
 
     /// The key of this process's server cookies (drawn when the first
@@ -325,6 +359,7 @@ impl RoutingTable {
             bytes: &self.data.section_bytes[start..start + usize::from(section.length)],
             fixups: &self.data.fixups[fixup_start..fixup_start + usize::from(section.fixup_count)],
             assumed_question_len: section.assumed_question_len,
+            key: section.start,
         }
     }
 
@@ -373,6 +408,7 @@ impl RoutingTable {
             policy: &self.policies[reply.section.start as usize],
             health: &self.health,
             nodata: self.answer(nodata),
+            key: reply.section.start,
         })
     }
 

@@ -498,3 +498,232 @@ fn class_and_transfer_types_are_refused() {
     );
     assert_eq!(response.metadata.response_code, ResponseCode::Refused);
 }
+
+mod rate_limited {
+    //! `respond_udp` under `[rate_limit]`: which responses share a bucket,
+    //! what a slipped response looks like, and who is let through.
+
+    use super::*;
+    use crate::config::RateLimitConfig;
+    use crate::dns::rate_limit::Buckets;
+    use crate::dns::{OverLimit, respond_udp};
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+
+    const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+
+    fn limits(rate: u32, slip: u32) -> RateLimitConfig {
+        RateLimitConfig {
+            responses_per_second: rate,
+            errors_per_second: rate,
+            slip,
+            window_seconds: 15,
+            ipv4_prefix: 24,
+            ipv6_prefix: 56,
+            exempt: Vec::new(),
+            table_size: 1024,
+            dry_run: false,
+        }
+    }
+
+    fn query(name: &str, record_type: RecordType, cookie: Option<&[u8]>) -> Vec<u8> {
+        let mut message = Message::query();
+        message.metadata.id = 777;
+        message.add_query(Query::query(
+            Name::from_ascii(name).expect("name"),
+            record_type,
+        ));
+        let edns = message.edns.get_or_insert_with(Default::default);
+        edns.set_max_payload(1232);
+        if let Some(cookie) = cookie {
+            edns.options_mut().insert(EdnsOption::Unknown(
+                u16::from(EdnsCode::Cookie),
+                cookie.to_vec(),
+            ));
+        }
+        message.to_vec().expect("encode")
+    }
+
+    /// Sends `packet` `count` times and returns the outcomes.
+    fn burst(table: &RoutingTable, buckets: &Buckets, packet: &[u8], count: usize) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        (0..count)
+            .map(|_| respond_udp(table, buckets, packet, CLIENT, &mut out))
+            .collect()
+    }
+
+    fn sent_whole(outcomes: &[Outcome]) -> usize {
+        outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Outcome::Reply { .. }))
+            .count()
+    }
+
+    #[test]
+    fn a_slipped_referral_keeps_the_question_and_the_opt_only() {
+        let table = example().with_rate_limit(limits(1, 1));
+        let buckets = Buckets::frozen(1024);
+        let client_cookie = [1, 2, 3, 4, 5, 6, 7, 8];
+        let packet = query(
+            "host.sub.example.test.",
+            RecordType::A,
+            Some(&client_cookie),
+        );
+        let mut out = Vec::new();
+        let first = respond_udp(&table, &buckets, &packet, CLIENT, &mut out);
+        assert!(
+            matches!(first, Outcome::Reply { rcode: 0, .. }),
+            "{first:?}"
+        );
+        let whole = Message::from_bytes(&out).expect("parses");
+        // A referral: NS in authority, glue and OPT in additional.
+        assert_eq!(whole.authorities.len(), 1);
+        assert_eq!(whole.additionals.len(), 1);
+
+        let second = respond_udp(&table, &buckets, &packet, CLIENT, &mut out);
+        assert_eq!(
+            second,
+            Outcome::OverLimit {
+                rcode: 0,
+                decision: None,
+                action: OverLimit::Slipped,
+            }
+        );
+        let slipped = Message::from_bytes(&out).expect("a slipped response parses");
+        assert!(slipped.metadata.truncation);
+        assert_eq!(slipped.metadata.id, 777);
+        assert_eq!(slipped.metadata.message_type, MessageType::Response);
+        assert_eq!(slipped.queries, whole.queries);
+        assert!(slipped.answers.is_empty());
+        assert!(slipped.authorities.is_empty());
+        assert!(slipped.additionals.is_empty());
+        // The OPT survives, cookie and all, so the retry can be exempt.
+        let edns = slipped.edns.as_ref().expect("OPT kept");
+        assert_eq!(edns.max_payload(), 1232);
+        match edns.option(EdnsCode::Cookie) {
+            Some(EdnsOption::Unknown(_, data)) => assert_eq!(&data[..8], &client_cookie),
+            other => panic!("cookie: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nxdomain_is_one_bucket_per_zone_and_answers_one_per_rrset() {
+        let table = example().with_rate_limit(limits(3, 0));
+        let buckets = Buckets::frozen(1 << 12);
+        let mut out = Vec::new();
+        // Ten different names that do not exist: one bucket, three pass.
+        let nxdomain_passed = (0..10)
+            .filter(|index| {
+                let packet = query(&format!("nope{index}.example.test."), RecordType::A, None);
+                matches!(
+                    respond_udp(&table, &buckets, &packet, CLIENT, &mut out),
+                    Outcome::Reply { rcode: 3, .. }
+                )
+            })
+            .count();
+        assert_eq!(nxdomain_passed, 3);
+        // Distinct RRsets are distinct buckets, each with its own three.
+        for (name, record_type) in [
+            ("www.example.test.", RecordType::A),
+            ("www.example.test.", RecordType::AAAA),
+            ("ns1.example.test.", RecordType::A),
+        ] {
+            let outcomes = burst(&table, &buckets, &query(name, record_type, None), 5);
+            assert_eq!(sent_whole(&outcomes), 3, "{name} {record_type}");
+        }
+        // Names outside our zones: errors, one bucket for the network.
+        let refused = (0..6)
+            .filter(|index| {
+                let packet = query(&format!("x{index}.example.org."), RecordType::A, None);
+                respond_udp(&table, &buckets, &packet, CLIENT, &mut out).is_sent()
+            })
+            .count();
+        assert_eq!(refused, 3);
+        // Another /24 has its own buckets; the same /24 does not.
+        let packet = query("www.example.test.", RecordType::A, None);
+        let neighbour = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 200));
+        let other = IpAddr::V4(Ipv4Addr::new(198, 51, 101, 7));
+        assert!(!respond_udp(&table, &buckets, &packet, neighbour, &mut out).is_sent());
+        assert!(respond_udp(&table, &buckets, &packet, other, &mut out).is_sent());
+        // TCP goes through `respond`, which never limits.
+        for _ in 0..5 {
+            let outcome = respond(&table, &packet, Transport::Tcp, CLIENT, &mut out);
+            assert!(matches!(outcome, Outcome::Reply { .. }));
+        }
+    }
+
+    #[test]
+    fn a_server_cookie_we_issued_exempts_and_a_forged_one_does_not() {
+        let table = example().with_rate_limit(limits(1, 0));
+        let buckets = Buckets::frozen(1024);
+        let mut out = Vec::new();
+        let packet = query("www.example.test.", RecordType::A, Some(&[9; 8]));
+        respond_udp(&table, &buckets, &packet, CLIENT, &mut out);
+        let issued = match Message::from_bytes(&out)
+            .expect("parses")
+            .edns
+            .expect("OPT")
+            .option(EdnsCode::Cookie)
+        {
+            Some(EdnsOption::Unknown(_, data)) => data.clone(),
+            other => panic!("cookie: {other:?}"),
+        };
+        assert_eq!(issued.len(), 24);
+        let returning = query("www.example.test.", RecordType::A, Some(&issued));
+        let outcomes = burst(&table, &buckets, &returning, 4);
+        assert!(
+            outcomes.iter().all(|outcome| matches!(
+                outcome,
+                Outcome::OverLimit {
+                    action: OverLimit::Exempt,
+                    ..
+                }
+            )),
+            "{outcomes:?}"
+        );
+        let mut forged = issued.clone();
+        forged[23] ^= 0xff;
+        let outcomes = burst(
+            &table,
+            &buckets,
+            &query("www.example.test.", RecordType::A, Some(&forged)),
+            2,
+        );
+        assert!(
+            outcomes.iter().all(|outcome| !outcome.is_sent()),
+            "{outcomes:?}"
+        );
+        // The cookie proves the address it was issued to, not a neighbour's.
+        let neighbour = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 8));
+        assert!(!respond_udp(&table, &buckets, &returning, neighbour, &mut out).is_sent());
+    }
+
+    #[test]
+    fn exempt_networks_and_dry_runs_send_everything_whole() {
+        let mut exempt = limits(1, 0);
+        exempt.exempt =
+            vec![crate::config::steering::IpNet::parse("198.51.100.0/24").expect("prefix")];
+        let mut dry_run = limits(1, 0);
+        dry_run.dry_run = true;
+        for (limits, action) in [(exempt, OverLimit::Exempt), (dry_run, OverLimit::DryRun)] {
+            let table = example().with_rate_limit(limits);
+            let buckets = Buckets::frozen(1024);
+            let outcomes = burst(
+                &table,
+                &buckets,
+                &query("www.example.test.", RecordType::A, None),
+                3,
+            );
+            assert!(matches!(outcomes[0], Outcome::Reply { .. }));
+            for outcome in &outcomes[1..] {
+                assert_eq!(
+                    *outcome,
+                    Outcome::OverLimit {
+                        rcode: 0,
+                        decision: None,
+                        action
+                    }
+                );
+            }
+        }
+    }
+}
