@@ -15,6 +15,7 @@ pub use decisions::{
     DECISION_SLOTS, DecisionKey, DecisionRegistry, DecisionSlot, OVERFLOW_SLOT, Reason,
 };
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +55,11 @@ pub struct WorkerCounters {
     dropped: [AtomicU64; TRANSPORTS],
     /// UDP responses over the rate limit, by [`OverLimit::ALL`] action.
     over_limit: [AtomicU64; OVER_LIMIT_ACTIONS],
+    /// The last IPv4 client held to the rate limit, `1 << 32 | address`
+    /// (0: none yet), for the log's example.
+    last_limited_v4: AtomicU64,
+    /// The top 64 bits of the last IPv6 client held to it (0: none yet).
+    last_limited_v6: AtomicU64,
     /// [`DECISION_SLOTS`] counters, allocated once when the worker starts
     /// (128 KiB).
     decisions: Box<[DecisionLine]>,
@@ -65,6 +71,8 @@ impl Default for WorkerCounters {
             answered: Default::default(),
             dropped: Default::default(),
             over_limit: Default::default(),
+            last_limited_v4: AtomicU64::new(0),
+            last_limited_v6: AtomicU64::new(0),
             decisions: (0..DECISION_SLOTS.div_ceil(SLOTS_PER_LINE))
                 .map(|_| DecisionLine(Default::default()))
                 .collect(),
@@ -108,6 +116,20 @@ impl WorkerCounters {
             Outcome::Drop => {
                 self.dropped[transport].fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Notes `client` as the latest held to the rate limit (a store to
+    /// this worker's own line, no more).
+    #[inline]
+    pub fn note_limited(&self, client: IpAddr) {
+        match client.to_canonical() {
+            IpAddr::V4(address) => self
+                .last_limited_v4
+                .store(1 << 32 | u64::from(u32::from(address)), Ordering::Relaxed),
+            IpAddr::V6(address) => self
+                .last_limited_v6
+                .store((u128::from(address) >> 64) as u64, Ordering::Relaxed),
         }
     }
 
@@ -212,6 +234,27 @@ impl Metrics {
             }
         }
         totals
+    }
+
+    /// A client some worker held to the rate limit lately (IPv4 first;
+    /// an IPv6 client with its low 64 bits zero), for the log.
+    pub fn last_limited(&self) -> Option<IpAddr> {
+        let workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let v4 = workers
+            .iter()
+            .map(|worker| worker.last_limited_v4.load(Ordering::Relaxed))
+            .find(|value| *value != 0)
+            .map(|value| IpAddr::V4(Ipv4Addr::from(value as u32)));
+        v4.or_else(|| {
+            workers
+                .iter()
+                .map(|worker| worker.last_limited_v6.load(Ordering::Relaxed))
+                .find(|value| *value != 0)
+                .map(|value| IpAddr::V6(Ipv6Addr::from(u128::from(value) << 64)))
+        })
     }
 
     /// Sums the decision counters of slots `0..used` (the slots a registry
@@ -323,6 +366,17 @@ mod tests {
         assert_eq!(totals.dropped, [2, 0]);
         assert_eq!(totals.answered_total(Transport::Udp), 3);
         assert_eq!(metrics.decision_totals(1).count(fra), 2);
+        assert_eq!(metrics.last_limited(), None);
+        worker.note_limited("2001:db8:1:2::7".parse().expect("address"));
+        assert_eq!(
+            metrics.last_limited(),
+            Some("2001:db8:1:2::".parse().expect("address"))
+        );
+        worker.note_limited("::ffff:192.0.2.9".parse().expect("address"));
+        assert_eq!(
+            metrics.last_limited(),
+            Some("192.0.2.9".parse().expect("address"))
+        );
     }
 
     #[test]

@@ -74,10 +74,85 @@ pub struct RunningServer {
     database_watch: tokio::task::JoinHandle<()>,
     latency_compiler: tokio::task::JoinHandle<()>,
     active_latency: tokio::task::JoinHandle<()>,
+    rate_limit_log: tokio::task::JoinHandle<()>,
 }
 
 /// How often the GeoIP database files are looked at for replacement.
 pub const DATABASE_POLL: Duration = Duration::from_secs(5);
+
+/// How often what the rate limiter did is logged (when it did anything):
+/// soon enough to see a flood start, seldom enough that a flood cannot
+/// fill the log.
+pub const RATE_LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Logs, every `interval` in which UDP responses went over the rate limit,
+/// how many were dropped and sent truncated (or would have been, in a dry
+/// run) and one client network among them. Never per query: a flood is
+/// one line per interval.
+async fn log_rate_limiting(control: Arc<Control>, metrics: Arc<Metrics>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut before = metrics.totals().over_limit;
+    loop {
+        ticker.tick().await;
+        let now = metrics.totals().over_limit;
+        let table = control.table().load_full();
+        let report =
+            RateLimitReport::between(before, now, metrics.last_limited(), table.rate_limit());
+        before = now;
+        let seconds = interval.as_secs();
+        if report.dropped + report.truncated > 0 {
+            warn!(
+                dropped = report.dropped,
+                truncated = report.truncated,
+                seconds,
+                example = %report.example,
+                "UDP responses over the rate limit"
+            );
+        }
+        if report.dry_run > 0 {
+            info!(
+                over_limit = report.dry_run,
+                seconds,
+                example = %report.example,
+                "UDP responses over the rate limit, sent anyway (rate_limit.dry_run)"
+            );
+        }
+    }
+}
+
+/// What the rate limiter did between two readings of its counters.
+#[derive(Debug, PartialEq, Eq)]
+struct RateLimitReport {
+    dropped: u64,
+    truncated: u64,
+    dry_run: u64,
+    /// A client network held to the limit lately, as charged.
+    example: String,
+}
+
+impl RateLimitReport {
+    fn between(
+        before: [u64; 4],
+        now: [u64; 4],
+        last: Option<std::net::IpAddr>,
+        limits: Option<&crate::config::RateLimitConfig>,
+    ) -> RateLimitReport {
+        use crate::dns::OverLimit;
+        let change =
+            |action: OverLimit| now[action as usize].saturating_sub(before[action as usize]);
+        RateLimitReport {
+            dropped: change(OverLimit::Dropped),
+            truncated: change(OverLimit::Slipped),
+            dry_run: change(OverLimit::DryRun),
+            example: match (last, limits) {
+                (Some(client), Some(limits)) => crate::dns::rate_limit::network_of(client, limits),
+                (Some(client), None) => client.to_string(),
+                (None, _) => "unknown".to_owned(),
+            },
+        }
+    }
+}
 
 /// What identifies one version of a file: replacing it (a rename over it,
 /// or a rewrite) changes at least one of these.
@@ -232,6 +307,11 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
     ));
     let latency_compiler = tokio::spawn(Arc::clone(&control).run_latency_compiler());
     let active_latency = tokio::spawn(crate::latency::active::run(Arc::clone(&control)));
+    let rate_limit_log = tokio::spawn(log_rate_limiting(
+        Arc::clone(&control),
+        Arc::clone(&metrics),
+        RATE_LIMIT_LOG_INTERVAL,
+    ));
     Ok(RunningServer {
         dns_udp,
         dns_tcp,
@@ -243,6 +323,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         database_watch,
         latency_compiler,
         active_latency,
+        rate_limit_log,
     })
 }
 
@@ -253,6 +334,7 @@ impl RunningServer {
         self.database_watch.abort();
         self.latency_compiler.abort();
         self.active_latency.abort();
+        self.rate_limit_log.abort();
         self.admin_server.stop().await;
         // After the admin API: no sample arrives once the model is written.
         // A failure is logged by the save itself; stopping goes on.
@@ -340,4 +422,38 @@ fn join(addresses: &[SocketAddr]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_limit_report_counts_the_interval_and_names_a_network() {
+        let limits = crate::config::parse(
+            Path::new("steer.toml"),
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[rate_limit]\nresponses_per_second = 5\n\
+             ipv4_prefix = 16\n",
+        )
+        .expect("valid")
+        .rate_limit
+        .expect("configured");
+        let client = "198.51.100.77".parse().ok();
+        let report = RateLimitReport::between([10, 4, 1, 0], [25, 9, 3, 2], client, Some(&limits));
+        assert_eq!(
+            report,
+            RateLimitReport {
+                dropped: 15,
+                truncated: 5,
+                dry_run: 2,
+                example: "198.51.0.0/16".to_owned(),
+            }
+        );
+        // Limits reloaded away since: the address as it was.
+        let report = RateLimitReport::between([0; 4], [0; 4], client, None);
+        assert_eq!(
+            (report.dropped, report.example.as_str()),
+            (0, "198.51.100.77")
+        );
+    }
 }

@@ -252,6 +252,21 @@ pub fn is_exempt(limits: &RateLimitConfig, client: IpAddr) -> bool {
     })
 }
 
+/// The client network `client` is charged as, written out
+/// (`192.0.2.0/24`), for the log.
+pub fn network_of(client: IpAddr, limits: &RateLimitConfig) -> String {
+    let (bits, v6) = network_bits(client, limits);
+    if v6 {
+        format!("{}/{}", std::net::Ipv6Addr::from(bits), limits.ipv6_prefix)
+    } else {
+        format!(
+            "{}/{}",
+            std::net::Ipv4Addr::from(bits as u32),
+            limits.ipv4_prefix
+        )
+    }
+}
+
 /// The client's network under the configured lengths, and its family.
 #[inline]
 fn network_bits(client: IpAddr, limits: &RateLimitConfig) -> (u128, bool) {
@@ -468,6 +483,20 @@ mod tests {
         assert_eq!(buckets.charge(&limits, client, nxdomain, 0), Verdict::Send);
         assert_eq!(buckets.charge(&limits, client, nxdomain, 0), Verdict::Drop);
         assert_eq!(buckets.charge(&limits, client, ANSWER, 0), Verdict::Send);
+    }
+
+    #[test]
+    fn networks_are_written_with_the_configured_lengths() {
+        let limits = limits(1, 0);
+        assert_eq!(network_of(address("192.0.2.77"), &limits), "192.0.2.0/24");
+        assert_eq!(
+            network_of(address("::ffff:192.0.2.77"), &limits),
+            "192.0.2.0/24"
+        );
+        assert_eq!(
+            network_of(address("2001:db8:aa:bbcc::1"), &limits),
+            "2001:db8:aa:bb00::/56"
+        );
     }
 
     #[test]

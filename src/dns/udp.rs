@@ -40,7 +40,7 @@ use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::rate_limit::Buckets;
-use super::{Outcome, Transport};
+use super::{Outcome, OverLimit, Transport};
 use crate::metrics::{Metrics, WorkerCounters};
 use crate::table::RoutingTable;
 
@@ -491,6 +491,13 @@ impl Batch {
                 continue;
             };
             let outcome = answer(snapshot, query, Transport::Udp, source, &mut slot.response);
+            if let Outcome::OverLimit {
+                action: OverLimit::Dropped | OverLimit::Slipped | OverLimit::DryRun,
+                ..
+            } = outcome
+            {
+                counters.note_limited(source);
+            }
             if !outcome.is_sent() {
                 counters.record(Transport::Udp, outcome);
                 continue;
