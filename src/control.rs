@@ -304,32 +304,10 @@ pub struct StatusSnapshot {
     pub latency: LatencyStatus,
     /// The steered names and types, in config order.
     pub steered: Vec<SteeredStatus>,
-    /// The UDP rate limits in force; `null` when `[rate_limit]` is not
-    /// configured. What they did is in `/metrics`.
-    pub rate_limit: Option<RateLimitStatus>,
-}
-
-/// `[rate_limit]` as served, in `/status`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RateLimitStatus {
-    /// Answers, NODATA and referrals per second per client network and response.
-    pub responses_per_second: u32,
-    /// NXDOMAIN and errors per second per client network.
-    pub errors_per_second: u32,
-    /// Every how many limited responses one is sent truncated (0: none).
-    pub slip: u32,
-    /// Seconds of debt a flooding network can run up.
-    pub window_seconds: u32,
-    /// Client network lengths.
-    pub ipv4_prefix: u8,
-    /// Client network lengths.
-    pub ipv6_prefix: u8,
-    /// Networks never limited.
-    pub exempt: Vec<String>,
-    /// Buckets in the table (fixed at start).
-    pub table_size: usize,
-    /// Counting only.
-    pub dry_run: bool,
+    /// The UDP rate limits in force, with the table size in use (fixed at
+    /// start); `null` when `[rate_limit]` is not configured. What they did
+    /// is in `/metrics`.
+    pub rate_limit: Option<crate::config::RateLimitConfig>,
 }
 
 /// The latency model in `/status`.
@@ -1006,27 +984,18 @@ impl Control {
                     saves: lock(&self.latency_saves).clone(),
                 }
             },
-            rate_limit: table.rate_limit().map(|limits| RateLimitStatus {
-                responses_per_second: limits.responses_per_second,
-                errors_per_second: limits.errors_per_second,
-                slip: limits.slip,
-                window_seconds: limits.window_seconds,
-                ipv4_prefix: limits.ipv4_prefix,
-                ipv6_prefix: limits.ipv6_prefix,
-                exempt: limits
-                    .exempt
-                    .iter()
-                    .map(|network| format!("{}/{}", network.address, network.prefix_len))
-                    .collect(),
-                table_size: self
-                    .active
-                    .rate_limit
-                    .as_ref()
-                    .map_or(crate::config::rate_limit::DEFAULT_TABLE_SIZE, |active| {
-                        active.table_size
-                    }),
-                dry_run: limits.dry_run,
-            }),
+            rate_limit: table
+                .rate_limit()
+                .map(|limits| crate::config::RateLimitConfig {
+                    table_size: self
+                        .active
+                        .rate_limit
+                        .as_ref()
+                        .map_or(crate::config::rate_limit::DEFAULT_TABLE_SIZE, |active| {
+                            active.table_size
+                        }),
+                    ..limits.clone()
+                }),
         }
     }
 

@@ -585,6 +585,23 @@ async fn exempt_networks_are_answered_whole_and_counted() {
     // ::1 is not in the list.
     let v6 = burst(&server, Family::V6, &same_queries(FLOODED, BURST, true)).await;
     v6.assert_limited_to(2, "::1 is not exempt");
+    // /status shows the limits in force, networks as written.
+    let status = common::http_request(server.admin_addr(), "GET", "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status.body).expect("JSON");
+    assert_eq!(
+        status["rate_limit"],
+        serde_json::json!({
+            "responses_per_second": 2,
+            "errors_per_second": 2,
+            "slip": 1,
+            "window_seconds": 15,
+            "ipv4_prefix": 24,
+            "ipv6_prefix": 56,
+            "exempt": ["192.0.2.0/24", "127.0.0.0/8"],
+            "table_size": 262144,
+            "dry_run": false,
+        })
+    );
     server.shutdown().await;
 }
 
@@ -693,6 +710,13 @@ async fn a_reload_lifts_the_limit_and_another_brings_new_limits() {
 
     // The bucket is as deep in debt as before, but nothing looks at it.
     reload(&server, None).await;
+    let status = common::http_request(server.admin_addr(), "GET", "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status.body).expect("JSON");
+    assert_eq!(
+        status["rate_limit"],
+        serde_json::Value::Null,
+        "no limits in force"
+    );
     let lifted = burst(&server, Family::V4, &same_queries(FLOODED, BURST, true)).await;
     lifted.assert_all_whole("after a reload without [rate_limit]");
     let counters_lifted = counters(&server, 2 * BURST).await;

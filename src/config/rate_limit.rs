@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::duration::parse_duration;
 use super::error::ConfigError;
 use super::steering::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Most responses per second a limit may allow; with the longest window
 /// the debt still fits the 24 bits a bucket keeps for it.
@@ -63,8 +63,8 @@ pub struct RateLimitSpec {
     pub dry_run: bool,
 }
 
-/// `[rate_limit]`, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `[rate_limit]`, validated. `/status` shows it as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RateLimitConfig {
     /// Answers, NODATA and referrals per second, per client network and
     /// response.
@@ -82,11 +82,17 @@ pub struct RateLimitConfig {
     /// Length of the IPv6 client networks.
     pub ipv6_prefix: u8,
     /// Never limited.
+    #[serde(serialize_with = "as_text")]
     pub exempt: Vec<IpNet>,
     /// Buckets (a power of two).
     pub table_size: usize,
     /// Count, never limit.
     pub dry_run: bool,
+}
+
+/// Networks as operators write them, `192.0.2.0/24`.
+fn as_text<S: Serializer>(networks: &[IpNet], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(networks.iter().map(ToString::to_string))
 }
 
 /// Checks `[rate_limit]`, pushing one error per bad key.
