@@ -687,6 +687,7 @@ impl Control {
                     file = %path.display(),
                     restored = restored.restored,
                     dropped = restored.dropped,
+                    choices = restored.choices,
                     "restored the latency model"
                 );
                 // Compiled now rather than at the first tick, so that the

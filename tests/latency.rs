@@ -307,6 +307,75 @@ async fn a_restart_keeps_the_measurements_and_a_damaged_state_file_is_skipped() 
 }
 
 #[tokio::test]
+async fn the_margin_holds_across_a_restart() {
+    let server = start("1h").await;
+    post_latency(
+        &server,
+        &samples(&[
+            ("203.0.113.0/24", "fra", 30.0),
+            ("203.0.113.0/24", "iad", 90.0),
+        ]),
+    )
+    .await;
+    wait_for(&server, "203.0.113.0", FRA).await;
+    // iad gets a little faster than fra, not by the margin: fra is held.
+    for _ in 0..20 {
+        post_latency(&server, &samples(&[("203.0.113.0/24", "iad", 28.0)])).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(answer(&server, "203.0.113.0").await.0, FRA, "held before");
+    let TestServer { directory, running } = server;
+    running.expect("running").shutdown().await;
+
+    // Without the margin's memory the first compile would pick the
+    // fastest site, iad, and the network would move on a restart alone.
+    let server = TestServer::start_prepared(directory).await;
+    assert_eq!(answer(&server, "203.0.113.0").await.0, FRA, "held after");
+    // And it stays held through the compiles that follow.
+    post_latency(&server, &samples(&[("203.0.113.0/24", "iad", 28.0)])).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(answer(&server, "203.0.113.0").await.0, FRA, "held later");
+
+    // The file of the previous release (format 1, no choices) still
+    // restores the measurements; the margin then starts afresh.
+    let TestServer { directory, running } = server;
+    running.expect("running").shutdown().await;
+    let state_file = directory.path().join("steer.latency");
+    let bytes = std::fs::read(&state_file).expect("state file");
+    std::fs::write(&state_file, version_1(&bytes)).expect("rewrite as version 1");
+    let server = TestServer::start_prepared(directory).await;
+    assert_eq!(
+        answer(&server, "203.0.113.0").await.0,
+        IAD,
+        "fastest, no memory"
+    );
+    let restored = status(&server).await;
+    assert_eq!(restored["latency"]["prefixes"], 1, "{restored}");
+    server.shutdown().await;
+}
+
+/// A version 2 state file rewritten as version 1 (as the previous release
+/// wrote it): the names section dropped, the checksum made again.
+fn version_1(bytes: &[u8]) -> Vec<u8> {
+    let read_u32 = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    // "STEERLAT", the version, then the number of sites.
+    let sites = read_u32(12);
+    let mut at = 16;
+    for _ in 0..sites {
+        at += 2 + usize::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]));
+    }
+    let entries = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let entries_end = at + 8 + entries as usize * 26;
+    let mut old = bytes[..entries_end].to_vec();
+    old[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let checksum = old.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    old.extend_from_slice(&checksum.to_le_bytes());
+    old
+}
+
+#[tokio::test]
 async fn a_state_file_that_cannot_be_written_is_reported_and_the_model_kept() {
     let directory = common::example_directory(&config("1h").replace(
         "[latency]\n",

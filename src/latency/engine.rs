@@ -137,6 +137,9 @@ pub struct Restored {
     /// Measurements left out: of sites the configuration no longer has, or
     /// stale by now (or otherwise refused, like a bad sample).
     pub dropped: usize,
+    /// Sources whose last choice (for a steered name's margin) was put
+    /// back; those of sites the configuration no longer has are left out.
+    pub choices: usize,
 }
 
 impl LatencyEngine {
@@ -195,11 +198,14 @@ impl LatencyEngine {
     /// unused model is never written). Encodes under the lock, into a
     /// buffer prepared before it, so ingest waits only for the copy.
     pub fn state_to_save(&self, now: u64) -> Option<(SaveMark, Vec<u8>)> {
-        let room = {
+        let (entries, choices) = {
             let state = lock(&self.state);
-            state.model.len() * state.model.sites()
+            (
+                state.model.len() * state.model.sites(),
+                state.chosen.values().map(|chosen| chosen.len()).sum(),
+            )
         };
-        let mut out = state_file::buffer_for(room);
+        let mut out = state_file::buffer_for(entries, choices);
         let locked = std::time::Instant::now();
         let state = lock(&self.state);
         let mark = SaveMark {
@@ -214,11 +220,24 @@ impl LatencyEngine {
             .fresh_prefixes(now)
             .flat_map(|(prefix, sites)| sites.map(move |(site, latency)| (prefix, site, latency)));
         state_file::encode_into(&mut out, &state.sites, entries);
+        // The choices are shared, not copied: written after the lock.
+        let mut chosen: Vec<(String, Arc<Choices>)> = state
+            .chosen
+            .iter()
+            .map(|(label, chosen)| (label.clone(), Arc::clone(chosen)))
+            .collect();
         drop(state);
         tracing::debug!(
             seconds = locked.elapsed().as_secs_f64(),
             bytes = out.len(),
             "encoded the latency model (samples waited meanwhile)"
+        );
+        chosen.sort_by(|left, right| left.0.cmp(&right.0));
+        state_file::append_choices(
+            &mut out,
+            chosen
+                .iter()
+                .map(|(label, chosen)| (label.as_str(), &**chosen)),
         );
         state_file::seal(&mut out);
         Some((mark, out))
@@ -231,7 +250,8 @@ impl LatencyEngine {
 
     /// Puts back a model saved by an earlier run: each measurement under
     /// its site's id, as it was (average, samples, time), oldest first so
-    /// that the eviction order is the one it had. Stale ones, and those of
+    /// that the eviction order is the one it had, and each steered name's
+    /// last choices, so that the first compile keeps the margins. Stale ones, and those of
     /// sites the configuration no longer has, are dropped. The result
     /// counts as saved: nothing is written again until it changes.
     pub fn restore(&self, saved: &SavedModel, now: u64) -> Restored {
@@ -249,6 +269,13 @@ impl LatencyEngine {
             } else {
                 report.dropped += 1;
             }
+        }
+        for (label, choices) in saved.choices() {
+            let chosen: Choices = choices
+                .filter_map(|(source, site)| Some((source, moves.get(site).copied().flatten()?)))
+                .collect();
+            report.choices += chosen.len();
+            state.chosen.insert(label.to_owned(), Arc::new(chosen));
         }
         state.saved = Some(SaveMark {
             epoch: state.epoch,
@@ -468,6 +495,7 @@ fn settings(config: &LatencyConfig) -> ModelSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::latency::snapshot::SourceKey;
 
     const NOW: u64 = 1_700_000_000;
 
@@ -515,6 +543,15 @@ mod tests {
             NOW,
         );
         assert_eq!(report.accepted, 4);
+        // What the served table's latency step chose last, per name.
+        let network = SourceKey::Network("198.51.100.0".parse().expect("address"), 24);
+        let chosen: Choices = [(network, 2), (SourceKey::MatrixAsn(3320), 0)]
+            .into_iter()
+            .collect();
+        engine.remember_choices(HashMap::from([(
+            "www.example.test. A".to_owned(),
+            Arc::new(chosen),
+        )]));
         let (mark, bytes) = engine.state_to_save(NOW).expect("changed");
         engine.mark_saved(mark);
         assert!(engine.state_to_save(NOW).is_none(), "nothing new since");
@@ -527,9 +564,21 @@ mod tests {
             restored,
             Restored {
                 restored: 2,
-                dropped: 1
+                dropped: 1,
+                // sin's choice is gone with sin; fra's moved to index 1.
+                choices: 1,
             }
         );
+        let previous = restarted
+            .snapshot(
+                &LatencyMatrix::default(),
+                &ids(&["ams", "fra", "iad"]),
+                NOW + 60,
+            )
+            .previous;
+        let kept = &previous["www.example.test. A"];
+        assert_eq!(kept.get(&SourceKey::MatrixAsn(3320)), Some(&1));
+        assert_eq!(kept.get(&network), None);
         assert_eq!(
             described(&restarted, "198.51.100.7", NOW + 60),
             [("fra".to_owned(), 23.0, 2)]

@@ -1,35 +1,50 @@
 //! The latency model on disk, so that a restart does not forget what real
 //! users measured: without it, every measured network would fall back to
 //! the matrix or to distance at start and change answers until new
-//! samples came in.
+//! samples came in. With the model goes the margin's memory: the site each
+//! source chose at the last compile, per steered name. Without it the first
+//! compile after a restart would pick the fastest site outright, and every
+//! network whose winner was held by the margin would move at once.
 //!
 //! The file is written whole to a temporary name beside it and renamed over
 //! it, so a crash mid-write leaves the previous file. It is binary and
 //! little-endian, because a full model is ten million measurements:
 //!
 //! ```text
-//! "STEERLAT" 1u32                            magic and format version
+//! "STEERLAT" 2u32                            magic and format version
 //! sites: u32, then per site u16 length + UTF-8 id
 //! entries: u64, then per entry (26 bytes):
 //!     network u64 (ClientPrefix::to_bits), site u16 (index above),
 //!     rtt_ms f32, samples u32, updated u64 (Unix seconds)
+//! names: u32, then per steered name u16 length + UTF-8 label
+//!     (`www.example.test. A`), choices: u64, then per choice (20 bytes):
+//!     kind u8, address [16] (IPv4 mapped), length u8, site u16
+//!     (kind: 1 network, 2 matrix prefix, 3 matrix ASN in the address's
+//!     first 4 bytes, 4 matrix country in its first 2, 5 this node)
 //! checksum: u64 (FNV-1a of every byte before it)
 //! ```
 //!
-//! Sites are stored by id, so a configuration that renamed, added or
-//! dropped sites between the runs still gets the measurements of the sites
-//! it kept. Entries are stored least recently updated first, which is the
-//! order that rebuilds the model's eviction order.
+//! Version 1 files (no names section) are still read. Sites are stored by
+//! id, so a configuration that renamed, added or dropped sites between the
+//! runs still gets the measurements and choices of the sites it kept.
+//! Entries are stored least recently updated first, which is the order that
+//! rebuilds the model's eviction order.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
+use std::net::{IpAddr, Ipv6Addr};
+
 use super::model::{ClientPrefix, SiteLatency};
+use super::snapshot::{Choices, SourceKey};
 
 const MAGIC: &[u8; 8] = b"STEERLAT";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The version before choices were kept; still read.
+const VERSION_WITHOUT_CHOICES: u32 = 1;
 const ENTRY_BYTES: usize = 26;
+const CHOICE_BYTES: usize = 20;
 
 /// A model as read back from its file: checked whole, and read entry by
 /// entry from the file's bytes (a full model's entries would take more
@@ -43,6 +58,8 @@ pub struct SavedModel {
     /// Where the entries start in `bytes`, and how many there are.
     entries_at: usize,
     count: usize,
+    /// Per steered name: its label, where its choices start, how many.
+    names: Vec<(String, usize, usize)>,
 }
 
 impl SavedModel {
@@ -50,6 +67,20 @@ impl SavedModel {
     pub fn entries(&self) -> impl Iterator<Item = (ClientPrefix, usize, SiteLatency)> + '_ {
         let entries = &self.bytes[self.entries_at..self.entries_at + self.count * ENTRY_BYTES];
         entries.chunks_exact(ENTRY_BYTES).filter_map(parse_entry)
+    }
+
+    /// Per steered name (`www.example.test. A`), the site each source
+    /// chose: (source, site index).
+    pub fn choices(
+        &self,
+    ) -> impl Iterator<Item = (&str, impl Iterator<Item = (SourceKey, usize)> + '_)> + '_ {
+        self.names.iter().map(|(label, at, count)| {
+            let bytes = &self.bytes[*at..*at + count * CHOICE_BYTES];
+            (
+                label.as_str(),
+                bytes.chunks_exact(CHOICE_BYTES).filter_map(parse_choice),
+            )
+        })
     }
 
     /// How many entries the file holds.
@@ -86,30 +117,122 @@ fn parse_entry(entry: &[u8]) -> Option<(ClientPrefix, usize, SiteLatency)> {
     ))
 }
 
-/// Encodes a model: `sites` and its fresh measurements, oldest first.
-pub fn encode(
+/// One choice; `None` for a kind this version does not know (which
+/// [`decode`] has already refused).
+fn parse_choice(choice: &[u8]) -> Option<(SourceKey, usize)> {
+    let address = Ipv6Addr::from(<[u8; 16]>::try_from(&choice[1..17]).ok()?);
+    let address = match address.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(address),
+    };
+    let length = choice[17];
+    let key = match choice[0] {
+        1 => SourceKey::Network(address, length),
+        2 => SourceKey::MatrixPrefix(address, length),
+        3 => SourceKey::MatrixAsn(u32::from_le_bytes(choice[1..5].try_into().ok()?)),
+        4 => SourceKey::MatrixCountry([choice[1], choice[2]]),
+        5 => SourceKey::Node,
+        _ => return None,
+    };
+    Some((
+        key,
+        usize::from(u16::from_le_bytes([choice[18], choice[19]])),
+    ))
+}
+
+/// The 20 bytes of one choice.
+fn choice_bytes(key: &SourceKey, site: usize) -> [u8; CHOICE_BYTES] {
+    let mut bytes = [0; CHOICE_BYTES];
+    let mut address = |address: &IpAddr, length: u8| {
+        let mapped = match address {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => *v6,
+        };
+        bytes[1..17].copy_from_slice(&mapped.octets());
+        bytes[17] = length;
+    };
+    let kind = match key {
+        SourceKey::Network(network, length) => {
+            address(network, *length);
+            1
+        }
+        SourceKey::MatrixPrefix(network, length) => {
+            address(network, *length);
+            2
+        }
+        SourceKey::MatrixAsn(asn) => {
+            bytes[1..5].copy_from_slice(&asn.to_le_bytes());
+            3
+        }
+        SourceKey::MatrixCountry(code) => {
+            bytes[1..3].copy_from_slice(code);
+            4
+        }
+        SourceKey::Node => 5,
+    };
+    bytes[0] = kind;
+    bytes[18..20].copy_from_slice(&(site as u16).to_le_bytes());
+    bytes
+}
+
+/// Encodes a model: `sites`, its fresh measurements, oldest first, and
+/// the choices of each steered name.
+pub fn encode<'a>(
     sites: &[String],
     entries: impl Iterator<Item = (ClientPrefix, usize, SiteLatency)>,
+    choices: impl Iterator<Item = (&'a str, &'a Choices)>,
 ) -> Vec<u8> {
     let mut out = Vec::new();
     encode_into(&mut out, sites, entries);
+    append_choices(&mut out, choices);
     seal(&mut out);
     out
 }
 
-/// A buffer for [`encode_into`] with room for `entries` entries, its pages
+/// Appends the choices section to what [`encode_into`] wrote: per steered
+/// name, the site each source chose.
+pub fn append_choices<'a>(
+    out: &mut Vec<u8>,
+    choices: impl Iterator<Item = (&'a str, &'a Choices)>,
+) {
+    let names_at = out.len();
+    out.extend_from_slice(&0u32.to_le_bytes());
+    let mut names = 0u32;
+    for (label, chosen) in choices {
+        let label = &label.as_bytes()[..label.len().min(usize::from(u16::MAX))];
+        out.extend_from_slice(&(label.len() as u16).to_le_bytes());
+        out.extend_from_slice(label);
+        out.extend_from_slice(&(chosen.len() as u64).to_le_bytes());
+        out.reserve(chosen.len() * CHOICE_BYTES);
+        for (key, site) in chosen {
+            out.extend_from_slice(&choice_bytes(key, *site));
+        }
+        names += 1;
+    }
+    out[names_at..names_at + 4].copy_from_slice(&names.to_le_bytes());
+}
+
+/// Bytes [`append_choices`] adds for `choices` choices over all names,
+/// besides the names themselves.
+pub fn choices_room(choices: usize) -> usize {
+    choices * CHOICE_BYTES
+}
+
+/// A buffer for [`encode_into`] with room for `entries` entries and
+/// `choices` choices (and a few steered names' labels), its pages
 /// already touched: filling it then costs no page faults, which matter
 /// when it is filled under a lock (a full model's file is hundreds of MB).
-pub fn buffer_for(entries: usize) -> Vec<u8> {
+pub fn buffer_for(entries: usize, choices: usize) -> Vec<u8> {
     let mut buffer = Vec::new();
-    buffer.resize(4096 + entries * ENTRY_BYTES, 1);
+    buffer.resize(4096 + entries * ENTRY_BYTES + choices_room(choices), 1);
     buffer.clear();
     buffer
 }
 
 /// [`encode`] into `out` (cleared first), keeping its capacity; without
-/// the checksum, which [`seal`] appends (so that a caller holding a lock
-/// to read the model can let go of it first).
+/// the choices and the checksum, which [`append_choices`] and [`seal`]
+/// append (so that a caller holding a lock to read the model can let go of
+/// it first).
 pub fn encode_into(
     out: &mut Vec<u8>,
     sites: &[String],
@@ -198,9 +321,10 @@ pub fn decode(bytes: Vec<u8>) -> Result<SavedModel, String> {
     let mut reader = Reader { bytes: body, at: 0 };
     reader.take(MAGIC.len())?;
     let version = reader.u32()?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_WITHOUT_CHOICES {
         return Err(format!(
-            "format version {version}; this Steer reads version {VERSION}"
+            "format version {version}; this Steer reads versions \
+             {VERSION_WITHOUT_CHOICES} and {VERSION}"
         ));
     }
     if checksum.len() != 8 || fnv1a(body).to_le_bytes() != checksum {
@@ -216,13 +340,21 @@ pub fn decode(bytes: Vec<u8>) -> Result<SavedModel, String> {
     }
     let count = reader.u64()?;
     let left = (body.len() - reader.at) as u64;
-    if count.checked_mul(ENTRY_BYTES as u64) != Some(left) {
+    let entry_bytes = count.checked_mul(ENTRY_BYTES as u64).filter(|bytes| {
+        if version == VERSION_WITHOUT_CHOICES {
+            *bytes == left
+        } else {
+            *bytes <= left
+        }
+    });
+    let Some(entry_bytes) = entry_bytes else {
         return Err(format!(
             "{count} entries announced, {left} bytes of them present"
         ));
-    }
+    };
     let entries_at = reader.at;
-    for entry in body[entries_at..].chunks_exact(ENTRY_BYTES) {
+    let entries = reader.take(entry_bytes as usize)?;
+    for entry in entries.chunks_exact(ENTRY_BYTES) {
         let bits = u64::from_le_bytes(entry[..8].try_into().unwrap_or_default());
         if ClientPrefix::from_bits(bits).is_none() {
             return Err(format!("network word {bits:#x} is no client network"));
@@ -232,11 +364,47 @@ pub fn decode(bytes: Vec<u8>) -> Result<SavedModel, String> {
             return Err(format!("site index {site} of {} sites", sites.len()));
         }
     }
+    let mut names = Vec::new();
+    if version == VERSION {
+        let name_count = reader.u32()?;
+        for _ in 0..name_count {
+            let length = usize::from(reader.u16()?);
+            let label = std::str::from_utf8(reader.take(length)?)
+                .map_err(|_| "a steered name is not UTF-8".to_owned())?
+                .to_owned();
+            let choices = reader.u64()?;
+            let bytes = choices
+                .checked_mul(CHOICE_BYTES as u64)
+                .and_then(|bytes| usize::try_from(bytes).ok())
+                .ok_or_else(|| format!("{choices} choices announced for {label}"))?;
+            let at = reader.at;
+            for choice in reader.take(bytes)?.chunks_exact(CHOICE_BYTES) {
+                match parse_choice(choice) {
+                    Some((_, site)) if site < sites.len() => {}
+                    Some((_, site)) => {
+                        return Err(format!(
+                            "{label}: chosen site index {site} of {} sites",
+                            sites.len()
+                        ));
+                    }
+                    None => return Err(format!("{label}: unknown source kind {}", choice[0])),
+                }
+            }
+            names.push((label, at, choices as usize));
+        }
+        if reader.at != body.len() {
+            return Err(format!(
+                "{} bytes after the last section",
+                body.len() - reader.at
+            ));
+        }
+    }
     Ok(SavedModel {
         sites,
         entries_at,
         count: count as usize,
         bytes,
+        names,
     })
 }
 
@@ -322,8 +490,60 @@ mod tests {
         ]
     }
 
+    fn sample_choices() -> Vec<(String, Choices)> {
+        let chosen: Choices = [
+            (
+                SourceKey::Network("198.51.100.0".parse().expect("address"), 24),
+                1,
+            ),
+            (
+                SourceKey::Network("2001:db8:1::".parse().expect("address"), 48),
+                0,
+            ),
+            (
+                SourceKey::MatrixPrefix("10.0.0.0".parse().expect("address"), 8),
+                1,
+            ),
+            (SourceKey::MatrixAsn(3320), 0),
+            (SourceKey::MatrixCountry(*b"DE"), 0),
+            (SourceKey::Node, 1),
+        ]
+        .into_iter()
+        .collect();
+        vec![
+            ("www.example.test. A".to_owned(), chosen),
+            ("api.example.test. AAAA".to_owned(), Choices::default()),
+        ]
+    }
+
+    fn choices_of(choices: &[(String, Choices)]) -> impl Iterator<Item = (&str, &Choices)> {
+        choices
+            .iter()
+            .map(|(label, chosen)| (label.as_str(), chosen))
+    }
+
     fn encoded() -> Vec<u8> {
-        encode(&sites(), sample_entries().into_iter())
+        encode(
+            &sites(),
+            sample_entries().into_iter(),
+            choices_of(&sample_choices()),
+        )
+    }
+
+    /// The same model in format version 1, as the previous release wrote it.
+    fn encoded_version_1() -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_into(&mut out, &sites(), sample_entries().into_iter());
+        out[8..12].copy_from_slice(&1u32.to_le_bytes());
+        seal(&mut out);
+        out
+    }
+
+    fn choices_back(model: &SavedModel) -> Vec<(String, Choices)> {
+        model
+            .choices()
+            .map(|(label, chosen)| (label.to_owned(), chosen.collect()))
+            .collect()
     }
 
     fn read_back(model: &SavedModel) -> (Vec<String>, Vec<(ClientPrefix, usize, SiteLatency)>) {
@@ -335,9 +555,18 @@ mod tests {
         let model = decode(encoded()).expect("decodes");
         assert_eq!(read_back(&model), (sites(), sample_entries()));
         assert_eq!(model.len(), 2);
-        let empty = decode(encode(&[], std::iter::empty())).expect("decodes");
+        assert_eq!(choices_back(&model), sample_choices());
+        let empty = decode(encode(&[], std::iter::empty(), std::iter::empty())).expect("decodes");
         assert!(empty.is_empty());
         assert_eq!(read_back(&empty), (Vec::new(), Vec::new()));
+        assert_eq!(empty.choices().count(), 0);
+    }
+
+    #[test]
+    fn a_version_1_file_reads_without_choices() {
+        let model = decode(encoded_version_1()).expect("decodes");
+        assert_eq!(read_back(&model), (sites(), sample_entries()));
+        assert_eq!(model.choices().count(), 0);
     }
 
     #[test]
@@ -357,29 +586,68 @@ mod tests {
             "not a Steer latency state file"
         );
         let mut future = bytes.clone();
-        future[8..12].copy_from_slice(&2u32.to_le_bytes());
-        assert!(decode(future).expect_err("version").contains("version 2"));
+        future[8..12].copy_from_slice(&3u32.to_le_bytes());
+        assert!(decode(future).expect_err("version").contains("version 3"));
         // Consistent but wrong: a site index beyond the sites, a network
         // word no network packs to (checksums made to match).
         let bad_site = encode(
             &sites(),
             [(prefix("192.0.2.0/24"), 2, latency(1.0, 1, 1))].into_iter(),
+            std::iter::empty(),
         );
         assert_eq!(
             decode(bad_site).expect_err("site"),
             "site index 2 of 2 sites"
         );
-        let mut bad_network = encode(&sites(), sample_entries().into_iter());
-        let entries_at = bad_network.len() - 8 - 2 * ENTRY_BYTES;
+        let mut bad_network = encode_resealed(&sites(), sample_entries(), &[]);
+        let entries_at = bad_network.len() - 8 - 4 - 2 * ENTRY_BYTES;
         bad_network[entries_at + 3] = 1;
-        let body_end = bad_network.len() - 8;
-        let checksum = fnv1a(&bad_network[..body_end]).to_le_bytes();
-        bad_network[body_end..].copy_from_slice(&checksum);
+        reseal(&mut bad_network);
         assert!(
             decode(bad_network)
                 .expect_err("network")
                 .contains("no client network")
         );
+        // A choice of a site beyond the sites, of a kind not known, and
+        // bytes left over after the last section.
+        let far: Choices = [(SourceKey::Node, 2)].into_iter().collect();
+        let bad_choice = encode_resealed(&sites(), Vec::new(), &[("n. A".to_owned(), far)]);
+        assert_eq!(
+            decode(bad_choice).expect_err("chosen site"),
+            "n. A: chosen site index 2 of 2 sites"
+        );
+        let near: Choices = [(SourceKey::Node, 1)].into_iter().collect();
+        let mut unknown = encode_resealed(&sites(), Vec::new(), &[("n. A".to_owned(), near)]);
+        let kind_at = unknown.len() - 8 - CHOICE_BYTES;
+        unknown[kind_at] = 9;
+        reseal(&mut unknown);
+        assert_eq!(
+            decode(unknown).expect_err("kind"),
+            "n. A: unknown source kind 9"
+        );
+        let mut trailing = encoded();
+        trailing.truncate(trailing.len() - 8);
+        trailing.push(0);
+        seal(&mut trailing);
+        assert_eq!(
+            decode(trailing).expect_err("trailing"),
+            "1 bytes after the last section"
+        );
+    }
+
+    fn encode_resealed(
+        sites: &[String],
+        entries: Vec<(ClientPrefix, usize, SiteLatency)>,
+        choices: &[(String, Choices)],
+    ) -> Vec<u8> {
+        encode(sites, entries.into_iter(), choices_of(choices))
+    }
+
+    /// Recomputes the checksum after an edit.
+    fn reseal(bytes: &mut [u8]) {
+        let body_end = bytes.len() - 8;
+        let checksum = fnv1a(&bytes[..body_end]).to_le_bytes();
+        bytes[body_end..].copy_from_slice(&checksum);
     }
 
     #[test]
@@ -431,6 +699,11 @@ mod tests {
                 // Whatever passes the checks reads back whole.
                 prop_assert_eq!(model.entries().count(), model.len());
                 prop_assert!(model.entries().all(|(_, site, _)| site < model.sites.len()));
+                for (_, chosen) in model.choices() {
+                    for (_, site) in chosen {
+                        prop_assert!(site < model.sites.len());
+                    }
+                }
             }
         }
     }
