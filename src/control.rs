@@ -229,6 +229,7 @@ fn with_table_inputs(
         latency: snapshot.as_ref(),
         nsid: &config.server.nsid,
         rate_limit: config.rate_limit.as_ref(),
+        cookie_secrets: config.server.cookie_secrets,
     };
     compile(&table_inputs)
 }

@@ -71,6 +71,21 @@ async fn start(rate_limit: &str) -> TestServer {
     TestServer::start_prepared(directory).await
 }
 
+/// Starts a node with `[rate_limit]` holding `rate_limit` whose
+/// `server.cookie_secret_file` lists `secrets` (current first).
+async fn start_node(rate_limit: &str, secrets: &[&str]) -> TestServer {
+    let mut text = common::cidr_steered_config("cookie_secret_file = \"cookie.secret\"\n");
+    text.push_str("\n[rate_limit]\n");
+    text.push_str(rate_limit);
+    text.push('\n');
+    let directory = common::example_directory(&text);
+    std::fs::write(directory.path().join("zones/limits.test.zone"), LIMITS_ZONE)
+        .expect("writing limits.test.zone");
+    let file = format!("# current, then previous\n{}\n", secrets.join("\n"));
+    std::fs::write(directory.path().join("cookie.secret"), file).expect("writing the secret");
+    TestServer::start_prepared(directory).await
+}
+
 /// A query for `name` `record_type`, with EDNS when `edns`.
 fn query(name: &str, record_type: RecordType, edns: bool) -> Message {
     let options = QueryOptions {
@@ -740,4 +755,62 @@ async fn a_reload_lifts_the_limit_and_another_brings_new_limits() {
     );
     assert_eq!(counters.dropped, counters_lifted.dropped, "{counters:?}");
     server.shutdown().await;
+}
+
+/// The cookie `server` answers a query for `name` with.
+async fn cookie_from(server: &TestServer, name: &str) -> Vec<u8> {
+    let address = server.dns_addr(Transport::Udp, Family::V4);
+    let response = common::ask(Transport::Udp, address, &cookie_query(name, &CLIENT_COOKIE)).await;
+    cookie_of(&response).expect("a COOKIE option in the response")
+}
+
+/// A burst past the rate, each query showing `cookie`.
+async fn passes(server: &TestServer, cookie: Vec<u8>) -> Burst {
+    let queries: Vec<Message> = (0..BURST).map(|_| cookie_query(FLOODED, &cookie)).collect();
+    burst(server, Family::V4, &queries).await
+}
+
+#[tokio::test]
+async fn nodes_sharing_a_cookie_secret_accept_each_others_cookies_through_a_rotation() {
+    const OLD: &str = "000102030405060708090a0b0c0d0e0f";
+    const NEW: &str = "f0e1d2c3b4a5968778695a4b3c2d1e0f";
+    let limits = "responses_per_second = 2\nslip = 2";
+    // A fleet halfway through a rotation: one node still on the old
+    // secret, one signing with the new and accepting the old, one done.
+    let old_only = start_node(limits, &[OLD]).await;
+    let rotating = start_node(limits, &[NEW, OLD]).await;
+    let new_only = start_node(limits, &[NEW]).await;
+    // A cookie the old-secret node issued is good at the rotating node
+    // (it still accepts the old secret) but not at the finished one.
+    let old_cookie = cookie_from(&old_only, FLOODED).await;
+    passes(&rotating, old_cookie.clone())
+        .await
+        .assert_all_whole("the old secret is still accepted");
+    passes(&new_only, old_cookie)
+        .await
+        .assert_limited_to(2, "the old secret is no longer accepted");
+
+    // The rotating node signs with the new secret, which the finished
+    // node accepts; within one second both issue the very same cookie
+    // (asked for a name not flooded, so that nothing is limited).
+    let mut same = false;
+    for _ in 0..3 {
+        let (rotated, finished) = (
+            cookie_from(&rotating, "b.limits.test.").await,
+            cookie_from(&new_only, "b.limits.test.").await,
+        );
+        if rotated[12..16] == finished[12..16] {
+            same = rotated == finished;
+            break;
+        }
+    }
+    assert!(same, "nodes with one current secret issue one cookie");
+    let new_cookie = cookie_from(&rotating, "b.limits.test.").await;
+    let fresh = start_node(limits, &[NEW]).await;
+    passes(&fresh, new_cookie)
+        .await
+        .assert_all_whole("another node with the new secret accepts it");
+    for server in [old_only, rotating, new_only, fresh] {
+        server.shutdown().await;
+    }
 }

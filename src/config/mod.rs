@@ -75,6 +75,30 @@ pub struct ServerConfig {
     /// The name server identifier answered to queries with an NSID option
     /// (RFC 5001); empty: none is sent.
     pub nsid: Vec<u8>,
+    /// The DNS Cookie secrets from `server.cookie_secret_file`; `None`:
+    /// each process draws its own.
+    pub cookie_secrets: Option<CookieSecrets>,
+}
+
+/// Server cookie secrets shared by a fleet (RFC 9018 §4.4): cookies are
+/// made with `current` and accepted with either, so that a new secret can
+/// be rolled out node by node. Its `Debug` hides them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CookieSecrets {
+    /// Signs new server cookies, and checks them.
+    pub current: [u8; 16],
+    /// Still checks cookies made before a rotation.
+    pub previous: Option<[u8; 16]>,
+}
+
+impl std::fmt::Debug for CookieSecrets {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("CookieSecrets")
+            .field("current", &"<hidden>")
+            .field("previous", &self.previous.map(|_| "<hidden>"))
+            .finish()
+    }
 }
 
 /// `[admin]`, validated. Its `Debug` hides the token, so that a logged
@@ -270,6 +294,11 @@ fn validate_server(
         }
     };
 
+    let cookie_secrets = spec
+        .cookie_secret_file
+        .as_deref()
+        .and_then(|name| read_cookie_secrets(file, &base.join(name), errors));
+
     ServerConfig {
         listen,
         zones,
@@ -277,6 +306,85 @@ fn validate_server(
         tcp_idle_timeout,
         tcp_max_connections,
         nsid,
+        cookie_secrets,
+    }
+}
+
+/// Reads `server.cookie_secret_file`: the current secret on its first
+/// line and optionally the previous one on the next, 32 hexadecimal digits
+/// each (16 bytes, RFC 9018's SipHash key); blank lines and `#` comments
+/// are skipped. Errors name the file and line, never a secret.
+fn read_cookie_secrets(
+    file: &Path,
+    path: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> Option<CookieSecrets> {
+    let key = "server.cookie_secret_file";
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) => {
+            errors.push(ConfigError::at(
+                file,
+                key,
+                format!("cannot read {}: {error}", path.display()),
+            ));
+            return None;
+        }
+    };
+    let mut secrets = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let parsed = (line.len() == 32)
+            .then(|| {
+                let mut secret = [0u8; 16];
+                for (byte, pair) in secret.iter_mut().zip(line.as_bytes().chunks(2)) {
+                    *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+                }
+                Some(secret)
+            })
+            .flatten();
+        match parsed {
+            Some(secret) => secrets.push(secret),
+            None => {
+                errors.push(ConfigError::at(
+                    file,
+                    key,
+                    format!(
+                        "{}:{}: a secret is 32 hexadecimal digits (16 bytes), e.g. from \
+                         `head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'`",
+                        path.display(),
+                        index + 1
+                    ),
+                ));
+                return None;
+            }
+        }
+    }
+    match secrets[..] {
+        [current] => Some(CookieSecrets {
+            current,
+            previous: None,
+        }),
+        [current, previous] => Some(CookieSecrets {
+            current,
+            previous: Some(previous),
+        }),
+        _ => {
+            errors.push(ConfigError::at(
+                file,
+                key,
+                format!(
+                    "{} must hold the current secret and at most the previous one, \
+                     one per line; it has {}",
+                    path.display(),
+                    secrets.len()
+                ),
+            ));
+            None
+        }
     }
 }
 

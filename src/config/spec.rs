@@ -98,6 +98,10 @@ pub struct ServerSpec {
     /// that ask for it.
     #[serde(default)]
     pub nsid: Option<String>,
+    /// A file holding the DNS Cookie secret shared by the nodes (and the
+    /// previous one during a rotation), relative to the config file.
+    #[serde(default)]
+    pub cookie_secret_file: Option<String>,
 }
 
 /// `[admin]`.

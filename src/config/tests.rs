@@ -211,7 +211,7 @@ fn unknown_key_names_its_path_and_line() {
         errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\nlistn = 3\n"),
         vec![
             "conf/steer.toml:3: unknown key server.listn, expected one of listen, zones, \
-             workers, tcp_idle_timeout, tcp_max_connections, nsid"
+             workers, tcp_idle_timeout, tcp_max_connections, nsid, cookie_secret_file"
         ]
     );
     assert_eq!(
@@ -386,4 +386,68 @@ table_size = 10
     let missing = errors_of("[server]\nlisten = [\"127.0.0.1:5300\"]\n[rate_limit]\nslip = 1\n");
     assert_eq!(missing.len(), 1);
     assert!(missing[0].contains("responses_per_second"), "{missing:?}");
+}
+
+#[test]
+fn cookie_secrets_come_from_a_file_current_first() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = directory.path().join("steer.toml");
+    let text = "[server]\nlisten = [\"127.0.0.1:0\"]\ncookie_secret_file = \"cookie.secret\"\n";
+    let write = |body: &str| {
+        std::fs::write(directory.path().join("cookie.secret"), body).expect("write the secret")
+    };
+    write(
+        "# rotated 2026-12-07\n000102030405060708090a0b0c0d0e0f\n\nF0E1D2C3B4A5968778695A4B3C2D1E0F\n",
+    );
+    let secrets = parse(&path, text)
+        .expect("valid")
+        .server
+        .cookie_secrets
+        .expect("read");
+    assert_eq!(secrets.current, std::array::from_fn(|index| index as u8));
+    assert_eq!(
+        secrets.previous.map(|previous| previous[0]),
+        Some(0xf0),
+        "upper-case hex reads too"
+    );
+    // The secrets never show in a logged config.
+    let shown = format!("{secrets:?}");
+    assert!(
+        !shown.contains("0f") && shown.contains("<hidden>"),
+        "{shown}"
+    );
+
+    let only = |body: &str| {
+        write(body);
+        match parse(&path, text) {
+            Ok(_) => panic!("{body:?} should be refused"),
+            Err(errors) => errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }
+    };
+    let file = directory.path().join("cookie.secret").display().to_string();
+    let config = path.display().to_string();
+    assert_eq!(
+        only("000102030405060708090a0b0c0d0e0f\nnot-a-secret\n"),
+        [format!(
+            "{config}: server.cookie_secret_file: {file}:2: a secret is 32 hexadecimal digits \
+             (16 bytes), e.g. from `head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'`"
+        )]
+    );
+    assert_eq!(
+        only("# nothing yet\n"),
+        [format!(
+            "{config}: server.cookie_secret_file: {file} must hold the current secret and at \
+             most the previous one, one per line; it has 0"
+        )]
+    );
+    let three = "000102030405060708090a0b0c0d0e0f\n".repeat(3);
+    assert!(only(&three)[0].ends_with("it has 3"));
+    std::fs::remove_file(directory.path().join("cookie.secret")).expect("remove");
+    let missing = parse(&path, text).expect_err("missing file");
+    assert!(
+        missing[0]
+            .to_string()
+            .contains("server.cookie_secret_file: cannot read"),
+        "{missing:?}"
+    );
 }

@@ -6,10 +6,12 @@
 //! attacker does not see the client cookie). Steer issues server cookies
 //! but never requires them: it answers a query without one, or with a
 //! stale or foreign one, as it answers any other, and never sends
-//! BADCOOKIE. So the secret need not be shared between nodes, and each
-//! process draws its own. What a valid server cookie buys is exemption
-//! from the UDP rate limits ([`super::rate_limit`]): it proves that the
-//! client received an earlier answer at its address.
+//! BADCOOKIE. So the secret need not be shared between nodes: each
+//! process draws its own unless `server.cookie_secret_file` gives the
+//! fleet one (with the previous one still accepted during a rotation).
+//! What a valid server cookie buys is exemption from the UDP rate limits
+//! ([`super::rate_limit`]): it proves that the client received an earlier
+//! answer at its address.
 //!
 //! The server cookie is RFC 9018's version 1: version, three reserved
 //! bytes, a timestamp, and SipHash-2-4 keyed by the secret over the client

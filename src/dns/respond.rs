@@ -204,16 +204,17 @@ fn answer(
             Ok(client) => {
                 let now = crate::unix_now();
                 let address = source.to_canonical();
+                let secrets = table.cookie_secrets();
                 if charge.check_cookie {
-                    charge.cookie_valid = cookie::is_valid_server_cookie(
-                        table.cookie_secret(),
-                        &packet[start..end],
-                        address,
-                        now,
-                    );
+                    let option = &packet[start..end];
+                    charge.cookie_valid =
+                        cookie::is_valid_server_cookie(&secrets.current, option, address, now)
+                            || secrets.previous.is_some_and(|previous| {
+                                cookie::is_valid_server_cookie(&previous, option, address, now)
+                            });
                 }
                 Some(cookie::response_cookie(
-                    table.cookie_secret(),
+                    &secrets.current,
                     &client,
                     address,
                     now,

@@ -19,8 +19,8 @@ use super::{
     FIRST, NONE, Node, Prepared, Reply, RoutingTable, STEERED, Section, Sections, ZoneData,
     ZoneReplies, ZoneSummary, rcode,
 };
-use crate::config::RateLimitConfig;
 use crate::config::steering::{SteeredType, SteeringConfig, Step};
+use crate::config::{CookieSecrets, RateLimitConfig};
 use crate::geo::GeoDatabase;
 use crate::geo::location_maps::LocationMaps;
 use crate::health::{AdminState, HealthView};
@@ -618,6 +618,8 @@ pub struct Inputs<'input> {
     pub nsid: &'input [u8],
     /// `[rate_limit]`, when configured.
     pub rate_limit: Option<&'input RateLimitConfig>,
+    /// `server.cookie_secret_file`'s secrets (none: the process's own).
+    pub cookie_secrets: Option<CookieSecrets>,
 }
 
 /// The steering part of a table: every steered name's compiled policy, and
@@ -803,7 +805,10 @@ pub(super) fn compile(
             fixups: compiler.sections.fixups,
             ecs_limits: (steering.ecs.max_source_v4, steering.ecs.max_source_v6),
             nsid: inputs.nsid.into(),
-            cookie_secret: crate::dns::cookie::process_secret(),
+            cookie_secrets: inputs.cookie_secrets.unwrap_or(CookieSecrets {
+                current: crate::dns::cookie::process_secret(),
+                previous: None,
+            }),
             rate_limit: inputs.rate_limit.cloned(),
         }),
         policies,
@@ -956,6 +961,7 @@ impl RoutingTable {
             latency: None,
             nsid: &[],
             rate_limit: None,
+            cookie_secrets: None,
         };
         compile(zones, &inputs, generation)
     }

@@ -25,7 +25,7 @@ use crate::health::HealthView;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::RateLimitConfig;
+use crate::config::{CookieSecrets, RateLimitConfig};
 use crate::dns::Transport;
 use index::NameIndex;
 
@@ -249,7 +249,7 @@ struct ZoneData {
     /// `server.nsid` (RFC 5001); empty: none is sent.
     nsid: Box<[u8]>,
     /// The key of the server cookies this process issues (RFC 9018).
-    cookie_secret: [u8; 16],
+    cookie_secrets: CookieSecrets,
     /// `[rate_limit]`: the limits UDP responses are held to.
     rate_limit: Option<RateLimitConfig>,
 }
@@ -274,7 +274,10 @@ impl RoutingTable {
                 fixups: Vec::new(),
                 ecs_limits: (24, 56),
                 nsid: Box::default(),
-                cookie_secret: crate::dns::cookie::process_secret(),
+                cookie_secrets: CookieSecrets {
+                    current: crate::dns::cookie::process_secret(),
+                    previous: None,
+                },
                 rate_limit: None,
             }),
             policies: Vec::new(),
@@ -313,11 +316,12 @@ impl RoutingTable {
         self
     }
 
-    /// The key of this process's server cookies (drawn when the first
-    /// table was compiled, the same for every table after it).
+    /// The keys of the server cookies this node issues and accepts: from
+    /// `server.cookie_secret_file`, else drawn by the process when the
+    /// first table was compiled.
     #[inline]
-    pub fn cookie_secret(&self) -> &[u8; 16] {
-        &self.data.cookie_secret
+    pub fn cookie_secrets(&self) -> &CookieSecrets {
+        &self.data.cookie_secrets
     }
 
     /// Whether `other` shares this table's zone part (a steering-only
