@@ -9,7 +9,10 @@
 //! - well-formed queries for names of the fixture (and names around them),
 //!   in random letter case, for random types, with and without EDNS, over
 //!   both transports: the reply parses, its question is the query's exactly,
-//!   and a UDP reply never exceeds the size limit (and is empty when TC).
+//!   and a UDP reply never exceeds the size limit (and is empty when TC);
+//! - any bytes and mutated queries over UDP under rate limits that truncate
+//!   everything past the first response: every slipped response parses,
+//!   echoes the id, has TC and QR set and carries no records.
 
 mod common;
 
@@ -20,8 +23,9 @@ use std::sync::OnceLock;
 use hickory_proto::op::{Message, MessageType};
 use hickory_proto::rr::RecordType;
 use proptest::prelude::*;
+use steer::dns::rate_limit::Buckets;
 use steer::dns::wire::{self, ParseError};
-use steer::dns::{Outcome, Transport, respond};
+use steer::dns::{Outcome, OverLimit, Transport, respond, respond_udp};
 use steer::table::RoutingTable;
 
 const FIXTURE_ZONES: &str = "tests/fixtures/golden/zones";
@@ -99,6 +103,68 @@ fn respond_checked(packet: &[u8], transport: Transport) -> Result<Option<Vec<u8>
             Ok(Some(out))
         }
     }
+}
+
+/// The fixture zones served under `[rate_limit]` with a rate of one and
+/// `slip = 1` (everything past the first response to a bucket goes out
+/// truncated), with its bucket table.
+fn limited_fixture() -> &'static (RoutingTable, Buckets, tempfile::TempDir) {
+    static FIXTURE: OnceLock<(RoutingTable, Buckets, tempfile::TempDir)> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let zones = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE_ZONES);
+        let config = directory.path().join("steer.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = [\"127.0.0.1:0\"]\nzones = {:?}\n\
+                 [rate_limit]\nresponses_per_second = 1\nslip = 1\n",
+                zones.display().to_string()
+            ),
+        )
+        .expect("write the config");
+        let built = steer::control::build(&config, 1, &steer::health::AdminState::default())
+            .unwrap_or_else(|errors| panic!("the limited fixture does not build: {errors:?}"));
+        (built.table, Buckets::new(1 << 12), directory)
+    })
+}
+
+/// Answers `packet` over UDP under the limits of [`limited_fixture`] and
+/// checks a slipped response.
+fn respond_limited_checked(packet: &[u8]) -> Result<(), TestCaseError> {
+    let (table, buckets, _) = limited_fixture();
+    let mut out = Vec::new();
+    let outcome = respond_udp(table, buckets, packet, SOURCE, &mut out);
+    match outcome {
+        Outcome::OverLimit {
+            action: OverLimit::Slipped,
+            rcode,
+            ..
+        } => {
+            let response = Message::from_vec(&out).map_err(|error| {
+                TestCaseError::fail(format!(
+                    "slipped reply does not parse ({error}): {out:02x?} to {packet:02x?}"
+                ))
+            })?;
+            prop_assert_eq!(
+                response.metadata.id,
+                u16::from_be_bytes([packet[0], packet[1]])
+            );
+            prop_assert_eq!(response.metadata.message_type, MessageType::Response);
+            prop_assert!(response.metadata.truncation, "a slip without TC");
+            prop_assert!(response.answers.is_empty() && response.authorities.is_empty());
+            prop_assert!(response.additionals.is_empty(), "records beyond the OPT");
+            prop_assert_eq!(u16::from(response.metadata.response_code), rcode);
+            prop_assert!(out.len() <= 1232);
+        }
+        Outcome::OverLimit { action, .. } => {
+            return Err(TestCaseError::fail(format!(
+                "slip = 1 sends every limited response truncated, not {action:?}"
+            )));
+        }
+        Outcome::Reply { .. } | Outcome::Drop => {}
+    }
+    Ok(())
 }
 
 /// A valid query for `name` as encoded by hickory-proto, as bytes.
@@ -225,6 +291,15 @@ proptest! {
     #[test]
     fn respond_never_panics_on_mutated_queries(packet in mutated_query_strategy(), transport in transport_strategy()) {
         respond_checked(&packet, transport)?;
+    }
+
+    #[test]
+    fn slipped_responses_are_well_formed(
+        random in proptest::collection::vec(any::<u8>(), 0..600),
+        mutated in mutated_query_strategy(),
+    ) {
+        respond_limited_checked(&random)?;
+        respond_limited_checked(&mutated)?;
     }
 }
 
