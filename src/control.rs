@@ -1236,6 +1236,11 @@ fn restart_needed(active: &Config, reloaded: &Config) -> Vec<String> {
         reloaded.server.tcp_max_connections.to_string(),
     );
     compare(
+        "server.tcp_max_connections_per_client",
+        active.server.tcp_max_connections_per_client.to_string(),
+        reloaded.server.tcp_max_connections_per_client.to_string(),
+    );
+    compare(
         "admin.listen",
         active.admin.listen.to_string(),
         reloaded.admin.listen.to_string(),

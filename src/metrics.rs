@@ -60,6 +60,8 @@ pub struct WorkerCounters {
     last_limited_v4: AtomicU64,
     /// The top 64 bits of the last IPv6 client held to it (0: none yet).
     last_limited_v6: AtomicU64,
+    /// TCP connections closed at accept, by [`TcpRefusal`].
+    tcp_refused: [AtomicU64; 2],
     /// [`DECISION_SLOTS`] counters, allocated once when the worker starts
     /// (128 KiB).
     decisions: Box<[DecisionLine]>,
@@ -73,6 +75,7 @@ impl Default for WorkerCounters {
             over_limit: Default::default(),
             last_limited_v4: AtomicU64::new(0),
             last_limited_v6: AtomicU64::new(0),
+            tcp_refused: Default::default(),
             decisions: (0..DECISION_SLOTS.div_ceil(SLOTS_PER_LINE))
                 .map(|_| DecisionLine(Default::default()))
                 .collect(),
@@ -117,6 +120,11 @@ impl WorkerCounters {
                 self.dropped[transport].fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Counts a TCP connection closed at accept.
+    pub fn refuse_tcp(&self, reason: TcpRefusal) {
+        self.tcp_refused[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Notes `client` as the latest held to the rate limit (a store to
@@ -169,6 +177,28 @@ impl DecisionTotals {
     }
 }
 
+/// Why a TCP connection was closed as soon as it was accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpRefusal {
+    /// `server.tcp_max_connections` were open.
+    Total,
+    /// `server.tcp_max_connections_per_client` were open from its client.
+    PerClient,
+}
+
+impl TcpRefusal {
+    /// Every reason, in the order of [`QueryTotals::tcp_refused`].
+    pub const ALL: [TcpRefusal; 2] = [TcpRefusal::Total, TcpRefusal::PerClient];
+
+    /// The metrics label.
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpRefusal::Total => "limit",
+            TcpRefusal::PerClient => "per_client_limit",
+        }
+    }
+}
+
 /// Totals over all workers, as scraped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QueryTotals {
@@ -179,6 +209,8 @@ pub struct QueryTotals {
     pub dropped: [u64; TRANSPORTS],
     /// UDP responses over the rate limit, by [`OverLimit::ALL`] action.
     pub over_limit: [u64; OVER_LIMIT_ACTIONS],
+    /// TCP connections closed at accept, by [`TcpRefusal::ALL`] reason.
+    pub tcp_refused: [u64; 2],
 }
 
 impl QueryTotals {
@@ -230,6 +262,9 @@ impl Metrics {
                 totals.dropped[transport] += worker.dropped[transport].load(Ordering::Relaxed);
             }
             for (total, counter) in totals.over_limit.iter_mut().zip(&worker.over_limit) {
+                *total += counter.load(Ordering::Relaxed);
+            }
+            for (total, counter) in totals.tcp_refused.iter_mut().zip(&worker.tcp_refused) {
                 *total += counter.load(Ordering::Relaxed);
             }
         }

@@ -353,6 +353,7 @@ async fn start_dns(
     let listen = &config.server.listen;
     let limits = TcpLimits {
         max_connections: config.server.tcp_max_connections,
+        max_connections_per_client: config.server.tcp_max_connections_per_client,
         idle_timeout: config.server.tcp_idle_timeout,
         ..TcpLimits::default()
     };

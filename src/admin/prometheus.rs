@@ -49,6 +49,22 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
     }
     header(
         &mut out,
+        "steer_tcp_refused_total",
+        "counter",
+        "TCP connections closed as soon as accepted: limit (server.tcp_max_connections open) or per_client_limit (server.tcp_max_connections_per_client open from that client).",
+    );
+    for (reason, count) in crate::metrics::TcpRefusal::ALL
+        .iter()
+        .zip(totals.tcp_refused)
+    {
+        line(
+            &mut out,
+            &format!("steer_tcp_refused_total{{reason=\"{}\"}}", reason.name()),
+            count,
+        );
+    }
+    header(
+        &mut out,
         "steer_rate_limited_total",
         "counter",
         "UDP responses over [rate_limit], by what became of them: dropped, slipped (sent truncated), exempt or dry_run (sent whole).",
@@ -447,6 +463,7 @@ mod tests {
         totals.answered[0][7] = 1;
         totals.dropped[1] = 4;
         totals.over_limit = [5, 6, 0, 1];
+        totals.tcp_refused = [0, 3];
         let status = StatusSnapshot {
             generation: 3,
             zones: vec![
@@ -575,6 +592,8 @@ mod tests {
             "steer_queries_total{transport=\"tcp\",rcode=\"BADVERS\"} 0\n",
             "steer_dropped_total{transport=\"udp\"} 0\n",
             "steer_dropped_total{transport=\"tcp\"} 4\n",
+            "steer_tcp_refused_total{reason=\"limit\"} 0\n",
+            "steer_tcp_refused_total{reason=\"per_client_limit\"} 3\n",
             "# TYPE steer_rate_limited_total counter\n",
             "steer_rate_limited_total{action=\"dropped\"} 5\n",
             "steer_rate_limited_total{action=\"slipped\"} 6\n",

@@ -38,6 +38,9 @@ pub const DEFAULT_ZONES: &str = "zones";
 pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default cap on open TCP connections.
 pub const DEFAULT_TCP_MAX_CONNECTIONS: usize = 1024;
+/// Default cap on open TCP connections from one client: far above what a
+/// resolver opens, far below the total.
+pub const DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
 /// Default admin API address: loopback only.
 pub const DEFAULT_ADMIN_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8053);
 /// Most UDP workers per address; more threads than this only add contention.
@@ -72,6 +75,9 @@ pub struct ServerConfig {
     pub tcp_idle_timeout: Duration,
     /// Most TCP connections open at once.
     pub tcp_max_connections: usize,
+    /// Most TCP connections open at once from one client (an IPv4
+    /// address, an IPv6 /64).
+    pub tcp_max_connections_per_client: usize,
     /// The name server identifier answered to queries with an NSID option
     /// (RFC 5001); empty: none is sent.
     pub nsid: Vec<u8>,
@@ -272,6 +278,21 @@ fn validate_server(
         },
     };
 
+    let tcp_max_connections_per_client = match spec.tcp_max_connections_per_client {
+        None => DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT.min(tcp_max_connections),
+        Some(count) => match usize::try_from(count) {
+            Ok(count) if count >= 1 => count,
+            _ => {
+                errors.push(ConfigError::at(
+                    file,
+                    "server.tcp_max_connections_per_client",
+                    format!("must be at least 1, not {count}"),
+                ));
+                DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT
+            }
+        },
+    };
+
     let nsid = match spec.nsid {
         None => Vec::new(),
         Some(text) => {
@@ -305,6 +326,7 @@ fn validate_server(
         workers,
         tcp_idle_timeout,
         tcp_max_connections,
+        tcp_max_connections_per_client,
         nsid,
         cookie_secrets,
     }

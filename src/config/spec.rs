@@ -94,6 +94,9 @@ pub struct ServerSpec {
     /// Most TCP connections open at once, over all listen addresses.
     #[serde(default)]
     pub tcp_max_connections: Option<i64>,
+    /// Most TCP connections open at once from one client.
+    #[serde(default)]
+    pub tcp_max_connections_per_client: Option<i64>,
     /// This node's name server identifier (RFC 5001), sent to clients
     /// that ask for it.
     #[serde(default)]

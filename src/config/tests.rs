@@ -31,6 +31,7 @@ fn minimal_file_gets_the_defaults() {
     assert!((1..=MAX_WORKERS).contains(&config.server.workers));
     assert_eq!(config.server.tcp_idle_timeout, Duration::from_secs(10));
     assert_eq!(config.server.tcp_max_connections, 1024);
+    assert_eq!(config.server.tcp_max_connections_per_client, 64);
     assert!(config.server.nsid.is_empty());
     assert_eq!(
         config.admin,
@@ -53,6 +54,7 @@ zones = "data/zones"
 workers = 3
 tcp_idle_timeout = "500ms"
 tcp_max_connections = 7
+tcp_max_connections_per_client = 3
 nsid = "fra-1"
 
 [admin]
@@ -69,6 +71,7 @@ listen = "[::1]:0"
     assert_eq!(config.server.workers, 3);
     assert_eq!(config.server.tcp_idle_timeout, Duration::from_millis(500));
     assert_eq!(config.server.tcp_max_connections, 7);
+    assert_eq!(config.server.tcp_max_connections_per_client, 3);
     assert_eq!(config.admin.listen, "[::1]:0".parse().expect("address"));
 }
 
@@ -124,6 +127,7 @@ zones = ""
 workers = 0
 tcp_idle_timeout = "10"
 tcp_max_connections = -1
+tcp_max_connections_per_client = 0
 [admin]
 listen = "10.0.0.1:8053"
 "#,
@@ -138,6 +142,7 @@ listen = "10.0.0.1:8053"
             "conf/steer.toml: server.tcp_idle_timeout: invalid duration \"10\": expected a whole \
              number followed by a unit (ms, s, m or h), e.g. \"10s\"",
             "conf/steer.toml: server.tcp_max_connections: must be at least 1, not -1",
+            "conf/steer.toml: server.tcp_max_connections_per_client: must be at least 1, not 0",
             "conf/steer.toml: admin.listen: 10.0.0.1:8053 is not a loopback address; the admin \
              API can reload the server, so serving it beyond this host needs \
              admin.allow_remote = true",
@@ -211,7 +216,8 @@ fn unknown_key_names_its_path_and_line() {
         errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\nlistn = 3\n"),
         vec![
             "conf/steer.toml:3: unknown key server.listn, expected one of listen, zones, \
-             workers, tcp_idle_timeout, tcp_max_connections, nsid, cookie_secret_file"
+             workers, tcp_idle_timeout, tcp_max_connections, tcp_max_connections_per_client, \
+             nsid, cookie_secret_file"
         ]
     );
     assert_eq!(

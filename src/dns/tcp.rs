@@ -8,7 +8,10 @@
 //! [`RoutingTable`] is loaded per query and never held across an await.
 //!
 //! Resources are bounded: a semaphore caps the open connections (past the
-//! limit a new connection is closed at once), a connection that does not
+//! limit a new connection is closed at once), and so does a count per
+//! client (an IPv4 address or an IPv6 /64), so that one host cannot take
+//! every connection while resolvers need TCP (after a truncated answer,
+//! or one the rate limits slipped); a connection that does not
 //! deliver a complete query within the idle timeout is closed, and so is one
 //! whose client stops reading our answers for that long. Each connection is
 //! its own task, so a slow client only ever delays itself.
@@ -31,7 +34,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use super::{Outcome, Transport};
-use crate::metrics::{Metrics, WorkerCounters};
+use crate::metrics::{Metrics, TcpRefusal, WorkerCounters};
 use crate::table::RoutingTable;
 
 /// Pending connections the kernel queues per listener.
@@ -57,6 +60,9 @@ pub struct TcpLimits {
     /// A connection is closed when no complete query arrives for this long,
     /// or when the client does not take our responses for this long.
     pub idle_timeout: Duration,
+    /// Open connections from one client (an IPv4 address, an IPv6 /64);
+    /// past it its new ones are closed at once.
+    pub max_connections_per_client: usize,
     /// Queries answered on one connection before it is closed (`None`: no limit).
     pub max_queries_per_connection: Option<usize>,
 }
@@ -66,8 +72,71 @@ impl Default for TcpLimits {
         Self {
             max_connections: 1024,
             idle_timeout: Duration::from_secs(10),
+            max_connections_per_client: 64,
             max_queries_per_connection: None,
         }
+    }
+}
+
+/// Open connections per client, for [`TcpLimits::max_connections_per_client`].
+/// Locked once when a connection opens and once when it closes, never per
+/// query.
+#[derive(Default)]
+struct ClientConnections {
+    open: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+}
+
+impl ClientConnections {
+    /// Counts a new connection from `client`, or refuses it at `limit`.
+    fn open(self: &Arc<Self>, client: IpAddr, limit: usize) -> Option<ClientConnection> {
+        let key = client_key(client);
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = open.entry(key).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(ClientConnection {
+            clients: Arc::clone(self),
+            key,
+        })
+    }
+}
+
+/// One open connection of a client; dropping it (the connection's end)
+/// gives its place back.
+struct ClientConnection {
+    clients: Arc<ClientConnections>,
+    key: IpAddr,
+}
+
+impl Drop for ClientConnection {
+    fn drop(&mut self) {
+        let mut open = self
+            .clients
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Who a connection is counted against: an IPv4 address, or the /64 of an
+/// IPv6 one (a host usually has a whole /64).
+fn client_key(client: IpAddr) -> IpAddr {
+    match client.to_canonical() {
+        IpAddr::V6(address) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(address) & !u128::from(u64::MAX),
+        )),
+        v4 => v4,
     }
 }
 
@@ -181,6 +250,7 @@ where
         limits,
         answer,
         counters: metrics.register_worker(),
+        clients: Arc::default(),
     });
     let accept_loops = listeners
         .into_iter()
@@ -205,6 +275,7 @@ struct Shared<F> {
     answer: F,
     counters: Arc<WorkerCounters>,
     connections: Arc<Semaphore>,
+    clients: Arc<ClientConnections>,
 }
 
 async fn accept_loop<F>(
@@ -227,15 +298,24 @@ async fn accept_loop<F>(
                 continue;
             }
         };
-        // At the limit the stream is dropped here, which closes it.
+        // At a limit the stream is dropped here, which closes it.
+        let Some(client) = shared
+            .clients
+            .open(peer.ip(), shared.limits.max_connections_per_client)
+        else {
+            tracing::debug!(%peer, "TCP connection limit per client reached; closing");
+            shared.counters.refuse_tcp(TcpRefusal::PerClient);
+            continue;
+        };
         let Ok(permit) = Arc::clone(&shared.connections).try_acquire_owned() else {
             tracing::debug!(%peer, "TCP connection limit reached; closing");
+            shared.counters.refuse_tcp(TcpRefusal::Total);
             continue;
         };
         let shared = Arc::clone(&shared);
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _places = (permit, client);
             if let Err(error) = stream.set_nodelay(true) {
                 tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
             }
@@ -623,6 +703,68 @@ mod tests {
         }
         assert_eq!(third, Some(2u16.to_be_bytes()));
         service.stop().await;
+    }
+
+    #[tokio::test]
+    async fn one_client_cannot_take_every_connection() {
+        let metrics = Metrics::default();
+        let limits = TcpLimits {
+            max_connections_per_client: 2,
+            ..TcpLimits::default()
+        };
+        let service = start_echo(&["127.0.0.1:0"], limits, &metrics).await;
+        let address = service.local_addrs()[0];
+        let connect_from = |local: &'static str| async move {
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket
+                .bind(format!("{local}:0").parse().expect("address"))
+                .expect("bind");
+            socket.connect(address).await.expect("connect")
+        };
+        let mut open = Vec::new();
+        for index in 0..2u8 {
+            let mut stream = connect_from("127.0.0.1").await;
+            stream.write_all(&frame(&[index])).await.expect("write");
+            assert_eq!(read_frame(&mut stream).await, [4, index]);
+            open.push(stream);
+        }
+        // A third from the same address is closed; another address is not
+        // held to its count.
+        let mut third = connect_from("127.0.0.1").await;
+        let _ = third.write_all(&frame(b"3")).await;
+        assert!(read_to_close(&mut third).await.is_empty());
+        let mut neighbour = connect_from("127.0.0.2").await;
+        neighbour.write_all(&frame(b"n")).await.expect("write");
+        assert_eq!(read_frame(&mut neighbour).await, b"\x04n");
+        assert_eq!(metrics.totals().tcp_refused, [0, 1]);
+
+        // When one of its connections ends, the client may open another.
+        drop(open.pop());
+        let mut again = None;
+        for _ in 0..50 {
+            let mut stream = connect_from("127.0.0.1").await;
+            let _ = stream.write_all(&frame(b"4")).await;
+            let mut length = [0u8; 2];
+            if timeout(TIMEOUT, stream.read_exact(&mut length))
+                .await
+                .is_ok_and(|read| read.is_ok())
+            {
+                again = Some(length);
+                break;
+            }
+            // The ended connection's task may not have let go yet.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(again, Some(2u16.to_be_bytes()));
+        service.stop().await;
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64() {
+        let key = |text: &str| client_key(text.parse().expect("address"));
+        assert_eq!(key("2001:db8:1:2::7"), key("2001:db8:1:2:ffff::1"));
+        assert_ne!(key("2001:db8:1:2::7"), key("2001:db8:1:3::7"));
+        assert_eq!(key("::ffff:192.0.2.1").to_string(), "192.0.2.1");
     }
 
     #[tokio::test]
