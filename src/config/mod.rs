@@ -263,35 +263,20 @@ fn validate_server(
         },
     };
 
-    let tcp_max_connections = match spec.tcp_max_connections {
-        None => DEFAULT_TCP_MAX_CONNECTIONS,
-        Some(count) => match usize::try_from(count) {
-            Ok(count) if count >= 1 => count,
-            _ => {
-                errors.push(ConfigError::at(
-                    file,
-                    "server.tcp_max_connections",
-                    format!("must be at least 1, not {count}"),
-                ));
-                DEFAULT_TCP_MAX_CONNECTIONS
-            }
-        },
-    };
-
-    let tcp_max_connections_per_client = match spec.tcp_max_connections_per_client {
-        None => DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT.min(tcp_max_connections),
-        Some(count) => match usize::try_from(count) {
-            Ok(count) if count >= 1 => count,
-            _ => {
-                errors.push(ConfigError::at(
-                    file,
-                    "server.tcp_max_connections_per_client",
-                    format!("must be at least 1, not {count}"),
-                ));
-                DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT
-            }
-        },
-    };
+    let tcp_max_connections = at_least_one(
+        file,
+        "server.tcp_max_connections",
+        spec.tcp_max_connections,
+        DEFAULT_TCP_MAX_CONNECTIONS,
+        errors,
+    );
+    let tcp_max_connections_per_client = at_least_one(
+        file,
+        "server.tcp_max_connections_per_client",
+        spec.tcp_max_connections_per_client,
+        DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT.min(tcp_max_connections),
+        errors,
+    );
 
     let nsid = match spec.nsid {
         None => Vec::new(),
@@ -406,6 +391,29 @@ fn read_cookie_secrets(
                 ),
             ));
             None
+        }
+    }
+}
+
+/// A count of at least one at `key`, or `default` when not set (and after
+/// an error).
+fn at_least_one(
+    file: &Path,
+    key: &str,
+    value: Option<i64>,
+    default: usize,
+    errors: &mut Vec<ConfigError>,
+) -> usize {
+    match value.map(|count| (count, usize::try_from(count))) {
+        None => default,
+        Some((_, Ok(count))) if count >= 1 => count,
+        Some((count, _)) => {
+            errors.push(ConfigError::at(
+                file,
+                key,
+                format!("must be at least 1, not {count}"),
+            ));
+            default
         }
     }
 }

@@ -664,6 +664,30 @@ mod tests {
         service.stop().await;
     }
 
+    /// Connects with `connect` until a query is answered: a connection
+    /// that just ended frees its place only once its task has finished.
+    async fn answered_once_freed<C, F>(connect: C)
+    where
+        C: Fn() -> F,
+        F: Future<Output = io::Result<TcpStream>>,
+    {
+        for _ in 0..50 {
+            let mut stream = connect().await.expect("connect");
+            let _ = stream.write_all(&frame(b"4")).await;
+            let mut reply = [0u8; 4];
+            if timeout(TIMEOUT, stream.read_exact(&mut reply))
+                .await
+                .is_ok_and(|read| read.is_ok())
+            {
+                // Length 2, then the echo's marker and the query.
+                assert_eq!(reply, [0, 2, 4, b'4']);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no connection was answered after the place was freed");
+    }
+
     #[tokio::test]
     async fn connection_limit_closes_the_extra_connection() {
         let metrics = Metrics::default();
@@ -686,22 +710,7 @@ mod tests {
         first.write_all(&frame(b"3")).await.expect("write");
         assert_eq!(read_frame(&mut first).await, b"\x043");
         drop(first);
-        let mut third = None;
-        for _ in 0..50 {
-            let mut stream = TcpStream::connect(address).await.expect("connect");
-            let _ = stream.write_all(&frame(b"4")).await;
-            let mut length = [0u8; 2];
-            if timeout(TIMEOUT, stream.read_exact(&mut length))
-                .await
-                .is_ok_and(|read| read.is_ok())
-            {
-                third = Some(length);
-                break;
-            }
-            // The first connection's task may not have ended yet.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(third, Some(2u16.to_be_bytes()));
+        answered_once_freed(|| TcpStream::connect(address)).await;
         service.stop().await;
     }
 
@@ -740,22 +749,7 @@ mod tests {
 
         // When one of its connections ends, the client may open another.
         drop(open.pop());
-        let mut again = None;
-        for _ in 0..50 {
-            let mut stream = connect_from("127.0.0.1").await;
-            let _ = stream.write_all(&frame(b"4")).await;
-            let mut length = [0u8; 2];
-            if timeout(TIMEOUT, stream.read_exact(&mut length))
-                .await
-                .is_ok_and(|read| read.is_ok())
-            {
-                again = Some(length);
-                break;
-            }
-            // The ended connection's task may not have let go yet.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(again, Some(2u16.to_be_bytes()));
+        answered_once_freed(|| async { Ok(connect_from("127.0.0.1").await) }).await;
         service.stop().await;
     }
 
