@@ -705,6 +705,29 @@ fn status_text(status: &serde_json::Value, now: f64) -> String {
         })
         .collect();
     write_rows(&mut text, &rows);
+
+    let limits = &status["rate_limit"];
+    if limits.is_object() {
+        let number = |key: &str| limits[key].as_u64().unwrap_or_default();
+        let _ = write!(
+            text,
+            "UDP rate limits: {}/s answers, {}/s errors per /{} and /{}, slip {}, window {}s",
+            number("responses_per_second"),
+            number("errors_per_second"),
+            number("ipv4_prefix"),
+            number("ipv6_prefix"),
+            number("slip"),
+            number("window_seconds"),
+        );
+        let exempt = limits["exempt"].as_array().map_or(0, Vec::len);
+        if exempt > 0 {
+            let _ = write!(text, ", {} exempt", count(exempt as u64, "network"));
+        }
+        if limits["dry_run"] == true {
+            text.push_str(" (dry run: counted, not enforced)");
+        }
+        text.push('\n');
+    }
     text
 }
 
@@ -827,6 +850,31 @@ mod tests {
 
     /// Unix time the examples are read at.
     const NOW: f64 = 1_720_000_000.0;
+
+    #[test]
+    fn status_text_shows_the_rate_limits_in_force() {
+        let mut status = json!({
+            "generation": 1,
+            "zones": [],
+            "last_compile": {"at": NOW, "seconds": 0.001},
+            "endpoints": [],
+            "rate_limit": {
+                "responses_per_second": 20, "errors_per_second": 5, "slip": 2,
+                "window_seconds": 15, "ipv4_prefix": 24, "ipv6_prefix": 56,
+                "exempt": ["192.0.2.0/24"], "table_size": 262144, "dry_run": true,
+            },
+        });
+        let text = status_text(&status, NOW);
+        assert!(
+            text.ends_with(
+                "UDP rate limits: 20/s answers, 5/s errors per /24 and /56, slip 2, window 15s, \
+                 1 network exempt (dry run: counted, not enforced)\n"
+            ),
+            "{text}"
+        );
+        status["rate_limit"] = serde_json::Value::Null;
+        assert!(!status_text(&status, NOW).contains("rate limits"));
+    }
 
     #[test]
     fn status_text_summarizes_the_table_zones_and_endpoints() {
