@@ -33,7 +33,8 @@
 //! `+bufsize=N`, `+ednsversion=N`, `+do` (each implies `+edns`), `+norec`
 //! (RD clear; set by default like dig), `+cd`, `+class=CH`,
 //! `+subnet=ADDRESS/LENGTH` (EDNS Client Subnet; the response's option
-//! renders in `opt:` as `ecs=ADDRESS/SOURCE/SCOPE`),
+//! renders in `opt:` as `ecs=ADDRESS/SOURCE/SCOPE`, and an Extended DNS
+//! Error as `ede=CODE` or `ede=CODE:"text"`),
 //! `+opcode=STATUS|NOTIFY|UPDATE|N`.
 //!
 //! Owner names are compared case-insensitively unless the scenario says
@@ -602,6 +603,15 @@ fn render_response(response: &Message, exact_case: bool) -> Vec<String> {
                             subnet.source_prefix(),
                             subnet.scope_prefix()
                         );
+                    }
+                    // Extended DNS Error (RFC 8914): INFO-CODE, then text.
+                    hickory_proto::rr::rdata::opt::EdnsOption::Unknown(15, data)
+                        if data.len() >= 2 =>
+                    {
+                        let _ = write!(text, " ede={}", u16::from_be_bytes([data[0], data[1]]));
+                        if data.len() > 2 {
+                            let _ = write!(text, ":{:?}", String::from_utf8_lossy(&data[2..]));
+                        }
                     }
                     other => {
                         let _ = write!(text, " option={other:?}");

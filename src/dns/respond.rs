@@ -44,6 +44,8 @@ pub mod rcode {
 pub const UDP_PAYLOAD_SIZE: u16 = 1232;
 /// Size of an OPT record without options.
 const OPT_LEN: usize = 11;
+/// EDNS option code of Extended DNS Errors (RFC 8914).
+const OPTION_EXTENDED_ERROR: u16 = 15;
 
 const CLASS_IN: u16 = 1;
 
@@ -227,18 +229,28 @@ fn answer(
     let extras = Extras {
         nsid: table.nsid(),
         cookie: cookie.as_ref(),
+        error: None,
+    };
+    let refused = |error: ExtendedError, out: &mut Vec<u8>| {
+        simple(
+            packet,
+            &query,
+            rcode::REFUSED,
+            extras.with_error(error),
+            out,
+        )
     };
     if query.qclass != CLASS_IN {
-        return simple(packet, &query, rcode::REFUSED, extras, out);
+        return refused(ExtendedError::NOT_SUPPORTED, out);
     }
     match query.qtype {
         TYPE_OPT => return simple(packet, &query, rcode::FORMERR, extras, out),
-        TYPE_AXFR | TYPE_IXFR => return simple(packet, &query, rcode::REFUSED, extras, out),
+        TYPE_AXFR | TYPE_IXFR => return refused(ExtendedError::PROHIBITED, out),
         TYPE_MAILA | TYPE_MAILB => return simple(packet, &query, rcode::NOTIMP, extras, out),
         _ => {}
     }
     let answer = match table.lookup(query.name.as_bytes(), query.qtype, transport) {
-        Lookup::Refused => return simple(packet, &query, rcode::REFUSED, extras, out),
+        Lookup::Refused => return refused(ExtendedError::NOT_AUTHORITATIVE, out),
         Lookup::Answer(answer) => answer,
         Lookup::Steered(steered) => {
             let (address, _) = client_network(subnet.as_ref(), source);
@@ -316,6 +328,35 @@ struct Extras<'a> {
     nsid: &'a [u8],
     /// The COOKIE option to answer with, when the query sent one.
     cookie: Option<&'a [u8; RESPONSE_COOKIE_LEN]>,
+    /// An Extended DNS Error (RFC 8914) saying why an answer is an error.
+    error: Option<ExtendedError>,
+}
+
+/// An Extended DNS Error: its INFO-CODE and EXTRA-TEXT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ExtendedError {
+    code: u16,
+    text: &'static str,
+}
+
+impl ExtendedError {
+    /// REFUSED for a name in none of our zones: RFC 8914's 20.
+    const NOT_AUTHORITATIVE: ExtendedError = ExtendedError { code: 20, text: "" };
+    /// REFUSED for a class other than IN: 21.
+    const NOT_SUPPORTED: ExtendedError = ExtendedError { code: 21, text: "" };
+    /// REFUSED for a zone transfer: 18.
+    const PROHIBITED: ExtendedError = ExtendedError { code: 18, text: "" };
+    /// SERVFAIL because a steered name's pools are all down and its
+    /// policy says so: 0, Other, with the reason, since no code fits.
+    const ALL_POOLS_DOWN: ExtendedError = ExtendedError {
+        code: 0,
+        text: "every pool is down (when_all_down = servfail)",
+    };
+
+    /// Bytes of the option, its header included.
+    fn len(self) -> usize {
+        4 + 2 + self.text.len()
+    }
 }
 
 impl<'a> Extras<'a> {
@@ -323,6 +364,7 @@ impl<'a> Extras<'a> {
     const NONE: Extras<'static> = Extras {
         nsid: &[],
         cookie: None,
+        error: None,
     };
 
     /// For answers made before the query's cookie was read.
@@ -330,6 +372,15 @@ impl<'a> Extras<'a> {
         Extras {
             nsid: table.nsid(),
             cookie: None,
+            error: None,
+        }
+    }
+
+    /// These extras with an Extended DNS Error.
+    fn with_error(self, error: ExtendedError) -> Self {
+        Extras {
+            error: Some(error),
+            ..self
         }
     }
 }
@@ -349,7 +400,7 @@ struct Client {
 fn respond_steered(
     packet: &[u8],
     query: &Query,
-    (transport, extras): (Transport, Extras<'_>),
+    (transport, mut extras): (Transport, Extras<'_>),
     subnet: Option<&ClientSubnet>,
     client: Client,
     steered: SteeredLookup<'_>,
@@ -383,6 +434,7 @@ fn respond_steered(
         Selected::ServFail { .. } => {
             out.truncate(records_start);
             response_flags &= !flags::AA;
+            extras = extras.with_error(ExtendedError::ALL_POOLS_DOWN);
             (rcode::SERVFAIL, [0; 3])
         }
     };
@@ -443,6 +495,7 @@ fn opt_len(query: &Query, ecs: Option<(&ClientSubnet, u8)>, extras: Extras<'_>) 
                 + ecs.map_or(0, |(subnet, _)| subnet.option_len())
                 + nsid_option(edns, extras.nsid).map_or(0, |nsid| 4 + nsid.len())
                 + extras.cookie.map_or(0, |cookie| 4 + cookie.len())
+                + extras.error.map_or(0, ExtendedError::len)
         }
     }
 }
@@ -500,7 +553,8 @@ fn write_opt(
     out.extend_from_slice(&dnssec_ok.to_be_bytes());
     let options_len = ecs.map_or(0, |(subnet, _)| subnet.option_len())
         + nsid.map_or(0, |nsid| 4 + nsid.len())
-        + extras.cookie.map_or(0, |cookie| 4 + cookie.len());
+        + extras.cookie.map_or(0, |cookie| 4 + cookie.len())
+        + extras.error.map_or(0, ExtendedError::len);
     out.extend_from_slice(&(options_len as u16).to_be_bytes());
     if let Some((subnet, scope)) = ecs {
         subnet.write_option(out, scope);
@@ -515,6 +569,12 @@ fn write_opt(
         out.extend_from_slice(&cookie::OPTION_COOKIE.to_be_bytes());
         out.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
         out.extend_from_slice(cookie);
+    }
+    if let Some(error) = extras.error {
+        out.extend_from_slice(&OPTION_EXTENDED_ERROR.to_be_bytes());
+        out.extend_from_slice(&((2 + error.text.len()) as u16).to_be_bytes());
+        out.extend_from_slice(&error.code.to_be_bytes());
+        out.extend_from_slice(error.text.as_bytes());
     }
 }
 
