@@ -271,25 +271,28 @@ impl Metrics {
         totals
     }
 
-    /// A client some worker held to the rate limit lately (IPv4 first;
-    /// an IPv6 client with its low 64 bits zero), for the log.
-    pub fn last_limited(&self) -> Option<IpAddr> {
+    /// A client some worker held to the rate limit since the last call
+    /// (IPv4 first; an IPv6 client with its low 64 bits zero), for the
+    /// log. Taking it clears it, so that a log line never names a client
+    /// from an earlier interval.
+    pub fn take_last_limited(&self) -> Option<IpAddr> {
         let workers = self
             .workers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let v4 = workers
-            .iter()
-            .map(|worker| worker.last_limited_v4.load(Ordering::Relaxed))
-            .find(|value| *value != 0)
-            .map(|value| IpAddr::V4(Ipv4Addr::from(value as u32)));
-        v4.or_else(|| {
-            workers
-                .iter()
-                .map(|worker| worker.last_limited_v6.load(Ordering::Relaxed))
-                .find(|value| *value != 0)
-                .map(|value| IpAddr::V6(Ipv6Addr::from(u128::from(value) << 64)))
-        })
+        let mut v4 = None;
+        let mut v6 = None;
+        for worker in workers.iter() {
+            let address = worker.last_limited_v4.swap(0, Ordering::Relaxed);
+            if address != 0 {
+                v4 = Some(IpAddr::V4(Ipv4Addr::from(address as u32)));
+            }
+            let high = worker.last_limited_v6.swap(0, Ordering::Relaxed);
+            if high != 0 {
+                v6 = Some(IpAddr::V6(Ipv6Addr::from(u128::from(high) << 64)));
+            }
+        }
+        v4.or(v6)
     }
 
     /// Sums the decision counters of slots `0..used` (the slots a registry
@@ -401,15 +404,18 @@ mod tests {
         assert_eq!(totals.dropped, [2, 0]);
         assert_eq!(totals.answered_total(Transport::Udp), 3);
         assert_eq!(metrics.decision_totals(1).count(fra), 2);
-        assert_eq!(metrics.last_limited(), None);
+        assert_eq!(metrics.take_last_limited(), None);
         worker.note_limited("2001:db8:1:2::7".parse().expect("address"));
         assert_eq!(
-            metrics.last_limited(),
+            metrics.take_last_limited(),
             Some("2001:db8:1:2::".parse().expect("address"))
         );
+        // Taken: the next interval starts with none.
+        assert_eq!(metrics.take_last_limited(), None);
+        worker.note_limited("2001:db8:1:2::7".parse().expect("address"));
         worker.note_limited("::ffff:192.0.2.9".parse().expect("address"));
         assert_eq!(
-            metrics.last_limited(),
+            metrics.take_last_limited(),
             Some("192.0.2.9".parse().expect("address"))
         );
     }

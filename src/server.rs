@@ -98,7 +98,7 @@ async fn log_rate_limiting(control: Arc<Control>, metrics: Arc<Metrics>, interva
         let now = metrics.totals().over_limit;
         let table = control.table().load_full();
         let report =
-            RateLimitReport::between(before, now, metrics.last_limited(), table.rate_limit());
+            RateLimitReport::between(before, now, metrics.take_last_limited(), table.rate_limit());
         before = now;
         let seconds = interval.as_secs();
         if report.dropped + report.truncated > 0 {
