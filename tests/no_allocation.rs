@@ -1,10 +1,11 @@
 //! The query path does not allocate in the steady state: once its output
 //! buffer has grown to size, answering any query, static or steered, with
-//! or without Client Subnet, NSID or a cookie, over either transport,
-//! malformed or not, under UDP rate limits or not (answered, dropped,
-//! truncated or exempt), makes no heap allocation. Counted by a global allocator that tallies the
-//! allocations of the thread they happen on, so nothing else running in
-//! the test binary can add to or hide from the count.
+//! or without Client Subnet, NSID, a cookie or edns-tcp-keepalive, over
+//! either transport, malformed or not, under UDP rate limits or not
+//! (answered, dropped, truncated or exempt), makes no heap allocation.
+//! Counted by a global allocator that tallies the allocations of the
+//! thread they happen on, so nothing else running in the test binary can
+//! add to or hide from the count.
 
 mod common;
 
@@ -12,12 +13,13 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::IpAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption, NSIDPayload};
 use hickory_proto::rr::{Name, RecordType};
 use steer::dns::rate_limit::Buckets;
-use steer::dns::{Transport, respond, respond_udp};
+use steer::dns::{respond_tcp, respond_udp};
 use steer::health::AdminState;
 use steer::table::RoutingTable;
 
@@ -104,9 +106,12 @@ fn edns(subnet: Option<(&str, u8)>, nsid: bool) -> Edns {
         edns.options_mut().insert(EdnsOption::NSID(
             NSIDPayload::new(Vec::new()).expect("empty"),
         ));
-        // And a client cookie (RFC 7873), answered with a server cookie.
+        // And a client cookie (RFC 7873), answered with a server cookie,
+        // and edns-tcp-keepalive (RFC 7828), answered over TCP.
         edns.options_mut()
             .insert(EdnsOption::Unknown(10, vec![0x24; 8]));
+        edns.options_mut()
+            .insert(EdnsOption::Unknown(11, Vec::new()));
     }
     edns
 }
@@ -171,7 +176,7 @@ fn answer_all(
     for packet in packets {
         for source in sources {
             let udp = respond_udp(table, buckets, packet, source, out);
-            let tcp = respond(table, packet, Transport::Tcp, source, out);
+            let tcp = respond_tcp(table, packet, source, Duration::from_secs(10), out);
             replies += usize::from(udp.is_sent()) + usize::from(tcp.is_sent());
         }
     }

@@ -16,7 +16,7 @@ pub mod tcp;
 pub mod udp;
 pub mod wire;
 
-pub use respond::{respond, respond_udp};
+pub use respond::{respond, respond_tcp, respond_udp};
 
 use crate::metrics::DecisionSlot;
 

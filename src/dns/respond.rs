@@ -46,6 +46,8 @@ pub const UDP_PAYLOAD_SIZE: u16 = 1232;
 const OPT_LEN: usize = 11;
 /// EDNS option code of Extended DNS Errors (RFC 8914).
 const OPTION_EXTENDED_ERROR: u16 = 15;
+/// Bytes of an edns-tcp-keepalive option with its timeout.
+const KEEPALIVE_OPTION_LEN: usize = 6;
 
 const CLASS_IN: u16 = 1;
 
@@ -71,6 +73,25 @@ pub fn respond(
         out,
         &mut Charge::default(),
     )
+}
+
+/// Answers one query that came over TCP on a connection the server keeps
+/// open for `idle_timeout` without a query: a query with the
+/// edns-tcp-keepalive option is told so (RFC 7828).
+pub fn respond_tcp(
+    table: &RoutingTable,
+    packet: &[u8],
+    source: IpAddr,
+    idle_timeout: std::time::Duration,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    // The option counts in units of 100 ms.
+    let units = u16::try_from(idle_timeout.as_millis() / 100).unwrap_or(u16::MAX);
+    let mut charge = Charge {
+        keepalive: Some(units),
+        ..Charge::default()
+    };
+    answer(table, packet, Transport::Tcp, source, out, &mut charge)
 }
 
 /// Answers one query that came over UDP, under `[rate_limit]` when the
@@ -124,6 +145,9 @@ struct Charge {
     check_cookie: bool,
     /// The query showed a server cookie this process issued to its source.
     cookie_valid: bool,
+    /// Over TCP: the idle timeout to tell a client that asks, in units of
+    /// 100 ms.
+    keepalive: Option<u16>,
 }
 
 impl Default for Charge {
@@ -132,6 +156,7 @@ impl Default for Charge {
             class: Class::ERROR,
             check_cookie: false,
             cookie_valid: false,
+            keepalive: None,
         }
     }
 }
@@ -230,6 +255,10 @@ fn answer(
         nsid: table.nsid(),
         cookie: cookie.as_ref(),
         error: None,
+        // RFC 7828 §3.3.2: only over TCP, only to a client that asked.
+        keepalive: charge
+            .keepalive
+            .filter(|_| query.edns.is_some_and(|edns| edns.tcp_keepalive)),
     };
     let refused = |error: ExtendedError, out: &mut Vec<u8>| {
         simple(
@@ -330,6 +359,8 @@ struct Extras<'a> {
     cookie: Option<&'a [u8; RESPONSE_COOKIE_LEN]>,
     /// An Extended DNS Error (RFC 8914) saying why an answer is an error.
     error: Option<ExtendedError>,
+    /// The TCP idle timeout to tell the client (RFC 7828), in 100 ms units.
+    keepalive: Option<u16>,
 }
 
 /// An Extended DNS Error: its INFO-CODE and EXTRA-TEXT.
@@ -365,6 +396,7 @@ impl<'a> Extras<'a> {
         nsid: &[],
         cookie: None,
         error: None,
+        keepalive: None,
     };
 
     /// For answers made before the query's cookie was read.
@@ -373,6 +405,7 @@ impl<'a> Extras<'a> {
             nsid: table.nsid(),
             cookie: None,
             error: None,
+            keepalive: None,
         }
     }
 
@@ -496,6 +529,7 @@ fn opt_len(query: &Query, ecs: Option<(&ClientSubnet, u8)>, extras: Extras<'_>) 
                 + nsid_option(edns, extras.nsid).map_or(0, |nsid| 4 + nsid.len())
                 + extras.cookie.map_or(0, |cookie| 4 + cookie.len())
                 + extras.error.map_or(0, ExtendedError::len)
+                + extras.keepalive.map_or(0, |_| KEEPALIVE_OPTION_LEN)
         }
     }
 }
@@ -554,7 +588,8 @@ fn write_opt(
     let options_len = ecs.map_or(0, |(subnet, _)| subnet.option_len())
         + nsid.map_or(0, |nsid| 4 + nsid.len())
         + extras.cookie.map_or(0, |cookie| 4 + cookie.len())
-        + extras.error.map_or(0, ExtendedError::len);
+        + extras.error.map_or(0, ExtendedError::len)
+        + extras.keepalive.map_or(0, |_| KEEPALIVE_OPTION_LEN);
     out.extend_from_slice(&(options_len as u16).to_be_bytes());
     if let Some((subnet, scope)) = ecs {
         subnet.write_option(out, scope);
@@ -569,6 +604,11 @@ fn write_opt(
         out.extend_from_slice(&cookie::OPTION_COOKIE.to_be_bytes());
         out.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
         out.extend_from_slice(cookie);
+    }
+    if let Some(units) = extras.keepalive {
+        out.extend_from_slice(&wire::OPTION_TCP_KEEPALIVE.to_be_bytes());
+        out.extend_from_slice(&2u16.to_be_bytes());
+        out.extend_from_slice(&units.to_be_bytes());
     }
     if let Some(error) = extras.error {
         out.extend_from_slice(&OPTION_EXTENDED_ERROR.to_be_bytes());

@@ -164,14 +164,10 @@ impl TcpService {
         table: Arc<ArcSwap<RoutingTable>>,
         metrics: &Metrics,
     ) -> io::Result<TcpService> {
-        start_with(
-            addresses,
-            limits,
-            metrics,
-            move |packet, transport, source, out| {
-                super::respond(&table.load(), packet, transport, source, out)
-            },
-        )
+        let idle_timeout = limits.idle_timeout;
+        start_with(addresses, limits, metrics, move |packet, _, source, out| {
+            super::respond_tcp(&table.load(), packet, source, idle_timeout, out)
+        })
         .await
     }
 

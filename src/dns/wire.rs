@@ -29,6 +29,8 @@ pub const TYPE_ANY: u16 = 255;
 pub const OPTION_CLIENT_SUBNET: u16 = 8;
 /// EDNS option code of the name server identifier (RFC 5001).
 pub const OPTION_NSID: u16 = 3;
+/// EDNS option code of edns-tcp-keepalive (RFC 7828).
+pub const OPTION_TCP_KEEPALIVE: u16 = 11;
 
 /// Header flag bits (second 16-bit word of the header).
 pub mod flags {
@@ -64,6 +66,9 @@ pub struct Edns {
     pub nsid: bool,
     /// Byte range of the COOKIE option's data within the packet, if sent.
     pub cookie: Option<(usize, usize)>,
+    /// Whether the query carried an edns-tcp-keepalive option (RFC 7828):
+    /// over TCP, the answer then says how long an idle connection is kept.
+    pub tcp_keepalive: bool,
 }
 
 /// A parsed query. Borrowed data point into the packet.
@@ -237,6 +242,7 @@ fn read_opt(packet: &[u8], at: usize) -> Option<(Edns, usize)> {
     let mut client_subnet = None;
     let mut nsid = false;
     let mut cookie = None;
+    let mut tcp_keepalive = false;
     let mut option_at = rdata_start;
     while option_at < rdata_end {
         let code = read_u16(packet, option_at)?;
@@ -260,6 +266,8 @@ fn read_opt(packet: &[u8], at: usize) -> Option<(Edns, usize)> {
                 return None;
             }
             cookie = Some((data_start, data_end));
+        } else if code == OPTION_TCP_KEEPALIVE {
+            tcp_keepalive = true;
         }
         option_at = data_end;
     }
@@ -270,6 +278,7 @@ fn read_opt(packet: &[u8], at: usize) -> Option<(Edns, usize)> {
         client_subnet,
         nsid,
         cookie,
+        tcp_keepalive,
     };
     Some((edns, rdata_end))
 }
