@@ -13,6 +13,7 @@ mod decisions;
 
 pub use decisions::{
     DECISION_SLOTS, DecisionKey, DecisionRegistry, DecisionSlot, OVERFLOW_SLOT, Reason,
+    ZONE_OVERFLOW_SLOT, ZONE_SLOTS, ZoneSlot,
 };
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -34,6 +35,10 @@ pub const COUNTED_RCODES: [(u16, &str); 7] = [
 ];
 
 const TRANSPORTS: usize = 2;
+
+/// Response codes counted per zone; anything else counts as `other`.
+pub const ZONE_RCODES: [(u16, &str); 2] = [(0, "NOERROR"), (3, "NXDOMAIN")];
+const ZONE_COUNTERS: usize = ZONE_RCODES.len() + 1;
 const OVER_LIMIT_ACTIONS: usize = OverLimit::ALL.len();
 const SLOTS: usize = COUNTED_RCODES.len() + 1;
 
@@ -62,6 +67,8 @@ pub struct WorkerCounters {
     last_limited_v6: AtomicU64,
     /// TCP connections closed at accept, by [`TcpRefusal`].
     tcp_refused: [AtomicU64; 2],
+    /// Responses per zone slot, by [`ZONE_RCODES`] (the last: any other).
+    zones: Box<[[AtomicU64; ZONE_COUNTERS]]>,
     /// [`DECISION_SLOTS`] counters, allocated once when the worker starts
     /// (128 KiB).
     decisions: Box<[DecisionLine]>,
@@ -76,6 +83,7 @@ impl Default for WorkerCounters {
             last_limited_v4: AtomicU64::new(0),
             last_limited_v6: AtomicU64::new(0),
             tcp_refused: Default::default(),
+            zones: (0..ZONE_SLOTS).map(|_| Default::default()).collect(),
             decisions: (0..DECISION_SLOTS.div_ceil(SLOTS_PER_LINE))
                 .map(|_| DecisionLine(Default::default()))
                 .collect(),
@@ -103,17 +111,22 @@ impl WorkerCounters {
     pub fn record(&self, transport: Transport, outcome: Outcome) {
         let transport = transport_index(transport);
         match outcome {
-            Outcome::Reply { rcode, decision } => self.answered(transport, rcode, decision),
+            Outcome::Reply {
+                rcode,
+                decision,
+                zone,
+            } => self.answered(transport, rcode, decision, zone),
             Outcome::OverLimit {
                 rcode,
                 decision,
+                zone,
                 action,
             } => {
                 self.over_limit[action as usize].fetch_add(1, Ordering::Relaxed);
                 if action == OverLimit::Dropped {
                     self.dropped[transport].fetch_add(1, Ordering::Relaxed);
                 } else {
-                    self.answered(transport, rcode, decision);
+                    self.answered(transport, rcode, decision, zone);
                 }
             }
             Outcome::Drop => {
@@ -142,10 +155,24 @@ impl WorkerCounters {
     }
 
     #[inline]
-    fn answered(&self, transport: usize, rcode: u16, decision: Option<DecisionSlot>) {
+    fn answered(
+        &self,
+        transport: usize,
+        rcode: u16,
+        decision: Option<DecisionSlot>,
+        zone: Option<ZoneSlot>,
+    ) {
         self.answered[transport][rcode_slot(rcode)].fetch_add(1, Ordering::Relaxed);
         if let Some(slot) = decision {
             self.decision(slot).fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(zone) = zone {
+            let counter = ZONE_RCODES
+                .iter()
+                .position(|(code, _)| *code == rcode)
+                .unwrap_or(ZONE_RCODES.len());
+            // Only a registry makes slots, all below ZONE_SLOTS.
+            self.zones[zone.index()][counter].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -196,6 +223,31 @@ impl TcpRefusal {
             TcpRefusal::Total => "limit",
             TcpRefusal::PerClient => "per_client_limit",
         }
+    }
+}
+
+/// Zone counts summed over all workers, as scraped: per slot, responses
+/// by [`ZONE_RCODES`] and then any other code.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ZoneTotals {
+    /// Slot `i`'s counts at index `i`, for the slots asked for.
+    pub counts: Vec<[u64; ZONE_COUNTERS]>,
+    /// Responses of zones beyond the registry's cap.
+    pub overflow: [u64; ZONE_COUNTERS],
+}
+
+impl ZoneTotals {
+    /// The rcode label of counter `index`.
+    pub fn rcode_name(index: usize) -> &'static str {
+        ZONE_RCODES.get(index).map_or("other", |(_, name)| name)
+    }
+
+    /// The counts of `slot` (zeros for a slot that was not summed).
+    pub fn count(&self, slot: ZoneSlot) -> [u64; ZONE_COUNTERS] {
+        if slot == ZONE_OVERFLOW_SLOT {
+            return self.overflow;
+        }
+        self.counts.get(slot.index()).copied().unwrap_or_default()
     }
 }
 
@@ -295,6 +347,35 @@ impl Metrics {
         v4.or(v6)
     }
 
+    /// Sums the zone counters of slots `0..used` (the slots a registry
+    /// has handed out so far) and of the overflow slot over every worker.
+    pub fn zone_totals(&self, used: usize) -> ZoneTotals {
+        let used = used.min(ZONE_OVERFLOW_SLOT.index());
+        let mut totals = ZoneTotals {
+            counts: vec![[0; ZONE_COUNTERS]; used],
+            overflow: [0; ZONE_COUNTERS],
+        };
+        let workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for worker in workers.iter() {
+            let sum = |total: &mut [u64; ZONE_COUNTERS], counters: &[AtomicU64; ZONE_COUNTERS]| {
+                for (total, counter) in total.iter_mut().zip(counters) {
+                    *total += counter.load(Ordering::Relaxed);
+                }
+            };
+            for (index, total) in totals.counts.iter_mut().enumerate() {
+                sum(total, &worker.zones[index]);
+            }
+            sum(
+                &mut totals.overflow,
+                &worker.zones[ZONE_OVERFLOW_SLOT.index()],
+            );
+        }
+        totals
+    }
+
     /// Sums the decision counters of slots `0..used` (the slots a registry
     /// has handed out so far) and the overflow slot over every worker.
     pub fn decision_totals(&self, used: usize) -> DecisionTotals {
@@ -336,6 +417,7 @@ mod tests {
         Outcome::Reply {
             rcode,
             decision: Some(slot),
+            zone: None,
         }
     }
 
@@ -363,6 +445,7 @@ mod tests {
             Outcome::Reply {
                 rcode: 0,
                 decision: None,
+                zone: None,
             },
         );
         udp.record(Transport::Udp, Outcome::Drop);
@@ -391,6 +474,7 @@ mod tests {
         let over = |rcode, decision, action| Outcome::OverLimit {
             rcode,
             decision,
+            zone: None,
             action,
         };
         worker.record(Transport::Udp, over(0, None, OverLimit::Dropped));
@@ -418,6 +502,43 @@ mod tests {
             metrics.take_last_limited(),
             Some("192.0.2.9".parse().expect("address"))
         );
+    }
+
+    #[test]
+    fn zone_counts_are_summed_over_workers_by_rcode() {
+        let registry = DecisionRegistry::default();
+        let example = registry.zone_slot("example.test.");
+        let other = registry.zone_slot("other.test.");
+        registry.commit();
+        let metrics = Metrics::default();
+        let udp = metrics.register_worker();
+        let tcp = metrics.register_worker();
+        let reply = |rcode, zone| Outcome::Reply {
+            rcode,
+            decision: None,
+            zone,
+        };
+        udp.record(Transport::Udp, reply(0, Some(example)));
+        tcp.record(Transport::Tcp, reply(0, Some(example)));
+        udp.record(Transport::Udp, reply(3, Some(example)));
+        udp.record(Transport::Udp, reply(2, Some(other)));
+        // No zone (REFUSED), and a drop: counted in none.
+        udp.record(Transport::Udp, reply(5, None));
+        udp.record(
+            Transport::Udp,
+            Outcome::OverLimit {
+                rcode: 0,
+                decision: None,
+                zone: None,
+                action: OverLimit::Dropped,
+            },
+        );
+        udp.record(Transport::Udp, reply(0, Some(ZONE_OVERFLOW_SLOT)));
+        let totals = metrics.zone_totals(registry.zone_series().len());
+        assert_eq!(totals.count(example), [2, 1, 0]);
+        assert_eq!(totals.count(other), [0, 0, 1]);
+        assert_eq!(totals.overflow, [1, 0, 0]);
+        assert_eq!(ZoneTotals::rcode_name(2), "other");
     }
 
     #[test]

@@ -235,6 +235,9 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     let series = state.control.decisions().series();
     let decisions = state.metrics.decision_totals(series.len());
     prometheus::render_decisions(&mut body, &series, &decisions);
+    let zones = state.control.decisions().zone_series();
+    let zone_totals = state.metrics.zone_totals(zones.len());
+    prometheus::render_zones(&mut body, &zones, &zone_totals);
     ([(CONTENT_TYPE, prometheus::CONTENT_TYPE)], body).into_response()
 }
 

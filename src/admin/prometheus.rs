@@ -9,7 +9,9 @@ use std::fmt::Write;
 
 use crate::control::StatusSnapshot;
 use crate::health::observed::Observed;
-use crate::metrics::{DecisionKey, DecisionSlot, DecisionTotals, QueryTotals};
+use crate::metrics::{
+    DecisionKey, DecisionSlot, DecisionTotals, QueryTotals, ZoneSlot, ZoneTotals,
+};
 use crate::probe::monitor::{FAILOVER_BUCKETS, Histogram, LATENCY_BUCKETS, TargetStatus};
 
 /// The `Content-Type` of [`render`]'s output.
@@ -191,6 +193,41 @@ pub fn render_decisions(
          was taken.",
     );
     line(out, "steer_steered_answers_overflow_total", totals.overflow);
+}
+
+/// Responses per zone, from the registry's zones and the summed counters.
+pub fn render_zones(out: &mut String, zones: &[(String, ZoneSlot)], totals: &ZoneTotals) {
+    header(
+        out,
+        "steer_zone_responses_total",
+        "counter",
+        "Responses from each zone (steered names included), by response code: NOERROR, \
+         NXDOMAIN or other. Zones a reload removed keep their last count.",
+    );
+    for (zone, slot) in zones {
+        for (index, count) in totals.count(*slot).iter().enumerate() {
+            line(
+                out,
+                &format!(
+                    "steer_zone_responses_total{{zone=\"{}\",rcode=\"{}\"}}",
+                    label_value(zone),
+                    ZoneTotals::rcode_name(index)
+                ),
+                *count,
+            );
+        }
+    }
+    header(
+        out,
+        "steer_zone_responses_overflow_total",
+        "counter",
+        "Responses not in steer_zone_responses_total because every zone counter was taken.",
+    );
+    line(
+        out,
+        "steer_zone_responses_overflow_total",
+        totals.overflow.iter().sum::<u64>(),
+    );
 }
 
 /// Per probe target: state, latency, changes and failover times.
@@ -675,6 +712,7 @@ mod tests {
             let outcome = Outcome::Reply {
                 rcode: 0,
                 decision: Some(slot),
+                zone: None,
             };
             worker.record(Transport::Udp, outcome);
         }

@@ -18,7 +18,7 @@ pub mod wire;
 
 pub use respond::{respond, respond_tcp, respond_udp};
 
-use crate::metrics::DecisionSlot;
+use crate::metrics::{DecisionSlot, ZoneSlot};
 
 /// How the query arrived; it decides the size limit and ANY handling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,6 +41,9 @@ pub enum Outcome {
         /// (pool and reason); `None` for everything else. The worker that
         /// sends the reply adds one to it.
         decision: Option<DecisionSlot>,
+        /// The counter of the zone the answer came from; `None` when it
+        /// came from no zone of ours (REFUSED, malformed queries).
+        zone: Option<ZoneSlot>,
     },
     /// A response over its rate limit (UDP only): sent truncated, sent
     /// whole because the client is exempt, or sent whole in a dry run, or
@@ -50,6 +53,8 @@ pub enum Outcome {
         rcode: u16,
         /// As for [`Outcome::Reply`]; `None` when no answer was sent.
         decision: Option<DecisionSlot>,
+        /// As for [`Outcome::Reply`]; `None` when no answer was sent.
+        zone: Option<ZoneSlot>,
         /// What became of it.
         action: OverLimit,
     },
@@ -58,6 +63,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The zone counter the response counts under, if any.
+    pub fn zone(self) -> Option<ZoneSlot> {
+        match self {
+            Outcome::Reply { zone, .. } | Outcome::OverLimit { zone, .. } => zone,
+            Outcome::Drop => None,
+        }
+    }
+
     /// Whether a response is in the output buffer to be sent.
     #[inline]
     pub fn is_sent(self) -> bool {

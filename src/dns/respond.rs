@@ -114,7 +114,12 @@ pub fn respond_udp(
         ..Charge::default()
     };
     let outcome = answer(table, packet, Transport::Udp, source, out, &mut charge);
-    let Outcome::Reply { rcode, decision } = outcome else {
+    let Outcome::Reply {
+        rcode,
+        decision,
+        zone,
+    } = outcome
+    else {
         return outcome;
     };
     let action = match buckets.charge(limits, source, charge.class, buckets.now()) {
@@ -127,10 +132,12 @@ pub fn respond_udp(
             OverLimit::Slipped
         }
     };
+    // Only a whole answer counts as the policy's decision and for its zone.
+    let whole = matches!(action, OverLimit::Exempt | OverLimit::DryRun);
     Outcome::OverLimit {
         rcode,
-        // Only a whole answer counts as the policy's decision.
-        decision: decision.filter(|_| matches!(action, OverLimit::Exempt | OverLimit::DryRun)),
+        decision: decision.filter(|_| whole),
+        zone: zone.filter(|_| whole),
         action,
     }
 }
@@ -347,6 +354,7 @@ fn answer(
     Outcome::Reply {
         rcode,
         decision: None,
+        zone: answer.zone,
     }
 }
 
@@ -498,6 +506,7 @@ fn respond_steered(
     Outcome::Reply {
         rcode,
         decision: Some(selected.decision()),
+        zone: steered.zone,
     }
 }
 
@@ -640,6 +649,7 @@ fn simple(
     Outcome::Reply {
         rcode,
         decision: None,
+        zone: None,
     }
 }
 
@@ -669,6 +679,7 @@ fn header_only(
     Outcome::Reply {
         rcode,
         decision: None,
+        zone: None,
     }
 }
 

@@ -487,6 +487,7 @@ mod tests {
         Outcome::Reply {
             rcode: 0,
             decision: None,
+            zone: None,
         }
     }
 
@@ -790,6 +791,7 @@ mod tests {
             Outcome::Reply {
                 rcode: 0,
                 decision: None,
+                zone: None,
             }
         }
         let metrics = Metrics::default();

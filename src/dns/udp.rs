@@ -740,6 +740,7 @@ mod tests {
         Outcome::Reply {
             rcode: 0,
             decision: None,
+            zone: None,
         }
     }
 

@@ -1,10 +1,13 @@
-//! Which slot of the per-worker decision counters counts what (control plane).
+//! Which slot of the per-worker decision and zone counters counts what
+//! (control plane).
 //!
 //! A steered answer is counted under a key: the steered name, its type, the
 //! pool answered from and why that pool (a [`Reason`]). The compiler asks a
 //! [`DecisionRegistry`] for each key's [`DecisionSlot`] and stores the slots
 //! in the compiled policy, so that the data plane only adds one to
-//! `counters[slot]`: no hashing, no lock and no string per query.
+//! `counters[slot]`: no hashing, no lock and no string per query. Zones
+//! get slots the same way, so that every response is also counted under
+//! its zone.
 //!
 //! The registry outlives every table: [`crate::control::Control`] keeps one
 //! for the life of the process and every reload compiles against it. A key
@@ -98,84 +101,184 @@ pub struct DecisionKey {
     pub reason: Reason,
 }
 
-/// Keys → slots, append-only. See the module docs.
+/// Slots of the per-worker zone counters, the overflow slot included: a
+/// fleet's worth of zones at 24 bytes each per worker (96 KiB).
+pub const ZONE_SLOTS: usize = 4096;
+
+/// Where responses of zones beyond the cap are counted; it has no zone.
+pub const ZONE_OVERFLOW_SLOT: ZoneSlot = ZoneSlot(ZONE_SLOTS as u32 - 1);
+
+/// A slot of the per-worker zone counters; only a registry hands them out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ZoneSlot(u32);
+
+impl ZoneSlot {
+    /// Position in the per-worker counters.
+    #[inline]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Keys → slots, append-only, for steered decisions and for zones. See the
+/// module docs.
 #[derive(Default)]
 pub struct DecisionRegistry {
     // Locked by the compiler (once per key) and by a /metrics scrape, never
     // by the data plane.
-    inner: Mutex<Registered>,
+    inner: Mutex<Registries>,
 }
 
 #[derive(Default)]
-struct Registered {
+struct Registries {
+    decisions: Registered<DecisionKey>,
+    /// Zone names, absolute (`example.test.`).
+    zones: Registered<String>,
+}
+
+/// One append-only key → slot map with its served watermark.
+struct Registered<K> {
     /// Key of each slot, in slot order.
-    keys: Vec<DecisionKey>,
-    slots: HashMap<DecisionKey, DecisionSlot>,
+    keys: Vec<K>,
+    slots: HashMap<K, u32>,
     /// Keys below this are used by a table that was served.
     committed: usize,
     /// Whether hitting the cap was logged already (once is enough).
     warned: bool,
 }
 
+impl<K> Default for Registered<K> {
+    fn default() -> Self {
+        Registered {
+            keys: Vec::new(),
+            slots: HashMap::new(),
+            committed: 0,
+            warned: false,
+        }
+    }
+}
+
+impl<K: Clone + Eq + std::hash::Hash> Registered<K> {
+    /// The slot of `key`, assigned now if new; `Err(true)` the first time
+    /// every slot below `overflow` is taken, `Err(false)` after that.
+    fn slot(&mut self, key: K, overflow: u32) -> Result<u32, bool> {
+        if let Some(&slot) = self.slots.get(&key) {
+            return Ok(slot);
+        }
+        let next = self.keys.len() as u32;
+        if next >= overflow {
+            let first = !self.warned;
+            self.warned = true;
+            return Err(first);
+        }
+        self.keys.push(key.clone());
+        self.slots.insert(key, next);
+        Ok(next)
+    }
+
+    fn commit(&mut self) {
+        self.committed = self.keys.len();
+    }
+
+    fn rollback(&mut self) {
+        let dropped: Vec<K> = self.keys.drain(self.committed..).collect();
+        for key in &dropped {
+            self.slots.remove(key);
+        }
+    }
+
+    /// Served keys with their slots, in slot order.
+    fn series(&self) -> impl Iterator<Item = (K, u32)> + '_ {
+        self.keys[..self.committed]
+            .iter()
+            .enumerate()
+            .map(|(slot, key)| (key.clone(), slot as u32))
+    }
+}
+
 impl DecisionRegistry {
     /// The slot of `key`, assigned now if the key is new; [`OVERFLOW_SLOT`]
     /// when every other slot is taken.
     pub fn slot(&self, key: DecisionKey) -> DecisionSlot {
-        let mut registered = self.lock();
-        if let Some(&slot) = registered.slots.get(&key) {
-            return slot;
-        }
-        let next = registered.keys.len();
-        if next >= OVERFLOW_SLOT.index() {
-            if !registered.warned {
-                registered.warned = true;
-                warn!(
-                    slots = DECISION_SLOTS,
-                    name = %key.name,
-                    "every decision counter is taken; further steered answers are counted in \
-                     steer_steered_answers_overflow_total"
-                );
+        let name = key.name.clone();
+        match self.lock().decisions.slot(key, OVERFLOW_SLOT.0) {
+            Ok(slot) => DecisionSlot(slot),
+            Err(first) => {
+                if first {
+                    warn!(
+                        slots = DECISION_SLOTS,
+                        name = %name,
+                        "every decision counter is taken; further steered answers are counted \
+                         in steer_steered_answers_overflow_total"
+                    );
+                }
+                OVERFLOW_SLOT
             }
-            return OVERFLOW_SLOT;
         }
-        let slot = DecisionSlot(next as u32);
-        registered.keys.push(key.clone());
-        registered.slots.insert(key, slot);
-        slot
+    }
+
+    /// The slot of zone `name` (absolute), assigned now if new;
+    /// [`ZONE_OVERFLOW_SLOT`] when every other slot is taken.
+    pub fn zone_slot(&self, name: &str) -> ZoneSlot {
+        match self
+            .lock()
+            .zones
+            .slot(name.to_owned(), ZONE_OVERFLOW_SLOT.0)
+        {
+            Ok(slot) => ZoneSlot(slot),
+            Err(first) => {
+                if first {
+                    warn!(
+                        slots = ZONE_SLOTS,
+                        zone = %name,
+                        "every zone counter is taken; further zones are counted in \
+                         steer_zone_responses_overflow_total"
+                    );
+                }
+                ZONE_OVERFLOW_SLOT
+            }
+        }
     }
 
     /// Marks every key registered so far as served: a table compiled
     /// against them has been published.
     pub fn commit(&self) {
-        let mut registered = self.lock();
-        registered.committed = registered.keys.len();
+        let mut registries = self.lock();
+        registries.decisions.commit();
+        registries.zones.commit();
     }
 
     /// Forgets the keys registered since the last [`commit`](Self::commit):
     /// their build failed, and no table that counts into their slots was
     /// ever published, so the slots are free for the next build.
     pub fn rollback(&self) {
-        let mut registered = self.lock();
-        let committed = registered.committed;
-        let dropped: Vec<DecisionKey> = registered.keys.drain(committed..).collect();
-        for key in &dropped {
-            registered.slots.remove(key);
-        }
+        let mut registries = self.lock();
+        registries.decisions.rollback();
+        registries.zones.rollback();
     }
 
     /// Every served key with its slot, in slot order: the series of
     /// `steer_steered_answers_total`. Keys of names a reload removed stay,
     /// with the count they reached.
     pub fn series(&self) -> Vec<(DecisionKey, DecisionSlot)> {
-        let registered = self.lock();
-        registered.keys[..registered.committed]
-            .iter()
-            .enumerate()
-            .map(|(slot, key)| (key.clone(), DecisionSlot(slot as u32)))
+        self.lock()
+            .decisions
+            .series()
+            .map(|(key, slot)| (key, DecisionSlot(slot)))
             .collect()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Registered> {
+    /// Every served zone with its slot, in slot order: the series of
+    /// `steer_zone_responses_total`. Zones a reload removed stay.
+    pub fn zone_series(&self) -> Vec<(String, ZoneSlot)> {
+        self.lock()
+            .zones
+            .series()
+            .map(|(zone, slot)| (zone, ZoneSlot(slot)))
+            .collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registries> {
         // Plain data, left consistent between statements: keep using it.
         self.inner
             .lock()
@@ -318,5 +421,45 @@ mod tests {
         let series = registry.series();
         assert_eq!(series.len(), DECISION_SLOTS - 1);
         assert!(series.iter().all(|(_, slot)| *slot != OVERFLOW_SLOT));
+    }
+
+    #[test]
+    fn zones_keep_their_slots_and_a_failed_build_leaves_none() {
+        let registry = DecisionRegistry::default();
+        assert_eq!(registry.zone_slot("example.test.").index(), 0);
+        assert_eq!(registry.zone_slot("other.test.").index(), 1);
+        // The same registry's decisions count on their own.
+        assert_eq!(
+            registry
+                .slot(key("www.example.test.", "fra", Reason::Policy))
+                .index(),
+            0
+        );
+        registry.commit();
+        assert_eq!(registry.zone_slot("new.test.").index(), 2);
+        registry.rollback();
+        assert_eq!(registry.zone_slot("other.test.").index(), 1);
+        assert_eq!(registry.zone_slot("later.test.").index(), 2);
+        registry.commit();
+        let zones: Vec<(String, usize)> = registry
+            .zone_series()
+            .into_iter()
+            .map(|(zone, slot)| (zone, slot.index()))
+            .collect();
+        assert_eq!(
+            zones,
+            [
+                ("example.test.".to_owned(), 0),
+                ("other.test.".to_owned(), 1),
+                ("later.test.".to_owned(), 2)
+            ]
+        );
+        for index in 3..ZONE_OVERFLOW_SLOT.index() {
+            assert_eq!(
+                registry.zone_slot(&format!("z{index}.test.")).index(),
+                index
+            );
+        }
+        assert_eq!(registry.zone_slot("one.too.many."), ZONE_OVERFLOW_SLOT);
     }
 }

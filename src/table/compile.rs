@@ -722,6 +722,7 @@ pub(super) fn compile(
     let mut index = NameIndex::with_capacity(total_nodes);
     let mut nodes = Vec::with_capacity(total_nodes);
     let mut zone_replies = Vec::with_capacity(builds.len());
+    let mut zone_slots = Vec::with_capacity(builds.len());
     let mut seen_apexes = HashSet::new();
 
     for build in &builds {
@@ -772,6 +773,7 @@ pub(super) fn compile(
                 index.replace(&node.wire, id);
             }
             zone_replies.push((nxdomain, nodata));
+            zone_slots.push(inputs.decisions.zone_slot(&build.zone.origin.to_ascii()));
             Ok(())
         })();
         if let Err(error) = result {
@@ -810,6 +812,7 @@ pub(super) fn compile(
                 previous: None,
             }),
             rate_limit: inputs.rate_limit.cloned(),
+            zone_slots,
         }),
         policies,
         health,

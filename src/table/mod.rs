@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use crate::config::{CookieSecrets, RateLimitConfig};
 use crate::dns::Transport;
+use crate::metrics::ZoneSlot;
 use index::NameIndex;
 
 pub use encode::wire_lower;
@@ -165,6 +166,8 @@ pub struct SteeredLookup<'table> {
     pub nodata: Answer<'table>,
     /// The policy's number: which steered name this is, for rate limiting.
     pub key: u32,
+    /// The counter of the name's zone.
+    pub zone: Option<ZoneSlot>,
 }
 
 /// Pre-encoded records to append after the question.
@@ -183,6 +186,8 @@ pub struct Answer<'table> {
     /// name that gets this section, and across recompiles of the same
     /// zones.
     key: u32,
+    /// The counter of the zone the answer comes from.
+    pub zone: Option<ZoneSlot>,
 }
 
 impl Answer<'_> {
@@ -252,6 +257,8 @@ struct ZoneData {
     cookie_secrets: CookieSecrets,
     /// `[rate_limit]`: the limits UDP responses are held to.
     rate_limit: Option<RateLimitConfig>,
+    /// Each zone's counter (by zone number), from the long-lived registry.
+    zone_slots: Vec<ZoneSlot>,
 }
 
 /// Record type codes the lookup treats specially.
@@ -279,6 +286,7 @@ impl RoutingTable {
                     previous: None,
                 },
                 rate_limit: None,
+                zone_slots: Vec::new(),
             }),
             policies: Vec::new(),
             health: HealthView::default(),
@@ -364,6 +372,7 @@ impl RoutingTable {
             fixups: &self.data.fixups[fixup_start..fixup_start + usize::from(section.fixup_count)],
             assumed_question_len: section.assumed_question_len,
             key: section.start,
+            zone: None,
         }
     }
 
@@ -404,15 +413,23 @@ impl RoutingTable {
 
     #[inline]
     fn found<'table>(&'table self, reply: &'table Prepared, node: &Node) -> Lookup<'table> {
+        let zone = self.data.zone_slots.get(node.zone as usize).copied();
         if reply.rcode != STEERED {
-            return Lookup::Answer(self.answer(reply));
+            return Lookup::Answer(Answer {
+                zone,
+                ..self.answer(reply)
+            });
         }
         let nodata = &self.data.replies[self.data.zones[node.zone as usize].nodata as usize];
         Lookup::Steered(SteeredLookup {
             policy: &self.policies[reply.section.start as usize],
             health: &self.health,
-            nodata: self.answer(nodata),
+            nodata: Answer {
+                zone,
+                ..self.answer(nodata)
+            },
             key: reply.section.start,
+            zone,
         })
     }
 

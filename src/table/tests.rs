@@ -454,7 +454,8 @@ fn edns_is_echoed_and_badvers_answered() {
         outcome,
         Outcome::Reply {
             rcode: 16,
-            decision: None
+            decision: None,
+            zone: None
         }
     );
     let response = Message::from_bytes(&out).expect("parses");
@@ -486,7 +487,8 @@ fn class_and_transfer_types_are_refused() {
         outcome,
         Outcome::Reply {
             rcode: 5,
-            decision: None
+            decision: None,
+            zone: None
         }
     );
     let response = ask(
@@ -585,6 +587,7 @@ mod rate_limited {
             Outcome::OverLimit {
                 rcode: 0,
                 decision: None,
+                zone: None,
                 action: OverLimit::Slipped,
             }
         );
@@ -714,12 +717,15 @@ mod rate_limited {
                 3,
             );
             assert!(matches!(outcomes[0], Outcome::Reply { .. }));
+            // Sent whole: counted under the zone, like any answer.
+            assert!(outcomes[0].zone().is_some());
             for outcome in &outcomes[1..] {
                 assert_eq!(
                     *outcome,
                     Outcome::OverLimit {
                         rcode: 0,
                         decision: None,
+                        zone: outcomes[0].zone(),
                         action
                     }
                 );
