@@ -29,17 +29,10 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout};
 
-/// A zone of our own beside [`common::EXAMPLE_ZONE`]: two names with
-/// different data, so two static answers.
-const LIMITS_ZONE: &str = "\
-$ORIGIN limits.test.
-$TTL 300
-@    IN SOA ns1 hostmaster 2024060101 7200 900 1209600 120
-@    IN NS  ns1
-ns1  IN A   192.0.2.53
-a    IN A   192.0.2.1
-b    IN A   192.0.2.2
-";
+/// The names of `limits.test`, a zone of our own beside
+/// [`common::EXAMPLE_ZONE`]: two names with different data, so two static
+/// answers.
+const LIMITS_RECORDS: &str = "a IN A 192.0.2.1\nb IN A 192.0.2.2\n";
 
 /// The static answer most tests flood.
 const FLOODED: &str = "a.limits.test.";
@@ -66,8 +59,7 @@ fn config(rate_limit: Option<&str>) -> String {
 /// serving `example.test` and `limits.test`.
 async fn start(rate_limit: &str) -> TestServer {
     let directory = common::example_directory(&config(Some(rate_limit)));
-    std::fs::write(directory.path().join("zones/limits.test.zone"), LIMITS_ZONE)
-        .expect("writing limits.test.zone");
+    common::write_zone(directory.path(), "limits.test", LIMITS_RECORDS);
     TestServer::start_prepared(directory).await
 }
 
@@ -79,8 +71,7 @@ async fn start_node(rate_limit: &str, secrets: &[&str]) -> TestServer {
     text.push_str(rate_limit);
     text.push('\n');
     let directory = common::example_directory(&text);
-    std::fs::write(directory.path().join("zones/limits.test.zone"), LIMITS_ZONE)
-        .expect("writing limits.test.zone");
+    common::write_zone(directory.path(), "limits.test", LIMITS_RECORDS);
     let file = format!("# current, then previous\n{}\n", secrets.join("\n"));
     std::fs::write(directory.path().join("cookie.secret"), file).expect("writing the secret");
     TestServer::start_prepared(directory).await

@@ -10,15 +10,6 @@ use common::{Family, QueryOptions, TestServer, Transport, ask, build_query, http
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-/// A second zone beside `example.test`.
-const OTHER_ZONE: &str = "\
-$ORIGIN other.test.
-$TTL 300
-@    IN SOA ns1 hostmaster 1 7200 900 1209600 120
-@    IN NS  ns1
-ns1  IN A   192.0.2.53
-";
-
 async fn query(server: &TestServer, transport: Transport, name: &str, expected: ResponseCode) {
     let message = build_query(name, RecordType::A, &QueryOptions::default());
     let response = ask(transport, server.dns_addr(transport, Family::V4), &message).await;
@@ -69,7 +60,8 @@ async fn zone_series(server: &TestServer) -> Vec<String> {
 async fn responses_are_counted_per_zone_across_reloads() {
     let config = common::cidr_steered_config("");
     let directory = common::example_directory(&config);
-    std::fs::write(directory.path().join("zones/other.test.zone"), OTHER_ZONE).expect("zone");
+    // A second zone beside example.test.
+    common::write_zone(directory.path(), "other.test", "");
     let server = TestServer::start_prepared(directory).await;
     for transport in [Transport::Udp, Transport::Tcp] {
         query(

@@ -31,6 +31,19 @@ $TTL 300
 ns1  IN A   192.0.2.1
 ";
 
+/// Writes `zones/ORIGIN.zone` into `directory`: a zone like
+/// [`EXAMPLE_ZONE`] (SOA, NS, `ns1` at 192.0.2.53) with `records` (zone
+/// file lines, relative names) added.
+pub fn write_zone(directory: &Path, origin: &str, records: &str) {
+    let text = format!(
+        "$ORIGIN {origin}.\n$TTL 300\n\
+         @    IN SOA ns1 hostmaster 2024060101 7200 900 1209600 120\n\
+         @    IN NS  ns1\n\
+         ns1  IN A   192.0.2.53\n{records}"
+    );
+    std::fs::write(directory.join(format!("zones/{origin}.zone")), text).expect("zone");
+}
+
 /// A fresh directory holding `zones/example.test.zone` ([`EXAMPLE_ZONE`])
 /// and `steer.toml` with `config`, ready for [`TestServer::start_prepared`].
 pub fn example_directory(config: &str) -> tempfile::TempDir {
