@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod policy;
 pub mod probe;
 pub mod server;
+pub mod systemd;
 pub mod table;
 pub mod zone;
 

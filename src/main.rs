@@ -46,6 +46,10 @@ enum Command {
         /// The configuration file.
         #[arg(long, value_name = "FILE", default_value = "steer.toml")]
         config: PathBuf,
+        /// How log lines are written to stderr: `text` for people, `json`
+        /// (one object per line) for log collectors.
+        #[arg(long, value_name = "FORMAT", default_value = "text")]
+        log_format: LogFormat,
     },
     /// Load, validate and compile the configuration and zones without
     /// serving; prints every error.
@@ -160,7 +164,7 @@ fn main() -> ExitCode {
             client,
             json,
         } => explain(&config, &name, &record_type, &client, json),
-        Command::Serve { config } => with_runtime(serve(config)),
+        Command::Serve { config, log_format } => with_runtime(serve(config, log_format)),
         Command::Reload { admin } => with_runtime(reload(admin)),
         Command::Status { admin, json } => with_runtime(status(admin, json)),
         Command::Drain { pool, admin } => with_runtime(set_drained(admin, pool, true)),
@@ -278,14 +282,26 @@ fn explain(
     ExitCode::SUCCESS
 }
 
-async fn serve(config_path: PathBuf) -> ExitCode {
-    tracing_subscriber::fmt()
+/// `serve --log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per event: `timestamp`, `level`, `target` and the
+    /// event's `fields` (its `message` among them).
+    Json,
+}
+
+async fn serve(config_path: PathBuf, log_format: LogFormat) -> ExitCode {
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
 
     // Handlers go in before anything listens: a SIGHUP that arrives as soon
     // as the listeners are announced must reload, not kill the process.
@@ -307,6 +323,8 @@ async fn serve(config_path: PathBuf) -> ExitCode {
         // Printed rather than logged: one line per error, like `check`.
         Err(start_error) => return fail(&start_error.lines()),
     };
+    // Under systemd (Type=notify) the unit is up once DNS is answered.
+    steer::systemd::notify("READY=1");
 
     loop {
         tokio::select! {
@@ -324,6 +342,7 @@ async fn serve(config_path: PathBuf) -> ExitCode {
             }
         }
     }
+    steer::systemd::notify("STOPPING=1");
     running.shutdown().await;
     ExitCode::SUCCESS
 }

@@ -346,6 +346,72 @@ fn check_response(response: &[u8], transport: &str) {
     );
 }
 
+#[test]
+fn serve_tells_systemd_when_it_is_ready_and_logs_json_on_request() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let zones = directory.path().join("zones");
+    std::fs::create_dir(&zones).expect("zones directory");
+    std::fs::copy(
+        fixtures().join("good/zones/example.test.zone"),
+        zones.join("example.test.zone"),
+    )
+    .expect("copy zone");
+    let config = directory.path().join("steer.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\nworkers = 1\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .expect("write config");
+    // What systemd does for Type=notify: a datagram socket in NOTIFY_SOCKET.
+    let notify_path = directory.path().join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind");
+    notify.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_steer"))
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn steer serve");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let lines = thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    let mut message = [0u8; 64];
+    let length = notify.recv(&mut message).expect("READY=1 within the wait");
+    assert_eq!(&message[..length], b"READY=1");
+    // Stopping: systemd is told before the shutdown begins.
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let length = notify.recv(&mut message).expect("STOPPING=1");
+    assert_eq!(&message[..length], b"STOPPING=1");
+    assert!(wait_for_exit(&mut child).is_some_and(|status| status.success()));
+    let lines = lines.join().expect("stderr reader");
+    assert!(!lines.is_empty());
+    let mut listening = 0;
+    for line in &lines {
+        let event: Value = serde_json::from_str(line)
+            .unwrap_or_else(|error| panic!("not a JSON log line ({error}): {line}"));
+        assert!(
+            event["timestamp"].is_string() && event["level"].is_string(),
+            "{line}"
+        );
+        if event["fields"]["message"] == "listening" {
+            assert!(event["fields"]["address"].is_string(), "{line}");
+            listening += 1;
+        }
+    }
+    assert_eq!(listening, 2, "UDP and TCP announced: {lines:#?}");
+}
+
 /// A `steer serve` child, killed if a test fails before stopping it.
 struct Server {
     child: Child,
