@@ -818,7 +818,7 @@ impl Control {
 
     /// Which decision counter slot counts which name, pool and reason,
     /// for `/metrics`.
-    pub fn decisions(&self) -> &DecisionRegistry {
+    pub fn decisions(&self) -> &Arc<DecisionRegistry> {
         &self.decisions
     }
 
@@ -1274,6 +1274,14 @@ fn restart_needed(active: &Config, reloaded: &Config) -> Vec<String> {
             })
             .to_string()
     };
+    // The log file is opened, and the sampling set, when the workers start.
+    let query_log = |config: &Config| {
+        config.query_log.as_ref().map_or_else(
+            || "off".to_owned(),
+            |log| format!("{} (one in {})", log.file.display(), log.sample),
+        )
+    };
+    compare("query_log", query_log(active), query_log(reloaded));
     compare(
         "rate_limit.table_size",
         table_size(active),

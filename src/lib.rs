@@ -27,6 +27,7 @@ pub mod latency;
 pub mod metrics;
 pub mod policy;
 pub mod probe;
+pub mod query_log;
 pub mod server;
 pub mod systemd;
 pub mod table;

@@ -263,6 +263,8 @@ pub struct QueryTotals {
     pub over_limit: [u64; OVER_LIMIT_ACTIONS],
     /// TCP connections closed at accept, by [`TcpRefusal::ALL`] reason.
     pub tcp_refused: [u64; 2],
+    /// Query log entries written and dropped.
+    pub query_log: [u64; 2],
 }
 
 impl QueryTotals {
@@ -285,6 +287,11 @@ impl QueryTotals {
 pub struct Metrics {
     // Locked only when a worker starts and when /metrics is scraped.
     workers: Mutex<Vec<Arc<WorkerCounters>>>,
+    /// Query log entries written (by its writer thread alone).
+    pub query_log_written: AtomicU64,
+    /// Query log entries dropped because the writer was behind or the
+    /// file could not be written (rare by design: contention is no worry).
+    pub query_log_dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -300,7 +307,13 @@ impl Metrics {
 
     /// Sums every worker's counters.
     pub fn totals(&self) -> QueryTotals {
-        let mut totals = QueryTotals::default();
+        let mut totals = QueryTotals {
+            query_log: [
+                self.query_log_written.load(Ordering::Relaxed),
+                self.query_log_dropped.load(Ordering::Relaxed),
+            ],
+            ..QueryTotals::default()
+        };
         let workers = self
             .workers
             .lock()

@@ -25,6 +25,7 @@ use crate::dns::tcp::{TcpLimits, TcpService};
 use crate::dns::udp::UdpService;
 use crate::health::state_file;
 use crate::metrics::Metrics;
+use crate::query_log::{QueryLog, QueryLogWriter};
 
 /// Attempts at binding UDP and TCP to one shared port when that port is
 /// chosen by the kernel: UDP's free port may be taken for TCP.
@@ -75,6 +76,7 @@ pub struct RunningServer {
     latency_compiler: tokio::task::JoinHandle<()>,
     active_latency: tokio::task::JoinHandle<()>,
     rate_limit_log: tokio::task::JoinHandle<()>,
+    query_log_writer: Option<QueryLogWriter>,
 }
 
 /// How often the GeoIP database files are looked at for replacement.
@@ -267,8 +269,29 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         warn!("{problem}; it is not probed");
     }
     let metrics = Arc::new(Metrics::default());
+    let (query_log, query_log_writer) = match &config.query_log {
+        None => (None, None),
+        Some(settings) => {
+            match QueryLog::start(
+                settings,
+                Arc::clone(control.decisions()),
+                Arc::clone(&metrics),
+            ) {
+                Ok((log, writer)) => (Some(log), Some(writer)),
+                Err(error) => {
+                    return Err(StartError::Invalid(vec![format!(
+                        "{}: query_log.file: cannot open {}: {error}",
+                        config_path.display(),
+                        settings.file.display()
+                    )]));
+                }
+            }
+        }
+    };
 
-    let (udp, tcp) = start_dns(&config, &control, &metrics).await?;
+    // The workers hold the query log's only senders from here on: when
+    // they stop, the writer drains what is left and ends.
+    let (udp, tcp) = start_dns(&config, &control, query_log, &metrics).await?;
     let dns_udp = udp.local_addrs().to_vec();
     let dns_tcp = tcp.local_addrs().to_vec();
     // Before the admin API answers: /status must show where DNS is served.
@@ -324,6 +347,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         latency_compiler,
         active_latency,
         rate_limit_log,
+        query_log_writer,
     })
 }
 
@@ -340,6 +364,11 @@ impl RunningServer {
         // A failure is logged by the save itself; stopping goes on.
         let _ = self.control.save_latency_state().await;
         stop_dns(self.udp, self.tcp).await;
+        if let Some(writer) = self.query_log_writer {
+            // The workers are gone, so are the log's senders: it ends once
+            // what they logged last is written.
+            let _ = tokio::task::spawn_blocking(move || writer.finish()).await;
+        }
         info!("stopped");
     }
 }
@@ -348,6 +377,7 @@ impl RunningServer {
 async fn start_dns(
     config: &Config,
     control: &Control,
+    query_log: Option<QueryLog>,
     metrics: &Metrics,
 ) -> Result<(UdpService, TcpService), StartError> {
     let listen = &config.server.listen;
@@ -373,6 +403,7 @@ async fn start_dns(
             config.server.workers,
             control.table(),
             Arc::clone(&buckets),
+            query_log.clone(),
             metrics,
         )
         .map_err(|source| StartError::Listen {
@@ -381,7 +412,15 @@ async fn start_dns(
             source,
         })?;
         let tcp_addresses = udp.local_addrs().to_vec();
-        match TcpService::start(&tcp_addresses, limits.clone(), control.table(), metrics).await {
+        let started = TcpService::start(
+            &tcp_addresses,
+            limits.clone(),
+            control.table(),
+            query_log.clone(),
+            metrics,
+        )
+        .await;
+        match started {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(source) => {
                 stop_udp(udp).await;

@@ -2,7 +2,8 @@
 //! buffer has grown to size, answering any query, static or steered, with
 //! or without Client Subnet, NSID, a cookie or edns-tcp-keepalive, over
 //! either transport, malformed or not, under UDP rate limits or not
-//! (answered, dropped, truncated or exempt), makes no heap allocation.
+//! (answered, dropped, truncated or exempt), logged to the query log or
+//! not, makes no heap allocation.
 //! Counted by a global allocator that tallies the allocations of the
 //! thread they happen on, so nothing else running in the test binary can
 //! add to or hide from the count.
@@ -13,14 +14,18 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption, NSIDPayload};
 use hickory_proto::rr::{Name, RecordType};
+use steer::config::QueryLogConfig;
 use steer::dns::rate_limit::Buckets;
-use steer::dns::{respond_tcp, respond_udp};
+use steer::dns::{Transport, respond_tcp, respond_udp};
 use steer::health::AdminState;
+use steer::metrics::{DecisionRegistry, Metrics};
+use steer::query_log::QueryLog;
 use steer::table::RoutingTable;
 
 thread_local! {
@@ -160,10 +165,11 @@ fn queries(names: &[(String, RecordType)]) -> Vec<Vec<u8>> {
 
 /// Answers every query over both transports from a few client addresses,
 /// UDP as the workers do (through the rate limiter, which lets everything
-/// through when the table has no limits).
+/// through when the table has no limits), and offers each to the query
+/// log, which logs every one.
 fn answer_all(
     table: &RoutingTable,
-    buckets: &Buckets,
+    (buckets, log): (&Buckets, &QueryLog),
     packets: &[Vec<u8>],
     out: &mut Vec<u8>,
 ) -> usize {
@@ -176,7 +182,9 @@ fn answer_all(
     for packet in packets {
         for source in sources {
             let udp = respond_udp(table, buckets, packet, source, out);
+            log.record(packet, out, source, Transport::Udp, udp);
             let tcp = respond_tcp(table, packet, source, Duration::from_secs(10), out);
+            log.record(packet, out, source, Transport::Tcp, tcp);
             replies += usize::from(udp.is_sent()) + usize::from(tcp.is_sent());
         }
     }
@@ -238,14 +246,26 @@ fn answering_allocates_nothing_once_warm() {
         let mut out = Vec::with_capacity(65_535);
         // As the server makes it: once, before the workers start.
         let buckets = Buckets::new(1 << 16);
-        let warm = answer_all(&table, &buckets, &packets, &mut out);
+        let log_directory = tempfile::tempdir().expect("temporary directory");
+        let (log, writer) = QueryLog::start(
+            &QueryLogConfig {
+                file: log_directory.path().join("queries.log"),
+                sample: 1,
+            },
+            Arc::new(DecisionRegistry::default()),
+            Arc::new(Metrics::default()),
+        )
+        .expect("start the query log");
+        let warm = answer_all(&table, (&buckets, &log), &packets, &mut out);
         assert!(warm > packets.len(), "{config}: most queries are answered");
 
         let before = allocations();
         for _ in 0..20 {
-            answer_all(&table, &buckets, &packets, &mut out);
+            answer_all(&table, (&buckets, &log), &packets, &mut out);
         }
         let made = allocations() - before;
+        drop(log);
+        writer.finish();
         assert_eq!(
             made,
             0,

@@ -51,6 +51,19 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
     }
     header(
         &mut out,
+        "steer_query_log_total",
+        "counter",
+        "Query log entries written, and dropped (the writer was behind or the file could not be written).",
+    );
+    for (result, count) in ["written", "dropped"].iter().zip(totals.query_log) {
+        line(
+            &mut out,
+            &format!("steer_query_log_total{{result=\"{result}\"}}"),
+            count,
+        );
+    }
+    header(
+        &mut out,
         "steer_tcp_refused_total",
         "counter",
         "TCP connections closed as soon as accepted: limit (server.tcp_max_connections open) or per_client_limit (server.tcp_max_connections_per_client open from that client).",
@@ -501,6 +514,7 @@ mod tests {
         totals.dropped[1] = 4;
         totals.over_limit = [5, 6, 0, 1];
         totals.tcp_refused = [0, 3];
+        totals.query_log = [9, 1];
         let status = StatusSnapshot {
             generation: 3,
             zones: vec![
@@ -629,6 +643,8 @@ mod tests {
             "steer_queries_total{transport=\"tcp\",rcode=\"BADVERS\"} 0\n",
             "steer_dropped_total{transport=\"udp\"} 0\n",
             "steer_dropped_total{transport=\"tcp\"} 4\n",
+            "steer_query_log_total{result=\"written\"} 9\n",
+            "steer_query_log_total{result=\"dropped\"} 1\n",
             "steer_tcp_refused_total{reason=\"limit\"} 0\n",
             "steer_tcp_refused_total{reason=\"per_client_limit\"} 3\n",
             "# TYPE steer_rate_limited_total counter\n",

@@ -16,6 +16,7 @@
 
 mod duration;
 mod error;
+pub mod query_log;
 pub mod rate_limit;
 pub mod spec;
 pub mod steering;
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 pub use duration::parse_duration;
 pub use error::ConfigError;
+pub use query_log::QueryLogConfig;
 pub use rate_limit::RateLimitConfig;
 use spec::{AdminSpec, ServerSpec, Spec};
 use steering::SteeringConfig;
@@ -60,6 +62,8 @@ pub struct Config {
     pub steering: SteeringConfig,
     /// `[rate_limit]`; `None`: responses are never rate limited.
     pub rate_limit: Option<RateLimitConfig>,
+    /// `[query_log]`; `None`: no query is logged.
+    pub query_log: Option<QueryLogConfig>,
 }
 
 /// `[server]`, validated.
@@ -167,6 +171,9 @@ fn validate(path: &Path, mut spec: Spec) -> Result<Config, Vec<ConfigError>> {
     let rate_limit = spec
         .rate_limit
         .map(|rate_limit| rate_limit::validate(path, rate_limit, &mut errors));
+    let query_log = spec
+        .query_log
+        .map(|query_log| query_log::validate(path, base, query_log, &mut errors));
     if errors.is_empty() {
         Ok(Config {
             file: path.to_path_buf(),
@@ -174,6 +181,7 @@ fn validate(path: &Path, mut spec: Spec) -> Result<Config, Vec<ConfigError>> {
             admin,
             steering,
             rate_limit,
+            query_log,
         })
     } else {
         Err(errors)

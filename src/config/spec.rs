@@ -58,6 +58,9 @@ pub struct Spec {
     /// `[rate_limit]`: response rate limiting over UDP. Off when absent.
     #[serde(default)]
     pub rate_limit: Option<super::rate_limit::RateLimitSpec>,
+    /// `[query_log]`: a sampled log of queries. Off when absent.
+    #[serde(default)]
+    pub query_log: Option<super::query_log::QueryLogSpec>,
 }
 
 impl Spec {

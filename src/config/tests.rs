@@ -224,7 +224,7 @@ fn unknown_key_names_its_path_and_line() {
         errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\n\n[admn]\n"),
         vec![
             "conf/steer.toml:4: unknown key admn, expected one of server, admin, geoip, ecs, \
-             sites, pools, steer, probes, health, latency, rate_limit"
+             sites, pools, steer, probes, health, latency, rate_limit, query_log"
         ]
     );
 }
@@ -455,5 +455,30 @@ fn cookie_secrets_come_from_a_file_current_first() {
             .to_string()
             .contains("server.cookie_secret_file: cannot read"),
         "{missing:?}"
+    );
+}
+
+#[test]
+fn query_log_is_off_unless_configured_and_checked() {
+    assert_eq!(
+        config_of("[server]\nlisten = [\"127.0.0.1:0\"]\n").query_log,
+        None
+    );
+    let config = config_of(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[query_log]\nfile = \"log/queries.log\"\n",
+    );
+    assert_eq!(
+        config.query_log,
+        Some(QueryLogConfig {
+            file: PathBuf::from("conf/log/queries.log"),
+            sample: 1,
+        })
+    );
+    assert_eq!(
+        errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\n[query_log]\nfile = \" \"\nsample = 0\n"),
+        [
+            "conf/steer.toml: query_log.file: must name a file",
+            "conf/steer.toml: query_log.sample: must be between 1 and 1000000 (one query in N), not 0",
+        ]
     );
 }

@@ -35,6 +35,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 use super::{Outcome, Transport};
 use crate::metrics::{Metrics, TcpRefusal, WorkerCounters};
+use crate::query_log::QueryLog;
 use crate::table::RoutingTable;
 
 /// Pending connections the kernel queues per listener.
@@ -162,11 +163,16 @@ impl TcpService {
         addresses: &[SocketAddr],
         limits: TcpLimits,
         table: Arc<ArcSwap<RoutingTable>>,
+        query_log: Option<QueryLog>,
         metrics: &Metrics,
     ) -> io::Result<TcpService> {
         let idle_timeout = limits.idle_timeout;
         start_with(addresses, limits, metrics, move |packet, _, source, out| {
-            super::respond_tcp(&table.load(), packet, source, idle_timeout, out)
+            let outcome = super::respond_tcp(&table.load(), packet, source, idle_timeout, out);
+            if let Some(log) = &query_log {
+                log.record(packet, out, source, Transport::Tcp, outcome);
+            }
+            outcome
         })
         .await
     }

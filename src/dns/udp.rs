@@ -42,6 +42,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::rate_limit::Buckets;
 use super::{Outcome, OverLimit, Transport};
 use crate::metrics::{Metrics, WorkerCounters};
+use crate::query_log::QueryLog;
 use crate::table::RoutingTable;
 
 /// Datagrams received (and replies sent) per system call.
@@ -80,7 +81,7 @@ impl UdpService {
     /// `steer-udp-N`. Port 0 is allowed: the first socket of an address picks
     /// the port, the others bind to it; [`UdpService::local_addrs`] reports it.
     /// Every worker charges responses to `buckets` under the served table's
-    /// `[rate_limit]`.
+    /// `[rate_limit]`, and offers its sampled queries to `query_log`.
     ///
     /// # Errors
     ///
@@ -91,6 +92,7 @@ impl UdpService {
         workers: usize,
         table: Arc<ArcSwap<RoutingTable>>,
         buckets: Arc<Buckets>,
+        query_log: Option<QueryLog>,
         metrics: &Metrics,
     ) -> io::Result<UdpService> {
         start_with(
@@ -103,7 +105,11 @@ impl UdpService {
                   _: Transport,
                   source: IpAddr,
                   out: &mut Vec<u8>| {
-                super::respond_udp(table, &buckets, packet, source, out)
+                let outcome = super::respond_udp(table, &buckets, packet, source, out);
+                if let Some(log) = &query_log {
+                    log.record(packet, out, source, Transport::Udp, outcome);
+                }
+                outcome
             },
         )
     }

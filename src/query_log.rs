@@ -1,0 +1,363 @@
+//! The query log (`[query_log]`): one JSON line per sampled query, written
+//! off the query path.
+//!
+//! A worker that answered a query decides, by a counter of its own thread,
+//! whether it is the sampled one in `sample`; if so it copies the query
+//! and the response bytes (up to fixed sizes) into an entry and offers it
+//! to a bounded channel whose slots were allocated when the log started:
+//! no allocation, no lock (the writer never blocks on the channel, so a
+//! sender never has to wake it) and no I/O on the query path. When the
+//! channel is full the entry is dropped and counted: the log never slows
+//! answers down. A writer thread parses the entries with hickory-proto,
+//! names the steered decision from the counter registry, and appends JSON
+//! lines to the file, flushing whenever the channel runs dry. When the file
+//! is renamed or removed (log rotation), the writer opens a new one at the
+//! configured path within a second.
+
+use std::cell::Cell;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::rdata::opt::EdnsOption;
+
+use crate::config::QueryLogConfig;
+use crate::dns::{Outcome, OverLimit, Transport};
+use crate::metrics::{DecisionRegistry, Metrics};
+
+/// Query bytes kept: the question and OPT of any ordinary query.
+const QUERY_BYTES: usize = 512;
+/// Response bytes kept: every UDP response whole (larger TCP ones are cut,
+/// and logged without their answer).
+const RESPONSE_BYTES: usize = 1232;
+/// Entries waiting for the writer; past this, entries are dropped.
+const CAPACITY: usize = 4096;
+/// How long the writer sleeps when the channel is empty.
+const IDLE: Duration = Duration::from_millis(20);
+/// How often the writer checks whether the file was rotated away.
+const ROTATION_CHECK: Duration = Duration::from_secs(1);
+
+/// One sampled query, as the worker copied it.
+struct Entry {
+    unix_micros: u64,
+    source: IpAddr,
+    transport: Transport,
+    outcome: Outcome,
+    query: [u8; QUERY_BYTES],
+    query_len: u16,
+    response: [u8; RESPONSE_BYTES],
+    response_len: u16,
+    /// The whole response's length, for `size`.
+    response_size: u32,
+}
+
+/// The workers' side of the log. Cloned into every worker.
+#[derive(Clone)]
+pub struct QueryLog {
+    sender: SyncSender<Entry>,
+    sample: u64,
+    metrics: Arc<Metrics>,
+}
+
+/// The writer thread; joining it after the workers stopped flushes what
+/// they logged last.
+pub struct QueryLogWriter {
+    thread: Option<JoinHandle<()>>,
+}
+
+thread_local! {
+    /// Queries this thread answered, for sampling.
+    static ANSWERED: Cell<u64> = const { Cell::new(0) };
+}
+
+impl QueryLog {
+    /// Opens the file (appending) and starts the writer.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be opened.
+    pub fn start(
+        config: &QueryLogConfig,
+        registry: Arc<DecisionRegistry>,
+        metrics: Arc<Metrics>,
+    ) -> io::Result<(QueryLog, QueryLogWriter)> {
+        let file = LogFile::open(&config.file)?;
+        let (sender, receiver) = sync_channel(CAPACITY);
+        let writer_metrics = Arc::clone(&metrics);
+        let thread = std::thread::Builder::new()
+            .name("steer-query-log".to_owned())
+            .spawn(move || write_entries(&receiver, file, &registry, &writer_metrics))?;
+        Ok((
+            QueryLog {
+                sender,
+                sample: config.sample,
+                metrics,
+            },
+            QueryLogWriter {
+                thread: Some(thread),
+            },
+        ))
+    }
+
+    /// Logs this query if it is the sampled one: copies it and offers it
+    /// to the writer, or counts it as dropped when the writer is behind.
+    #[inline]
+    pub fn record(
+        &self,
+        query: &[u8],
+        response: &[u8],
+        source: IpAddr,
+        transport: Transport,
+        outcome: Outcome,
+    ) {
+        let sampled = ANSWERED.with(|answered| {
+            let count = answered.get().wrapping_add(1);
+            answered.set(count);
+            count % self.sample == 0
+        });
+        if !sampled || matches!(outcome, Outcome::Drop) {
+            return;
+        }
+        let mut entry = Entry {
+            unix_micros: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_micros() as u64),
+            source,
+            transport,
+            outcome,
+            query: [0; QUERY_BYTES],
+            query_len: 0,
+            response: [0; RESPONSE_BYTES],
+            response_len: 0,
+            response_size: response.len() as u32,
+        };
+        let query = &query[..query.len().min(QUERY_BYTES)];
+        entry.query[..query.len()].copy_from_slice(query);
+        entry.query_len = query.len() as u16;
+        if outcome.is_sent() {
+            let response = &response[..response.len().min(RESPONSE_BYTES)];
+            entry.response[..response.len()].copy_from_slice(response);
+            entry.response_len = response.len() as u16;
+        } else {
+            entry.response_size = 0;
+        }
+        match self.sender.try_send(entry) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.metrics
+                    .query_log_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl QueryLogWriter {
+    /// Waits for the writer to write what is left; call after every
+    /// [`QueryLog`] clone is gone (the workers stopped).
+    pub fn finish(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The open log file and what it was when opened, to notice rotation.
+struct LogFile {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    inode: u64,
+    checked: Instant,
+}
+
+impl LogFile {
+    fn open(path: &Path) -> io::Result<LogFile> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let inode = file.metadata()?.ino();
+        Ok(LogFile {
+            path: path.to_path_buf(),
+            writer: BufWriter::with_capacity(64 * 1024, file),
+            inode,
+            checked: Instant::now(),
+        })
+    }
+
+    /// Opens the path again when the file there is no longer ours (renamed
+    /// or removed by log rotation).
+    fn follow_rotation(&mut self) {
+        if self.checked.elapsed() < ROTATION_CHECK {
+            return;
+        }
+        self.checked = Instant::now();
+        let current = std::fs::metadata(&self.path).map(|metadata| metadata.ino());
+        if current.is_ok_and(|inode| inode == self.inode) {
+            return;
+        }
+        let _ = self.writer.flush();
+        match LogFile::open(&self.path) {
+            Ok(reopened) => *self = reopened,
+            Err(error) => {
+                tracing::warn!(file = %self.path.display(), %error, "cannot reopen the query log");
+            }
+        }
+    }
+}
+
+/// The writer thread's loop, until every sender is gone.
+fn write_entries(
+    receiver: &Receiver<Entry>,
+    mut file: LogFile,
+    registry: &DecisionRegistry,
+    metrics: &Metrics,
+) {
+    let mut decisions = registry.series();
+    let mut failing = false;
+    loop {
+        let entry = match receiver.try_recv() {
+            Ok(entry) => entry,
+            Err(TryRecvError::Empty) => {
+                let _ = file.writer.flush();
+                file.follow_rotation();
+                std::thread::sleep(IDLE);
+                continue;
+            }
+            Err(TryRecvError::Disconnected) => {
+                let _ = file.writer.flush();
+                return;
+            }
+        };
+        let mut line = describe(&entry, &mut decisions, registry).to_string();
+        line.push('\n');
+        match file.writer.write_all(line.as_bytes()) {
+            Ok(()) => {
+                failing = false;
+                metrics.query_log_written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                // Once per run of failures, not once per entry.
+                if !failing {
+                    tracing::warn!(file = %file.path.display(), %error, "cannot write the query log");
+                }
+                failing = true;
+                metrics.query_log_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        file.follow_rotation();
+    }
+}
+
+/// One entry as a JSON object.
+fn describe(
+    entry: &Entry,
+    decisions: &mut Vec<(crate::metrics::DecisionKey, crate::metrics::DecisionSlot)>,
+    registry: &DecisionRegistry,
+) -> serde_json::Value {
+    let mut line = serde_json::Map::new();
+    line.insert(
+        "time".into(),
+        serde_json::json!(entry.unix_micros as f64 / 1e6),
+    );
+    line.insert(
+        "transport".into(),
+        match entry.transport {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+        .into(),
+    );
+    line.insert("client".into(), entry.source.to_string().into());
+    match Message::from_vec(&entry.query[..usize::from(entry.query_len)]) {
+        Ok(query) => {
+            if let Some(question) = query.queries.first() {
+                line.insert("name".into(), question.name().to_ascii().into());
+                line.insert("type".into(), question.query_type().to_string().into());
+            }
+            if let Some(subnet) = subnet_of(&query) {
+                line.insert(
+                    "ecs".into(),
+                    format!("{}/{}", subnet.addr(), subnet.source_prefix()).into(),
+                );
+            }
+        }
+        Err(_) => {
+            line.insert("query".into(), "unreadable".into());
+        }
+    }
+    let (rcode, decision, limited) = match entry.outcome {
+        Outcome::Reply {
+            rcode, decision, ..
+        } => (rcode, decision, None),
+        Outcome::OverLimit {
+            rcode,
+            decision,
+            action,
+            ..
+        } => (rcode, decision, Some(action)),
+        Outcome::Drop => (0, None, None),
+    };
+    line.insert(
+        "rcode".into(),
+        crate::metrics::COUNTED_RCODES
+            .iter()
+            .find(|(code, _)| *code == rcode)
+            .map_or_else(|| rcode.to_string(), |(_, name)| (*name).to_owned())
+            .into(),
+    );
+    if let Some(action) = limited {
+        line.insert("rate_limited".into(), action.name().into());
+    }
+    if entry.response_size > 0 {
+        line.insert("size".into(), entry.response_size.into());
+    }
+    let whole = usize::from(entry.response_len) == entry.response_size as usize;
+    if whole
+        && limited != Some(OverLimit::Slipped)
+        && let Ok(response) = Message::from_vec(&entry.response[..usize::from(entry.response_len)])
+    {
+        let answer: Vec<serde_json::Value> = response
+            .answers
+            .iter()
+            .map(|record| format!("{} {}", record.record_type(), record.data).into())
+            .collect();
+        if !answer.is_empty() {
+            line.insert("answer".into(), answer.into());
+        }
+        if let Some(subnet) = subnet_of(&response) {
+            line.insert("scope".into(), subnet.scope_prefix().into());
+        }
+    }
+    if let Some(slot) = decision {
+        if !decisions.iter().any(|(_, known)| *known == slot) {
+            *decisions = registry.series();
+        }
+        if let Some((key, _)) = decisions.iter().find(|(_, known)| *known == slot) {
+            line.insert(
+                "steered".into(),
+                serde_json::json!({ "pool": key.pool, "reason": key.reason.label() }),
+            );
+        }
+    }
+    serde_json::Value::Object(line)
+}
+
+/// The Client Subnet option of a message.
+fn subnet_of(message: &Message) -> Option<&hickory_proto::rr::rdata::opt::ClientSubnet> {
+    message
+        .edns
+        .as_ref()?
+        .options()
+        .options
+        .iter()
+        .find_map(|(_, option)| match option {
+            EdnsOption::Subnet(subnet) => Some(subnet),
+            _ => None,
+        })
+}

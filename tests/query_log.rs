@@ -1,0 +1,147 @@
+//! The query log over real sockets: with `[query_log]`, sampled queries
+//! and their answers land in the file as JSON lines (client, transport,
+//! name, type, Client Subnet and scope, rcode, answer, the steered pool
+//! and why), written off the query path; `sample = N` logs one in N per
+//! worker; a rotated-away file is replaced at the configured path; the
+//! counts show in `/metrics`.
+
+mod common;
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Family, QueryOptions, TestServer, Transport, ask, build_query, http_request};
+use hickory_proto::rr::RecordType;
+use serde_json::Value;
+
+fn config(sample: u64) -> String {
+    common::cidr_steered_config("")
+        + &format!("\n[query_log]\nfile = \"queries.log\"\nsample = {sample}\n")
+}
+
+async fn query(server: &TestServer, transport: Transport, name: &str, subnet: Option<&str>) {
+    let options = QueryOptions {
+        edns: true,
+        client_subnet: subnet.map(|subnet| {
+            let (address, length) = subnet.split_once('/').expect("ADDRESS/LENGTH");
+            (
+                address.parse::<IpAddr>().expect("address"),
+                length.parse().expect("length"),
+            )
+        }),
+        ..QueryOptions::default()
+    };
+    let message = build_query(name, RecordType::A, &options);
+    ask(transport, server.dns_addr(transport, Family::V4), &message).await;
+}
+
+/// The log's lines once it holds `count` of them (the writer flushes when
+/// its queue runs dry); panics after 10 s.
+async fn lines(path: &Path, count: usize) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}"))
+            })
+            .collect();
+        if lines.len() >= count {
+            return lines;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} of {count} lines in the query log:\n{text}",
+            lines.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn answers_are_logged_as_json_lines() {
+    let server = TestServer::start_prepared(common::example_directory(&config(1))).await;
+    let log = server.directory.path().join("queries.log");
+    query(
+        &server,
+        Transport::Udp,
+        "www.example.test.",
+        Some("81.2.69.0/24"),
+    )
+    .await;
+    query(&server, Transport::Tcp, "ns1.example.test.", None).await;
+    query(&server, Transport::Udp, "nope.example.test.", None).await;
+    query(&server, Transport::Udp, "www.example.org.", None).await;
+    let lines = lines(&log, 4).await;
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    let steered = &lines[0];
+    assert_eq!(steered["transport"], "udp");
+    assert_eq!(steered["client"], "127.0.0.1");
+    assert_eq!(steered["name"], "www.example.test.");
+    assert_eq!(steered["type"], "A");
+    assert_eq!(steered["ecs"], "81.2.69.0/24");
+    assert_eq!(steered["rcode"], "NOERROR");
+    assert!(steered["scope"].as_u64().is_some(), "{steered}");
+    assert!(
+        steered["answer"][0]
+            .as_str()
+            .is_some_and(|answer| answer.starts_with("A ")),
+        "{steered}"
+    );
+    // 81.2.69.0/24 is steered to web-fra by the cidr step.
+    assert_eq!(steered["steered"]["pool"], "web-fra", "{steered}");
+    assert_eq!(steered["answer"][0], "A 192.0.2.10", "{steered}");
+    assert_eq!(steered["steered"]["reason"], "policy");
+    assert!(
+        steered["time"].as_f64().is_some_and(|time| time > 1.7e9),
+        "{steered}"
+    );
+    let static_answer = &lines[1];
+    assert_eq!(
+        (
+            static_answer["transport"].as_str(),
+            static_answer["answer"][0].as_str()
+        ),
+        (Some("tcp"), Some("A 192.0.2.1"))
+    );
+    assert!(static_answer.get("steered").is_none(), "{static_answer}");
+    assert_eq!(lines[2]["rcode"], "NXDOMAIN");
+    assert_eq!(lines[3]["rcode"], "REFUSED");
+
+    let metrics = http_request(server.admin_addr(), "GET", "/metrics").await;
+    assert!(
+        metrics
+            .body
+            .contains("steer_query_log_total{result=\"written\"} 4\n"),
+        "{}",
+        metrics.body
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_query_in_n_is_logged_and_a_rotated_file_is_replaced() {
+    let server = TestServer::start_prepared(common::example_directory(&config(5))).await;
+    let log = server.directory.path().join("queries.log");
+    for _ in 0..20 {
+        query(&server, Transport::Udp, "ns1.example.test.", None).await;
+    }
+    // One UDP worker (the config has one): every fifth of its twenty queries.
+    let logged = lines(&log, 4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(lines(&log, 4).await.len(), 4, "{logged:#?}");
+
+    // Log rotation: the file is renamed away; a new one takes its place.
+    std::fs::rename(&log, server.directory.path().join("queries.log.1")).expect("rotate");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for _ in 0..10 {
+        query(&server, Transport::Udp, "ns1.example.test.", None).await;
+    }
+    assert_eq!(lines(&log, 2).await.len(), 2);
+    let rotated = std::fs::read_to_string(server.directory.path().join("queries.log.1"))
+        .expect("the rotated file");
+    assert_eq!(rotated.lines().count(), 4);
+    server.shutdown().await;
+}
