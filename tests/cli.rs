@@ -367,16 +367,15 @@ fn serve_tells_systemd_when_it_is_ready_and_logs_json_on_request() {
     let notify_path = directory.path().join("notify");
     let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind");
     notify.set_read_timeout(Some(WAIT)).expect("timeout");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_steer"))
-        .args(["serve", "--log-format", "json", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .env("NOTIFY_SOCKET", &notify_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn steer serve");
+    let mut child = spawn_serve(
+        &[
+            "--log-format",
+            "json",
+            "--config",
+            &config.display().to_string(),
+        ],
+        &[("NOTIFY_SOCKET", notify_path.as_os_str())],
+    );
     let stderr = child.stderr.take().expect("piped stderr");
     let lines = thread::spawn(move || {
         BufReader::new(stderr)
@@ -412,6 +411,22 @@ fn serve_tells_systemd_when_it_is_ready_and_logs_json_on_request() {
     assert_eq!(listening, 2, "UDP and TCP announced: {lines:#?}");
 }
 
+/// `steer serve ARGUMENTS` with `environment`, logging at info level to
+/// a piped stderr.
+fn spawn_serve(arguments: &[&str], environment: &[(&str, &std::ffi::OsStr)]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_steer"))
+        .arg("serve")
+        .args(arguments)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .envs(environment.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn steer serve")
+}
+
 /// A `steer serve` child, killed if a test fails before stopping it.
 struct Server {
     child: Child,
@@ -424,15 +439,7 @@ struct Server {
 impl Server {
     /// Starts `steer serve` and reads its log until the admin API listens.
     fn start(config: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_steer"))
-            .args(["serve", "--config", &config.display().to_string()])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn steer serve");
+        let mut child = spawn_serve(&["--config", &config.display().to_string()], &[]);
         let stderr = child.stderr.take().expect("piped stderr");
         let (sender, log) = mpsc::channel();
         thread::spawn(move || {
