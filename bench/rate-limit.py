@@ -15,6 +15,9 @@ REPS times, and the medians are written to bench/results/DATE-LABEL.md
 with every run.
 
     cargo build --release && bench/rate-limit.py    # RATE=50000 DURATION=10 REPS=5
+
+CASES picks the cases (default "off on flood"); "log-all" and "log-100"
+measure the query log the same way, logging every query or one in 100.
 """
 
 import os
@@ -39,11 +42,17 @@ ADMIN_PORT = 8098
 TICKS = os.sysconf("SC_CLK_TCK")
 NAMES = 5000
 
-CONFIGS = {
+ALL_CONFIGS = {
     "off": "",
     "on": "[rate_limit]\nresponses_per_second = 1000\n",
     "flood": "[rate_limit]\nresponses_per_second = 1\nerrors_per_second = 1\nslip = 2\n",
+    # The query log (not rate limiting, but the same measurement): every
+    # query, and one in a hundred.
+    "log-all": "[query_log]\nfile = \"queries.log\"\nsample = 1\n",
+    "log-100": "[query_log]\nfile = \"queries.log\"\nsample = 100\n",
 }
+CASES = os.environ.get("CASES", "off on flood").split()
+CONFIGS = {name: ALL_CONFIGS[name] for name in CASES}
 
 
 def write_inputs(directory):
@@ -86,6 +95,9 @@ def metrics():
         match = re.match(r'steer_rate_limited_total\{action="(\w+)"\} (\d+)', line)
         if match:
             actions[match.group(1)] = int(match.group(2))
+        match = re.match(r'steer_query_log_total\{result="(\w+)"\} (\d+)', line)
+        if match:
+            actions["log_" + match.group(1)] = int(match.group(2))
     return handled, actions
 
 
@@ -142,6 +154,8 @@ def run_case(directory, name):
                 "handled": handled,
                 "dropped": actions.get("dropped", 0),
                 "slipped": actions.get("slipped", 0),
+                "logged": actions.get("log_written", 0),
+                "log_dropped": actions.get("log_dropped", 0),
                 "cpu_us": ticks / TICKS * 1e6 / max(handled, 1),
             })
     finally:
@@ -166,16 +180,17 @@ def main():
                     rows.append(row)
                     print(row, flush=True)
     lines = [
-        f"# UDP rate limiting: cost per query and under a flood ({LABEL})",
+        f"# Rate limiting and the query log: cost per query ({LABEL})",
         "",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Steer commit: {commit}.",
-        f"Command: `RATE={RATE} DURATION={DURATION} REPS={REPS} bench/rate-limit.py`",
+        f"Command: `RATE={RATE} DURATION={DURATION} REPS={REPS} CASES=\"{' '.join(CASES)}\" "
+        f"LABEL={LABEL} bench/rate-limit.py`",
         "",
         "Server CPU µs per UDP packet handled (answered + dropped), median over reps "
         "(min–max); `whole` is the share of packets answered in full.",
         "",
-        "| case | load | CPU µs/packet | packets/s handled | whole | truncated | dropped |",
-        "|---|---|---|---|---|---|---|",
+        "| case | load | CPU µs/packet | packets/s handled | whole | truncated | dropped | logged |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in CONFIGS:
         for load in ("fixed", "unlimited"):
@@ -184,13 +199,14 @@ def main():
             handled = sum(row["handled"] for row in group)
             slipped = sum(row["slipped"] for row in group)
             dropped = sum(row["dropped"] for row in group)
+            logged = sum(row["logged"] for row in group)
             whole = handled - slipped - dropped
             lines.append(
                 f"| {name} | {load if load == 'unlimited' else f'{RATE} qps'} "
                 f"| {statistics.median(cpu):.2f} ({min(cpu):.2f}–{max(cpu):.2f}) "
                 f"| {statistics.median(row['handled'] for row in group) / DURATION:,.0f} "
                 f"| {whole / max(handled, 1):.0%} | {slipped / max(handled, 1):.0%} "
-                f"| {dropped / max(handled, 1):.0%} |"
+                f"| {dropped / max(handled, 1):.0%} | {logged / max(handled, 1):.1%} |"
             )
     lines += ["", "Every run:", "", "```"]
     lines += [str(row) for row in rows]
