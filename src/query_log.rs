@@ -261,10 +261,7 @@ fn describe(
     registry: &DecisionRegistry,
 ) -> serde_json::Value {
     let mut line = serde_json::Map::new();
-    line.insert(
-        "time".into(),
-        serde_json::json!(entry.unix_micros as f64 / 1e6),
-    );
+    line.insert("time".into(), rfc3339(entry.unix_micros).into());
     line.insert(
         "transport".into(),
         match entry.transport {
@@ -348,6 +345,37 @@ fn describe(
     serde_json::Value::Object(line)
 }
 
+/// `unix_micros` as an RFC 3339 UTC timestamp with microseconds
+/// (`2026-12-07T09:49:32.084105Z`), the form log collectors parse.
+fn rfc3339(unix_micros: u64) -> String {
+    let seconds = unix_micros / 1_000_000;
+    let days = (seconds / 86_400) as i64;
+    let of_day = seconds % 86_400;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian), by
+    // 400-year eras of 146,097 days.
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        of_day / 3_600,
+        of_day / 60 % 60,
+        of_day % 60,
+        unix_micros % 1_000_000
+    )
+}
+
 /// The Client Subnet option of a message.
 fn subnet_of(message: &Message) -> Option<&hickory_proto::rr::rdata::opt::ClientSubnet> {
     message
@@ -360,4 +388,28 @@ fn subnet_of(message: &Message) -> Option<&hickory_proto::rr::rdata::opt::Client
             EdnsOption::Subnet(subnet) => Some(subnet),
             _ => None,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc_3339_in_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339(1_796_636_972_084_105),
+            "2026-12-07T09:49:32.084105Z"
+        );
+        // Leap days, in a century year divisible by 400 and in 2024.
+        assert_eq!(rfc3339(951_782_400_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339(1_709_164_800_000_000),
+            "2024-02-29T00:00:00.000000Z"
+        );
+        assert_eq!(
+            rfc3339(1_735_689_599_999_999),
+            "2024-12-31T23:59:59.999999Z"
+        );
+    }
 }

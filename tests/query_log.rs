@@ -95,7 +95,10 @@ async fn answers_are_logged_as_json_lines() {
     assert_eq!(steered["answer"][0], "A 192.0.2.10", "{steered}");
     assert_eq!(steered["steered"]["reason"], "policy");
     assert!(
-        steered["time"].as_f64().is_some_and(|time| time > 1.7e9),
+        // RFC 3339 in UTC, e.g. 2026-12-07T09:49:32.084105Z.
+        steered["time"]
+            .as_str()
+            .is_some_and(|time| time.len() == 27 && time.ends_with('Z')),
         "{steered}"
     );
     let static_answer = &lines[1];
