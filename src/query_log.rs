@@ -392,7 +392,51 @@ fn subnet_of(message: &Message) -> Option<&hickory_proto::rr::rdata::opt::Client
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    fn entry(query: &[u8], response: &[u8], outcome: Outcome) -> Entry {
+        let mut entry = Entry {
+            unix_micros: 1_796_636_972_084_105,
+            source: "192.0.2.7".parse().expect("address"),
+            transport: Transport::Udp,
+            outcome,
+            query: [0; QUERY_BYTES],
+            query_len: query.len().min(QUERY_BYTES) as u16,
+            response: [0; RESPONSE_BYTES],
+            response_len: response.len().min(RESPONSE_BYTES) as u16,
+            response_size: response.len() as u32,
+        };
+        entry.query[..usize::from(entry.query_len)]
+            .copy_from_slice(&query[..usize::from(entry.query_len)]);
+        entry.response[..usize::from(entry.response_len)]
+            .copy_from_slice(&response[..usize::from(entry.response_len)]);
+        entry
+    }
+
+    proptest! {
+        /// Whatever bytes a client sent and whatever came back, the writer
+        /// makes a line of it (the query marked unreadable when it is),
+        /// never a panic.
+        #[test]
+        fn any_entry_becomes_a_json_object(
+            query in proptest::collection::vec(any::<u8>(), 0..600),
+            response in proptest::collection::vec(any::<u8>(), 0..1400),
+            rcode in 0u16..24,
+        ) {
+            let registry = DecisionRegistry::default();
+            let outcome = Outcome::Reply { rcode, decision: None, zone: None };
+            let line = describe(&entry(&query, &response, outcome), &mut Vec::new(), &registry);
+            prop_assert!(line.is_object());
+            prop_assert_eq!(&line["client"], "192.0.2.7");
+            prop_assert!(line["rcode"].is_string());
+            // A query hickory cannot read is marked so, not dropped.
+            if Message::from_vec(&query[..query.len().min(QUERY_BYTES)]).is_err() {
+                prop_assert_eq!(&line["query"], "unreadable");
+            }
+        }
+    }
 
     #[test]
     fn timestamps_are_rfc_3339_in_utc() {
