@@ -309,6 +309,17 @@ pub struct StatusSnapshot {
     /// start); `null` when `[rate_limit]` is not configured. What they did
     /// is in `/metrics`.
     pub rate_limit: Option<crate::config::RateLimitConfig>,
+    /// The query log in use (set at start); `null` when there is none.
+    pub query_log: Option<QueryLogStatus>,
+}
+
+/// `[query_log]` as started, in `/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QueryLogStatus {
+    /// The file lines are appended to.
+    pub file: String,
+    /// One query in this many is logged, per worker.
+    pub sample: u64,
 }
 
 /// The latency model in `/status`.
@@ -998,6 +1009,10 @@ impl Control {
                         }),
                     ..limits.clone()
                 }),
+            query_log: self.active.query_log.as_ref().map(|log| QueryLogStatus {
+                file: log.file.display().to_string(),
+                sample: log.sample,
+            }),
         }
     }
 

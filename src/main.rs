@@ -747,6 +747,10 @@ fn status_text(status: &serde_json::Value, now: f64) -> String {
         }
         text.push('\n');
     }
+    let log = &status["query_log"];
+    if let (Some(file), Some(sample)) = (log["file"].as_str(), log["sample"].as_u64()) {
+        let _ = writeln!(text, "query log: {file}, one query in {sample}");
+    }
     text
 }
 
@@ -893,6 +897,11 @@ mod tests {
         );
         status["rate_limit"] = serde_json::Value::Null;
         assert!(!status_text(&status, NOW).contains("rate limits"));
+        status["query_log"] = json!({"file": "/var/log/steer/queries.log", "sample": 100});
+        assert!(
+            status_text(&status, NOW)
+                .ends_with("query log: /var/log/steer/queries.log, one query in 100\n")
+        );
     }
 
     #[test]

@@ -113,6 +113,15 @@ async fn answers_are_logged_as_json_lines() {
     assert_eq!(lines[2]["rcode"], "NXDOMAIN");
     assert_eq!(lines[3]["rcode"], "REFUSED");
 
+    let status = http_request(server.admin_addr(), "GET", "/status").await;
+    let status: Value = serde_json::from_str(&status.body).expect("JSON");
+    assert_eq!(status["query_log"]["sample"], 1, "{status}");
+    assert!(
+        status["query_log"]["file"]
+            .as_str()
+            .is_some_and(|file| file.ends_with("queries.log")),
+        "{status}"
+    );
     let metrics = http_request(server.admin_addr(), "GET", "/metrics").await;
     assert!(
         metrics

@@ -632,6 +632,7 @@ mod tests {
                 pools: vec!["web-fra".into()],
             }],
             rate_limit: None,
+            query_log: None,
         };
         let text = render(&totals, &status);
         for expected in [
