@@ -349,26 +349,10 @@ fn describe(
 /// (`2026-12-07T09:49:32.084105Z`), the form log collectors parse.
 fn rfc3339(unix_micros: u64) -> String {
     let seconds = unix_micros / 1_000_000;
-    let days = (seconds / 86_400) as i64;
     let of_day = seconds % 86_400;
-    // Civil date from days since 1970-01-01 (proleptic Gregorian), by
-    // 400-year eras of 146,097 days.
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        "{}T{:02}:{:02}:{:02}.{:06}Z",
+        crate::utc_date(seconds),
         of_day / 3_600,
         of_day / 60 % 60,
         of_day % 60,

@@ -963,10 +963,10 @@ fn describe_names_file_type_version_build_date_and_nodes() {
 
 #[test]
 fn utc_dates() {
-    assert_eq!(utc_date(0), "1970-01-01");
-    assert_eq!(utc_date(951_782_400), "2000-02-29");
-    assert_eq!(utc_date(1_781_725_941), "2026-06-17");
-    assert_eq!(utc_date(4_107_542_400), "2100-03-01");
+    assert_eq!(crate::utc_date(0), "1970-01-01");
+    assert_eq!(crate::utc_date(951_782_400), "2000-02-29");
+    assert_eq!(crate::utc_date(1_781_725_941), "2026-06-17");
+    assert_eq!(crate::utc_date(4_107_542_400), "2100-03-01");
 }
 
 const CSV_HEADER: &str = "network,country,continent,subdivision,latitude,longitude,asn\n";
