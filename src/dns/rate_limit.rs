@@ -18,8 +18,10 @@
 //! The table is a fixed array of 64-bit atomics: one compare-and-swap per
 //! response, no lock and no allocation. Two responses hashing to one
 //! bucket evict each other (the newcomer starts with a full balance), so a
-//! collision can only let responses through, never limit a bystander. The
-//! hash is keyed per process so an attacker cannot aim collisions. The
+//! collision lets responses through rather than limiting a bystander;
+//! only when their 16-bit tags match as well (one collision in 65,536) do
+//! two keys share a balance. The hash is keyed per process so an attacker
+//! cannot aim collisions. The
 //! clock is `CLOCK_MONOTONIC_COARSE`: whole seconds are all this needs.
 
 use std::hash::Hasher;
