@@ -220,6 +220,8 @@ fn write_entries(
 ) {
     let mut decisions = registry.series();
     let mut failing = false;
+    // One line buffer for the life of the writer.
+    let mut line = String::with_capacity(1024);
     loop {
         let entry = match receiver.try_recv() {
             Ok(entry) => entry,
@@ -234,7 +236,7 @@ fn write_entries(
                 return;
             }
         };
-        let mut line = describe(&entry, &mut decisions, registry).to_string();
+        describe(&entry, &mut decisions, registry, &mut line);
         line.push('\n');
         match file.writer.write_all(line.as_bytes()) {
             Ok(()) => {
@@ -254,39 +256,42 @@ fn write_entries(
     }
 }
 
-/// One entry as a JSON object.
+/// One entry as a JSON object, written into `out` (cleared first) in a
+/// fixed key order. Written by hand rather than through a map of values:
+/// the writer formats every logged query, and this keeps it to one reused
+/// buffer.
 fn describe(
     entry: &Entry,
     decisions: &mut Vec<(crate::metrics::DecisionKey, crate::metrics::DecisionSlot)>,
     registry: &DecisionRegistry,
-) -> serde_json::Value {
-    let mut line = serde_json::Map::new();
-    line.insert("time".into(), rfc3339(entry.unix_micros).into());
-    line.insert(
-        "transport".into(),
-        match entry.transport {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        }
-        .into(),
-    );
-    line.insert("client".into(), entry.source.to_string().into());
+    out: &mut String,
+) {
+    use std::fmt::Write as _;
+    out.clear();
+    out.push_str("{\"time\":\"");
+    out.push_str(&rfc3339(entry.unix_micros));
+    let _ = write!(out, "\",\"client\":\"{}\",\"transport\":", entry.source);
+    out.push_str(match entry.transport {
+        Transport::Udp => "\"udp\"",
+        Transport::Tcp => "\"tcp\"",
+    });
     match Message::from_vec(&entry.query[..usize::from(entry.query_len)]) {
         Ok(query) => {
             if let Some(question) = query.queries.first() {
-                line.insert("name".into(), question.name().to_ascii().into());
-                line.insert("type".into(), question.query_type().to_string().into());
+                out.push_str(",\"name\":");
+                push_string(out, &question.name().to_ascii());
+                let _ = write!(out, ",\"type\":\"{}\"", question.query_type());
             }
             if let Some(subnet) = subnet_of(&query) {
-                line.insert(
-                    "ecs".into(),
-                    format!("{}/{}", subnet.addr(), subnet.source_prefix()).into(),
+                let _ = write!(
+                    out,
+                    ",\"ecs\":\"{}/{}\"",
+                    subnet.addr(),
+                    subnet.source_prefix()
                 );
             }
         }
-        Err(_) => {
-            line.insert("query".into(), "unreadable".into());
-        }
+        Err(_) => out.push_str(",\"query\":\"unreadable\""),
     }
     let (rcode, decision, limited) = match entry.outcome {
         Outcome::Reply {
@@ -300,35 +305,37 @@ fn describe(
         } => (rcode, decision, Some(action)),
         Outcome::Drop => (0, None, None),
     };
-    line.insert(
-        "rcode".into(),
-        crate::metrics::COUNTED_RCODES
-            .iter()
-            .find(|(code, _)| *code == rcode)
-            .map_or_else(|| rcode.to_string(), |(_, name)| (*name).to_owned())
-            .into(),
-    );
+    match crate::metrics::COUNTED_RCODES
+        .iter()
+        .find(|(code, _)| *code == rcode)
+    {
+        Some((_, name)) => {
+            let _ = write!(out, ",\"rcode\":\"{name}\"");
+        }
+        None => {
+            let _ = write!(out, ",\"rcode\":\"{rcode}\"");
+        }
+    }
     if let Some(action) = limited {
-        line.insert("rate_limited".into(), action.name().into());
+        let _ = write!(out, ",\"rate_limited\":\"{}\"", action.name());
     }
     if entry.response_size > 0 {
-        line.insert("size".into(), entry.response_size.into());
+        let _ = write!(out, ",\"size\":{}", entry.response_size);
     }
     let whole = usize::from(entry.response_len) == entry.response_size as usize;
     if whole
         && limited != Some(OverLimit::Slipped)
         && let Ok(response) = Message::from_vec(&entry.response[..usize::from(entry.response_len)])
     {
-        let answer: Vec<serde_json::Value> = response
-            .answers
-            .iter()
-            .map(|record| format!("{} {}", record.record_type(), record.data).into())
-            .collect();
-        if !answer.is_empty() {
-            line.insert("answer".into(), answer.into());
-        }
         if let Some(subnet) = subnet_of(&response) {
-            line.insert("scope".into(), subnet.scope_prefix().into());
+            let _ = write!(out, ",\"scope\":{}", subnet.scope_prefix());
+        }
+        for (index, record) in response.answers.iter().enumerate() {
+            out.push_str(if index == 0 { ",\"answer\":[" } else { "," });
+            push_string(out, &format!("{} {}", record.record_type(), record.data));
+        }
+        if !response.answers.is_empty() {
+            out.push(']');
         }
     }
     if let Some(slot) = decision {
@@ -336,13 +343,33 @@ fn describe(
             *decisions = registry.series();
         }
         if let Some((key, _)) = decisions.iter().find(|(_, known)| *known == slot) {
-            line.insert(
-                "steered".into(),
-                serde_json::json!({ "pool": key.pool, "reason": key.reason.label() }),
-            );
+            out.push_str(",\"steered\":{\"pool\":");
+            push_string(out, &key.pool);
+            let _ = write!(out, ",\"reason\":\"{}\"}}", key.reason.label());
         }
     }
-    serde_json::Value::Object(line)
+    out.push('}');
+}
+
+/// `text` as a JSON string: quotes, backslashes and control characters
+/// escaped (names and TXT data can hold any of them).
+fn push_string(out: &mut String, text: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for character in text.chars() {
+        match character {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            control if u32::from(control) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(control));
+            }
+            other => out.push(other),
+        }
+    }
+    out.push('"');
 }
 
 /// `unix_micros` as an RFC 3339 UTC timestamp with microseconds
@@ -411,7 +438,11 @@ mod tests {
         ) {
             let registry = DecisionRegistry::default();
             let outcome = Outcome::Reply { rcode, decision: None, zone: None };
-            let line = describe(&entry(&query, &response, outcome), &mut Vec::new(), &registry);
+            let mut text = String::new();
+            describe(&entry(&query, &response, outcome), &mut Vec::new(), &registry, &mut text);
+            // Written by hand, so check it is JSON for every input.
+            let line: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|error| TestCaseError::fail(format!("{error}: {text}")))?;
             prop_assert!(line.is_object());
             prop_assert_eq!(&line["client"], "192.0.2.7");
             prop_assert!(line["rcode"].is_string());
@@ -420,6 +451,15 @@ mod tests {
                 prop_assert_eq!(&line["query"], "unreadable");
             }
         }
+    }
+
+    #[test]
+    fn strings_are_escaped_as_json_wants() {
+        let mut out = String::new();
+        push_string(&mut out, "a\"b\\c\n\u{1}é");
+        assert_eq!(out, r#""a\"b\\c\n\u0001é""#);
+        let parsed: String = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(parsed, "a\"b\\c\n\u{1}é");
     }
 
     #[test]
