@@ -109,10 +109,7 @@ pub fn respond_udp(
     let Some(limits) = table.rate_limit() else {
         return respond(table, packet, Transport::Udp, source, out);
     };
-    let mut charge = Charge {
-        check_cookie: true,
-        ..Charge::default()
-    };
+    let mut charge = Charge::default();
     let outcome = answer(table, packet, Transport::Udp, source, out, &mut charge);
     let Outcome::Reply {
         rcode,
@@ -124,7 +121,13 @@ pub fn respond_udp(
     };
     let action = match buckets.charge(limits, source, charge.class, buckets.now()) {
         Verdict::Send => return outcome,
-        _ if charge.cookie_valid || rate_limit::is_exempt(limits, source) => OverLimit::Exempt,
+        _ if rate_limit::is_exempt(limits, source)
+            || charge
+                .cookie
+                .is_some_and(|(start, end)| has_our_cookie(table, &packet[start..end], source)) =>
+        {
+            OverLimit::Exempt
+        }
         _ if limits.dry_run => OverLimit::DryRun,
         Verdict::Drop => OverLimit::Dropped,
         Verdict::Slip => {
@@ -142,16 +145,26 @@ pub fn respond_udp(
     }
 }
 
+/// Whether `option` (COOKIE option data) holds a server cookie this node,
+/// with its current or previous secret, issued to `source` (RFC 9018).
+fn has_our_cookie(table: &RoutingTable, option: &[u8], source: IpAddr) -> bool {
+    let (now, address) = (crate::unix_now(), source.to_canonical());
+    let secrets = table.cookie_secrets();
+    cookie::is_valid_server_cookie(&secrets.current, option, address, now)
+        || secrets
+            .previous
+            .is_some_and(|previous| cookie::is_valid_server_cookie(&previous, option, address, now))
+}
+
 /// What [`answer`] tells the rate limiter about the response it wrote.
 #[derive(Clone, Copy, Debug)]
 struct Charge {
     /// The bucket the response is charged to (errors unless a path says
     /// otherwise).
     class: Class,
-    /// Check the query's server cookie (only the rate limiter needs it).
-    check_cookie: bool,
-    /// The query showed a server cookie this process issued to its source.
-    cookie_valid: bool,
+    /// Where the query's well-formed COOKIE option is, for the rate
+    /// limiter to check its server cookie when it matters.
+    cookie: Option<(usize, usize)>,
     /// Over TCP: the idle timeout to tell a client that asks, in units of
     /// 100 ms.
     keepalive: Option<u16>,
@@ -161,8 +174,7 @@ impl Default for Charge {
     fn default() -> Self {
         Charge {
             class: Class::ERROR,
-            check_cookie: false,
-            cookie_valid: false,
+            cookie: None,
             keepalive: None,
         }
     }
@@ -238,17 +250,10 @@ fn answer(
             Ok(client) => {
                 let now = crate::unix_now();
                 let address = source.to_canonical();
-                let secrets = table.cookie_secrets();
-                if charge.check_cookie {
-                    let option = &packet[start..end];
-                    charge.cookie_valid =
-                        cookie::is_valid_server_cookie(&secrets.current, option, address, now)
-                            || secrets.previous.is_some_and(|previous| {
-                                cookie::is_valid_server_cookie(&previous, option, address, now)
-                            });
-                }
+                // Checked only if the rate limits would hold the response.
+                charge.cookie = Some((start, end));
                 Some(cookie::response_cookie(
-                    &secrets.current,
+                    &table.cookie_secrets().current,
                     &client,
                     address,
                     now,
