@@ -1000,13 +1000,7 @@ impl Control {
             rate_limit: table
                 .rate_limit()
                 .map(|limits| crate::config::RateLimitConfig {
-                    table_size: self
-                        .active
-                        .rate_limit
-                        .as_ref()
-                        .map_or(crate::config::rate_limit::DEFAULT_TABLE_SIZE, |active| {
-                            active.table_size
-                        }),
+                    table_size: self.active.rate_limit_table_size(),
                     ..limits.clone()
                 }),
             query_log: self.active.query_log.as_ref().map(|log| QueryLogStatus {
@@ -1280,15 +1274,6 @@ fn restart_needed(active: &Config, reloaded: &Config) -> Vec<String> {
     );
     // The bucket table is made once, at start, whether or not limits are
     // configured; the limits themselves reload.
-    let table_size = |config: &Config| {
-        config
-            .rate_limit
-            .as_ref()
-            .map_or(crate::config::rate_limit::DEFAULT_TABLE_SIZE, |limits| {
-                limits.table_size
-            })
-            .to_string()
-    };
     // The log file is opened, and the sampling set, when the workers start.
     let query_log = |config: &Config| {
         config.query_log.as_ref().map_or_else(
@@ -1299,8 +1284,8 @@ fn restart_needed(active: &Config, reloaded: &Config) -> Vec<String> {
     compare("query_log", query_log(active), query_log(reloaded));
     compare(
         "rate_limit.table_size",
-        table_size(active),
-        table_size(reloaded),
+        active.rate_limit_table_size().to_string(),
+        reloaded.rate_limit_table_size().to_string(),
     );
     warnings
 }

@@ -390,11 +390,7 @@ async fn start_dns(
     let any_port_chosen_by_kernel = listen.iter().any(|address| address.port() == 0);
     // Made once, for the life of the process: reloads change the limits,
     // not the buckets (so a flood gets no fresh allowance from a reload).
-    let buckets =
-        Arc::new(Buckets::new(config.rate_limit.as_ref().map_or(
-            crate::config::rate_limit::DEFAULT_TABLE_SIZE,
-            |limits| limits.table_size,
-        )));
+    let buckets = Arc::new(Buckets::new(config.rate_limit_table_size()));
     let mut attempt = 0;
     loop {
         attempt += 1;

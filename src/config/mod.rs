@@ -138,6 +138,17 @@ impl std::fmt::Debug for AdminConfig {
     }
 }
 
+impl Config {
+    /// Buckets the rate limiter's table is made with: the configured
+    /// `rate_limit.table_size`, or the default when limits are off (the
+    /// table exists anyway, so a reload can turn them on).
+    pub fn rate_limit_table_size(&self) -> usize {
+        self.rate_limit
+            .as_ref()
+            .map_or(rate_limit::DEFAULT_TABLE_SIZE, |limits| limits.table_size)
+    }
+}
+
 /// Reads and validates the configuration file at `path`.
 ///
 /// Returns every error found; each displays as `file[:line]: [path: ]message`.
