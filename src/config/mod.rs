@@ -414,6 +414,33 @@ fn read_cookie_secrets(
     }
 }
 
+/// The integer at `key` when set and within `range`; `None` when not set,
+/// and after an error that says the range (and `hint`, when the range
+/// alone does not say what the ends mean).
+fn in_range(
+    file: &Path,
+    key: &str,
+    value: Option<i64>,
+    range: std::ops::RangeInclusive<i64>,
+    hint: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<i64> {
+    let value = value?;
+    if range.contains(&value) {
+        return Some(value);
+    }
+    errors.push(ConfigError::at(
+        file,
+        key,
+        format!(
+            "must be between {} and {}{hint}, not {value}",
+            range.start(),
+            range.end()
+        ),
+    ));
+    None
+}
+
 /// A count of at least one at `key`, or `default` when not set (and after
 /// an error).
 fn at_least_one(

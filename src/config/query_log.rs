@@ -44,18 +44,15 @@ pub(super) fn validate(
     if spec.file.trim().is_empty() {
         errors.push(ConfigError::at(file, "query_log.file", "must name a file"));
     }
-    let sample = match spec.sample {
-        None => 1,
-        Some(sample) if (1..=MAX_SAMPLE as i64).contains(&sample) => sample as u64,
-        Some(sample) => {
-            errors.push(ConfigError::at(
-                file,
-                "query_log.sample",
-                format!("must be between 1 and {MAX_SAMPLE} (one query in N), not {sample}"),
-            ));
-            1
-        }
-    };
+    let sample = super::in_range(
+        file,
+        "query_log.sample",
+        spec.sample,
+        1..=MAX_SAMPLE as i64,
+        " (one query in N)",
+        errors,
+    )
+    .unwrap_or(1) as u64;
     QueryLogConfig {
         file: base.join(&spec.file),
         sample,

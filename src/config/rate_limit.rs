@@ -106,21 +106,8 @@ pub(super) fn validate(
                        range: std::ops::RangeInclusive<i64>,
                        default: i64,
                        hint: &str| {
-        let Some(value) = value else { return default };
-        if range.contains(&value) {
-            value
-        } else {
-            errors.push(ConfigError::at(
-                file,
-                format!("rate_limit.{key}"),
-                format!(
-                    "must be between {} and {}{hint}, not {value}",
-                    range.start(),
-                    range.end()
-                ),
-            ));
-            default
-        }
+        let key = format!("rate_limit.{key}");
+        super::in_range(file, &key, value, range, hint, errors).unwrap_or(default)
     };
     let rate_range = 1..=i64::from(MAX_RATE);
     let responses = integer(
