@@ -25,7 +25,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use tracing::{debug, error, info, warn};
 
-use crate::config::steering::SteeringConfig;
+use crate::config::steering::{Quorum, SteeringConfig};
 use crate::config::{self, Config};
 use crate::geo::GeoDatabase;
 use crate::health::observed::Observed;
@@ -37,7 +37,7 @@ use crate::latency::{
     snapshot::{Choices, LatencySnapshot},
 };
 use crate::metrics::DecisionRegistry;
-use crate::probe::monitor::{Histogram, LastProbe, Monitor, TargetStatus};
+use crate::probe::monitor::{Histogram, LastProbe, Monitor, PeerStatus, TargetStatus};
 use crate::table::{Inputs, RoutingTable};
 use crate::zone;
 use crate::{lock, unix_now, unix_seconds};
@@ -311,6 +311,20 @@ pub struct StatusSnapshot {
     pub rate_limit: Option<crate::config::RateLimitConfig>,
     /// The query log in use (set at start); `null` when there is none.
     pub query_log: Option<QueryLogStatus>,
+    /// This node's name and the peers whose health views vote with it.
+    pub health: HealthStatus,
+}
+
+/// `[health]` in `/status`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HealthStatus {
+    /// `health.node` (set at start).
+    pub node: String,
+    /// `"majority"` or how many vantage points must see a target down;
+    /// `null` without `[health.peers]`.
+    pub quorum: Option<String>,
+    /// Every peer of `[health.peers]`, with its last fetch.
+    pub peers: Vec<PeerStatus>,
 }
 
 /// `[query_log]` as started, in `/status`.
@@ -738,11 +752,17 @@ impl Control {
     /// be set up, one line each. Must run inside a tokio runtime.
     pub async fn start_probes(&self) -> Vec<String> {
         let table = self.table.load_full();
-        let debounce = self.active.steering.health.debounce;
+        let health = &self.active.steering.health;
         let monitor = self
             .monitor
-            .get_or_init(|| Monitor::new(Arc::clone(&self.table), debounce));
-        monitor.sync(table.health().targets(), debounce).await
+            .get_or_init(|| Monitor::new(Arc::clone(&self.table), health.debounce, &health.node));
+        monitor
+            .sync(
+                table.health().targets(),
+                health.debounce,
+                health.peers.as_ref(),
+            )
+            .await
     }
 
     /// Saves `changed` to the state file; the caller applies it only if
@@ -922,6 +942,19 @@ impl Control {
         // The admin lock is held while an override is written into the
         // atomics, so reading both under it gives one consistent view.
         let monitor = self.monitor.get().map(Monitor::snapshot);
+        let health = HealthStatus {
+            node: self.active.steering.health.node.clone(),
+            quorum: monitor.as_ref().and_then(|snapshot| {
+                snapshot.quorum.map(|quorum| match quorum {
+                    Quorum::Majority => "majority".to_owned(),
+                    Quorum::AtLeast(count) => count.to_string(),
+                })
+            }),
+            peers: monitor
+                .as_ref()
+                .map(|snapshot| snapshot.peers.clone())
+                .unwrap_or_default(),
+        };
         let probes = monitor
             .as_ref()
             .map(|snapshot| snapshot.targets.clone())
@@ -1007,6 +1040,18 @@ impl Control {
                 file: log.file.display().to_string(),
                 sample: log.sample,
             }),
+            health,
+        }
+    }
+
+    /// This node's own probe results, for its peers (`GET /health/view`).
+    pub fn health_view(&self) -> crate::health::peers::View {
+        match self.monitor.get() {
+            Some(monitor) => monitor.view(),
+            None => crate::health::peers::View {
+                node: self.active.steering.health.node.clone(),
+                targets: Vec::new(),
+            },
         }
     }
 
@@ -1118,8 +1163,12 @@ impl ReloadJob {
         let table = Arc::new(built.table);
         if let Some(monitor) = &self.monitor {
             // New targets get their first probe before they are served.
-            let debounce = built.config.steering.health.debounce;
-            for problem in monitor.sync(table.health().targets(), debounce).await {
+            let health = &built.config.steering.health;
+            let targets = table.health().targets();
+            for problem in monitor
+                .sync(targets, health.debounce, health.peers.as_ref())
+                .await
+            {
                 warn!("{problem}; it is not probed");
             }
         }
@@ -1267,6 +1316,13 @@ fn restart_needed(active: &Config, reloaded: &Config) -> Vec<String> {
         (old, new) => (described(old), described(new)),
     };
     compare("admin.token_file", before.to_owned(), after.to_owned());
+    // Probes and peer fetches name the node in their User-Agent, set when
+    // they start.
+    compare(
+        "health.node",
+        active.steering.health.node.clone(),
+        reloaded.steering.health.node.clone(),
+    );
     compare(
         "latency.state_file",
         active.steering.latency.state_file.display().to_string(),

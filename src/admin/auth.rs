@@ -41,7 +41,20 @@ impl BearerToken {
     pub fn matches(&self, presented: &[u8]) -> bool {
         same_secret(presented, self.0.as_bytes())
     }
+
+    /// The token itself, to send it (a peer's health view asks for it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
 }
+
+impl PartialEq for BearerToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.matches(other.0.as_bytes())
+    }
+}
+
+impl Eq for BearerToken {}
 
 impl fmt::Debug for BearerToken {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {

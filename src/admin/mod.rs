@@ -80,6 +80,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/latency/save", post(save_latency))
         .route("/explain", get(explain_question))
+        .route(crate::health::peers::VIEW_PATH, get(health_view))
         .route("/pools/{id}/drain", post(drain))
         .route("/pools/{id}/undrain", post(undrain))
         .route("/endpoints/{address}/down", post(force_down))
@@ -227,6 +228,12 @@ async fn explain_question(
 
 async fn status(State(state): State<AdminState>) -> Response {
     Json(state.control.status()).into_response()
+}
+
+/// What this node's own probes say, for the peers that list it in their
+/// `[health.peers]`.
+async fn health_view(State(state): State<AdminState>) -> Response {
+    Json(state.control.health_view()).into_response()
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {

@@ -307,6 +307,22 @@ fn probes(out: &mut String, status: &StatusSnapshot) {
     }
     header(
         out,
+        "steer_health_verdict_up",
+        "gauge",
+        "1 when answers may use the target: its probes, or with [health.peers] the vote of this \
+         node and its peers, say up (or have no result yet); 0 when down.",
+    );
+    for target in &status.probes {
+        let up = u8::from(target.verdict != Observed::Down);
+        line(
+            out,
+            &format!("steer_health_verdict_up{{{}}}", labels(target)),
+            up,
+        );
+    }
+    health_peers(out, status);
+    header(
+        out,
         "steer_failover_seconds",
         "histogram",
         "Time from an endpoint's first failed probe to the answers leaving it out.",
@@ -318,6 +334,43 @@ fn probes(out: &mut String, status: &StatusSnapshot) {
         &FAILOVER_BUCKETS,
         &status.failover,
     );
+}
+
+/// The peers of `[health.peers]`: whether each votes, and its fetches.
+fn health_peers(out: &mut String, status: &StatusSnapshot) {
+    let peers = &status.health.peers;
+    if peers.is_empty() {
+        return;
+    }
+    header(
+        out,
+        "steer_health_peer_fresh",
+        "gauge",
+        "1 when the peer's health view is recent enough to vote, 0 when it is stale.",
+    );
+    for peer in peers {
+        let fresh = u8::from(peer.fresh);
+        let name = format!(
+            "steer_health_peer_fresh{{peer=\"{}\"}}",
+            label_value(&peer.url)
+        );
+        line(out, &name, fresh);
+    }
+    header(
+        out,
+        "steer_health_peer_fetches_total",
+        "counter",
+        "Fetches of the peer's health view, by result.",
+    );
+    for peer in peers {
+        for (result, count) in [("ok", peer.fetches), ("failed", peer.failures)] {
+            let name = format!(
+                "steer_health_peer_fetches_total{{peer=\"{}\",result=\"{result}\"}}",
+                label_value(&peer.url)
+            );
+            line(out, &name, count);
+        }
+    }
 }
 
 /// The latency model: samples, size, recompiles.
@@ -581,6 +634,8 @@ mod tests {
                 last_error: Some("HTTP 503".into()),
                 changes: 2,
                 last_failover_seconds: Some(3.25),
+                verdict: Observed::Up,
+                votes: None,
                 latency: Histogram {
                     buckets: vec![0, 1, 2, 2, 2, 2, 2, 2, 2, 2],
                     count: 2,
@@ -633,6 +688,20 @@ mod tests {
             }],
             rate_limit: None,
             query_log: None,
+            health: crate::control::HealthStatus {
+                node: "fra-1".into(),
+                quorum: Some("majority".into()),
+                peers: vec![crate::probe::monitor::PeerStatus {
+                    url: "http://10.0.0.2:8053".into(),
+                    node: Some("iad-1".into()),
+                    fresh: true,
+                    last_fetch: Some(1.0),
+                    last_error: None,
+                    targets: 1,
+                    fetches: 8,
+                    failures: 1,
+                }],
+            },
         };
         let text = render(&totals, &status);
         for expected in [
@@ -670,6 +739,11 @@ mod tests {
             "steer_probe_duration_seconds_count{probe=\"web\",target=\"192.0.2.10:80\"} 2\n",
             "steer_probe_state_changes_total{probe=\"web\",target=\"192.0.2.10:80\"} 2\n",
             "steer_probe_last_failover_seconds{probe=\"web\",target=\"192.0.2.10:80\"} 3.25\n",
+            // Down here, up by the vote of the peers.
+            "steer_health_verdict_up{probe=\"web\",target=\"192.0.2.10:80\"} 1\n",
+            "steer_health_peer_fresh{peer=\"http://10.0.0.2:8053\"} 1\n",
+            "steer_health_peer_fetches_total{peer=\"http://10.0.0.2:8053\",result=\"ok\"} 8\n",
+            "steer_health_peer_fetches_total{peer=\"http://10.0.0.2:8053\",result=\"failed\"} 1\n",
             "steer_failover_seconds_bucket{le=\"5\"} 1\n",
             "steer_failover_seconds_sum 3.25\n",
             "steer_failover_seconds_count 1\n",

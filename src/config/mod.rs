@@ -540,31 +540,25 @@ fn validate_admin(
 
 /// The admin token from `path`: its first line, without surrounding blanks.
 fn read_token(file: &Path, path: &Path, errors: &mut Vec<ConfigError>) -> Option<String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(error) => {
-            errors.push(ConfigError::at(
-                file,
-                "admin.token_file",
-                format!("cannot read {}: {error}", path.display()),
-            ));
-            return None;
-        }
-    };
+    read_token_file(path)
+        .map_err(|message| errors.push(ConfigError::at(file, "admin.token_file", message)))
+        .ok()
+}
+
+/// A bearer token file's first line, without surrounding blanks; the error
+/// names the file and never shows its content.
+pub(crate) fn read_token_file(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
     let token = text.lines().next().unwrap_or("").trim();
     // A header value carries visible ASCII only; a short token is guessable.
     if token.len() < 16 || !token.bytes().all(|byte| byte.is_ascii_graphic()) {
-        errors.push(ConfigError::at(
-            file,
-            "admin.token_file",
-            format!(
-                "{} must hold a token of at least 16 visible ASCII characters on its first line",
-                path.display()
-            ),
+        return Err(format!(
+            "{} must hold a token of at least 16 visible ASCII characters on its first line",
+            path.display()
         ));
-        return None;
     }
-    Some(token.to_owned())
+    Ok(token.to_owned())
 }
 
 /// `steer.toml` → `steer.state.json`, in the same directory.

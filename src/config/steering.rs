@@ -97,20 +97,54 @@ impl Default for LatencyConfig {
 }
 
 /// `[health]`: how probe results become answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthConfig {
     /// State changes are collected for this long after the first one and
     /// published together, so that a site-wide failure moves every name in
     /// one step. Part of the failover time (interval × fall + debounce).
     pub debounce: Duration,
+    /// This node's name: in the health view it publishes, and in its
+    /// probes' `User-Agent`, so that endpoint logs tell vantage points
+    /// apart. Defaults to the host name.
+    pub node: String,
+    /// Other nodes whose probe results vote with this node's.
+    pub peers: Option<HealthPeers>,
 }
 
 impl Default for HealthConfig {
     fn default() -> Self {
         Self {
             debounce: Duration::from_millis(200),
+            node: crate::health::peers::host_name(),
+            peers: None,
         }
     }
+}
+
+/// `[health.peers]`: where the other nodes publish their health views, and
+/// how their votes are counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthPeers {
+    /// Admin API base URLs, without a trailing slash.
+    pub urls: Vec<String>,
+    /// Sent as `Authorization: Bearer` to every peer.
+    pub token: Option<crate::admin::auth::BearerToken>,
+    /// Time between two fetches of each peer's view.
+    pub interval: Duration,
+    /// A peer whose view has not been fetched for this long does not vote.
+    pub stale_after: Duration,
+    /// When a target counts as down.
+    pub quorum: Quorum,
+}
+
+/// How many vantage points must see a target down for answers to leave it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quorum {
+    /// More than half of the vantage points that vote (this node and every
+    /// peer with a fresh view that has a verdict on the target).
+    Majority,
+    /// At least this many vantage points.
+    AtLeast(u32),
 }
 
 /// `[probes.ID]`: how an endpoint is checked.

@@ -14,6 +14,7 @@
 //! probe result arriving together never undo each other.
 
 pub mod observed;
+pub mod peers;
 pub mod state_file;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

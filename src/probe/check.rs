@@ -29,9 +29,15 @@ use crate::config::steering::{HttpProbe, ProbeKind, ProbeTarget, humanize};
 /// health page, and a bound on what an endpoint can make us buffer.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// The `User-Agent` of every HTTP probe, so that endpoint logs can tell
-/// probes from users.
+/// The start of every HTTP probe's `User-Agent`, so that endpoint logs can
+/// tell probes from users; [`user_agent`] adds the node.
 pub const USER_AGENT: &str = concat!("steer-health-check/", env!("CARGO_PKG_VERSION"));
+
+/// The `User-Agent` of the probes of node `node` (`health.node`), so that
+/// an endpoint's logs also tell the vantage points apart.
+pub fn user_agent(node: &str) -> String {
+    format!("{USER_AGENT} (node {node})")
+}
 
 /// The outcome of one check.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,10 +105,12 @@ impl Checker {
     /// Fails, with a sentence naming the bad part, when the probe's method,
     /// a header, the host or the path cannot be sent, or when the HTTP
     /// client cannot be built (for instance, no system CA store).
-    pub fn new(target: &ProbeTarget) -> Result<Checker, String> {
+    pub fn new(target: &ProbeTarget, user_agent: &str) -> Result<Checker, String> {
         let kind = match &target.probe.kind {
             ProbeKind::Tcp => CheckKind::Tcp,
-            ProbeKind::Http(http) => CheckKind::Http(Box::new(HttpCheck::new(http, target)?)),
+            ProbeKind::Http(http) => {
+                CheckKind::Http(Box::new(HttpCheck::new(http, target, user_agent)?))
+            }
         };
         Ok(Checker {
             address: target.address,
@@ -138,7 +146,7 @@ impl Checker {
 }
 
 impl HttpCheck {
-    fn new(http: &HttpProbe, target: &ProbeTarget) -> Result<HttpCheck, String> {
+    fn new(http: &HttpProbe, target: &ProbeTarget, user_agent: &str) -> Result<HttpCheck, String> {
         install_crypto_provider();
         let method = Method::from_bytes(http.method.as_bytes())
             .map_err(|_| format!("invalid HTTP method \"{}\"", http.method))?;
@@ -153,7 +161,7 @@ impl HttpCheck {
         }
 
         let mut builder = Client::builder()
-            .user_agent(USER_AGENT)
+            .user_agent(user_agent)
             .timeout(target.probe.timeout)
             // A fresh connection per check: a listener that stopped
             // accepting must fail the check, not hide behind an idle one.
@@ -413,10 +421,13 @@ mod tests {
     }
 
     async fn check_http(address: SocketAddr, http: HttpProbe) -> CheckResult {
-        Checker::new(&target(address, ProbeKind::Http(http), TIMEOUT))
-            .expect("checker")
-            .check()
-            .await
+        Checker::new(
+            &target(address, ProbeKind::Http(http), TIMEOUT),
+            &user_agent("fra-1"),
+        )
+        .expect("checker")
+        .check()
+        .await
     }
 
     /// Reads a request head, answers `response` and closes; the head, or
@@ -505,7 +516,8 @@ mod tests {
         assert!(result.latency < TIMEOUT);
         let head = server.await.expect("server").expect("request");
         assert!(head.starts_with("get /health http/1.1\r\n"), "{head}");
-        assert!(head.contains(&format!("user-agent: {USER_AGENT}\r\n").to_lowercase()));
+        let expected = format!("user-agent: {USER_AGENT} (node fra-1)\r\n").to_lowercase();
+        assert!(head.contains(&expected), "{head}");
     }
 
     #[tokio::test]
@@ -582,8 +594,11 @@ mod tests {
             };
             tokio::time::timeout(SERVER_LIMIT, work).await
         });
-        let checker = Checker::new(&target(address, ProbeKind::Http(http_probe()), timeout))
-            .expect("checker");
+        let checker = Checker::new(
+            &target(address, ProbeKind::Http(http_probe()), timeout),
+            USER_AGENT,
+        )
+        .expect("checker");
         let started = Instant::now();
         let result = checker.check().await;
         assert!(started.elapsed() < timeout + Duration::from_millis(500));
@@ -690,7 +705,9 @@ mod tests {
     #[tokio::test]
     async fn invalid_method_or_header_is_rejected() {
         let address = closed_address().await;
-        let with = |http: HttpProbe| Checker::new(&target(address, ProbeKind::Http(http), TIMEOUT));
+        let with = |http: HttpProbe| {
+            Checker::new(&target(address, ProbeKind::Http(http), TIMEOUT), USER_AGENT)
+        };
         let error = with(HttpProbe {
             method: "GET IT".to_owned(),
             ..http_probe()
@@ -752,15 +769,19 @@ mod tests {
     async fn tcp_listening_port_is_ok() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
-        let checker = Checker::new(&target(address, ProbeKind::Tcp, TIMEOUT)).expect("checker");
+        let checker =
+            Checker::new(&target(address, ProbeKind::Tcp, TIMEOUT), USER_AGENT).expect("checker");
         let result = checker.check().await;
         assert_eq!((result.ok, result.detail.as_str()), (true, "connected"));
     }
 
     #[tokio::test]
     async fn tcp_closed_port_fails() {
-        let checker = Checker::new(&target(closed_address().await, ProbeKind::Tcp, TIMEOUT))
-            .expect("checker");
+        let checker = Checker::new(
+            &target(closed_address().await, ProbeKind::Tcp, TIMEOUT),
+            USER_AGENT,
+        )
+        .expect("checker");
         let result = checker.check().await;
         assert_eq!(
             (result.ok, result.detail.as_str()),

@@ -16,6 +16,13 @@
 //! New targets of a reload, and every target at start, get their first
 //! check before the table is published ([`Monitor::sync`]), bounded by the
 //! probe timeout; targets that are gone are stopped.
+//!
+//! With `[health.peers]`, one more task fetches the other nodes' views
+//! ([`crate::health::peers`]) every interval and sends each round to the
+//! publisher too. What answers follow is then each target's verdict, the
+//! vote of this node's state and the fresh peers' states under the quorum,
+//! and it goes through the same debounce. Without peers the verdict is this
+//! node's own state.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,13 +35,14 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::config::steering::{ProbeTarget, humanize};
+use crate::config::steering::{HealthPeers, ProbeTarget, Quorum, humanize};
 use crate::health::observed::{Change, Observed, TargetHealth};
+use crate::health::peers::{self, View, ViewTarget, Votes};
 use crate::table::RoutingTable;
 
-use super::check::{CheckResult, Checker};
+use super::check::{CheckResult, Checker, install_crypto_provider, user_agent};
 use crate::{lock, unix_seconds};
 
 /// Upper bounds (seconds) of the probe latency histogram buckets.
@@ -95,6 +103,12 @@ pub struct TargetStatus {
     pub changes: u64,
     /// The last failover time: first failed probe to answers changed.
     pub last_failover_seconds: Option<f64>,
+    /// What answers follow: `observed` alone, or with `[health.peers]` the
+    /// vote of this node and the peers.
+    pub verdict: Observed,
+    /// The votes behind `verdict`, when peers are configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub votes: Option<Votes>,
     /// Probe latency histogram: counts per [`LATENCY_BUCKETS`] bound
     /// (cumulative, as Prometheus wants), then the total count and sum.
     #[serde(skip)]
@@ -140,11 +154,40 @@ pub struct MonitorSnapshot {
     pub targets: Vec<TargetStatus>,
     /// Failover times of every change to down.
     pub failover: Histogram,
+    /// Every peer of `[health.peers]`, in the configured order.
+    pub peers: Vec<PeerStatus>,
+    /// The quorum in force, when peers are configured.
+    pub quorum: Option<Quorum>,
+}
+
+/// One peer as `/status` and `/metrics` show it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PeerStatus {
+    /// Its admin URL.
+    pub url: String,
+    /// The name its view gives, once one was fetched.
+    pub node: Option<String>,
+    /// Whether its view is recent enough to vote.
+    pub fresh: bool,
+    /// When its view was last fetched (Unix seconds).
+    pub last_fetch: Option<f64>,
+    /// The error of the last fetch, when it failed.
+    pub last_error: Option<String>,
+    /// Targets its view holds.
+    pub targets: usize,
+    /// Fetches that succeeded.
+    pub fetches: u64,
+    /// Fetches that failed.
+    pub failures: u64,
 }
 
 struct Target {
     health: TargetHealth,
     since_wall: SystemTime,
+    /// What answers follow (see the module docs); changes of it are what
+    /// is published.
+    verdict: Observed,
+    votes: Votes,
     /// What the served table has for it.
     published_down: bool,
     last: Option<LastProbe>,
@@ -174,13 +217,86 @@ struct State {
     pending: Vec<Pending>,
     failover: Histogram,
     debounce: Duration,
+    peers: PeerState,
+}
+
+/// The peers of `[health.peers]` and what they last said.
+#[derive(Default)]
+struct PeerState {
+    settings: Option<HealthPeers>,
+    /// One per URL of `settings`, in its order.
+    views: Vec<PeerView>,
+    /// Changes with the settings, so that a round of a replaced task is
+    /// ignored.
+    generation: u64,
+    task: Option<JoinHandle<()>>,
+    /// Signalled when the current task's first round is in.
+    first_round: Option<watch::Sender<bool>>,
+}
+
+impl Drop for PeerState {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// One peer's last view.
+struct PeerView {
+    url: String,
+    node: Option<String>,
+    /// When its view was last fetched.
+    fetched: Option<(Instant, SystemTime)>,
+    /// Its state per (probe id, target).
+    observed: HashMap<(String, std::net::SocketAddr), Observed>,
+    last_error: Option<String>,
+    /// Whether it voted after the last round, to log when that changes.
+    was_fresh: bool,
+    fetches: u64,
+    failures: u64,
+}
+
+impl PeerView {
+    fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            node: None,
+            fetched: None,
+            observed: HashMap::new(),
+            last_error: None,
+            was_fresh: false,
+            fetches: 0,
+            failures: 0,
+        }
+    }
+
+    fn is_fresh(&self, stale_after: Duration, now: Instant) -> bool {
+        self.fetched
+            .is_some_and(|(at, _)| now.saturating_duration_since(at) <= stale_after)
+    }
+}
+
+/// What the publisher task takes in.
+enum Event {
+    /// One check of one target (boxed: a target's settings are large, and
+    /// every event is as large as its largest kind).
+    Probe(Box<ProbeTarget>, CheckResult),
+    /// One round of fetches of the peers' views (one per URL, in order) by
+    /// the task of `generation`.
+    Peers {
+        generation: u64,
+        fetched: Vec<Result<View, String>>,
+    },
 }
 
 struct Shared {
     table: Arc<ArcSwap<RoutingTable>>,
     state: Mutex<State>,
     factory: CheckFactory,
-    results: mpsc::UnboundedSender<(ProbeTarget, CheckResult)>,
+    /// `health.node`: in the published view and the peers' User-Agent.
+    node: String,
+    events: mpsc::UnboundedSender<Event>,
 }
 
 /// The probe runner. See the module docs.
@@ -190,22 +306,25 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// A monitor that publishes into `table`, with real HTTP and TCP checks.
-    /// Must be created inside a tokio runtime: it starts the publisher.
-    pub fn new(table: Arc<ArcSwap<RoutingTable>>, debounce: Duration) -> Self {
-        let factory: CheckFactory = Arc::new(|target: &ProbeTarget| {
-            Checker::new(target).map(|checker| Box::new(checker) as Box<dyn ProbeCheck>)
+    /// A monitor that publishes into `table`, with real HTTP and TCP checks
+    /// that name `node` in their `User-Agent`. Must be created inside a
+    /// tokio runtime: it starts the publisher.
+    pub fn new(table: Arc<ArcSwap<RoutingTable>>, debounce: Duration, node: &str) -> Self {
+        let agent = user_agent(node);
+        let factory: CheckFactory = Arc::new(move |target: &ProbeTarget| {
+            Checker::new(target, &agent).map(|checker| Box::new(checker) as Box<dyn ProbeCheck>)
         });
-        Self::with_checks(table, debounce, factory)
+        Self::with_checks(table, debounce, node, factory)
     }
 
     /// A monitor with checks from `factory` (tests script results with it).
     pub fn with_checks(
         table: Arc<ArcSwap<RoutingTable>>,
         debounce: Duration,
+        node: &str,
         factory: CheckFactory,
     ) -> Self {
-        let (results, receiver) = mpsc::unbounded_channel();
+        let (events, receiver) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             table,
             state: Mutex::new(State {
@@ -213,25 +332,38 @@ impl Monitor {
                 pending: Vec::new(),
                 failover: Histogram::new(&FAILOVER_BUCKETS),
                 debounce,
+                peers: PeerState::default(),
             }),
             factory,
-            results,
+            node: node.to_owned(),
+            events,
         });
         tokio::spawn(publisher(Arc::downgrade(&shared), receiver));
         Self { shared }
     }
 
     /// Probes exactly `targets` from now on: starts the new ones, stops
-    /// those not listed, keeps the state of the rest. Resolves once every
-    /// new target has its first result, or its timeout (plus a little) has
-    /// passed, whichever is first. Returns the targets that could not be
-    /// set up (one line each); they are not probed and count as up.
-    pub async fn sync(&self, targets: &[ProbeTarget], debounce: Duration) -> Vec<String> {
+    /// those not listed, keeps the state of the rest; and fetches the views
+    /// of `peers` (restarting the fetches if they changed). Resolves once
+    /// every new target has its first result and new peer settings their
+    /// first round, or their timeouts (plus a little) have passed, whichever
+    /// is first. Returns the targets that could not be set up (one line
+    /// each); they are not probed and count as up.
+    pub async fn sync(
+        &self,
+        targets: &[ProbeTarget],
+        debounce: Duration,
+        peers: Option<&HealthPeers>,
+    ) -> Vec<String> {
         let mut errors = Vec::new();
         let mut waits = Vec::new();
         {
             let mut state = lock(&self.shared.state);
             state.debounce = debounce;
+            if let Some(first_round) = self.configure_peers(&mut state, peers) {
+                let interval = peers.map_or(Duration::ZERO, |peers| peers.interval);
+                waits.push((interval, first_round));
+            }
             state.targets.retain(|target, _| targets.contains(target));
             for target in targets {
                 if state.targets.contains_key(target) {
@@ -252,7 +384,7 @@ impl Monitor {
                 let task = tokio::spawn(probe_loop(
                     target.clone(),
                     check,
-                    self.shared.results.clone(),
+                    self.shared.events.clone(),
                 ));
                 let now = Instant::now();
                 state.targets.insert(
@@ -260,6 +392,8 @@ impl Monitor {
                     Target {
                         health: TargetHealth::new(now),
                         since_wall: SystemTime::now(),
+                        verdict: Observed::Unknown,
+                        votes: Votes::default(),
                         published_down: false,
                         last: None,
                         last_error: None,
@@ -285,9 +419,75 @@ impl Monitor {
         };
         let _ = tokio::time::timeout(longest + FIRST_ROUND_SLACK, all_first_results).await;
         // First results are published at once: a target dead at start must
-        // not be served while the debounce runs.
-        self.flush();
+        // not be served while the debounce runs. Verdicts are counted again
+        // first, since the peers or their settings may have changed.
+        let mut state = lock(&self.shared.state);
+        decide_all(&mut state, Instant::now());
+        publish_pending(&self.shared, &mut state);
         errors
+    }
+
+    /// Starts, restarts or stops the peer task for `peers`; returns what
+    /// signals the first round of a newly started task.
+    fn configure_peers(
+        &self,
+        state: &mut State,
+        peers: Option<&HealthPeers>,
+    ) -> Option<watch::Receiver<bool>> {
+        if state.peers.settings.as_ref() == peers {
+            return None;
+        }
+        if let Some(task) = state.peers.task.take() {
+            task.abort();
+        }
+        state.peers.generation += 1;
+        state.peers.first_round = None;
+        let Some(settings) = peers else {
+            state.peers.settings = None;
+            state.peers.views.clear();
+            return None;
+        };
+        // Views of peers still listed are kept: a reload does not silence
+        // them until their next fetch.
+        let mut old = std::mem::take(&mut state.peers.views);
+        state.peers.views = settings
+            .urls
+            .iter()
+            .map(|url| match old.iter().position(|view| view.url == *url) {
+                Some(index) => old.swap_remove(index),
+                None => PeerView::new(url),
+            })
+            .collect();
+        state.peers.settings = Some(settings.clone());
+        let (first_round, first_seen) = watch::channel(false);
+        state.peers.first_round = Some(first_round);
+        state.peers.task = Some(tokio::spawn(peer_loop(
+            state.peers.generation,
+            settings.clone(),
+            self.shared.node.clone(),
+            self.shared.events.clone(),
+        )));
+        Some(first_seen)
+    }
+
+    /// This node's own probe results, as its peers fetch them.
+    pub fn view(&self) -> View {
+        let state = lock(&self.shared.state);
+        let mut targets: Vec<ViewTarget> = state
+            .targets
+            .iter()
+            .map(|(target, entry)| ViewTarget {
+                probe: target.probe.id.clone(),
+                target: target.address,
+                observed: entry.health.observed(),
+            })
+            .collect();
+        targets
+            .sort_by(|left, right| (&left.probe, left.target).cmp(&(&right.probe, right.target)));
+        View {
+            node: self.shared.node.clone(),
+            targets,
+        }
     }
 
     /// Publishes every pending change now.
@@ -323,14 +523,43 @@ impl Monitor {
                 last_error: entry.last_error.clone(),
                 changes: entry.changes,
                 last_failover_seconds: entry.last_failover.map(|time| time.as_secs_f64()),
+                verdict: entry.verdict,
+                votes: state.peers.settings.as_ref().map(|_| entry.votes),
                 latency: entry.latency.clone(),
             })
             .collect();
         targets
             .sort_by(|left, right| (&left.probe, left.target).cmp(&(&right.probe, right.target)));
+        let now = Instant::now();
+        let stale_after = state
+            .peers
+            .settings
+            .as_ref()
+            .map_or(Duration::ZERO, |settings| settings.stale_after);
+        let peers = state
+            .peers
+            .views
+            .iter()
+            .map(|view| PeerStatus {
+                url: view.url.clone(),
+                node: view.node.clone(),
+                fresh: view.is_fresh(stale_after, now),
+                last_fetch: view.fetched.map(|(_, wall)| unix_seconds(wall)),
+                last_error: view.last_error.clone(),
+                targets: view.observed.len(),
+                fetches: view.fetches,
+                failures: view.failures,
+            })
+            .collect();
         MonitorSnapshot {
             targets,
             failover: state.failover.clone(),
+            peers,
+            quorum: state
+                .peers
+                .settings
+                .as_ref()
+                .map(|settings| settings.quorum),
         }
     }
 }
@@ -339,13 +568,13 @@ impl Monitor {
 async fn probe_loop(
     target: ProbeTarget,
     check: Box<dyn ProbeCheck>,
-    results: mpsc::UnboundedSender<(ProbeTarget, CheckResult)>,
+    results: mpsc::UnboundedSender<Event>,
 ) {
     let mut random = seed(&target);
     loop {
         let started = Instant::now();
         let result = check.check().await;
-        if results.send((target.clone(), result)).is_err() {
+        if results.send(Event::Probe(Box::new(target.clone()), result)).is_err() {
             return;
         }
         let wait = jittered(target.probe.interval, target.probe.jitter, &mut random);
@@ -373,12 +602,71 @@ fn seed(target: &ProbeTarget) -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(target) | 1
 }
 
-/// Takes results, runs the state machines and publishes changes once their
-/// debounce has passed. Ends when the monitor is dropped.
-async fn publisher(
-    shared: std::sync::Weak<Shared>,
-    mut results: mpsc::UnboundedReceiver<(ProbeTarget, CheckResult)>,
+/// Fetches every peer's view at once, then again every interval, and
+/// sends each round to the publisher, until aborted.
+async fn peer_loop(
+    generation: u64,
+    settings: HealthPeers,
+    node: String,
+    events: mpsc::UnboundedSender<Event>,
 ) {
+    install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .user_agent(user_agent(&node))
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build();
+    let token = settings
+        .token
+        .as_ref()
+        .map(|token| token.expose().to_owned());
+    loop {
+        let started = Instant::now();
+        let fetched = match &client {
+            Ok(client) => {
+                let mut fetches = tokio::task::JoinSet::new();
+                for (index, url) in settings.urls.iter().enumerate() {
+                    let (client, url, token) = (client.clone(), url.clone(), token.clone());
+                    // A fetch never outlasts the round, so rounds never overlap.
+                    let timeout = settings.interval;
+                    fetches.spawn(async move {
+                        (
+                            index,
+                            peers::fetch(&client, &url, token.as_deref(), timeout).await,
+                        )
+                    });
+                }
+                let mut fetched: Vec<Result<View, String>> =
+                    vec![Err("not fetched".to_owned()); settings.urls.len()];
+                while let Some(done) = fetches.join_next().await {
+                    match done {
+                        Ok((index, result)) => fetched[index] = result,
+                        Err(join_error) => warn!(%join_error, "a peer fetch failed"),
+                    }
+                }
+                fetched
+            }
+            Err(error) => {
+                vec![Err(format!("cannot build the HTTP client: {error}")); settings.urls.len()]
+            }
+        };
+        if events
+            .send(Event::Peers {
+                generation,
+                fetched,
+            })
+            .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep_until(started + settings.interval).await;
+    }
+}
+
+/// Takes probe results and peer views, runs the state machines, counts
+/// the votes and publishes changes once their debounce has passed. Ends
+/// when the monitor is dropped.
+async fn publisher(shared: std::sync::Weak<Shared>, mut results: mpsc::UnboundedReceiver<Event>) {
     let mut deadline: Option<Instant> = None;
     loop {
         let sleep = async {
@@ -389,10 +677,16 @@ async fn publisher(
         };
         tokio::select! {
             received = results.recv() => {
-                let Some((target, result)) = received else { return };
+                let Some(event) = received else { return };
                 let Some(shared) = shared.upgrade() else { return };
                 let mut state = lock(&shared.state);
-                if record(&mut state, &target, result) && deadline.is_none() {
+                let changed = match event {
+                    Event::Probe(target, result) => record(&mut state, &target, result),
+                    Event::Peers { generation, fetched } => {
+                        take_round(&mut state, generation, fetched)
+                    }
+                };
+                if changed && deadline.is_none() {
                     deadline = Some(Instant::now() + state.debounce);
                 }
             }
@@ -433,6 +727,103 @@ fn record(state: &mut State, target: &ProbeTarget, result: CheckResult) -> bool 
     };
     entry.since_wall = SystemTime::now();
     entry.changes += 1;
+    decide(state, target, change.run_started, now)
+}
+
+/// Takes one round of peer views; true when it queued a change.
+fn take_round(state: &mut State, generation: u64, fetched: Vec<Result<View, String>>) -> bool {
+    if generation != state.peers.generation {
+        // A round of settings a reload replaced.
+        return false;
+    }
+    let now = Instant::now();
+    let stale_after = state
+        .peers
+        .settings
+        .as_ref()
+        .map_or(Duration::ZERO, |settings| settings.stale_after);
+    for (view, result) in state.peers.views.iter_mut().zip(fetched) {
+        match result {
+            Ok(fetched) => {
+                view.node = Some(fetched.node);
+                view.observed = fetched
+                    .targets
+                    .into_iter()
+                    .map(|target| ((target.probe, target.target), target.observed))
+                    .collect();
+                view.fetched = Some((now, SystemTime::now()));
+                view.last_error = None;
+                view.fetches += 1;
+            }
+            Err(error) => {
+                if view.last_error.as_ref() != Some(&error) {
+                    warn!(peer = %view.url, "cannot fetch the peer's health view: {error}");
+                }
+                view.last_error = Some(error);
+                view.failures += 1;
+            }
+        }
+        let fresh = view.is_fresh(stale_after, now);
+        if fresh != view.was_fresh {
+            let node = view.node.as_deref().unwrap_or("?");
+            if fresh {
+                info!(peer = %view.url, %node, "the peer's health view votes");
+            } else {
+                warn!(
+                    peer = %view.url, %node,
+                    "the peer's health view is stale and no longer votes"
+                );
+            }
+            view.was_fresh = fresh;
+        }
+    }
+    if let Some(first_round) = &state.peers.first_round {
+        first_round.send_replace(true);
+    }
+    decide_all(state, now)
+}
+
+/// Counts the votes on `target` again and queues a change of its verdict;
+/// true when it queued one. `run_started` is when the change began: the
+/// first probe result that disagreed, or the moment this node learned the
+/// vote that tipped it.
+fn decide(state: &mut State, target: &ProbeTarget, run_started: Instant, now: Instant) -> bool {
+    let Some(entry) = state.targets.get(target) else {
+        return false;
+    };
+    let mut votes = Votes::default();
+    votes.add(entry.health.observed());
+    let quorum = match &state.peers.settings {
+        None => Quorum::Majority,
+        Some(settings) => {
+            let key = (target.probe.id.clone(), target.address);
+            for view in &state.peers.views {
+                if view.is_fresh(settings.stale_after, now) {
+                    votes.add(
+                        view.observed
+                            .get(&key)
+                            .copied()
+                            .unwrap_or(Observed::Unknown),
+                    );
+                }
+            }
+            settings.quorum
+        }
+    };
+    let verdict = votes.verdict(quorum);
+    let Some(entry) = state.targets.get_mut(target) else {
+        return false;
+    };
+    entry.votes = votes;
+    if verdict == entry.verdict {
+        return false;
+    }
+    let change = Change {
+        from: entry.verdict,
+        to: verdict,
+        run_started,
+    };
+    entry.verdict = verdict;
     // A change that undoes a pending one replaces it.
     state.pending.retain(|pending| pending.target != *target);
     state.pending.push(Pending {
@@ -440,6 +831,16 @@ fn record(state: &mut State, target: &ProbeTarget, result: CheckResult) -> bool 
         change,
     });
     true
+}
+
+/// Counts the votes on every target again; true when a verdict changed.
+fn decide_all(state: &mut State, now: Instant) -> bool {
+    let targets: Vec<ProbeTarget> = state.targets.keys().cloned().collect();
+    let mut changed = false;
+    for target in &targets {
+        changed |= decide(state, target, now, now);
+    }
+    changed
 }
 
 /// Writes pending changes into the served table, logs and counts them.
@@ -583,7 +984,7 @@ policy = ["healthy"]
                 address: target.address,
             }) as Box<dyn ProbeCheck>)
         });
-        Monitor::with_checks(Arc::clone(table), DEBOUNCE, factory)
+        Monitor::with_checks(Arc::clone(table), DEBOUNCE, "test", factory)
     }
 
     /// Whether answers may use each endpoint, in slot order.
@@ -611,7 +1012,7 @@ policy = ["healthy"]
         assert_eq!(served(&table), vec![true, true], "unknown counts as up");
         let targets = table.load().health().targets().to_vec();
         assert_eq!(targets.len(), 2);
-        let problems = monitor.sync(&targets, DEBOUNCE).await;
+        let problems = monitor.sync(&targets, DEBOUNCE, None).await;
         assert!(problems.is_empty());
         assert_eq!(served(&table), vec![true, false]);
         let snapshot = monitor.snapshot();
@@ -628,7 +1029,7 @@ policy = ["healthy"]
         let script = Script::default();
         let monitor = monitor(&table, &script);
         let targets = table.load().health().targets().to_vec();
-        monitor.sync(&targets, DEBOUNCE).await;
+        monitor.sync(&targets, DEBOUNCE, None).await;
         assert_eq!(served(&table), vec![true, true]);
 
         // Probes run at 0 s, 1 s, 2 s, ... (plus 10 ms each). It fails from
@@ -668,7 +1069,7 @@ policy = ["healthy"]
         let script = Script::default();
         let monitor = monitor(&table, &script);
         let targets = table.load().health().targets().to_vec();
-        monitor.sync(&targets, DEBOUNCE).await;
+        monitor.sync(&targets, DEBOUNCE, None).await;
         // Two failures, one success, for 30 probes: never `fall` in a row.
         for probe in 0..30 {
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -710,7 +1111,7 @@ policy = ["healthy"]
         lock(&script).insert(address("192.0.2.1:80"), false);
         let monitor = monitor(&table, &script);
         let targets = table.load().health().targets().to_vec();
-        monitor.sync(&targets, DEBOUNCE).await;
+        monitor.sync(&targets, DEBOUNCE, None).await;
         assert_eq!(served(&table), vec![false, true]);
         // A reload compiles a fresh table (all up) of the same config.
         let config = directory.path().join("steer.toml");
@@ -719,7 +1120,7 @@ policy = ["healthy"]
         monitor.publish_table(&fresh, || table.store(Arc::clone(&fresh)));
         assert_eq!(served(&table), vec![false, true]);
         // Only one target left: the other one's state is dropped.
-        monitor.sync(&targets[..1], DEBOUNCE).await;
+        monitor.sync(&targets[..1], DEBOUNCE, None).await;
         assert_eq!(monitor.snapshot().targets.len(), 1);
     }
 

@@ -86,6 +86,43 @@ pub struct HealthSpec {
     /// How long state changes are collected before they are published.
     #[serde(default)]
     pub debounce: Option<String>,
+    /// This node's name in its health view and in its probes' `User-Agent`.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// `[health.peers]`: other nodes whose probe results vote with ours.
+    #[serde(default)]
+    pub peers: Option<HealthPeersSpec>,
+}
+
+/// `[health.peers]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthPeersSpec {
+    /// Admin API base URLs of the other nodes, e.g. `http://10.0.0.2:8053`.
+    pub urls: Vec<String>,
+    /// A file holding the bearer token sent to the peers (their admin
+    /// token), relative to the config file.
+    #[serde(default)]
+    pub token_file: Option<String>,
+    /// How often each peer's view is fetched.
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// A view not refreshed for this long no longer votes.
+    #[serde(default)]
+    pub stale_after: Option<String>,
+    /// `"majority"` or how many vantage points must see a target down.
+    #[serde(default)]
+    pub quorum: Option<QuorumSpec>,
+}
+
+/// `health.peers.quorum` as written: a word or a count.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum QuorumSpec {
+    /// `"majority"`.
+    Word(String),
+    /// A number of vantage points.
+    Count(i64),
 }
 
 /// `[probes.ID]`.

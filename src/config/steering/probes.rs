@@ -2,6 +2,11 @@
 //! [`HealthConfig`] and [`LatencyConfig`]: the settings of the control
 //! plane's background work.
 //!
+//! Peers of `[health.peers]` are fetched every 2 s by default and stop
+//! voting after three missed fetches; the quorum defaults to a majority of
+//! the vantage points that vote, so a node cut off from its peers falls
+//! back to its own probes instead of freezing its last answers.
+//!
 //! The defaults follow what operators of load balancers expect: a probe
 //! every 10 s with a 2 s timeout, down after 3 failures in a row, up after
 //! 2 successes, and any 2xx or 3xx status as up (Route 53's rule). A
@@ -12,9 +17,11 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use super::{HealthConfig, HttpProbe, LatencyConfig, Probe, ProbeKind};
+use super::{HealthConfig, HealthPeers, HttpProbe, LatencyConfig, Probe, ProbeKind, Quorum};
 use crate::config::parse_duration;
-use crate::config::spec::steering::{HealthSpec, LatencySpec, ProbeSpec, StatusSpec};
+use crate::config::spec::steering::{
+    HealthPeersSpec, HealthSpec, LatencySpec, ProbeSpec, QuorumSpec, StatusSpec,
+};
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -343,9 +350,23 @@ fn threshold(path: &str, value: Option<i64>, default: u32, report: Report<'_>) -
     }
 }
 
-/// Checks `[health]`.
-pub(super) fn health(spec: HealthSpec, report: Report<'_>) -> HealthConfig {
+/// Checks `[health]`; `base` resolves `health.peers.token_file`.
+pub(super) fn health(spec: HealthSpec, base: &std::path::Path, report: Report<'_>) -> HealthConfig {
     let defaults = HealthConfig::default();
+    let node = match spec.node {
+        None => defaults.node,
+        Some(node) if (1..=MAX_NODE_NAME).contains(&node.len()) && is_visible(&node) => node,
+        Some(node) => {
+            report(
+                "health.node".to_owned(),
+                format!(
+                    "must be 1 to {MAX_NODE_NAME} visible ASCII characters without spaces, not \"{}\"",
+                    node.escape_default()
+                ),
+            );
+            defaults.node
+        }
+    };
     HealthConfig {
         debounce: duration(
             "health.debounce",
@@ -354,6 +375,101 @@ pub(super) fn health(spec: HealthSpec, report: Report<'_>) -> HealthConfig {
             Duration::ZERO..=MAX_DEBOUNCE,
             report,
         ),
+        node,
+        peers: spec.peers.map(|peers| health_peers(peers, base, report)),
+    }
+}
+
+/// Longest `health.node`.
+const MAX_NODE_NAME: usize = 64;
+/// Default time between two fetches of a peer's view.
+const DEFAULT_PEER_INTERVAL: Duration = Duration::from_secs(2);
+/// Most peers: beyond a few dozen vantage points, more add load, not
+/// certainty.
+const MAX_PEERS: usize = 32;
+
+fn is_visible(text: &str) -> bool {
+    text.bytes().all(|byte| byte.is_ascii_graphic())
+}
+
+/// Checks `[health.peers]`.
+fn health_peers(spec: HealthPeersSpec, base: &std::path::Path, report: Report<'_>) -> HealthPeers {
+    let mut urls: Vec<String> = Vec::new();
+    if spec.urls.is_empty() {
+        report(
+            "health.peers.urls".to_owned(),
+            "must list at least one peer (or leave [health.peers] out)".to_owned(),
+        );
+    }
+    if spec.urls.len() > MAX_PEERS {
+        report(
+            "health.peers.urls".to_owned(),
+            format!("lists {} peers; at most {MAX_PEERS}", spec.urls.len()),
+        );
+    }
+    for (index, url) in spec.urls.iter().enumerate() {
+        let path = format!("health.peers.urls[{index}]");
+        match crate::health::peers::base_url(url) {
+            Ok(url) if urls.contains(&url) => {
+                report(path, format!("{url} is listed twice"));
+            }
+            Ok(url) => urls.push(url),
+            Err(message) => report(path, message),
+        }
+    }
+    let token = spec.token_file.and_then(|name| {
+        crate::config::read_token_file(&base.join(name))
+            .map_err(|message| report("health.peers.token_file".to_owned(), message))
+            .ok()
+            .map(|token| crate::admin::auth::BearerToken::new(&token))
+    });
+    let interval = duration(
+        "health.peers.interval",
+        spec.interval,
+        DEFAULT_PEER_INTERVAL,
+        MIN_INTERVAL..=Duration::from_secs(60),
+        report,
+    );
+    // Three missed fetches in a row: one lost response does not silence a
+    // peer, and a dead one stops voting within seconds.
+    let stale_after = duration(
+        "health.peers.stale_after",
+        spec.stale_after,
+        interval * 3,
+        interval..=MAX_INTERVAL,
+        report,
+    );
+    let vantage_points = spec.urls.len() + 1;
+    let quorum = match spec.quorum {
+        None => Quorum::Majority,
+        Some(QuorumSpec::Word(word)) if word == "majority" => Quorum::Majority,
+        Some(QuorumSpec::Word(word)) => {
+            report(
+                "health.peers.quorum".to_owned(),
+                format!("must be \"majority\" or a number of vantage points, not \"{word}\""),
+            );
+            Quorum::Majority
+        }
+        Some(QuorumSpec::Count(count)) if count >= 1 && count as usize <= vantage_points => {
+            Quorum::AtLeast(count as u32)
+        }
+        Some(QuorumSpec::Count(count)) => {
+            report(
+                "health.peers.quorum".to_owned(),
+                format!(
+                    "must be between 1 and {vantage_points} (this node and {} peers), not {count}",
+                    spec.urls.len()
+                ),
+            );
+            Quorum::Majority
+        }
+    };
+    HealthPeers {
+        urls,
+        token,
+        interval,
+        stale_after,
+        quorum,
     }
 }
 

@@ -59,7 +59,7 @@ pub(crate) fn validate(
     let ecs = checker.ecs(spec.ecs.unwrap_or_default());
     let health = {
         let mut report = |path: String, message: String| checker.error(path, message);
-        probes::health(spec.health.unwrap_or_default(), &mut report)
+        probes::health(spec.health.unwrap_or_default(), base, &mut report)
     };
     let probes: Vec<Probe> = spec
         .probes

@@ -1,0 +1,276 @@
+//! Health views shared between nodes, and the quorum that combines them
+//! (control plane).
+//!
+//! Every node publishes what its own probes say about each target at
+//! `GET /health/view` on its admin API: a [`View`]. A node that lists
+//! peers in `[health.peers]` fetches their views on an interval, and each
+//! target's verdict, the state answers follow, becomes a vote among the
+//! vantage points: this node and every peer whose view is fresh. One node
+//! whose network to an endpoint breaks then no longer takes that endpoint
+//! out of every answer it gives, and all nodes that see the same views
+//! reach the same verdict, as Route 53's health checkers do from several
+//! regions.
+//!
+//! A view carries only the node's own probe results, never its verdict:
+//! verdicts that fed back into other nodes' views would let one node's
+//! opinion count several times and keep a target down after every probe
+//! saw it come back. A peer that has no result for a target, or whose view
+//! is stale, does not vote on it. When no vantage point has a result the
+//! target is `Unknown`, which counts as up, as it does without peers.
+//!
+//! Nothing here is on the query path: votes are counted when a probe result
+//! or a peer's view arrives, and the verdict reaches the table the way a
+//! probe result always has.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::observed::Observed;
+use crate::config::steering::Quorum;
+
+/// Where a node publishes its view on its admin API.
+pub const VIEW_PATH: &str = "/health/view";
+
+/// The largest view body read from a peer: ample for tens of thousands of
+/// targets, and a bound on what a broken peer can make this node buffer.
+pub const MAX_VIEW_BYTES: usize = 16 << 20;
+
+/// What one node's probes say, as it publishes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct View {
+    /// The node's `health.node`.
+    pub node: String,
+    /// Every target it probes.
+    pub targets: Vec<ViewTarget>,
+}
+
+/// One target in a [`View`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ViewTarget {
+    /// The probe's id in the shared config.
+    pub probe: String,
+    /// Address and port probed.
+    pub target: SocketAddr,
+    /// The node's own probes' state of it (after their rise and fall).
+    pub observed: Observed,
+}
+
+/// The votes on one target.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Votes {
+    /// Vantage points whose probes say up.
+    pub up: u32,
+    /// Vantage points whose probes say down.
+    pub down: u32,
+}
+
+impl Votes {
+    /// Adds one vantage point's state; `Unknown` is no vote.
+    pub fn add(&mut self, observed: Observed) {
+        match observed {
+            Observed::Up => self.up += 1,
+            Observed::Down => self.down += 1,
+            Observed::Unknown => {}
+        }
+    }
+
+    /// The verdict under `quorum`: `Unknown` when nobody voted, `Down` when
+    /// the quorum is met, `Up` otherwise. A tie under `Majority` is up:
+    /// taking an endpoint out of the answers needs more than half.
+    pub fn verdict(self, quorum: Quorum) -> Observed {
+        if self.up + self.down == 0 {
+            return Observed::Unknown;
+        }
+        let down = match quorum {
+            Quorum::Majority => self.down > self.up,
+            Quorum::AtLeast(count) => self.down >= count,
+        };
+        if down { Observed::Down } else { Observed::Up }
+    }
+}
+
+/// The host's name, the default `health.node`; `steer` when the system
+/// has none that is printable.
+pub fn host_name() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length; gethostname writes
+    // at most that many bytes.
+    let result = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    let length = buffer.iter().position(|&byte| byte == 0).unwrap_or(0);
+    match std::str::from_utf8(&buffer[..length]) {
+        Ok(name) if result == 0 && !name.is_empty() && name.len() <= 64 => {
+            if name.bytes().all(|byte| byte.is_ascii_graphic()) {
+                return name.to_owned();
+            }
+            "steer".to_owned()
+        }
+        _ => "steer".to_owned(),
+    }
+}
+
+/// Checks a peer's admin URL as written in `health.peers.urls`: `http` or
+/// `https`, a host, nothing after the path. Returns it without a trailing
+/// slash, ready for [`VIEW_PATH`] to be appended.
+pub fn base_url(text: &str) -> Result<String, String> {
+    if !text.starts_with("http://") && !text.starts_with("https://") {
+        return Err(format!(
+            "\"{text}\" must start with http:// or https:// (a peer's admin API)"
+        ));
+    }
+    let url =
+        reqwest::Url::parse(text).map_err(|error| format!("\"{text}\" is not a URL: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "\"{text}\" must start with http:// or https:// (a peer's admin API)"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Not echoed: the text holds a password.
+        return Err("must not carry credentials; use health.peers.token_file".to_owned());
+    }
+    if url.host().is_none() {
+        return Err(format!("\"{text}\" has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("\"{text}\" must not have a query or a fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Fetches one peer's view with `client`, sending `token` if there is one.
+/// The error is one line for logs and `/status`.
+pub async fn fetch(
+    client: &reqwest::Client,
+    base: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<View, String> {
+    let mut request = client.get(format!("{base}{VIEW_PATH}")).timeout(timeout);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let mut response = request.send().await.map_err(|error| describe(&error))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {}", status.as_u16()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|error| describe(&error))? {
+        if body.len() + chunk.len() > MAX_VIEW_BYTES {
+            return Err(format!("the view is larger than {MAX_VIEW_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|error| format!("the view is not valid: {error}"))
+}
+
+/// One line for an HTTP client error, with its cause (reqwest's own text
+/// stops at "error sending request").
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "timed out".to_owned();
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn votes(up: u32, down: u32) -> Votes {
+        Votes { up, down }
+    }
+
+    #[test]
+    fn a_majority_takes_more_than_half_of_the_votes_cast() {
+        assert_eq!(votes(0, 0).verdict(Quorum::Majority), Observed::Unknown);
+        assert_eq!(votes(0, 1).verdict(Quorum::Majority), Observed::Down);
+        assert_eq!(
+            votes(1, 1).verdict(Quorum::Majority),
+            Observed::Up,
+            "a tie serves"
+        );
+        assert_eq!(votes(1, 2).verdict(Quorum::Majority), Observed::Down);
+        assert_eq!(votes(2, 1).verdict(Quorum::Majority), Observed::Up);
+    }
+
+    #[test]
+    fn a_count_needs_that_many_down_votes_whoever_else_voted() {
+        assert_eq!(votes(0, 1).verdict(Quorum::AtLeast(2)), Observed::Up);
+        assert_eq!(votes(0, 2).verdict(Quorum::AtLeast(2)), Observed::Down);
+        assert_eq!(votes(5, 2).verdict(Quorum::AtLeast(2)), Observed::Down);
+        assert_eq!(votes(3, 0).verdict(Quorum::AtLeast(1)), Observed::Up);
+        assert_eq!(votes(0, 0).verdict(Quorum::AtLeast(1)), Observed::Unknown);
+    }
+
+    #[test]
+    fn unknown_is_no_vote() {
+        let mut tally = Votes::default();
+        for observed in [Observed::Unknown, Observed::Down, Observed::Unknown] {
+            tally.add(observed);
+        }
+        assert_eq!(tally, votes(0, 1));
+    }
+
+    #[test]
+    fn peer_urls_are_checked_and_lose_their_trailing_slash() {
+        assert_eq!(
+            base_url("http://10.0.0.2:8053/").as_deref(),
+            Ok("http://10.0.0.2:8053")
+        );
+        assert_eq!(
+            base_url("https://[2001:db8::2]:8053/steer/").as_deref(),
+            Ok("https://[2001:db8::2]:8053/steer")
+        );
+        for (text, expected) in [
+            ("10.0.0.2:8053", "http:// or https://"),
+            ("http://", "not a URL"),
+            ("ftp://10.0.0.2/", "http:// or https://"),
+            ("http://10.0.0.2:8053/?x=1", "query"),
+            ("http://admin:secret@10.0.0.2:8053", "credentials"),
+        ] {
+            let error = base_url(text).expect_err(text);
+            assert!(error.contains(expected), "{text}: {error}");
+            assert!(
+                !error.contains("secret"),
+                "a password is never echoed: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_view_reads_back_as_written() {
+        let view = View {
+            node: "fra-1".to_owned(),
+            targets: vec![ViewTarget {
+                probe: "web".to_owned(),
+                target: "192.0.2.10:80".parse().expect("address"),
+                observed: Observed::Down,
+            }],
+        };
+        let text = serde_json::to_string(&view).expect("json");
+        assert_eq!(
+            text,
+            r#"{"node":"fra-1","targets":[{"probe":"web","target":"192.0.2.10:80","observed":"down"}]}"#
+        );
+        assert_eq!(serde_json::from_str::<View>(&text).expect("read"), view);
+        // A newer node may add fields; they are ignored.
+        let newer = r#"{"node":"x","version":2,"targets":[{"probe":"p","target":"[::1]:80","observed":"up","since":1}]}"#;
+        assert_eq!(
+            serde_json::from_str::<View>(newer)
+                .expect("read")
+                .targets
+                .len(),
+            1
+        );
+    }
+}
