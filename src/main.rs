@@ -751,7 +751,50 @@ fn status_text(status: &serde_json::Value, now: f64) -> String {
     if let (Some(file), Some(sample)) = (log["file"].as_str(), log["sample"].as_u64()) {
         let _ = writeln!(text, "query log: {file}, one query in {sample}");
     }
+    peers_text(&mut text, &status["health"], now);
     text
+}
+
+/// The `[health.peers]` lines of [`status_text`]: each peer, whether its
+/// view votes, and why not.
+fn peers_text(text: &mut String, health: &serde_json::Value, now: f64) {
+    use std::fmt::Write;
+
+    let peers = health["peers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if peers.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        text,
+        "health shared with {} (quorum {}), this node {}",
+        count(peers.len() as u64, "peer"),
+        health["quorum"].as_str().unwrap_or("?"),
+        health["node"].as_str().unwrap_or("?"),
+    );
+    let rows: Vec<[String; 3]> = peers
+        .iter()
+        .map(|peer| {
+            let fetched = peer["last_fetch"]
+                .as_f64()
+                .map(|at| format!("fetched {} ago", age(now - at)));
+            let state = match (peer["fresh"] == true, peer["last_error"].as_str()) {
+                (true, _) => format!("votes, {}", fetched.unwrap_or_default()),
+                (false, Some(error)) => format!("stale: {error}"),
+                (false, None) => {
+                    fetched.map_or_else(|| "stale".to_owned(), |at| format!("stale, {at}"))
+                }
+            };
+            [
+                peer["url"].as_str().unwrap_or_default().to_owned(),
+                peer["node"].as_str().unwrap_or("?").to_owned(),
+                state,
+            ]
+        })
+        .collect();
+    write_rows(text, &rows);
 }
 
 /// Why an endpoint is up or down, from whichever keys the server sends:
@@ -901,6 +944,44 @@ mod tests {
         assert!(
             status_text(&status, NOW)
                 .ends_with("query log: /var/log/steer/queries.log, one query in 100\n")
+        );
+    }
+
+    #[test]
+    fn status_text_shows_each_health_peer_and_why_it_does_not_vote() {
+        let mut status = json!({
+            "generation": 1,
+            "zones": [],
+            "last_compile": {"at": NOW, "seconds": 0.001},
+            "endpoints": [],
+            "health": {"node": "fra-1", "quorum": null, "peers": []},
+        });
+        assert!(!status_text(&status, NOW).contains("health shared"));
+        status["health"] = json!({
+            "node": "fra-1",
+            "quorum": "majority",
+            "peers": [
+                {"url": "http://10.0.0.2:8053", "node": "iad-1", "fresh": true,
+                 "last_fetch": NOW - 1.0, "last_error": null},
+                {"url": "http://10.0.0.3:8053", "node": null, "fresh": false,
+                 "last_fetch": null, "last_error": "HTTP 401"},
+            ],
+        });
+        let text = status_text(&status, NOW);
+        let tail: Vec<&str> = text.lines().rev().take(3).collect();
+        assert_eq!(
+            tail[2],
+            "health shared with 2 peers (quorum majority), this node fra-1"
+        );
+        assert!(
+            tail[1].contains("http://10.0.0.2:8053")
+                && tail[1].contains("iad-1")
+                && tail[1].contains("votes, fetched 1s ago"),
+            "{text}"
+        );
+        assert!(
+            tail[0].contains("http://10.0.0.3:8053") && tail[0].ends_with("stale: HTTP 401"),
+            "{text}"
         );
     }
 

@@ -574,7 +574,10 @@ async fn probe_loop(
     loop {
         let started = Instant::now();
         let result = check.check().await;
-        if results.send(Event::Probe(Box::new(target.clone()), result)).is_err() {
+        if results
+            .send(Event::Probe(Box::new(target.clone()), result))
+            .is_err()
+        {
             return;
         }
         let wait = jittered(target.probe.interval, target.probe.jitter, &mut random);
