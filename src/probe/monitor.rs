@@ -864,6 +864,15 @@ fn publish_pending(shared: &Shared, state: &mut State) {
         table.health().set_observed(&target, down);
         let elapsed = TargetHealth::elapsed_since(&change, now);
         let detail = entry.last.as_ref().map_or("", |last| last.detail.as_str());
+        // With peers, the votes say why: this node's probes may disagree.
+        let votes = match &state.peers.settings {
+            Some(_) => format!(
+                " ({} of {} vantage points see it down)",
+                entry.votes.down,
+                entry.votes.up + entry.votes.down
+            ),
+            None => String::new(),
+        };
         if answers_change && change.from != Observed::Unknown {
             entry.last_failover = Some(elapsed);
             if down {
@@ -875,22 +884,22 @@ fn publish_pending(shared: &Shared, state: &mut State) {
             if down {
                 info!(
                     probe = %target.probe.id, target = %target.address, %detail,
-                    "endpoint is down: answers changed {since_first} after the first failed probe"
+                    "endpoint is down: answers changed {since_first} after the first failed probe{votes}"
                 );
             } else {
                 info!(
                     probe = %target.probe.id, target = %target.address,
-                    "endpoint is up again: answers changed {since_first} after the first good probe"
+                    "endpoint is up again: answers changed {since_first} after the first good probe{votes}"
                 );
             }
         } else if change.from == Observed::Unknown {
             if down {
                 info!(
                     probe = %target.probe.id, target = %target.address, %detail,
-                    "endpoint is down at its first probe"
+                    "endpoint is down at its first probe{votes}"
                 );
             } else {
-                info!(probe = %target.probe.id, target = %target.address, "endpoint is up");
+                info!(probe = %target.probe.id, target = %target.address, "endpoint is up{votes}");
             }
         }
     }
