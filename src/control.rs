@@ -321,9 +321,9 @@ pub struct HealthStatus {
     /// `health.node` (set at start).
     pub node: String,
     /// `"majority"` or how many vantage points must see a target down;
-    /// `null` without `[health.peers]`.
+    /// `null` without `[peers]`.
     pub quorum: Option<String>,
-    /// Every peer of `[health.peers]`, with its last fetch.
+    /// Every peer of `[peers]`, with its last fetch.
     pub peers: Vec<PeerStatus>,
 }
 
@@ -760,7 +760,8 @@ impl Control {
             .sync(
                 table.health().targets(),
                 health.debounce,
-                health.peers.as_ref(),
+                self.active.steering.peers.as_ref(),
+                health.quorum,
             )
             .await
     }
@@ -1166,7 +1167,12 @@ impl ReloadJob {
             let health = &built.config.steering.health;
             let targets = table.health().targets();
             for problem in monitor
-                .sync(targets, health.debounce, health.peers.as_ref())
+                .sync(
+                    targets,
+                    health.debounce,
+                    built.config.steering.peers.as_ref(),
+                    health.quorum,
+                )
                 .await
             {
                 warn!("{problem}; it is not probed");

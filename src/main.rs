@@ -755,7 +755,7 @@ fn status_text(status: &serde_json::Value, now: f64) -> String {
     text
 }
 
-/// The `[health.peers]` lines of [`status_text`]: each peer, whether its
+/// The `[peers]` lines of [`status_text`]: each peer, whether its
 /// view votes, and why not.
 fn peers_text(text: &mut String, health: &serde_json::Value, now: f64) {
     use std::fmt::Write;

@@ -231,7 +231,7 @@ async fn status(State(state): State<AdminState>) -> Response {
 }
 
 /// What this node's own probes say, for the peers that list it in their
-/// `[health.peers]`.
+/// `[peers]`.
 async fn health_view(State(state): State<AdminState>) -> Response {
     Json(state.control.health_view()).into_response()
 }

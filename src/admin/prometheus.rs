@@ -309,7 +309,7 @@ fn probes(out: &mut String, status: &StatusSnapshot) {
         out,
         "steer_health_verdict_up",
         "gauge",
-        "1 when answers may use the target: its probes, or with [health.peers] the vote of this \
+        "1 when answers may use the target: its probes, or with [peers] the vote of this \
          node and its peers, say up (or have no result yet); 0 when down.",
     );
     for target in &status.probes {
@@ -320,7 +320,7 @@ fn probes(out: &mut String, status: &StatusSnapshot) {
             up,
         );
     }
-    health_peers(out, status);
+    peers(out, status);
     header(
         out,
         "steer_failover_seconds",
@@ -336,8 +336,8 @@ fn probes(out: &mut String, status: &StatusSnapshot) {
     );
 }
 
-/// The peers of `[health.peers]`: whether each votes, and its fetches.
-fn health_peers(out: &mut String, status: &StatusSnapshot) {
+/// The peers of `[peers]`: whether each votes, and its fetches.
+fn peers(out: &mut String, status: &StatusSnapshot) {
     let peers = &status.health.peers;
     if peers.is_empty() {
         return;

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use steering::{
-    EcsSpec, GeoIpSpec, HealthSpec, LatencySpec, PoolSpec, ProbeSpec, SiteSpec, SteerSpec,
-    SteeringSpec,
+    EcsSpec, GeoIpSpec, HealthSpec, LatencySpec, PeersSpec, PoolSpec, ProbeSpec, SiteSpec,
+    SteerSpec, SteeringSpec,
 };
 
 /// The whole file.
@@ -55,6 +55,9 @@ pub struct Spec {
     /// `[latency]`: measured latency for the `latency` step.
     #[serde(default)]
     pub latency: Option<LatencySpec>,
+    /// `[peers]`: the other nodes, whose health views vote with ours.
+    #[serde(default)]
+    pub peers: Option<PeersSpec>,
     /// `[rate_limit]`: response rate limiting over UDP. Off when absent.
     #[serde(default)]
     pub rate_limit: Option<super::rate_limit::RateLimitSpec>,
@@ -75,6 +78,7 @@ impl Spec {
             probes: std::mem::take(&mut self.probes),
             health: self.health.take(),
             latency: self.latency.take(),
+            peers: self.peers.take(),
         }
     }
 }

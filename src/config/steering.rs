@@ -52,6 +52,8 @@ pub struct SteeringConfig {
     pub health: HealthConfig,
     /// `[latency]`.
     pub latency: LatencyConfig,
+    /// `[peers]`, when configured.
+    pub peers: Option<Peers>,
 }
 
 /// `[latency]`: the latency model and its inputs.
@@ -107,8 +109,8 @@ pub struct HealthConfig {
     /// probes' `User-Agent`, so that endpoint logs tell vantage points
     /// apart. Defaults to the host name.
     pub node: String,
-    /// Other nodes whose probe results vote with this node's.
-    pub peers: Option<HealthPeers>,
+    /// With `[peers]`: when a target counts as down.
+    pub quorum: Quorum,
 }
 
 impl Default for HealthConfig {
@@ -116,15 +118,15 @@ impl Default for HealthConfig {
         Self {
             debounce: Duration::from_millis(200),
             node: crate::health::peers::host_name(),
-            peers: None,
+            quorum: Quorum::Majority,
         }
     }
 }
 
-/// `[health.peers]`: where the other nodes publish their health views, and
-/// how their votes are counted.
+/// `[peers]`: the other nodes of the fleet, where they publish their
+/// health views.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HealthPeers {
+pub struct Peers {
     /// Admin API base URLs, without a trailing slash.
     pub urls: Vec<String>,
     /// Sent as `Authorization: Bearer` to every peer.
@@ -133,15 +135,14 @@ pub struct HealthPeers {
     pub interval: Duration,
     /// A peer whose view has not been fetched for this long does not vote.
     pub stale_after: Duration,
-    /// When a target counts as down.
-    pub quorum: Quorum,
 }
 
 /// How many vantage points must see a target down for answers to leave it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Quorum {
     /// More than half of the vantage points that vote (this node and every
     /// peer with a fresh view that has a verdict on the target).
+    #[default]
     Majority,
     /// At least this many vantage points.
     AtLeast(u32),

@@ -3,7 +3,7 @@
 //!
 //! Every node publishes what its own probes say about each target at
 //! `GET /health/view` on its admin API: a [`View`]. A node that lists
-//! peers in `[health.peers]` fetches their views on an interval, and each
+//! peers in `[peers]` fetches their views on an interval, and each
 //! target's verdict, the state answers follow, becomes a vote among the
 //! vantage points: this node and every peer whose view is fresh. One node
 //! whose network to an endpoint breaks then no longer takes that endpoint
@@ -110,7 +110,7 @@ pub fn host_name() -> String {
     }
 }
 
-/// Checks a peer's admin URL as written in `health.peers.urls`: `http` or
+/// Checks a peer's admin URL as written in `peers.urls`: `http` or
 /// `https`, a host, nothing after the path. Returns it without a trailing
 /// slash, ready for [`VIEW_PATH`] to be appended.
 pub fn base_url(text: &str) -> Result<String, String> {
@@ -128,7 +128,7 @@ pub fn base_url(text: &str) -> Result<String, String> {
     }
     if !url.username().is_empty() || url.password().is_some() {
         // Not echoed: the text holds a password.
-        return Err("must not carry credentials; use health.peers.token_file".to_owned());
+        return Err("must not carry credentials; use peers.token_file".to_owned());
     }
     if url.host().is_none() {
         return Err(format!("\"{text}\" has no host"));

@@ -17,7 +17,7 @@
 //! check before the table is published ([`Monitor::sync`]), bounded by the
 //! probe timeout; targets that are gone are stopped.
 //!
-//! With `[health.peers]`, one more task fetches the other nodes' views
+//! With `[peers]`, one more task fetches the other nodes' views
 //! ([`crate::health::peers`]) every interval and sends each round to the
 //! publisher too. What answers follow is then each target's verdict, the
 //! vote of this node's state and the fresh peers' states under the quorum,
@@ -37,7 +37,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::config::steering::{HealthPeers, ProbeTarget, Quorum, humanize};
+use crate::config::steering::{Peers, ProbeTarget, Quorum, humanize};
 use crate::health::observed::{Change, Observed, TargetHealth};
 use crate::health::peers::{self, View, ViewTarget, Votes};
 use crate::table::RoutingTable;
@@ -103,7 +103,7 @@ pub struct TargetStatus {
     pub changes: u64,
     /// The last failover time: first failed probe to answers changed.
     pub last_failover_seconds: Option<f64>,
-    /// What answers follow: `observed` alone, or with `[health.peers]` the
+    /// What answers follow: `observed` alone, or with `[peers]` the
     /// vote of this node and the peers.
     pub verdict: Observed,
     /// The votes behind `verdict`, when peers are configured.
@@ -154,7 +154,7 @@ pub struct MonitorSnapshot {
     pub targets: Vec<TargetStatus>,
     /// Failover times of every change to down.
     pub failover: Histogram,
-    /// Every peer of `[health.peers]`, in the configured order.
+    /// Every peer of `[peers]`, in the configured order.
     pub peers: Vec<PeerStatus>,
     /// The quorum in force, when peers are configured.
     pub quorum: Option<Quorum>,
@@ -220,10 +220,12 @@ struct State {
     peers: PeerState,
 }
 
-/// The peers of `[health.peers]` and what they last said.
+/// The peers of `[peers]` and what they last said.
 #[derive(Default)]
 struct PeerState {
-    settings: Option<HealthPeers>,
+    settings: Option<Peers>,
+    /// `health.quorum`.
+    quorum: Quorum,
     /// One per URL of `settings`, in its order.
     views: Vec<PeerView>,
     /// Changes with the settings, so that a round of a replaced task is
@@ -353,13 +355,15 @@ impl Monitor {
         &self,
         targets: &[ProbeTarget],
         debounce: Duration,
-        peers: Option<&HealthPeers>,
+        peers: Option<&Peers>,
+        quorum: Quorum,
     ) -> Vec<String> {
         let mut errors = Vec::new();
         let mut waits = Vec::new();
         {
             let mut state = lock(&self.shared.state);
             state.debounce = debounce;
+            state.peers.quorum = quorum;
             if let Some(first_round) = self.configure_peers(&mut state, peers) {
                 let interval = peers.map_or(Duration::ZERO, |peers| peers.interval);
                 waits.push((interval, first_round));
@@ -432,7 +436,7 @@ impl Monitor {
     fn configure_peers(
         &self,
         state: &mut State,
-        peers: Option<&HealthPeers>,
+        peers: Option<&Peers>,
     ) -> Option<watch::Receiver<bool>> {
         if state.peers.settings.as_ref() == peers {
             return None;
@@ -555,11 +559,7 @@ impl Monitor {
             targets,
             failover: state.failover.clone(),
             peers,
-            quorum: state
-                .peers
-                .settings
-                .as_ref()
-                .map(|settings| settings.quorum),
+            quorum: state.peers.settings.as_ref().map(|_| state.peers.quorum),
         }
     }
 }
@@ -609,7 +609,7 @@ fn seed(target: &ProbeTarget) -> u64 {
 /// sends each round to the publisher, until aborted.
 async fn peer_loop(
     generation: u64,
-    settings: HealthPeers,
+    settings: Peers,
     node: String,
     events: mpsc::UnboundedSender<Event>,
 ) {
@@ -810,7 +810,7 @@ fn decide(state: &mut State, target: &ProbeTarget, run_started: Instant, now: In
                     );
                 }
             }
-            settings.quorum
+            state.peers.quorum
         }
     };
     let verdict = votes.verdict(quorum);
@@ -1024,7 +1024,9 @@ policy = ["healthy"]
         assert_eq!(served(&table), vec![true, true], "unknown counts as up");
         let targets = table.load().health().targets().to_vec();
         assert_eq!(targets.len(), 2);
-        let problems = monitor.sync(&targets, DEBOUNCE, None).await;
+        let problems = monitor
+            .sync(&targets, DEBOUNCE, None, Quorum::Majority)
+            .await;
         assert!(problems.is_empty());
         assert_eq!(served(&table), vec![true, false]);
         let snapshot = monitor.snapshot();
@@ -1041,7 +1043,9 @@ policy = ["healthy"]
         let script = Script::default();
         let monitor = monitor(&table, &script);
         let targets = table.load().health().targets().to_vec();
-        monitor.sync(&targets, DEBOUNCE, None).await;
+        monitor
+            .sync(&targets, DEBOUNCE, None, Quorum::Majority)
+            .await;
         assert_eq!(served(&table), vec![true, true]);
 
         // Probes run at 0 s, 1 s, 2 s, ... (plus 10 ms each). It fails from
@@ -1081,7 +1085,9 @@ policy = ["healthy"]
         let script = Script::default();
         let monitor = monitor(&table, &script);
         let targets = table.load().health().targets().to_vec();
-        monitor.sync(&targets, DEBOUNCE, None).await;
+        monitor
+            .sync(&targets, DEBOUNCE, None, Quorum::Majority)
+            .await;
         // Two failures, one success, for 30 probes: never `fall` in a row.
         for probe in 0..30 {
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1123,7 +1129,9 @@ policy = ["healthy"]
         lock(&script).insert(address("192.0.2.1:80"), false);
         let monitor = monitor(&table, &script);
         let targets = table.load().health().targets().to_vec();
-        monitor.sync(&targets, DEBOUNCE, None).await;
+        monitor
+            .sync(&targets, DEBOUNCE, None, Quorum::Majority)
+            .await;
         assert_eq!(served(&table), vec![false, true]);
         // A reload compiles a fresh table (all up) of the same config.
         let config = directory.path().join("steer.toml");
@@ -1132,7 +1140,9 @@ policy = ["healthy"]
         monitor.publish_table(&fresh, || table.store(Arc::clone(&fresh)));
         assert_eq!(served(&table), vec![false, true]);
         // Only one target left: the other one's state is dropped.
-        monitor.sync(&targets[..1], DEBOUNCE, None).await;
+        monitor
+            .sync(&targets[..1], DEBOUNCE, None, Quorum::Majority)
+            .await;
         assert_eq!(monitor.snapshot().targets.len(), 1);
     }
 

@@ -43,6 +43,8 @@ pub struct SteeringSpec {
     pub health: Option<HealthSpec>,
     /// `[latency]`.
     pub latency: Option<LatencySpec>,
+    /// `[peers]`.
+    pub peers: Option<PeersSpec>,
 }
 
 /// `[latency]`: the latency model and its inputs.
@@ -89,15 +91,15 @@ pub struct HealthSpec {
     /// This node's name in its health view and in its probes' `User-Agent`.
     #[serde(default)]
     pub node: Option<String>,
-    /// `[health.peers]`: other nodes whose probe results vote with ours.
+    /// `"majority"` or how many vantage points must see a target down.
     #[serde(default)]
-    pub peers: Option<HealthPeersSpec>,
+    pub quorum: Option<QuorumSpec>,
 }
 
-/// `[health.peers]`.
+/// `[peers]`: the other nodes of the fleet.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HealthPeersSpec {
+pub struct PeersSpec {
     /// Admin API base URLs of the other nodes, e.g. `http://10.0.0.2:8053`.
     pub urls: Vec<String>,
     /// A file holding the bearer token sent to the peers (their admin
@@ -110,12 +112,9 @@ pub struct HealthPeersSpec {
     /// A view not refreshed for this long no longer votes.
     #[serde(default)]
     pub stale_after: Option<String>,
-    /// `"majority"` or how many vantage points must see a target down.
-    #[serde(default)]
-    pub quorum: Option<QuorumSpec>,
 }
 
-/// `health.peers.quorum` as written: a word or a count.
+/// `health.quorum` as written: a word or a count.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
 pub enum QuorumSpec {

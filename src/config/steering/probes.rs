@@ -2,10 +2,10 @@
 //! [`HealthConfig`] and [`LatencyConfig`]: the settings of the control
 //! plane's background work.
 //!
-//! Peers of `[health.peers]` are fetched every 2 s by default and stop
-//! voting after three missed fetches; the quorum defaults to a majority of
-//! the vantage points that vote, so a node cut off from its peers falls
-//! back to its own probes instead of freezing its last answers.
+//! `[peers]` are fetched every 2 s by default and stop voting after three
+//! missed fetches; `health.quorum` defaults to a majority of the vantage
+//! points that vote, so a node cut off from its peers falls back to its own
+//! probes instead of freezing its last answers.
 //!
 //! The defaults follow what operators of load balancers expect: a probe
 //! every 10 s with a 2 s timeout, down after 3 failures in a row, up after
@@ -17,10 +17,10 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use super::{HealthConfig, HealthPeers, HttpProbe, LatencyConfig, Probe, ProbeKind, Quorum};
+use super::{HealthConfig, HttpProbe, LatencyConfig, Peers, Probe, ProbeKind, Quorum};
 use crate::config::parse_duration;
 use crate::config::spec::steering::{
-    HealthPeersSpec, HealthSpec, LatencySpec, ProbeSpec, QuorumSpec, StatusSpec,
+    HealthSpec, LatencySpec, PeersSpec, ProbeSpec, QuorumSpec, StatusSpec,
 };
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -350,8 +350,12 @@ fn threshold(path: &str, value: Option<i64>, default: u32, report: Report<'_>) -
     }
 }
 
-/// Checks `[health]`; `base` resolves `health.peers.token_file`.
-pub(super) fn health(spec: HealthSpec, base: &std::path::Path, report: Report<'_>) -> HealthConfig {
+/// Checks `[health]`; `peer_count` is the number of `[peers]`, if any.
+pub(super) fn health(
+    spec: HealthSpec,
+    peer_count: Option<usize>,
+    report: Report<'_>,
+) -> HealthConfig {
     let defaults = HealthConfig::default();
     let node = match spec.node {
         None => defaults.node,
@@ -367,6 +371,40 @@ pub(super) fn health(spec: HealthSpec, base: &std::path::Path, report: Report<'_
             defaults.node
         }
     };
+    let quorum = match (spec.quorum, peer_count) {
+        (None, _) => Quorum::Majority,
+        (Some(_), None) => {
+            report(
+                "health.quorum".to_owned(),
+                "counts the votes of [peers]; there are none".to_owned(),
+            );
+            Quorum::Majority
+        }
+        (Some(QuorumSpec::Word(word)), _) if word == "majority" => Quorum::Majority,
+        (Some(QuorumSpec::Word(word)), _) => {
+            report(
+                "health.quorum".to_owned(),
+                format!("must be \"majority\" or a number of vantage points, not \"{word}\""),
+            );
+            Quorum::Majority
+        }
+        (Some(QuorumSpec::Count(count)), Some(peers))
+            if count >= 1 && count as usize <= peers + 1 =>
+        {
+            Quorum::AtLeast(count as u32)
+        }
+        (Some(QuorumSpec::Count(count)), Some(peers)) => {
+            report(
+                "health.quorum".to_owned(),
+                format!(
+                    "must be between 1 and {} (this node and {peers} peer{}), not {count}",
+                    peers + 1,
+                    if peers == 1 { "" } else { "s" }
+                ),
+            );
+            Quorum::Majority
+        }
+    };
     HealthConfig {
         debounce: duration(
             "health.debounce",
@@ -376,7 +414,7 @@ pub(super) fn health(spec: HealthSpec, base: &std::path::Path, report: Report<'_
             report,
         ),
         node,
-        peers: spec.peers.map(|peers| health_peers(peers, base, report)),
+        quorum,
     }
 }
 
@@ -392,23 +430,23 @@ fn is_visible(text: &str) -> bool {
     text.bytes().all(|byte| byte.is_ascii_graphic())
 }
 
-/// Checks `[health.peers]`.
-fn health_peers(spec: HealthPeersSpec, base: &std::path::Path, report: Report<'_>) -> HealthPeers {
+/// Checks `[peers]`; `base` resolves `peers.token_file`.
+pub(super) fn peers(spec: PeersSpec, base: &std::path::Path, report: Report<'_>) -> Peers {
     let mut urls: Vec<String> = Vec::new();
     if spec.urls.is_empty() {
         report(
-            "health.peers.urls".to_owned(),
-            "must list at least one peer (or leave [health.peers] out)".to_owned(),
+            "peers.urls".to_owned(),
+            "must list at least one peer (or leave [peers] out)".to_owned(),
         );
     }
     if spec.urls.len() > MAX_PEERS {
         report(
-            "health.peers.urls".to_owned(),
+            "peers.urls".to_owned(),
             format!("lists {} peers; at most {MAX_PEERS}", spec.urls.len()),
         );
     }
     for (index, url) in spec.urls.iter().enumerate() {
-        let path = format!("health.peers.urls[{index}]");
+        let path = format!("peers.urls[{index}]");
         match crate::health::peers::base_url(url) {
             Ok(url) if urls.contains(&url) => {
                 report(path, format!("{url} is listed twice"));
@@ -419,12 +457,12 @@ fn health_peers(spec: HealthPeersSpec, base: &std::path::Path, report: Report<'_
     }
     let token = spec.token_file.and_then(|name| {
         crate::config::read_token_file(&base.join(name))
-            .map_err(|message| report("health.peers.token_file".to_owned(), message))
+            .map_err(|message| report("peers.token_file".to_owned(), message))
             .ok()
             .map(|token| crate::admin::auth::BearerToken::new(&token))
     });
     let interval = duration(
-        "health.peers.interval",
+        "peers.interval",
         spec.interval,
         DEFAULT_PEER_INTERVAL,
         MIN_INTERVAL..=Duration::from_secs(60),
@@ -433,43 +471,17 @@ fn health_peers(spec: HealthPeersSpec, base: &std::path::Path, report: Report<'_
     // Three missed fetches in a row: one lost response does not silence a
     // peer, and a dead one stops voting within seconds.
     let stale_after = duration(
-        "health.peers.stale_after",
+        "peers.stale_after",
         spec.stale_after,
         interval * 3,
         interval..=MAX_INTERVAL,
         report,
     );
-    let vantage_points = spec.urls.len() + 1;
-    let quorum = match spec.quorum {
-        None => Quorum::Majority,
-        Some(QuorumSpec::Word(word)) if word == "majority" => Quorum::Majority,
-        Some(QuorumSpec::Word(word)) => {
-            report(
-                "health.peers.quorum".to_owned(),
-                format!("must be \"majority\" or a number of vantage points, not \"{word}\""),
-            );
-            Quorum::Majority
-        }
-        Some(QuorumSpec::Count(count)) if count >= 1 && count as usize <= vantage_points => {
-            Quorum::AtLeast(count as u32)
-        }
-        Some(QuorumSpec::Count(count)) => {
-            report(
-                "health.peers.quorum".to_owned(),
-                format!(
-                    "must be between 1 and {vantage_points} (this node and {} peers), not {count}",
-                    spec.urls.len()
-                ),
-            );
-            Quorum::Majority
-        }
-    };
-    HealthPeers {
+    Peers {
         urls,
         token,
         interval,
         stale_after,
-        quorum,
     }
 }
 

@@ -461,6 +461,7 @@ when_all_down = "fail_open"
         probes: Vec::new(),
         health: super::HealthConfig::default(),
         latency: conf_latency(),
+        peers: None,
     };
     assert_eq!(config, expected);
     // The lookups other modules use.
@@ -1883,17 +1884,18 @@ fn steering_errors_follow_server_errors() {
 }
 
 #[test]
-fn health_peers_take_their_defaults_and_keep_the_order_written() {
+fn peers_take_their_defaults_and_keep_the_order_written() {
     let config = config_of(
         r#"
 [health]
 node = "fra-1"
-[health.peers]
+[peers]
 urls = ["http://10.0.0.3:8053/", "https://[2001:db8::2]:8053"]
 "#,
     );
     assert_eq!(config.health.node, "fra-1");
-    let peers = config.health.peers.expect("peers");
+    assert_eq!(config.health.quorum, super::Quorum::Majority);
+    let peers = config.peers.expect("peers");
     assert_eq!(
         peers.urls,
         strings(&["http://10.0.0.3:8053", "https://[2001:db8::2]:8053"])
@@ -1904,13 +1906,12 @@ urls = ["http://10.0.0.3:8053/", "https://[2001:db8::2]:8053"]
         Duration::from_secs(6),
         "three missed fetches"
     );
-    assert_eq!(peers.quorum, super::Quorum::Majority);
     assert!(peers.token.is_none());
     let counted = config_of(
-        "[health.peers]\nurls = [\"http://10.0.0.3:8053\"]\ninterval = \"500ms\"\nquorum = 2\n",
+        "[health]\nquorum = 2\n[peers]\nurls = [\"http://10.0.0.3:8053\"]\ninterval = \"500ms\"\n",
     );
-    let peers = counted.health.peers.expect("peers");
-    assert_eq!(peers.quorum, super::Quorum::AtLeast(2));
+    assert_eq!(counted.health.quorum, super::Quorum::AtLeast(2));
+    let peers = counted.peers.expect("peers");
     assert_eq!(peers.stale_after, Duration::from_millis(1_500));
     assert!(
         !counted.health.node.is_empty(),
@@ -1919,28 +1920,28 @@ urls = ["http://10.0.0.3:8053/", "https://[2001:db8::2]:8053"]
 }
 
 #[test]
-fn health_peer_errors_name_their_key_paths_and_never_show_a_password() {
+fn peer_errors_name_their_key_paths_and_never_show_a_password() {
     let errors = errors_of(
         r#"
 [health]
 node = "fra 1"
-[health.peers]
+quorum = 6
+[peers]
 urls = ["10.0.0.2:8053", "http://admin:secret@10.0.0.3:8053", "http://10.0.0.4", "http://10.0.0.4/"]
 token_file = "missing.token"
 interval = "50ms"
 stale_after = "10ms"
-quorum = 6
 "#,
     );
     let expected = [
         "health.node: must be 1 to 64 visible ASCII characters",
-        "health.peers.urls[0]: \"10.0.0.2:8053\" must start with http:// or https://",
-        "health.peers.urls[1]: must not carry credentials",
-        "health.peers.urls[3]: http://10.0.0.4 is listed twice",
-        "health.peers.token_file: cannot read",
-        "health.peers.interval: must be between 100ms and 60s",
-        "health.peers.stale_after: must be between",
-        "health.peers.quorum: must be between 1 and 5 (this node and 4 peers), not 6",
+        "health.quorum: must be between 1 and 5 (this node and 4 peers), not 6",
+        "peers.urls[0]: \"10.0.0.2:8053\" must start with http:// or https://",
+        "peers.urls[1]: must not carry credentials",
+        "peers.urls[3]: http://10.0.0.4 is listed twice",
+        "peers.token_file: cannot read",
+        "peers.interval: must be between 100ms and 60s",
+        "peers.stale_after: must be between",
     ];
     for part in expected {
         assert!(
@@ -1950,17 +1951,22 @@ quorum = 6
     }
     assert_eq!(errors.len(), expected.len(), "{errors:#?}");
     assert!(errors.iter().all(|error| !error.contains("secret")));
-    let word = errors_of("[health.peers]\nurls = [\"http://10.0.0.2\"]\nquorum = \"most\"\n");
+    let word = errors_of("[health]\nquorum = \"most\"\n[peers]\nurls = [\"http://10.0.0.2\"]\n");
     assert_eq!(
         word,
         vec![
-            "conf/steer.toml: health.peers.quorum: must be \"majority\" or a number of vantage \
+            "conf/steer.toml: health.quorum: must be \"majority\" or a number of vantage \
              points, not \"most\""
         ]
     );
-    let none = errors_of("[health.peers]\nurls = []\n");
+    let alone = errors_of("[health]\nquorum = 1\n");
+    assert_eq!(
+        alone,
+        vec!["conf/steer.toml: health.quorum: counts the votes of [peers]; there are none"]
+    );
+    let none = errors_of("[peers]\nurls = []\n");
     assert!(
-        none[0].contains("health.peers.urls: must list at least one peer"),
+        none[0].contains("peers.urls: must list at least one peer"),
         "{none:?}"
     );
 }

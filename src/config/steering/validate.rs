@@ -57,9 +57,16 @@ pub(crate) fn validate(
     };
     let geoip = spec.geoip.map(|geoip| checker.geoip(geoip));
     let ecs = checker.ecs(spec.ecs.unwrap_or_default());
-    let health = {
+    let (health, peers) = {
         let mut report = |path: String, message: String| checker.error(path, message);
-        probes::health(spec.health.unwrap_or_default(), base, &mut report)
+        // As written: a quorum is checked against the peers listed, even
+        // those with an error of their own.
+        let peer_count = spec.peers.as_ref().map(|peers| peers.urls.len());
+        let peers = spec
+            .peers
+            .map(|peers| probes::peers(peers, base, &mut report));
+        let health = probes::health(spec.health.unwrap_or_default(), peer_count, &mut report);
+        (health, peers)
     };
     let probes: Vec<Probe> = spec
         .probes
@@ -94,6 +101,7 @@ pub(crate) fn validate(
         probes,
         health,
         latency,
+        peers,
     };
     let mut steered = Vec::new();
     for (index, steer) in spec.steer.into_iter().enumerate() {
