@@ -355,6 +355,10 @@ pub struct LatencyStatus {
     pub node: Vec<latency::active::NodeRtt>,
     /// Writes of the model to its state file.
     pub saves: LatencySaves,
+    /// Samples posted here that the journal holds for the peers.
+    pub journal: usize,
+    /// Each peer's journal as this node reads it.
+    pub peers: Vec<latency::sharing::FeedStatus>,
 }
 
 /// Writes of the latency model to `latency.state_file`, in `/status`.
@@ -524,6 +528,8 @@ pub struct Control {
     latency_save_lock: tokio::sync::Mutex<()>,
     /// This node's own measurements to the sites' `latency_target`s.
     active_latency: Arc<latency::active::ActiveLatency>,
+    /// The peers' latency journals, as fetched ([`latency::sharing::run`]).
+    latency_sharing: Arc<latency::sharing::LatencySharing>,
     /// Decision counter slots, from the first build on: every reload
     /// compiles against it so that `/metrics` series never renumber.
     decisions: Arc<DecisionRegistry>,
@@ -565,6 +571,11 @@ impl Control {
             },
         };
         let latency_state_file = built.config.steering.latency.state_file.clone();
+        let latency = LatencyEngine::new(&built_latency, site_ids_of(&built_sites));
+        // Posted samples are kept for the peers from the first one on.
+        latency
+            .journal()
+            .set_enabled(built.config.steering.peers.is_some());
         Self {
             config_path: config_path.to_path_buf(),
             active: Arc::new(built.config),
@@ -574,10 +585,7 @@ impl Control {
             admin: Arc::new(Mutex::new(AdminState::default())),
             monitor: std::sync::OnceLock::new(),
             decisions: built.decisions,
-            latency: Arc::new(LatencyEngine::new(
-                &built_latency,
-                site_ids_of(&built_sites),
-            )),
+            latency: Arc::new(latency),
             inputs: Arc::new(Mutex::new(built.inputs)),
             compiled_version: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             latency_compiles: Arc::new(Mutex::new(LatencyCompiles::default())),
@@ -587,6 +595,7 @@ impl Control {
             }),
             latency_save_lock: tokio::sync::Mutex::new(()),
             active_latency: Arc::default(),
+            latency_sharing: Arc::default(),
         }
     }
 
@@ -598,6 +607,11 @@ impl Control {
     /// The active measurements' counters ([`latency::active::run`]).
     pub fn active_latency(&self) -> &Arc<latency::active::ActiveLatency> {
         &self.active_latency
+    }
+
+    /// The peers' latency journals' feeds ([`latency::sharing::run`]).
+    pub fn latency_sharing(&self) -> &Arc<latency::sharing::LatencySharing> {
+        &self.latency_sharing
     }
 
     /// Latency recompiles so far.
@@ -1027,6 +1041,8 @@ impl Control {
                     memory_bytes: totals.memory_bytes,
                     compiles: self.latency_compiles(),
                     active: self.active_latency.totals(),
+                    journal: self.latency.journal().len(),
+                    peers: self.latency_sharing.statuses(),
                     node: latency::active::node_rtts(&self.latency, unix_now()),
                     saves: lock(&self.latency_saves).clone(),
                 }
@@ -1199,6 +1215,9 @@ impl ReloadJob {
                 site_ids(&built.config),
                 unix_now(),
             );
+            self.latency
+                .journal()
+                .set_enabled(built.config.steering.peers.is_some());
             self.compiled_version
                 .store(version, std::sync::atomic::Ordering::Relaxed);
             *lock(&self.inputs) = built.inputs.clone();

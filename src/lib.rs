@@ -25,6 +25,7 @@ pub mod geo;
 pub mod health;
 pub mod latency;
 pub mod metrics;
+pub mod peers;
 pub mod policy;
 pub mod probe;
 pub mod query_log;

@@ -75,6 +75,7 @@ pub struct RunningServer {
     database_watch: tokio::task::JoinHandle<()>,
     latency_compiler: tokio::task::JoinHandle<()>,
     active_latency: tokio::task::JoinHandle<()>,
+    latency_sharing: tokio::task::JoinHandle<()>,
     rate_limit_log: tokio::task::JoinHandle<()>,
     query_log_writer: Option<QueryLogWriter>,
 }
@@ -330,6 +331,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
     ));
     let latency_compiler = tokio::spawn(Arc::clone(&control).run_latency_compiler());
     let active_latency = tokio::spawn(crate::latency::active::run(Arc::clone(&control)));
+    let latency_sharing = tokio::spawn(crate::latency::sharing::run(Arc::clone(&control)));
     let rate_limit_log = tokio::spawn(log_rate_limiting(
         Arc::clone(&control),
         Arc::clone(&metrics),
@@ -346,6 +348,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         database_watch,
         latency_compiler,
         active_latency,
+        latency_sharing,
         rate_limit_log,
         query_log_writer,
     })
@@ -358,6 +361,7 @@ impl RunningServer {
         self.database_watch.abort();
         self.latency_compiler.abort();
         self.active_latency.abort();
+        self.latency_sharing.abort();
         self.rate_limit_log.abort();
         self.admin_server.stop().await;
         // After the admin API: no sample arrives once the model is written.

@@ -79,6 +79,7 @@ pub fn router(state: AdminState) -> Router {
             post(post_latency).layer(axum::extract::DefaultBodyLimit::max(LATENCY_BODY_LIMIT)),
         )
         .route("/latency/save", post(save_latency))
+        .route(crate::latency::journal::JOURNAL_PATH, get(latency_journal))
         .route("/explain", get(explain_question))
         .route(crate::health::peers::VIEW_PATH, get(health_view))
         .route("/pools/{id}/drain", post(drain))
@@ -228,6 +229,36 @@ async fn explain_question(
 
 async fn status(State(state): State<AdminState>) -> Response {
     Json(state.control.status()).into_response()
+}
+
+/// `GET /latency/journal?from=N&epoch=E`: where a peer's cursor is.
+#[derive(Debug, serde::Deserialize)]
+struct JournalQuery {
+    from: Option<u64>,
+    epoch: Option<String>,
+}
+
+/// The samples posted here since the peer's cursor, for the nodes that list
+/// this one in their `[peers]`.
+async fn latency_journal(
+    State(state): State<AdminState>,
+    query: Result<axum::extract::Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(axum::extract::Query(query)) => query,
+        Err(rejection) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("expected ?from=N&epoch=E: {}", rejection.body_text()),
+            );
+        }
+    };
+    let page = state.control.latency().journal().page(
+        query.epoch.as_deref(),
+        query.from.unwrap_or(0),
+        crate::latency::journal::PAGE_SAMPLES,
+    );
+    Json(page).into_response()
 }
 
 /// What this node's own probes say, for the peers that list it in their

@@ -495,6 +495,51 @@ fn active_latency(out: &mut String, status: &StatusSnapshot) {
             node.rtt_ms,
         );
     }
+    header(
+        out,
+        "steer_latency_journal_samples",
+        "gauge",
+        "Samples posted here that the journal holds for the peers (only with [peers]).",
+    );
+    line(out, "steer_latency_journal_samples", latency.journal);
+    if latency.peers.is_empty() {
+        return;
+    }
+    header(
+        out,
+        "steer_latency_peer_samples_total",
+        "counter",
+        "Samples read from the peer's latency journal, by result (missed: gone from its journal \
+         before this node asked).",
+    );
+    for peer in &latency.peers {
+        for (result, count) in [
+            ("accepted", peer.accepted),
+            ("rejected", peer.rejected),
+            ("missed", peer.missed),
+        ] {
+            let name = format!(
+                "steer_latency_peer_samples_total{{peer=\"{}\",result=\"{result}\"}}",
+                label_value(&peer.url)
+            );
+            line(out, &name, count);
+        }
+    }
+    header(
+        out,
+        "steer_latency_peer_fetches_total",
+        "counter",
+        "Fetches of the peer's latency journal, by result.",
+    );
+    for peer in &latency.peers {
+        for (result, count) in [("ok", peer.fetches), ("failed", peer.failures)] {
+            let name = format!(
+                "steer_latency_peer_fetches_total{{peer=\"{}\",result=\"{result}\"}}",
+                label_value(&peer.url)
+            );
+            line(out, &name, count);
+        }
+    }
 }
 
 /// The `_bucket`, `_sum` and `_count` lines of one histogram series.
@@ -680,6 +725,17 @@ mod tests {
                     failed: 1,
                     ..crate::control::LatencySaves::default()
                 },
+                journal: 42,
+                peers: vec![crate::latency::sharing::FeedStatus {
+                    url: "http://10.0.0.2:8053".into(),
+                    accepted: 30,
+                    rejected: 2,
+                    missed: 1,
+                    fetches: 7,
+                    failures: 3,
+                    last_fetch: Some(1.0),
+                    last_error: None,
+                }],
             },
             steered: vec![SteeredStatus {
                 name: "www.example.test.".into(),
@@ -762,6 +818,10 @@ mod tests {
             "steer_latency_active_total{site=\"iad\",result=\"failed\"} 5\n",
             "# TYPE steer_latency_node_rtt_ms gauge\n",
             "steer_latency_node_rtt_ms{site=\"fra\"} 1.5\n",
+            "steer_latency_journal_samples 42\n",
+            "steer_latency_peer_samples_total{peer=\"http://10.0.0.2:8053\",result=\"accepted\"} 30\n",
+            "steer_latency_peer_samples_total{peer=\"http://10.0.0.2:8053\",result=\"missed\"} 1\n",
+            "steer_latency_peer_fetches_total{peer=\"http://10.0.0.2:8053\",result=\"failed\"} 3\n",
             "# TYPE steer_steered_names gauge\n",
             "steer_steered_names 1\n",
         ] {

@@ -117,7 +117,7 @@ impl Default for HealthConfig {
     fn default() -> Self {
         Self {
             debounce: Duration::from_millis(200),
-            node: crate::health::peers::host_name(),
+            node: crate::peers::host_name(),
             quorum: Quorum::Majority,
         }
     }

@@ -33,10 +33,6 @@ use crate::config::steering::Quorum;
 /// Where a node publishes its view on its admin API.
 pub const VIEW_PATH: &str = "/health/view";
 
-/// The largest view body read from a peer: ample for tens of thousands of
-/// targets, and a bound on what a broken peer can make this node buffer.
-pub const MAX_VIEW_BYTES: usize = 16 << 20;
-
 /// What one node's probes say, as it publishes it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct View {
@@ -91,95 +87,14 @@ impl Votes {
     }
 }
 
-/// The host's name, the default `health.node`; `steer` when the system
-/// has none that is printable.
-pub fn host_name() -> String {
-    let mut buffer = [0u8; 256];
-    // SAFETY: the buffer is valid for its whole length; gethostname writes
-    // at most that many bytes.
-    let result = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
-    let length = buffer.iter().position(|&byte| byte == 0).unwrap_or(0);
-    match std::str::from_utf8(&buffer[..length]) {
-        Ok(name) if result == 0 && !name.is_empty() && name.len() <= 64 => {
-            if name.bytes().all(|byte| byte.is_ascii_graphic()) {
-                return name.to_owned();
-            }
-            "steer".to_owned()
-        }
-        _ => "steer".to_owned(),
-    }
-}
-
-/// Checks a peer's admin URL as written in `peers.urls`: `http` or
-/// `https`, a host, nothing after the path. Returns it without a trailing
-/// slash, ready for [`VIEW_PATH`] to be appended.
-pub fn base_url(text: &str) -> Result<String, String> {
-    if !text.starts_with("http://") && !text.starts_with("https://") {
-        return Err(format!(
-            "\"{text}\" must start with http:// or https:// (a peer's admin API)"
-        ));
-    }
-    let url =
-        reqwest::Url::parse(text).map_err(|error| format!("\"{text}\" is not a URL: {error}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "\"{text}\" must start with http:// or https:// (a peer's admin API)"
-        ));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        // Not echoed: the text holds a password.
-        return Err("must not carry credentials; use peers.token_file".to_owned());
-    }
-    if url.host().is_none() {
-        return Err(format!("\"{text}\" has no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("\"{text}\" must not have a query or a fragment"));
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
-}
-
-/// Fetches one peer's view with `client`, sending `token` if there is one.
-/// The error is one line for logs and `/status`.
+/// Fetches one peer's view; the error is one line for logs and `/status`.
 pub async fn fetch(
     client: &reqwest::Client,
     base: &str,
     token: Option<&str>,
     timeout: Duration,
 ) -> Result<View, String> {
-    let mut request = client.get(format!("{base}{VIEW_PATH}")).timeout(timeout);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let mut response = request.send().await.map_err(|error| describe(&error))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("HTTP {}", status.as_u16()));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|error| describe(&error))? {
-        if body.len() + chunk.len() > MAX_VIEW_BYTES {
-            return Err(format!("the view is larger than {MAX_VIEW_BYTES} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    serde_json::from_slice(&body).map_err(|error| format!("the view is not valid: {error}"))
-}
-
-/// One line for an HTTP client error, with its cause (reqwest's own text
-/// stops at "error sending request").
-fn describe(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        return "timed out".to_owned();
-    }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    crate::peers::fetch_json(client, &format!("{base}{VIEW_PATH}"), token, timeout).await
 }
 
 #[cfg(test)]
@@ -219,32 +134,6 @@ mod tests {
             tally.add(observed);
         }
         assert_eq!(tally, votes(0, 1));
-    }
-
-    #[test]
-    fn peer_urls_are_checked_and_lose_their_trailing_slash() {
-        assert_eq!(
-            base_url("http://10.0.0.2:8053/").as_deref(),
-            Ok("http://10.0.0.2:8053")
-        );
-        assert_eq!(
-            base_url("https://[2001:db8::2]:8053/steer/").as_deref(),
-            Ok("https://[2001:db8::2]:8053/steer")
-        );
-        for (text, expected) in [
-            ("10.0.0.2:8053", "http:// or https://"),
-            ("http://", "not a URL"),
-            ("ftp://10.0.0.2/", "http:// or https://"),
-            ("http://10.0.0.2:8053/?x=1", "query"),
-            ("http://admin:secret@10.0.0.2:8053", "credentials"),
-        ] {
-            let error = base_url(text).expect_err(text);
-            assert!(error.contains(expected), "{text}: {error}");
-            assert!(
-                !error.contains("secret"),
-                "a password is never echoed: {error}"
-            );
-        }
     }
 
     #[test]

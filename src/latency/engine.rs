@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use super::journal::{Entry, Journal};
 use super::matrix::LatencyMatrix;
 use super::model::{ClientPrefix, LatencyModel, ModelSettings};
 use super::snapshot::{Choices, LatencySnapshot};
@@ -102,11 +103,15 @@ pub struct LatencyEngine {
     state: Mutex<State>,
     accepted: AtomicU64,
     rejected: [AtomicU64; 5],
+    /// Samples posted here, for the peers ([`super::journal`]).
+    journal: Journal,
 }
 
 struct State {
     model: LatencyModel,
     sites: Vec<String>,
+    /// `sites`, shared, for the journal.
+    site_names: Vec<Arc<str>>,
     settings: ModelSettings,
     /// Per policy label: the site each latency source chose last.
     chosen: HashMap<String, Arc<Choices>>,
@@ -149,6 +154,7 @@ impl LatencyEngine {
         Self {
             state: Mutex::new(State {
                 model: LatencyModel::new(settings.clone(), sites.len()),
+                site_names: shared_names(&sites),
                 sites,
                 settings,
                 chosen: HashMap::new(),
@@ -159,7 +165,13 @@ impl LatencyEngine {
             }),
             accepted: AtomicU64::new(0),
             rejected: Default::default(),
+            journal: Journal::default(),
         }
+    }
+
+    /// The samples posted here, for the peers.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
     }
 
     /// Takes a reloaded configuration: new settings, and measurements
@@ -187,6 +199,7 @@ impl LatencyEngine {
             }
         }
         state.model = model;
+        state.site_names = shared_names(&sites);
         state.sites = sites;
         state.settings = settings;
         state.epoch += 1;
@@ -284,8 +297,46 @@ impl LatencyEngine {
         report
     }
 
-    /// Records a batch; each sample is accepted or rejected on its own.
+    /// Records a batch posted to this node; each sample is accepted or
+    /// rejected on its own, counted, and the accepted ones are journaled
+    /// for the peers.
     pub fn ingest(&self, batch: &PostedBatch, now: u64) -> IngestReport {
+        let report = if self.journal.is_enabled() {
+            let mut accepted = Vec::new();
+            let report = self.record_batch(batch, now, Some(&mut accepted));
+            self.journal.append(accepted);
+            report
+        } else {
+            self.record_batch(batch, now, None)
+        };
+        self.accepted
+            .fetch_add(report.accepted as u64, Ordering::Relaxed);
+        for rejected in &report.rejected {
+            if let Some(position) = REJECTION_REASONS
+                .iter()
+                .position(|reason| *reason == rejected.reason)
+            {
+                self.rejected[position].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        report
+    }
+
+    /// Records a batch fetched from a peer's journal: checked like a
+    /// posted one, but neither journaled again nor counted with the posted
+    /// samples (the caller counts it per peer).
+    pub fn ingest_from_peer(&self, batch: &PostedBatch, now: u64) -> IngestReport {
+        self.record_batch(batch, now, None)
+    }
+
+    /// Records `batch` into the model; pushes each accepted sample to
+    /// `journal` when one is given and journaling is on.
+    fn record_batch(
+        &self,
+        batch: &PostedBatch,
+        now: u64,
+        mut journal: Option<&mut Vec<Entry>>,
+    ) -> IngestReport {
         let mut report = IngestReport::default();
         let mut state = lock(&self.state);
         for (index, sample) in batch.samples.iter().enumerate() {
@@ -309,19 +360,18 @@ impl LatencyEngine {
             };
             let at = sample.timestamp.unwrap_or(now);
             match state.model.record(prefix, site, sample.rtt_ms, at, now) {
-                Ok(()) => report.accepted += 1,
+                Ok(()) => {
+                    report.accepted += 1;
+                    if let Some(journal) = journal.as_deref_mut() {
+                        journal.push(Entry {
+                            client: prefix,
+                            site: Arc::clone(&state.site_names[site]),
+                            rtt_ms: sample.rtt_ms,
+                            at,
+                        });
+                    }
+                }
                 Err(rejected) => reject(rejected.label(), rejected.to_string()),
-            }
-        }
-        drop(state);
-        self.accepted
-            .fetch_add(report.accepted as u64, Ordering::Relaxed);
-        for rejected in &report.rejected {
-            if let Some(position) = REJECTION_REASONS
-                .iter()
-                .position(|reason| *reason == rejected.reason)
-            {
-                self.rejected[position].fetch_add(1, Ordering::Relaxed);
             }
         }
         report
@@ -476,6 +526,10 @@ impl LatencyEngine {
     }
 }
 
+fn shared_names(sites: &[String]) -> Vec<Arc<str>> {
+    sites.iter().map(|site| Arc::from(site.as_str())).collect()
+}
+
 /// For each site of `old`, its index in `new` (None: it is gone).
 fn site_moves(old: &[String], new: &[String]) -> Vec<Option<usize>> {
     old.iter()
@@ -523,6 +577,42 @@ mod tests {
             .into_iter()
             .map(|(site, rtt, samples, _)| (site, rtt, samples))
             .collect()
+    }
+
+    #[test]
+    fn posted_samples_are_journaled_with_peers_and_fetched_ones_never() {
+        let engine = LatencyEngine::new(&LatencyConfig::default(), ids(&["fra", "iad"]));
+        let posted = batch(&[
+            ("203.0.113.5", "fra", 30.0),
+            ("203.0.113.0/24", "nowhere", 9.0),
+        ]);
+        engine.ingest(&posted, NOW);
+        assert!(engine.journal().is_empty(), "no [peers]: nothing kept");
+        engine.journal().set_enabled(true);
+        let report = engine.ingest(&posted, NOW);
+        assert_eq!((report.accepted, report.rejected.len()), (1, 1));
+        let page = engine.journal().page(None, 0, 10);
+        assert_eq!(page.samples.len(), 1, "only accepted samples are journaled");
+        assert_eq!(page.samples[0].client, "203.0.113.0/24");
+        assert_eq!(page.samples[0].site, "fra");
+        assert_eq!(page.samples[0].timestamp, NOW);
+        let fetched = batch(&[("198.51.100.0/24", "iad", 50.0)]);
+        let report = engine.ingest_from_peer(&fetched, NOW);
+        assert_eq!(report.accepted, 1);
+        assert_eq!(
+            engine.journal().len(),
+            1,
+            "a fetched sample is not passed on"
+        );
+        assert_eq!(
+            engine.totals().accepted,
+            2,
+            "nor counted with the posted ones"
+        );
+        assert_eq!(
+            described(&engine, "198.51.100.7", NOW),
+            vec![("iad".to_owned(), 50.0, 1)]
+        );
     }
 
     #[test]

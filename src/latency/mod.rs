@@ -9,7 +9,9 @@
 pub mod active;
 pub mod engine;
 pub mod explain;
+pub mod journal;
 pub mod matrix;
 pub mod model;
+pub mod sharing;
 pub mod snapshot;
 pub mod state_file;

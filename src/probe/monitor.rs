@@ -42,7 +42,7 @@ use crate::health::observed::{Change, Observed, TargetHealth};
 use crate::health::peers::{self, View, ViewTarget, Votes};
 use crate::table::RoutingTable;
 
-use super::check::{CheckResult, Checker, install_crypto_provider, user_agent};
+use super::check::{CheckResult, Checker, user_agent};
 use crate::{lock, unix_seconds};
 
 /// Upper bounds (seconds) of the probe latency histogram buckets.
@@ -613,12 +613,7 @@ async fn peer_loop(
     node: String,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    install_crypto_provider();
-    let client = reqwest::Client::builder()
-        .user_agent(user_agent(&node))
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build();
+    let client = crate::peers::client(&node);
     let token = settings
         .token
         .as_ref()
@@ -649,9 +644,7 @@ async fn peer_loop(
                 }
                 fetched
             }
-            Err(error) => {
-                vec![Err(format!("cannot build the HTTP client: {error}")); settings.urls.len()]
-            }
+            Err(error) => vec![Err(error.clone()); settings.urls.len()],
         };
         if events
             .send(Event::Peers {

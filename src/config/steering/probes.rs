@@ -447,7 +447,7 @@ pub(super) fn peers(spec: PeersSpec, base: &std::path::Path, report: Report<'_>)
     }
     for (index, url) in spec.urls.iter().enumerate() {
         let path = format!("peers.urls[{index}]");
-        match crate::health::peers::base_url(url) {
+        match crate::peers::base_url(url) {
             Ok(url) if urls.contains(&url) => {
                 report(path, format!("{url} is listed twice"));
             }

@@ -1,0 +1,303 @@
+//! Fetching the peers' latency journals into this node's model (control
+//! plane).
+//!
+//! Every `peers.interval`, this node asks each peer of `[peers]` for the
+//! samples posted to it since the last fetch ([`super::journal`]), page by
+//! page until it has caught up (at most [`MAX_PAGES`] pages a round, so
+//! one busy peer cannot hold the round), and records them as if they had
+//! been posted here, with the time they were measured. Every node then
+//! builds its model from the same samples, and gives the same answers
+//! whichever node a beacon reached. Samples arrive at each node in a
+//! different order, so the moving averages can differ in their last
+//! digits; the latency step's margin keeps such differences from moving
+//! any answer.
+//!
+//! Samples fetched from a peer are checked like posted ones (a site this
+//! node's config does not have is rejected) and counted per peer, apart
+//! from the posted ones: accepted, rejected, and missed (samples the peer
+//! had already dropped from its journal when this node asked, after an
+//! outage longer than the journal holds). A peer that restarted has a new
+//! epoch, and its journal is read again from its oldest sample.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::engine::{LatencyEngine, PostedBatch, PostedSample};
+use super::journal::{JOURNAL_PATH, Page};
+use crate::config::steering::Peers;
+use crate::control::Control;
+use crate::{lock, unix_now, unix_seconds};
+
+/// Most journal pages fetched from one peer in one round.
+pub const MAX_PAGES: usize = 16;
+
+/// How often a node without `[peers]` checks whether a reload added some.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// One peer's feed, as `/status` and `/metrics` show it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FeedStatus {
+    /// The peer's admin URL.
+    pub url: String,
+    /// Samples taken into the model.
+    pub accepted: u64,
+    /// Samples refused (a site this node does not have, too old, ...).
+    pub rejected: u64,
+    /// Samples the peer no longer had when this node asked.
+    pub missed: u64,
+    /// Fetches that succeeded.
+    pub fetches: u64,
+    /// Fetches that failed.
+    pub failures: u64,
+    /// When the journal was last read (Unix seconds).
+    pub last_fetch: Option<f64>,
+    /// The error of the last fetch, when it failed.
+    pub last_error: Option<String>,
+}
+
+/// Where this node is in one peer's journal.
+#[derive(Clone, Debug, Default)]
+struct Feed {
+    status: FeedStatus,
+    /// The peer's epoch the cursor belongs to.
+    epoch: Option<String>,
+    /// The next sequence number to ask for.
+    next: u64,
+}
+
+/// The feeds of every peer. See the module docs.
+#[derive(Default)]
+pub struct LatencySharing {
+    feeds: Mutex<Vec<Feed>>,
+}
+
+/// What one round brought from one peer.
+#[derive(Default)]
+struct Pulled {
+    epoch: Option<String>,
+    next: u64,
+    accepted: u64,
+    rejected: u64,
+    missed: u64,
+    fetches: u64,
+    error: Option<String>,
+}
+
+/// Fetches the peers' journals forever (see the module docs); the peers
+/// are re-read from the served configuration every round.
+pub async fn run(control: Arc<Control>) {
+    let sharing = Arc::clone(control.latency_sharing());
+    let engine = Arc::clone(control.latency());
+    let client = crate::peers::client(&control.config().steering.health.node);
+    loop {
+        let started = Instant::now();
+        let peers = control.serving().steering.peers.clone();
+        let Some(peers) = peers else {
+            sharing.keep(&[]);
+            tokio::time::sleep(IDLE_CHECK).await;
+            continue;
+        };
+        sharing.keep(&peers.urls);
+        match &client {
+            Ok(client) => sharing.round(client, &engine, &peers).await,
+            Err(error) => sharing.fail_all(error),
+        }
+        tokio::time::sleep_until(started + peers.interval).await;
+    }
+}
+
+impl LatencySharing {
+    /// Every peer's feed, in the configured order.
+    pub fn statuses(&self) -> Vec<FeedStatus> {
+        lock(&self.feeds)
+            .iter()
+            .map(|feed| feed.status.clone())
+            .collect()
+    }
+
+    /// Keeps a feed for exactly `urls`, in their order; a peer still
+    /// listed keeps its cursor and counts.
+    fn keep(&self, urls: &[String]) {
+        let mut feeds = lock(&self.feeds);
+        if feeds.len() == urls.len()
+            && feeds
+                .iter()
+                .zip(urls)
+                .all(|(feed, url)| feed.status.url == *url)
+        {
+            return;
+        }
+        let mut old = std::mem::take(&mut *feeds);
+        *feeds = urls
+            .iter()
+            .map(
+                |url| match old.iter().position(|feed| feed.status.url == *url) {
+                    Some(index) => old.swap_remove(index),
+                    None => Feed {
+                        status: FeedStatus {
+                            url: url.clone(),
+                            ..FeedStatus::default()
+                        },
+                        ..Feed::default()
+                    },
+                },
+            )
+            .collect();
+    }
+
+    fn fail_all(&self, error: &str) {
+        for feed in lock(&self.feeds).iter_mut() {
+            feed.status.failures += 1;
+            feed.status.last_error = Some(error.to_owned());
+        }
+    }
+
+    /// Reads every peer's journal at once, and records what came.
+    async fn round(&self, client: &reqwest::Client, engine: &Arc<LatencyEngine>, peers: &Peers) {
+        let token = peers.token.as_ref().map(|token| token.expose().to_owned());
+        let cursors: Vec<(String, Option<String>, u64)> = lock(&self.feeds)
+            .iter()
+            .map(|feed| (feed.status.url.clone(), feed.epoch.clone(), feed.next))
+            .collect();
+        let mut pulls = JoinSet::new();
+        for (url, epoch, next) in cursors {
+            let (client, engine, token) = (client.clone(), Arc::clone(engine), token.clone());
+            // A fetch never outlasts the round, so rounds never overlap.
+            let timeout = peers.interval;
+            pulls.spawn(async move {
+                let pulled = pull(
+                    &client,
+                    &engine,
+                    &url,
+                    token.as_deref(),
+                    epoch,
+                    next,
+                    timeout,
+                )
+                .await;
+                (url, pulled)
+            });
+        }
+        while let Some(joined) = pulls.join_next().await {
+            let Ok((url, pulled)) = joined else {
+                continue;
+            };
+            let mut feeds = lock(&self.feeds);
+            // Only this task changes the list, but match by URL anyway.
+            let Some(feed) = feeds.iter_mut().find(|feed| feed.status.url == url) else {
+                continue;
+            };
+            apply(feed, pulled);
+        }
+    }
+}
+
+fn apply(feed: &mut Feed, pulled: Pulled) {
+    let status = &mut feed.status;
+    status.accepted += pulled.accepted;
+    status.rejected += pulled.rejected;
+    if pulled.missed > 0 {
+        warn!(
+            peer = %status.url, missed = pulled.missed,
+            "the peer's latency journal no longer held samples this node had not read"
+        );
+    }
+    status.missed += pulled.missed;
+    status.fetches += pulled.fetches;
+    if pulled.fetches > 0 {
+        status.last_fetch = Some(unix_seconds(SystemTime::now()));
+    }
+    match pulled.error {
+        Some(error) => {
+            if status.last_error.as_ref() != Some(&error) {
+                warn!(peer = %status.url, "cannot fetch the peer's latency journal: {error}");
+            }
+            status.failures += 1;
+            status.last_error = Some(error);
+        }
+        None => status.last_error = None,
+    }
+    feed.epoch = pulled.epoch;
+    feed.next = pulled.next;
+}
+
+/// Reads `base`'s journal from `next` (of `epoch`) until caught up, at most
+/// [`MAX_PAGES`] pages, recording each page as it comes.
+async fn pull(
+    client: &reqwest::Client,
+    engine: &Arc<LatencyEngine>,
+    base: &str,
+    token: Option<&str>,
+    epoch: Option<String>,
+    next: u64,
+    timeout: Duration,
+) -> Pulled {
+    let mut pulled = Pulled {
+        epoch,
+        next,
+        ..Pulled::default()
+    };
+    for _ in 0..MAX_PAGES {
+        let mut url = format!("{base}{JOURNAL_PATH}?from={}", pulled.next);
+        if let Some(epoch) = &pulled.epoch {
+            url.push_str("&epoch=");
+            url.push_str(epoch);
+        }
+        let page: Page = match crate::peers::fetch_json(client, &url, token, timeout).await {
+            Ok(page) => page,
+            Err(error) => {
+                pulled.error = Some(error);
+                break;
+            }
+        };
+        pulled.fetches += 1;
+        if pulled
+            .epoch
+            .as_ref()
+            .is_some_and(|epoch| *epoch != page.epoch)
+        {
+            info!(peer = %base, "the peer restarted; reading its latency journal from its oldest sample");
+        }
+        pulled.missed += page.missed;
+        let more = page.more;
+        pulled.epoch = Some(page.epoch);
+        pulled.next = page.next;
+        if !page.samples.is_empty() {
+            let batch = PostedBatch {
+                samples: page
+                    .samples
+                    .into_iter()
+                    .map(|sample| PostedSample {
+                        client: sample.client,
+                        site: sample.site,
+                        rtt_ms: sample.rtt_ms,
+                        timestamp: Some(sample.timestamp),
+                    })
+                    .collect(),
+            };
+            let engine = Arc::clone(engine);
+            // A page holds the model for a while: off the async threads.
+            match tokio::task::spawn_blocking(move || engine.ingest_from_peer(&batch, unix_now()))
+                .await
+            {
+                Ok(report) => {
+                    pulled.accepted += report.accepted as u64;
+                    pulled.rejected += report.rejected.len() as u64;
+                }
+                Err(join_error) => {
+                    pulled.error = Some(format!("recording the samples failed: {join_error}"));
+                    break;
+                }
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    pulled
+}

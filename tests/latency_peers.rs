@@ -1,0 +1,401 @@
+//! Latency measurements shared between nodes, end to end: real servers on
+//! loopback that list each other in `[peers]`, real-user measurements
+//! posted to one of them, and real DNS queries with EDNS Client Subnet
+//! showing that every node steers on them.
+//!
+//! `www.example.test A` is steered by `["latency", "priority"]` over
+//! web-iad (listed first, so it answers until measurements say otherwise)
+//! and web-fra; the model is recompiled every 200 ms and the peers'
+//! journals are read every 200 ms.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use common::{QueryOptions, TestServer, http_request};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const FRA: &str = "192.0.2.10";
+const IAD: &str = "198.51.100.10";
+const TOKEN: &str = "fleet-token-0123456789";
+
+/// A node's config: admin on `admin` (port 0 picks one), reading the
+/// journals of `peers`, with the token file when `token` is set.
+fn config(admin: &str, peers: &[SocketAddr], token: bool) -> String {
+    let pools = common::WEB_POOLS;
+    let mut text = format!(
+        r#"[server]
+listen = ["127.0.0.1:0"]
+zones = "zones"
+workers = 1
+
+[admin]
+listen = "{admin}"
+{admin_token}
+[latency]
+compile_interval = "200ms"
+max_age = "1h"
+{pools}
+[[steer]]
+name = "www.example.test."
+type = "A"
+pools = ["web-iad", "web-fra"]
+policy = [{{ latency = {{ margin_percent = 10, margin_ms = 5 }} }}, "priority"]
+"#,
+        admin_token = if token {
+            "token_file = \"fleet.token\"\n"
+        } else {
+            ""
+        }
+    );
+    if !peers.is_empty() {
+        let urls: Vec<String> = peers
+            .iter()
+            .map(|address| format!("\"http://{address}\""))
+            .collect();
+        text.push_str(&format!(
+            "\n[peers]\nurls = [{}]\ninterval = \"200ms\"\n{}",
+            urls.join(", "),
+            if token {
+                "token_file = \"fleet.token\"\n"
+            } else {
+                ""
+            }
+        ));
+    }
+    text
+}
+
+async fn start(admin: &str, token: bool) -> TestServer {
+    let directory = common::example_directory(&config(admin, &[], token));
+    std::fs::write(directory.path().join("fleet.token"), format!("{TOKEN}\n")).expect("token");
+    TestServer::start_prepared(directory).await
+}
+
+/// Rewrites `server`'s config to read `peers` and reloads it.
+async fn set_peers(server: &TestServer, admin: &str, peers: &[SocketAddr], token: bool) {
+    std::fs::write(
+        server.directory.path().join("steer.toml"),
+        config(admin, peers, token),
+    )
+    .expect("config");
+    let reply = request(server.admin_addr(), "POST", "/reload", token).await;
+    assert_eq!(reply.0, 200, "reload: {}", reply.1);
+}
+
+/// One admin request, with the fleet token when `token` is set.
+async fn request(address: SocketAddr, method: &str, path: &str, token: bool) -> (u16, String) {
+    if !token {
+        let response = http_request(address, method, path).await;
+        return (response.status, response.body);
+    }
+    send(address, method, path, "", Some(TOKEN)).await
+}
+
+/// A raw HTTP/1.1 exchange with an optional bearer token and body.
+async fn send(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let authorization = token.map_or_else(String::new, |token| {
+        format!("Authorization: Bearer {token}\r\n")
+    });
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{authorization}Content-Type: \
+         application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut raw = String::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_string(&mut raw))
+        .await
+        .expect("an answer within 30 s")
+        .expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status");
+    (status, body.to_owned())
+}
+
+async fn post_samples(server: &TestServer, rows: &[(&str, &str, f64)], token: bool) -> Value {
+    let samples: Vec<Value> = rows
+        .iter()
+        .map(|(client, site, rtt)| json!({"client": client, "site": site, "rtt_ms": rtt}))
+        .collect();
+    let body = json!({ "samples": samples }).to_string();
+    let (code, reply) = send(
+        server.admin_addr(),
+        "POST",
+        "/latency",
+        &body,
+        token.then_some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, 200, "{reply}");
+    serde_json::from_str(&reply).expect("JSON")
+}
+
+async fn status(server: &TestServer, token: bool) -> Value {
+    let (code, body) = request(server.admin_addr(), "GET", "/status", token).await;
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("status JSON")
+}
+
+/// The A record a client in `network`/24 gets.
+async fn answer(server: &TestServer, network: &str) -> String {
+    let address: IpAddr = network.parse().expect("client network");
+    let options = QueryOptions {
+        edns: true,
+        client_subnet: Some((address, 24)),
+        ..QueryOptions::default()
+    };
+    let (_, addresses) = common::ask_a(server, "www.example.test.", &options).await;
+    assert_eq!(addresses.len(), 1, "{addresses:?}");
+    addresses[0].clone()
+}
+
+/// Polls until `network` is answered with `expected`; panics after 10 s.
+async fn wait_for(server: &TestServer, network: &str, expected: &str) {
+    let started = Instant::now();
+    loop {
+        let now = answer(server, network).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{network} still answered {now}, not {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls `server`'s feed of the peer at `peer` until `check` holds;
+/// returns the feed. Panics after 10 s.
+async fn wait_for_feed(
+    server: &TestServer,
+    peer: SocketAddr,
+    token: bool,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let url = format!("http://{peer}");
+    let started = Instant::now();
+    loop {
+        let status = status(server, token).await;
+        let feed = status["latency"]["peers"]
+            .as_array()
+            .and_then(|feeds| feeds.iter().find(|feed| feed["url"] == url.as_str()))
+            .cloned()
+            .unwrap_or(Value::Null);
+        if check(&feed) {
+            return feed;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the feed of {url} never got there: {feed}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A loopback port free now, for a node that must come back on the same
+/// address after a restart.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port()
+}
+
+#[tokio::test]
+async fn samples_posted_to_one_node_steer_every_node_and_are_counted_once() {
+    let nodes = [
+        start("127.0.0.1:0", false).await,
+        start("127.0.0.1:0", false).await,
+        start("127.0.0.1:0", false).await,
+    ];
+    let admins: Vec<SocketAddr> = nodes.iter().map(TestServer::admin_addr).collect();
+    for (index, node) in nodes.iter().enumerate() {
+        let others: Vec<SocketAddr> = admins
+            .iter()
+            .enumerate()
+            .filter(|(other, _)| *other != index)
+            .map(|(_, address)| *address)
+            .collect();
+        set_peers(node, &admins[index].to_string(), &others, false).await;
+    }
+    for node in &nodes {
+        assert_eq!(answer(node, "203.0.113.0").await, IAD, "no data: iad first");
+    }
+
+    // A beacon reaches the first node only.
+    let reply = post_samples(
+        &nodes[0],
+        &[
+            ("203.0.113.5", "fra", 30.0),
+            ("203.0.113.0/24", "iad", 90.0),
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(reply["accepted"], 2);
+    for node in &nodes {
+        wait_for(node, "203.0.113.0", FRA).await;
+    }
+
+    // Each sample counted once where it was posted, once per peer that read
+    // it, and never passed on: the third node reads nothing from the second.
+    let first = status(&nodes[0], false).await;
+    assert_eq!(first["latency"]["samples_accepted"], 2);
+    assert_eq!(first["latency"]["journal"], 2);
+    for node in &nodes[1..] {
+        let feed = wait_for_feed(node, admins[0], false, |feed| feed["accepted"] == 2).await;
+        assert_eq!(feed["missed"], 0);
+        assert_eq!(feed["last_error"], Value::Null);
+        let own = status(node, false).await;
+        assert_eq!(own["latency"]["samples_accepted"], 0, "{own}");
+        assert_eq!(
+            own["latency"]["journal"], 0,
+            "fetched samples are not journaled"
+        );
+    }
+    let third = status(&nodes[2], false).await;
+    let from_second = third["latency"]["peers"]
+        .as_array()
+        .and_then(|feeds| {
+            feeds
+                .iter()
+                .find(|feed| feed["url"] == format!("http://{}", admins[1]).as_str())
+        })
+        .cloned()
+        .expect("a feed of the second node");
+    assert_eq!(from_second["accepted"], 0, "{from_second}");
+    assert!(from_second["fetches"].as_u64() > Some(0), "{from_second}");
+
+    // Still more: a later sample moves the network back on every node.
+    post_samples(&nodes[0], &[("203.0.113.0/24", "fra", 300.0)], false).await;
+    for node in &nodes {
+        wait_for(node, "203.0.113.0", IAD).await;
+    }
+    let metrics = request(admins[1], "GET", "/metrics", false).await.1;
+    let line = format!(
+        "steer_latency_peer_samples_total{{peer=\"http://{}\",result=\"accepted\"}} 3\n",
+        admins[0]
+    );
+    assert!(metrics.contains(&line), "missing {line:?} in\n{metrics}");
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_peer_is_read_again_from_its_oldest_sample() {
+    let port = free_port();
+    let fixed = format!("127.0.0.1:{port}");
+    let reader = start("127.0.0.1:0", false).await;
+    let reader_admin = reader.admin_addr().to_string();
+    let peer = start(&fixed, false).await;
+    let peer_admin = peer.admin_addr();
+    set_peers(&peer, &fixed, &[reader.admin_addr()], false).await;
+    set_peers(&reader, &reader_admin, &[peer_admin], false).await;
+
+    let rows = [
+        ("203.0.113.0/24", "fra", 30.0),
+        ("198.18.0.0/24", "fra", 30.0),
+        ("198.18.1.0/24", "fra", 30.0),
+    ];
+    post_samples(&peer, &rows, false).await;
+    wait_for_feed(&reader, peer_admin, false, |feed| feed["accepted"] == 3).await;
+
+    // The peer restarts on the same address, with an empty journal that
+    // numbers from 0 again. Five new samples: a reader that kept its old
+    // cursor (3) would skip the first three of them.
+    peer.shutdown().await;
+    let directory = common::example_directory(&config(&fixed, &[reader.admin_addr()], false));
+    let peer = TestServer::start_prepared(directory).await;
+    let five: Vec<(String, &str, f64)> = (0..5)
+        .map(|index| (format!("198.19.{index}.0/24"), "iad", 40.0))
+        .collect();
+    let rows: Vec<(&str, &str, f64)> = five
+        .iter()
+        .map(|(client, site, rtt)| (client.as_str(), *site, *rtt))
+        .collect();
+    post_samples(&peer, &rows, false).await;
+    let feed = wait_for_feed(&reader, peer_admin, false, |feed| feed["accepted"] == 8).await;
+    assert_eq!(feed["missed"], 0, "{feed}");
+    // Nothing more arrives than was posted.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let feed = wait_for_feed(&reader, peer_admin, false, |_| true).await;
+    assert_eq!(feed["accepted"], 8, "{feed}");
+    peer.shutdown().await;
+    reader.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_journal_needs_the_admin_token_and_names_bad_cursors() {
+    let reader = start("127.0.0.1:0", true).await;
+    let writer = start("127.0.0.1:0", true).await;
+    let writer_admin = writer.admin_addr();
+    set_peers(
+        &writer,
+        &writer_admin.to_string(),
+        &[reader.admin_addr()],
+        true,
+    )
+    .await;
+    post_samples(&writer, &[("203.0.113.0/24", "fra", 30.0)], true).await;
+
+    let (code, body) = request(writer_admin, "GET", "/latency/journal?from=0", false).await;
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = request(writer_admin, "GET", "/latency/journal?from=0", true).await;
+    assert_eq!(code, 200, "{body}");
+    let page: Value = serde_json::from_str(&body).expect("page");
+    assert_eq!(page["samples"][0]["client"], "203.0.113.0/24");
+    assert_eq!(page["samples"][0]["site"], "fra");
+    assert_eq!(page["next"], 1);
+    assert_eq!(page["more"], false);
+    let (code, body) = request(writer_admin, "GET", "/latency/journal?from=x", true).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("expected ?from=N&epoch=E"), "{body}");
+
+    // A reader without the token is refused and says so; with it, it reads.
+    set_peers(
+        &reader,
+        &reader.admin_addr().to_string(),
+        &[writer_admin],
+        true,
+    )
+    .await;
+    wait_for_feed(&reader, writer_admin, true, |feed| feed["accepted"] == 1).await;
+    std::fs::write(
+        reader.directory.path().join("steer.toml"),
+        config(&reader.admin_addr().to_string(), &[writer_admin], true)
+            .replace("[peers]\n", "[peers]\n# no token\n")
+            .replace(
+                "interval = \"200ms\"\ntoken_file = \"fleet.token\"\n",
+                "interval = \"200ms\"\n",
+            ),
+    )
+    .expect("config");
+    let (code, body) = request(reader.admin_addr(), "POST", "/reload", true).await;
+    assert_eq!(code, 200, "{body}");
+    let feed = wait_for_feed(&reader, writer_admin, true, |feed| {
+        feed["last_error"]
+            .as_str()
+            .is_some_and(|error| error.contains("401"))
+    })
+    .await;
+    assert_eq!(feed["accepted"], 1, "a failed fetch loses nothing: {feed}");
+    reader.shutdown().await;
+    writer.shutdown().await;
+}
