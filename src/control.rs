@@ -767,9 +767,14 @@ impl Control {
     pub async fn start_probes(&self) -> Vec<String> {
         let table = self.table.load_full();
         let health = &self.active.steering.health;
-        let monitor = self
-            .monitor
-            .get_or_init(|| Monitor::new(Arc::clone(&self.table), health.debounce, &health.node));
+        let monitor = self.monitor.get_or_init(|| {
+            Monitor::new(
+                Arc::clone(&self.table),
+                health.debounce,
+                &health.node,
+                self.latency.journal().epoch(),
+            )
+        });
         monitor
             .sync(
                 table.health().targets(),
@@ -1067,6 +1072,7 @@ impl Control {
             Some(monitor) => monitor.view(),
             None => crate::health::peers::View {
                 node: self.active.steering.health.node.clone(),
+                instance: self.latency.journal().epoch().to_owned(),
                 targets: Vec::new(),
             },
         }

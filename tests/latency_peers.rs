@@ -367,6 +367,13 @@ async fn the_journal_needs_the_admin_token_and_names_bad_cursors() {
     let (code, body) = request(writer_admin, "GET", "/latency/journal?from=x", true).await;
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("expected ?from=N&epoch=E"), "{body}");
+    let (code, body) = request(writer_admin, "GET", "/latency/journal?limit=0", true).await;
+    assert_eq!(code, 200, "{body}");
+    let page: Value = serde_json::from_str(&body).expect("page");
+    assert_eq!(
+        (page["next"].as_u64(), page["more"].as_bool()),
+        (Some(0), Some(true))
+    );
 
     // A reader without the token is refused and says so; with it, it reads.
     set_peers(
@@ -398,4 +405,55 @@ async fn the_journal_needs_the_admin_token_and_names_bad_cursors() {
     assert_eq!(feed["accepted"], 1, "a failed fetch loses nothing: {feed}");
     reader.shutdown().await;
     writer.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_listed_as_its_own_peer_or_twice_is_read_once() {
+    let a = start("127.0.0.1:0", false).await;
+    let b = start("127.0.0.1:0", false).await;
+    let (a_admin, b_admin) = (a.admin_addr(), b.admin_addr());
+    set_peers(&b, &b_admin.to_string(), &[a_admin], false).await;
+    // A config shared by the fleet lists every node, this one included;
+    // b is listed a second time by name.
+    let b_by_name = format!("http://localhost:{}", b_admin.port());
+    let text = config(&a_admin.to_string(), &[a_admin, b_admin], false).replace(
+        &format!("\"http://{b_admin}\"]"),
+        &format!("\"http://{b_admin}\", \"{b_by_name}\"]"),
+    );
+    std::fs::write(a.directory.path().join("steer.toml"), text).expect("config");
+    let (code, body) = request(a_admin, "POST", "/reload", false).await;
+    assert_eq!(code, 200, "{body}");
+
+    post_samples(
+        &a,
+        &[
+            ("203.0.113.0/24", "fra", 30.0),
+            ("198.18.0.0/24", "fra", 30.0),
+        ],
+        false,
+    )
+    .await;
+    post_samples(&b, &[("198.18.1.0/24", "iad", 40.0)], false).await;
+    wait_for_feed(&a, b_admin, false, |feed| feed["accepted"] == 1).await;
+    let itself = wait_for_feed(&a, a_admin, false, |feed| !feed["ignored"].is_null()).await;
+    assert_eq!(itself["ignored"], "this node itself", "{itself}");
+    assert_eq!(
+        itself["accepted"], 0,
+        "its own samples are not recorded again: {itself}"
+    );
+    let status = status(&a, false).await;
+    let again = status["latency"]["peers"]
+        .as_array()
+        .and_then(|feeds| feeds.iter().find(|feed| feed["url"] == b_by_name.as_str()))
+        .cloned()
+        .expect("the feed of b by name");
+    assert_eq!(
+        again["ignored"],
+        format!("the same node as http://{b_admin}").as_str(),
+        "{again}"
+    );
+    assert_eq!(again["accepted"], 0, "{again}");
+    assert_eq!(status["latency"]["samples_accepted"], 2);
+    a.shutdown().await;
+    b.shutdown().await;
 }

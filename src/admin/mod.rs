@@ -236,6 +236,8 @@ async fn status(State(state): State<AdminState>) -> Response {
 struct JournalQuery {
     from: Option<u64>,
     epoch: Option<String>,
+    /// Fewer samples than a full page (0: only where the journal stands).
+    limit: Option<usize>,
 }
 
 /// The samples posted here since the peer's cursor, for the nodes that list
@@ -249,14 +251,21 @@ async fn latency_journal(
         Err(rejection) => {
             return error_response(
                 StatusCode::BAD_REQUEST,
-                &format!("expected ?from=N&epoch=E: {}", rejection.body_text()),
+                &format!(
+                    "expected ?from=N&epoch=E&limit=N: {}",
+                    rejection.body_text()
+                ),
             );
         }
     };
     let page = state.control.latency().journal().page(
         query.epoch.as_deref(),
         query.from.unwrap_or(0),
-        crate::latency::journal::PAGE_SAMPLES,
+        query
+            .limit
+            .map_or(crate::latency::journal::PAGE_SAMPLES, |limit| {
+                limit.min(crate::latency::journal::PAGE_SAMPLES)
+            }),
     );
     Json(page).into_response()
 }

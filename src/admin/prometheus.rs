@@ -735,6 +735,7 @@ mod tests {
                     failures: 3,
                     last_fetch: Some(1.0),
                     last_error: None,
+                    ignored: None,
                 }],
             },
             steered: vec![SteeredStatus {
@@ -751,6 +752,7 @@ mod tests {
                     url: "http://10.0.0.2:8053".into(),
                     node: Some("iad-1".into()),
                     fresh: true,
+                    ignored: None,
                     last_fetch: Some(1.0),
                     last_error: None,
                     targets: 1,

@@ -137,6 +137,16 @@ pub struct Peers {
     pub stale_after: Duration,
 }
 
+impl Peers {
+    /// How long one fetch from a peer may take: the interval, so that
+    /// rounds never overlap, but at most 5 s, so that a peer that accepts
+    /// and never answers holds a start or a reload (which wait for the
+    /// first round) no longer than that.
+    pub fn fetch_timeout(&self) -> Duration {
+        self.interval.min(Duration::from_secs(5))
+    }
+}
+
 /// How many vantage points must see a target down for answers to leave it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Quorum {

@@ -38,6 +38,10 @@ pub const VIEW_PATH: &str = "/health/view";
 pub struct View {
     /// The node's `health.node`.
     pub node: String,
+    /// The serving run's id (its latency journal's epoch): how a node
+    /// recognizes itself, or one peer listed under two URLs.
+    #[serde(default)]
+    pub instance: String,
     /// Every target it probes.
     pub targets: Vec<ViewTarget>,
 }
@@ -140,6 +144,7 @@ mod tests {
     fn a_view_reads_back_as_written() {
         let view = View {
             node: "fra-1".to_owned(),
+            instance: "5eed".to_owned(),
             targets: vec![ViewTarget {
                 probe: "web".to_owned(),
                 target: "192.0.2.10:80".parse().expect("address"),
@@ -149,7 +154,7 @@ mod tests {
         let text = serde_json::to_string(&view).expect("json");
         assert_eq!(
             text,
-            r#"{"node":"fra-1","targets":[{"probe":"web","target":"192.0.2.10:80","observed":"down"}]}"#
+            r#"{"node":"fra-1","instance":"5eed","targets":[{"probe":"web","target":"192.0.2.10:80","observed":"down"}]}"#
         );
         assert_eq!(serde_json::from_str::<View>(&text).expect("read"), view);
         // A newer node may add fields; they are ignored.

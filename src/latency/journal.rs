@@ -188,6 +188,12 @@ impl Journal {
         }
     }
 
+    /// This run's epoch. Drawn per server, it also names this node to
+    /// itself: a peer URL that answers with it is this node.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
     /// Samples held now.
     pub fn len(&self) -> usize {
         lock(&self.state).entries.len()

@@ -18,6 +18,12 @@
 //! had already dropped from its journal when this node asked, after an
 //! outage longer than the journal holds). A peer that restarted has a new
 //! epoch, and its journal is read again from its oldest sample.
+//!
+//! The epoch also names the node: a URL whose journal has this node's own
+//! epoch is this node (a config shared by the whole fleet lists every
+//! node, this one included), and two URLs with one epoch are one node. Such
+//! a feed is checked every round (for where the journal stands, without
+//! its samples) but nothing from it is recorded, so no sample counts twice.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -28,7 +34,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::engine::{LatencyEngine, PostedBatch, PostedSample};
-use super::journal::{JOURNAL_PATH, Page};
+use super::journal::{JOURNAL_PATH, JournalSample, Page};
 use crate::config::steering::Peers;
 use crate::control::Control;
 use crate::{lock, unix_now, unix_seconds};
@@ -58,6 +64,9 @@ pub struct FeedStatus {
     pub last_fetch: Option<f64>,
     /// The error of the last fetch, when it failed.
     pub last_error: Option<String>,
+    /// Why nothing is read from it: `this node itself`, or `the same node
+    /// as URL`.
+    pub ignored: Option<String>,
 }
 
 /// Where this node is in one peer's journal.
@@ -86,6 +95,16 @@ struct Pulled {
     missed: u64,
     fetches: u64,
     error: Option<String>,
+    ignored: Option<String>,
+}
+
+impl Pulled {
+    fn failed(error: String) -> Self {
+        Self {
+            error: Some(error),
+            ..Self::default()
+        }
+    }
 }
 
 /// Fetches the peers' journals forever (see the module docs); the peers
@@ -94,6 +113,7 @@ pub async fn run(control: Arc<Control>) {
     let sharing = Arc::clone(control.latency_sharing());
     let engine = Arc::clone(control.latency());
     let client = crate::peers::client(&control.config().steering.health.node);
+    let own = engine.journal().epoch().to_owned();
     loop {
         let started = Instant::now();
         let peers = control.serving().steering.peers.clone();
@@ -104,7 +124,7 @@ pub async fn run(control: Arc<Control>) {
         };
         sharing.keep(&peers.urls);
         match &client {
-            Ok(client) => sharing.round(client, &engine, &peers).await,
+            Ok(client) => sharing.round(client, &engine, &peers, &own).await,
             Err(error) => sharing.fail_all(error),
         }
         tokio::time::sleep_until(started + peers.interval).await;
@@ -158,41 +178,98 @@ impl LatencySharing {
     }
 
     /// Reads every peer's journal at once, and records what came.
-    async fn round(&self, client: &reqwest::Client, engine: &Arc<LatencyEngine>, peers: &Peers) {
-        let token = peers.token.as_ref().map(|token| token.expose().to_owned());
+    async fn round(
+        &self,
+        client: &reqwest::Client,
+        engine: &Arc<LatencyEngine>,
+        peers: &Peers,
+        own: &str,
+    ) {
+        let reader = Arc::new(Reader {
+            client: client.clone(),
+            engine: Arc::clone(engine),
+            token: peers.token.as_ref().map(|token| token.expose().to_owned()),
+            timeout: peers.fetch_timeout(),
+        });
         let cursors: Vec<(String, Option<String>, u64)> = lock(&self.feeds)
             .iter()
             .map(|feed| (feed.status.url.clone(), feed.epoch.clone(), feed.next))
             .collect();
+
+        // Where the journals not known yet stand, all at once: their epochs
+        // say which node each URL reaches before any sample is fetched.
+        let mut discoveries = JoinSet::new();
+        for (index, (url, epoch, _)) in cursors.iter().enumerate() {
+            if epoch.is_none() {
+                let (reader, url) = (Arc::clone(&reader), url.clone());
+                discoveries.spawn(async move { (index, reader.discover(&url).await) });
+            }
+        }
+        let mut found: Vec<Option<Result<(String, u64), String>>> = vec![None; cursors.len()];
+        while let Some(joined) = discoveries.join_next().await {
+            if let Ok((index, result)) = joined {
+                found[index] = Some(result);
+            }
+        }
+
+        // Who is whom, in the order listed: this node is not read, and a
+        // node listed twice is read through its first URL only.
+        let mut readers: Vec<(&str, &str)> = Vec::new();
         let mut pulls = JoinSet::new();
-        for (url, epoch, next) in cursors {
-            let (client, engine, token) = (client.clone(), Arc::clone(engine), token.clone());
-            // A fetch never outlasts the round, so rounds never overlap.
-            let timeout = peers.interval;
+        let mut outcomes: Vec<(String, Pulled)> = Vec::new();
+        for (index, (url, epoch, next)) in cursors.iter().enumerate() {
+            let discovered = u64::from(epoch.is_none() && matches!(found[index], Some(Ok(_))));
+            let (epoch, next) = match (epoch, &found[index]) {
+                (Some(epoch), _) => (epoch.as_str(), *next),
+                (None, Some(Ok((epoch, from)))) => (epoch.as_str(), *from),
+                (None, Some(Err(error))) => {
+                    outcomes.push((url.clone(), Pulled::failed(error.clone())));
+                    continue;
+                }
+                (None, None) => {
+                    let error = "the fetch did not finish".to_owned();
+                    outcomes.push((url.clone(), Pulled::failed(error)));
+                    continue;
+                }
+            };
+            let ignored = if epoch == own {
+                Some("this node itself".to_owned())
+            } else {
+                readers
+                    .iter()
+                    .find(|(known, _)| *known == epoch)
+                    .map(|(_, first)| format!("the same node as {first}"))
+            };
+            if let Some(ignored) = ignored {
+                // Its samples are here already, or come through the first
+                // URL: no cursor kept, nothing recorded.
+                let pulled = Pulled {
+                    fetches: discovered,
+                    ignored: Some(ignored),
+                    ..Pulled::default()
+                };
+                outcomes.push((url.clone(), pulled));
+                continue;
+            }
+            readers.push((epoch, url));
+            let (reader, url, epoch) = (Arc::clone(&reader), url.clone(), epoch.to_owned());
             pulls.spawn(async move {
-                let pulled = pull(
-                    &client,
-                    &engine,
-                    &url,
-                    token.as_deref(),
-                    epoch,
-                    next,
-                    timeout,
-                )
-                .await;
+                let mut pulled = reader.pull(&url, epoch, next).await;
+                pulled.fetches += discovered;
                 (url, pulled)
             });
         }
         while let Some(joined) = pulls.join_next().await {
-            let Ok((url, pulled)) = joined else {
-                continue;
-            };
-            let mut feeds = lock(&self.feeds);
+            if let Ok(outcome) = joined {
+                outcomes.push(outcome);
+            }
+        }
+        let mut feeds = lock(&self.feeds);
+        for (url, pulled) in outcomes {
             // Only this task changes the list, but match by URL anyway.
-            let Some(feed) = feeds.iter_mut().find(|feed| feed.status.url == url) else {
-                continue;
-            };
-            apply(feed, pulled);
+            if let Some(feed) = feeds.iter_mut().find(|feed| feed.status.url == url) {
+                apply(feed, pulled);
+            }
         }
     }
 }
@@ -212,6 +289,12 @@ fn apply(feed: &mut Feed, pulled: Pulled) {
     if pulled.fetches > 0 {
         status.last_fetch = Some(unix_seconds(SystemTime::now()));
     }
+    if pulled.ignored != status.ignored {
+        if let Some(reason) = &pulled.ignored {
+            info!(peer = %status.url, "this peer is {reason}; its latency journal is not read");
+        }
+        status.ignored = pulled.ignored;
+    }
     match pulled.error {
         Some(error) => {
             if status.last_error.as_ref() != Some(&error) {
@@ -226,78 +309,98 @@ fn apply(feed: &mut Feed, pulled: Pulled) {
     feed.next = pulled.next;
 }
 
-/// Reads `base`'s journal from `next` (of `epoch`) until caught up, at most
-/// [`MAX_PAGES`] pages, recording each page as it comes.
-async fn pull(
-    client: &reqwest::Client,
-    engine: &Arc<LatencyEngine>,
-    base: &str,
-    token: Option<&str>,
-    epoch: Option<String>,
-    next: u64,
+/// What one peer's reading needs.
+struct Reader {
+    client: reqwest::Client,
+    engine: Arc<LatencyEngine>,
+    token: Option<String>,
     timeout: Duration,
-) -> Pulled {
-    let mut pulled = Pulled {
-        epoch,
-        next,
-        ..Pulled::default()
-    };
-    for _ in 0..MAX_PAGES {
-        let mut url = format!("{base}{JOURNAL_PATH}?from={}", pulled.next);
-        if let Some(epoch) = &pulled.epoch {
-            url.push_str("&epoch=");
-            url.push_str(epoch);
-        }
-        let page: Page = match crate::peers::fetch_json(client, &url, token, timeout).await {
-            Ok(page) => page,
-            Err(error) => {
-                pulled.error = Some(error);
-                break;
-            }
+}
+
+impl Reader {
+    /// The epoch of `base`'s journal and its oldest sequence number,
+    /// without any sample.
+    async fn discover(&self, base: &str) -> Result<(String, u64), String> {
+        let url = format!("{base}{JOURNAL_PATH}?limit=0");
+        let page: Page =
+            crate::peers::fetch_json(&self.client, &url, self.token.as_deref(), self.timeout)
+                .await?;
+        Ok((page.epoch, page.from))
+    }
+
+    /// Reads `base`'s journal from `next` (of `epoch`) until caught up, at
+    /// most [`MAX_PAGES`] pages, recording each page as it comes.
+    async fn pull(&self, base: &str, epoch: String, next: u64) -> Pulled {
+        let mut pulled = Pulled {
+            epoch: Some(epoch),
+            next,
+            ..Pulled::default()
         };
-        pulled.fetches += 1;
-        if pulled
-            .epoch
-            .as_ref()
-            .is_some_and(|epoch| *epoch != page.epoch)
-        {
-            info!(peer = %base, "the peer restarted; reading its latency journal from its oldest sample");
-        }
-        pulled.missed += page.missed;
-        let more = page.more;
-        pulled.epoch = Some(page.epoch);
-        pulled.next = page.next;
-        if !page.samples.is_empty() {
-            let batch = PostedBatch {
-                samples: page
-                    .samples
-                    .into_iter()
-                    .map(|sample| PostedSample {
-                        client: sample.client,
-                        site: sample.site,
-                        rtt_ms: sample.rtt_ms,
-                        timestamp: Some(sample.timestamp),
-                    })
-                    .collect(),
-            };
-            let engine = Arc::clone(engine);
-            // A page holds the model for a while: off the async threads.
-            match tokio::task::spawn_blocking(move || engine.ingest_from_peer(&batch, unix_now()))
-                .await
-            {
-                Ok(report) => {
-                    pulled.accepted += report.accepted as u64;
-                    pulled.rejected += report.rejected.len() as u64;
-                }
-                Err(join_error) => {
-                    pulled.error = Some(format!("recording the samples failed: {join_error}"));
+        for _ in 0..MAX_PAGES {
+            let mut url = format!("{base}{JOURNAL_PATH}?from={}", pulled.next);
+            if let Some(epoch) = &pulled.epoch {
+                url.push_str("&epoch=");
+                url.push_str(epoch);
+            }
+            let fetched =
+                crate::peers::fetch_json(&self.client, &url, self.token.as_deref(), self.timeout);
+            let page: Page = match fetched.await {
+                Ok(page) => page,
+                Err(error) => {
+                    pulled.error = Some(error);
                     break;
                 }
+            };
+            pulled.fetches += 1;
+            if pulled
+                .epoch
+                .as_ref()
+                .is_some_and(|epoch| *epoch != page.epoch)
+            {
+                info!(peer = %base, "the peer restarted; reading its latency journal from its oldest sample");
+            }
+            pulled.missed += page.missed;
+            let more = page.more;
+            pulled.epoch = Some(page.epoch);
+            pulled.next = page.next;
+            if !page.samples.is_empty() {
+                match self.record(page.samples).await {
+                    Ok((accepted, rejected)) => {
+                        pulled.accepted += accepted;
+                        pulled.rejected += rejected;
+                    }
+                    Err(error) => {
+                        pulled.error = Some(error);
+                        break;
+                    }
+                }
+            }
+            if !more {
+                break;
             }
         }
-        if !more {
-            break;
-        }
+        pulled
     }
-    pulled
+
+    /// Records one page's samples; returns how many were accepted and
+    /// rejected.
+    async fn record(&self, samples: Vec<JournalSample>) -> Result<(u64, u64), String> {
+        let batch = PostedBatch {
+            samples: samples
+                .into_iter()
+                .map(|sample| PostedSample {
+                    client: sample.client,
+                    site: sample.site,
+                    rtt_ms: sample.rtt_ms,
+                    timestamp: Some(sample.timestamp),
+                })
+                .collect(),
+        };
+        let engine = Arc::clone(&self.engine);
+        // A page holds the model for a while: off the async threads.
+        tokio::task::spawn_blocking(move || engine.ingest_from_peer(&batch, unix_now()))
+            .await
+            .map(|report| (report.accepted as u64, report.rejected.len() as u64))
+            .map_err(|join_error| format!("recording the samples failed: {join_error}"))
+    }
 }

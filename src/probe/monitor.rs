@@ -169,6 +169,9 @@ pub struct PeerStatus {
     pub node: Option<String>,
     /// Whether its view is recent enough to vote.
     pub fresh: bool,
+    /// Why it does not vote however fresh: `this node itself` (a shared
+    /// config lists every node), or `the same node as URL`.
+    pub ignored: Option<String>,
     /// When its view was last fetched (Unix seconds).
     pub last_fetch: Option<f64>,
     /// The error of the last fetch, when it failed.
@@ -252,6 +255,11 @@ struct PeerView {
     fetched: Option<(Instant, SystemTime)>,
     /// Its state per (probe id, target).
     observed: HashMap<(String, std::net::SocketAddr), Observed>,
+    /// The run id its view gave.
+    instance: Option<String>,
+    /// Why it does not vote whatever its freshness: it is this node, or
+    /// a peer listed before under another URL.
+    ignored: Option<String>,
     last_error: Option<String>,
     /// Whether it voted after the last round, to log when that changes.
     was_fresh: bool,
@@ -266,6 +274,8 @@ impl PeerView {
             node: None,
             fetched: None,
             observed: HashMap::new(),
+            instance: None,
+            ignored: None,
             last_error: None,
             was_fresh: false,
             fetches: 0,
@@ -276,6 +286,11 @@ impl PeerView {
     fn is_fresh(&self, stale_after: Duration, now: Instant) -> bool {
         self.fetched
             .is_some_and(|(at, _)| now.saturating_duration_since(at) <= stale_after)
+    }
+
+    /// Whether its view counts now.
+    fn votes(&self, stale_after: Duration, now: Instant) -> bool {
+        self.ignored.is_none() && self.is_fresh(stale_after, now)
     }
 }
 
@@ -298,6 +313,9 @@ struct Shared {
     factory: CheckFactory,
     /// `health.node`: in the published view and the peers' User-Agent.
     node: String,
+    /// This run's id, in the published view: a peer URL whose view has it
+    /// is this node.
+    instance: String,
     events: mpsc::UnboundedSender<Event>,
 }
 
@@ -309,14 +327,20 @@ pub struct Monitor {
 
 impl Monitor {
     /// A monitor that publishes into `table`, with real HTTP and TCP checks
-    /// that name `node` in their `User-Agent`. Must be created inside a
-    /// tokio runtime: it starts the publisher.
-    pub fn new(table: Arc<ArcSwap<RoutingTable>>, debounce: Duration, node: &str) -> Self {
+    /// that name `node` in their `User-Agent`; `instance` is this run's id
+    /// in the published view. Must be created inside a tokio runtime: it
+    /// starts the publisher.
+    pub fn new(
+        table: Arc<ArcSwap<RoutingTable>>,
+        debounce: Duration,
+        node: &str,
+        instance: &str,
+    ) -> Self {
         let agent = user_agent(node);
         let factory: CheckFactory = Arc::new(move |target: &ProbeTarget| {
             Checker::new(target, &agent).map(|checker| Box::new(checker) as Box<dyn ProbeCheck>)
         });
-        Self::with_checks(table, debounce, node, factory)
+        Self::with_checks(table, debounce, node, instance, factory)
     }
 
     /// A monitor with checks from `factory` (tests script results with it).
@@ -324,6 +348,7 @@ impl Monitor {
         table: Arc<ArcSwap<RoutingTable>>,
         debounce: Duration,
         node: &str,
+        instance: &str,
         factory: CheckFactory,
     ) -> Self {
         let (events, receiver) = mpsc::unbounded_channel();
@@ -338,6 +363,7 @@ impl Monitor {
             }),
             factory,
             node: node.to_owned(),
+            instance: instance.to_owned(),
             events,
         });
         tokio::spawn(publisher(Arc::downgrade(&shared), receiver));
@@ -365,8 +391,8 @@ impl Monitor {
             state.debounce = debounce;
             state.peers.quorum = quorum;
             if let Some(first_round) = self.configure_peers(&mut state, peers) {
-                let interval = peers.map_or(Duration::ZERO, |peers| peers.interval);
-                waits.push((interval, first_round));
+                let timeout = peers.map_or(Duration::ZERO, Peers::fetch_timeout);
+                waits.push((timeout, first_round));
             }
             state.targets.retain(|target, _| targets.contains(target));
             for target in targets {
@@ -490,6 +516,7 @@ impl Monitor {
             .sort_by(|left, right| (&left.probe, left.target).cmp(&(&right.probe, right.target)));
         View {
             node: self.shared.node.clone(),
+            instance: self.shared.instance.clone(),
             targets,
         }
     }
@@ -548,6 +575,7 @@ impl Monitor {
                 url: view.url.clone(),
                 node: view.node.clone(),
                 fresh: view.is_fresh(stale_after, now),
+                ignored: view.ignored.clone(),
                 last_fetch: view.fetched.map(|(_, wall)| unix_seconds(wall)),
                 last_error: view.last_error.clone(),
                 targets: view.observed.len(),
@@ -625,8 +653,7 @@ async fn peer_loop(
                 let mut fetches = tokio::task::JoinSet::new();
                 for (index, url) in settings.urls.iter().enumerate() {
                     let (client, url, token) = (client.clone(), url.clone(), token.clone());
-                    // A fetch never outlasts the round, so rounds never overlap.
-                    let timeout = settings.interval;
+                    let timeout = settings.fetch_timeout();
                     fetches.spawn(async move {
                         (
                             index,
@@ -679,7 +706,7 @@ async fn publisher(shared: std::sync::Weak<Shared>, mut results: mpsc::Unbounded
                 let changed = match event {
                     Event::Probe(target, result) => record(&mut state, &target, result),
                     Event::Peers { generation, fetched } => {
-                        take_round(&mut state, generation, fetched)
+                        take_round(&mut state, generation, fetched, &shared.instance)
                     }
                 };
                 if changed && deadline.is_none() {
@@ -727,7 +754,12 @@ fn record(state: &mut State, target: &ProbeTarget, result: CheckResult) -> bool 
 }
 
 /// Takes one round of peer views; true when it queued a change.
-fn take_round(state: &mut State, generation: u64, fetched: Vec<Result<View, String>>) -> bool {
+fn take_round(
+    state: &mut State,
+    generation: u64,
+    fetched: Vec<Result<View, String>>,
+    instance: &str,
+) -> bool {
     if generation != state.peers.generation {
         // A round of settings a reload replaced.
         return false;
@@ -742,6 +774,7 @@ fn take_round(state: &mut State, generation: u64, fetched: Vec<Result<View, Stri
         match result {
             Ok(fetched) => {
                 view.node = Some(fetched.node);
+                view.instance = Some(fetched.instance).filter(|id| !id.is_empty());
                 view.observed = fetched
                     .targets
                     .into_iter()
@@ -759,8 +792,11 @@ fn take_round(state: &mut State, generation: u64, fetched: Vec<Result<View, Stri
                 view.failures += 1;
             }
         }
-        let fresh = view.is_fresh(stale_after, now);
-        if fresh != view.was_fresh {
+    }
+    recognize(&mut state.peers.views, instance);
+    for view in &mut state.peers.views {
+        let fresh = view.votes(stale_after, now);
+        if fresh != view.was_fresh && view.ignored.is_none() {
             let node = view.node.as_deref().unwrap_or("?");
             if fresh {
                 info!(peer = %view.url, %node, "the peer's health view votes");
@@ -779,6 +815,29 @@ fn take_round(state: &mut State, generation: u64, fetched: Vec<Result<View, Stri
     decide_all(state, now)
 }
 
+/// Marks the views that must not vote: one that is this node (`instance`:
+/// a shared config lists every node, this one included), and one that is
+/// a node an earlier URL already reaches. Each is logged once.
+fn recognize(views: &mut [PeerView], instance: &str) {
+    for index in 0..views.len() {
+        let ignored = match views[index].instance.as_deref() {
+            None => None,
+            Some(id) if id == instance => Some("this node itself".to_owned()),
+            Some(id) => views[..index]
+                .iter()
+                .find(|earlier| earlier.instance.as_deref() == Some(id))
+                .map(|earlier| format!("the same node as {}", earlier.url)),
+        };
+        let view = &mut views[index];
+        if ignored != view.ignored {
+            if let Some(reason) = &ignored {
+                info!(peer = %view.url, "this peer is {reason}; its view does not vote");
+            }
+            view.ignored = ignored;
+        }
+    }
+}
+
 /// Counts the votes on `target` again and queues a change of its verdict;
 /// true when it queued one. `run_started` is when the change began: the
 /// first probe result that disagreed, or the moment this node learned the
@@ -794,7 +853,7 @@ fn decide(state: &mut State, target: &ProbeTarget, run_started: Instant, now: In
         Some(settings) => {
             let key = (target.probe.id.clone(), target.address);
             for view in &state.peers.views {
-                if view.is_fresh(settings.stale_after, now) {
+                if view.votes(settings.stale_after, now) {
                     votes.add(
                         view.observed
                             .get(&key)
@@ -989,7 +1048,7 @@ policy = ["healthy"]
                 address: target.address,
             }) as Box<dyn ProbeCheck>)
         });
-        Monitor::with_checks(Arc::clone(table), DEBOUNCE, "test", factory)
+        Monitor::with_checks(Arc::clone(table), DEBOUNCE, "test", "0", factory)
     }
 
     /// Whether answers may use each endpoint, in slot order.

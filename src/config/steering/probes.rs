@@ -5,7 +5,8 @@
 //! `[peers]` are fetched every 2 s by default and stop voting after three
 //! missed fetches; `health.quorum` defaults to a majority of the vantage
 //! points that vote, so a node cut off from its peers falls back to its own
-//! probes instead of freezing its last answers.
+//! probes instead of freezing its last answers (with a count as the
+//! quorum, such a node cannot reach it and keeps every endpoint up).
 //!
 //! The defaults follow what operators of load balancers expect: a probe
 //! every 10 s with a 2 s timeout, down after 3 failures in a row, up after
