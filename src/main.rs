@@ -751,15 +751,20 @@ fn status_text(status: &serde_json::Value, now: f64) -> String {
     if let (Some(file), Some(sample)) = (log["file"].as_str(), log["sample"].as_u64()) {
         let _ = writeln!(text, "query log: {file}, one query in {sample}");
     }
-    peers_text(&mut text, &status["health"], now);
+    peers_text(&mut text, status, now);
     text
 }
 
 /// The `[peers]` lines of [`status_text`]: each peer, whether its
-/// view votes, and why not.
-fn peers_text(text: &mut String, health: &serde_json::Value, now: f64) {
+/// view votes, and why not, and how many latency samples were read from it.
+fn peers_text(text: &mut String, status: &serde_json::Value, now: f64) {
     use std::fmt::Write;
 
+    let health = &status["health"];
+    let feeds = status["latency"]["peers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let peers = health["peers"]
         .as_array()
         .map(Vec::as_slice)
@@ -780,13 +785,26 @@ fn peers_text(text: &mut String, health: &serde_json::Value, now: f64) {
             let fetched = peer["last_fetch"]
                 .as_f64()
                 .map(|at| format!("fetched {} ago", age(now - at)));
-            let state = match (peer["fresh"] == true, peer["last_error"].as_str()) {
+            let mut state = match (peer["fresh"] == true, peer["last_error"].as_str()) {
+                _ if peer["ignored"].is_string() => {
+                    format!("ignored: {}", peer["ignored"].as_str().unwrap_or_default())
+                }
                 (true, _) => format!("votes, {}", fetched.unwrap_or_default()),
                 (false, Some(error)) => format!("stale: {error}"),
                 (false, None) => {
                     fetched.map_or_else(|| "stale".to_owned(), |at| format!("stale, {at}"))
                 }
             };
+            let feed = feeds.iter().find(|feed| feed["url"] == peer["url"]);
+            if let Some(read) = feed.and_then(|feed| feed["accepted"].as_u64())
+                && peer["ignored"].is_null()
+            {
+                let missed = feed.and_then(|feed| feed["missed"].as_u64()).unwrap_or(0);
+                let _ = write!(state, "; {read} latency samples read");
+                if missed > 0 {
+                    let _ = write!(state, ", {missed} missed");
+                }
+            }
             [
                 peer["url"].as_str().unwrap_or_default().to_owned(),
                 peer["node"].as_str().unwrap_or("?").to_owned(),
@@ -962,27 +980,33 @@ mod tests {
             "quorum": "majority",
             "peers": [
                 {"url": "http://10.0.0.2:8053", "node": "iad-1", "fresh": true,
-                 "last_fetch": NOW - 1.0, "last_error": null},
+                 "last_fetch": NOW - 1.0, "last_error": null, "ignored": null},
                 {"url": "http://10.0.0.3:8053", "node": null, "fresh": false,
-                 "last_fetch": null, "last_error": "HTTP 401"},
+                 "last_fetch": null, "last_error": "HTTP 401", "ignored": null},
+                {"url": "http://10.0.0.1:8053", "node": "fra-1", "fresh": true,
+                 "last_fetch": NOW, "last_error": null, "ignored": "this node itself"},
             ],
         });
+        status["latency"] = json!({"peers": [
+            {"url": "http://10.0.0.2:8053", "accepted": 1200, "missed": 3},
+        ]});
         let text = status_text(&status, NOW);
-        let tail: Vec<&str> = text.lines().rev().take(3).collect();
+        let tail: Vec<&str> = text.lines().rev().take(4).collect();
         assert_eq!(
-            tail[2],
-            "health shared with 2 peers (quorum majority), this node fra-1"
+            tail[3],
+            "health shared with 3 peers (quorum majority), this node fra-1"
         );
         assert!(
-            tail[1].contains("http://10.0.0.2:8053")
-                && tail[1].contains("iad-1")
-                && tail[1].contains("votes, fetched 1s ago"),
+            tail[2].contains("http://10.0.0.2:8053")
+                && tail[2].contains("iad-1")
+                && tail[2].ends_with("votes, fetched 1s ago; 1200 latency samples read, 3 missed"),
             "{text}"
         );
         assert!(
-            tail[0].contains("http://10.0.0.3:8053") && tail[0].ends_with("stale: HTTP 401"),
+            tail[1].contains("http://10.0.0.3:8053") && tail[1].ends_with("stale: HTTP 401"),
             "{text}"
         );
+        assert!(tail[0].ends_with("ignored: this node itself"), "{text}");
     }
 
     #[test]
