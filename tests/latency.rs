@@ -8,11 +8,9 @@
 
 mod common;
 
-use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{QueryOptions, TestServer, http_request};
-use hickory_proto::op::ResponseCode;
+use common::{TestServer, http_request, steered_answer, wait_for_steered};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -55,37 +53,6 @@ async fn start(max_age: &str) -> TestServer {
     TestServer::start_prepared(directory).await
 }
 
-/// The A record and ECS scope the server answers for a client in `network`/24.
-async fn answer(server: &TestServer, network: &str) -> (String, u8) {
-    let address: IpAddr = network.parse().expect("client network");
-    let options = QueryOptions {
-        edns: true,
-        client_subnet: Some((address, 24)),
-        ..QueryOptions::default()
-    };
-    let (response, addresses) = common::ask_a(server, "www.example.test.", &options).await;
-    assert_eq!(response.metadata.response_code, ResponseCode::NoError);
-    assert_eq!(addresses.len(), 1, "{addresses:?}");
-    let scope = common::ecs_scope(&response).expect("ECS in the answer");
-    (addresses[0].clone(), scope)
-}
-
-/// Polls until `network` is answered with `expected`; panics after 10 s.
-async fn wait_for(server: &TestServer, network: &str, expected: &str) {
-    let started = Instant::now();
-    loop {
-        let (now, _) = answer(server, network).await;
-        if now == expected {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{network} still answered {now}, not {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// POSTs `body` to `/latency`; returns the status and the JSON answer.
 async fn post_latency(server: &TestServer, body: &str) -> (u16, Value) {
     let address = server.admin_addr();
@@ -124,8 +91,8 @@ async fn status(server: &TestServer) -> Value {
 async fn posted_measurements_move_a_network_to_the_faster_site_and_the_margin_holds_it() {
     let server = start("1h").await;
     // No data: the pools' order (iad first); the matrix covers 100.64/16.
-    assert_eq!(answer(&server, "203.0.113.0").await.0, IAD);
-    assert_eq!(answer(&server, "100.64.7.0").await.0, FRA);
+    assert_eq!(steered_answer(&server, "203.0.113.0").await.0, IAD);
+    assert_eq!(steered_answer(&server, "100.64.7.0").await.0, FRA);
 
     let (code, reply) = post_latency(
         &server,
@@ -137,11 +104,11 @@ async fn posted_measurements_move_a_network_to_the_faster_site_and_the_margin_ho
     .await;
     assert_eq!(code, 200, "{reply}");
     assert_eq!(reply["accepted"], 2);
-    wait_for(&server, "203.0.113.0", FRA).await;
+    wait_for_steered(&server, "203.0.113.0", FRA).await;
     // Its neighbours have no data: the scope does not cover them.
-    let (_, scope) = answer(&server, "203.0.113.0").await;
+    let (_, scope) = steered_answer(&server, "203.0.113.0").await;
     assert_eq!(scope, 24);
-    assert_eq!(answer(&server, "203.0.112.0").await.0, IAD);
+    assert_eq!(steered_answer(&server, "203.0.112.0").await.0, IAD);
 
     // iad gets a little faster than fra, but not by 10% and 5 ms: fra stays.
     for _ in 0..20 {
@@ -149,7 +116,7 @@ async fn posted_measurements_move_a_network_to_the_faster_site_and_the_margin_ho
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
-        answer(&server, "203.0.113.0").await.0,
+        steered_answer(&server, "203.0.113.0").await.0,
         FRA,
         "the margin holds"
     );
@@ -157,7 +124,7 @@ async fn posted_measurements_move_a_network_to_the_faster_site_and_the_margin_ho
     for _ in 0..20 {
         post_latency(&server, &samples(&[("203.0.113.0/24", "iad", 10.0)])).await;
     }
-    wait_for(&server, "203.0.113.0", IAD).await;
+    wait_for_steered(&server, "203.0.113.0", IAD).await;
 
     let status = status(&server).await;
     assert_eq!(status["latency"]["prefixes"], 1, "{status}");
@@ -170,7 +137,7 @@ async fn malformed_batches_are_refused_and_bad_samples_counted_without_losing_da
     let server = start("1h").await;
     let (code, _) = post_latency(&server, &samples(&[("203.0.113.0/24", "fra", 30.0)])).await;
     assert_eq!(code, 200);
-    wait_for(&server, "203.0.113.0", FRA).await;
+    wait_for_steered(&server, "203.0.113.0", FRA).await;
 
     let (code, reply) = post_latency(&server, "{\"samples\": [{\"client\": ").await;
     assert_eq!(code, 400);
@@ -205,7 +172,7 @@ async fn malformed_batches_are_refused_and_bad_samples_counted_without_losing_da
     );
     // What was accepted before is still what answers.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(answer(&server, "203.0.113.0").await.0, FRA);
+    assert_eq!(steered_answer(&server, "203.0.113.0").await.0, FRA);
 
     let metrics = http_request(server.admin_addr(), "GET", "/metrics")
         .await
@@ -227,9 +194,9 @@ async fn stale_measurements_fall_back_and_the_matrix_is_reloaded() {
     let server = start("3s").await;
     post_latency(&server, &samples(&[("100.64.9.0/24", "iad", 5.0)])).await;
     // Measured beats the covering matrix prefix...
-    wait_for(&server, "100.64.9.0", IAD).await;
+    wait_for_steered(&server, "100.64.9.0", IAD).await;
     // ...until it is older than max_age: the matrix's /16 answers again.
-    wait_for(&server, "100.64.9.0", FRA).await;
+    wait_for_steered(&server, "100.64.9.0", FRA).await;
 
     // The matrix is read again on reload.
     std::fs::write(
@@ -239,7 +206,7 @@ async fn stale_measurements_fall_back_and_the_matrix_is_reloaded() {
     .expect("matrix");
     let response = http_request(server.admin_addr(), "POST", "/reload").await;
     assert_eq!(response.status, 200, "{}", response.body);
-    assert_eq!(answer(&server, "100.64.9.0").await.0, IAD);
+    assert_eq!(steered_answer(&server, "100.64.9.0").await.0, IAD);
 
     // A broken matrix is refused with its line, and the old one stays.
     std::fs::write(
@@ -254,7 +221,7 @@ async fn stale_measurements_fall_back_and_the_matrix_is_reloaded() {
         "{}",
         response.body
     );
-    assert_eq!(answer(&server, "100.64.9.0").await.0, IAD);
+    assert_eq!(steered_answer(&server, "100.64.9.0").await.0, IAD);
     server.shutdown().await;
 }
 
@@ -263,7 +230,7 @@ async fn a_restart_keeps_the_measurements_and_a_damaged_state_file_is_skipped() 
     let server = start("1h").await;
     post_latency(&server, &samples(&[("203.0.113.0/24", "fra", 20.0)])).await;
     post_latency(&server, &samples(&[("203.0.113.0/24", "iad", 90.0)])).await;
-    wait_for(&server, "203.0.113.0", FRA).await;
+    wait_for_steered(&server, "203.0.113.0", FRA).await;
     let state_file = server.directory.path().join("steer.latency");
     // Saved on demand; again only once something changed.
     let saved = http_request(server.admin_addr(), "POST", "/latency/save").await;
@@ -288,7 +255,10 @@ async fn a_restart_keeps_the_measurements_and_a_damaged_state_file_is_skipped() 
     // The first answer after the restart already uses the measurements,
     // with no sample posted again.
     let server = TestServer::start_prepared(directory).await;
-    assert_eq!(answer(&server, "203.0.113.0").await, (FRA.to_owned(), 24));
+    assert_eq!(
+        steered_answer(&server, "203.0.113.0").await,
+        (FRA.to_owned(), 24)
+    );
     let restored = status(&server).await;
     assert_eq!(restored["latency"]["prefixes"], 1, "{restored}");
 
@@ -300,7 +270,7 @@ async fn a_restart_keeps_the_measurements_and_a_damaged_state_file_is_skipped() 
     bytes[last] ^= 0xFF;
     std::fs::write(&state_file, bytes).expect("damage it");
     let server = TestServer::start_prepared(directory).await;
-    assert_eq!(answer(&server, "203.0.113.0").await.0, IAD);
+    assert_eq!(steered_answer(&server, "203.0.113.0").await.0, IAD);
     let empty = status(&server).await;
     assert_eq!(empty["latency"]["prefixes"], 0, "{empty}");
     server.shutdown().await;
@@ -317,24 +287,36 @@ async fn the_margin_holds_across_a_restart() {
         ]),
     )
     .await;
-    wait_for(&server, "203.0.113.0", FRA).await;
+    wait_for_steered(&server, "203.0.113.0", FRA).await;
     // iad gets a little faster than fra, not by the margin: fra is held.
     for _ in 0..20 {
         post_latency(&server, &samples(&[("203.0.113.0/24", "iad", 28.0)])).await;
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(answer(&server, "203.0.113.0").await.0, FRA, "held before");
+    assert_eq!(
+        steered_answer(&server, "203.0.113.0").await.0,
+        FRA,
+        "held before"
+    );
     let TestServer { directory, running } = server;
     running.expect("running").shutdown().await;
 
     // Without the margin's memory the first compile would pick the
     // fastest site, iad, and the network would move on a restart alone.
     let server = TestServer::start_prepared(directory).await;
-    assert_eq!(answer(&server, "203.0.113.0").await.0, FRA, "held after");
+    assert_eq!(
+        steered_answer(&server, "203.0.113.0").await.0,
+        FRA,
+        "held after"
+    );
     // And it stays held through the compiles that follow.
     post_latency(&server, &samples(&[("203.0.113.0/24", "iad", 28.0)])).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(answer(&server, "203.0.113.0").await.0, FRA, "held later");
+    assert_eq!(
+        steered_answer(&server, "203.0.113.0").await.0,
+        FRA,
+        "held later"
+    );
 
     // The file of the previous release (format 1, no choices) still
     // restores the measurements; the margin then starts afresh.
@@ -345,7 +327,7 @@ async fn the_margin_holds_across_a_restart() {
     std::fs::write(&state_file, version_1(&bytes)).expect("rewrite as version 1");
     let server = TestServer::start_prepared(directory).await;
     assert_eq!(
-        answer(&server, "203.0.113.0").await.0,
+        steered_answer(&server, "203.0.113.0").await.0,
         IAD,
         "fastest, no memory"
     );
@@ -400,6 +382,6 @@ async fn a_state_file_that_cannot_be_written_is_reported_and_the_model_kept() {
             .is_some_and(|error| error.contains("missing-directory"))
     );
     // The model is untouched: answers still follow it.
-    wait_for(&server, "203.0.113.0", FRA).await;
+    wait_for_steered(&server, "203.0.113.0", FRA).await;
     server.shutdown().await;
 }

@@ -10,10 +10,10 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{QueryOptions, TestServer, http_request};
+use common::{TestServer, http_request, steered_answer, wait_for_steered};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -151,35 +151,6 @@ async fn status(server: &TestServer, token: bool) -> Value {
     serde_json::from_str(&body).expect("status JSON")
 }
 
-/// The A record a client in `network`/24 gets.
-async fn answer(server: &TestServer, network: &str) -> String {
-    let address: IpAddr = network.parse().expect("client network");
-    let options = QueryOptions {
-        edns: true,
-        client_subnet: Some((address, 24)),
-        ..QueryOptions::default()
-    };
-    let (_, addresses) = common::ask_a(server, "www.example.test.", &options).await;
-    assert_eq!(addresses.len(), 1, "{addresses:?}");
-    addresses[0].clone()
-}
-
-/// Polls until `network` is answered with `expected`; panics after 10 s.
-async fn wait_for(server: &TestServer, network: &str, expected: &str) {
-    let started = Instant::now();
-    loop {
-        let now = answer(server, network).await;
-        if now == expected {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{network} still answered {now}, not {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Polls `server`'s feed of the peer at `peer` until `check` holds;
 /// returns the feed. Panics after 10 s.
 async fn wait_for_feed(
@@ -235,7 +206,11 @@ async fn samples_posted_to_one_node_steer_every_node_and_are_counted_once() {
         set_peers(node, &admins[index].to_string(), &others, false).await;
     }
     for node in &nodes {
-        assert_eq!(answer(node, "203.0.113.0").await, IAD, "no data: iad first");
+        assert_eq!(
+            steered_answer(node, "203.0.113.0").await.0,
+            IAD,
+            "no data: iad first"
+        );
     }
 
     // A beacon reaches the first node only.
@@ -250,7 +225,7 @@ async fn samples_posted_to_one_node_steer_every_node_and_are_counted_once() {
     .await;
     assert_eq!(reply["accepted"], 2);
     for node in &nodes {
-        wait_for(node, "203.0.113.0", FRA).await;
+        wait_for_steered(node, "203.0.113.0", FRA).await;
     }
 
     // Each sample counted once where it was posted, once per peer that read
@@ -285,7 +260,7 @@ async fn samples_posted_to_one_node_steer_every_node_and_are_counted_once() {
     // Still more: a later sample moves the network back on every node.
     post_samples(&nodes[0], &[("203.0.113.0/24", "fra", 300.0)], false).await;
     for node in &nodes {
-        wait_for(node, "203.0.113.0", IAD).await;
+        wait_for_steered(node, "203.0.113.0", IAD).await;
     }
     let metrics = request(admins[1], "GET", "/metrics", false).await.1;
     let line = format!(

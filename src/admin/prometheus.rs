@@ -362,13 +362,31 @@ fn peers(out: &mut String, status: &StatusSnapshot) {
         "counter",
         "Fetches of the peer's health view, by result.",
     );
-    for peer in peers {
-        for (result, count) in [("ok", peer.fetches), ("failed", peer.failures)] {
-            let name = format!(
-                "steer_health_peer_fetches_total{{peer=\"{}\",result=\"{result}\"}}",
-                label_value(&peer.url)
+    peer_results(
+        out,
+        "steer_health_peer_fetches_total",
+        peers.iter().map(|peer| {
+            (
+                peer.url.as_str(),
+                [("ok", peer.fetches), ("failed", peer.failures)],
+            )
+        }),
+    );
+}
+
+/// One line per peer and result of counter `name`: `name{peer="URL",result="R"} N`.
+fn peer_results<'a, const RESULTS: usize>(
+    out: &mut String,
+    name: &str,
+    rows: impl Iterator<Item = (&'a str, [(&'static str, u64); RESULTS])>,
+) {
+    for (url, counts) in rows {
+        for (result, count) in counts {
+            let series = format!(
+                "{name}{{peer=\"{}\",result=\"{result}\"}}",
+                label_value(url)
             );
-            line(out, &name, count);
+            line(out, &series, count);
         }
     }
 }
@@ -512,34 +530,34 @@ fn active_latency(out: &mut String, status: &StatusSnapshot) {
         "Samples read from the peer's latency journal, by result (missed: gone from its journal \
          before this node asked).",
     );
-    for peer in &latency.peers {
-        for (result, count) in [
-            ("accepted", peer.accepted),
-            ("rejected", peer.rejected),
-            ("missed", peer.missed),
-        ] {
-            let name = format!(
-                "steer_latency_peer_samples_total{{peer=\"{}\",result=\"{result}\"}}",
-                label_value(&peer.url)
-            );
-            line(out, &name, count);
-        }
-    }
+    peer_results(
+        out,
+        "steer_latency_peer_samples_total",
+        latency.peers.iter().map(|peer| {
+            let counts = [
+                ("accepted", peer.accepted),
+                ("rejected", peer.rejected),
+                ("missed", peer.missed),
+            ];
+            (peer.url.as_str(), counts)
+        }),
+    );
     header(
         out,
         "steer_latency_peer_fetches_total",
         "counter",
         "Fetches of the peer's latency journal, by result.",
     );
-    for peer in &latency.peers {
-        for (result, count) in [("ok", peer.fetches), ("failed", peer.failures)] {
-            let name = format!(
-                "steer_latency_peer_fetches_total{{peer=\"{}\",result=\"{result}\"}}",
-                label_value(&peer.url)
-            );
-            line(out, &name, count);
-        }
-    }
+    peer_results(
+        out,
+        "steer_latency_peer_fetches_total",
+        latency.peers.iter().map(|peer| {
+            (
+                peer.url.as_str(),
+                [("ok", peer.fetches), ("failed", peer.failures)],
+            )
+        }),
+    );
 }
 
 /// The `_bucket`, `_sum` and `_count` lines of one histogram series.

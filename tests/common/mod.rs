@@ -687,3 +687,39 @@ policy = [{{ cidr = {{ "81.2.69.0/24" = ["web-fra"] }} }}, "priority"]
 "#
     )
 }
+
+/// The one A record (and the ECS scope) that a client in `network`/24 is
+/// answered for the steered `www.example.test`.
+pub async fn steered_answer(server: &TestServer, network: &str) -> (String, u8) {
+    let address: std::net::IpAddr = network.parse().expect("client network");
+    let options = QueryOptions {
+        edns: true,
+        client_subnet: Some((address, 24)),
+        ..QueryOptions::default()
+    };
+    let (response, addresses) = ask_a(server, "www.example.test.", &options).await;
+    assert_eq!(
+        response.metadata.response_code,
+        hickory_proto::op::ResponseCode::NoError
+    );
+    assert_eq!(addresses.len(), 1, "{addresses:?}");
+    let scope = ecs_scope(&response).expect("ECS in the answer");
+    (addresses[0].clone(), scope)
+}
+
+/// Polls until a client in `network` is answered `expected` for the
+/// steered `www.example.test`; panics after 10 s.
+pub async fn wait_for_steered(server: &TestServer, network: &str, expected: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let (now, _) = steered_answer(server, network).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{network} still answered {now}, not {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
