@@ -275,6 +275,8 @@ pub struct Listeners {
     pub udp: Vec<SocketAddr>,
     /// DNS over TCP.
     pub tcp: Vec<SocketAddr>,
+    /// The peers' read-only listener (`peers.listen`), when there is one.
+    pub peers: Option<SocketAddr>,
 }
 
 /// `/status` as JSON.
@@ -1066,6 +1068,11 @@ impl Control {
         }
     }
 
+    /// `[peers]` of the configuration in force.
+    pub fn peers(&self) -> Option<crate::config::steering::Peers> {
+        lock(&self.status).sources.steering.peers.clone()
+    }
+
     /// This node's own probe results, for its peers (`GET /health/view`).
     pub fn health_view(&self) -> crate::health::peers::View {
         match self.monitor.get() {
@@ -1354,6 +1361,15 @@ fn restart_needed(active: &Config, reloaded: &Config) -> Vec<String> {
         active.steering.health.node.clone(),
         reloaded.steering.health.node.clone(),
     );
+    let peers_listen = |config: &Config| {
+        config
+            .steering
+            .peers
+            .as_ref()
+            .and_then(|peers| peers.listen)
+            .map_or_else(|| "none".to_owned(), |address| address.to_string())
+    };
+    compare("peers.listen", peers_listen(active), peers_listen(reloaded));
     compare(
         "latency.state_file",
         active.steering.latency.state_file.display().to_string(),
@@ -1553,6 +1569,7 @@ mod tests {
         let listeners = Listeners {
             udp: vec!["127.0.0.1:5300".parse().expect("address")],
             tcp: vec!["127.0.0.1:5300".parse().expect("address")],
+            peers: None,
         };
         control.set_listeners(listeners.clone());
         let status = control.status();

@@ -67,11 +67,14 @@ pub struct RunningServer {
     pub dns_tcp: Vec<SocketAddr>,
     /// The admin API.
     pub admin: SocketAddr,
+    /// The peers' read-only listener, when `peers.listen` is set.
+    pub peers: Option<SocketAddr>,
     /// The table owner; call [`Control::reload`] to reload.
     pub control: Arc<Control>,
     udp: UdpService,
     tcp: TcpService,
     admin_server: AdminServer,
+    peers_server: Option<AdminServer>,
     database_watch: tokio::task::JoinHandle<()>,
     latency_compiler: tokio::task::JoinHandle<()>,
     active_latency: tokio::task::JoinHandle<()>,
@@ -295,18 +298,42 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
     let (udp, tcp) = start_dns(&config, &control, query_log, &metrics).await?;
     let dns_udp = udp.local_addrs().to_vec();
     let dns_tcp = tcp.local_addrs().to_vec();
-    // Before the admin API answers: /status must show where DNS is served.
-    control.set_listeners(Listeners {
-        udp: dns_udp.clone(),
-        tcp: dns_tcp.clone(),
-    });
     let state = AdminState {
         control: Arc::clone(&control),
         metrics: Arc::clone(&metrics),
     };
+    let peers_listen = config
+        .steering
+        .peers
+        .as_ref()
+        .and_then(|peers| peers.listen);
+    let peers_server = match peers_listen {
+        None => None,
+        Some(address) => match AdminServer::start_for_peers(address, state.clone()).await {
+            Ok(server) => Some(server),
+            Err(source) => {
+                stop_dns(udp, tcp).await;
+                return Err(StartError::Listen {
+                    what: "the peers' listener",
+                    addresses: address.to_string(),
+                    source,
+                });
+            }
+        },
+    };
+    let peers = peers_server.as_ref().map(AdminServer::local_addr);
+    // Before the admin API answers: /status must show where DNS is served.
+    control.set_listeners(Listeners {
+        udp: dns_udp.clone(),
+        tcp: dns_tcp.clone(),
+        peers,
+    });
     let admin_server = match AdminServer::start(config.admin.listen, state).await {
         Ok(admin_server) => admin_server,
         Err(source) => {
+            if let Some(server) = peers_server {
+                server.stop().await;
+            }
             stop_dns(udp, tcp).await;
             return Err(StartError::Listen {
                 what: "the admin API",
@@ -324,6 +351,9 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         info!(transport = %"tcp", address = %address, "listening");
     }
     info!(address = %admin, "admin API listening");
+    if let Some(address) = peers {
+        info!(%address, "peers' listener (health view, latency journal) listening");
+    }
     let database_watch = tokio::spawn(watch_databases(
         Arc::clone(&control),
         config_path.to_path_buf(),
@@ -345,6 +375,8 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         udp,
         tcp,
         admin_server,
+        peers_server,
+        peers,
         database_watch,
         latency_compiler,
         active_latency,
@@ -364,6 +396,9 @@ impl RunningServer {
         self.latency_sharing.abort();
         self.rate_limit_log.abort();
         self.admin_server.stop().await;
+        if let Some(server) = self.peers_server {
+            server.stop().await;
+        }
         // After the admin API: no sample arrives once the model is written.
         // A failure is logged by the save itself; stopping goes on.
         let _ = self.control.save_latency_state().await;

@@ -432,3 +432,74 @@ async fn a_node_listed_as_its_own_peer_or_twice_is_read_once() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_peers_listener_serves_the_view_and_journal_and_nothing_else() {
+    let writer = start("127.0.0.1:0", true).await;
+    let reader = start("127.0.0.1:0", true).await;
+    let (writer_admin, reader_admin) = (writer.admin_addr(), reader.admin_addr());
+    // The writer's config gets a peers' listener; it opens at start.
+    let text = config(&writer_admin.to_string(), &[reader_admin], true)
+        .replace("[peers]\n", "[peers]\nlisten = \"127.0.0.1:0\"\n")
+        .replace(&format!("\"{writer_admin}\""), "\"127.0.0.1:0\"");
+    writer.shutdown().await;
+    let directory = common::example_directory(&text);
+    std::fs::write(directory.path().join("fleet.token"), format!("{TOKEN}\n")).expect("token");
+    let writer = TestServer::start_prepared(directory).await;
+    let listener = writer.running().peers.expect("a peers' listener");
+    let status = status(&writer, true).await;
+    assert_eq!(
+        status["listen"]["peers"],
+        listener.to_string().as_str(),
+        "{status}"
+    );
+
+    post_samples(&writer, &[("203.0.113.0/24", "fra", 30.0)], true).await;
+    let (code, body) = request(listener, "GET", "/latency/journal", false).await;
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = request(listener, "GET", "/latency/journal", true).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("203.0.113.0/24"), "{body}");
+    let (code, body) = request(listener, "GET", "/health/view", true).await;
+    assert_eq!(code, 200, "{body}");
+    // Nothing of the admin API is there, token or not.
+    for (method, path) in [
+        ("GET", "/status"),
+        ("POST", "/reload"),
+        ("POST", "/pools/web-fra/drain"),
+    ] {
+        let (code, body) = request(listener, method, path, true).await;
+        assert_eq!(code, 404, "{method} {path}: {body}");
+    }
+
+    // A peer reads the journal through it.
+    set_peers(&reader, &reader_admin.to_string(), &[listener], true).await;
+    wait_for_feed(&reader, listener, true, |feed| feed["accepted"] == 1).await;
+    wait_for_steered(&reader, "203.0.113.0", FRA).await;
+    writer.shutdown().await;
+    reader.shutdown().await;
+}
+
+#[test]
+fn a_peers_listener_beyond_loopback_needs_a_token() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let text = config(
+        "127.0.0.1:8053",
+        &["127.0.0.1:9".parse().expect("address")],
+        false,
+    )
+    .replace("[peers]\n", "[peers]\nlisten = \"192.0.2.1:8054\"\n");
+    common::write_example(directory.path(), &text);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_steer"))
+        .args(["check", "--config"])
+        .arg(directory.path().join("steer.toml"))
+        .output()
+        .expect("steer check");
+    assert_eq!(output.status.code(), Some(1));
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        errors.contains("peers.listen: 192.0.2.1:8054 is not a loopback address")
+            && errors.contains("needs peers.token_file"),
+        "{errors}"
+    );
+}

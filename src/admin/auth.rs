@@ -87,6 +87,35 @@ pub async fn require_bearer(
     }
 }
 
+/// Middleware of the peers' listener ([`super::peer_router`]): passes
+/// requests that carry the `peers.token_file` token of the configuration
+/// in force. Without one, a loopback listener passes everything and any
+/// other refuses everything.
+pub async fn require_peer_token(
+    State((control, loopback)): State<(Arc<crate::control::Control>, bool)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let token = control.peers().and_then(|peers| peers.token);
+    let refusal = match (&token, presented_token(&request)) {
+        (None, _) if loopback => None,
+        (None, _) => Some("this node has no peers.token_file now; its peers' listener is closed"),
+        (Some(token), Some(presented)) if token.matches(presented) => None,
+        (Some(_), Some(_)) => {
+            debug!(path = %request.uri().path(), "peer request with a wrong bearer token");
+            Some("the bearer token is not the one in peers.token_file")
+        }
+        (Some(_), None) => Some(
+            "a bearer token is needed: send Authorization: Bearer TOKEN, with the token in \
+             peers.token_file",
+        ),
+    };
+    match refusal {
+        None => next.run(request).await,
+        Some(message) => unauthorized(message),
+    }
+}
+
 /// The credentials of an `Authorization: Bearer ...` header, if the request
 /// has one. The scheme is case-insensitive (RFC 9110 §11.1).
 fn presented_token(request: &Request) -> Option<&[u8]> {

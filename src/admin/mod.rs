@@ -99,6 +99,24 @@ pub fn router(state: AdminState) -> Router {
     }
 }
 
+/// The peers' read-only listener (`peers.listen`): this node's health view
+/// and latency journal, nothing else, so that the fleet can share them
+/// without opening the admin API (which reloads and drains) to the
+/// network. Every request must carry the `peers.token_file` token of the
+/// configuration in force; a listener beyond loopback refuses everything
+/// while there is none (a reload that dropped it).
+pub fn peer_router(state: AdminState, loopback: bool) -> Router {
+    let guard = (Arc::clone(&state.control), loopback);
+    Router::new()
+        .route(crate::health::peers::VIEW_PATH, get(health_view))
+        .route(crate::latency::journal::JOURNAL_PATH, get(latency_journal))
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            auth::require_peer_token,
+        ))
+}
+
 /// An admin change that was refused: 404 for what does not exist, 500
 /// when the change could not be saved (and so was not made).
 fn admin_error_response(admin_error: &AdminError) -> Response {
@@ -394,10 +412,19 @@ impl AdminServer {
     /// Binds `address` (port 0 picks a free port) and serves [`router`] on
     /// the current tokio runtime.
     pub async fn start(address: SocketAddr, state: AdminState) -> io::Result<Self> {
+        Self::serve(address, router(state)).await
+    }
+
+    /// Binds `address` and serves [`peer_router`]: the peers' listener.
+    pub async fn start_for_peers(address: SocketAddr, state: AdminState) -> io::Result<Self> {
+        let loopback = address.ip().to_canonical().is_loopback();
+        Self::serve(address, peer_router(state, loopback)).await
+    }
+
+    async fn serve(address: SocketAddr, app: Router) -> io::Result<Self> {
         let listener = TcpListener::bind(address).await?;
         let local_addr = listener.local_addr()?;
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let app = router(state);
         let task = tokio::spawn(async move {
             let result = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

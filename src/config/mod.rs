@@ -179,6 +179,26 @@ fn validate(path: &Path, mut spec: Spec) -> Result<Config, Vec<ConfigError>> {
     let server = validate_server(path, base, spec.server, &mut errors);
     let admin = validate_admin(path, base, spec.admin, &server.listen, &mut errors);
     let steering = steering::validate(path, base, steering_spec, &mut errors);
+    if let Some(listen) = steering.peers.as_ref().and_then(|peers| peers.listen)
+        && listen.port() != 0
+    {
+        let taken = if listen == admin.listen {
+            Some("admin.listen".to_owned())
+        } else {
+            server
+                .listen
+                .iter()
+                .position(|address| *address == listen)
+                .map(|index| format!("server.listen[{index}]"))
+        };
+        if let Some(taken) = taken {
+            errors.push(ConfigError::at(
+                path,
+                "peers.listen",
+                format!("{listen} is also {taken}; TCP cannot share it"),
+            ));
+        }
+    }
     let rate_limit = spec
         .rate_limit
         .map(|rate_limit| rate_limit::validate(path, rate_limit, &mut errors));

@@ -127,6 +127,9 @@ impl Default for HealthConfig {
 /// health views.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peers {
+    /// A read-only listener for the peers (view and journal only), when
+    /// configured; fixed at start.
+    pub listen: Option<SocketAddr>,
     /// Admin API base URLs, without a trailing slash.
     pub urls: Vec<String>,
     /// Sent as `Authorization: Bearer` to every peer.

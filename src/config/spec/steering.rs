@@ -100,6 +100,10 @@ pub struct HealthSpec {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeersSpec {
+    /// Where this node serves its view and journal to the peers alone
+    /// (read-only), e.g. `10.0.0.1:8054`.
+    #[serde(default)]
+    pub listen: Option<String>,
     /// Admin API base URLs of the other nodes, e.g. `http://10.0.0.2:8053`.
     pub urls: Vec<String>,
     /// A file holding the bearer token sent to the peers (their admin

@@ -456,6 +456,32 @@ pub(super) fn peers(spec: PeersSpec, base: &std::path::Path, report: Report<'_>)
             Err(message) => report(path, message),
         }
     }
+    let listen = spec.listen.as_deref().and_then(|text| {
+        text.trim()
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| {
+                report(
+                    "peers.listen".to_owned(),
+                    format!(
+                        "invalid socket address \"{text}\": expected IP:port, e.g. \"10.0.0.1:8054\""
+                    ),
+                );
+            })
+            .ok()
+    });
+    if let Some(address) = listen
+        && !address.ip().to_canonical().is_loopback()
+        && spec.token_file.is_none()
+    {
+        // The journal holds client networks and their RTTs.
+        report(
+            "peers.listen".to_owned(),
+            format!(
+                "{address} is not a loopback address; what it serves (endpoint health, client \
+                 networks and their RTTs) needs peers.token_file there"
+            ),
+        );
+    }
     let token = spec.token_file.and_then(|name| {
         crate::config::read_token_file(&base.join(name))
             .map_err(|message| report("peers.token_file".to_owned(), message))
@@ -479,6 +505,7 @@ pub(super) fn peers(spec: PeersSpec, base: &std::path::Path, report: Report<'_>)
         report,
     );
     Peers {
+        listen,
         urls,
         token,
         interval,
