@@ -116,7 +116,7 @@ pub async fn run(control: Arc<Control>) {
     let own = engine.journal().epoch().to_owned();
     loop {
         let started = Instant::now();
-        let peers = control.serving().steering.peers.clone();
+        let peers = control.peers();
         let Some(peers) = peers else {
             sharing.keep(&[]);
             tokio::time::sleep(IDLE_CHECK).await;
