@@ -149,4 +149,84 @@ mod tests {
             );
         }
     }
+
+    /// Serves `response` (a whole HTTP response) to one connection, after
+    /// reading its request head; returns the address.
+    async fn serve_once(response: Vec<u8>) -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut head = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(read) => head.extend_from_slice(&buffer[..read]),
+                }
+            }
+            let _ = stream.write_all(&response).await;
+            let _ = stream.shutdown().await;
+        });
+        address
+    }
+
+    fn response(status: &str, body: &[u8]) -> Vec<u8> {
+        let mut response = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(body);
+        response
+    }
+
+    async fn fetch(response: Vec<u8>) -> Result<serde_json::Value, String> {
+        let address = serve_once(response).await;
+        let client = client("test").expect("client");
+        fetch_json(
+            &client,
+            &format!("http://{address}/view"),
+            Some("token-0123456789abcdef"),
+            Duration::from_secs(5),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_broken_peer_gets_a_one_line_error_and_never_a_panic() {
+        let good = fetch(response("200 OK", br#"{"node":"b"}"#)).await;
+        assert_eq!(good.expect("JSON")["node"], "b");
+        let refused = fetch(response("401 Unauthorized", b"{}")).await;
+        assert_eq!(refused, Err("HTTP 401".to_owned()));
+        let garbage = fetch(response("200 OK", b"<html>"))
+            .await
+            .expect_err("garbage");
+        assert!(garbage.starts_with("the answer is not valid"), "{garbage}");
+        let huge = vec![b' '; MAX_BODY_BYTES + 1];
+        let huge = fetch(response("200 OK", &huge))
+            .await
+            .expect_err("too large");
+        assert_eq!(
+            huge,
+            format!("the answer is larger than {MAX_BODY_BYTES} bytes")
+        );
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("address")
+        };
+        let client = client("test").expect("client");
+        let url = format!("http://{closed}/view");
+        let error = fetch_json::<serde_json::Value>(&client, &url, None, Duration::from_secs(5))
+            .await
+            .expect_err("refused");
+        assert!(error.contains("onnection refused"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+    }
 }
