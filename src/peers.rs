@@ -1,10 +1,11 @@
-//! The fleet's other nodes, as `[peers]` lists them: how their admin URLs
+//! The fleet's other nodes, as `[peers]` lists them: how their URLs
 //! are checked and how this node reads JSON from them (control plane).
 //!
-//! Nodes share what only one of them can see: their probes' verdicts
+//! Nodes share what only one of them can see: what their own probes say
 //! ([`crate::health::peers`]) and the real-user measurements posted to them
 //! ([`crate::latency::sharing`]). Both are pulled: each node fetches from
-//! the others' admin APIs on an interval, so a node that is down or slow
+//! the others' read-only listeners (`peers.listen`, or their admin APIs)
+//! on an interval, so a node that is down or slow
 //! costs the others one failed fetch per interval and nothing else, and
 //! nothing has to be pushed to a node that just restarted.
 
@@ -36,7 +37,7 @@ pub fn host_name() -> String {
     }
 }
 
-/// Checks a peer's admin URL as written in `peers.urls`: `http` or
+/// Checks a peer's URL as written in `peers.urls`: `http` or
 /// `https`, a host, nothing after the path. Returns it without a trailing
 /// slash, ready for a path to be appended.
 pub fn base_url(text: &str) -> Result<String, String> {

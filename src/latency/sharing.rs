@@ -48,7 +48,7 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// One peer's feed, as `/status` and `/metrics` show it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct FeedStatus {
-    /// The peer's admin URL.
+    /// The peer's URL, as `peers.urls` lists it.
     pub url: String,
     /// Samples taken into the model.
     pub accepted: u64,

@@ -163,7 +163,7 @@ pub struct MonitorSnapshot {
 /// One peer as `/status` and `/metrics` show it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PeerStatus {
-    /// Its admin URL.
+    /// Its URL, as `peers.urls` lists it.
     pub url: String,
     /// The name its view gives, once one was fetched.
     pub node: Option<String>,
