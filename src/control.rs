@@ -1370,6 +1370,21 @@ fn restart_needed(active: &Config, reloaded: &Config) -> Vec<String> {
             .map_or_else(|| "none".to_owned(), |address| address.to_string())
     };
     compare("peers.listen", peers_listen(active), peers_listen(reloaded));
+    // Whether the listener speaks TLS is fixed when it opens; a new
+    // certificate is used at the next handshake.
+    let listener_tls = |config: &Config| {
+        let tls = config
+            .steering
+            .peers
+            .as_ref()
+            .is_some_and(|peers| peers.tls.is_some());
+        if tls { "TLS" } else { "no TLS" }.to_owned()
+    };
+    compare(
+        "peers.tls_certificate",
+        listener_tls(active),
+        listener_tls(reloaded),
+    );
     compare(
         "latency.state_file",
         active.steering.latency.state_file.display().to_string(),

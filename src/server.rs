@@ -307,19 +307,26 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         .peers
         .as_ref()
         .and_then(|peers| peers.listen);
+    let peers_tls = config
+        .steering
+        .peers
+        .as_ref()
+        .is_some_and(|peers| peers.tls.is_some());
     let peers_server = match peers_listen {
         None => None,
-        Some(address) => match AdminServer::start_for_peers(address, state.clone()).await {
-            Ok(server) => Some(server),
-            Err(source) => {
-                stop_dns(udp, tcp).await;
-                return Err(StartError::Listen {
-                    what: "the peers' listener",
-                    addresses: address.to_string(),
-                    source,
-                });
+        Some(address) => {
+            match AdminServer::start_for_peers(address, state.clone(), peers_tls).await {
+                Ok(server) => Some(server),
+                Err(source) => {
+                    stop_dns(udp, tcp).await;
+                    return Err(StartError::Listen {
+                        what: "the peers' listener",
+                        addresses: address.to_string(),
+                        source,
+                    });
+                }
             }
-        },
+        }
     };
     let peers = peers_server.as_ref().map(AdminServer::local_addr);
     // Before the admin API answers: /status must show where DNS is served.

@@ -179,6 +179,32 @@ async fn wait_for_feed(
     }
 }
 
+/// Polls `server`'s feed whose URL is `url` until `check` holds; returns
+/// the feed. Panics after 10 s.
+async fn wait_for_feed_url(
+    server: &TestServer,
+    url: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let status = status(server, true).await;
+        let feed = status["latency"]["peers"]
+            .as_array()
+            .and_then(|feeds| feeds.iter().find(|feed| feed["url"] == url))
+            .cloned()
+            .unwrap_or(Value::Null);
+        if check(&feed) {
+            return feed;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the feed of {url} never got there: {feed}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A loopback port free now, for a node that must come back on the same
 /// address after a restart.
 fn free_port() -> u16 {
@@ -501,5 +527,145 @@ fn a_peers_listener_beyond_loopback_needs_a_token() {
         errors.contains("peers.listen: 192.0.2.1:8054 is not a loopback address")
             && errors.contains("needs peers.token_file"),
         "{errors}"
+    );
+}
+
+/// A fleet CA and a certificate it signed for 127.0.0.1, written as PEM
+/// files into `directory`: `fleet-ca.pem`, `peer.pem`, `peer.key`.
+fn write_fleet_certificates(directory: &std::path::Path) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let certificate = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("certificate");
+    std::fs::write(directory.join("fleet-ca.pem"), ca.pem()).expect("CA file");
+    std::fs::write(directory.join("peer.pem"), certificate.pem()).expect("certificate file");
+    std::fs::write(directory.join("peer.key"), key.serialize_pem()).expect("key file");
+}
+
+#[tokio::test]
+async fn peers_read_each_other_over_tls_trusting_the_fleet_ca_alone() {
+    let reader = start("127.0.0.1:0", true).await;
+    let reader_admin = reader.admin_addr();
+    // The writer serves its peers' listener over TLS.
+    let directory =
+        common::example_directory(&config("127.0.0.1:0", &[reader_admin], true).replace(
+            "[peers]\n",
+            "[peers]\nlisten = \"127.0.0.1:0\"\ntls_certificate = \"peer.pem\"\n\
+             tls_key = \"peer.key\"\n",
+        ));
+    std::fs::write(directory.path().join("fleet.token"), format!("{TOKEN}\n")).expect("token");
+    write_fleet_certificates(directory.path());
+    let certificates = directory.path().to_path_buf();
+    let writer = TestServer::start_prepared(directory).await;
+    let listener = writer.running().peers.expect("a peers' listener");
+    post_samples(&writer, &[("203.0.113.0/24", "fra", 30.0)], true).await;
+
+    // Plain HTTP gets no answer from a TLS listener.
+    let mut stream = TcpStream::connect(listener).await.expect("connect");
+    let plain = format!(
+        "GET /latency/journal HTTP/1.1\r\nHost: {listener}\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    stream.write_all(plain.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw)).await;
+    assert!(
+        !String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 200"),
+        "the listener answered in clear"
+    );
+
+    // A reader that trusts the system's roots only refuses the certificate.
+    std::fs::copy(
+        certificates.join("fleet-ca.pem"),
+        reader.directory.path().join("fleet-ca.pem"),
+    )
+    .expect("copy");
+    let https = format!("https://{listener}");
+    let with_peers = |ca: bool| {
+        config(&reader_admin.to_string(), &[listener], true)
+            .replace(&format!("\"http://{listener}\""), &format!("\"{https}\""))
+            .replace(
+                "[peers]\n",
+                if ca {
+                    "[peers]\nca_file = \"fleet-ca.pem\"\n"
+                } else {
+                    "[peers]\n"
+                },
+            )
+    };
+    std::fs::write(
+        reader.directory.path().join("steer.toml"),
+        with_peers(false),
+    )
+    .expect("config");
+    let (code, body) = request(reader_admin, "POST", "/reload", true).await;
+    assert_eq!(code, 200, "{body}");
+    let feed = wait_for_feed_url(&reader, &https, |feed| {
+        feed["last_error"]
+            .as_str()
+            .is_some_and(|error| error.to_lowercase().contains("certificate"))
+    })
+    .await;
+    assert_eq!(feed["accepted"], 0, "{feed}");
+
+    // Trusting the fleet CA, it reads the journal.
+    std::fs::write(reader.directory.path().join("steer.toml"), with_peers(true)).expect("config");
+    let (code, body) = request(reader_admin, "POST", "/reload", true).await;
+    assert_eq!(code, 200, "{body}");
+    let feed = wait_for_feed_url(&reader, &https, |feed| feed["accepted"] == 1).await;
+    assert_eq!(feed["last_error"], Value::Null, "{feed}");
+    wait_for_steered(&reader, "203.0.113.0", FRA).await;
+    writer.shutdown().await;
+    reader.shutdown().await;
+}
+
+#[test]
+fn tls_files_that_do_not_fit_are_refused_naming_the_key() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    write_fleet_certificates(directory.path());
+    // A key of another certificate.
+    let other = tempfile::tempdir().expect("temporary directory");
+    write_fleet_certificates(other.path());
+    std::fs::copy(
+        other.path().join("peer.key"),
+        directory.path().join("other.key"),
+    )
+    .expect("copy");
+    std::fs::write(directory.path().join("empty.pem"), "").expect("empty");
+    let text = config(
+        "127.0.0.1:8053",
+        &["127.0.0.1:9".parse().expect("address")],
+        false,
+    )
+    .replace(
+        "[peers]\n",
+        "[peers]\nlisten = \"127.0.0.1:8054\"\ntls_certificate = \"peer.pem\"\n\
+             tls_key = \"other.key\"\nca_file = \"empty.pem\"\n",
+    );
+    common::write_example(directory.path(), &text);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_steer"))
+        .args(["check", "--config"])
+        .arg(directory.path().join("steer.toml"))
+        .output()
+        .expect("steer check");
+    assert_eq!(output.status.code(), Some(1));
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        errors.contains("peers.tls_certificate:") && errors.contains("does not fit"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("peers.ca_file:") && errors.contains("no certificate"),
+        "{errors}"
+    );
+    assert!(
+        !errors.contains("PRIVATE KEY"),
+        "the key never shows: {errors}"
     );
 }

@@ -415,10 +415,29 @@ impl AdminServer {
         Self::serve(address, router(state)).await
     }
 
-    /// Binds `address` and serves [`peer_router`]: the peers' listener.
-    pub async fn start_for_peers(address: SocketAddr, state: AdminState) -> io::Result<Self> {
+    /// Binds `address` and serves [`peer_router`]: the peers' listener,
+    /// over TLS when `tls` (with the certificate of the configuration in
+    /// force at each handshake, see [`crate::peers::tls`]).
+    pub async fn start_for_peers(
+        address: SocketAddr,
+        state: AdminState,
+        tls: bool,
+    ) -> io::Result<Self> {
         let loopback = address.ip().to_canonical().is_loopback();
-        Self::serve(address, peer_router(state, loopback)).await
+        let control = Arc::clone(&state.control);
+        let app = peer_router(state, loopback);
+        if !tls {
+            return Self::serve(address, app).await;
+        }
+        let listener = TcpListener::bind(address).await?;
+        let local_addr = listener.local_addr()?;
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(crate::peers::tls::serve(listener, app, control, stopped));
+        Ok(Self {
+            local_addr,
+            shutdown,
+            task,
+        })
     }
 
     async fn serve(address: SocketAddr, app: Router) -> io::Result<Self> {

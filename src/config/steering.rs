@@ -130,6 +130,10 @@ pub struct Peers {
     /// A read-only listener for the peers (view and journal only), when
     /// configured; fixed at start.
     pub listen: Option<SocketAddr>,
+    /// TLS for `listen`, when configured.
+    pub tls: Option<PeerTls>,
+    /// `ca_file` as read (PEM): the only CA trusted for https peers.
+    pub ca: Option<Vec<u8>>,
     /// Admin API base URLs, without a trailing slash.
     pub urls: Vec<String>,
     /// Sent as `Authorization: Bearer` to every peer.
@@ -138,6 +142,28 @@ pub struct Peers {
     pub interval: Duration,
     /// A peer whose view has not been fetched for this long does not vote.
     pub stale_after: Duration,
+}
+
+/// `peers.tls_certificate` and `peers.tls_key` as read (PEM), checked to
+/// belong together. `Debug` shows the certificate's file, never the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PeerTls {
+    /// Where the certificate chain was read from.
+    pub certificate: PathBuf,
+    /// The certificate chain, PEM.
+    pub chain: Vec<u8>,
+    /// The private key, PEM.
+    pub key: Vec<u8>,
+}
+
+impl fmt::Debug for PeerTls {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("PeerTls")
+            .field("certificate", &self.certificate)
+            .field("key", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Peers {

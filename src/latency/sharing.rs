@@ -107,12 +107,17 @@ impl Pulled {
     }
 }
 
+/// The HTTP client for the peers, or why there is none.
+type PeerClient = Result<reqwest::Client, String>;
+
 /// Fetches the peers' journals forever (see the module docs); the peers
 /// are re-read from the served configuration every round.
 pub async fn run(control: Arc<Control>) {
     let sharing = Arc::clone(control.latency_sharing());
     let engine = Arc::clone(control.latency());
-    let client = crate::peers::client(&control.config().steering.health.node);
+    let node = control.config().steering.health.node.clone();
+    // Made again only when `peers.ca_file` changes.
+    let mut client: Option<(Option<Vec<u8>>, PeerClient)> = None;
     let own = engine.journal().epoch().to_owned();
     loop {
         let started = Instant::now();
@@ -123,9 +128,14 @@ pub async fn run(control: Arc<Control>) {
             continue;
         };
         sharing.keep(&peers.urls);
-        match &client {
-            Ok(client) => sharing.round(client, &engine, &peers, &own).await,
-            Err(error) => sharing.fail_all(error),
+        if client.as_ref().is_none_or(|(ca, _)| *ca != peers.ca) {
+            let made = crate::peers::client(&node, peers.ca.as_deref());
+            client = Some((peers.ca.clone(), made));
+        }
+        match client.as_ref().map(|(_, made)| made) {
+            Some(Ok(made)) => sharing.round(made, &engine, &peers, &own).await,
+            Some(Err(error)) => sharing.fail_all(error),
+            None => {}
         }
         tokio::time::sleep_until(started + peers.interval).await;
     }

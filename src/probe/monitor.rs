@@ -641,7 +641,7 @@ async fn peer_loop(
     node: String,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    let client = crate::peers::client(&node);
+    let client = crate::peers::client(&node, settings.ca.as_deref());
     let token = settings
         .token
         .as_ref()

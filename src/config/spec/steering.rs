@@ -104,6 +104,15 @@ pub struct PeersSpec {
     /// (read-only), e.g. `10.0.0.1:8054`.
     #[serde(default)]
     pub listen: Option<String>,
+    /// PEM certificate chain for `listen` (HTTPS), relative to the config.
+    #[serde(default)]
+    pub tls_certificate: Option<String>,
+    /// PEM private key of `tls_certificate`, relative to the config.
+    #[serde(default)]
+    pub tls_key: Option<String>,
+    /// PEM CA certificates: the only ones trusted for the peers' https URLs.
+    #[serde(default)]
+    pub ca_file: Option<String>,
     /// Admin API base URLs of the other nodes, e.g. `http://10.0.0.2:8053`.
     pub urls: Vec<String>,
     /// A file holding the bearer token sent to the peers (their admin

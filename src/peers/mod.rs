@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+pub mod tls;
+
 /// The largest body read from a peer: ample for a view of tens of
 /// thousands of targets or a page of the latency journal, and a bound on
 /// what a broken peer can make this node buffer.
@@ -67,13 +69,18 @@ pub fn base_url(text: &str) -> Result<String, String> {
 }
 
 /// The HTTP client for the peers: names the node in its `User-Agent`,
-/// never follows redirects nor goes through a proxy.
-pub fn client(node: &str) -> Result<reqwest::Client, String> {
+/// never follows redirects nor goes through a proxy, and trusts only the
+/// CA of `ca` (PEM, `peers.ca_file`) when there is one.
+pub fn client(node: &str, ca: Option<&[u8]>) -> Result<reqwest::Client, String> {
     crate::probe::check::install_crypto_provider();
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .user_agent(crate::probe::check::user_agent(node))
         .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(pem) = ca {
+        builder = builder.tls_certs_only(tls::ca_certificates(pem)?);
+    }
+    builder
         .build()
         .map_err(|error| format!("cannot build the HTTP client: {error}"))
 }
@@ -190,7 +197,7 @@ mod tests {
 
     async fn fetch(response: Vec<u8>) -> Result<serde_json::Value, String> {
         let address = serve_once(response).await;
-        let client = client("test").expect("client");
+        let client = client("test", None).expect("client");
         fetch_json(
             &client,
             &format!("http://{address}/view"),
@@ -222,7 +229,7 @@ mod tests {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             listener.local_addr().expect("address")
         };
-        let client = client("test").expect("client");
+        let client = client("test", None).expect("client");
         let url = format!("http://{closed}/view");
         let error = fetch_json::<serde_json::Value>(&client, &url, None, Duration::from_secs(5))
             .await
