@@ -139,6 +139,20 @@ def time_until(dns, serving, started, limit=30):
     return time.monotonic() - started
 
 
+def time_all(dns, serving):
+    """Seconds from now until each node's answers show `serving`, timed on
+    every node at once."""
+    started = time.monotonic()
+    times = {}
+    threads = [threading.Thread(target=lambda n=name: times.__setitem__(
+        n, time_until(dns[n], serving, started))) for name in NODES]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return times
+
+
 def main():
     if not os.path.exists(BINARY):
         sys.exit("build first: cargo build --release")
@@ -168,26 +182,11 @@ def main():
             # Fail somewhere within the probe cycle, as a real outage does.
             time.sleep(INTERVAL * (round_number % 5) / 5)
             failing.update({"a", "b"})
-            started = time.monotonic()
-            times = {}
-            threads = [threading.Thread(target=lambda n=name: times.__setitem__(
-                n, time_until(dns[n], False, started))) for name in NODES]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            for name in NODES:
-                down[name].append(times[name])
+            for name, seconds in time_all(dns, False).items():
+                down[name].append(seconds)
             failing.clear()
-            started = time.monotonic()
-            threads = [threading.Thread(target=lambda n=name: times.__setitem__(
-                n, time_until(dns[n], True, started))) for name in NODES]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            for name in NODES:
-                up[name].append(times[name])
+            for name, seconds in time_all(dns, True).items():
+                up[name].append(seconds)
             print(f"round {round_number + 1}: down " +
                   ", ".join(f"{n} {down[n][-1]:.2f}s" for n in NODES) + "; up " +
                   ", ".join(f"{n} {up[n][-1]:.2f}s" for n in NODES), flush=True)

@@ -151,32 +151,15 @@ async fn status(server: &TestServer, token: bool) -> Value {
     serde_json::from_str(&body).expect("status JSON")
 }
 
-/// Polls `server`'s feed of the peer at `peer` until `check` holds;
-/// returns the feed. Panics after 10 s.
+/// Polls `server`'s feed of the peer at `peer` (plain HTTP) until `check`
+/// holds; returns the feed. Panics after 10 s.
 async fn wait_for_feed(
     server: &TestServer,
     peer: SocketAddr,
     token: bool,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    let url = format!("http://{peer}");
-    let started = Instant::now();
-    loop {
-        let status = status(server, token).await;
-        let feed = status["latency"]["peers"]
-            .as_array()
-            .and_then(|feeds| feeds.iter().find(|feed| feed["url"] == url.as_str()))
-            .cloned()
-            .unwrap_or(Value::Null);
-        if check(&feed) {
-            return feed;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the feed of {url} never got there: {feed}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_feed_url(server, &format!("http://{peer}"), token, check).await
 }
 
 /// Polls `server`'s feed whose URL is `url` until `check` holds; returns
@@ -184,11 +167,12 @@ async fn wait_for_feed(
 async fn wait_for_feed_url(
     server: &TestServer,
     url: &str,
+    token: bool,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
     let started = Instant::now();
     loop {
-        let status = status(server, true).await;
+        let status = status(server, token).await;
         let feed = status["latency"]["peers"]
             .as_array()
             .and_then(|feeds| feeds.iter().find(|feed| feed["url"] == url))
@@ -606,7 +590,7 @@ async fn peers_read_each_other_over_tls_trusting_the_fleet_ca_alone() {
     .expect("config");
     let (code, body) = request(reader_admin, "POST", "/reload", true).await;
     assert_eq!(code, 200, "{body}");
-    let feed = wait_for_feed_url(&reader, &https, |feed| {
+    let feed = wait_for_feed_url(&reader, &https, true, |feed| {
         feed["last_error"]
             .as_str()
             .is_some_and(|error| error.to_lowercase().contains("certificate"))
@@ -618,7 +602,7 @@ async fn peers_read_each_other_over_tls_trusting_the_fleet_ca_alone() {
     std::fs::write(reader.directory.path().join("steer.toml"), with_peers(true)).expect("config");
     let (code, body) = request(reader_admin, "POST", "/reload", true).await;
     assert_eq!(code, 200, "{body}");
-    let feed = wait_for_feed_url(&reader, &https, |feed| feed["accepted"] == 1).await;
+    let feed = wait_for_feed_url(&reader, &https, true, |feed| feed["accepted"] == 1).await;
     assert_eq!(feed["last_error"], Value::Null, "{feed}");
     wait_for_steered(&reader, "203.0.113.0", FRA).await;
     writer.shutdown().await;
