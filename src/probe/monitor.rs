@@ -253,8 +253,9 @@ struct PeerView {
     node: Option<String>,
     /// When its view was last fetched.
     fetched: Option<(Instant, SystemTime)>,
-    /// Its state per (probe id, target).
-    observed: HashMap<(String, std::net::SocketAddr), Observed>,
+    /// Its state per probe id and target: looked up by `&str`, so that
+    /// counting the votes allocates nothing.
+    observed: HashMap<String, HashMap<std::net::SocketAddr, Observed>>,
     /// The run id its view gave.
     instance: Option<String>,
     /// Why it does not vote whatever its freshness: it is this node, or
@@ -578,7 +579,7 @@ impl Monitor {
                 ignored: view.ignored.clone(),
                 last_fetch: view.fetched.map(|(_, wall)| unix_seconds(wall)),
                 last_error: view.last_error.clone(),
-                targets: view.observed.len(),
+                targets: view.observed.values().map(HashMap::len).sum(),
                 fetches: view.fetches,
                 failures: view.failures,
             })
@@ -775,11 +776,13 @@ fn take_round(
             Ok(fetched) => {
                 view.node = Some(fetched.node);
                 view.instance = Some(fetched.instance).filter(|id| !id.is_empty());
-                view.observed = fetched
-                    .targets
-                    .into_iter()
-                    .map(|target| ((target.probe, target.target), target.observed))
-                    .collect();
+                view.observed.clear();
+                for target in fetched.targets {
+                    view.observed
+                        .entry(target.probe)
+                        .or_default()
+                        .insert(target.target, target.observed);
+                }
                 view.fetched = Some((now, SystemTime::now()));
                 view.last_error = None;
                 view.fetches += 1;
@@ -851,15 +854,13 @@ fn decide(state: &mut State, target: &ProbeTarget, run_started: Instant, now: In
     let quorum = match &state.peers.settings {
         None => Quorum::Majority,
         Some(settings) => {
-            let key = (target.probe.id.clone(), target.address);
             for view in &state.peers.views {
                 if view.votes(settings.stale_after, now) {
-                    votes.add(
-                        view.observed
-                            .get(&key)
-                            .copied()
-                            .unwrap_or(Observed::Unknown),
-                    );
+                    let observed = view
+                        .observed
+                        .get(target.probe.id.as_str())
+                        .and_then(|by_address| by_address.get(&target.address));
+                    votes.add(observed.copied().unwrap_or(Observed::Unknown));
                 }
             }
             state.peers.quorum
