@@ -404,6 +404,10 @@ pub struct EndpointReport {
     pub last_probe: Option<LastProbe>,
     /// The last failed probe's reason (kept after recovery).
     pub last_error: Option<String>,
+    /// With `[peers]`: the votes of this node and its peers on its probe
+    /// target, which answers follow rather than `observed` alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub votes: Option<crate::health::peers::Votes>,
 }
 
 /// One steered name and type in `/status`.
@@ -999,6 +1003,7 @@ impl Control {
                     since: target.map(|target| target.since),
                     last_probe: target.and_then(|target| target.last_probe.clone()),
                     last_error: target.and_then(|target| target.last_error.clone()),
+                    votes: target.and_then(|target| target.votes),
                     endpoint,
                 }
             })

@@ -842,6 +842,16 @@ fn endpoint_details(endpoint: &serde_json::Value, now: f64) -> String {
         (None, Some(since)) => details.push(format!("changed {since} ago")),
         (None, None) => {}
     }
+    // With peers, answers follow the vote, which may overrule this node.
+    if let (Some(down), Some(up)) = (
+        endpoint["votes"]["down"].as_u64(),
+        endpoint["votes"]["up"].as_u64(),
+    ) {
+        details.push(format!(
+            "{down} of {} vantage points see it down",
+            down + up
+        ));
+    }
     match (endpoint["probe"].as_str(), endpoint["target"].as_str()) {
         (Some(probe), Some(target)) => details.push(format!("probe {probe} to {target}")),
         (Some(probe), None) => details.push(format!("probe {probe}")),
@@ -1062,6 +1072,10 @@ mod tests {
                 {"pool": "web-sin", "address": "203.0.113.10", "up": true, "drained": false,
                  "forced": null, "observed": "unknown", "admin": "forced_up", "since": null,
                  "probe": null, "target": null, "last_probe": null},
+                {"pool": "web-ams", "address": "192.0.2.20", "up": false, "drained": false,
+                 "forced": null, "observed": "up", "admin": "auto", "since": null,
+                 "votes": {"up": 1, "down": 2},
+                 "probe": "https", "target": "192.0.2.20:443", "last_probe": null},
             ],
         });
         let text = status_text(&status, NOW);
@@ -1071,13 +1085,15 @@ mod tests {
             [
                 "generation 1, compiled 10s ago in 2.0 ms",
                 "0 zones",
-                "3 endpoints",
+                "4 endpoints",
                 "  web-fra  192.0.2.10     up    observed up for 1h 1m, probe https to \
                  192.0.2.10:443, earlier failure: HTTP 503, last probe ok in 12.3 ms 2s ago \
                  (HTTP 200)",
                 "  web-iad  198.51.100.10  down  observed down for 1d 1h, probe tcp, last probe \
                  failed 0s ago (connection refused)",
                 "  web-sin  203.0.113.10   up    admin forced up, observed unknown",
+                "  web-ams  192.0.2.20     down  observed up, 2 of 3 vantage points see it down, \
+                 probe https to 192.0.2.20:443",
             ]
         );
     }

@@ -1070,6 +1070,10 @@ async fn a_node_listed_as_its_own_peer_or_twice_votes_once() {
     // a alone sees it down: one vote each way, a tie, so it keeps serving.
     backend.fail_for(&["a"]);
     wait_probe(&a, &backend, "down", "up", Some([1, 1])).await;
+    // The endpoint's own entry carries the votes too.
+    let endpoint = endpoint_entry(&a, PROBED).await;
+    assert_eq!(endpoint["votes"], json!({"up": 1, "down": 1}), "{endpoint}");
+    assert_eq!(endpoint["up"], true, "{endpoint}");
     hold_serving(&[&a], true).await;
     // Both see it down: two real votes, and it goes.
     backend.fail_for(&["a", "b"]);

@@ -685,6 +685,7 @@ mod tests {
                 since: None,
                 last_probe: None,
                 last_error: None,
+                votes: None,
             })
             .collect(),
             probes: vec![TargetStatus {
