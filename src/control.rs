@@ -29,7 +29,9 @@ use crate::config::steering::{Quorum, SteeringConfig};
 use crate::config::{self, Config};
 use crate::geo::GeoDatabase;
 use crate::health::observed::Observed;
-use crate::health::{AdminState, EndpointStatus, Forced, state_file};
+use crate::health::{
+    AdminKey, AdminState, EndpointStatus, Forced, SharedSetting, Stamp, state_file,
+};
 use crate::latency::{
     self,
     engine::LatencyEngine,
@@ -818,6 +820,8 @@ impl Control {
             next.drained.remove(pool)
         };
         if changed {
+            next.stamps
+                .insert(AdminKey::Pool(pool.to_owned()), self.stamp());
             self.save_admin(&next)?;
         }
         *admin = next;
@@ -847,6 +851,7 @@ impl Control {
             None => next.forced.remove(&address),
         };
         if previous != forced {
+            next.stamps.insert(AdminKey::Address(address), self.stamp());
             self.save_admin(&next)?;
         }
         *admin = next;
@@ -855,6 +860,17 @@ impl Control {
             info!(%address, ?forced, "endpoint override changed by the admin API");
         }
         Ok(())
+    }
+
+    /// When and where an admin change made now was made.
+    fn stamp(&self) -> Stamp {
+        let at_ms = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        Stamp {
+            at_ms,
+            node: self.active.steering.health.node.clone(),
+        }
     }
 
     /// The admin state, for `/status`.
@@ -1080,14 +1096,72 @@ impl Control {
 
     /// This node's own probe results, for its peers (`GET /health/view`).
     pub fn health_view(&self) -> crate::health::peers::View {
-        match self.monitor.get() {
+        let mut view = match self.monitor.get() {
             Some(monitor) => monitor.view(),
             None => crate::health::peers::View {
                 node: self.active.steering.health.node.clone(),
                 instance: self.latency.journal().epoch().to_owned(),
+                admin: Vec::new(),
                 targets: Vec::new(),
             },
+        };
+        if self.peers().is_some_and(|peers| peers.share_admin) {
+            view.admin = lock(&self.admin).shared();
         }
+        view
+    }
+
+    /// With `peers.share_admin`, takes the drains and overrides the peers
+    /// share every `peers.interval`; see [`Control::merge_admin`]. Runs
+    /// until aborted.
+    pub async fn run_admin_sharing(self: Arc<Self>) {
+        loop {
+            let peers = self.peers();
+            let interval = peers
+                .as_ref()
+                .map_or(Duration::from_secs(1), |peers| peers.interval);
+            tokio::time::sleep(interval).await;
+            if !peers.is_some_and(|peers| peers.share_admin) {
+                continue;
+            }
+            let Some(monitor) = self.monitor.get() else {
+                continue;
+            };
+            let shared = monitor.peer_admin();
+            if !shared.is_empty()
+                && let Err(error) = self.merge_admin(&shared).await
+            {
+                warn!("the peers' drains and overrides were not taken: {error}");
+            }
+        }
+    }
+
+    /// Takes every setting of `shared` that is newer than this node's for
+    /// the same pool or address: saved to the state file first, then
+    /// applied, like a change made here. Returns how many were taken.
+    pub async fn merge_admin(&self, shared: &[SharedSetting]) -> Result<usize, AdminError> {
+        let _one_writer = self.reload_lock.lock().await;
+        let mut admin = lock(&self.admin);
+        let mut next = admin.clone();
+        let mut taken = Vec::new();
+        for setting in shared {
+            if let Some(key) = next.merge(setting) {
+                taken.push((key, setting));
+            }
+        }
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        self.save_admin(&next)?;
+        *admin = next;
+        self.table.load().health().apply(&admin);
+        for (key, setting) in &taken {
+            info!(
+                setting = %key.to_text(), state = %setting.state, node = %setting.node,
+                "took a peer's admin setting"
+            );
+        }
+        Ok(taken.len())
     }
 
     /// The table being served with its GeoIP databases, steering

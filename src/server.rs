@@ -79,6 +79,7 @@ pub struct RunningServer {
     latency_compiler: tokio::task::JoinHandle<()>,
     active_latency: tokio::task::JoinHandle<()>,
     latency_sharing: tokio::task::JoinHandle<()>,
+    admin_sharing: tokio::task::JoinHandle<()>,
     rate_limit_log: tokio::task::JoinHandle<()>,
     query_log_writer: Option<QueryLogWriter>,
 }
@@ -369,6 +370,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
     let latency_compiler = tokio::spawn(Arc::clone(&control).run_latency_compiler());
     let active_latency = tokio::spawn(crate::latency::active::run(Arc::clone(&control)));
     let latency_sharing = tokio::spawn(crate::latency::sharing::run(Arc::clone(&control)));
+    let admin_sharing = tokio::spawn(Arc::clone(&control).run_admin_sharing());
     let rate_limit_log = tokio::spawn(log_rate_limiting(
         Arc::clone(&control),
         Arc::clone(&metrics),
@@ -388,6 +390,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         latency_compiler,
         active_latency,
         latency_sharing,
+        admin_sharing,
         rate_limit_log,
         query_log_writer,
     })
@@ -401,6 +404,7 @@ impl RunningServer {
         self.latency_compiler.abort();
         self.active_latency.abort();
         self.latency_sharing.abort();
+        self.admin_sharing.abort();
         self.rate_limit_log.abort();
         self.admin_server.stop().await;
         if let Some(server) = self.peers_server {

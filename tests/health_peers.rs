@@ -1083,3 +1083,79 @@ async fn a_node_listed_as_its_own_peer_or_twice_votes_once() {
         node.server.shutdown().await;
     }
 }
+
+/// With `share_admin`, a drain or an override made on any node applies on
+/// every node that shares, the latest setting of each pool or address
+/// winning; a node that does not share keeps its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drains_and_overrides_made_on_one_node_apply_on_every_node_that_shares() {
+    let backend = Backend::start().await;
+    let spare = Backend::start().await;
+    let a = start_node("a", &node_config("a", &backend, &spare, "", "")).await;
+    let b = start_node("b", &node_config("b", &backend, &spare, "", "")).await;
+    let c = start_node("c", &node_config("c", &backend, &spare, "", "")).await;
+    let shares = "share_admin = true\n";
+    for (node, others, extra) in [
+        (&a, [b.url(), c.url()], shares),
+        (&b, [a.url(), c.url()], shares),
+        (&c, [a.url(), b.url()], ""),
+    ] {
+        let config = node_config(
+            node.name,
+            &backend,
+            &spare,
+            "",
+            &fleet(&others, None, extra),
+        );
+        let (code, body) = reload(node, &config).await;
+        assert_eq!(code, 200, "{}: {body}", node.name);
+    }
+    wait_serving(&[&a, &b, &c], true).await;
+
+    // Forced down on a: b follows, c (not sharing) does not.
+    let forced = http_request(
+        a.server.admin_addr(),
+        "POST",
+        &format!("/endpoints/{PROBED}/down"),
+    )
+    .await;
+    assert_eq!(forced.status, 200, "{}", forced.body);
+    wait_serving(&[&a, &b], false).await;
+    let endpoint = endpoint_entry(&b, PROBED).await;
+    assert_eq!(endpoint["forced"], "down", "{endpoint}");
+    hold_serving(&[&c], true).await;
+
+    // Set back to auto on b, the later setting: a follows.
+    let auto = http_request(
+        b.server.admin_addr(),
+        "POST",
+        &format!("/endpoints/{PROBED}/auto"),
+    )
+    .await;
+    assert_eq!(auto.status, 200, "{}", auto.body);
+    wait_serving(&[&a, &b], true).await;
+    assert_eq!(endpoint_entry(&a, PROBED).await["forced"], Value::Null);
+
+    // A drain on b reaches a, and is written to a's state file.
+    let drained = http_request(b.server.admin_addr(), "POST", "/pools/fra/drain").await;
+    assert_eq!(drained.status, 200, "{}", drained.body);
+    eventually("a takes b's drain", async || {
+        let endpoint = endpoint_entry(&a, SPARE).await;
+        if endpoint["drained"] == true {
+            Ok(())
+        } else {
+            Err(endpoint.to_string())
+        }
+    })
+    .await;
+    let saved = std::fs::read_to_string(a.server.directory.path().join("steer.state.json"))
+        .expect("a's state file");
+    assert!(
+        saved.contains("\"pool:fra\"") && saved.contains("\"node\": \"b\""),
+        "{saved}"
+    );
+    assert_eq!(endpoint_entry(&c, SPARE).await["drained"], false);
+    for node in [a, b, c] {
+        node.server.shutdown().await;
+    }
+}

@@ -134,6 +134,9 @@ pub struct Peers {
     pub tls: Option<PeerTls>,
     /// `ca_file` as read (PEM): the only CA trusted for https peers.
     pub ca: Option<Vec<u8>>,
+    /// Drains and overrides made on any node apply on every node (the
+    /// latest setting of each pool or address wins).
+    pub share_admin: bool,
     /// Admin API base URLs, without a trailing slash.
     pub urls: Vec<String>,
     /// Sent as `Authorization: Bearer` to every peer.

@@ -42,6 +42,121 @@ pub struct AdminState {
     pub drained: BTreeSet<String>,
     /// Forced endpoint addresses.
     pub forced: BTreeMap<IpAddr, Forced>,
+    /// When each pool's drain and each address's override was last set
+    /// (undrains and `auto` included), and on which node: with
+    /// `peers.share_admin`, the latest setting wins across the fleet.
+    pub stamps: BTreeMap<AdminKey, Stamp>,
+}
+
+/// What one admin setting is about.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AdminKey {
+    /// A pool's drain.
+    Pool(String),
+    /// An address's override.
+    Address(IpAddr),
+}
+
+impl AdminKey {
+    /// `pool:ID` or `address:IP`, as the state file and the view write it.
+    pub fn to_text(&self) -> String {
+        match self {
+            Self::Pool(pool) => format!("pool:{pool}"),
+            Self::Address(address) => format!("address:{address}"),
+        }
+    }
+
+    /// Reads [`AdminKey::to_text`]'s form.
+    pub fn parse(text: &str) -> Option<Self> {
+        if let Some(pool) = text.strip_prefix("pool:") {
+            return (!pool.is_empty()).then(|| Self::Pool(pool.to_owned()));
+        }
+        text.strip_prefix("address:")?
+            .parse()
+            .ok()
+            .map(Self::Address)
+    }
+}
+
+/// When a setting was made and where: later wins, then the node's name,
+/// so that every node picks the same one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Stamp {
+    /// Unix milliseconds.
+    pub at_ms: u64,
+    /// The `health.node` that made it.
+    pub node: String,
+}
+
+/// One admin setting as nodes share it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SharedSetting {
+    /// `pool:ID` or `address:IP`.
+    pub key: String,
+    /// `drained`, `undrained`, `forced_up`, `forced_down` or `auto`.
+    pub state: String,
+    /// When it was set, Unix milliseconds.
+    pub at_ms: u64,
+    /// Where it was set.
+    pub node: String,
+}
+
+impl AdminState {
+    /// Every stamped setting, as the view shares them.
+    pub fn shared(&self) -> Vec<SharedSetting> {
+        self.stamps
+            .iter()
+            .map(|(key, stamp)| SharedSetting {
+                key: key.to_text(),
+                state: match key {
+                    AdminKey::Pool(pool) if self.drained.contains(pool) => "drained",
+                    AdminKey::Pool(_) => "undrained",
+                    AdminKey::Address(address) => match self.forced.get(address) {
+                        Some(Forced::Up) => "forced_up",
+                        Some(Forced::Down) => "forced_down",
+                        None => "auto",
+                    },
+                }
+                .to_owned(),
+                at_ms: stamp.at_ms,
+                node: stamp.node.clone(),
+            })
+            .collect()
+    }
+
+    /// Takes `setting` if it is newer than what this state has for its
+    /// key; returns the key when it changed anything. Settings that do not
+    /// parse are skipped.
+    pub fn merge(&mut self, setting: &SharedSetting) -> Option<AdminKey> {
+        let key = AdminKey::parse(&setting.key)?;
+        let stamp = Stamp {
+            at_ms: setting.at_ms,
+            node: setting.node.clone(),
+        };
+        if self.stamps.get(&key).is_some_and(|known| *known >= stamp) {
+            return None;
+        }
+        match (&key, setting.state.as_str()) {
+            (AdminKey::Pool(pool), "drained") => {
+                self.drained.insert(pool.clone());
+            }
+            (AdminKey::Pool(pool), "undrained") => {
+                self.drained.remove(pool);
+            }
+            (AdminKey::Address(address), "forced_up") => {
+                self.forced.insert(*address, Forced::Up);
+            }
+            (AdminKey::Address(address), "forced_down") => {
+                self.forced.insert(*address, Forced::Down);
+            }
+            (AdminKey::Address(address), "auto") => {
+                self.forced.remove(address);
+            }
+            _ => return None,
+        }
+        self.stamps.insert(key.clone(), stamp);
+        Some(key)
+    }
 }
 
 const FORCED_UP: u8 = 1;
@@ -255,6 +370,64 @@ mod tests {
             ],
             admin,
         )
+    }
+
+    #[test]
+    fn the_latest_shared_setting_wins_and_ties_go_by_node() {
+        let setting = |key: &str, state: &str, at_ms: u64, node: &str| SharedSetting {
+            key: key.to_owned(),
+            state: state.to_owned(),
+            at_ms,
+            node: node.to_owned(),
+        };
+        let mut admin = AdminState::default();
+        assert_eq!(
+            admin.merge(&setting("pool:fra", "drained", 100, "b")),
+            Some(AdminKey::Pool("fra".to_owned()))
+        );
+        assert!(admin.drained.contains("fra"));
+        // Older, or as old from a node that sorts first: ignored.
+        assert_eq!(
+            admin.merge(&setting("pool:fra", "undrained", 99, "z")),
+            None
+        );
+        assert_eq!(
+            admin.merge(&setting("pool:fra", "undrained", 100, "a")),
+            None
+        );
+        assert!(admin.drained.contains("fra"));
+        // As old from a node that sorts after: taken, so every node agrees.
+        assert!(
+            admin
+                .merge(&setting("pool:fra", "undrained", 100, "c"))
+                .is_some()
+        );
+        assert!(admin.drained.is_empty());
+        assert!(
+            admin
+                .merge(&setting("address:192.0.2.1", "forced_down", 5, "a"))
+                .is_some()
+        );
+        assert_eq!(
+            admin
+                .forced
+                .get(&"192.0.2.1".parse::<IpAddr>().expect("ip")),
+            Some(&Forced::Down)
+        );
+        // What does not parse changes nothing.
+        for bad in [
+            setting("site:fra", "drained", 500, "a"),
+            setting("pool:fra", "forced_up", 500, "a"),
+            setting("address:nowhere", "auto", 500, "a"),
+        ] {
+            assert_eq!(admin.merge(&bad), None, "{bad:?}");
+        }
+        // What a node shares is what it would take back.
+        let mut copy = AdminState::default();
+        for shared in admin.shared() {
+            copy.merge(&shared);
+        }
+        assert_eq!(copy, admin);
     }
 
     #[test]

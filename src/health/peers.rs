@@ -42,6 +42,10 @@ pub struct View {
     /// recognizes itself, or one peer listed under two URLs.
     #[serde(default)]
     pub instance: String,
+    /// With `peers.share_admin`: the node's drains and overrides, each with
+    /// when and where it was set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin: Vec<super::SharedSetting>,
     /// Every target it probes.
     pub targets: Vec<ViewTarget>,
 }
@@ -145,6 +149,7 @@ mod tests {
         let view = View {
             node: "fra-1".to_owned(),
             instance: "5eed".to_owned(),
+            admin: Vec::new(),
             targets: vec![ViewTarget {
                 probe: "web".to_owned(),
                 target: "192.0.2.10:80".parse().expect("address"),

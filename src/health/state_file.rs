@@ -19,10 +19,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AdminState, Forced};
+use super::{AdminKey, AdminState, Forced, Stamp};
 
-/// The file's format version.
-const VERSION: u32 = 1;
+/// The file's format version: 2 adds when and where each setting was made
+/// (for `peers.share_admin`); version 1 files are read as they are.
+const VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +33,16 @@ struct StateFile {
     drained: BTreeSet<String>,
     #[serde(default)]
     forced: BTreeMap<IpAddr, ForcedText>,
+    /// `pool:ID` or `address:IP` → when and where it was last set.
+    #[serde(default)]
+    stamps: BTreeMap<String, StampText>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StampText {
+    at_ms: u64,
+    node: String,
 }
 
 #[derive(Clone, Copy, Serialize, Deserialize)]
@@ -63,14 +74,32 @@ pub fn load(path: &Path) -> Result<AdminState, String> {
             path.display()
         )
     })?;
-    if file.version != VERSION {
+    if !(1..=VERSION).contains(&file.version) {
         return Err(format!(
             "{}: state file version {} is not known (this steer writes version {VERSION})",
             path.display(),
             file.version
         ));
     }
+    let mut stamps = BTreeMap::new();
+    for (key, stamp) in file.stamps {
+        let Some(key) = AdminKey::parse(&key) else {
+            return Err(format!(
+                "{}: the state file names \"{key}\", which is neither pool:ID nor address:IP; \
+                 fix it, or remove it to start with no drains and no overrides",
+                path.display()
+            ));
+        };
+        stamps.insert(
+            key,
+            Stamp {
+                at_ms: stamp.at_ms,
+                node: stamp.node,
+            },
+        );
+    }
     Ok(AdminState {
+        stamps,
         drained: file.drained,
         forced: file
             .forced
@@ -100,6 +129,17 @@ pub fn save(path: &Path, state: &AdminState) -> std::io::Result<()> {
                     Forced::Down => ForcedText::Down,
                 };
                 (*address, forced)
+            })
+            .collect(),
+        stamps: state
+            .stamps
+            .iter()
+            .map(|(key, stamp)| {
+                let stamp = StampText {
+                    at_ms: stamp.at_ms,
+                    node: stamp.node.clone(),
+                };
+                (key.to_text(), stamp)
             })
             .collect(),
     };
@@ -147,6 +187,13 @@ mod tests {
         state
             .forced
             .insert("192.0.2.1".parse().expect("ip"), Forced::Up);
+        state.stamps.insert(
+            AdminKey::Pool("fra".to_owned()),
+            Stamp {
+                at_ms: 1_765_000_000_123,
+                node: "fra-1".to_owned(),
+            },
+        );
         save(&path, &state).expect("save");
         assert_eq!(load(&path), Ok(state.clone()));
         // Saving again replaces the file, and leaves no temporary behind.
@@ -168,6 +215,16 @@ mod tests {
         let error = load(&path).expect_err("broken");
         assert!(error.contains("steer.state.json"), "{error}");
         assert!(error.contains("remove it"), "{error}");
+        // A version 1 file (no stamps) is read as it is.
+        std::fs::write(&path, "{\"version\": 1, \"drained\": [\"fra\"]}").expect("write");
+        let old = load(&path).expect("version 1");
+        assert!(old.drained.contains("fra") && old.stamps.is_empty());
+        std::fs::write(
+            &path,
+            "{\"version\": 2, \"stamps\": {\"site:fra\": {\"at_ms\": 1, \"node\": \"a\"}}}",
+        )
+        .expect("write");
+        assert!(load(&path).expect_err("bad key").contains("site:fra"));
         std::fs::write(&path, "{\"version\": 7}").expect("write");
         assert!(load(&path).expect_err("version").contains("version 7"));
         std::fs::write(

@@ -258,6 +258,8 @@ struct PeerView {
     observed: HashMap<String, HashMap<std::net::SocketAddr, Observed>>,
     /// The run id its view gave.
     instance: Option<String>,
+    /// The drains and overrides its view shared.
+    admin: Vec<crate::health::SharedSetting>,
     /// Why it does not vote whatever its freshness: it is this node, or
     /// a peer listed before under another URL.
     ignored: Option<String>,
@@ -276,6 +278,7 @@ impl PeerView {
             fetched: None,
             observed: HashMap::new(),
             instance: None,
+            admin: Vec::new(),
             ignored: None,
             last_error: None,
             was_fresh: false,
@@ -518,8 +521,26 @@ impl Monitor {
         View {
             node: self.shared.node.clone(),
             instance: self.shared.instance.clone(),
+            admin: Vec::new(),
             targets,
         }
+    }
+
+    /// The drains and overrides the peers that vote now shared (a node
+    /// itself and a duplicate URL are left out).
+    pub fn peer_admin(&self) -> Vec<crate::health::SharedSetting> {
+        let state = lock(&self.shared.state);
+        let Some(settings) = &state.peers.settings else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        state
+            .peers
+            .views
+            .iter()
+            .filter(|view| view.votes(settings.stale_after, now))
+            .flat_map(|view| view.admin.iter().cloned())
+            .collect()
     }
 
     /// Publishes every pending change now.
@@ -776,6 +797,7 @@ fn take_round(
             Ok(fetched) => {
                 view.node = Some(fetched.node);
                 view.instance = Some(fetched.instance).filter(|id| !id.is_empty());
+                view.admin = fetched.admin;
                 view.observed.clear();
                 for target in fetched.targets {
                     view.observed

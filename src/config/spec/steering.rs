@@ -113,6 +113,9 @@ pub struct PeersSpec {
     /// PEM CA certificates: the only ones trusted for the peers' https URLs.
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// Whether drains and overrides made on any node apply on every node.
+    #[serde(default)]
+    pub share_admin: bool,
     /// Admin API base URLs of the other nodes, e.g. `http://10.0.0.2:8053`.
     pub urls: Vec<String>,
     /// A file holding the bearer token sent to the peers (their admin

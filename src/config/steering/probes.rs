@@ -572,6 +572,7 @@ pub(super) fn peers(spec: PeersSpec, base: &std::path::Path, report: Report<'_>)
         listen,
         tls,
         ca,
+        share_admin: spec.share_admin,
         urls,
         token,
         interval,
