@@ -1089,9 +1089,11 @@ impl Control {
         }
     }
 
-    /// `[peers]` of the configuration in force.
-    pub fn peers(&self) -> Option<crate::config::steering::Peers> {
-        lock(&self.status).sources.steering.peers.clone()
+    /// The steering configuration in force (its `[peers]` with it), shared
+    /// rather than copied: the peers' listener reads it on every request
+    /// and handshake.
+    pub fn steering(&self) -> Arc<SteeringConfig> {
+        Arc::clone(&lock(&self.status).sources.steering)
     }
 
     /// This node's own probe results, for its peers (`GET /health/view`).
@@ -1105,7 +1107,12 @@ impl Control {
                 targets: Vec::new(),
             },
         };
-        if self.peers().is_some_and(|peers| peers.share_admin) {
+        if self
+            .steering()
+            .peers
+            .as_ref()
+            .is_some_and(|peers| peers.share_admin)
+        {
             view.admin = lock(&self.admin).shared();
         }
         view
@@ -1116,10 +1123,9 @@ impl Control {
     /// until aborted.
     pub async fn run_admin_sharing(self: Arc<Self>) {
         loop {
-            let peers = self.peers();
-            let interval = peers
-                .as_ref()
-                .map_or(Duration::from_secs(1), |peers| peers.interval);
+            let steering = self.steering();
+            let peers = steering.peers.as_ref();
+            let interval = peers.map_or(Duration::from_secs(1), |peers| peers.interval);
             tokio::time::sleep(interval).await;
             if !peers.is_some_and(|peers| peers.share_admin) {
                 continue;

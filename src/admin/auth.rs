@@ -96,7 +96,11 @@ pub async fn require_peer_token(
     request: Request,
     next: Next,
 ) -> Response {
-    let token = control.peers().and_then(|peers| peers.token);
+    let steering = control.steering();
+    let token = steering
+        .peers
+        .as_ref()
+        .and_then(|peers| peers.token.as_ref());
     let refusal = match (&token, presented_token(&request)) {
         (None, _) if loopback => None,
         (None, _) => Some("this node has no peers.token_file now; its peers' listener is closed"),

@@ -121,8 +121,8 @@ pub async fn run(control: Arc<Control>) {
     let own = engine.journal().epoch().to_owned();
     loop {
         let started = Instant::now();
-        let peers = control.peers();
-        let Some(peers) = peers else {
+        let steering = control.steering();
+        let Some(peers) = steering.peers.as_ref() else {
             sharing.keep(&[]);
             tokio::time::sleep(IDLE_CHECK).await;
             continue;
@@ -133,7 +133,7 @@ pub async fn run(control: Arc<Control>) {
             client = Some((peers.ca.clone(), made));
         }
         match client.as_ref().map(|(_, made)| made) {
-            Some(Ok(made)) => sharing.round(made, &engine, &peers, &own).await,
+            Some(Ok(made)) => sharing.round(made, &engine, peers, &own).await,
             Some(Err(error)) => sharing.fail_all(error),
             None => {}
         }

@@ -75,7 +75,8 @@ impl ResolvesServerCert for Resolver {
     fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         // A reload that dropped the certificate closes the listener to
         // new connections rather than opening it in clear.
-        let tls = self.control.peers()?.tls?;
+        let steering = self.control.steering();
+        let tls = steering.peers.as_ref()?.tls.as_ref()?;
         let mut cached = crate::lock(&self.cached);
         if let Some((chain, key, certified)) = cached.as_ref()
             && *chain == tls.chain
@@ -88,7 +89,7 @@ impl ResolvesServerCert for Resolver {
         match certified_key(&tls.chain, &tls.key) {
             Ok(certified) => {
                 let certified = Arc::new(certified);
-                *cached = Some((tls.chain, tls.key, Arc::clone(&certified)));
+                *cached = Some((tls.chain.clone(), tls.key.clone(), Arc::clone(&certified)));
                 Some(certified)
             }
             Err(error) => {
