@@ -481,6 +481,8 @@ struct Status {
 struct Sources {
     geo: Option<Arc<GeoDatabase>>,
     steering: Arc<SteeringConfig>,
+    /// `admin.tls_certificate` and its key as last read.
+    admin_tls: Option<Arc<crate::config::tls::TlsIdentity>>,
 }
 
 /// One generation as explain sees it: the table, what it was compiled
@@ -576,6 +578,7 @@ impl Control {
             sources: Sources {
                 geo: built.geo,
                 steering: Arc::new(built.config.steering.clone()),
+                admin_tls: built.config.admin.tls.clone(),
             },
         };
         let latency_state_file = built.config.steering.latency.state_file.clone();
@@ -1096,6 +1099,12 @@ impl Control {
         Arc::clone(&lock(&self.status).sources.steering)
     }
 
+    /// The admin API's certificate and key in force (`admin.tls_certificate`,
+    /// as of the last reload), for each new TLS handshake.
+    pub fn admin_tls(&self) -> Option<Arc<crate::config::tls::TlsIdentity>> {
+        lock(&self.status).sources.admin_tls.clone()
+    }
+
     /// This node's own probe results, for its peers (`GET /health/view`).
     pub fn health_view(&self) -> crate::health::peers::View {
         let mut view = match self.monitor.get() {
@@ -1329,6 +1338,7 @@ impl ReloadJob {
             status.sources = Sources {
                 geo: built.geo,
                 steering: Arc::new(built.config.steering),
+                admin_tls: built.config.admin.tls,
             };
             // The parse and compile garbage (and usually the old
             // table) is free now: hand it back to the system.
@@ -1469,6 +1479,19 @@ fn restart_needed(active: &Config, reloaded: &Config) -> Vec<String> {
         "peers.tls_certificate",
         listener_tls(active),
         listener_tls(reloaded),
+    );
+    let admin_tls = |config: &Config| {
+        if config.admin.tls.is_some() {
+            "TLS"
+        } else {
+            "no TLS"
+        }
+        .to_owned()
+    };
+    compare(
+        "admin.tls_certificate",
+        admin_tls(active),
+        admin_tls(reloaded),
     );
     compare(
         "latency.state_file",

@@ -125,10 +125,16 @@ struct AdminArgs {
     /// steer.toml].
     #[arg(long, value_name = "FILE", conflicts_with = "admin")]
     config: Option<PathBuf>,
-    /// The admin API address, e.g. `127.0.0.1:8053`, instead of a
-    /// configuration.
+    /// The admin API address, e.g. `127.0.0.1:8053`, or its URL,
+    /// `https://admin.example.net:8053` for one that serves TLS, instead of
+    /// a configuration.
     #[arg(long, value_name = "ADDR")]
     admin: Option<String>,
+    /// Trust only the CA certificates in this PEM file for an `https`
+    /// admin API (default: the system's, or with a configuration whose
+    /// `[admin]` has `tls_certificate`, that very certificate).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     /// Read the bearer token from the first line of this file instead of
     /// the configuration's `[admin] token_file`.
     #[arg(long, value_name = "FILE")]
@@ -496,21 +502,31 @@ impl AdminClient {
         let AdminArgs {
             config,
             admin,
+            ca_file,
             token_file,
         } = arguments;
-        let (base, config_token) = match admin {
+        let (base, config_token, pinned) = match admin {
             Some(address) if address.contains("://") => {
-                (address.trim_end_matches('/').to_string(), None)
+                (address.trim_end_matches('/').to_string(), None, None)
             }
-            Some(address) => (format!("http://{address}"), None),
+            Some(address) => (format!("http://{address}"), None, None),
             None => {
                 let config_path = config.unwrap_or_else(|| PathBuf::from("steer.toml"));
-                let (address, token) = admin_from_config(&config_path)?;
-                let token = token.map(|secret| ClientToken {
+                let found = admin_from_config(&config_path)?;
+                let token = found.token.map(|secret| ClientToken {
                     secret,
                     source: format!("the [admin] token_file of {}", config_path.display()),
                 });
-                (format!("http://{address}"), token)
+                let scheme = if found.certificate.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                (
+                    format!("{scheme}://{}", found.address),
+                    token,
+                    found.certificate,
+                )
             }
         };
         let token = match token_file {
@@ -523,16 +539,27 @@ impl AdminClient {
         // reqwest refuses to build a client, even for plain HTTP, until a
         // TLS provider is installed.
         steer::probe::check::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(ADMIN_TIMEOUT)
-            .build()
-            .map_err(|client_error| {
-                vec![format!(
-                    "cannot create an HTTP client: {}",
-                    steer::error_chain(&client_error)
-                )]
-            })?;
+        let mut builder = reqwest::Client::builder().no_proxy().timeout(ADMIN_TIMEOUT);
+        if let Some(path) = ca_file {
+            let certificates = std::fs::read(&path)
+                .map_err(|error| format!("cannot read {}: {error}", path.display()))
+                .and_then(|pem| {
+                    steer::admin::tls::ca_certificates(&pem)
+                        .map_err(|message| format!("{}: {message}", path.display()))
+                })
+                .map_err(|line| vec![line])?;
+            builder = builder.tls_certs_only(certificates);
+        } else if let Some((path, chain)) = pinned {
+            let tls = steer::admin::tls::pinned_client(&chain)
+                .map_err(|message| vec![format!("{}: {message}", path.display())])?;
+            builder = builder.tls_backend_preconfigured(tls);
+        }
+        let http = builder.build().map_err(|client_error| {
+            vec![format!(
+                "cannot create an HTTP client: {}",
+                steer::error_chain(&client_error)
+            )]
+        })?;
         Ok(Self { base, token, http })
     }
 
@@ -617,9 +644,21 @@ fn percent_encode(text: &str) -> String {
     encoded
 }
 
-/// The admin address a client on this host should connect to, and the
-/// token the configuration gives.
-fn admin_from_config(config_path: &Path) -> Result<(String, Option<String>), Vec<String>> {
+/// Where a client on this host finds the admin API, as its configuration
+/// says.
+struct FoundAdmin {
+    /// The address to connect to.
+    address: String,
+    /// `[admin] token_file`'s token.
+    token: Option<String>,
+    /// `[admin] tls_certificate`'s file and PEM chain, when the API serves
+    /// TLS.
+    certificate: Option<(PathBuf, Vec<u8>)>,
+}
+
+/// The admin address a client on this host should connect to, the token
+/// and the certificate the configuration gives.
+fn admin_from_config(config_path: &Path) -> Result<FoundAdmin, Vec<String>> {
     let config = steer::config::load(config_path)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     let mut address = config.admin.listen;
@@ -637,7 +676,14 @@ fn admin_from_config(config_path: &Path) -> Result<(String, Option<String>), Vec
         };
         address.set_ip(loopback);
     }
-    Ok((address.to_string(), config.admin.token))
+    Ok(FoundAdmin {
+        address: address.to_string(),
+        token: config.admin.token,
+        certificate: config
+            .admin
+            .tls
+            .map(|tls| (tls.certificate.clone(), tls.chain.clone())),
+    })
 }
 
 /// `GET /status` as text for an operator; `now` (Unix seconds) turns the

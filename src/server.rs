@@ -229,6 +229,18 @@ async fn watch_databases(control: Arc<Control>, config_path: PathBuf, poll: Dura
 
 /// Builds the first table from `config_path` and starts every listener.
 ///
+/// Warns when `what` serves plain HTTP beyond loopback: its bearer token
+/// and everything it answers cross the network in clear.
+fn warn_if_clear(what: &str, address: SocketAddr, tls: bool, section: &str) {
+    if !tls && !address.ip().to_canonical().is_loopback() {
+        warn!(
+            %address,
+            "{what} serves plain HTTP beyond loopback: its token and answers cross the network \
+             in clear; set {section}.tls_certificate and {section}.tls_key"
+        );
+    }
+}
+
 /// Must run inside a tokio runtime (TCP and the admin API run on it).
 pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
     let path = config_path.to_path_buf();
@@ -336,7 +348,8 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         tcp: dns_tcp.clone(),
         peers,
     });
-    let admin_server = match AdminServer::start(config.admin.listen, state).await {
+    let admin_tls = config.admin.tls.is_some();
+    let admin_server = match AdminServer::start(config.admin.listen, state, admin_tls).await {
         Ok(admin_server) => admin_server,
         Err(source) => {
             if let Some(server) = peers_server {
@@ -358,9 +371,11 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
     for address in &dns_tcp {
         info!(transport = %"tcp", address = %address, "listening");
     }
-    info!(address = %admin, "admin API listening");
+    info!(address = %admin, tls = admin_tls, "admin API listening");
+    warn_if_clear("the admin API", admin, admin_tls, "admin");
     if let Some(address) = peers {
-        info!(%address, "peers' listener (health view, latency journal) listening");
+        info!(%address, tls = peers_tls, "peers' listener (health view, latency journal) listening");
+        warn_if_clear("the peers' listener", address, peers_tls, "peers");
     }
     let database_watch = tokio::spawn(watch_databases(
         Arc::clone(&control),

@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod prometheus;
+pub mod tls;
 
 use std::io;
 use std::net::SocketAddr;
@@ -410,14 +411,17 @@ pub struct AdminServer {
 
 impl AdminServer {
     /// Binds `address` (port 0 picks a free port) and serves [`router`] on
-    /// the current tokio runtime.
-    pub async fn start(address: SocketAddr, state: AdminState) -> io::Result<Self> {
-        Self::serve(address, router(state)).await
+    /// the current tokio runtime, over TLS when `tls` (with
+    /// `admin.tls_certificate` of the configuration in force at each
+    /// handshake, see [`tls`]).
+    pub async fn start(address: SocketAddr, state: AdminState, tls: bool) -> io::Result<Self> {
+        let control = Arc::clone(&state.control);
+        let tls = tls.then_some((tls::Listener::Admin, control));
+        Self::serve(address, router(state), tls).await
     }
 
     /// Binds `address` and serves [`peer_router`]: the peers' listener,
-    /// over TLS when `tls` (with the certificate of the configuration in
-    /// force at each handshake, see [`crate::peers::tls`]).
+    /// over TLS when `tls` (with `peers.tls_certificate`).
     pub async fn start_for_peers(
         address: SocketAddr,
         state: AdminState,
@@ -425,37 +429,35 @@ impl AdminServer {
     ) -> io::Result<Self> {
         let loopback = address.ip().to_canonical().is_loopback();
         let control = Arc::clone(&state.control);
-        let app = peer_router(state, loopback);
-        if !tls {
-            return Self::serve(address, app).await;
-        }
-        let listener = TcpListener::bind(address).await?;
-        let local_addr = listener.local_addr()?;
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(crate::peers::tls::serve(listener, app, control, stopped));
-        Ok(Self {
-            local_addr,
-            shutdown,
-            task,
-        })
+        let tls = tls.then_some((tls::Listener::Peers, control));
+        Self::serve(address, peer_router(state, loopback), tls).await
     }
 
-    async fn serve(address: SocketAddr, app: Router) -> io::Result<Self> {
+    async fn serve(
+        address: SocketAddr,
+        app: Router,
+        tls: Option<(tls::Listener, Arc<crate::control::Control>)>,
+    ) -> io::Result<Self> {
         let listener = TcpListener::bind(address).await?;
         let local_addr = listener.local_addr()?;
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let result = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    // A dropped sender also means "stop".
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(serve_error) = &result {
-                error!(error = %serve_error, "admin API stopped");
+        let task = match tls {
+            Some((which, control)) => {
+                tokio::spawn(tls::serve(listener, which, app, control, stopped))
             }
-            result
-        });
+            None => tokio::spawn(async move {
+                let result = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        // A dropped sender also means "stop".
+                        let _ = stopped.await;
+                    })
+                    .await;
+                if let Err(serve_error) = &result {
+                    error!(error = %serve_error, "admin API stopped");
+                }
+                result
+            }),
+        };
         Ok(Self {
             local_addr,
             shutdown,

@@ -55,7 +55,7 @@ impl Fixture {
             control,
             metrics: Arc::new(Metrics::default()),
         };
-        let server = AdminServer::start("127.0.0.1:0".parse().expect("address"), state)
+        let server = AdminServer::start("127.0.0.1:0".parse().expect("address"), state, false)
             .await
             .expect("bind admin");
         // reqwest is built with rustls but no default crypto provider.

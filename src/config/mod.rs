@@ -20,6 +20,7 @@ pub mod query_log;
 pub mod rate_limit;
 pub mod spec;
 pub mod steering;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -122,6 +123,10 @@ pub struct AdminConfig {
     /// The bearer token admin requests must carry (read from
     /// `admin.token_file`), if one is configured.
     pub token: Option<String>,
+    /// The certificate and key the API serves HTTPS with, when configured.
+    /// Read again at each reload (a renewed certificate is used at once);
+    /// whether the API speaks TLS at all is fixed at start.
+    pub tls: Option<std::sync::Arc<tls::TlsIdentity>>,
     /// Where drains and overrides are kept across restarts.
     pub state_file: PathBuf,
 }
@@ -133,6 +138,7 @@ impl std::fmt::Debug for AdminConfig {
             .field("listen", &self.listen)
             .field("allow_remote", &self.allow_remote)
             .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("tls", &self.tls)
             .field("state_file", &self.state_file)
             .finish()
     }
@@ -499,12 +505,22 @@ fn validate_admin(
         listen: None,
         allow_remote: false,
         token_file: None,
+        tls_certificate: None,
+        tls_key: None,
         state_file: None,
     });
     let token = spec
         .token_file
         .as_deref()
         .and_then(|name| read_token(file, &base.join(name), errors));
+    let tls = tls::read_identity(
+        "admin",
+        spec.tls_certificate.as_deref(),
+        spec.tls_key.as_deref(),
+        base,
+        &mut |key, message| errors.push(ConfigError::at(file, key, message)),
+    )
+    .map(std::sync::Arc::new);
     let state_file = match spec.state_file.as_deref() {
         Some(name) if name.trim().is_empty() => {
             errors.push(ConfigError::at(
@@ -526,6 +542,7 @@ fn validate_admin(
                 listen: DEFAULT_ADMIN_LISTEN,
                 allow_remote: spec.allow_remote,
                 token,
+                tls,
                 state_file,
             };
         }
@@ -554,6 +571,7 @@ fn validate_admin(
         listen,
         allow_remote: spec.allow_remote,
         token,
+        tls,
         state_file,
     }
 }

@@ -128,6 +128,13 @@ pub struct AdminSpec {
     /// relative to the config file. No token file: no token is asked for.
     #[serde(default)]
     pub token_file: Option<String>,
+    /// PEM certificate chain the admin API serves HTTPS with, relative to
+    /// the config file. Without it the API speaks plain HTTP.
+    #[serde(default)]
+    pub tls_certificate: Option<String>,
+    /// PEM private key of `tls_certificate`, relative to the config file.
+    #[serde(default)]
+    pub tls_key: Option<String>,
     /// Where drains and overrides are kept across restarts, relative to the
     /// config file (default: the config file's name with `.state.json`).
     #[serde(default)]

@@ -131,7 +131,7 @@ pub struct Peers {
     /// configured; fixed at start.
     pub listen: Option<SocketAddr>,
     /// TLS for `listen`, when configured.
-    pub tls: Option<PeerTls>,
+    pub tls: Option<std::sync::Arc<crate::config::tls::TlsIdentity>>,
     /// `ca_file` as read (PEM): the only CA trusted for https peers.
     pub ca: Option<Vec<u8>>,
     /// Drains and overrides made on any node apply on every node (the
@@ -145,28 +145,6 @@ pub struct Peers {
     pub interval: Duration,
     /// A peer whose view has not been fetched for this long does not vote.
     pub stale_after: Duration,
-}
-
-/// `peers.tls_certificate` and `peers.tls_key` as read (PEM), checked to
-/// belong together. `Debug` shows the certificate's file, never the key.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PeerTls {
-    /// Where the certificate chain was read from.
-    pub certificate: PathBuf,
-    /// The certificate chain, PEM.
-    pub chain: Vec<u8>,
-    /// The private key, PEM.
-    pub key: Vec<u8>,
-}
-
-impl fmt::Debug for PeerTls {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("PeerTls")
-            .field("certificate", &self.certificate)
-            .field("key", &"<redacted>")
-            .finish()
-    }
 }
 
 impl Peers {

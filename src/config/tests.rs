@@ -39,6 +39,7 @@ fn minimal_file_gets_the_defaults() {
             listen: "127.0.0.1:8053".parse().expect("address"),
             allow_remote: false,
             token: None,
+            tls: None,
             state_file: PathBuf::from("conf/steer.state.json"),
         }
     );

@@ -13,8 +13,6 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-pub mod tls;
-
 /// The largest body read from a peer: ample for a view of tens of
 /// thousands of targets or a page of the latency journal, and a bound on
 /// what a broken peer can make this node buffer.
@@ -78,7 +76,7 @@ pub fn client(node: &str, ca: Option<&[u8]>) -> Result<reqwest::Client, String> 
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none());
     if let Some(pem) = ca {
-        builder = builder.tls_certs_only(tls::ca_certificates(pem)?);
+        builder = builder.tls_certs_only(crate::admin::tls::ca_certificates(pem)?);
     }
     builder
         .build()

@@ -18,7 +18,7 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use super::{HealthConfig, HttpProbe, LatencyConfig, PeerTls, Peers, Probe, ProbeKind, Quorum};
+use super::{HealthConfig, HttpProbe, LatencyConfig, Peers, Probe, ProbeKind, Quorum};
 use crate::config::parse_duration;
 use crate::config::spec::steering::{
     HealthSpec, LatencySpec, PeersSpec, ProbeSpec, QuorumSpec, StatusSpec,
@@ -431,39 +431,6 @@ fn is_visible(text: &str) -> bool {
     text.bytes().all(|byte| byte.is_ascii_graphic())
 }
 
-/// Reads and checks the listener's certificate chain and key.
-fn peer_tls(
-    certificate: &std::path::Path,
-    key: &std::path::Path,
-    report: Report<'_>,
-) -> Option<PeerTls> {
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))
-    };
-    let chain = read(certificate)
-        .map_err(|message| report("peers.tls_certificate".to_owned(), message))
-        .ok()?;
-    let key_pem = read(key)
-        .map_err(|message| report("peers.tls_key".to_owned(), message))
-        .ok()?;
-    if let Err(message) = crate::peers::tls::certified_key(&chain, &key_pem) {
-        report(
-            "peers.tls_certificate".to_owned(),
-            format!(
-                "{} with {}: {message}",
-                certificate.display(),
-                key.display()
-            ),
-        );
-        return None;
-    }
-    Some(PeerTls {
-        certificate: certificate.to_path_buf(),
-        chain,
-        key: key_pem,
-    })
-}
-
 /// Checks `[peers]`; `base` resolves `peers.token_file`.
 pub(super) fn peers(spec: PeersSpec, base: &std::path::Path, report: Report<'_>) -> Peers {
     let mut urls: Vec<String> = Vec::new();
@@ -537,31 +504,26 @@ pub(super) fn peers(spec: PeersSpec, base: &std::path::Path, report: Report<'_>)
         interval..=MAX_INTERVAL,
         report,
     );
-    let tls = match (spec.tls_certificate, spec.tls_key) {
-        (None, None) => None,
-        (Some(_), None) | (None, Some(_)) => {
-            report(
-                "peers.tls_certificate".to_owned(),
-                "needs peers.tls_key beside it, and the other way round".to_owned(),
-            );
-            None
-        }
-        (Some(certificate), Some(key)) => {
-            if listen.is_none() {
-                report(
-                    "peers.tls_certificate".to_owned(),
-                    "is for peers.listen, which is not set".to_owned(),
-                );
-            }
-            peer_tls(&base.join(certificate), &base.join(key), report)
-        }
-    };
+    if spec.tls_certificate.is_some() && listen.is_none() {
+        report(
+            "peers.tls_certificate".to_owned(),
+            "is for peers.listen, which is not set".to_owned(),
+        );
+    }
+    let tls = crate::config::tls::read_identity(
+        "peers",
+        spec.tls_certificate.as_deref(),
+        spec.tls_key.as_deref(),
+        base,
+        report,
+    )
+    .map(std::sync::Arc::new);
     let ca = spec.ca_file.and_then(|name| {
         let path = base.join(name);
         let pem = std::fs::read(&path)
             .map_err(|error| format!("cannot read {}: {error}", path.display()))
             .and_then(|pem| {
-                crate::peers::tls::ca_certificates(&pem)
+                crate::admin::tls::ca_certificates(&pem)
                     .map(|_| pem)
                     .map_err(|message| format!("{}: {message}", path.display()))
             });
