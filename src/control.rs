@@ -232,6 +232,7 @@ fn with_table_inputs(
         nsid: &config.server.nsid,
         rate_limit: config.rate_limit.as_ref(),
         cookie_secrets: config.server.cookie_secrets,
+        proxy_from: &config.server.proxy_protocol_from,
     };
     compile(&table_inputs)
 }

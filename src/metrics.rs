@@ -265,6 +265,10 @@ pub struct QueryTotals {
     pub tcp_refused: [u64; 2],
     /// Query log entries written and dropped.
     pub query_log: [u64; 2],
+    /// `[transport][reason]`: packets (UDP) and connections (TCP) from a
+    /// listed proxy refused for their PROXY header, by
+    /// [`crate::dns::proxy::Refusal::ALL`] reason.
+    pub proxy_refused: [[u64; 2]; TRANSPORTS],
 }
 
 impl QueryTotals {
@@ -292,6 +296,23 @@ pub struct Metrics {
     /// Query log entries dropped because the writer was behind or the
     /// file could not be written (rare by design: contention is no worry).
     pub query_log_dropped: AtomicU64,
+    /// PROXY headers refused, shared by the workers: only a misconfigured
+    /// or hostile proxy ever counts here.
+    pub proxy: Arc<ProxyCounters>,
+}
+
+/// Packets and connections from a listed proxy refused for their PROXY v2
+/// header, by transport and [`crate::dns::proxy::Refusal`].
+#[derive(Default)]
+pub struct ProxyCounters {
+    refused: [[AtomicU64; 2]; TRANSPORTS],
+}
+
+impl ProxyCounters {
+    /// Counts one refusal.
+    pub fn refuse(&self, transport: Transport, refusal: crate::dns::proxy::Refusal) {
+        self.refused[transport_index(transport)][refusal as usize].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -312,6 +333,11 @@ impl Metrics {
                 self.query_log_written.load(Ordering::Relaxed),
                 self.query_log_dropped.load(Ordering::Relaxed),
             ],
+            proxy_refused: self.proxy.refused.each_ref().map(|reasons| {
+                reasons
+                    .each_ref()
+                    .map(|counter| counter.load(Ordering::Relaxed))
+            }),
             ..QueryTotals::default()
         };
         let workers = self

@@ -80,6 +80,27 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
     }
     header(
         &mut out,
+        "steer_proxy_refused_total",
+        "counter",
+        "UDP queries dropped and TCP connections closed from a server.proxy_protocol_from source, for a PROXY v2 header that was missing or malformed.",
+    );
+    for (transport, reasons) in QueryTotals::TRANSPORT_NAMES
+        .iter()
+        .zip(totals.proxy_refused)
+    {
+        for (reason, count) in crate::dns::proxy::Refusal::ALL.iter().zip(reasons) {
+            line(
+                &mut out,
+                &format!(
+                    "steer_proxy_refused_total{{transport=\"{transport}\",reason=\"{}\"}}",
+                    reason.name()
+                ),
+                count,
+            );
+        }
+    }
+    header(
+        &mut out,
         "steer_rate_limited_total",
         "counter",
         "UDP responses over [rate_limit], by what became of them: dropped, slipped (sent truncated), exempt or dry_run (sent whole).",

@@ -89,6 +89,9 @@ pub struct ServerConfig {
     /// The DNS Cookie secrets from `server.cookie_secret_file`; `None`:
     /// each process draws its own.
     pub cookie_secrets: Option<CookieSecrets>,
+    /// `server.proxy_protocol_from`: the proxies whose every UDP query and
+    /// TCP connection starts with a PROXY v2 header naming the client.
+    pub proxy_protocol_from: Vec<steering::IpNet>,
 }
 
 /// Server cookie secrets shared by a fleet (RFC 9018 §4.4): cookies are
@@ -350,6 +353,18 @@ fn validate_server(
         .as_deref()
         .and_then(|name| read_cookie_secrets(file, &base.join(name), errors));
 
+    let mut proxy_protocol_from = Vec::new();
+    for (index, text) in spec.proxy_protocol_from.iter().enumerate() {
+        match steering::IpNet::parse(text) {
+            Ok(network) => proxy_protocol_from.push(network),
+            Err(message) => errors.push(ConfigError::at(
+                file,
+                format!("server.proxy_protocol_from[{index}]"),
+                message,
+            )),
+        }
+    }
+
     ServerConfig {
         listen,
         zones,
@@ -359,6 +374,7 @@ fn validate_server(
         tcp_max_connections_per_client,
         nsid,
         cookie_secrets,
+        proxy_protocol_from,
     }
 }
 

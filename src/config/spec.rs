@@ -112,6 +112,10 @@ pub struct ServerSpec {
     /// previous one during a rotation), relative to the config file.
     #[serde(default)]
     pub cookie_secret_file: Option<String>,
+    /// Sources (addresses or prefixes) whose queries come through a proxy
+    /// that prefixes each with a PROXY protocol version 2 header.
+    #[serde(default)]
+    pub proxy_protocol_from: Vec<String>,
 }
 
 /// `[admin]`.

@@ -218,7 +218,7 @@ fn unknown_key_names_its_path_and_line() {
         vec![
             "conf/steer.toml:3: unknown key server.listn, expected one of listen, zones, \
              workers, tcp_idle_timeout, tcp_max_connections, tcp_max_connections_per_client, \
-             nsid, cookie_secret_file"
+             nsid, cookie_secret_file, proxy_protocol_from"
         ]
     );
     assert_eq!(

@@ -33,8 +33,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout, timeout_at};
 
-use super::{Outcome, Transport};
-use crate::metrics::{Metrics, TcpRefusal, WorkerCounters};
+use super::{Outcome, Transport, proxy};
+use crate::metrics::{Metrics, ProxyCounters, TcpRefusal, WorkerCounters};
 use crate::query_log::QueryLog;
 use crate::table::RoutingTable;
 
@@ -167,13 +167,26 @@ impl TcpService {
         metrics: &Metrics,
     ) -> io::Result<TcpService> {
         let idle_timeout = limits.idle_timeout;
-        start_with(addresses, limits, metrics, move |packet, _, source, out| {
-            let outcome = super::respond_tcp(&table.load(), packet, source, idle_timeout, out);
-            if let Some(log) = &query_log {
-                log.record(packet, out, source, Transport::Tcp, outcome);
-            }
-            outcome
-        })
+        let proxies = Proxies {
+            is_proxy: Box::new({
+                let table = Arc::clone(&table);
+                move |source| table.load().is_proxy(source)
+            }),
+            refused: Arc::clone(&metrics.proxy),
+        };
+        start_with(
+            addresses,
+            limits,
+            metrics,
+            Some(proxies),
+            move |packet, _, source, out| {
+                let outcome = super::respond_tcp(&table.load(), packet, source, idle_timeout, out);
+                if let Some(log) = &query_log {
+                    log.record(packet, out, source, Transport::Tcp, outcome);
+                }
+                outcome
+            },
+        )
         .await
     }
 
@@ -229,6 +242,7 @@ async fn start_with<F>(
     addresses: &[SocketAddr],
     limits: TcpLimits,
     metrics: &Metrics,
+    proxies: Option<Proxies>,
     answer: F,
 ) -> io::Result<TcpService>
 where
@@ -253,6 +267,7 @@ where
         answer,
         counters: metrics.register_worker(),
         clients: Arc::default(),
+        proxies,
     });
     let accept_loops = listeners
         .into_iter()
@@ -278,6 +293,14 @@ struct Shared<F> {
     counters: Arc<WorkerCounters>,
     connections: Arc<Semaphore>,
     clients: Arc<ClientConnections>,
+    proxies: Option<Proxies>,
+}
+
+/// `server.proxy_protocol_from`, as the configuration in force says at
+/// each accept: connections from a proxy start with a PROXY v2 header.
+struct Proxies {
+    is_proxy: Box<dyn Fn(IpAddr) -> bool + Send + Sync>,
+    refused: Arc<ProxyCounters>,
 }
 
 async fn accept_loop<F>(
@@ -300,14 +323,25 @@ async fn accept_loop<F>(
                 continue;
             }
         };
+        // A proxy's connection is counted against the client its header
+        // names, once it has been read.
+        let proxied = shared
+            .proxies
+            .as_ref()
+            .is_some_and(|proxies| (proxies.is_proxy)(peer.ip()));
         // At a limit the stream is dropped here, which closes it.
-        let Some(client) = shared
-            .clients
-            .open(peer.ip(), shared.limits.max_connections_per_client)
-        else {
-            tracing::debug!(%peer, "TCP connection limit per client reached; closing");
-            shared.counters.refuse_tcp(TcpRefusal::PerClient);
-            continue;
+        let client = if proxied {
+            None
+        } else {
+            let Some(client) = shared
+                .clients
+                .open(peer.ip(), shared.limits.max_connections_per_client)
+            else {
+                tracing::debug!(%peer, "TCP connection limit per client reached; closing");
+                shared.counters.refuse_tcp(TcpRefusal::PerClient);
+                continue;
+            };
+            Some(client)
         };
         let Ok(permit) = Arc::clone(&shared.connections).try_acquire_owned() else {
             tracing::debug!(%peer, "TCP connection limit reached; closing");
@@ -323,7 +357,7 @@ async fn accept_loop<F>(
             }
             let source = peer.ip().to_canonical();
             tokio::select! {
-                result = serve_connection(stream, source, &shared) => {
+                result = serve_connection(stream, source, proxied, &shared) => {
                     if let Err(error) = result {
                         tracing::debug!(%peer, %error, "TCP connection ended");
                     }
@@ -335,17 +369,76 @@ async fn accept_loop<F>(
     }
 }
 
+/// Reads a proxy's PROXY v2 header off the start of `stream`, within the
+/// idle timeout: the client it names (`None`: the proxy itself) and the
+/// bytes that came after it. `Err` when the connection is to be closed
+/// (counted when the header was missing or malformed).
+async fn read_proxy_header<S>(
+    stream: &mut S,
+    limit: Duration,
+    refused: &ProxyCounters,
+) -> Result<(Option<IpAddr>, Vec<u8>), ()>
+where
+    S: AsyncRead + Unpin,
+{
+    let mut input: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let deadline = Instant::now() + limit;
+    let refuse = |refusal| {
+        refused.refuse(Transport::Tcp, refusal);
+        Err(())
+    };
+    loop {
+        match proxy::total_length(&input) {
+            Err(refusal) => return refuse(refusal),
+            Ok(Some(length)) if input.len() >= length => {
+                return match proxy::parse(&input) {
+                    Ok(header) => Ok((header.client, input.split_off(header.length))),
+                    Err(refusal) => refuse(refusal),
+                };
+            }
+            Ok(_) => {}
+        }
+        match timeout_at(deadline, stream.read_buf(&mut input)).await {
+            Ok(Ok(read)) if read > 0 => {}
+            // A connection that closes, fails or idles out before its
+            // header is complete never said anything; it is not counted.
+            _ => return Err(()),
+        }
+    }
+}
+
 /// Answers queries on one connection until the client closes it, it idles
 /// out or reaches its query limit.
 async fn serve_connection<F>(
     mut stream: TcpStream,
     source: IpAddr,
+    proxied: bool,
     shared: &Shared<F>,
 ) -> io::Result<()>
 where
     F: Fn(&[u8], Transport, IpAddr, &mut Vec<u8>) -> Outcome,
 {
-    let finished = exchange(&mut stream, source, shared).await?;
+    let (source, input, _place) = match &shared.proxies {
+        Some(proxies) if proxied => {
+            let limit = shared.limits.idle_timeout;
+            let Ok((client, input)) = read_proxy_header(&mut stream, limit, &proxies.refused).await
+            else {
+                return Ok(());
+            };
+            let client = client.unwrap_or(source);
+            let Some(place) = shared
+                .clients
+                .open(client, shared.limits.max_connections_per_client)
+            else {
+                tracing::debug!(%client, "TCP connection limit per client reached; closing");
+                shared.counters.refuse_tcp(TcpRefusal::PerClient);
+                return Ok(());
+            };
+            (client, input, Some(place))
+        }
+        _ => (source, Vec::with_capacity(READ_CHUNK), None),
+    };
+    let finished = exchange(&mut stream, source, input, shared).await?;
     if finished {
         // Say goodbye with a FIN; a client that has gone away is not our problem.
         let _ = timeout(shared.limits.idle_timeout, stream.shutdown()).await;
@@ -355,15 +448,20 @@ where
 
 /// The read–answer–write loop. Returns `true` when the connection should be
 /// shut down politely (query limit reached), `false` when it simply ends.
-async fn exchange<S, F>(stream: &mut S, source: IpAddr, shared: &Shared<F>) -> io::Result<bool>
+async fn exchange<S, F>(
+    stream: &mut S,
+    source: IpAddr,
+    mut input: Vec<u8>,
+    shared: &Shared<F>,
+) -> io::Result<bool>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: Fn(&[u8], Transport, IpAddr, &mut Vec<u8>) -> Outcome,
 {
     let limits = &shared.limits;
-    // Received bytes not yet answered, framed responses not yet written, and
+    // Received bytes not yet answered (`input`, which may start with what
+    // came after a PROXY header), framed responses not yet written, and
     // the one response buffer `answer` writes into.
-    let mut input: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut output: Vec<u8> = Vec::new();
     let mut response: Vec<u8> = Vec::new();
     let mut queries: usize = 0;
@@ -502,7 +600,7 @@ mod tests {
             .iter()
             .map(|address| address.parse().expect("address"))
             .collect();
-        start_with(&addresses, limits, metrics, echo)
+        start_with(&addresses, limits, metrics, None, echo)
             .await
             .expect("start TCP service")
     }
@@ -567,7 +665,7 @@ mod tests {
         for _ in 0..5 {
             let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
             let address = udp.local_addr().expect("UDP address");
-            match start_with(&[address], TcpLimits::default(), &metrics, echo).await {
+            match start_with(&[address], TcpLimits::default(), &metrics, None, echo).await {
                 Ok(service) => {
                     assert_eq!(service.local_addrs(), &[address]);
                     service.stop().await;
@@ -802,7 +900,7 @@ mod tests {
         }
         let metrics = Metrics::default();
         let address: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
-        let service = start_with(&[address], TcpLimits::default(), &metrics, large)
+        let service = start_with(&[address], TcpLimits::default(), &metrics, None, large)
             .await
             .expect("start");
         let mut stream = TcpStream::connect(service.local_addrs()[0])

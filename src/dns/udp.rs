@@ -95,6 +95,7 @@ impl UdpService {
         query_log: Option<QueryLog>,
         metrics: &Metrics,
     ) -> io::Result<UdpService> {
+        let proxy_refused = Arc::clone(&metrics.proxy);
         start_with(
             addresses,
             workers,
@@ -105,9 +106,14 @@ impl UdpService {
                   _: Transport,
                   source: IpAddr,
                   out: &mut Vec<u8>| {
-                let outcome = super::respond_udp(table, &buckets, packet, source, out);
+                let Some((packet, client)) =
+                    super::proxy::unwrap_datagram(table, packet, source, &proxy_refused)
+                else {
+                    return Outcome::Drop;
+                };
+                let outcome = super::respond_udp(table, &buckets, packet, client, out);
                 if let Some(log) = &query_log {
-                    log.record(packet, out, source, Transport::Udp, outcome);
+                    log.record(packet, out, client, Transport::Udp, outcome);
                 }
                 outcome
             },

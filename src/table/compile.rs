@@ -620,6 +620,8 @@ pub struct Inputs<'input> {
     pub rate_limit: Option<&'input RateLimitConfig>,
     /// `server.cookie_secret_file`'s secrets (none: the process's own).
     pub cookie_secrets: Option<CookieSecrets>,
+    /// `server.proxy_protocol_from`.
+    pub proxy_from: &'input [crate::config::steering::IpNet],
 }
 
 /// The steering part of a table: every steered name's compiled policy, and
@@ -812,6 +814,7 @@ pub(super) fn compile(
                 previous: None,
             }),
             rate_limit: inputs.rate_limit.cloned(),
+            proxy_from: inputs.proxy_from.into(),
             zone_slots,
         }),
         policies,
@@ -965,6 +968,7 @@ impl RoutingTable {
             nsid: &[],
             rate_limit: None,
             cookie_secrets: None,
+            proxy_from: &[],
         };
         compile(zones, &inputs, generation)
     }

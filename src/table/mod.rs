@@ -22,9 +22,11 @@ pub use steer::{CompiledPolicy, Selected};
 
 use crate::health::HealthView;
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::config::steering::IpNet;
 use crate::config::{CookieSecrets, RateLimitConfig};
 use crate::dns::Transport;
 use crate::metrics::ZoneSlot;
@@ -257,6 +259,9 @@ struct ZoneData {
     cookie_secrets: CookieSecrets,
     /// `[rate_limit]`: the limits UDP responses are held to.
     rate_limit: Option<RateLimitConfig>,
+    /// `server.proxy_protocol_from`: the proxies whose queries carry a
+    /// PROXY v2 header.
+    proxy_from: Box<[IpNet]>,
     /// Each zone's counter (by zone number), from the long-lived registry.
     zone_slots: Vec<ZoneSlot>,
 }
@@ -286,6 +291,7 @@ impl RoutingTable {
                     previous: None,
                 },
                 rate_limit: None,
+                proxy_from: Box::default(),
                 zone_slots: Vec::new(),
             }),
             policies: Vec::new(),
@@ -305,6 +311,17 @@ impl RoutingTable {
     #[inline]
     pub fn nsid(&self) -> &[u8] {
         &self.data.nsid
+    }
+
+    /// Whether queries from `source` come through a proxy that prefixes
+    /// them with a PROXY v2 header (`server.proxy_protocol_from`).
+    #[inline]
+    pub fn is_proxy(&self, source: IpAddr) -> bool {
+        let proxies = &self.data.proxy_from;
+        !proxies.is_empty() && {
+            let source = source.to_canonical();
+            proxies.iter().any(|network| network.contains(source))
+        }
     }
 
     /// The limits UDP responses are held to, when `[rate_limit]` is
