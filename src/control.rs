@@ -278,6 +278,8 @@ pub struct Listeners {
     pub udp: Vec<SocketAddr>,
     /// DNS over TCP.
     pub tcp: Vec<SocketAddr>,
+    /// DNS over TLS.
+    pub tls: Vec<SocketAddr>,
     /// The peers' read-only listener (`peers.listen`), when there is one.
     pub peers: Option<SocketAddr>,
 }
@@ -484,6 +486,8 @@ struct Sources {
     steering: Arc<SteeringConfig>,
     /// `admin.tls_certificate` and its key as last read.
     admin_tls: Option<Arc<crate::config::tls::TlsIdentity>>,
+    /// `server.tls_certificate` and its key as last read.
+    dns_tls: Option<Arc<crate::config::tls::TlsIdentity>>,
 }
 
 /// One generation as explain sees it: the table, what it was compiled
@@ -580,6 +584,7 @@ impl Control {
                 geo: built.geo,
                 steering: Arc::new(built.config.steering.clone()),
                 admin_tls: built.config.admin.tls.clone(),
+                dns_tls: built.config.server.tls.clone(),
             },
         };
         let latency_state_file = built.config.steering.latency.state_file.clone();
@@ -1106,6 +1111,12 @@ impl Control {
         lock(&self.status).sources.admin_tls.clone()
     }
 
+    /// DNS over TLS's certificate and key in force (`server.tls_certificate`,
+    /// as of the last reload), for each new handshake.
+    pub fn dns_tls(&self) -> Option<Arc<crate::config::tls::TlsIdentity>> {
+        lock(&self.status).sources.dns_tls.clone()
+    }
+
     /// This node's own probe results, for its peers (`GET /health/view`).
     pub fn health_view(&self) -> crate::health::peers::View {
         let mut view = match self.monitor.get() {
@@ -1340,6 +1351,7 @@ impl ReloadJob {
                 geo: built.geo,
                 steering: Arc::new(built.config.steering),
                 admin_tls: built.config.admin.tls,
+                dns_tls: built.config.server.tls,
             };
             // The parse and compile garbage (and usually the old
             // table) is free now: hand it back to the system.
@@ -1411,6 +1423,11 @@ fn restart_needed(active: &Config, reloaded: &Config) -> Vec<String> {
         "server.listen",
         list(&active.server.listen),
         list(&reloaded.server.listen),
+    );
+    compare(
+        "server.tls_listen",
+        list(&active.server.tls_listen),
+        list(&reloaded.server.tls_listen),
     );
     compare(
         "server.workers",
@@ -1693,6 +1710,7 @@ mod tests {
         let listeners = Listeners {
             udp: vec!["127.0.0.1:5300".parse().expect("address")],
             tcp: vec!["127.0.0.1:5300".parse().expect("address")],
+            tls: Vec::new(),
             peers: None,
         };
         control.set_listeners(listeners.clone());

@@ -34,7 +34,9 @@ pub const COUNTED_RCODES: [(u16, &str); 7] = [
     (16, "BADVERS"),
 ];
 
-const TRANSPORTS: usize = 2;
+const TRANSPORTS: usize = 3;
+/// UDP and TCP: the transports a PROXY header comes over.
+const PROXY_TRANSPORTS: usize = 2;
 
 /// Response codes counted per zone; anything else counts as `other`.
 pub const ZONE_RCODES: [(u16, &str); 2] = [(0, "NOERROR"), (3, "NXDOMAIN")];
@@ -67,6 +69,8 @@ pub struct WorkerCounters {
     last_limited_v6: AtomicU64,
     /// TCP connections closed at accept, by [`TcpRefusal`].
     tcp_refused: [AtomicU64; 2],
+    /// DNS over TLS handshakes completed, and failed or timed out.
+    tls_handshakes: [AtomicU64; 2],
     /// Responses per zone slot, by [`ZONE_RCODES`] (the last: any other).
     zones: Box<[[AtomicU64; ZONE_COUNTERS]]>,
     /// [`DECISION_SLOTS`] counters, allocated once when the worker starts
@@ -83,6 +87,7 @@ impl Default for WorkerCounters {
             last_limited_v4: AtomicU64::new(0),
             last_limited_v6: AtomicU64::new(0),
             tcp_refused: Default::default(),
+            tls_handshakes: Default::default(),
             zones: (0..ZONE_SLOTS).map(|_| Default::default()).collect(),
             decisions: (0..DECISION_SLOTS.div_ceil(SLOTS_PER_LINE))
                 .map(|_| DecisionLine(Default::default()))
@@ -95,6 +100,7 @@ fn transport_index(transport: Transport) -> usize {
     match transport {
         Transport::Udp => 0,
         Transport::Tcp => 1,
+        Transport::Tls => 2,
     }
 }
 
@@ -138,6 +144,11 @@ impl WorkerCounters {
     /// Counts a TCP connection closed at accept.
     pub fn refuse_tcp(&self, reason: TcpRefusal) {
         self.tcp_refused[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a DNS over TLS handshake that completed, or did not.
+    pub fn tls_handshake(&self, completed: bool) {
+        self.tls_handshakes[usize::from(!completed)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Notes `client` as the latest held to the rate limit (a store to
@@ -263,17 +274,19 @@ pub struct QueryTotals {
     pub over_limit: [u64; OVER_LIMIT_ACTIONS],
     /// TCP connections closed at accept, by [`TcpRefusal::ALL`] reason.
     pub tcp_refused: [u64; 2],
+    /// DNS over TLS handshakes: completed, failed (or timed out).
+    pub tls_handshakes: [u64; 2],
     /// Query log entries written and dropped.
     pub query_log: [u64; 2],
     /// `[transport][reason]`: packets (UDP) and connections (TCP) from a
     /// listed proxy refused for their PROXY header, by
     /// [`crate::dns::proxy::Refusal::ALL`] reason.
-    pub proxy_refused: [[u64; 2]; TRANSPORTS],
+    pub proxy_refused: [[u64; 2]; PROXY_TRANSPORTS],
 }
 
 impl QueryTotals {
     /// Names of the transports in index order.
-    pub const TRANSPORT_NAMES: [&'static str; TRANSPORTS] = ["udp", "tcp"];
+    pub const TRANSPORT_NAMES: [&'static str; TRANSPORTS] = ["udp", "tcp", "tls"];
 
     /// Label of a slot: an rcode name, or `other`.
     pub fn rcode_name(slot: usize) -> &'static str {
@@ -305,13 +318,16 @@ pub struct Metrics {
 /// header, by transport and [`crate::dns::proxy::Refusal`].
 #[derive(Default)]
 pub struct ProxyCounters {
-    refused: [[AtomicU64; 2]; TRANSPORTS],
+    refused: [[AtomicU64; 2]; PROXY_TRANSPORTS],
 }
 
 impl ProxyCounters {
     /// Counts one refusal.
     pub fn refuse(&self, transport: Transport, refusal: crate::dns::proxy::Refusal) {
-        self.refused[transport_index(transport)][refusal as usize].fetch_add(1, Ordering::Relaxed);
+        // DNS over TLS never carries a header: nothing to count there.
+        if let Some(reasons) = self.refused.get(transport_index(transport)) {
+            reasons[refusal as usize].fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -356,6 +372,9 @@ impl Metrics {
                 *total += counter.load(Ordering::Relaxed);
             }
             for (total, counter) in totals.tcp_refused.iter_mut().zip(&worker.tcp_refused) {
+                *total += counter.load(Ordering::Relaxed);
+            }
+            for (total, counter) in totals.tls_handshakes.iter_mut().zip(&worker.tls_handshakes) {
                 *total += counter.load(Ordering::Relaxed);
             }
         }
@@ -500,7 +519,7 @@ mod tests {
         let queries = metrics.totals();
         assert_eq!(queries.answered_total(Transport::Udp), 6);
         assert_eq!(queries.answered_total(Transport::Tcp), 3);
-        assert_eq!(queries.dropped, [1, 0]);
+        assert_eq!(queries.dropped, [1, 0, 0]);
     }
 
     #[test]
@@ -524,7 +543,7 @@ mod tests {
         let totals = metrics.totals();
         assert_eq!(totals.over_limit, [2, 1, 1, 1]);
         // Drops are dropped packets; the rest were answered.
-        assert_eq!(totals.dropped, [2, 0]);
+        assert_eq!(totals.dropped, [2, 0, 0]);
         assert_eq!(totals.answered_total(Transport::Udp), 3);
         assert_eq!(metrics.decision_totals(1).count(fra), 2);
         assert_eq!(metrics.take_last_limited(), None);

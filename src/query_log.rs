@@ -274,6 +274,7 @@ fn describe(
     out.push_str(match entry.transport {
         Transport::Udp => "\"udp\"",
         Transport::Tcp => "\"tcp\"",
+        Transport::Tls => "\"tls\"",
     });
     match Message::from_vec(&entry.query[..usize::from(entry.query_len)]) {
         Ok(query) => {

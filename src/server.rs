@@ -65,6 +65,8 @@ pub struct RunningServer {
     pub dns_udp: Vec<SocketAddr>,
     /// DNS over TCP, same addresses and ports as `dns_udp`.
     pub dns_tcp: Vec<SocketAddr>,
+    /// DNS over TLS (`server.tls_listen`), ports resolved.
+    pub dns_tls: Vec<SocketAddr>,
     /// The admin API.
     pub admin: SocketAddr,
     /// The peers' read-only listener, when `peers.listen` is set.
@@ -73,6 +75,7 @@ pub struct RunningServer {
     pub control: Arc<Control>,
     udp: UdpService,
     tcp: TcpService,
+    tls: Option<TcpService>,
     admin_server: AdminServer,
     peers_server: Option<AdminServer>,
     database_watch: tokio::task::JoinHandle<()>,
@@ -308,9 +311,12 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
 
     // The workers hold the query log's only senders from here on: when
     // they stop, the writer drains what is left and ends.
-    let (udp, tcp) = start_dns(&config, &control, query_log, &metrics).await?;
+    let (udp, tcp, tls) = start_dns(&config, &control, query_log, &metrics).await?;
     let dns_udp = udp.local_addrs().to_vec();
     let dns_tcp = tcp.local_addrs().to_vec();
+    let dns_tls = tls
+        .as_ref()
+        .map_or_else(Vec::new, |tls| tls.local_addrs().to_vec());
     let state = AdminState {
         control: Arc::clone(&control),
         metrics: Arc::clone(&metrics),
@@ -331,7 +337,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
             match AdminServer::start_for_peers(address, state.clone(), peers_tls).await {
                 Ok(server) => Some(server),
                 Err(source) => {
-                    stop_dns(udp, tcp).await;
+                    stop_dns(udp, tcp, tls).await;
                     return Err(StartError::Listen {
                         what: "the peers' listener",
                         addresses: address.to_string(),
@@ -346,6 +352,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
     control.set_listeners(Listeners {
         udp: dns_udp.clone(),
         tcp: dns_tcp.clone(),
+        tls: dns_tls.clone(),
         peers,
     });
     let admin_tls = config.admin.tls.is_some();
@@ -355,7 +362,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
             if let Some(server) = peers_server {
                 server.stop().await;
             }
-            stop_dns(udp, tcp).await;
+            stop_dns(udp, tcp, tls).await;
             return Err(StartError::Listen {
                 what: "the admin API",
                 addresses: config.admin.listen.to_string(),
@@ -370,6 +377,9 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
     }
     for address in &dns_tcp {
         info!(transport = %"tcp", address = %address, "listening");
+    }
+    for address in &dns_tls {
+        info!(transport = %"tls", address = %address, "listening");
     }
     info!(address = %admin, tls = admin_tls, "admin API listening");
     warn_if_clear("the admin API", admin, admin_tls, "admin");
@@ -394,10 +404,12 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         dns_udp,
         dns_tcp,
+        dns_tls,
         admin,
         control,
         udp,
         tcp,
+        tls,
         admin_server,
         peers_server,
         peers,
@@ -428,7 +440,7 @@ impl RunningServer {
         // After the admin API: no sample arrives once the model is written.
         // A failure is logged by the save itself; stopping goes on.
         let _ = self.control.save_latency_state().await;
-        stop_dns(self.udp, self.tcp).await;
+        stop_dns(self.udp, self.tcp, self.tls).await;
         if let Some(writer) = self.query_log_writer {
             // The workers are gone, so are the log's senders: it ends once
             // what they logged last is written.
@@ -441,10 +453,10 @@ impl RunningServer {
 /// Opens UDP, then TCP on the ports UDP got.
 async fn start_dns(
     config: &Config,
-    control: &Control,
+    control: &Arc<Control>,
     query_log: Option<QueryLog>,
     metrics: &Metrics,
-) -> Result<(UdpService, TcpService), StartError> {
+) -> Result<(UdpService, TcpService, Option<TcpService>), StartError> {
     let listen = &config.server.listen;
     let limits = TcpLimits {
         max_connections: config.server.tcp_max_connections,
@@ -475,6 +487,7 @@ async fn start_dns(
         let tcp_addresses = udp.local_addrs().to_vec();
         let started = TcpService::start(
             &tcp_addresses,
+            None,
             limits.clone(),
             control.table(),
             query_log.clone(),
@@ -482,7 +495,17 @@ async fn start_dns(
         )
         .await;
         match started {
-            Ok(tcp) => return Ok((udp, tcp)),
+            Ok(tcp) => {
+                let tls =
+                    match start_tls(config, control, &limits, query_log.clone(), metrics).await {
+                        Ok(tls) => tls,
+                        Err(error) => {
+                            stop_dns(udp, tcp, None).await;
+                            return Err(error);
+                        }
+                    };
+                return Ok((udp, tcp, tls));
+            }
             Err(source) => {
                 stop_udp(udp).await;
                 let retry = source.kind() == io::ErrorKind::AddrInUse
@@ -505,7 +528,47 @@ async fn start_dns(
     }
 }
 
-async fn stop_dns(udp: UdpService, tcp: TcpService) {
+/// Opens the DNS over TLS listeners, when `server.tls_listen` has any.
+async fn start_tls(
+    config: &Config,
+    control: &Arc<Control>,
+    limits: &TcpLimits,
+    query_log: Option<QueryLog>,
+    metrics: &Metrics,
+) -> Result<Option<TcpService>, StartError> {
+    let addresses = &config.server.tls_listen;
+    if addresses.is_empty() {
+        return Ok(None);
+    }
+    let failed = |source| StartError::Listen {
+        what: "DNS over TLS",
+        addresses: join(addresses),
+        source,
+    };
+    // RFC 7858 §3.2's ALPN identifier; a client that sends none is served.
+    let acceptor = crate::admin::tls::acceptor(
+        crate::admin::tls::Listener::Dns,
+        Arc::clone(control),
+        &[b"dot"],
+    )
+    .map_err(failed)?;
+    TcpService::start(
+        addresses,
+        Some(acceptor),
+        limits.clone(),
+        control.table(),
+        query_log,
+        metrics,
+    )
+    .await
+    .map(Some)
+    .map_err(failed)
+}
+
+async fn stop_dns(udp: UdpService, tcp: TcpService, tls: Option<TcpService>) {
+    if let Some(tls) = tls {
+        tls.stop().await;
+    }
     tcp.stop().await;
     stop_udp(udp).await;
 }

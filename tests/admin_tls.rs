@@ -33,24 +33,6 @@ fn config(listen: &str, tls: bool) -> String {
     )
 }
 
-/// Writes a CA (`PREFIX-ca.pem`) and a certificate it issued for 127.0.0.1
-/// (`PREFIX.pem`, key `PREFIX.key`) into `directory`.
-fn write_certificate(directory: &Path, prefix: &str) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).expect("CA");
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().expect("key");
-    let certificate = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .expect("params")
-        .signed_by(&key, &issuer)
-        .expect("certificate");
-    std::fs::write(directory.join(format!("{prefix}-ca.pem")), ca.pem()).expect("CA file");
-    std::fs::write(directory.join(format!("{prefix}.pem")), certificate.pem()).expect("cert");
-    std::fs::write(directory.join(format!("{prefix}.key")), key.serialize_pem()).expect("key");
-}
-
 /// Makes `PREFIX.pem` and `PREFIX.key` the files the config names.
 fn install(directory: &Path, prefix: &str) {
     std::fs::copy(
@@ -71,8 +53,8 @@ async fn start() -> TestServer {
     let directory = common::example_directory(&config("127.0.0.1:0", true));
     let path = directory.path();
     std::fs::write(path.join("admin.token"), format!("{TOKEN}\n")).expect("token");
-    write_certificate(path, "first");
-    write_certificate(path, "second");
+    common::write_certificate(path, "first");
+    common::write_certificate(path, "second");
     install(path, "first");
     let server = TestServer::start_prepared(directory).await;
     write_config(&server, true);
@@ -308,7 +290,7 @@ fn tls_files_that_are_missing_or_alone_are_refused_naming_the_key() {
         let directory = common::example_directory(&format!(
             "[server]\nlisten = [\"127.0.0.1:5399\"]\nzones = \"zones\"\n\n[admin]\n{admin}"
         ));
-        write_certificate(directory.path(), "first");
+        common::write_certificate(directory.path(), "first");
         let output = Command::new(env!("CARGO_BIN_EXE_steer"))
             .args(["check", "--config"])
             .arg(directory.path().join("steer.toml"))

@@ -514,24 +514,6 @@ fn a_peers_listener_beyond_loopback_needs_a_token() {
     );
 }
 
-/// A fleet CA and a certificate it signed for 127.0.0.1, written as PEM
-/// files into `directory`: `fleet-ca.pem`, `peer.pem`, `peer.key`.
-fn write_fleet_certificates(directory: &std::path::Path) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).expect("CA");
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().expect("key");
-    let certificate = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .expect("params")
-        .signed_by(&key, &issuer)
-        .expect("certificate");
-    std::fs::write(directory.join("fleet-ca.pem"), ca.pem()).expect("CA file");
-    std::fs::write(directory.join("peer.pem"), certificate.pem()).expect("certificate file");
-    std::fs::write(directory.join("peer.key"), key.serialize_pem()).expect("key file");
-}
-
 #[tokio::test]
 async fn peers_read_each_other_over_tls_trusting_the_fleet_ca_alone() {
     let reader = start("127.0.0.1:0", true).await;
@@ -544,7 +526,7 @@ async fn peers_read_each_other_over_tls_trusting_the_fleet_ca_alone() {
              tls_key = \"peer.key\"\n",
         ));
     std::fs::write(directory.path().join("fleet.token"), format!("{TOKEN}\n")).expect("token");
-    write_fleet_certificates(directory.path());
+    common::write_certificate(directory.path(), "peer");
     let certificates = directory.path().to_path_buf();
     let writer = TestServer::start_prepared(directory).await;
     let listener = writer.running().peers.expect("a peers' listener");
@@ -566,8 +548,8 @@ async fn peers_read_each_other_over_tls_trusting_the_fleet_ca_alone() {
 
     // A reader that trusts the system's roots only refuses the certificate.
     std::fs::copy(
-        certificates.join("fleet-ca.pem"),
-        reader.directory.path().join("fleet-ca.pem"),
+        certificates.join("peer-ca.pem"),
+        reader.directory.path().join("peer-ca.pem"),
     )
     .expect("copy");
     let https = format!("https://{listener}");
@@ -577,7 +559,7 @@ async fn peers_read_each_other_over_tls_trusting_the_fleet_ca_alone() {
             .replace(
                 "[peers]\n",
                 if ca {
-                    "[peers]\nca_file = \"fleet-ca.pem\"\n"
+                    "[peers]\nca_file = \"peer-ca.pem\"\n"
                 } else {
                     "[peers]\n"
                 },
@@ -612,10 +594,10 @@ async fn peers_read_each_other_over_tls_trusting_the_fleet_ca_alone() {
 #[test]
 fn tls_files_that_do_not_fit_are_refused_naming_the_key() {
     let directory = tempfile::tempdir().expect("temporary directory");
-    write_fleet_certificates(directory.path());
+    common::write_certificate(directory.path(), "peer");
     // A key of another certificate.
     let other = tempfile::tempdir().expect("temporary directory");
-    write_fleet_certificates(other.path());
+    common::write_certificate(other.path(), "peer");
     std::fs::copy(
         other.path().join("peer.key"),
         directory.path().join("other.key"),

@@ -80,6 +80,19 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
     }
     header(
         &mut out,
+        "steer_tls_handshakes_total",
+        "counter",
+        "DNS over TLS handshakes: completed, or failed (a bad handshake, or none within server.tcp_idle_timeout).",
+    );
+    for (result, count) in ["completed", "failed"].iter().zip(totals.tls_handshakes) {
+        line(
+            &mut out,
+            &format!("steer_tls_handshakes_total{{result=\"{result}\"}}"),
+            count,
+        );
+    }
+    header(
+        &mut out,
         "steer_proxy_refused_total",
         "counter",
         "UDP queries dropped and TCP connections closed from a server.proxy_protocol_from source, for a PROXY v2 header that was missing or malformed.",
@@ -869,12 +882,19 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
-        // 2 transports × 8 rcode slots.
+        // 3 transports × 8 rcode slots.
         assert_eq!(
             text.lines()
                 .filter(|line| line.starts_with("steer_queries_total{"))
                 .count(),
-            16
+            24
+        );
+        // A PROXY header comes over UDP and TCP only.
+        assert_eq!(
+            text.lines()
+                .filter(|line| line.starts_with("steer_proxy_refused_total{"))
+                .count(),
+            4
         );
     }
 

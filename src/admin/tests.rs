@@ -49,6 +49,7 @@ impl Fixture {
         control.set_listeners(Listeners {
             udp: vec!["127.0.0.1:5300".parse().expect("address")],
             tcp: vec!["127.0.0.1:5300".parse().expect("address")],
+            tls: Vec::new(),
             peers: None,
         });
         let state = AdminState {
@@ -126,7 +127,7 @@ async fn status_describes_the_served_table() {
     assert_eq!(status["reloads"], json!({"ok": 0, "failed": 0}));
     assert_eq!(
         status["listen"],
-        json!({"udp": ["127.0.0.1:5300"], "tcp": ["127.0.0.1:5300"], "peers": null})
+        json!({"udp": ["127.0.0.1:5300"], "tcp": ["127.0.0.1:5300"], "tls": [], "peers": null})
     );
     fixture.server.stop().await;
 }

@@ -68,6 +68,8 @@ pub enum Listener {
     Admin,
     /// The peers' listener: `peers.tls_certificate`.
     Peers,
+    /// DNS over TLS: `server.tls_certificate`.
+    Dns,
 }
 
 impl Listener {
@@ -75,6 +77,7 @@ impl Listener {
         match self {
             Self::Admin => "the admin API",
             Self::Peers => "the peers' listener",
+            Self::Dns => "DNS over TLS",
         }
     }
 
@@ -86,6 +89,7 @@ impl Listener {
                 let steering = control.steering();
                 steering.peers.as_ref()?.tls.clone()
             }
+            Self::Dns => control.dns_tls(),
         }
     }
 }
@@ -152,23 +156,7 @@ pub async fn serve(
     control: Arc<Control>,
     mut stopped: oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
-    // Parsed now, so that a reload that drops the certificate before the
-    // first handshake still leaves one to go on with.
-    let first = listener.identity(&control).and_then(|tls| {
-        let certified = certified_key(&tls.chain, &tls.key).ok()?;
-        Some((tls.chain.clone(), tls.key.clone(), Arc::new(certified)))
-    });
-    let resolver = Arc::new(Resolver {
-        control,
-        listener,
-        cached: Mutex::new(first),
-    });
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(std::io::Error::other)?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = acceptor(listener, control, &[])?;
     let mut connections = JoinSet::new();
     loop {
         let (stream, address) = tokio::select! {
@@ -202,6 +190,36 @@ pub async fn serve(
             }
         });
     }
+}
+
+/// A TLS acceptor for `listener` that hands each handshake the certificate
+/// of the configuration in force, offering the `alpn` protocols (none: no
+/// ALPN). Session tickets let a client that comes back skip the full
+/// handshake.
+pub fn acceptor(
+    listener: Listener,
+    control: Arc<Control>,
+    alpn: &[&[u8]],
+) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    // Parsed now, so that a reload that drops the certificate before the
+    // first handshake still leaves one to go on with.
+    let first = listener.identity(&control).and_then(|tls| {
+        let certified = certified_key(&tls.chain, &tls.key).ok()?;
+        Some((tls.chain.clone(), tls.key.clone(), Arc::new(certified)))
+    });
+    let resolver = Arc::new(Resolver {
+        control,
+        listener,
+        cached: Mutex::new(first),
+    });
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(std::io::Error::other)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// How long a client may take to finish its handshake.

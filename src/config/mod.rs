@@ -92,6 +92,10 @@ pub struct ServerConfig {
     /// `server.proxy_protocol_from`: the proxies whose every UDP query and
     /// TCP connection starts with a PROXY v2 header naming the client.
     pub proxy_protocol_from: Vec<steering::IpNet>,
+    /// Addresses that serve DNS over TLS; fixed at start.
+    pub tls_listen: Vec<SocketAddr>,
+    /// The certificate DNS over TLS serves, read again at each reload.
+    pub tls: Option<std::sync::Arc<tls::TlsIdentity>>,
 }
 
 /// Server cookie secrets shared by a fleet (RFC 9018 §4.4): cookies are
@@ -365,6 +369,44 @@ fn validate_server(
         }
     }
 
+    let mut tls_listen = Vec::new();
+    for (index, text) in spec.tls_listen.iter().enumerate() {
+        let key = format!("server.tls_listen[{index}]");
+        match parse_socket_address(text) {
+            Ok(address) if address.port() != 0 && listen.contains(&address) => {
+                errors.push(ConfigError::at(
+                    file,
+                    key,
+                    format!("{address} is also in server.listen, whose TCP has it"),
+                ));
+            }
+            Ok(address) => tls_listen.push(address),
+            Err(message) => errors.push(ConfigError::at(file, key, message)),
+        }
+    }
+    let tls = tls::read_identity(
+        "server",
+        spec.tls_certificate.as_deref(),
+        spec.tls_key.as_deref(),
+        base,
+        &mut |key, message| errors.push(ConfigError::at(file, key, message)),
+    )
+    .map(std::sync::Arc::new);
+    if tls.is_none() && !tls_listen.is_empty() && spec.tls_certificate.is_none() {
+        errors.push(ConfigError::at(
+            file,
+            "server.tls_listen",
+            "needs server.tls_certificate and server.tls_key: the certificate it serves",
+        ));
+    }
+    if spec.tls_certificate.is_some() && spec.tls_listen.is_empty() {
+        errors.push(ConfigError::at(
+            file,
+            "server.tls_certificate",
+            "is for server.tls_listen, which is not set",
+        ));
+    }
+
     ServerConfig {
         listen,
         zones,
@@ -375,6 +417,8 @@ fn validate_server(
         nsid,
         cookie_secrets,
         proxy_protocol_from,
+        tls_listen,
+        tls,
     }
 }
 

@@ -116,6 +116,16 @@ pub struct ServerSpec {
     /// that prefixes each with a PROXY protocol version 2 header.
     #[serde(default)]
     pub proxy_protocol_from: Vec<String>,
+    /// Socket addresses that serve DNS over TLS (RFC 7858), e.g.
+    /// `"192.0.2.1:853"`.
+    #[serde(default)]
+    pub tls_listen: Vec<String>,
+    /// PEM certificate chain for `tls_listen`, relative to the config file.
+    #[serde(default)]
+    pub tls_certificate: Option<String>,
+    /// PEM private key of `tls_certificate`, relative to the config file.
+    #[serde(default)]
+    pub tls_key: Option<String>,
 }
 
 /// `[admin]`.

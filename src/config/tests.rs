@@ -218,7 +218,8 @@ fn unknown_key_names_its_path_and_line() {
         vec![
             "conf/steer.toml:3: unknown key server.listn, expected one of listen, zones, \
              workers, tcp_idle_timeout, tcp_max_connections, tcp_max_connections_per_client, \
-             nsid, cookie_secret_file, proxy_protocol_from"
+             nsid, cookie_secret_file, proxy_protocol_from, tls_listen, tls_certificate, \
+             tls_key"
         ]
     );
     assert_eq!(

@@ -17,7 +17,7 @@ pub mod tcp;
 pub mod udp;
 pub mod wire;
 
-pub use respond::{respond, respond_tcp, respond_udp};
+pub use respond::{respond, respond_tcp, respond_tls, respond_udp};
 
 use crate::metrics::{DecisionSlot, ZoneSlot};
 
@@ -28,6 +28,9 @@ pub enum Transport {
     Udp,
     /// TCP: up to 65535 bytes, never truncated.
     Tcp,
+    /// DNS over TLS (RFC 7858): TCP's rules, and responses padded when the
+    /// query asks (RFC 7830, RFC 8467).
+    Tls,
 }
 
 /// What [`respond`] did with a packet.

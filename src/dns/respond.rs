@@ -48,6 +48,9 @@ const OPT_LEN: usize = 11;
 const OPTION_EXTENDED_ERROR: u16 = 15;
 /// Bytes of an edns-tcp-keepalive option with its timeout.
 const KEEPALIVE_OPTION_LEN: usize = 6;
+/// Padded responses are a multiple of this many bytes: RFC 8467 §4.1's
+/// recommended block length for responses.
+pub const PADDING_BLOCK: usize = 468;
 
 const CLASS_IN: u16 = 1;
 
@@ -85,13 +88,39 @@ pub fn respond_tcp(
     idle_timeout: std::time::Duration,
     out: &mut Vec<u8>,
 ) -> Outcome {
+    respond_stream(table, packet, Transport::Tcp, source, idle_timeout, out)
+}
+
+/// A query over a connection, TCP or TLS, kept open for `idle_timeout`.
+fn respond_stream(
+    table: &RoutingTable,
+    packet: &[u8],
+    transport: Transport,
+    source: IpAddr,
+    idle_timeout: std::time::Duration,
+    out: &mut Vec<u8>,
+) -> Outcome {
     // The option counts in units of 100 ms.
     let units = u16::try_from(idle_timeout.as_millis() / 100).unwrap_or(u16::MAX);
     let mut charge = Charge {
         keepalive: Some(units),
+        padding: transport == Transport::Tls,
         ..Charge::default()
     };
-    answer(table, packet, Transport::Tcp, source, out, &mut charge)
+    answer(table, packet, transport, source, out, &mut charge)
+}
+
+/// Answers one query that came over DNS over TLS (RFC 7858): as over TCP,
+/// and a padded query gets a padded response (RFC 7830, RFC 8467), so
+/// that its size says little about what was asked.
+pub fn respond_tls(
+    table: &RoutingTable,
+    packet: &[u8],
+    source: IpAddr,
+    idle_timeout: std::time::Duration,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    respond_stream(table, packet, Transport::Tls, source, idle_timeout, out)
 }
 
 /// Answers one query that came over UDP, under `[rate_limit]` when the
@@ -168,6 +197,8 @@ struct Charge {
     /// Over TCP: the idle timeout to tell a client that asks, in units of
     /// 100 ms.
     keepalive: Option<u16>,
+    /// Over TLS: pad the response when the query was padded.
+    padding: bool,
 }
 
 impl Default for Charge {
@@ -176,6 +207,7 @@ impl Default for Charge {
             class: Class::ERROR,
             cookie: None,
             keepalive: None,
+            padding: false,
         }
     }
 }
@@ -271,6 +303,9 @@ fn answer(
         keepalive: charge
             .keepalive
             .filter(|_| query.edns.is_some_and(|edns| edns.tcp_keepalive)),
+        // RFC 7830 §4: only to a padded query, only over an encrypted
+        // transport.
+        padding: charge.padding && query.edns.is_some_and(|edns| edns.padding),
     };
     let refused = |error: ExtendedError, out: &mut Vec<u8>| {
         simple(
@@ -374,6 +409,8 @@ struct Extras<'a> {
     error: Option<ExtendedError>,
     /// The TCP idle timeout to tell the client (RFC 7828), in 100 ms units.
     keepalive: Option<u16>,
+    /// Pad the response to a multiple of [`PADDING_BLOCK`] bytes.
+    padding: bool,
 }
 
 /// An Extended DNS Error: its INFO-CODE and EXTRA-TEXT.
@@ -410,6 +447,7 @@ impl<'a> Extras<'a> {
         cookie: None,
         error: None,
         keepalive: None,
+        padding: false,
     };
 
     /// For answers made before the query's cookie was read.
@@ -419,6 +457,7 @@ impl<'a> Extras<'a> {
             cookie: None,
             error: None,
             keepalive: None,
+            padding: false,
         }
     }
 
@@ -556,7 +595,7 @@ fn nsid_option(edns: Edns, nsid: &[u8]) -> Option<&[u8]> {
 /// The largest response the client accepts on this transport.
 fn size_limit(query: &Query, transport: Transport) -> usize {
     match (transport, query.edns) {
-        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Tcp | Transport::Tls, _) => usize::from(u16::MAX),
         (Transport::Udp, None) => 512,
         (Transport::Udp, Some(edns)) => {
             // RFC 6891 §6.2.5: values below 512 are treated as 512.
@@ -604,6 +643,16 @@ fn write_opt(
         + extras.cookie.map_or(0, |cookie| 4 + cookie.len())
         + extras.error.map_or(0, ExtendedError::len)
         + extras.keepalive.map_or(0, |_| KEEPALIVE_OPTION_LEN);
+    // The padding option comes last, sized so that the whole response is
+    // a multiple of the block (RFC 8467 §4.1), unless that would not fit
+    // in a TCP frame.
+    let padding = extras.padding.then(|| {
+        let unpadded = out.len() + 2 + options_len + 4;
+        (PADDING_BLOCK - unpadded % PADDING_BLOCK) % PADDING_BLOCK
+    });
+    let padding =
+        padding.filter(|length| out.len() + 2 + options_len + 4 + length <= usize::from(u16::MAX));
+    let options_len = options_len + padding.map_or(0, |length| 4 + length);
     out.extend_from_slice(&(options_len as u16).to_be_bytes());
     if let Some((subnet, scope)) = ecs {
         subnet.write_option(out, scope);
@@ -629,6 +678,11 @@ fn write_opt(
         out.extend_from_slice(&((2 + error.text.len()) as u16).to_be_bytes());
         out.extend_from_slice(&error.code.to_be_bytes());
         out.extend_from_slice(error.text.as_bytes());
+    }
+    if let Some(length) = padding {
+        out.extend_from_slice(&wire::OPTION_PADDING.to_be_bytes());
+        out.extend_from_slice(&(length as u16).to_be_bytes());
+        out.resize(out.len() + length, 0);
     }
 }
 

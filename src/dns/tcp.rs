@@ -32,6 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout, timeout_at};
+use tokio_rustls::TlsAcceptor;
 
 use super::{Outcome, Transport, proxy};
 use crate::metrics::{Metrics, ProxyCounters, TcpRefusal, WorkerCounters};
@@ -155,12 +156,15 @@ impl TcpService {
     /// Binds each address (port 0 allowed; `IPV6_V6ONLY` on IPv6) and spawns
     /// an accept loop per address on the current tokio runtime. An explicit
     /// port, such as the one the UDP service resolved, is bound as given.
+    /// With `tls`, every address serves DNS over TLS (RFC 7858) instead:
+    /// the same framing and limits, after a handshake.
     ///
     /// # Errors
     ///
     /// Fails when an address cannot be bound; nothing is left running then.
     pub async fn start(
         addresses: &[SocketAddr],
+        tls: Option<TlsAcceptor>,
         limits: TcpLimits,
         table: Arc<ArcSwap<RoutingTable>>,
         query_log: Option<QueryLog>,
@@ -176,13 +180,19 @@ impl TcpService {
         };
         start_with(
             addresses,
+            tls,
             limits,
             metrics,
             Some(proxies),
-            move |packet, _, source, out| {
-                let outcome = super::respond_tcp(&table.load(), packet, source, idle_timeout, out);
+            move |packet, transport, source, out| {
+                let table = table.load();
+                let outcome = if transport == Transport::Tls {
+                    super::respond_tls(&table, packet, source, idle_timeout, out)
+                } else {
+                    super::respond_tcp(&table, packet, source, idle_timeout, out)
+                };
                 if let Some(log) = &query_log {
-                    log.record(packet, out, source, Transport::Tcp, outcome);
+                    log.record(packet, out, source, transport, outcome);
                 }
                 outcome
             },
@@ -240,6 +250,7 @@ pub fn bind_tcp_listener(address: SocketAddr) -> io::Result<std::net::TcpListene
 /// tested without a real table.
 async fn start_with<F>(
     addresses: &[SocketAddr],
+    tls: Option<TlsAcceptor>,
     limits: TcpLimits,
     metrics: &Metrics,
     proxies: Option<Proxies>,
@@ -255,7 +266,7 @@ where
     for &address in addresses {
         let listener = TcpListener::from_std(bind_tcp_listener(address)?)?;
         local_addrs.push(listener.local_addr()?);
-        listeners.push(listener);
+        listeners.push((listener, tls.clone()));
     }
 
     let (shutdown, _) = watch::channel(false);
@@ -271,9 +282,10 @@ where
     });
     let accept_loops = listeners
         .into_iter()
-        .map(|listener| {
+        .map(|(listener, acceptor)| {
             tokio::spawn(accept_loop(
                 listener,
+                acceptor,
                 Arc::clone(&shared),
                 shutdown.subscribe(),
             ))
@@ -305,6 +317,7 @@ struct Proxies {
 
 async fn accept_loop<F>(
     listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
     shared: Arc<Shared<F>>,
     mut shutdown: watch::Receiver<bool>,
 ) where
@@ -325,10 +338,13 @@ async fn accept_loop<F>(
         };
         // A proxy's connection is counted against the client its header
         // names, once it has been read.
-        let proxied = shared
-            .proxies
-            .as_ref()
-            .is_some_and(|proxies| (proxies.is_proxy)(peer.ip()));
+        // Proxies terminate TLS themselves: a DNS over TLS listener reads
+        // no PROXY header.
+        let proxied = acceptor.is_none()
+            && shared
+                .proxies
+                .as_ref()
+                .is_some_and(|proxies| (proxies.is_proxy)(peer.ip()));
         // At a limit the stream is dropped here, which closes it.
         let client = if proxied {
             None
@@ -350,14 +366,21 @@ async fn accept_loop<F>(
         };
         let shared = Arc::clone(&shared);
         let mut shutdown = shutdown.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _places = (permit, client);
             if let Err(error) = stream.set_nodelay(true) {
                 tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
             }
             let source = peer.ip().to_canonical();
+            let served = async {
+                match acceptor {
+                    Some(acceptor) => serve_tls(stream, source, acceptor, &shared).await,
+                    None => serve_connection(stream, source, proxied, &shared).await,
+                }
+            };
             tokio::select! {
-                result = serve_connection(stream, source, proxied, &shared) => {
+                result = served => {
                     if let Err(error) = result {
                         tracing::debug!(%peer, %error, "TCP connection ended");
                     }
@@ -438,10 +461,47 @@ where
         }
         _ => (source, Vec::with_capacity(READ_CHUNK), None),
     };
-    let finished = exchange(&mut stream, source, input, shared).await?;
+    let finished = exchange(&mut stream, source, Transport::Tcp, input, shared).await?;
     if finished {
         // Say goodbye with a FIN; a client that has gone away is not our problem.
         let _ = timeout(shared.limits.idle_timeout, stream.shutdown()).await;
+    }
+    Ok(())
+}
+
+/// Answers queries on one DNS over TLS connection, once its handshake is
+/// done (within the idle timeout), until the client closes it, it idles
+/// out or reaches its query limit.
+async fn serve_tls<F>(
+    stream: TcpStream,
+    source: IpAddr,
+    acceptor: TlsAcceptor,
+    shared: &Shared<F>,
+) -> io::Result<()>
+where
+    F: Fn(&[u8], Transport, IpAddr, &mut Vec<u8>) -> Outcome,
+{
+    let limit = shared.limits.idle_timeout;
+    let mut stream = match timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => {
+            shared.counters.tls_handshake(true);
+            stream
+        }
+        Ok(Err(error)) => {
+            shared.counters.tls_handshake(false);
+            tracing::debug!(%source, %error, "TLS handshake failed");
+            return Ok(());
+        }
+        Err(_elapsed) => {
+            shared.counters.tls_handshake(false);
+            return Ok(());
+        }
+    };
+    let input = Vec::with_capacity(READ_CHUNK);
+    let finished = exchange(&mut stream, source, Transport::Tls, input, shared).await?;
+    if finished {
+        // close_notify, then FIN.
+        let _ = timeout(limit, stream.shutdown()).await;
     }
     Ok(())
 }
@@ -451,6 +511,7 @@ where
 async fn exchange<S, F>(
     stream: &mut S,
     source: IpAddr,
+    transport: Transport,
     mut input: Vec<u8>,
     shared: &Shared<F>,
 ) -> io::Result<bool>
@@ -475,7 +536,7 @@ where
             let query = &input[consumed + 2..consumed + 2 + frame];
             consumed += 2 + frame;
             queries += 1;
-            answer_frame(query, source, shared, &mut response, &mut output);
+            answer_frame(query, transport, source, shared, &mut response, &mut output);
             if limits
                 .max_queries_per_connection
                 .is_some_and(|limit| queries >= limit)
@@ -525,6 +586,7 @@ fn complete_frame(buffered: &[u8]) -> Option<usize> {
 /// queries and dropped packets get nothing, and are counted as dropped.
 fn answer_frame<F>(
     query: &[u8],
+    transport: Transport,
     source: IpAddr,
     shared: &Shared<F>,
     response: &mut Vec<u8>,
@@ -535,7 +597,7 @@ fn answer_frame<F>(
     let outcome = if query.is_empty() {
         Outcome::Drop
     } else {
-        (shared.answer)(query, Transport::Tcp, source, response)
+        (shared.answer)(query, transport, source, response)
     };
     let outcome = match (outcome, u16::try_from(response.len())) {
         (reply @ Outcome::Reply { .. }, Ok(length)) => {
@@ -546,7 +608,7 @@ fn answer_frame<F>(
         // A response too long to frame cannot be sent.
         _ => Outcome::Drop,
     };
-    shared.counters.record(Transport::Tcp, outcome);
+    shared.counters.record(transport, outcome);
 }
 
 /// Writes and clears `output`; a client that does not take it within
@@ -600,7 +662,7 @@ mod tests {
             .iter()
             .map(|address| address.parse().expect("address"))
             .collect();
-        start_with(&addresses, limits, metrics, None, echo)
+        start_with(&addresses, None, limits, metrics, None, echo)
             .await
             .expect("start TCP service")
     }
@@ -665,7 +727,7 @@ mod tests {
         for _ in 0..5 {
             let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
             let address = udp.local_addr().expect("UDP address");
-            match start_with(&[address], TcpLimits::default(), &metrics, None, echo).await {
+            match start_with(&[address], None, TcpLimits::default(), &metrics, None, echo).await {
                 Ok(service) => {
                     assert_eq!(service.local_addrs(), &[address]);
                     service.stop().await;
@@ -900,9 +962,16 @@ mod tests {
         }
         let metrics = Metrics::default();
         let address: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
-        let service = start_with(&[address], TcpLimits::default(), &metrics, None, large)
-            .await
-            .expect("start");
+        let service = start_with(
+            &[address],
+            None,
+            TcpLimits::default(),
+            &metrics,
+            None,
+            large,
+        )
+        .await
+        .expect("start");
         let mut stream = TcpStream::connect(service.local_addrs()[0])
             .await
             .expect("connect");

@@ -31,6 +31,8 @@ pub const OPTION_CLIENT_SUBNET: u16 = 8;
 pub const OPTION_NSID: u16 = 3;
 /// EDNS option code of edns-tcp-keepalive (RFC 7828).
 pub const OPTION_TCP_KEEPALIVE: u16 = 11;
+/// EDNS option code of Padding (RFC 7830).
+pub const OPTION_PADDING: u16 = 12;
 
 /// Header flag bits (second 16-bit word of the header).
 pub mod flags {
@@ -69,6 +71,9 @@ pub struct Edns {
     /// Whether the query carried an edns-tcp-keepalive option (RFC 7828):
     /// over TCP, the answer then says how long an idle connection is kept.
     pub tcp_keepalive: bool,
+    /// Whether the query was padded (RFC 7830): over an encrypted
+    /// transport the answer is then padded too.
+    pub padding: bool,
 }
 
 /// A parsed query. Borrowed data point into the packet.
@@ -243,6 +248,7 @@ fn read_opt(packet: &[u8], at: usize) -> Option<(Edns, usize)> {
     let mut nsid = false;
     let mut cookie = None;
     let mut tcp_keepalive = false;
+    let mut padding = false;
     let mut option_at = rdata_start;
     while option_at < rdata_end {
         let code = read_u16(packet, option_at)?;
@@ -268,6 +274,8 @@ fn read_opt(packet: &[u8], at: usize) -> Option<(Edns, usize)> {
             cookie = Some((data_start, data_end));
         } else if code == OPTION_TCP_KEEPALIVE {
             tcp_keepalive = true;
+        } else if code == OPTION_PADDING {
+            padding = true;
         }
         option_at = data_end;
     }
@@ -279,6 +287,7 @@ fn read_opt(packet: &[u8], at: usize) -> Option<(Edns, usize)> {
         nsid,
         cookie,
         tcp_keepalive,
+        padding,
     };
     Some((edns, rdata_end))
 }

@@ -412,7 +412,7 @@ impl RoutingTable {
         if qtype == TYPE_ANY {
             return match transport {
                 Transport::Udp => self.reply_at(node, node.any_udp),
-                Transport::Tcp => self.reply_at(node, node.any_tcp),
+                Transport::Tcp | Transport::Tls => self.reply_at(node, node.any_tcp),
             };
         }
         if qtype == node.first_type {

@@ -723,3 +723,29 @@ pub async fn wait_for_steered(server: &TestServer, network: &str, expected: &str
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Writes a CA (`PREFIX-ca.pem`) and a certificate it issued for
+/// 127.0.0.1 (`PREFIX.pem`, its key `PREFIX.key`) into `directory`: each
+/// call makes a CA of its own, so which CA a client must trust tells which
+/// certificate a server presents.
+pub fn write_certificate(directory: &Path, prefix: &str) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    // Distinct names: OpenSSL (dig) takes a certificate whose issuer is
+    // its own subject for a self-signed one.
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("Steer test CA {prefix}"));
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "127.0.0.1");
+    let certificate = params.signed_by(&key, &issuer).expect("certificate");
+    std::fs::write(directory.join(format!("{prefix}-ca.pem")), ca.pem()).expect("CA file");
+    std::fs::write(directory.join(format!("{prefix}.pem")), certificate.pem()).expect("cert");
+    std::fs::write(directory.join(format!("{prefix}.key")), key.serialize_pem()).expect("key");
+}
