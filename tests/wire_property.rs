@@ -256,7 +256,22 @@ fn mutated_query_strategy() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn transport_strategy() -> impl Strategy<Value = Transport> {
-    prop_oneof![Just(Transport::Udp), Just(Transport::Tcp)]
+    prop_oneof![
+        Just(Transport::Udp),
+        Just(Transport::Tcp),
+        Just(Transport::Tls)
+    ]
+}
+
+/// `packet` (a query whose OPT record is last and has no options) with a
+/// Padding option of `length` zero bytes.
+fn padded(mut packet: Vec<u8>, length: usize) -> Vec<u8> {
+    let rdlength = packet.len() - 2;
+    packet[rdlength..].copy_from_slice(&u16::try_from(4 + length).expect("short").to_be_bytes());
+    packet.extend_from_slice(&12u16.to_be_bytes());
+    packet.extend_from_slice(&u16::try_from(length).expect("short").to_be_bytes());
+    packet.resize(packet.len() + length, 0);
+    packet
 }
 
 proptest! {
@@ -367,4 +382,63 @@ fn fuzz_seed_corpus_is_answered() {
         seeds += 1;
     }
     assert!(seeds >= 10, "only {seeds} seeds in {}", corpus.display());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Over TLS a padded query gets a response of whole 468-byte blocks
+    /// (RFC 8467) that still parses; an unpadded one gets no padding, and
+    /// nothing is padded over TCP.
+    #[test]
+    fn tls_responses_to_padded_queries_are_whole_blocks(
+        name in name_strategy(),
+        record_type in type_strategy(),
+        padding in proptest::option::of(0usize..600),
+        id in any::<u16>(),
+    ) {
+        let packet = query_bytes(&name, record_type, Some((1232, false)), id, (false, false));
+        let packet = match padding {
+            Some(length) => padded(packet, length),
+            None => packet,
+        };
+        let (table, _) = fixture();
+        let mut tls = Vec::new();
+        let outcome = steer::dns::respond_tls(table, &packet, SOURCE, std::time::Duration::from_secs(10), &mut tls);
+        prop_assert!(matches!(outcome, Outcome::Reply { .. }), "{outcome:?}");
+        let response = Message::from_vec(&tls)
+            .map_err(|error| TestCaseError::fail(format!("{error}: {tls:02x?}")))?;
+        let has_padding = response
+            .edns
+            .as_ref()
+            .is_some_and(|edns| edns.options().as_ref().iter().any(|(code, _)| u16::from(*code) == 12));
+        prop_assert_eq!(has_padding, padding.is_some());
+        if padding.is_some() {
+            prop_assert_eq!(tls.len() % 468, 0, "{} bytes", tls.len());
+        }
+        let mut tcp = Vec::new();
+        steer::dns::respond_tcp(table, &packet, SOURCE, std::time::Duration::from_secs(10), &mut tcp);
+        let response = Message::from_vec(&tcp).expect("the TCP reply parses");
+        prop_assert!(!response
+            .edns
+            .as_ref()
+            .is_some_and(|edns| edns.options().as_ref().iter().any(|(code, _)| u16::from(*code) == 12)));
+    }
+
+    /// Any bytes: reading a PROXY v2 header never panics, and a header it
+    /// accepts lies within the bytes.
+    #[test]
+    fn proxy_headers_never_panic(
+        tail in proptest::collection::vec(any::<u8>(), 0..80),
+        with_signature in any::<bool>(),
+    ) {
+        let mut bytes = if with_signature { steer::dns::proxy::SIGNATURE.to_vec() } else { Vec::new() };
+        bytes.extend_from_slice(&tail);
+        if let Ok(header) = steer::dns::proxy::parse(&bytes) {
+            prop_assert!(header.length >= steer::dns::proxy::FIXED_LENGTH && header.length <= bytes.len());
+        }
+        if let Ok(Some(length)) = steer::dns::proxy::total_length(&bytes) {
+            prop_assert!(length >= steer::dns::proxy::FIXED_LENGTH);
+        }
+    }
 }
