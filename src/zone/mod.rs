@@ -3,7 +3,8 @@
 //! Every `*.zone` file in the zones directory is one zone; its apex is the
 //! file name without `.zone` (`example.test.zone` → `example.test.`). Files
 //! are RFC 1035 master format (`$ORIGIN`, `$TTL`, `$INCLUDE`, relative names,
-//! parentheses across lines, comments, quoted strings). Record data is parsed
+//! parentheses across lines, comments, quoted strings), and BIND's
+//! `$GENERATE`. Record data is parsed
 //! by hickory-proto; this module tracks file and line so that every error an
 //! operator sees names `file:line`. Validation rejects a zone as a whole: a
 //! broken zone is never half-served.
@@ -11,9 +12,11 @@
 //! Never used on the query path.
 //!
 //! Submodules: `lexer` (text → entries with line numbers), `parser`
-//! (directives, owners, TTLs, includes), `rdata` (record data, names, TTL
-//! units, escapes) and `validate` (whole-zone rules).
+//! (directives, owners, TTLs, includes), `generate` (`$GENERATE` ranges and
+//! substitutions), `rdata` (record data, names, TTL units, escapes) and
+//! `validate` (whole-zone rules).
 
+mod generate;
 mod lexer;
 mod parser;
 mod rdata;

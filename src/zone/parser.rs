@@ -1,6 +1,6 @@
 //! Master-file parser: entries → records with locations.
 //!
-//! Applies the directives (`$ORIGIN`, `$TTL`, `$INCLUDE`), resolves owner
+//! Applies the directives (`$ORIGIN`, `$TTL`, `$INCLUDE`, `$GENERATE`), resolves owner
 //! names (`@`, relative, inherited from the previous record when an entry
 //! starts with a blank), reads TTL and class in either order, and turns the
 //! data fields into hickory `RData` through [`super::rdata`]. A bad entry
@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{Name, Record};
 
+use super::generate;
 use super::lexer::{Entry, Lexer, Token};
 use super::rdata::{parse_name, parse_rdata, parse_ttl, record_type};
 use super::{Location, ZoneError, ZoneRecord};
@@ -114,7 +115,7 @@ impl Parser {
             let directive =
                 !entry.starts_with_blank && !tokens[0].quoted && tokens[0].text.starts_with('$');
             let result = if directive {
-                self.directive(&tokens, file, state)
+                self.directive(&tokens, entry.line, file, state)
             } else {
                 self.record(&entry, &tokens, file, state)
             };
@@ -135,6 +136,7 @@ impl Parser {
     fn directive(
         &mut self,
         tokens: &[Token<'_>],
+        line: u32,
         file: &Arc<Path>,
         state: &mut State,
     ) -> Result<(), String> {
@@ -159,11 +161,77 @@ impl Parser {
                 _ => return Err("$INCLUDE takes a file name and an optional origin".to_owned()),
             };
             self.include(path.text, origin, file, state)
+        } else if keyword.eq_ignore_ascii_case("$GENERATE") {
+            self.generate(arguments, line, file, state)
         } else {
             Err(format!(
-                "unknown directive {keyword} (expected $ORIGIN, $TTL or $INCLUDE)"
+                "unknown directive {keyword} (expected $ORIGIN, $TTL, $INCLUDE or $GENERATE)"
             ))
         }
+    }
+
+    /// `$GENERATE range owner [ttl] [class] type rdata...` (see
+    /// [`super::generate`]): every record it stands for, each located at
+    /// the directive's line. The first bad one stops it, and the error
+    /// says for which value.
+    fn generate(
+        &mut self,
+        arguments: &[Token<'_>],
+        line: u32,
+        file: &Arc<Path>,
+        state: &mut State,
+    ) -> Result<(), String> {
+        let [range, owner, rest @ ..] = arguments else {
+            return Err(
+                "$GENERATE takes a range, an owner, an optional TTL and class, a type and \
+                 record data"
+                    .to_owned(),
+            );
+        };
+        let values = generate::range(range.text)?;
+        let (ttl, rest) = ttl_and_class(rest)?;
+        let Some((type_token, data)) = rest.split_first() else {
+            return Err("$GENERATE: missing record type".to_owned());
+        };
+        let record_type = if type_token.quoted {
+            Err(format!("unknown record type \"{}\"", type_token.text))
+        } else {
+            record_type(type_token.text)
+        }?;
+        let ttl = ttl
+            .or(state.default_ttl)
+            .or(state.previous_ttl)
+            .ok_or("no TTL: give $GENERATE a TTL or put a $TTL directive before it")?;
+        state.previous_ttl = Some(ttl);
+        let location = Location {
+            file: Arc::clone(file),
+            line,
+        };
+        for value in values {
+            let at = |message: String| format!("$GENERATE at {value}: {message}");
+            let name = generate::expand(owner.text, value)
+                .and_then(|text| parse_name(&text, &state.origin))
+                .map_err(at)?;
+            let texts = data
+                .iter()
+                .map(|token| generate::expand(token.text, value))
+                .collect::<Result<Vec<String>, String>>()
+                .map_err(at)?;
+            let tokens: Vec<Token<'_>> = texts
+                .iter()
+                .zip(data)
+                .map(|(text, token)| Token {
+                    text,
+                    quoted: token.quoted,
+                })
+                .collect();
+            let rdata = parse_rdata(record_type, &tokens, &state.origin).map_err(at)?;
+            self.parsed.records.push(ZoneRecord {
+                record: Record::from_rdata(name, ttl, rdata),
+                location: location.clone(),
+            });
+        }
+        Ok(())
     }
 
     fn include(
@@ -254,26 +322,7 @@ impl Parser {
             }
         };
 
-        // TTL and class, in either order, each at most once.
-        let mut ttl = None;
-        let mut class_seen = false;
-        while let Some(token) = rest.first().filter(|token| !token.quoted) {
-            if ttl.is_none()
-                && token
-                    .text
-                    .starts_with(|character: char| character.is_ascii_digit())
-            {
-                ttl = Some(parse_ttl(token.text)?);
-            } else if !class_seen && is_class(token.text) {
-                if !token.text.eq_ignore_ascii_case("IN") {
-                    return Err(format!("class {} is not supported (only IN)", token.text));
-                }
-                class_seen = true;
-            } else {
-                break;
-            }
-            rest = &rest[1..];
-        }
+        let (ttl, rest) = ttl_and_class(rest)?;
         let Some((type_token, data)) = rest.split_first() else {
             return Err("missing record type".to_owned());
         };
@@ -301,6 +350,33 @@ impl Parser {
         });
         Ok(())
     }
+}
+
+/// The TTL and class at the front of `tokens`, in either order, each at
+/// most once, and the tokens after them.
+fn ttl_and_class<'tokens, 'text>(
+    mut tokens: &'tokens [Token<'text>],
+) -> Result<(Option<u32>, &'tokens [Token<'text>]), String> {
+    let mut ttl = None;
+    let mut class_seen = false;
+    while let Some(token) = tokens.first().filter(|token| !token.quoted) {
+        if ttl.is_none()
+            && token
+                .text
+                .starts_with(|character: char| character.is_ascii_digit())
+        {
+            ttl = Some(parse_ttl(token.text)?);
+        } else if !class_seen && is_class(token.text) {
+            if !token.text.eq_ignore_ascii_case("IN") {
+                return Err(format!("class {} is not supported (only IN)", token.text));
+            }
+            class_seen = true;
+        } else {
+            break;
+        }
+        tokens = &tokens[1..];
+    }
+    Ok((ttl, tokens))
 }
 
 /// Whether `text` names a DNS class (RFC 1035 §3.2.4, RFC 3597 `CLASSnn`).

@@ -523,7 +523,7 @@ d TXT \"unterminated\n\
 e A (192.0.2.1\n\
 f A 192.0.2.2 )\n\
 g A 192.0.2.3 )\n\
-$GENERATE 1-2 x A 192.0.2.$\n\
+$FOO 1-2 x A 192.0.2.$\n\
 h IN\n\
 i 1x A 192.0.2.4\n\
 j MX mail\n\
@@ -539,11 +539,83 @@ k..l A 192.0.2.5\n"
             // The parenthesis joins lines 9 and 10 into one record.
             "zones/example.test.zone:9: invalid A record data: expected 1 field (an IPv4 address), found 4",
             "zones/example.test.zone:11: ')' without a matching '('",
-            "zones/example.test.zone:12: unknown directive $GENERATE (expected $ORIGIN, $TTL or $INCLUDE)",
+            "zones/example.test.zone:12: unknown directive $FOO (expected $ORIGIN, $TTL, $INCLUDE or $GENERATE)",
             "zones/example.test.zone:13: missing record type",
             "zones/example.test.zone:14: \"1x\" is not a valid TTL (seconds, or units s m h d w as in 1h30m)",
             "zones/example.test.zone:15: invalid MX record data: expected 2 fields (preference and exchange), found 1",
             "zones/example.test.zone:16: \"k..l\" is not a valid domain name (empty label)",
+        ]
+    );
+}
+
+#[test]
+fn generate_stands_for_a_run_of_records() {
+    let zone = zone(&format!(
+        "{HEAD}\
+$GENERATE 1-3 host-$ A 192.0.2.$\n\
+$GENERATE 0-20/10 ${{100,4}} 60 IN PTR host-${{0,2,x}}.example.test.\n\
+$GENERATE 10-11 @ TXT \"item $ \\$\"\n\
+after A 192.0.2.99\n"
+    ));
+    for value in 1..=3 {
+        assert_eq!(
+            find(&zone, &format!("host-{value}.example.test."), RecordType::A),
+            [(3600, a(&format!("192.0.2.{value}")))]
+        );
+    }
+    for (owner, target) in [
+        ("0100", "host-00"),
+        ("0110", "host-0a"),
+        ("0120", "host-14"),
+    ] {
+        assert_eq!(
+            find(&zone, &format!("{owner}.example.test."), RecordType::PTR),
+            [(
+                60,
+                RData::PTR(PTR(name(&format!("{target}.example.test."))))
+            )]
+        );
+    }
+    let texts: Vec<String> = find(&zone, "example.test.", RecordType::TXT)
+        .into_iter()
+        .map(|(_, data)| data.to_string())
+        .collect();
+    assert_eq!(texts, ["item 10 $", "item 11 $"]);
+    // The owner of the records after it is their own, the TTL the $TTL.
+    assert_eq!(
+        find(&zone, "after.example.test.", RecordType::A),
+        [(3600, a("192.0.2.99"))]
+    );
+    // Generated records are located at the directive's line.
+    let line_of = |owner: &str| {
+        zone.records
+            .iter()
+            .find(|record| record.record.name == name(owner))
+            .map(|record| record.location.line)
+    };
+    assert_eq!(line_of("host-2.example.test."), Some(5));
+    assert_eq!(line_of("0110.example.test."), Some(6));
+}
+
+#[test]
+fn generate_errors_name_the_line_and_the_value() {
+    assert_eq!(
+        errors(&format!(
+            "{HEAD}\
+$GENERATE 250-260 h$ A 192.0.2.$\n\
+$GENERATE 5-1 x A 192.0.2.1\n\
+$GENERATE 1-2\n\
+$GENERATE 1-2 x${{0,3,q}} A 192.0.2.1\n\
+$GENERATE 0-2000000 x$ A 192.0.2.1\n\
+$GENERATE 1-2 x$ FOO 1\n"
+        )),
+        vec![
+            "zones/example.test.zone:5: $GENERATE at 256: invalid A record data: \"192.0.2.256\" is not an IPv4 address",
+            "zones/example.test.zone:6: \"5-1\" is not a $GENERATE range (start-stop or start-stop/step, 0 <= start <= stop)",
+            "zones/example.test.zone:7: $GENERATE takes a range, an owner, an optional TTL and class, a type and record data",
+            "zones/example.test.zone:8: $GENERATE at 1: \"x${0,3,q}\": base \"q\" is not one of d, o, x, X, n, N",
+            "zones/example.test.zone:9: $GENERATE range 0-2000000 stands for 2000001 records, more than the 1000000 allowed",
+            "zones/example.test.zone:10: unknown record type \"FOO\"",
         ]
     );
 }
