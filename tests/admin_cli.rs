@@ -84,22 +84,9 @@ fn token_file(server: &TestServer, name: &str, token: &str) -> String {
     path.display().to_string()
 }
 
-/// Runs the `steer` binary off the async threads, so the in-process server
-/// keeps answering it.
+/// Runs the `steer` binary (see [`common::run_steer`]).
 async fn steer(arguments: &[&str]) -> Output {
-    let arguments: Vec<String> = arguments.iter().map(ToString::to_string).collect();
-    let run = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_steer"))
-            .args(&arguments)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run steer")
-    });
-    tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("steer finished within 60 s")
-        .expect("steer thread")
+    common::run_steer(arguments, Path::new(".")).await
 }
 
 fn stdout(output: &Output) -> String {

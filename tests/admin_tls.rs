@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use common::TestServer;
@@ -101,24 +101,9 @@ async fn reload(server: &TestServer, ca: &str) -> (u16, Value) {
         .expect("the reload is answered")
 }
 
-/// Runs the `steer` binary off the async threads, in the server's
-/// directory, so the in-process server keeps answering it.
+/// Runs the `steer` binary in the server's directory.
 async fn steer(server: &TestServer, arguments: &[&str]) -> Output {
-    let arguments: Vec<String> = arguments.iter().map(ToString::to_string).collect();
-    let directory = server.directory.path().to_path_buf();
-    let run = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_steer"))
-            .args(&arguments)
-            .current_dir(directory)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run steer")
-    });
-    tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("steer finished within 60 s")
-        .expect("steer thread")
+    common::run_steer(arguments, server.directory.path()).await
 }
 
 fn text(output: &Output) -> String {
@@ -291,13 +276,7 @@ fn tls_files_that_are_missing_or_alone_are_refused_naming_the_key() {
             "[server]\nlisten = [\"127.0.0.1:5399\"]\nzones = \"zones\"\n\n[admin]\n{admin}"
         ));
         common::write_certificate(directory.path(), "first");
-        let output = Command::new(env!("CARGO_BIN_EXE_steer"))
-            .args(["check", "--config"])
-            .arg(directory.path().join("steer.toml"))
-            .output()
-            .expect("steer check");
-        assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-        String::from_utf8_lossy(&output.stderr).into_owned()
+        common::check_errors(directory.path())
     };
     let alone = run("tls_certificate = \"first.pem\"\n");
     assert!(

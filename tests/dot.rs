@@ -299,13 +299,7 @@ fn tls_listen_needs_its_certificate_and_its_own_port() {
             "[server]\nlisten = [\"127.0.0.1:5399\"]\nzones = \"zones\"\n{server_lines}"
         ));
         common::write_certificate(directory.path(), "first");
-        let output = Command::new(env!("CARGO_BIN_EXE_steer"))
-            .args(["check", "--config"])
-            .arg(directory.path().join("steer.toml"))
-            .output()
-            .expect("steer check");
-        assert_eq!(output.status.code(), Some(1));
-        String::from_utf8_lossy(&output.stderr).into_owned()
+        common::check_errors(directory.path())
     };
     let alone = run("tls_listen = [\"127.0.0.1:8853\"]\n");
     assert!(

@@ -23,7 +23,10 @@ async fn generated_ptr_records_are_served() {
     .await;
     for transport in [Transport::Udp, Transport::Tcp] {
         let address = server.dns_addr(transport, Family::V4);
-        for (octet, target) in [(7, "host-007.example.test."), (200, "host-200.example.test.")] {
+        for (octet, target) in [
+            (7, "host-007.example.test."),
+            (200, "host-200.example.test."),
+        ] {
             let query = common::build_query(
                 &format!("{octet}.2.0.192.in-addr.arpa."),
                 RecordType::PTR,

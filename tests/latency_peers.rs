@@ -500,13 +500,7 @@ fn a_peers_listener_beyond_loopback_needs_a_token() {
     )
     .replace("[peers]\n", "[peers]\nlisten = \"192.0.2.1:8054\"\n");
     common::write_example(directory.path(), &text);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_steer"))
-        .args(["check", "--config"])
-        .arg(directory.path().join("steer.toml"))
-        .output()
-        .expect("steer check");
-    assert_eq!(output.status.code(), Some(1));
-    let errors = String::from_utf8_lossy(&output.stderr);
+    let errors = common::check_errors(directory.path());
     assert!(
         errors.contains("peers.listen: 192.0.2.1:8054 is not a loopback address")
             && errors.contains("needs peers.token_file"),
@@ -615,13 +609,7 @@ fn tls_files_that_do_not_fit_are_refused_naming_the_key() {
              tls_key = \"other.key\"\nca_file = \"empty.pem\"\n",
     );
     common::write_example(directory.path(), &text);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_steer"))
-        .args(["check", "--config"])
-        .arg(directory.path().join("steer.toml"))
-        .output()
-        .expect("steer check");
-    assert_eq!(output.status.code(), Some(1));
-    let errors = String::from_utf8_lossy(&output.stderr);
+    let errors = common::check_errors(directory.path());
     assert!(
         errors.contains("peers.tls_certificate:") && errors.contains("does not fit"),
         "{errors}"

@@ -304,13 +304,7 @@ fn a_bad_proxy_prefix_is_refused_naming_its_key() {
     let directory = common::example_directory(&config(
         r#"proxy_protocol_from = ["10.0.0.0/8", "10.1.2.3/16", "proxy.example"]"#,
     ));
-    let output = Command::new(env!("CARGO_BIN_EXE_steer"))
-        .args(["check", "--config"])
-        .arg(directory.path().join("steer.toml"))
-        .output()
-        .expect("steer check");
-    assert_eq!(output.status.code(), Some(1));
-    let errors = String::from_utf8_lossy(&output.stderr);
+    let errors = common::check_errors(directory.path());
     assert!(
         errors.contains("server.proxy_protocol_from[1]: ") && errors.contains("10.1.0.0/16"),
         "{errors}"

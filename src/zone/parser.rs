@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hickory_proto::rr::{Name, Record};
+use hickory_proto::rr::{Name, Record, RecordType};
 
 use super::generate;
 use super::lexer::{Entry, Lexer, Token};
@@ -193,11 +193,7 @@ impl Parser {
         let Some((type_token, data)) = rest.split_first() else {
             return Err("$GENERATE: missing record type".to_owned());
         };
-        let record_type = if type_token.quoted {
-            Err(format!("unknown record type \"{}\"", type_token.text))
-        } else {
-            record_type(type_token.text)
-        }?;
+        let record_type = type_of(type_token)?;
         let ttl = ttl
             .or(state.default_ttl)
             .or(state.previous_ttl)
@@ -326,11 +322,7 @@ impl Parser {
         let Some((type_token, data)) = rest.split_first() else {
             return Err("missing record type".to_owned());
         };
-        let record_type = if type_token.quoted {
-            Err(format!("unknown record type \"{}\"", type_token.text))
-        } else {
-            record_type(type_token.text)
-        }?;
+        let record_type = type_of(type_token)?;
         let ttl = match ttl.or(state.default_ttl).or(state.previous_ttl) {
             Some(ttl) => ttl,
             None => {
@@ -349,6 +341,15 @@ impl Parser {
             },
         });
         Ok(())
+    }
+}
+
+/// The record type `token` names (a quoted one never does).
+fn type_of(token: &Token<'_>) -> Result<RecordType, String> {
+    if token.quoted {
+        Err(format!("unknown record type \"{}\"", token.text))
+    } else {
+        record_type(token.text)
     }
 }
 

@@ -749,3 +749,36 @@ pub fn write_certificate(directory: &Path, prefix: &str) {
     std::fs::write(directory.join(format!("{prefix}.pem")), certificate.pem()).expect("cert");
     std::fs::write(directory.join(format!("{prefix}.key")), key.serialize_pem()).expect("key");
 }
+
+/// Runs `steer check` on `directory/steer.toml`, which must fail (exit 1):
+/// what it printed on stderr, the errors.
+pub fn check_errors(directory: &Path) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_steer"))
+        .args(["check", "--config"])
+        .arg(directory.join("steer.toml"))
+        .output()
+        .expect("steer check");
+    let errors = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{errors}");
+    errors
+}
+
+/// Runs the `steer` binary with `arguments` in `directory`, off the async
+/// threads so that an in-process server keeps answering it; at most 60 s.
+pub async fn run_steer(arguments: &[&str], directory: &Path) -> std::process::Output {
+    let arguments: Vec<String> = arguments.iter().map(ToString::to_string).collect();
+    let directory = directory.to_path_buf();
+    let run = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_steer"))
+            .args(&arguments)
+            .current_dir(directory)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run steer")
+    });
+    timeout(Duration::from_secs(60), run)
+        .await
+        .expect("steer finished within 60 s")
+        .expect("steer thread")
+}
