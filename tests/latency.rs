@@ -15,8 +15,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const FRA: &str = "192.0.2.10";
-const IAD: &str = "198.51.100.10";
+use common::{FRA, IAD};
 
 fn config(max_age: &str) -> String {
     // FRA and IAD are the pools' addresses.

@@ -22,8 +22,7 @@ use hickory_proto::op::ResponseCode;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-const FRA: &str = "192.0.2.10";
-const IAD: &str = "198.51.100.10";
+use common::{FRA, IAD};
 
 /// How long a test waits for a measurement to show.
 const WAIT: Duration = Duration::from_secs(10);

@@ -18,8 +18,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const FRA: &str = "192.0.2.10";
-const IAD: &str = "198.51.100.10";
+use common::{FRA, IAD};
 const TOKEN: &str = "fleet-token-0123456789";
 
 /// A node's config: admin on `admin` (port 0 picks one), reading the

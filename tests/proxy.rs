@@ -22,8 +22,7 @@ use hickory_proto::rr::{RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
-const FRA: &str = "192.0.2.10";
-const IAD: &str = "198.51.100.10";
+use common::{FRA, IAD};
 
 fn config(proxies: &str) -> String {
     let pools = common::WEB_POOLS;

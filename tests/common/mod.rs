@@ -650,6 +650,11 @@ pub fn copy_steering_fixture(fixture: &str, directory: &std::path::Path) {
     .unwrap_or_else(|errors| panic!("building geo.mmdb: {}", errors.join("\n")));
 }
 
+/// web-fra's address in [`WEB_POOLS`].
+pub const FRA: &str = "192.0.2.10";
+/// web-iad's address in [`WEB_POOLS`].
+pub const IAD: &str = "198.51.100.10";
+
 /// Two sites without coordinates and a pool at each: web-fra answers
 /// 192.0.2.10, web-iad 198.51.100.10. For configs whose steered names only
 /// need two pools to choose between.
