@@ -192,12 +192,14 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// `http`, `https` or `tcp`, as the file spells it.
+    /// `http`, `https`, `tcp`, `dns` or `dns-tcp`, as the file spells it.
     pub fn kind_name(&self) -> &'static str {
         match &self.kind {
             ProbeKind::Tcp => "tcp",
             ProbeKind::Http(http) if http.tls => "https",
             ProbeKind::Http(_) => "http",
+            ProbeKind::Dns(dns) if dns.tcp => "dns-tcp",
+            ProbeKind::Dns(_) => "dns",
         }
     }
 }
@@ -209,6 +211,28 @@ pub enum ProbeKind {
     Tcp,
     /// An HTTP or HTTPS request gets an expected answer.
     Http(HttpProbe),
+    /// A DNS query gets an expected answer.
+    Dns(DnsProbe),
+}
+
+/// A `dns` or `dns-tcp` probe: the target is a DNS server (a resolver, or
+/// an authoritative server of a zone Steer steers to).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DnsProbe {
+    /// Over TCP only (`dns-tcp`); `dns` asks over UDP and again over TCP
+    /// when the answer is truncated.
+    pub tcp: bool,
+    /// The name asked for, fully qualified.
+    pub query: hickory_proto::rr::Name,
+    /// The type asked for.
+    pub query_type: hickory_proto::rr::RecordType,
+    /// The response code that counts as up.
+    pub expect_rcode: u16,
+    /// A record the answer section must hold, as zone-file text,
+    /// lower-cased and without a trailing dot.
+    pub expect_answer: Option<String>,
+    /// The RD bit of the query.
+    pub recursion_desired: bool,
 }
 
 /// An `http` or `https` probe.
@@ -231,6 +255,15 @@ pub struct HttpProbe {
     pub body_contains: Option<String>,
     /// Check the server's certificate (https; default true).
     pub verify_certificate: bool,
+}
+
+impl DnsProbe {
+    /// Record data as `expect_answer` compares it: lower case, single
+    /// spaces, no trailing dot.
+    pub fn normalize(text: &str) -> String {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        words.join(" ").trim_end_matches('.').to_ascii_lowercase()
+    }
 }
 
 /// Where an endpoint is probed, and with which probe.

@@ -1,5 +1,6 @@
-//! One health check of one target: a TCP connect, or an HTTP or HTTPS
-//! request whose status (and optionally body) is checked.
+//! One health check of one target: a TCP connect, an HTTP or HTTPS
+//! request whose status (and optionally body) is checked, or a DNS query
+//! (see [`super::dns`]).
 //!
 //! A [`Checker`] is built once per probe target, when the monitor starts
 //! probing it (config validation has already refused bad methods and
@@ -72,6 +73,7 @@ enum CheckKind {
     Tcp,
     // Boxed: a client and a URL are large, and most targets may be tcp.
     Http(Box<HttpCheck>),
+    Dns(Box<super::dns::DnsCheck>),
 }
 
 /// Everything an HTTP check sends and expects, parsed once.
@@ -111,6 +113,9 @@ impl Checker {
             ProbeKind::Http(http) => {
                 CheckKind::Http(Box::new(HttpCheck::new(http, target, user_agent)?))
             }
+            ProbeKind::Dns(dns) => {
+                CheckKind::Dns(Box::new(super::dns::DnsCheck::new(dns, target.address)))
+            }
         };
         Ok(Checker {
             address: target.address,
@@ -127,6 +132,7 @@ impl Checker {
             CheckKind::Http(http) => {
                 tokio::time::timeout(self.timeout, http.check(self.timeout)).await
             }
+            CheckKind::Dns(dns) => tokio::time::timeout(self.timeout, dns.check()).await,
         };
         let (ok, detail) = outcome.unwrap_or_else(|_| (false, timed_out(self.timeout)));
         CheckResult {

@@ -7,4 +7,5 @@
 //! probe, never a query.
 
 pub mod check;
+mod dns;
 pub mod monitor;

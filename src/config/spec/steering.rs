@@ -144,10 +144,11 @@ pub enum QuorumSpec {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeSpec {
-    /// `http`, `https` or `tcp`.
+    /// `http`, `https`, `tcp`, `dns` or `dns-tcp`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Port probed (default 80 for http, 443 for https; tcp needs one).
+    /// Port probed (default 80 for http, 443 for https, 53 for dns; tcp
+    /// needs one).
     #[serde(default)]
     pub port: Option<i64>,
     /// Time between probes.
@@ -186,6 +187,23 @@ pub struct ProbeSpec {
     /// Whether the server's certificate is checked (https).
     #[serde(default)]
     pub verify_certificate: Option<bool>,
+    /// DNS: the name asked for.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// DNS: the type asked for (default `A`).
+    #[serde(default)]
+    pub query_type: Option<String>,
+    /// DNS: the response code that counts as up (default `NOERROR`).
+    #[serde(default)]
+    pub expect_rcode: Option<String>,
+    /// DNS: a record the answer must hold, as its data is written in a
+    /// zone file (`192.0.2.1`, `target.example.`).
+    #[serde(default)]
+    pub expect_answer: Option<String>,
+    /// DNS: whether the query asks for recursion (default false: the
+    /// target is an authoritative server).
+    #[serde(default)]
+    pub recursion_desired: Option<bool>,
 }
 
 /// One entry of `expect_status`: `200` or `"200-299"`.

@@ -18,7 +18,7 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use super::{HealthConfig, HttpProbe, LatencyConfig, Peers, Probe, ProbeKind, Quorum};
+use super::{DnsProbe, HealthConfig, HttpProbe, LatencyConfig, Peers, Probe, ProbeKind, Quorum};
 use crate::config::parse_duration;
 use crate::config::spec::steering::{
     HealthSpec, LatencySpec, PeersSpec, ProbeSpec, QuorumSpec, StatusSpec,
@@ -46,15 +46,18 @@ pub(super) fn probe(id: String, path: &str, mut spec: ProbeSpec, report: Report<
     let (tls, http) = match spec.kind.as_str() {
         "http" => (false, true),
         "https" => (true, true),
-        "tcp" => (false, false),
+        "tcp" | "dns" | "dns-tcp" => (false, false),
         other => {
             report(
                 format!("{path}.type"),
-                format!("unknown probe type \"{other}\", expected http, https or tcp"),
+                format!(
+                    "unknown probe type \"{other}\", expected http, https, tcp, dns or dns-tcp"
+                ),
             );
             (false, false)
         }
     };
+    let dns = spec.kind.starts_with("dns");
     let port = match spec.port {
         Some(port) => match u16::try_from(port) {
             Ok(port) if port > 0 => port,
@@ -73,6 +76,7 @@ pub(super) fn probe(id: String, path: &str, mut spec: ProbeSpec, report: Report<
                 80
             }
         }
+        None if dns => 53,
         None => {
             if spec.kind == "tcp" {
                 report(
@@ -135,6 +139,23 @@ pub(super) fn probe(id: String, path: &str, mut spec: ProbeSpec, report: Report<
         ("expect_status", spec.expect_status.is_some()),
         ("body_contains", spec.body_contains.is_some()),
     ];
+    let dns_keys = [
+        ("query", spec.query.is_some()),
+        ("query_type", spec.query_type.is_some()),
+        ("expect_rcode", spec.expect_rcode.is_some()),
+        ("expect_answer", spec.expect_answer.is_some()),
+        ("recursion_desired", spec.recursion_desired.is_some()),
+    ];
+    if !dns {
+        for (key, set) in dns_keys {
+            if set {
+                report(
+                    format!("{path}.{key}"),
+                    "only dns and dns-tcp probes have this setting".to_owned(),
+                );
+            }
+        }
+    }
     let kind = if http {
         ProbeKind::Http(http_probe(path, tls, spec, report))
     } else {
@@ -152,7 +173,11 @@ pub(super) fn probe(id: String, path: &str, mut spec: ProbeSpec, report: Report<
                 "only https probes have this setting".to_owned(),
             );
         }
-        ProbeKind::Tcp
+        if dns {
+            ProbeKind::Dns(dns_probe(path, spec, report))
+        } else {
+            ProbeKind::Tcp
+        }
     };
     Probe {
         id,
@@ -163,6 +188,81 @@ pub(super) fn probe(id: String, path: &str, mut spec: ProbeSpec, report: Report<
         timeout,
         rise,
         fall,
+    }
+}
+
+/// Checks a `dns` or `dns-tcp` probe's own settings.
+fn dns_probe(path: &str, spec: ProbeSpec, report: Report<'_>) -> DnsProbe {
+    let query = match spec.query.as_deref() {
+        None => {
+            report(
+                format!("{path}.query"),
+                "a dns probe needs query, the name to ask for".to_owned(),
+            );
+            hickory_proto::rr::Name::root()
+        }
+        Some(text) => hickory_proto::rr::Name::from_ascii(text)
+            .ok()
+            .filter(|_| !text.is_empty())
+            .map(|mut name| {
+                name.set_fqdn(true);
+                name
+            })
+            .unwrap_or_else(|| {
+                report(
+                    format!("{path}.query"),
+                    format!("\"{text}\" is not a domain name"),
+                );
+                hickory_proto::rr::Name::root()
+            }),
+    };
+    let query_type = match spec.query_type.as_deref() {
+        None => hickory_proto::rr::RecordType::A,
+        Some(text) => text
+            .to_ascii_uppercase()
+            .parse::<hickory_proto::rr::RecordType>()
+            .unwrap_or_else(|_| {
+                report(
+                    format!("{path}.query_type"),
+                    format!("\"{text}\" is not a record type"),
+                );
+                hickory_proto::rr::RecordType::A
+            }),
+    };
+    let expect_rcode = match spec.expect_rcode.as_deref() {
+        None => 0,
+        Some(text) => crate::metrics::COUNTED_RCODES
+            .iter()
+            .find(|(_, name)| name.eq_ignore_ascii_case(text))
+            .map(|(code, _)| *code)
+            .unwrap_or_else(|| {
+                let names: Vec<&str> = crate::metrics::COUNTED_RCODES
+                    .iter()
+                    .map(|(_, name)| *name)
+                    .collect();
+                report(
+                    format!("{path}.expect_rcode"),
+                    format!("\"{text}\" is not one of {}", names.join(", ")),
+                );
+                0
+            }),
+    };
+    let expect_answer = spec.expect_answer.map(|text| {
+        if text.trim().is_empty() {
+            report(
+                format!("{path}.expect_answer"),
+                "must not be empty".to_owned(),
+            );
+        }
+        DnsProbe::normalize(&text)
+    });
+    DnsProbe {
+        tcp: spec.kind == "dns-tcp",
+        query,
+        query_type,
+        expect_rcode,
+        expect_answer,
+        recursion_desired: spec.recursion_desired.unwrap_or(false),
     }
 }
 

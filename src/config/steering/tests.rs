@@ -1277,8 +1277,8 @@ probe = "slow"
         errors,
         vec![
             "conf/steer.toml: health.debounce: must be between 0s and 60s, not \"2m\"",
-            "conf/steer.toml: probes.bad.type: unknown probe type \"icmp\", expected http, https \
-             or tcp",
+            "conf/steer.toml: probes.bad.type: unknown probe type \"icmp\", expected http, https, \
+             tcp, dns or dns-tcp",
             "conf/steer.toml: probes.raw.port: a tcp probe needs a port",
             "conf/steer.toml: probes.raw.path: only http and https probes have this setting",
             "conf/steer.toml: probes.slow.timeout: 3s is longer than the interval (1s); probes \

@@ -1,0 +1,185 @@
+//! The `dns` and `dns-tcp` health checks: one query to the target, whose
+//! answer must have the expected response code and, when configured, hold
+//! the expected record.
+//!
+//! For pools of DNS servers (resolvers Steer hands out, or the
+//! authoritative servers of a delegated zone) a TCP connect says little: a
+//! server can accept and answer SERVFAIL to everything. This asks a real
+//! question. `dns` asks over UDP from a fresh socket connected to the
+//! target (so only the target's datagrams are read), with a random ID
+//! from the system's secure random source, and asks again over TCP when
+//! the answer is truncated, as a resolver would; `dns-tcp` asks over TCP
+//! only. A reply must echo the ID and the question, or it is not the
+//! answer (a stray or forged datagram is skipped, a wrong one on TCP
+//! fails the check).
+
+use std::net::SocketAddr;
+
+use hickory_proto::op::{Message, Query};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+use crate::config::steering::DnsProbe;
+
+/// The largest UDP answer read; more is truncated by the kernel and fails
+/// to parse, which fails the check.
+const UDP_BUFFER: usize = 4096;
+
+/// One target's DNS check.
+#[derive(Debug)]
+pub(super) struct DnsCheck {
+    probe: DnsProbe,
+    address: SocketAddr,
+}
+
+impl DnsCheck {
+    pub(super) fn new(probe: &DnsProbe, address: SocketAddr) -> DnsCheck {
+        DnsCheck {
+            probe: probe.clone(),
+            address,
+        }
+    }
+
+    /// Asks once (the caller bounds the time): whether the answer passed,
+    /// and why in a few words.
+    pub(super) async fn check(&self) -> (bool, String) {
+        let id = random_id();
+        let query = match self.query(id) {
+            Ok(query) => query,
+            Err(error) => return (false, error),
+        };
+        let answer = if self.probe.tcp {
+            self.ask_tcp(&query, id).await
+        } else {
+            match self.ask_udp(&query, id).await {
+                Ok(answer) if answer.metadata.truncation => self.ask_tcp(&query, id).await,
+                other => other,
+            }
+        };
+        match answer {
+            Ok(answer) => self.judge(&answer),
+            Err(error) => (false, error),
+        }
+    }
+
+    fn query(&self, id: u16) -> Result<Vec<u8>, String> {
+        let mut message = Message::query();
+        message.metadata.id = id;
+        message.metadata.recursion_desired = self.probe.recursion_desired;
+        message.add_query(Query::query(
+            self.probe.query.clone(),
+            self.probe.query_type,
+        ));
+        message
+            .to_vec()
+            .map_err(|error| format!("cannot encode the query: {error}"))
+    }
+
+    async fn ask_udp(&self, query: &[u8], id: u16) -> Result<Message, String> {
+        let local: SocketAddr = if self.address.is_ipv4() {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = UdpSocket::bind(local).await.map_err(io_text)?;
+        socket.connect(self.address).await.map_err(io_text)?;
+        socket.send(query).await.map_err(io_text)?;
+        let mut buffer = vec![0; UDP_BUFFER];
+        loop {
+            let length = socket.recv(&mut buffer).await.map_err(io_text)?;
+            // Anything that is not the answer to this query is skipped:
+            // the caller's timeout ends the wait.
+            if let Ok(answer) = Message::from_vec(&buffer[..length])
+                && self.is_answer_to(&answer, id)
+            {
+                return Ok(answer);
+            }
+        }
+    }
+
+    async fn ask_tcp(&self, query: &[u8], id: u16) -> Result<Message, String> {
+        let mut stream = TcpStream::connect(self.address).await.map_err(io_text)?;
+        let length = u16::try_from(query.len()).map_err(|_| "query too long".to_owned())?;
+        let mut framed = length.to_be_bytes().to_vec();
+        framed.extend_from_slice(query);
+        stream.write_all(&framed).await.map_err(io_text)?;
+        let mut length = [0; 2];
+        stream.read_exact(&mut length).await.map_err(io_text)?;
+        let mut answer = vec![0; usize::from(u16::from_be_bytes(length))];
+        stream.read_exact(&mut answer).await.map_err(io_text)?;
+        let answer = Message::from_vec(&answer)
+            .map_err(|error| format!("the answer does not parse: {error}"))?;
+        if !self.is_answer_to(&answer, id) {
+            return Err("the answer is for another question".to_owned());
+        }
+        Ok(answer)
+    }
+
+    fn is_answer_to(&self, answer: &Message, id: u16) -> bool {
+        answer.metadata.id == id
+            && answer.metadata.message_type == hickory_proto::op::MessageType::Response
+            && answer.queries.len() == 1
+            && answer.queries[0].query_type() == self.probe.query_type
+            && answer.queries[0].name().to_lowercase() == self.probe.query.to_lowercase()
+    }
+
+    /// The verdict on an answer to this query.
+    fn judge(&self, answer: &Message) -> (bool, String) {
+        let rcode = u16::from(answer.metadata.response_code);
+        let rcode_name = rcode_text(rcode);
+        if rcode != self.probe.expect_rcode {
+            let expected = rcode_text(self.probe.expect_rcode);
+            return (false, format!("{rcode_name} (expected {expected})"));
+        }
+        let records: Vec<String> = answer
+            .answers
+            .iter()
+            .filter(|record| record.record_type() == self.probe.query_type)
+            .map(|record| DnsProbe::normalize(&record.data.to_string()))
+            .collect();
+        let Some(expected) = &self.probe.expect_answer else {
+            return (true, format!("{rcode_name}, {} answers", records.len()));
+        };
+        if records.iter().any(|record| record == expected) {
+            (true, format!("{rcode_name}, {expected}"))
+        } else if records.is_empty() {
+            (
+                false,
+                format!("{rcode_name} without a {} record", self.probe.query_type),
+            )
+        } else {
+            (
+                false,
+                format!("{rcode_name}: {} (expected {expected})", records.join(", ")),
+            )
+        }
+    }
+}
+
+/// A query ID from the system's secure random source, so that an off-path
+/// attacker cannot answer for a target that is down.
+fn random_id() -> u16 {
+    let mut bytes = [0; 2];
+    let provider = rustls::crypto::ring::default_provider();
+    if provider.secure_random.fill(&mut bytes).is_err() {
+        // Never seen on Linux; the check is still made, only guessable.
+        bytes = (crate::policy::random() as u16).to_be_bytes();
+    }
+    u16::from_be_bytes(bytes)
+}
+
+/// `NOERROR`, `NXDOMAIN`, ... as zone files and dig write them.
+fn rcode_text(rcode: u16) -> String {
+    crate::metrics::COUNTED_RCODES
+        .iter()
+        .find(|(code, _)| *code == rcode)
+        .map_or_else(|| format!("RCODE{rcode}"), |(_, name)| (*name).to_owned())
+}
+
+fn io_text(error: std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+        std::io::ErrorKind::UnexpectedEof => "the server closed the connection".to_owned(),
+        _ => error.to_string(),
+    }
+}
