@@ -689,6 +689,27 @@ fn admin_from_config(config_path: &Path) -> Result<FoundAdmin, Vec<String>> {
 /// `GET /status` as text for an operator; `now` (Unix seconds) turns the
 /// timestamps into ages. Keys the server does not send are left out, so
 /// the client works with servers older or newer than itself.
+/// `listening on udp A, B; tcp A, B; tls C; peers D` from `/status`'s
+/// `listen`, naming only what is open; `None` when nothing is.
+fn listening(listen: &serde_json::Value) -> Option<String> {
+    let mut parts = Vec::new();
+    for transport in ["udp", "tcp", "tls"] {
+        let addresses: Vec<&str> = listen[transport]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        if !addresses.is_empty() {
+            parts.push(format!("{transport} {}", addresses.join(", ")));
+        }
+    }
+    if let Some(peers) = listen["peers"].as_str() {
+        parts.push(format!("peers {peers}"));
+    }
+    (!parts.is_empty()).then(|| format!("listening on {}", parts.join("; ")))
+}
+
 fn status_text(status: &serde_json::Value, now: f64) -> String {
     use std::fmt::Write;
 
@@ -714,6 +735,9 @@ fn status_text(status: &serde_json::Value, now: f64) -> String {
         let _ = write!(text, "; reloads: {ok} ok, {failed} failed");
     }
     text.push('\n');
+    if let Some(listeners) = listening(&status["listen"]) {
+        let _ = writeln!(text, "{listeners}");
+    }
 
     let failure = &status["last_reload_error"];
     if let Some(at) = failure["at"].as_f64() {
@@ -1063,6 +1087,31 @@ mod tests {
             "{text}"
         );
         assert!(tail[0].ends_with("ignored: this node itself"), "{text}");
+    }
+
+    #[test]
+    fn status_text_says_where_it_listens() {
+        let status = json!({
+            "generation": 1,
+            "zones": [],
+            "last_compile": {"at": NOW, "seconds": 0.001},
+            "endpoints": [],
+            "listen": {
+                "udp": ["127.0.0.1:5300", "[::1]:5300"],
+                "tcp": ["127.0.0.1:5300", "[::1]:5300"],
+                "tls": [],
+                "peers": "10.0.0.1:8054",
+            },
+        });
+        let text = status_text(&status, NOW);
+        assert_eq!(
+            text.lines().nth(1),
+            Some(
+                "listening on udp 127.0.0.1:5300, [::1]:5300; tcp 127.0.0.1:5300, [::1]:5300; \
+                 peers 10.0.0.1:8054"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
