@@ -66,6 +66,9 @@ pub struct Built {
     /// What a latency recompile needs besides the model and the served
     /// table, kept only when some steered name has a `latency` step.
     pub inputs: Option<Arc<CompileInputs>>,
+    /// What loads but is probably not meant ([`zone::lint`]): said by
+    /// `steer check`, at start and by reloads, never refused.
+    pub warnings: Vec<String>,
 }
 
 /// The parsed files of a build, for recompiling with new latency data
@@ -141,6 +144,14 @@ pub fn build_with_decisions(
         matrix,
     };
     let table = compile_inputs(&inputs, &zones, generation, admin, decisions, latency)?;
+    let steered: Vec<hickory_proto::rr::Name> = inputs
+        .config
+        .steering
+        .steered
+        .iter()
+        .map(|steered| steered.name.clone())
+        .collect();
+    let warnings = zone::lint(&zones, &steered);
     // A zone of a million records is hundreds of megabytes parsed: gone
     // before the table is served.
     drop(zones);
@@ -157,6 +168,7 @@ pub fn build_with_decisions(
         compile_duration: started.elapsed(),
         decisions: Arc::clone(decisions),
         inputs: keep.then(|| Arc::new(inputs)),
+        warnings,
     })
 }
 
@@ -185,6 +197,8 @@ fn rebuild(
         compile_duration: started.elapsed(),
         decisions: Arc::clone(decisions),
         inputs: Some(Arc::clone(inputs)),
+        // The zones are those of the served table, already linted.
+        warnings: Vec::new(),
     })
 }
 
@@ -1288,7 +1302,8 @@ impl ReloadJob {
                 return Err(self.fail(current, vec![message]));
             }
         };
-        let warnings = restart_needed(&self.active, &built.config);
+        let mut warnings = built.warnings.clone();
+        warnings.extend(restart_needed(&self.active, &built.config));
         let report = ReloadReport {
             generation,
             zones: built.zones,
@@ -1572,6 +1587,7 @@ mod tests {
             compile_duration: Duration::from_millis(2),
             decisions: Arc::default(),
             inputs: None,
+            warnings: Vec::new(),
         }
     }
 

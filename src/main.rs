@@ -235,6 +235,10 @@ fn with_runtime(task: impl Future<Output = ExitCode>) -> ExitCode {
 fn check(config_path: &Path) -> ExitCode {
     match control::build(config_path, 1, &steer::health::AdminState::default()) {
         Ok(built) => {
+            // Warnings go to stderr, like errors; the exit code stays 0.
+            for warning in &built.warnings {
+                eprintln!("warning: {warning}");
+            }
             println!(
                 "ok: {}, {}, compiled in {:.1} ms",
                 count(built.zones as u64, "zone"),

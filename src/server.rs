@@ -230,8 +230,6 @@ async fn watch_databases(control: Arc<Control>, config_path: PathBuf, poll: Dura
     }
 }
 
-/// Builds the first table from `config_path` and starts every listener.
-///
 /// Warns when `what` serves plain HTTP beyond loopback: its bearer token
 /// and everything it answers cross the network in clear.
 fn warn_if_clear(what: &str, address: SocketAddr, tls: bool, section: &str) {
@@ -244,6 +242,8 @@ fn warn_if_clear(what: &str, address: SocketAddr, tls: bool, section: &str) {
     }
 }
 
+/// Builds the first table from `config_path` and starts every listener.
+///
 /// Must run inside a tokio runtime (TCP and the admin API run on it).
 pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
     let path = config_path.to_path_buf();
@@ -271,6 +271,9 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         seconds = built.compile_duration.as_secs_f64(),
         "compiled the first table"
     );
+    for warning in &built.warnings {
+        warn!("{warning}");
+    }
     let config = built.config.clone();
     if !admin.drained.is_empty() || !admin.forced.is_empty() {
         info!(

@@ -53,6 +53,36 @@ fn check_accepts_a_good_configuration() {
 }
 
 #[test]
+fn check_warns_about_dangling_targets_and_still_passes() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    std::fs::create_dir(directory.path().join("zones")).expect("zones");
+    std::fs::write(
+        directory.path().join("zones/example.test.zone"),
+        "$TTL 300\n@ SOA ns1 hostmaster 1 2h 1h 2w 5m\n@ NS ns1\nns1 A 192.0.2.1\n\
+         old CNAME renamed\n",
+    )
+    .expect("zone");
+    let config = directory.path().join("steer.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = [\"127.0.0.1:5399\"]\nzones = \"zones\"\n",
+    )
+    .expect("config");
+    let output = check(&config);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).starts_with("ok: 1 zone, "));
+    let zone_file = directory.path().join("zones/example.test.zone");
+    assert_eq!(
+        text(&output.stderr),
+        format!(
+            "warning: {}:5: CNAME target renamed.example.test. is in our zones but has no \
+             records (queries for it get NXDOMAIN)\n",
+            zone_file.display()
+        )
+    );
+}
+
+#[test]
 fn check_names_the_key_of_an_invalid_address() {
     let config = fixtures().join("bad-listen.toml");
     let output = check(&config);

@@ -44,6 +44,7 @@ impl Fixture {
             compile_duration: Duration::from_millis(1),
             decisions: Arc::default(),
             inputs: None,
+            warnings: Vec::new(),
         };
         let control = Arc::new(Control::new(&config_path, built));
         control.set_listeners(Listeners {

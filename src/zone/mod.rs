@@ -14,10 +14,14 @@
 //! Submodules: `lexer` (text → entries with line numbers), `parser`
 //! (directives, owners, TTLs, includes), `generate` (`$GENERATE` ranges and
 //! substitutions), `rdata` (record data, names, TTL units, escapes) and
-//! `validate` (whole-zone rules).
+//! `validate` (whole-zone rules), and `lint` (warnings about data that
+//! loads but dangles).
 
 mod generate;
 mod lexer;
+mod lint;
+
+pub use lint::lint;
 mod parser;
 mod rdata;
 mod validate;

@@ -1,5 +1,6 @@
-//! `$GENERATE` end to end: a reverse zone written the way BIND operators
-//! write one is loaded by the real server and answered over UDP and TCP.
+//! Zone files end to end on the real server: a reverse zone written with
+//! `$GENERATE`, the way BIND operators write one, answered over UDP and
+//! TCP; and a reload that warns about a dangling CNAME and serves it.
 
 mod common;
 
@@ -50,5 +51,34 @@ async fn generated_ptr_records_are_served() {
         let response = common::ask(transport, address, &query).await;
         assert_eq!(response.metadata.response_code, ResponseCode::NXDomain);
     }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reload_says_what_dangles_and_serves_the_zone_anyway() {
+    let server = TestServer::start(&[("example.test.zone", common::EXAMPLE_ZONE)]).await;
+    let zone = format!("{}old IN CNAME renamed\n", common::EXAMPLE_ZONE);
+    std::fs::write(server.zones_dir().join("example.test.zone"), zone).expect("zone");
+    let response = common::http_request(server.admin_addr(), "POST", "/reload").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let body: serde_json::Value = serde_json::from_str(&response.body).expect("JSON");
+    let warnings = body["warnings"].to_string();
+    assert!(
+        warnings
+            .contains("example.test.zone:6: CNAME target renamed.example.test. is in our zones"),
+        "{body}"
+    );
+    let query = common::build_query(
+        "old.example.test.",
+        RecordType::CNAME,
+        &QueryOptions::default(),
+    );
+    let response = common::ask(
+        Transport::Udp,
+        server.dns_addr(Transport::Udp, Family::V4),
+        &query,
+    )
+    .await;
+    assert_eq!(response.answers.len(), 1, "served despite the warning");
     server.shutdown().await;
 }
