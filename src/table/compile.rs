@@ -1,7 +1,8 @@
 //! Zones → routing table (control plane).
 //!
 //! Groups records into nodes and RRsets, adds empty non-terminals, finds
-//! zone cuts, resolves in-zone CNAME chains and wildcard synthesis, and
+//! zone cuts, resolves CNAME chains (through all the zones served) and
+//! wildcard synthesis, and
 //! encodes every reply the data plane can give into [`Sections`]. Runs off
 //! the hot path; deterministic for the same input.
 
@@ -28,7 +29,7 @@ use crate::latency::snapshot::LatencySnapshot;
 use crate::metrics::DecisionRegistry;
 use crate::zone::{Location, Zone};
 
-/// Longest in-zone CNAME chain followed (RFC 1034 §3.6.2 asks servers to
+/// Longest CNAME chain followed (RFC 1034 §3.6.2 asks servers to
 /// follow chains; a bound keeps loops and long chains finite).
 const MAX_CHAIN: usize = 8;
 
@@ -325,18 +326,37 @@ impl<'zone> BuildZone<'zone> {
 
 /// A CNAME chain resolved at compile time.
 struct Chain {
-    /// (owner, CNAME RRset) in order; the first owner is the question.
-    links: Vec<(Option<Name>, usize, RecordType)>,
+    /// (owner, zone, node of the CNAME RRset) in order; the first owner is
+    /// the question. Zones are indexes into the table's zones: a chain
+    /// goes on into every zone this server is authoritative for.
+    links: Vec<(Option<Name>, usize, usize)>,
     end: ChainEnd,
 }
 
 enum ChainEnd {
-    /// The chain ends at a node with data; `owner` names it (None: the question).
-    Data { node: usize, owner: Name },
-    /// The last target does not exist.
-    NxDomain,
-    /// Out of zone, delegated, a loop or too long: the chain alone is the answer.
+    /// The chain ends at a node with data; `owner` names it.
+    Data {
+        zone: usize,
+        node: usize,
+        owner: Name,
+    },
+    /// The last target does not exist in `zone`.
+    NxDomain { zone: usize },
+    /// Out of our zones, delegated, steered, a loop or too long: the chain
+    /// alone is the answer.
     Stop,
+}
+
+/// The zone of `zones` with the deepest apex at or above `name`: where
+/// RFC 1034 §4.3.2 step 1 looks for a name.
+fn best_zone(zones: &[BuildZone<'_>], name: &Name) -> Option<usize> {
+    let wire = wire_lower(name);
+    zones
+        .iter()
+        .enumerate()
+        .filter(|(_, zone)| is_at_or_below(&wire, &zone.apex))
+        .max_by_key(|(_, zone)| zone.apex.len())
+        .map(|(index, _)| index)
 }
 
 struct Compiler {
@@ -386,59 +406,68 @@ impl Compiler {
         encoder.finish(&mut self.sections)
     }
 
-    fn chain(zone: &BuildZone<'_>, start: usize) -> Chain {
-        let mut links = vec![(None, start, RecordType::CNAME)];
+    /// The chain from node `start` of zone `zone`, followed through every
+    /// zone in `zones` (RFC 1034 §4.3.2 step 3a goes back to step 1, which
+    /// looks in all of them), up to [`MAX_CHAIN`] links and never round a
+    /// loop.
+    fn chain(zones: &[BuildZone<'_>], zone: usize, start: usize) -> Chain {
+        let mut links = vec![(None, zone, start)];
         let mut visited = HashSet::new();
-        visited.insert(zone.nodes[start].wire.clone());
-        let mut current = start;
+        visited.insert(zones[zone].nodes[start].wire.clone());
+        let (mut current_zone, mut current) = (zone, start);
+        let stop = |links| Chain {
+            links,
+            end: ChainEnd::Stop,
+        };
         loop {
-            let Some(RData::CNAME(target)) = zone.nodes[current]
+            let Some(RData::CNAME(target)) = zones[current_zone].nodes[current]
                 .set(RecordType::CNAME)
                 .and_then(|set| set.records.first())
                 .map(|record| &record.data)
             else {
-                return Chain {
-                    links,
-                    end: ChainEnd::Stop,
-                };
+                return stop(links);
             };
             let target = target.0.clone();
             if links.len() > MAX_CHAIN || !visited.insert(wire_lower(&target)) {
-                return Chain {
-                    links,
-                    end: ChainEnd::Stop,
-                };
+                return stop(links);
             }
-            let next = match zone.resolve(&target) {
+            // Below a cut of this zone, or outside it, the target may be in
+            // another zone of ours (a child zone, or an unrelated one).
+            let mut next_zone = current_zone;
+            let mut resolution = zones[current_zone].resolve(&target);
+            if matches!(resolution, Resolution::Delegated | Resolution::OutOfZone)
+                && let Some(other) = best_zone(zones, &target)
+                && other != current_zone
+            {
+                next_zone = other;
+                resolution = zones[other].resolve(&target);
+            }
+            let next = match resolution {
                 Resolution::Node(node) | Resolution::Wildcard(node) => node,
                 Resolution::NxDomain => {
                     return Chain {
                         links,
-                        end: ChainEnd::NxDomain,
+                        end: ChainEnd::NxDomain { zone: next_zone },
                     };
                 }
-                Resolution::Delegated | Resolution::OutOfZone => {
-                    return Chain {
-                        links,
-                        end: ChainEnd::Stop,
-                    };
-                }
+                Resolution::Delegated | Resolution::OutOfZone => return stop(links),
             };
-            if !zone.nodes[next].steered.is_empty() {
+            if !zones[next_zone].nodes[next].steered.is_empty() {
                 // A steered target is chosen per client: the resolver asks
                 // for it itself. Adding the SOA here would claim it has no data.
-                return Chain {
-                    links,
-                    end: ChainEnd::Stop,
-                };
+                return stop(links);
             }
-            if zone.nodes[next].set(RecordType::CNAME).is_some() {
-                links.push((Some(target), next, RecordType::CNAME));
-                current = next;
+            if zones[next_zone].nodes[next]
+                .set(RecordType::CNAME)
+                .is_some()
+            {
+                links.push((Some(target), next_zone, next));
+                (current_zone, current) = (next_zone, next);
             } else {
                 return Chain {
                     links,
                     end: ChainEnd::Data {
+                        zone: next_zone,
                         node: next,
                         owner: target,
                     },
@@ -448,12 +477,12 @@ impl Compiler {
     }
 
     fn push_chain(
-        zone: &BuildZone<'_>,
+        zones: &[BuildZone<'_>],
         encoder: &mut SectionEncoder,
         chain: &Chain,
     ) -> Result<(), String> {
-        for (owner, node, record_type) in &chain.links {
-            let Some(set) = zone.nodes[*node].set(*record_type) else {
+        for (owner, zone, node) in &chain.links {
+            let Some(set) = zones[*zone].nodes[*node].set(RecordType::CNAME) else {
                 continue;
             };
             let owner = match owner {
@@ -468,12 +497,14 @@ impl Compiler {
     /// Encodes the replies of one node and returns the table node.
     fn node(
         &mut self,
-        zone: &BuildZone<'_>,
+        zones: &[BuildZone<'_>],
+        zone_index: usize,
         node_index: usize,
         zone_id: u32,
         nodata: Reply,
         referrals: &FxHashMap<usize, u32>,
     ) -> Result<DraftNode, String> {
+        let zone = &zones[zone_index];
         let node = &zone.nodes[node_index];
         let cut = zone.cut_of[node_index];
         let referral = cut
@@ -519,7 +550,7 @@ impl Compiler {
         let encoder = || SectionEncoder::new(&node.wire, reusable_from_label);
 
         if node.set(RecordType::CNAME).is_some() && !is_cut {
-            let chain = Self::chain(zone, node_index);
+            let chain = Self::chain(zones, zone_index, node_index);
             let mut only_cname = encoder();
             if let Some(set) = node.set(RecordType::CNAME) {
                 only_cname.push_set(Part::Answer, Owner::Question, &set.records, set.ttl)?;
@@ -530,13 +561,19 @@ impl Compiler {
             table_node.any_udp = only_cname;
             table_node.any_tcp = only_cname;
             let mut fallback = encoder();
-            Self::push_chain(zone, &mut fallback, &chain)?;
+            Self::push_chain(zones, &mut fallback, &chain)?;
             let mut fallback_rcode = rcode::NOERROR;
+            // The SOA of a negative end is that of the zone the chain
+            // ended in (RFC 2308 §2.1: the negative answer is that zone's).
             match &chain.end {
-                ChainEnd::Data { node: end, owner } => {
-                    for set in &zone.nodes[*end].sets {
+                ChainEnd::Data {
+                    zone: end_zone,
+                    node: end,
+                    owner,
+                } => {
+                    for set in &zones[*end_zone].nodes[*end].sets {
                         let mut section = encoder();
-                        Self::push_chain(zone, &mut section, &chain)?;
+                        Self::push_chain(zones, &mut section, &chain)?;
                         section.push_set(
                             Part::Answer,
                             Owner::Name(owner),
@@ -546,12 +583,12 @@ impl Compiler {
                         let reply = positive(section.finish(&mut self.sections)?);
                         self.answers.push((u16::from(set.record_type), reply));
                     }
-                    Self::push_soa(zone, &mut fallback)?;
+                    Self::push_soa(&zones[*end_zone], &mut fallback)?;
                 }
-                ChainEnd::NxDomain => {
+                ChainEnd::NxDomain { zone: end_zone } => {
                     // RFC 6604: the rcode speaks for the last name in the chain.
                     fallback_rcode = rcode::NXDOMAIN;
-                    Self::push_soa(zone, &mut fallback)?;
+                    Self::push_soa(&zones[*end_zone], &mut fallback)?;
                 }
                 ChainEnd::Stop => {}
             }
@@ -727,7 +764,7 @@ pub(super) fn compile(
     let mut zone_slots = Vec::with_capacity(builds.len());
     let mut seen_apexes = HashSet::new();
 
-    for build in &builds {
+    for (build_index, build) in builds.iter().enumerate() {
         if !seen_apexes.insert(build.apex.clone()) {
             errors.push(format!(
                 "{}: zone {} is loaded twice",
@@ -757,7 +794,14 @@ pub(super) fn compile(
             }
             let first_node = nodes.len() as u32;
             for node in 0..build.nodes.len() {
-                nodes.push(compiler.node(build, node, zone_id, nodata, &referrals)?);
+                nodes.push(compiler.node(
+                    &builds,
+                    build_index,
+                    node,
+                    zone_id,
+                    nodata,
+                    &referrals,
+                )?);
             }
             for (local, node) in build.nodes.iter().enumerate() {
                 let id = first_node + local as u32;

@@ -1,0 +1,267 @@
+//! Steer against NSD, a reference authoritative server (Debian's package):
+//! both serve the golden fixture zones, and every owner name of them, a
+//! name below each, and names under each wildcard are asked for every
+//! common type, over TCP. Both must give the same response code, AA flag
+//! and answer section; negative answers and referrals the same authority
+//! section, and referrals the same glue. NSD adds the zone's NS RRset and
+//! addresses to positive answers where Steer answers minimally, so those
+//! sections are not compared there.
+//!
+//! Where Steer differs from NSD by design it is listed in [`DIFFERENT`]
+//! with the reason, and only there.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Family, QueryOptions, TestServer, Transport};
+use hickory_proto::op::Message;
+use hickory_proto::rr::{Record, RecordType};
+
+/// Questions answered differently on purpose, and why.
+const DIFFERENT: &[(&str, &str)] = &[(
+    "d1.example.test.",
+    "a chain of nine CNAMEs: Steer follows eight links (README, How Steer answers), NSD more",
+)];
+
+const TYPES: [RecordType; 11] = [
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::CNAME,
+    RecordType::MX,
+    RecordType::NS,
+    RecordType::PTR,
+    RecordType::SOA,
+    RecordType::SRV,
+    RecordType::TXT,
+    RecordType::CAA,
+    RecordType::DS,
+];
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden/zones")
+}
+
+/// NSD in the foreground, stopped when dropped.
+struct Nsd(Child);
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port free for both UDP and TCP.
+fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = tcp.local_addr().expect("address").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Starts NSD on the fixture zones (copied into `directory`) and waits
+/// until it answers; started again on another port if it exits.
+async fn start_nsd(directory: &Path, zones: &[steer::zone::Zone]) -> (Nsd, SocketAddr) {
+    let mut zone_lines = String::new();
+    for zone in zones {
+        let file = zone.file.file_name().expect("zone file name");
+        std::fs::copy(&zone.file, directory.join(file)).expect("copy zone");
+        zone_lines.push_str(&format!(
+            "zone:\n  name: {}\n  zonefile: {}\n",
+            zone.origin,
+            file.to_string_lossy()
+        ));
+    }
+    let root = directory.display();
+    for _ in 0..5 {
+        let port = free_port();
+        let config = directory.join("nsd.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "server:\n  ip-address: 127.0.0.1@{port}\n  server-count: 1\n  \
+                 zonesdir: {root}\n  database: \"\"\n  pidfile: {root}/nsd.pid\n  \
+                 xfrdfile: {root}/xfrd.state\n  zonelistfile: {root}/zone.list\n  \
+                 username: \"\"\n  verbosity: 0\nremote-control:\n  control-enable: no\n\
+                 {zone_lines}"
+            ),
+        )
+        .expect("nsd.conf");
+        let mut nsd = Nsd(Command::new("nsd")
+            .args(["-d", "-c"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nsd (Debian's package) starts"));
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let query = common::build_query("example.test.", RecordType::SOA, &QueryOptions::default())
+            .to_vec()
+            .expect("query");
+        for _ in 0..50 {
+            if common::exchange_tcp(address, &query, Duration::from_millis(200))
+                .await
+                .is_some()
+            {
+                return (nsd, address);
+            }
+            if nsd.0.try_wait().expect("nsd status").is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    panic!("nsd did not start");
+}
+
+/// The questions: every owner, a name below it, and names under each
+/// wildcard.
+fn names(zones: &[steer::zone::Zone]) -> Vec<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for zone in zones {
+        for zone_record in &zone.records {
+            let owner = zone_record.record.name.to_lowercase().to_ascii();
+            names.insert(format!("nx-x.{owner}"));
+            if let Some(base) = owner.strip_prefix("*.") {
+                names.insert(format!("foo.{base}"));
+                names.insert(format!("a.b.{base}"));
+            }
+            names.insert(owner);
+        }
+    }
+    names.into_iter().collect()
+}
+
+fn lines(records: &[Record]) -> Vec<String> {
+    let mut lines: Vec<String> = records
+        .iter()
+        .map(|record| {
+            format!(
+                "{} {} {} {}",
+                record.name.to_lowercase(),
+                record.ttl,
+                record.record_type(),
+                record.data
+            )
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+async fn ask(server: SocketAddr, name: &str, record_type: RecordType) -> Message {
+    let options = QueryOptions {
+        recursion_desired: false,
+        ..QueryOptions::default()
+    };
+    let query = common::build_query(name, record_type, &options);
+    let packet = query.to_vec().expect("query");
+    let reply = common::exchange_tcp(server, &packet, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("{server}: no answer to {name} {record_type}"));
+    Message::from_vec(&reply).expect("the answer parses")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steer_answers_as_nsd_does() {
+    let zones = steer::zone::load_dir(&fixture()).expect("fixture zones");
+    let directory = tempfile::tempdir().expect("temporary directory");
+    std::fs::set_permissions(
+        directory.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("permissions");
+    let (_nsd, nsd) = start_nsd(directory.path(), &zones).await;
+    let files: Vec<(String, String)> = zones
+        .iter()
+        .map(|zone| {
+            (
+                zone.file
+                    .file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned(),
+                std::fs::read_to_string(&zone.file).expect("zone text"),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(name, text)| (name.as_str(), text.as_str()))
+        .collect();
+    let server = TestServer::start(&files).await;
+    let steer = server.dns_addr(Transport::Tcp, Family::V4);
+
+    let mut asked = 0;
+    let mut differences = Vec::new();
+    for name in names(&zones) {
+        if DIFFERENT.iter().any(|(different, _)| *different == name) {
+            continue;
+        }
+        for record_type in TYPES {
+            asked += 1;
+            let (reference, ours) = (
+                ask(nsd, &name, record_type).await,
+                ask(steer, &name, record_type).await,
+            );
+            let mut problems = Vec::new();
+            let (rcode, aa) = (
+                reference.metadata.response_code,
+                reference.metadata.authoritative,
+            );
+            if ours.metadata.response_code != rcode {
+                problems.push(format!(
+                    "rcode {} against NSD's {rcode}",
+                    ours.metadata.response_code
+                ));
+            }
+            if ours.metadata.authoritative != aa {
+                problems.push(format!(
+                    "AA {} against NSD's {aa}",
+                    ours.metadata.authoritative
+                ));
+            }
+            if lines(&ours.answers) != lines(&reference.answers) {
+                problems.push(format!(
+                    "answer {:?} against NSD's {:?}",
+                    lines(&ours.answers),
+                    lines(&reference.answers)
+                ));
+            }
+            let negative_or_referral = reference.answers.is_empty() || !aa;
+            if negative_or_referral && lines(&ours.authorities) != lines(&reference.authorities) {
+                problems.push(format!(
+                    "authority {:?} against NSD's {:?}",
+                    lines(&ours.authorities),
+                    lines(&reference.authorities)
+                ));
+            }
+            if !aa && lines(&ours.additionals) != lines(&reference.additionals) {
+                problems.push(format!(
+                    "additional {:?} against NSD's {:?}",
+                    lines(&ours.additionals),
+                    lines(&reference.additionals)
+                ));
+            }
+            if !problems.is_empty() {
+                differences.push(format!("{name} {record_type}: {}", problems.join("; ")));
+            }
+        }
+    }
+    assert!(asked > 1000, "only {asked} questions");
+    assert!(
+        differences.is_empty(),
+        "{} of {asked} answers differ from NSD's:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+    server.shutdown().await;
+}
