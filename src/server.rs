@@ -28,8 +28,11 @@ use crate::metrics::Metrics;
 use crate::query_log::{QueryLog, QueryLogWriter};
 
 /// Attempts at binding UDP and TCP to one shared port when that port is
-/// chosen by the kernel: UDP's free port may be taken for TCP.
-const PAIR_BIND_ATTEMPTS: usize = 5;
+/// chosen by the kernel: UDP's free port may be taken for TCP, the more
+/// likely the more addresses there are and the more connections the host
+/// makes (thousands a second in the differential tests); each attempt
+/// costs a bind.
+const PAIR_BIND_ATTEMPTS: usize = 20;
 
 /// Why the server did not start. Nothing is being served when this is returned.
 #[derive(Debug, thiserror::Error)]
