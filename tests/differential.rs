@@ -21,7 +21,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Family, QueryOptions, TestServer, Transport};
@@ -136,38 +136,17 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden/zones")
 }
 
-/// NSD in the foreground, stopped when dropped.
-struct Nsd(Child);
-
-impl Drop for Nsd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A loopback port free for both UDP and TCP.
-fn free_port() -> u16 {
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = tcp.local_addr().expect("address").port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 /// Starts NSD on `zones` (origin, file name in `directory`) and waits
 /// until it answers; started again on another port if it exits. Its rate
 /// limiting is off: thousands of questions come from one address.
-async fn start_nsd(directory: &Path, zones: &[(String, String)]) -> (Nsd, SocketAddr) {
+async fn start_nsd(directory: &Path, zones: &[(String, String)]) -> (common::Process, SocketAddr) {
     let mut zone_lines = String::new();
     for (origin, file) in zones {
         zone_lines.push_str(&format!("zone:\n  name: {origin}\n  zonefile: {file}\n"));
     }
     let root = directory.display();
     for _ in 0..5 {
-        let port = free_port();
+        let port = common::free_port();
         let config = directory.join("nsd.conf");
         std::fs::write(
             &config,
@@ -181,14 +160,16 @@ async fn start_nsd(directory: &Path, zones: &[(String, String)]) -> (Nsd, Socket
             ),
         )
         .expect("nsd.conf");
-        let mut nsd = Nsd(Command::new("nsd")
-            .args(["-d", "-c"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nsd (Debian's package) starts"));
+        let mut nsd = common::Process(
+            Command::new("nsd")
+                .args(["-d", "-c"])
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("nsd (Debian's package) starts"),
+        );
         let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
         let apex = &zones[0].0;
         let query = common::build_query(apex, RecordType::SOA, &QueryOptions::default())

@@ -13,7 +13,7 @@ mod common;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Family, QueryOptions, TestServer, Transport};
@@ -315,38 +315,18 @@ fn a_bad_proxy_prefix_is_refused_naming_its_key() {
     assert!(!errors.contains("proxy_protocol_from[0]"), "{errors}");
 }
 
-/// dnsdist in the foreground, killed when dropped.
-struct Dnsdist(Child);
-
-impl Drop for Dnsdist {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A loopback port free for both UDP and TCP, for dnsdist, found by
-/// binding both (another test may take it before dnsdist does: the
-/// caller retries).
-fn free_port() -> u16 {
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = tcp.local_addr().expect("address").port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 /// Starts dnsdist in front of `steer` with `useProxyProtocol` and waits
 /// for its first answer to a query from 127.0.0.2: the running dnsdist,
 /// its address and that answer. A dnsdist that exits (its port was taken
 /// meanwhile) is started again on another.
-async fn start_dnsdist(directory: &Path, steer: SocketAddr) -> (Dnsdist, SocketAddr, Vec<u8>) {
+async fn start_dnsdist(
+    directory: &Path,
+    steer: SocketAddr,
+) -> (common::Process, SocketAddr, Vec<u8>) {
     let config = directory.join("dnsdist.conf");
     let log_path = directory.join("dnsdist.log");
     for _ in 0..5 {
-        let port = free_port();
+        let port = common::free_port();
         // No security poll: there is no way out of this machine.
         std::fs::write(
             &config,
@@ -360,7 +340,7 @@ async fn start_dnsdist(directory: &Path, steer: SocketAddr) -> (Dnsdist, SocketA
         )
         .expect("dnsdist config");
         let log = std::fs::File::create(&log_path).expect("dnsdist log");
-        let mut dnsdist = Dnsdist(
+        let mut dnsdist = common::Process(
             Command::new("dnsdist")
                 .args(["--supervised", "--disable-syslog", "-C"])
                 .arg(&config)

@@ -787,3 +787,27 @@ pub async fn run_steer(arguments: &[&str], directory: &Path) -> std::process::Ou
         .expect("steer finished within 60 s")
         .expect("steer thread")
 }
+
+/// A loopback port free for both UDP and TCP, for a peer server under
+/// test (dnsdist, NSD), found by binding both. Another test may take it
+/// before that server binds it: callers start it again on another.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = tcp.local_addr().expect("address").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A server process under test (dnsdist, NSD), killed and reaped when
+/// dropped, so that a failing test leaves nothing running.
+pub struct Process(pub std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
