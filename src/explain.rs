@@ -390,6 +390,13 @@ pub fn explain(
                     ));
                 }
             }
+            Lookup::Dname(_) => {
+                summary = format!(
+                    "{owner_text} is below a DNAME: it is answered by substitution (RFC 6672), \
+                     the same for every client ({})",
+                    answer.rcode
+                );
+            }
             Lookup::Steered(steered) => {
                 served = Served::Steered;
                 let (trace, found_scope) = trace_policy(

@@ -177,6 +177,7 @@ fn rcode_name(rcode: u16) -> String {
         3 => "NXDOMAIN".into(),
         4 => "NOTIMP".into(),
         5 => "REFUSED".into(),
+        6 => "YXDOMAIN".into(),
         16 => "BADVERS".into(),
         other => other.to_string(),
     }
@@ -511,6 +512,11 @@ fn render_rdata(data: &RData) -> String {
             })
             .collect::<Vec<_>>()
             .join(" "),
+        // hickory has no DNAME type: its data is the target, uncompressed
+        // (RFC 6672 §2.5), shown as a name.
+        RData::Unknown { code, rdata } if *code == hickory_proto::rr::RecordType::DNAME => {
+            steer::table::display_wire_name(&rdata.anything)
+        }
         other => other.to_string(),
     }
 }

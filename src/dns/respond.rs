@@ -18,7 +18,7 @@ use super::wire::{
     TYPE_OPT, flags,
 };
 use super::{Outcome, OverLimit, Transport};
-use crate::table::{Lookup, RoutingTable, Selected, SteeredLookup};
+use crate::table::{DnameLookup, Lookup, RoutingTable, Selected, SteeredLookup};
 
 /// Response codes written by the data plane.
 pub mod rcode {
@@ -34,6 +34,9 @@ pub mod rcode {
     pub const NOTIMP: u16 = 4;
     /// Refused.
     pub const REFUSED: u16 = 5;
+    /// A name that should not exist does: a DNAME substitution would
+    /// make a name longer than 255 bytes (RFC 6672 §2.2).
+    pub const YXDOMAIN: u16 = 6;
     /// Bad EDNS version (extended: needs OPT).
     pub const BADVERS: u16 = 16;
 }
@@ -53,6 +56,11 @@ const KEEPALIVE_OPTION_LEN: usize = 6;
 pub const PADDING_BLOCK: usize = 468;
 
 const CLASS_IN: u16 = 1;
+const TYPE_CNAME: u16 = 5;
+const TYPE_DNAME: u16 = 39;
+/// Rate-limit identities of DNAME substitutions, above every section
+/// offset: all the names below one DNAME share its bucket.
+const DNAME_IDENTITY: u32 = 0x8000_0000;
 
 /// Marks a steered name's rate-limit identity (its policy's number).
 const STEERED_IDENTITY: u32 = 1 << 31;
@@ -328,6 +336,16 @@ fn answer(
     let answer = match table.lookup(query.name.as_bytes(), query.qtype, transport) {
         Lookup::Refused => return refused(ExtendedError::NOT_AUTHORITATIVE, out),
         Lookup::Answer(answer) => answer,
+        Lookup::Dname(dname) => {
+            return respond_dname(
+                packet,
+                &query,
+                (transport, extras),
+                subnet.as_ref(),
+                dname,
+                (out, charge),
+            );
+        }
         Lookup::Steered(steered) => {
             let (address, _) = client_network(subnet.as_ref(), source);
             let (max_v4, max_v6) = table.ecs_limits();
@@ -482,6 +500,87 @@ struct Client {
 
 /// Answers a steered name: the policy picks records for `client` and says
 /// how wide an ECS scope the choice holds for.
+/// A name below a DNAME (RFC 6672 §2.2): the DNAME, and a CNAME from the
+/// question to the name with the DNAME's target substituted for its
+/// owner; YXDOMAIN, with the DNAME alone, when that name would be longer
+/// than 255 bytes. The CNAME is made here, on the question's bytes and
+/// without allocating: its kept labels are copied from the question, in
+/// the client's letter case, and its end points at the DNAME's target.
+/// Static data: ECS scope 0. The resolver asks for the new name itself.
+fn respond_dname(
+    packet: &[u8],
+    query: &Query,
+    (transport, extras): (Transport, Extras<'_>),
+    subnet: Option<&ClientSubnet>,
+    dname: DnameLookup<'_>,
+    (out, charge): (&mut Vec<u8>, &mut Charge),
+) -> Outcome {
+    let question = &packet[HEADER_LEN..query.question_end];
+    let kept = &question[..dname.owner_at];
+    let target = &dname.dname.target[..];
+    let too_long = kept.len() + target.len() > wire::MAX_NAME_LEN;
+    let rcode = if too_long {
+        rcode::YXDOMAIN
+    } else {
+        rcode::NOERROR
+    };
+    // Owner pointer, type, class, TTL, RDLENGTH: 12 bytes before the data.
+    let records = 12 + target.len() + if too_long { 0 } else { 12 + kept.len() + 2 };
+    let ecs = subnet.map(|subnet| (subnet, 0u8));
+    let fits = HEADER_LEN + question.len() + records + opt_len(query, ecs, extras)
+        <= size_limit(query, transport);
+    let mut response_flags =
+        flags::QR | flags::AA | (query.flags & (flags::RD | flags::CD)) | rcode;
+    let answers = match (fits, too_long) {
+        (false, _) => {
+            response_flags |= flags::TC;
+            0
+        }
+        (true, true) => 1,
+        (true, false) => 2,
+    };
+    write_header(
+        out,
+        query.id,
+        response_flags,
+        1,
+        [answers, 0, 0],
+        query.edns.is_some(),
+    );
+    out.extend_from_slice(question);
+    if answers > 0 {
+        // The owner is the end of the question's name: a pointer to it.
+        let owner = 0xC000 | (HEADER_LEN + dname.owner_at) as u16;
+        out.extend_from_slice(&owner.to_be_bytes());
+        out.extend_from_slice(&TYPE_DNAME.to_be_bytes());
+        out.extend_from_slice(&CLASS_IN.to_be_bytes());
+        out.extend_from_slice(&dname.dname.ttl.to_be_bytes());
+        out.extend_from_slice(&(target.len() as u16).to_be_bytes());
+        // RFC 6672 §2.5: the target is never compressed.
+        let target_at = out.len();
+        out.extend_from_slice(target);
+        if answers == 2 {
+            out.extend_from_slice(&0xC00Cu16.to_be_bytes());
+            out.extend_from_slice(&TYPE_CNAME.to_be_bytes());
+            out.extend_from_slice(&CLASS_IN.to_be_bytes());
+            out.extend_from_slice(&dname.dname.ttl.to_be_bytes());
+            out.extend_from_slice(&((kept.len() + 2) as u16).to_be_bytes());
+            out.extend_from_slice(kept);
+            out.extend_from_slice(&(0xC000 | target_at as u16).to_be_bytes());
+        }
+    }
+    write_opt(out, query.edns, rcode, ecs, extras);
+    charge.class = Class {
+        kind: if too_long { Kind::Error } else { Kind::Answer },
+        identity: DNAME_IDENTITY | dname.key,
+    };
+    Outcome::Reply {
+        rcode,
+        decision: None,
+        zone: dname.zone,
+    }
+}
+
 fn respond_steered(
     packet: &[u8],
     query: &Query,

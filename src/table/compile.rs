@@ -55,6 +55,8 @@ struct DraftNode {
     is_cut: bool,
     parent_cut: u32,
     zone: u32,
+    /// Index into `Compiler::dnames` when the node owns a DNAME, or NONE.
+    dname: u32,
 }
 
 /// One RRset: type, records in file order, TTL of the first record.
@@ -362,6 +364,7 @@ fn best_zone(zones: &[BuildZone<'_>], name: &Name) -> Option<usize> {
 struct Compiler {
     sections: Sections,
     answers: Vec<(u16, Reply)>,
+    dnames: Vec<super::Dname>,
 }
 
 impl Compiler {
@@ -522,10 +525,24 @@ impl Compiler {
             is_cut,
             parent_cut: NONE,
             zone: zone_id,
+            dname: NONE,
         };
         if referral != NONE && !is_cut {
             // Occluded by a cut: only the referral is ever answered.
             return Ok(table_node);
+        }
+        if let Some(set) = node.set(RecordType::DNAME)
+            && let Some(RData::Unknown { rdata, .. }) =
+                set.records.first().map(|record| &record.data)
+        {
+            // Names below are answered by substitution at query time. The
+            // zone loader keeps the target as its wire form (hickory has
+            // no DNAME type).
+            table_node.dname = self.dnames.len() as u32;
+            self.dnames.push(super::Dname {
+                ttl: set.ttl,
+                target: rdata.anything.clone().into_boxed_slice(),
+            });
         }
         for &(record_type, policy) in &node.steered {
             let reply = Reply {
@@ -757,6 +774,7 @@ pub(super) fn compile(
     let mut compiler = Compiler {
         sections: Sections::default(),
         answers: Vec::new(),
+        dnames: Vec::new(),
     };
     let mut index = NameIndex::with_capacity(total_nodes);
     let mut nodes = Vec::with_capacity(total_nodes);
@@ -859,6 +877,7 @@ pub(super) fn compile(
             }),
             rate_limit: inputs.rate_limit.cloned(),
             proxy_from: inputs.proxy_from.into(),
+            dnames: compiler.dnames.into_boxed_slice(),
             zone_slots,
         }),
         policies,
@@ -943,6 +962,7 @@ fn layout(compiler: &Compiler, drafts: &[DraftNode], zones: &[(Reply, Reply)]) -
             parent_cut: draft.parent_cut,
             zone: draft.zone,
             is_cut: draft.is_cut,
+            dname: draft.dname,
         });
     }
     let zones = zones

@@ -134,6 +134,18 @@ struct Node {
     zone: u32,
     /// True when this node is the cut itself (DS is answered here, by the parent).
     is_cut: bool,
+    /// When the node owns a DNAME: its index in `ZoneData::dnames`, else NONE.
+    dname: u32,
+}
+
+/// A DNAME (RFC 6672): the names below its owner are answered by
+/// substituting `target` for the owner, at query time.
+#[derive(Clone, Debug)]
+pub struct Dname {
+    /// The DNAME's TTL, which the synthesized CNAME takes too.
+    pub ttl: u32,
+    /// The target, in wire form as the zone file wrote it.
+    pub target: Box<[u8]>,
 }
 
 /// Per-zone replies shared by all its names.
@@ -154,6 +166,22 @@ pub enum Lookup<'table> {
     Answer(Answer<'table>),
     /// A steered name: the policy chooses per client.
     Steered(SteeredLookup<'table>),
+    /// A name below a DNAME's owner: synthesized per query (RFC 6672).
+    Dname(DnameLookup<'table>),
+}
+
+/// A DNAME substitution to make.
+#[derive(Clone, Copy, Debug)]
+pub struct DnameLookup<'table> {
+    /// The DNAME.
+    pub dname: &'table Dname,
+    /// Where the DNAME's owner starts in the query name (its wire form):
+    /// the bytes before are the labels kept.
+    pub owner_at: usize,
+    /// Which DNAME, for rate limiting: every name below it is one answer.
+    pub key: u32,
+    /// The counter of the owner's zone.
+    pub zone: Option<ZoneSlot>,
 }
 
 /// A steered answer to make: the policy, the health it reads, and the
@@ -262,6 +290,8 @@ struct ZoneData {
     /// `server.proxy_protocol_from`: the proxies whose queries carry a
     /// PROXY v2 header.
     proxy_from: Box<[IpNet]>,
+    /// The DNAMEs, by the index their owner nodes hold.
+    dnames: Box<[Dname]>,
     /// Each zone's counter (by zone number), from the long-lived registry.
     zone_slots: Vec<ZoneSlot>,
 }
@@ -292,6 +322,7 @@ impl RoutingTable {
                 },
                 rate_limit: None,
                 proxy_from: Box::default(),
+                dnames: Box::default(),
                 zone_slots: Vec::new(),
             }),
             policies: Vec::new(),
@@ -489,6 +520,15 @@ impl RoutingTable {
             let encloser = &self.data.nodes[id as usize];
             let reply = if encloser.referral != NONE {
                 &self.data.replies[encloser.referral as usize]
+            } else if encloser.dname != NONE {
+                // No name exists below a DNAME (the zone loader refuses
+                // them), so its owner is the closest encloser.
+                return Lookup::Dname(DnameLookup {
+                    dname: &self.data.dnames[encloser.dname as usize],
+                    owner_at: at,
+                    key: encloser.dname,
+                    zone: self.data.zone_slots.get(encloser.zone as usize).copied(),
+                });
             } else if encloser.wildcard != NONE {
                 let wildcard = &self.data.nodes[encloser.wildcard as usize];
                 self.node_reply(wildcard, qtype, transport)

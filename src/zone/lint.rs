@@ -7,7 +7,7 @@
 //! - A CNAME, MX, SRV or NS target inside one of our zones that nothing
 //!   answers for: no records, no steered name, no wildcard, not below a
 //!   delegation. Such a reference dangles (NXDOMAIN), usually after a
-//!   rename.
+//!   rename. Names below a DNAME count as answered (by substitution).
 //!
 //! Only names inside the zones Steer serves are judged; anything else is
 //! someone else's.
@@ -26,6 +26,7 @@ pub fn lint(zones: &[Zone], steered: &[Name]) -> Vec<String> {
     let mut cnames: HashSet<Name> = HashSet::new();
     let mut wildcards: Vec<Name> = Vec::new();
     let mut cuts: Vec<Name> = Vec::new();
+    let mut dnames: Vec<Name> = Vec::new();
     for zone in zones {
         for zone_record in &zone.records {
             let record = &zone_record.record;
@@ -35,6 +36,9 @@ pub fn lint(zones: &[Zone], steered: &[Name]) -> Vec<String> {
             }
             if record.record_type() == RecordType::NS && owner != lower(&zone.origin) {
                 cuts.push(owner.clone());
+            }
+            if record.record_type() == RecordType::DNAME {
+                dnames.push(owner.clone());
             }
             if owner.is_wildcard() {
                 wildcards.push(owner.base_name());
@@ -46,8 +50,12 @@ pub fn lint(zones: &[Zone], steered: &[Name]) -> Vec<String> {
     let origins: Vec<Name> = zones.iter().map(|zone| lower(&zone.origin)).collect();
     let answered = |target: &Name| {
         owners.contains(target)
-            // Below a delegation the child zone answers.
+            // Below a delegation the child zone answers; below a DNAME,
+            // substitution does.
             || cuts.iter().any(|cut| cut.zone_of(target))
+            || dnames
+                .iter()
+                .any(|owner| owner.zone_of(target) && owner != target)
             || wildcards
                 .iter()
                 .any(|base| base.zone_of(target) && base != target)
@@ -124,6 +132,8 @@ mod tests {
              ns.child A 192.0.2.53\n\
              deep CNAME host.child\n\
              out CNAME www.example.net.\n\
+             old-site DNAME example.net.\n\
+             via CNAME www.old-site\n\
              _none._tcp SRV 0 0 0 .\n",
         );
         let steered = [Name::from_ascii("steered.example.test.").expect("name")];

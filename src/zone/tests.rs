@@ -621,6 +621,23 @@ $GENERATE 1-2 x$ FOO 1\n"
 }
 
 #[test]
+fn names_below_a_dname_are_refused() {
+    assert_eq!(
+        errors(&format!(
+            "{HEAD}\
+legacy DNAME example.net.\n\
+legacy TXT \"the owner may have other data\"\n\
+www.legacy A 192.0.2.1\n"
+        )),
+        vec![
+            "zones/example.test.zone:7: A at www.legacy.example.test. is below the DNAME at \
+             legacy.example.test. (line 5); RFC 6672 allows no names below a DNAME, whose whole \
+             subtree is answered by substitution"
+        ]
+    );
+}
+
+#[test]
 fn unclosed_parenthesis_at_end_of_file() {
     assert_eq!(
         errors(&format!("{HEAD}www A ( 192.0.2.1\n\nnext A 192.0.2.2\n")),

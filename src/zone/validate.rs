@@ -81,6 +81,7 @@ struct OwnerSummary {
     /// First record that is not a CNAME.
     first_other: Option<usize>,
     first_ns: Option<usize>,
+    first_dname: Option<usize>,
     has_address: bool,
 }
 
@@ -115,6 +116,7 @@ pub(super) fn validate(
         let soa = check_records(apex, records, &mut analysis, &mut errors);
         check_cnames(apex, records, &analysis, &mut errors);
         check_delegations(apex, records, &analysis, complete, &mut errors);
+        check_dnames(records, &analysis, &mut errors);
 
         let apex_summary = analysis
             .owners
@@ -260,6 +262,9 @@ fn check_records(
                     RecordType::NS => {
                         summary.first_ns.get_or_insert(index);
                     }
+                    RecordType::DNAME => {
+                        summary.first_dname.get_or_insert(index);
+                    }
                     RecordType::A | RecordType::AAAA => summary.has_address = true,
                     RecordType::SOA if record.name != *apex => {
                         let message =
@@ -312,6 +317,50 @@ fn check_cnames(
             continue;
         };
         errors.push((cname, error_at(&zone_record.location, message)));
+    }
+}
+
+/// DNAME (RFC 6672 §2.4): no name may exist below a DNAME's owner, since
+/// every name there is answered by substitution.
+fn check_dnames(
+    records: &[ZoneRecord],
+    analysis: &Analysis<'_>,
+    errors: &mut Vec<(usize, ZoneError)>,
+) {
+    let dname_at = |name: &Name| {
+        analysis
+            .owners
+            .get(name)
+            .and_then(|&owner| analysis.summaries.get(owner as usize))
+            .and_then(|summary| summary.first_dname)
+    };
+    if !analysis
+        .summaries
+        .iter()
+        .any(|summary| summary.first_dname.is_some())
+    {
+        return;
+    }
+    for (index, zone_record) in records.iter().enumerate() {
+        if analysis.dropped[index] {
+            continue;
+        }
+        let mut ancestor = zone_record.record.name.base_name();
+        while !ancestor.is_root() {
+            if let Some(dname) = dname_at(&ancestor) {
+                let message = format!(
+                    "{} at {} is below the DNAME at {} ({}); RFC 6672 allows no names below a \
+                     DNAME, whose whole subtree is answered by substitution",
+                    zone_record.record.record_type(),
+                    zone_record.record.name,
+                    ancestor,
+                    reference(&records[dname].location, &zone_record.location)
+                );
+                errors.push((index, error_at(&zone_record.location, message)));
+                break;
+            }
+            ancestor = ancestor.base_name();
+        }
     }
 }
 
