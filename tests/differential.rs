@@ -29,10 +29,17 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::{Record, RecordType};
 
 /// Questions answered differently on purpose, and why.
-const DIFFERENT: &[(&str, &str)] = &[(
-    "d1.example.test.",
-    "a chain of nine CNAMEs: Steer follows eight links (README, How Steer answers), NSD more",
-)];
+const DIFFERENT: &[(&str, &str)] = &[
+    (
+        "todname.example.test.",
+        "a CNAME to a name below a DNAME: Steer stops the chain there, NSD goes on with the \
+         DNAME and its substitution (README, How Steer answers)",
+    ),
+    (
+        "d1.example.test.",
+        "a chain of nine CNAMEs: Steer follows eight links (README, How Steer answers), NSD more",
+    ),
+];
 
 const TYPES: [RecordType; 11] = [
     RecordType::A,

@@ -104,6 +104,8 @@ enum Resolution {
     Wildcard(usize),
     /// At or below a zone cut.
     Delegated,
+    /// Below a DNAME's owner: answered by substitution at query time.
+    BelowDname,
     /// No such name.
     NxDomain,
     /// Not in this zone.
@@ -302,6 +304,9 @@ impl<'zone> BuildZone<'zone> {
                 if self.cut_of[encloser].is_some() {
                     return Resolution::Delegated;
                 }
+                if self.nodes[encloser].set(RecordType::DNAME).is_some() {
+                    return Resolution::BelowDname;
+                }
                 return match self.wildcard_of(suffix) {
                     Some(wildcard) => Resolution::Wildcard(wildcard),
                     None => Resolution::NxDomain,
@@ -453,7 +458,11 @@ impl Compiler {
                         end: ChainEnd::NxDomain { zone: next_zone },
                     };
                 }
-                Resolution::Delegated | Resolution::OutOfZone => return stop(links),
+                // Below a DNAME the resolver asks for the target itself
+                // and gets the substitution: the chain alone is the answer.
+                Resolution::Delegated | Resolution::OutOfZone | Resolution::BelowDname => {
+                    return stop(links);
+                }
             };
             if !zones[next_zone].nodes[next].steered.is_empty() {
                 // A steered target is chosen per client: the resolver asks
