@@ -325,7 +325,8 @@ impl Random {
 /// A zone `r.test.` made from `seed`: names one to three labels deep
 /// (some wildcards), each with addresses, text, an MX or a CNAME (to
 /// another name of the zone, one that does not exist, one below the
-/// delegation `sub`, or one outside), never a CNAME beside other data.
+/// delegation `sub`, or one outside), never a CNAME beside other data;
+/// and a DNAME at `dn` to a name outside.
 /// Returns the zone text and the names to ask about.
 fn random_zone(seed: u64) -> (String, Vec<String>) {
     const LABELS: [&str; 5] = ["a", "b", "c", "www", "mail"];
@@ -345,7 +346,8 @@ fn random_zone(seed: u64) -> (String, Vec<String>) {
     let mut text = String::from(
         "$ORIGIN r.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n\
          @ IN NS ns1\nns1 IN A 192.0.2.53\n\
-         sub IN NS ns.sub\nsub IN NS ns1.r.test.\nns.sub IN A 192.0.2.99\n",
+         sub IN NS ns.sub\nsub IN NS ns1.r.test.\nns.sub IN A 192.0.2.99\n\
+         dn IN DNAME elsewhere.example.net.\n",
     );
     let mut targets: Vec<String> = owners.clone();
     targets.extend(
@@ -376,6 +378,9 @@ fn random_zone(seed: u64) -> (String, Vec<String>) {
         "sub.r.test.".to_owned(),
         "x.sub.r.test.".to_owned(),
         "nothere.r.test.".to_owned(),
+        "dn.r.test.".to_owned(),
+        "x.dn.r.test.".to_owned(),
+        "a.b.dn.r.test.".to_owned(),
     ];
     for owner in &owners {
         names.push(format!("{owner}.r.test."));
