@@ -104,8 +104,8 @@ enum Resolution {
     Wildcard(usize),
     /// At or below a zone cut.
     Delegated,
-    /// Below a DNAME's owner: answered by substitution at query time.
-    BelowDname,
+    /// Below the owner (this node) of a DNAME: answered by substitution.
+    BelowDname(usize),
     /// No such name.
     NxDomain,
     /// Not in this zone.
@@ -305,7 +305,7 @@ impl<'zone> BuildZone<'zone> {
                     return Resolution::Delegated;
                 }
                 if self.nodes[encloser].set(RecordType::DNAME).is_some() {
-                    return Resolution::BelowDname;
+                    return Resolution::BelowDname(encloser);
                 }
                 return match self.wildcard_of(suffix) {
                     Some(wildcard) => Resolution::Wildcard(wildcard),
@@ -333,11 +333,30 @@ impl<'zone> BuildZone<'zone> {
 
 /// A CNAME chain resolved at compile time.
 struct Chain {
-    /// (owner, zone, node of the CNAME RRset) in order; the first owner is
-    /// the question. Zones are indexes into the table's zones: a chain
-    /// goes on into every zone this server is authoritative for.
-    links: Vec<(Option<Name>, usize, usize)>,
+    /// The records of the chain, in order. Zones are indexes into the
+    /// table's zones: a chain goes on into every zone this server is
+    /// authoritative for.
+    links: Vec<Link>,
     end: ChainEnd,
+}
+
+/// One step of a chain.
+enum Link {
+    /// The CNAME RRset of `node` in `zone`, owned by `owner` (None: the
+    /// question).
+    Cname {
+        owner: Option<Name>,
+        zone: usize,
+        node: usize,
+    },
+    /// The DNAME RRset of `node` in `zone`, whose subtree the chain entered.
+    Dname { zone: usize, node: usize },
+    /// The CNAME that DNAME substitution makes (RFC 6672 §3.1).
+    Synthesized {
+        owner: Name,
+        record: Box<Record>,
+        ttl: u32,
+    },
 }
 
 enum ChainEnd {
@@ -352,6 +371,39 @@ enum ChainEnd {
     /// Out of our zones, delegated, steered, a loop or too long: the chain
     /// alone is the answer.
     Stop,
+}
+
+/// The CNAME that the DNAME at `owner` makes for `name` below it, and its
+/// TTL (the DNAME's); `None` when the new name would pass 255 bytes.
+fn synthesize(owner: &BuildNode<'_>, name: &Name) -> Option<(Record, u32)> {
+    let set = owner.set(RecordType::DNAME)?;
+    let RData::Unknown { rdata, .. } = &set.records.first()?.data else {
+        return None;
+    };
+    // The zone loader keeps the target as its wire form.
+    let mut target_labels: Vec<&[u8]> = Vec::new();
+    let mut at = 0;
+    while let Some(&length) = rdata.anything.get(at) {
+        if length == 0 {
+            break;
+        }
+        target_labels.push(rdata.anything.get(at + 1..at + 1 + usize::from(length))?);
+        at += 1 + usize::from(length);
+    }
+    let kept = name.num_labels().checked_sub(owner.name.num_labels())?;
+    let labels: Vec<&[u8]> = name
+        .iter()
+        .take(usize::from(kept))
+        .chain(target_labels)
+        .collect();
+    let mut new_name = Name::from_labels(labels).ok()?;
+    new_name.set_fqdn(true);
+    let record = Record::from_rdata(
+        name.clone(),
+        set.ttl,
+        RData::CNAME(hickory_proto::rr::rdata::CNAME(new_name)),
+    );
+    Some((record, set.ttl))
 }
 
 /// The zone of `zones` with the deepest apex at or above `name`: where
@@ -419,23 +471,30 @@ impl Compiler {
     /// looks in all of them), up to [`MAX_CHAIN`] links and never round a
     /// loop.
     fn chain(zones: &[BuildZone<'_>], zone: usize, start: usize) -> Chain {
-        let mut links = vec![(None, zone, start)];
+        let mut links = vec![Link::Cname {
+            owner: None,
+            zone,
+            node: start,
+        }];
         let mut visited = HashSet::new();
         visited.insert(zones[zone].nodes[start].wire.clone());
-        let (mut current_zone, mut current) = (zone, start);
         let stop = |links| Chain {
             links,
             end: ChainEnd::Stop,
         };
+        let cname_target = |zone: usize, node: usize| match zones[zone].nodes[node]
+            .set(RecordType::CNAME)
+            .and_then(|set| set.records.first())
+            .map(|record| &record.data)
+        {
+            Some(RData::CNAME(target)) => Some(target.0.clone()),
+            _ => None,
+        };
+        let Some(mut target) = cname_target(zone, start) else {
+            return stop(links);
+        };
+        let mut current_zone = zone;
         loop {
-            let Some(RData::CNAME(target)) = zones[current_zone].nodes[current]
-                .set(RecordType::CNAME)
-                .and_then(|set| set.records.first())
-                .map(|record| &record.data)
-            else {
-                return stop(links);
-            };
-            let target = target.0.clone();
             if links.len() > MAX_CHAIN || !visited.insert(wire_lower(&target)) {
                 return stop(links);
             }
@@ -458,32 +517,59 @@ impl Compiler {
                         end: ChainEnd::NxDomain { zone: next_zone },
                     };
                 }
-                // Below a DNAME the resolver asks for the target itself
-                // and gets the substitution: the chain alone is the answer.
-                Resolution::Delegated | Resolution::OutOfZone | Resolution::BelowDname => {
-                    return stop(links);
+                Resolution::BelowDname(owner) => {
+                    // RFC 6672 §3.1: the DNAME, the CNAME it makes, and on
+                    // with the new name, as a query for it would go.
+                    let Some((record, ttl)) = synthesize(&zones[next_zone].nodes[owner], &target)
+                    else {
+                        // Past 255 bytes: the resolver gets YXDOMAIN when
+                        // it asks for the target.
+                        return stop(links);
+                    };
+                    let RData::CNAME(new_name) = &record.data else {
+                        return stop(links);
+                    };
+                    let new_name = new_name.0.clone();
+                    links.push(Link::Dname {
+                        zone: next_zone,
+                        node: owner,
+                    });
+                    links.push(Link::Synthesized {
+                        owner: target,
+                        record: Box::new(record),
+                        ttl,
+                    });
+                    target = new_name;
+                    current_zone = next_zone;
+                    continue;
                 }
+                Resolution::Delegated | Resolution::OutOfZone => return stop(links),
             };
             if !zones[next_zone].nodes[next].steered.is_empty() {
                 // A steered target is chosen per client: the resolver asks
                 // for it itself. Adding the SOA here would claim it has no data.
                 return stop(links);
             }
-            if zones[next_zone].nodes[next]
-                .set(RecordType::CNAME)
-                .is_some()
-            {
-                links.push((Some(target), next_zone, next));
-                (current_zone, current) = (next_zone, next);
-            } else {
-                return Chain {
-                    links,
-                    end: ChainEnd::Data {
+            match cname_target(next_zone, next) {
+                Some(following) => {
+                    links.push(Link::Cname {
+                        owner: Some(target),
                         zone: next_zone,
                         node: next,
-                        owner: target,
-                    },
-                };
+                    });
+                    target = following;
+                    current_zone = next_zone;
+                }
+                None => {
+                    return Chain {
+                        links,
+                        end: ChainEnd::Data {
+                            zone: next_zone,
+                            node: next,
+                            owner: target,
+                        },
+                    };
+                }
             }
         }
     }
@@ -493,15 +579,33 @@ impl Compiler {
         encoder: &mut SectionEncoder,
         chain: &Chain,
     ) -> Result<(), String> {
-        for (owner, zone, node) in &chain.links {
-            let Some(set) = zones[*zone].nodes[*node].set(RecordType::CNAME) else {
-                continue;
-            };
-            let owner = match owner {
-                Some(name) => Owner::Name(name),
-                None => Owner::Question,
-            };
-            encoder.push_set(Part::Answer, owner, &set.records, set.ttl)?;
+        for link in &chain.links {
+            match link {
+                Link::Cname { owner, zone, node } => {
+                    let Some(set) = zones[*zone].nodes[*node].set(RecordType::CNAME) else {
+                        continue;
+                    };
+                    let owner = match owner {
+                        Some(name) => Owner::Name(name),
+                        None => Owner::Question,
+                    };
+                    encoder.push_set(Part::Answer, owner, &set.records, set.ttl)?;
+                }
+                Link::Dname { zone, node } => {
+                    let node = &zones[*zone].nodes[*node];
+                    if let Some(set) = node.set(RecordType::DNAME) {
+                        encoder.push_set(
+                            Part::Answer,
+                            Owner::Name(&node.name),
+                            &set.records,
+                            set.ttl,
+                        )?;
+                    }
+                }
+                Link::Synthesized { owner, record, ttl } => {
+                    encoder.push(Part::Answer, Owner::Name(owner), record, *ttl)?;
+                }
+            }
         }
         Ok(())
     }
