@@ -79,13 +79,7 @@ async fn wait_for_probe(server: &TestServer, done: impl Fn(&str) -> bool) -> Val
     loop {
         let response = common::http_request(server.admin_addr(), "GET", "/status").await;
         let status: Value = serde_json::from_str(&response.body).expect("status JSON");
-        let endpoint = status["endpoints"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|endpoint| endpoint["address"] == FRA)
-            .cloned()
-            .expect("web-fra's endpoint");
+        let endpoint = common::endpoint_in(&status, FRA).expect("web-fra's endpoint");
         if endpoint["last_probe"]["detail"].as_str().is_some_and(&done) {
             return endpoint;
         }

@@ -237,12 +237,7 @@ async fn status(server: &TestServer) -> Value {
 /// The `/status` entry of the endpoint answering `address`.
 async fn endpoint(server: &TestServer, address: &str) -> Value {
     let status = status(server).await;
-    status["endpoints"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|endpoint| endpoint["address"] == address)
-        .cloned()
+    common::endpoint_in(&status, address)
         .unwrap_or_else(|| panic!("no endpoint {address} in {status}"))
 }
 

@@ -344,12 +344,7 @@ async fn probe_entry(node: &Node, backend: &Backend) -> Value {
 /// The `/status` endpoint entry of `address` on `node`.
 async fn endpoint_entry(node: &Node, address: &str) -> Value {
     let status = status(node).await;
-    status["endpoints"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|endpoint| endpoint["address"] == address)
-        .cloned()
+    common::endpoint_in(&status, address)
         .unwrap_or_else(|| panic!("{}: no endpoint {address} in {status}", node.name))
 }
 

@@ -811,3 +811,13 @@ impl Drop for Process {
         let _ = self.0.wait();
     }
 }
+
+/// The entry of the endpoint answering `address` in a `/status` body.
+pub fn endpoint_in(status: &serde_json::Value, address: &str) -> Option<serde_json::Value> {
+    status["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|endpoint| endpoint["address"] == address)
+        .cloned()
+}
