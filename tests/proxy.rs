@@ -19,7 +19,7 @@ use std::time::Duration;
 use common::{Family, QueryOptions, TestServer, Transport};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
 use common::{FRA, IAD};
@@ -148,16 +148,10 @@ fn frame(packet: &[u8]) -> Vec<u8> {
 
 /// Reads one framed response, or `None` when the server closed first.
 async fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let read = async {
-        let mut length = [0; 2];
-        stream.read_exact(&mut length).await.ok()?;
-        let mut packet = vec![0; usize::from(u16::from_be_bytes(length))];
-        stream.read_exact(&mut packet).await.ok()?;
-        Some(packet)
-    };
-    tokio::time::timeout(Duration::from_secs(5), read)
+    tokio::time::timeout(Duration::from_secs(5), common::read_frame(stream))
         .await
         .expect("the server answers or closes within 5 s")
+        .ok()
 }
 
 async fn metric(server: &TestServer, series: &str) -> u64 {
