@@ -138,20 +138,24 @@ pub fn build_with_decisions(
             return Err(errors);
         }
     };
+    let steered: Vec<hickory_proto::rr::Name> = config
+        .steering
+        .steered
+        .iter()
+        .map(|steered| steered.name.clone())
+        .collect();
+    // Lint the zones as the operator wrote them, before signing adds to them.
+    let warnings = zone::lint(&zones, &steered);
+    let mut zones = zones;
+    if let Some(dnssec) = &config.dnssec {
+        sign_zones(&mut zones, dnssec)?;
+    }
     let inputs = CompileInputs {
         config: Arc::new(config),
         geo: geo.map(Arc::new),
         matrix,
     };
     let table = compile_inputs(&inputs, &zones, generation, admin, decisions, latency)?;
-    let steered: Vec<hickory_proto::rr::Name> = inputs
-        .config
-        .steering
-        .steered
-        .iter()
-        .map(|steered| steered.name.clone())
-        .collect();
-    let warnings = zone::lint(&zones, &steered);
     // A zone of a million records is hundreds of megabytes parsed: gone
     // before the table is served.
     drop(zones);
@@ -170,6 +174,32 @@ pub fn build_with_decisions(
         inputs: keep.then(|| Arc::new(inputs)),
         warnings,
     })
+}
+
+/// The zones with those that have keys in `[dnssec] keys` signed. Errors
+/// name the key or zone file.
+fn sign_zones(zones: &mut [zone::Zone], dnssec: &config::DnssecConfig) -> Result<(), Vec<String>> {
+    let ring = crate::dnssec::load_keys(&dnssec.keys)?;
+    let now = unix_now();
+    let mut errors = Vec::new();
+    for zone in zones.iter_mut() {
+        let keys = ring.keys_of(&crate::table::wire_lower(&zone.origin));
+        if keys.is_empty() {
+            continue;
+        }
+        match crate::dnssec::sign_zone(zone, keys, now, dnssec.signature_validity.as_secs()) {
+            Ok((mut signed, signing)) => {
+                signed.signing = Some(signing);
+                *zone = signed;
+            }
+            Err(error) => errors.push(error),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// A table from the served table's parsed inputs and the latest latency
@@ -452,6 +482,20 @@ pub struct ZoneStatus {
     pub records: usize,
     /// The zone file.
     pub file: String,
+    /// When the zone is signed: its keys and signatures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dnssec: Option<ZoneSigningStatus>,
+}
+
+/// A signed zone in `/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ZoneSigningStatus {
+    /// When the signatures served now expire (Unix seconds).
+    pub expires: u64,
+    /// When the zone is signed again (Unix seconds).
+    pub resign_at: u64,
+    /// The keys published in its DNSKEY RRset.
+    pub keys: Vec<crate::dnssec::KeyUse>,
 }
 
 /// The last successful build.
@@ -627,6 +671,40 @@ impl Control {
             latency_save_lock: tokio::sync::Mutex::new(()),
             active_latency: Arc::default(),
             latency_sharing: Arc::default(),
+        }
+    }
+
+    /// Signs the signed zones again when half their signatures' validity
+    /// is gone or a key's timing changes its role (published, active,
+    /// retired, deleted), by reloading: keys and zones are read again, as
+    /// `steer reload` would. A failed reload keeps the served signatures,
+    /// which go on aging (`steer_dnssec_signatures_expire_timestamp_seconds`
+    /// says how long is left), and is tried again every minute. Runs until
+    /// the server stops.
+    pub async fn run_resigner(self: Arc<Self>) {
+        const RECHECK: u64 = 60;
+        loop {
+            let due = self.table.load().resign_at();
+            let now = unix_now();
+            match due {
+                Some(at) if at <= now => {}
+                Some(at) => {
+                    tokio::time::sleep(Duration::from_secs((at - now).min(RECHECK))).await;
+                    continue;
+                }
+                None => {
+                    tokio::time::sleep(Duration::from_secs(RECHECK)).await;
+                    continue;
+                }
+            }
+            info!("signing again: signatures are half way to expiry or a key's time has come");
+            if let Err(failure) = self.reload().await {
+                error!(
+                    errors = %failure.errors.join("; "),
+                    "signing again failed; the served signatures stay until fixed"
+                );
+                tokio::time::sleep(Duration::from_secs(RECHECK)).await;
+            }
         }
     }
 
@@ -1066,6 +1144,11 @@ impl Control {
                     serial: zone.serial,
                     records: zone.records,
                     file: zone.file.display().to_string(),
+                    dnssec: zone.dnssec.as_ref().map(|signing| ZoneSigningStatus {
+                        expires: signing.expires,
+                        resign_at: signing.refresh_at,
+                        keys: signing.keys.clone(),
+                    }),
                 })
                 .collect(),
             last_compile: status.last_compile.clone(),

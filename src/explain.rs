@@ -362,7 +362,7 @@ pub fn explain(
             }
         );
     } else {
-        match table.lookup(&wire_lower(&owner), qtype, Transport::Tcp) {
+        match table.lookup(&wire_lower(&owner), qtype, Transport::Tcp, false) {
             Lookup::Refused => {
                 served = Served::NotServed;
                 scope = None;

@@ -20,6 +20,7 @@ pub mod admin;
 pub mod config;
 pub mod control;
 pub mod dns;
+pub mod dnssec;
 pub mod explain;
 pub mod geo;
 pub mod health;

@@ -83,6 +83,8 @@ pub struct RunningServer {
     peers_server: Option<AdminServer>,
     database_watch: tokio::task::JoinHandle<()>,
     latency_compiler: tokio::task::JoinHandle<()>,
+    /// Signs signed zones again before their signatures age.
+    resigner: tokio::task::JoinHandle<()>,
     active_latency: tokio::task::JoinHandle<()>,
     latency_sharing: tokio::task::JoinHandle<()>,
     admin_sharing: tokio::task::JoinHandle<()>,
@@ -399,6 +401,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         DATABASE_POLL,
     ));
     let latency_compiler = tokio::spawn(Arc::clone(&control).run_latency_compiler());
+    let resigner = tokio::spawn(Arc::clone(&control).run_resigner());
     let active_latency = tokio::spawn(crate::latency::active::run(Arc::clone(&control)));
     let latency_sharing = tokio::spawn(crate::latency::sharing::run(Arc::clone(&control)));
     let admin_sharing = tokio::spawn(Arc::clone(&control).run_admin_sharing());
@@ -421,6 +424,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         peers,
         database_watch,
         latency_compiler,
+        resigner,
         active_latency,
         latency_sharing,
         admin_sharing,
@@ -435,6 +439,7 @@ impl RunningServer {
     pub async fn shutdown(self) {
         self.database_watch.abort();
         self.latency_compiler.abort();
+        self.resigner.abort();
         self.active_latency.abort();
         self.latency_sharing.abort();
         self.admin_sharing.abort();

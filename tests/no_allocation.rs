@@ -3,7 +3,8 @@
 //! or without Client Subnet, NSID, a cookie or edns-tcp-keepalive, over
 //! either transport, malformed or not, under UDP rate limits or not
 //! (answered, dropped, truncated or exempt), logged to the query log or
-//! not, makes no heap allocation.
+//! not, signed (DO set, RRSIGs and NSEC proofs) or not, makes no heap
+//! allocation.
 //! Counted by a global allocator that tallies the allocations of the
 //! thread they happen on, so nothing else running in the test binary can
 //! add to or hide from the count.
@@ -273,4 +274,96 @@ fn answering_allocates_nothing_once_warm() {
             20 * warm
         );
     }
+}
+
+/// A signed zone with every kind of answer a DO query can get.
+const SIGNED_ZONE: &str = "\
+$ORIGIN example.test.
+$TTL 300
+@ SOA ns1 hostmaster 1 3600 600 86400 300
+@ NS ns1
+@ MX 10 mail
+ns1 A 192.0.2.1
+mail A 192.0.2.25
+www A 192.0.2.10
+alias CNAME www
+gone CNAME nothing
+*.wild TXT \"wildcard\"
+a.b.c A 192.0.2.30
+sub NS ns.sub
+ns.sub A 192.0.2.53
+";
+
+#[test]
+fn signed_answers_allocate_nothing_once_warm() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = directory.path();
+    std::fs::create_dir_all(path.join("zones")).expect("zones directory");
+    std::fs::write(path.join("zones/example.test.zone"), SIGNED_ZONE).expect("zone file");
+    std::fs::create_dir_all(path.join("keys")).expect("keys directory");
+    for extra in [&["-f", "KSK"][..], &[]] {
+        let status = std::process::Command::new("dnssec-keygen")
+            .args(["-q", "-K"])
+            .arg(path.join("keys"))
+            .args(["-a", "ECDSAP256SHA256"])
+            .args(extra)
+            .arg("example.test")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("dnssec-keygen (Debian's bind9-utils) runs");
+        assert!(status.success(), "dnssec-keygen failed");
+    }
+    let config = path.join("steer.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[dnssec]\nkeys = \"keys\"\n",
+    )
+    .expect("config");
+    let (table, _) = table_of(&config);
+    assert!(table.has_signed_zones());
+    let mut packets = Vec::new();
+    for (name, record_type) in [
+        ("example.test.", RecordType::DNSKEY),
+        ("example.test.", RecordType::MX),
+        ("example.test.", RecordType::ANY),
+        ("www.example.test.", RecordType::A),
+        ("www.example.test.", RecordType::TXT),
+        ("alias.example.test.", RecordType::A),
+        ("gone.example.test.", RecordType::A),
+        ("x.wild.example.test.", RecordType::TXT),
+        ("x.wild.example.test.", RecordType::A),
+        ("b.c.example.test.", RecordType::A),
+        ("nope.example.test.", RecordType::A),
+        ("a.b.nope.example.test.", RecordType::AAAA),
+        ("host.sub.example.test.", RecordType::A),
+        ("sub.example.test.", RecordType::DS),
+    ] {
+        let mut signed = edns(None, true);
+        signed.set_dnssec_ok(true);
+        packets.push(packet(name, record_type, Some(signed)));
+        packets.push(packet(name, record_type, Some(edns(None, false))));
+    }
+    let mut out = Vec::with_capacity(65_535);
+    let buckets = Buckets::new(1 << 16);
+    let log_directory = tempfile::tempdir().expect("temporary directory");
+    let (log, writer) = QueryLog::start(
+        &QueryLogConfig {
+            file: log_directory.path().join("queries.log"),
+            sample: 1,
+        },
+        Arc::new(DecisionRegistry::default()),
+        Arc::new(Metrics::default()),
+    )
+    .expect("start the query log");
+    let warm = answer_all(&table, (&buckets, &log), &packets, &mut out);
+    assert_eq!(warm, packets.len() * 6, "every query is answered");
+
+    let before = allocations();
+    for _ in 0..20 {
+        answer_all(&table, (&buckets, &log), &packets, &mut out);
+    }
+    let made = allocations() - before;
+    drop(log);
+    writer.finish();
+    assert_eq!(made, 0, "{made} allocations in {} answers", 20 * warm);
 }

@@ -174,6 +174,24 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
     );
     header(
         &mut out,
+        "steer_dnssec_signatures_expire_timestamp_seconds",
+        "gauge",
+        "When the signatures a signed zone serves expire (Unix time); alert well before.",
+    );
+    for zone in &status.zones {
+        if let Some(signing) = &zone.dnssec {
+            line(
+                &mut out,
+                &format!(
+                    "steer_dnssec_signatures_expire_timestamp_seconds{{zone=\"{}\"}}",
+                    zone.name
+                ),
+                signing.expires,
+            );
+        }
+    }
+    header(
+        &mut out,
         "steer_endpoint_up",
         "gauge",
         "1 when answers may use the endpoint now; 0 when it is down, forced down or its pool is drained.",
@@ -673,12 +691,18 @@ mod tests {
                     serial: 1,
                     records: 5,
                     file: "zones/a.test.zone".into(),
+                    dnssec: Some(crate::control::ZoneSigningStatus {
+                        expires: 1_800_000_000,
+                        resign_at: 1_799_000_000,
+                        keys: Vec::new(),
+                    }),
                 },
                 ZoneStatus {
                     name: "b.test.".into(),
                     serial: 2,
                     records: 6,
                     file: "zones/b.test.zone".into(),
+                    dnssec: None,
                 },
             ],
             last_compile: CompileStatus {

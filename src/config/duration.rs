@@ -1,5 +1,5 @@
 //! Durations as operators write them in `steer.toml`: `"500ms"`, `"10s"`,
-//! `"2m"`, `"1h"`.
+//! `"2m"`, `"1h"`, `"14d"`.
 //!
 //! A bare number is rejected on purpose: `timeout = 10` could mean seconds or
 //! milliseconds, and a guess is worse than an error.
@@ -7,14 +7,20 @@
 use std::time::Duration;
 
 /// Units accepted after the number, longest first so that `ms` wins over `m`.
-const UNITS: [(&str, u64); 4] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
+const UNITS: [(&str, u64); 5] = [
+    ("ms", 1),
+    ("s", 1_000),
+    ("m", 60_000),
+    ("h", 3_600_000),
+    ("d", 86_400_000),
+];
 
 /// Parses a duration such as `"10s"`, `"500ms"`, `"2m"` or `"1h"`.
 ///
 /// The number is a whole number of the unit. The error is a sentence that
 /// quotes the input, ready to follow a key path.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let expected = "expected a whole number followed by a unit (ms, s, m or h), e.g. \"10s\"";
+    let expected = "expected a whole number followed by a unit (ms, s, m, h or d), e.g. \"10s\"";
     let trimmed = text.trim();
     let digits_end = trimmed
         .find(|character: char| !character.is_ascii_digit())
@@ -55,15 +61,20 @@ mod tests {
             parse_duration("10"),
             Err(
                 "invalid duration \"10\": expected a whole number followed by a unit \
-                 (ms, s, m or h), e.g. \"10s\""
+                 (ms, s, m, h or d), e.g. \"10s\""
                     .to_string()
             )
         );
     }
 
     #[test]
+    fn days_are_a_unit() {
+        assert_eq!(parse_duration("14d"), Ok(Duration::from_secs(14 * 86_400)));
+    }
+
+    #[test]
     fn rejects_unknown_units_and_fractions() {
-        for text in ["10d", "s", "", "1.5s", "-1s", "10 seconds", "ms10"] {
+        for text in ["10w", "s", "", "1.5s", "-1s", "10 seconds", "ms10"] {
             assert!(parse_duration(text).is_err(), "{text:?} should be rejected");
         }
     }

@@ -14,6 +14,7 @@
 //! `[[steer]]`) are validated by [`steering`] into
 //! [`steering::SteeringConfig`]; a file without them has an empty one.
 
+pub mod dnssec;
 mod duration;
 mod error;
 pub mod query_log;
@@ -28,6 +29,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use dnssec::DnssecConfig;
 pub use duration::parse_duration;
 pub use error::ConfigError;
 pub use query_log::QueryLogConfig;
@@ -65,6 +67,8 @@ pub struct Config {
     pub rate_limit: Option<RateLimitConfig>,
     /// `[query_log]`; `None`: no query is logged.
     pub query_log: Option<QueryLogConfig>,
+    /// `[dnssec]`; `None`: every zone is served unsigned.
+    pub dnssec: Option<DnssecConfig>,
 }
 
 /// `[server]`, validated.
@@ -218,6 +222,9 @@ fn validate(path: &Path, mut spec: Spec) -> Result<Config, Vec<ConfigError>> {
     let query_log = spec
         .query_log
         .map(|query_log| query_log::validate(path, base, query_log, &mut errors));
+    let dnssec = spec
+        .dnssec
+        .map(|dnssec| dnssec::validate(path, base, dnssec, &mut errors));
     if errors.is_empty() {
         Ok(Config {
             file: path.to_path_buf(),
@@ -226,6 +233,7 @@ fn validate(path: &Path, mut spec: Spec) -> Result<Config, Vec<ConfigError>> {
             steering,
             rate_limit,
             query_log,
+            dnssec,
         })
     } else {
         Err(errors)

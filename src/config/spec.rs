@@ -64,6 +64,9 @@ pub struct Spec {
     /// `[query_log]`: a sampled log of queries. Off when absent.
     #[serde(default)]
     pub query_log: Option<super::query_log::QueryLogSpec>,
+    /// `[dnssec]`: signing keys. Zones are unsigned when absent.
+    #[serde(default)]
+    pub dnssec: Option<super::dnssec::DnssecSpec>,
 }
 
 impl Spec {

@@ -141,7 +141,7 @@ listen = "10.0.0.1:8053"
             "conf/steer.toml: server.zones: must name a directory",
             "conf/steer.toml: server.workers: must be between 1 and 256, not 0",
             "conf/steer.toml: server.tcp_idle_timeout: invalid duration \"10\": expected a whole \
-             number followed by a unit (ms, s, m or h), e.g. \"10s\"",
+             number followed by a unit (ms, s, m, h or d), e.g. \"10s\"",
             "conf/steer.toml: server.tcp_max_connections: must be at least 1, not -1",
             "conf/steer.toml: server.tcp_max_connections_per_client: must be at least 1, not 0",
             "conf/steer.toml: admin.listen: 10.0.0.1:8053 is not a loopback address; the admin \
@@ -226,7 +226,7 @@ fn unknown_key_names_its_path_and_line() {
         errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\n\n[admn]\n"),
         vec![
             "conf/steer.toml:4: unknown key admn, expected one of server, admin, geoip, ecs, \
-             sites, pools, steer, probes, health, latency, peers, rate_limit, query_log"
+             sites, pools, steer, probes, health, latency, peers, rate_limit, query_log, dnssec"
         ]
     );
 }

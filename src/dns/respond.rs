@@ -333,7 +333,8 @@ fn answer(
         TYPE_MAILA | TYPE_MAILB => return simple(packet, &query, rcode::NOTIMP, extras, out),
         _ => {}
     }
-    let answer = match table.lookup(query.name.as_bytes(), query.qtype, transport) {
+    let dnssec_ok = query.edns.is_some_and(|edns| edns.dnssec_ok);
+    let answer = match table.lookup(query.name.as_bytes(), query.qtype, transport, dnssec_ok) {
         Lookup::Refused => return refused(ExtendedError::NOT_AUTHORITATIVE, out),
         Lookup::Answer(answer) => answer,
         Lookup::Dname(dname) => {

@@ -15,6 +15,7 @@ use rustc_hash::FxHashMap;
 
 use super::encode::{Owner, Part, SectionEncoder, wire_lower};
 use super::index::NameIndex;
+use super::nsec::{MAX_KEY, NsecIndex, canonical_key};
 use super::steer::{CompiledPolicy, compile_policies};
 use super::{
     FIRST, NONE, Node, Prepared, Reply, RoutingTable, STEERED, Section, Sections, ZoneData,
@@ -94,6 +95,11 @@ struct BuildZone<'zone> {
     cut_of: Vec<Option<usize>>,
     /// Whether any owner is a wildcard (saves a probe per name when not).
     has_wildcards: bool,
+    /// Whether the zone was signed: the signed table serves its RRSIGs
+    /// and NSEC proofs.
+    signed: bool,
+    /// The nodes that own an NSEC, in canonical order, with their keys.
+    nsec_order: Vec<(Vec<u8>, usize)>,
 }
 
 /// Where a name leads inside a zone.
@@ -146,6 +152,8 @@ impl<'zone> BuildZone<'zone> {
             by_name: FxHashMap::default(),
             cut_of: Vec::new(),
             has_wildcards: false,
+            signed: zone.signing.is_some(),
+            nsec_order: Vec::new(),
         };
         for zone_record in &zone.records {
             let record = &zone_record.record;
@@ -193,7 +201,64 @@ impl<'zone> BuildZone<'zone> {
         build.cut_of = (0..build.nodes.len())
             .map(|node| build.find_cut(node))
             .collect();
+        if build.signed {
+            let mut buffer = [0u8; MAX_KEY];
+            build.nsec_order = (0..build.nodes.len())
+                .filter(|&node| build.nodes[node].set(RecordType::NSEC).is_some())
+                .map(|node| {
+                    let length = canonical_key(&build.nodes[node].wire, &mut buffer);
+                    (buffer[..length].to_vec(), node)
+                })
+                .collect();
+            build.nsec_order.sort();
+        }
         build
+    }
+
+    /// The node whose NSEC owns or covers `wire` (signed zones only).
+    fn covering_node(&self, wire: &[u8]) -> Option<usize> {
+        let mut buffer = [0u8; MAX_KEY];
+        let length = canonical_key(wire, &mut buffer);
+        let after = self
+            .nsec_order
+            .partition_point(|(key, _)| key.as_slice() <= &buffer[..length]);
+        let index = after
+            .checked_sub(1)
+            .unwrap_or(self.nsec_order.len().checked_sub(1)?);
+        self.nsec_order.get(index).map(|&(_, node)| node)
+    }
+
+    /// The closest encloser of `wire` in this zone: the deepest existing
+    /// name at or above it.
+    fn closest_encloser<'wire>(&self, mut wire: &'wire [u8]) -> &'wire [u8] {
+        while !self.by_name.contains_key(wire) {
+            match parent_wire(wire) {
+                Some(parent) => wire = parent,
+                None => break,
+            }
+        }
+        wire
+    }
+
+    /// The RRSIGs at `node` that cover `covered`.
+    fn signatures(&self, node: usize, covered: RecordType) -> Vec<&'zone Record> {
+        let Some(set) = self.nodes[node].set(RecordType::RRSIG) else {
+            return Vec::new();
+        };
+        set.records
+            .iter()
+            .copied()
+            .filter(|record| match &record.data {
+                RData::Unknown { rdata, .. } => {
+                    rdata.anything.get(..2) == Some(&u16::from(covered).to_be_bytes()[..])
+                }
+                _ => false,
+            })
+            .collect()
+    }
+
+    fn apex_node(&self) -> Option<usize> {
+        self.by_name.get(&self.apex).copied()
     }
 
     /// Steered names that clash with the zone's own data.
@@ -202,6 +267,15 @@ impl<'zone> BuildZone<'zone> {
         for (index, node) in self.nodes.iter().enumerate() {
             for &(record_type, policy) in &node.steered {
                 let key = key_paths.get(policy as usize).copied().unwrap_or("steer");
+                if self.signed {
+                    errors.push(format!(
+                        "{key}: {} is steered, but zone {} is signed ([dnssec] has its keys); \
+                         Steer does not sign steered answers yet: steer names in a zone with \
+                         no key (a delegated child zone, say)",
+                        node.name, self.zone.origin
+                    ));
+                    continue;
+                }
                 if let Some(cut) = self.cut_of[index] {
                     errors.push(format!(
                         "{key}: {} is at or below the delegation {} ({}); a parent zone cannot answer for it",
@@ -338,6 +412,9 @@ struct Chain {
     /// authoritative for.
     links: Vec<Link>,
     end: ChainEnd,
+    /// Targets a wildcard answered (zone, wire name): a signed zone
+    /// proves each has no closer match (RFC 4035 §3.1.3.3).
+    expansions: Vec<(usize, Vec<u8>)>,
 }
 
 /// One step of a chain.
@@ -366,8 +443,8 @@ enum ChainEnd {
         node: usize,
         owner: Name,
     },
-    /// The last target does not exist in `zone`.
-    NxDomain { zone: usize },
+    /// The last target, `name` (wire), does not exist in `zone`.
+    NxDomain { zone: usize, name: Vec<u8> },
     /// Out of our zones, delegated, steered, a loop or too long: the chain
     /// alone is the answer.
     Stop,
@@ -422,13 +499,92 @@ struct Compiler {
     sections: Sections,
     answers: Vec<(u16, Reply)>,
     dnames: Vec<super::Dname>,
+    /// Compiling the table for queries with the DO bit: signed zones'
+    /// RRSIGs go beside their RRsets, NSEC proofs into negative answers.
+    signed: bool,
 }
 
 impl Compiler {
+    /// Whether `zone`'s DNSSEC records go into this table's answers.
+    fn signs(&self, zone: &BuildZone<'_>) -> bool {
+        self.signed && zone.signed
+    }
+
+    /// Pushes `set` of `node` and, when signing, its RRSIGs.
+    fn push_signed(
+        &self,
+        encoder: &mut SectionEncoder,
+        part: Part,
+        owner: Owner<'_>,
+        zone: &BuildZone<'_>,
+        node: usize,
+        set: &RecordSet<'_>,
+    ) -> Result<(), String> {
+        encoder.push_set(part, owner, &set.records, set.ttl)?;
+        if self.signs(zone) && set.record_type != RecordType::RRSIG {
+            let signatures = zone.signatures(node, set.record_type);
+            encoder.push_set(part, owner, &signatures, set.ttl)?;
+        }
+        Ok(())
+    }
+
+    /// Pushes the NSEC of `node` and its RRSIGs into the authority section.
+    fn push_nsec(
+        &self,
+        encoder: &mut SectionEncoder,
+        zone: &BuildZone<'_>,
+        node: usize,
+    ) -> Result<(), String> {
+        if let Some(set) = zone.nodes[node].set(RecordType::NSEC) {
+            let owner = Owner::Name(&zone.nodes[node].name);
+            self.push_signed(encoder, Part::Authority, owner, zone, node, set)?;
+        }
+        Ok(())
+    }
+
+    /// Pushes the NSEC that owns or covers `wire`, when signing.
+    fn push_covering(
+        &self,
+        encoder: &mut SectionEncoder,
+        zone: &BuildZone<'_>,
+        wire: &[u8],
+    ) -> Result<(), String> {
+        if self.signs(zone)
+            && let Some(node) = zone.covering_node(wire)
+        {
+            self.push_nsec(encoder, zone, node)?;
+        }
+        Ok(())
+    }
+
+    /// Pushes the proofs that `wire` does not exist in `zone`: the NSEC
+    /// covering it and the one covering the wildcard at its closest
+    /// encloser (RFC 4035 §3.1.3.2), once each.
+    fn push_nonexistence(
+        &self,
+        encoder: &mut SectionEncoder,
+        zone: &BuildZone<'_>,
+        wire: &[u8],
+    ) -> Result<(), String> {
+        if !self.signs(zone) {
+            return Ok(());
+        }
+        let mut wildcard = b"\x01*".to_vec();
+        wildcard.extend_from_slice(zone.closest_encloser(wire));
+        let first = zone.covering_node(wire);
+        let second = zone.covering_node(&wildcard);
+        for node in [first, second.filter(|node| Some(*node) != first)]
+            .into_iter()
+            .flatten()
+        {
+            self.push_nsec(encoder, zone, node)?;
+        }
+        Ok(())
+    }
+
     fn negative(&mut self, zone: &BuildZone<'_>) -> Result<u32, String> {
-        let (soa, ttl) = zone.soa()?;
         let mut encoder = SectionEncoder::new(&zone.apex, 0);
-        encoder.push(Part::Authority, Owner::Name(&zone.zone.origin), soa, ttl)?;
+        self.push_soa(zone, &mut encoder)?;
         encoder.finish(&mut self.sections)
     }
 
@@ -444,6 +600,20 @@ impl Compiler {
             &ns.records,
             ns.ttl,
         )?;
+        if self.signs(zone) {
+            // RFC 4035 §3.1.4: the DS RRset, or the NSEC proving there is none.
+            match node.set(RecordType::DS) {
+                Some(ds) => self.push_signed(
+                    &mut encoder,
+                    Part::Authority,
+                    Owner::Name(&node.name),
+                    zone,
+                    cut,
+                    ds,
+                )?,
+                None => self.push_nsec(&mut encoder, zone, cut)?,
+            }
+        }
         for record in &ns.records {
             let RData::NS(target) = &record.data else {
                 continue;
@@ -478,9 +648,11 @@ impl Compiler {
         }];
         let mut visited = HashSet::new();
         visited.insert(zones[zone].nodes[start].wire.clone());
-        let stop = |links| Chain {
+        let mut expansions = Vec::new();
+        let stop = |links, expansions| Chain {
             links,
             end: ChainEnd::Stop,
+            expansions,
         };
         let cname_target = |zone: usize, node: usize| match zones[zone].nodes[node]
             .set(RecordType::CNAME)
@@ -491,12 +663,12 @@ impl Compiler {
             _ => None,
         };
         let Some(mut target) = cname_target(zone, start) else {
-            return stop(links);
+            return stop(links, expansions);
         };
         let mut current_zone = zone;
         loop {
             if links.len() > MAX_CHAIN || !visited.insert(wire_lower(&target)) {
-                return stop(links);
+                return stop(links, expansions);
             }
             // Below a cut of this zone, or outside it, the target may be in
             // another zone of ours (a child zone, or an unrelated one).
@@ -510,11 +682,19 @@ impl Compiler {
                 resolution = zones[other].resolve(&target);
             }
             let next = match resolution {
-                Resolution::Node(node) | Resolution::Wildcard(node) => node,
+                Resolution::Node(node) => node,
+                Resolution::Wildcard(node) => {
+                    expansions.push((next_zone, wire_lower(&target)));
+                    node
+                }
                 Resolution::NxDomain => {
                     return Chain {
                         links,
-                        end: ChainEnd::NxDomain { zone: next_zone },
+                        end: ChainEnd::NxDomain {
+                            zone: next_zone,
+                            name: wire_lower(&target),
+                        },
+                        expansions,
                     };
                 }
                 Resolution::BelowDname(owner) => {
@@ -524,10 +704,10 @@ impl Compiler {
                     else {
                         // Past 255 bytes: the resolver gets YXDOMAIN when
                         // it asks for the target.
-                        return stop(links);
+                        return stop(links, expansions);
                     };
                     let RData::CNAME(new_name) = &record.data else {
-                        return stop(links);
+                        return stop(links, expansions);
                     };
                     let new_name = new_name.0.clone();
                     links.push(Link::Dname {
@@ -543,12 +723,12 @@ impl Compiler {
                     current_zone = next_zone;
                     continue;
                 }
-                Resolution::Delegated | Resolution::OutOfZone => return stop(links),
+                Resolution::Delegated | Resolution::OutOfZone => return stop(links, expansions),
             };
             if !zones[next_zone].nodes[next].steered.is_empty() {
                 // A steered target is chosen per client: the resolver asks
                 // for it itself. Adding the SOA here would claim it has no data.
-                return stop(links);
+                return stop(links, expansions);
             }
             match cname_target(next_zone, next) {
                 Some(following) => {
@@ -568,6 +748,7 @@ impl Compiler {
                             node: next,
                             owner: target,
                         },
+                        expansions,
                     };
                 }
             }
@@ -575,6 +756,7 @@ impl Compiler {
     }
 
     fn push_chain(
+        &self,
         zones: &[BuildZone<'_>],
         encoder: &mut SectionEncoder,
         chain: &Chain,
@@ -589,7 +771,7 @@ impl Compiler {
                         Some(name) => Owner::Name(name),
                         None => Owner::Question,
                     };
-                    encoder.push_set(Part::Answer, owner, &set.records, set.ttl)?;
+                    self.push_signed(encoder, Part::Answer, owner, &zones[*zone], *node, set)?;
                 }
                 Link::Dname { zone, node } => {
                     let node = &zones[*zone].nodes[*node];
@@ -671,7 +853,8 @@ impl Compiler {
                 table_node.any_tcp = reply;
             }
         }
-        let reusable_from_label = usize::from(node.wire.starts_with(b"\x01*"));
+        let is_wildcard = node.wire.starts_with(b"\x01*");
+        let reusable_from_label = usize::from(is_wildcard);
         let positive = |section| Reply {
             section,
             rcode: rcode::NOERROR,
@@ -683,7 +866,14 @@ impl Compiler {
             let chain = Self::chain(zones, zone_index, node_index);
             let mut only_cname = encoder();
             if let Some(set) = node.set(RecordType::CNAME) {
-                only_cname.push_set(Part::Answer, Owner::Question, &set.records, set.ttl)?;
+                self.push_signed(
+                    &mut only_cname,
+                    Part::Answer,
+                    Owner::Question,
+                    zone,
+                    node_index,
+                    set,
+                )?;
             }
             let only_cname = positive(only_cname.finish(&mut self.sections)?);
             self.answers
@@ -691,7 +881,7 @@ impl Compiler {
             table_node.any_udp = only_cname;
             table_node.any_tcp = only_cname;
             let mut fallback = encoder();
-            Self::push_chain(zones, &mut fallback, &chain)?;
+            self.push_chain(zones, &mut fallback, &chain)?;
             let mut fallback_rcode = rcode::NOERROR;
             // The SOA of a negative end is that of the zone the chain
             // ended in (RFC 2308 §2.1: the negative answer is that zone's).
@@ -701,26 +891,39 @@ impl Compiler {
                     node: end,
                     owner,
                 } => {
-                    for set in &zones[*end_zone].nodes[*end].sets {
+                    let end_zone = &zones[*end_zone];
+                    for set in &end_zone.nodes[*end].sets {
                         let mut section = encoder();
-                        Self::push_chain(zones, &mut section, &chain)?;
-                        section.push_set(
+                        self.push_chain(zones, &mut section, &chain)?;
+                        self.push_signed(
+                            &mut section,
                             Part::Answer,
                             Owner::Name(owner),
-                            &set.records,
-                            set.ttl,
+                            end_zone,
+                            *end,
+                            set,
                         )?;
+                        self.push_expansions(zones, &mut section, &chain)?;
                         let reply = positive(section.finish(&mut self.sections)?);
                         self.answers.push((u16::from(set.record_type), reply));
                     }
-                    Self::push_soa(&zones[*end_zone], &mut fallback)?;
+                    self.push_soa(end_zone, &mut fallback)?;
+                    if self.signs(end_zone) {
+                        self.push_nsec(&mut fallback, end_zone, *end)?;
+                    }
+                    self.push_expansions(zones, &mut fallback, &chain)?;
                 }
-                ChainEnd::NxDomain { zone: end_zone } => {
+                ChainEnd::NxDomain {
+                    zone: end_zone,
+                    name,
+                } => {
                     // RFC 6604: the rcode speaks for the last name in the chain.
                     fallback_rcode = rcode::NXDOMAIN;
-                    Self::push_soa(&zones[*end_zone], &mut fallback)?;
+                    self.push_soa(&zones[*end_zone], &mut fallback)?;
+                    self.push_nonexistence(&mut fallback, &zones[*end_zone], name)?;
+                    self.push_expansions(zones, &mut fallback, &chain)?;
                 }
-                ChainEnd::Stop => {}
+                ChainEnd::Stop => self.push_expansions(zones, &mut fallback, &chain)?,
             }
             table_node.fallback = Reply {
                 section: fallback.finish(&mut self.sections)?,
@@ -732,9 +935,31 @@ impl Compiler {
             let answerable = |set: &&RecordSet<'_>| !is_cut || set.record_type == RecordType::DS;
             for set in node.sets.iter().filter(answerable) {
                 let mut section = encoder();
-                section.push_set(Part::Answer, Owner::Question, &set.records, set.ttl)?;
+                self.push_signed(
+                    &mut section,
+                    Part::Answer,
+                    Owner::Question,
+                    zone,
+                    node_index,
+                    set,
+                )?;
                 let reply = positive(section.finish(&mut self.sections)?);
                 self.answers.push((u16::from(set.record_type), reply));
+            }
+            if self.signs(zone) && !is_wildcard {
+                // NODATA proves itself with this name's NSEC, or for an
+                // empty non-terminal the NSEC that covers it. A wildcard's
+                // NSECs are added per query, with the one for the name.
+                let mut section = encoder();
+                self.push_soa(zone, &mut section)?;
+                self.push_covering(&mut section, zone, &node.wire)?;
+                table_node.fallback = Reply {
+                    section: section.finish(&mut self.sections)?,
+                    rcode: rcode::NOERROR,
+                    authoritative: true,
+                };
+                table_node.any_udp = table_node.fallback;
+                table_node.any_tcp = table_node.fallback;
             }
             let answered = self.answers.len() - table_node.answers_start as usize;
             let static_sets = answered - node.steered.len();
@@ -745,7 +970,18 @@ impl Compiler {
             } else {
                 let mut everything = encoder();
                 for set in node.sets.iter().filter(answerable) {
-                    everything.push_set(Part::Answer, Owner::Question, &set.records, set.ttl)?;
+                    if self.signs(zone) && set.record_type == RecordType::RRSIG {
+                        // Each RRset brings its own.
+                        continue;
+                    }
+                    self.push_signed(
+                        &mut everything,
+                        Part::Answer,
+                        Owner::Question,
+                        zone,
+                        node_index,
+                        set,
+                    )?;
                 }
                 table_node.any_tcp = positive(everything.finish(&mut self.sections)?);
             }
@@ -759,9 +995,35 @@ impl Compiler {
         Ok(table_node)
     }
 
-    fn push_soa(zone: &BuildZone<'_>, encoder: &mut SectionEncoder) -> Result<(), String> {
+    fn push_soa(&self, zone: &BuildZone<'_>, encoder: &mut SectionEncoder) -> Result<(), String> {
         let (soa, ttl) = zone.soa()?;
-        encoder.push(Part::Authority, Owner::Name(&zone.zone.origin), soa, ttl)
+        encoder.push(Part::Authority, Owner::Name(&zone.zone.origin), soa, ttl)?;
+        if self.signs(zone)
+            && let Some(apex) = zone.apex_node()
+        {
+            // The RRSIG's own TTL follows the SOA's negative TTL.
+            let signatures = zone.signatures(apex, RecordType::SOA);
+            encoder.push_set(
+                Part::Authority,
+                Owner::Name(&zone.zone.origin),
+                &signatures,
+                ttl,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Pushes the wildcard proofs a chain needs.
+    fn push_expansions(
+        &self,
+        zones: &[BuildZone<'_>],
+        encoder: &mut SectionEncoder,
+        chain: &Chain,
+    ) -> Result<(), String> {
+        for (zone, wire) in &chain.expansions {
+            self.push_covering(encoder, &zones[*zone], wire)?;
+        }
+        Ok(())
     }
 }
 
@@ -883,12 +1145,45 @@ pub(super) fn compile(
             .cmp(&right.zone.origin.num_labels())
             .then_with(|| left.apex.cmp(&right.apex))
     });
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let data = compile_data(zones, &builds, inputs, false)?;
+    // Queries with the DO bit get a table of their own, with the RRSIGs
+    // and NSEC proofs in its sections: the table without them stays as
+    // small and fast as it was.
+    let signed = if builds.iter().any(|build| build.signed) {
+        Some(Arc::new(compile_data(zones, &builds, inputs, true)?))
+    } else {
+        None
+    };
+    Ok(RoutingTable {
+        generation,
+        data: Arc::new(data),
+        signed,
+        policies,
+        health,
+    })
+}
+
+/// Compiles the zone part of a table from the built zones: for queries
+/// without DO (`signed` false) or with it.
+fn compile_data(
+    zones: &[Zone],
+    builds: &[BuildZone<'_>],
+    inputs: &Inputs<'_>,
+    signed: bool,
+) -> Result<ZoneData, Vec<String>> {
+    let mut errors = Vec::new();
+    let steering = inputs.steering;
     let total_nodes: usize = builds.iter().map(|build| build.nodes.len()).sum();
     let mut compiler = Compiler {
         sections: Sections::default(),
         answers: Vec::new(),
         dnames: Vec::new(),
+        signed,
     };
+    let mut nsec = Vec::with_capacity(builds.len());
     let mut index = NameIndex::with_capacity(total_nodes);
     let mut nodes = Vec::with_capacity(total_nodes);
     let mut zone_replies = Vec::with_capacity(builds.len());
@@ -926,7 +1221,7 @@ pub(super) fn compile(
             let first_node = nodes.len() as u32;
             for node in 0..build.nodes.len() {
                 nodes.push(compiler.node(
-                    &builds,
+                    builds,
                     build_index,
                     node,
                     zone_id,
@@ -951,6 +1246,16 @@ pub(super) fn compile(
             }
             zone_replies.push((nxdomain, nodata));
             zone_slots.push(inputs.decisions.zone_slot(&build.zone.origin.to_ascii()));
+            let mut proofs = NsecIndex::default();
+            if compiler.signs(build) {
+                for (key, node) in &build.nsec_order {
+                    let mut encoder = SectionEncoder::uncompressed();
+                    compiler.push_nsec(&mut encoder, build, *node)?;
+                    let id = encoder.finish(&mut compiler.sections)?;
+                    proofs.push(key, compiler.sections.list[id as usize]);
+                }
+            }
+            nsec.push(proofs);
             Ok(())
         })();
         if let Err(error) = result {
@@ -965,36 +1270,34 @@ pub(super) fn compile(
         .map(|zone| ZoneSummary {
             name: zone.origin.to_ascii(),
             serial: zone.serial,
-            records: zone.records.len(),
+            // The records the operator wrote, not those signing added.
+            records: zone.records.len() - zone.signing.as_ref().map_or(0, |signing| signing.added),
             file: zone.file.clone(),
+            dnssec: zone.signing.clone(),
         })
         .collect();
     summaries.sort_by(|left, right| left.name.cmp(&right.name));
     let packed = layout(&compiler, &nodes, &zone_replies);
-    Ok(RoutingTable {
-        generation,
-        data: Arc::new(ZoneData {
-            summaries,
-            index,
-            nodes: packed.nodes,
-            answers: packed.answers,
-            replies: packed.replies,
-            zones: packed.zones,
-            section_bytes: compiler.sections.bytes,
-            fixups: compiler.sections.fixups,
-            ecs_limits: (steering.ecs.max_source_v4, steering.ecs.max_source_v6),
-            nsid: inputs.nsid.into(),
-            cookie_secrets: inputs.cookie_secrets.unwrap_or(CookieSecrets {
-                current: crate::dns::cookie::process_secret(),
-                previous: None,
-            }),
-            rate_limit: inputs.rate_limit.cloned(),
-            proxy_from: inputs.proxy_from.into(),
-            dnames: compiler.dnames.into_boxed_slice(),
-            zone_slots,
+    Ok(ZoneData {
+        summaries,
+        index,
+        nodes: packed.nodes,
+        answers: packed.answers,
+        replies: packed.replies,
+        zones: packed.zones,
+        section_bytes: compiler.sections.bytes,
+        fixups: compiler.sections.fixups,
+        ecs_limits: (steering.ecs.max_source_v4, steering.ecs.max_source_v6),
+        nsid: inputs.nsid.into(),
+        cookie_secrets: inputs.cookie_secrets.unwrap_or(CookieSecrets {
+            current: crate::dns::cookie::process_secret(),
+            previous: None,
         }),
-        policies,
-        health,
+        rate_limit: inputs.rate_limit.cloned(),
+        proxy_from: inputs.proxy_from.into(),
+        dnames: compiler.dnames.into_boxed_slice(),
+        zone_slots,
+        nsec,
     })
 }
 
@@ -1125,6 +1428,7 @@ impl RoutingTable {
         Ok(RoutingTable {
             generation,
             data: Arc::clone(&self.data),
+            signed: self.signed.clone(),
             policies,
             health,
         })

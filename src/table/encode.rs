@@ -63,6 +63,9 @@ pub struct SectionEncoder<'question> {
     dictionary: Vec<(Vec<u8>, usize)>,
     pending_question: Option<(&'question [u8], usize)>,
     counts: [u16; 3],
+    /// False for a section that goes wherever the data plane puts it (an
+    /// NSEC proof): every name written whole, nothing to fix up.
+    compress: bool,
 }
 
 /// Which section a record goes to.
@@ -101,6 +104,16 @@ impl<'question> SectionEncoder<'question> {
             dictionary: Vec::new(),
             pending_question: Some((assumed_question, reusable_from_label)),
             counts: [0; 3],
+            compress: true,
+        }
+    }
+
+    /// Starts a section with no compression pointer in it, so that it can
+    /// be appended after any other (NSEC proofs chosen at query time).
+    pub fn uncompressed() -> Self {
+        Self {
+            compress: false,
+            ..Self::new(&[], 0)
         }
     }
 
@@ -123,6 +136,14 @@ impl<'question> SectionEncoder<'question> {
 
     /// Writes `name` with compression (original letter case for new labels).
     fn write_name(&mut self, name: &Name) {
+        if !self.compress {
+            for label in name.iter() {
+                self.bytes.push(label.len() as u8);
+                self.bytes.extend_from_slice(label);
+            }
+            self.bytes.push(0);
+            return;
+        }
         self.seed_dictionary();
         let lower = wire_lower(name);
         let starts = label_starts(&lower);

@@ -15,6 +15,7 @@
 mod compile;
 mod encode;
 mod index;
+mod nsec;
 mod steer;
 
 pub use compile::Inputs;
@@ -56,6 +57,8 @@ pub struct ZoneSummary {
     pub records: usize,
     /// The zone file.
     pub file: PathBuf,
+    /// How the zone was signed, when it was.
+    pub dnssec: Option<crate::dnssec::Signing>,
 }
 
 /// Marks a [`Prepared`] reply as steered: its `section.start` is a policy id.
@@ -218,6 +221,9 @@ pub struct Answer<'table> {
     key: u32,
     /// The counter of the zone the answer comes from.
     pub zone: Option<ZoneSlot>,
+    /// NSEC proofs chosen for the query name (signed zones, DO queries):
+    /// appended to the authority section, after `bytes`.
+    proofs: [&'table [u8]; 2],
 }
 
 impl Answer<'_> {
@@ -231,13 +237,13 @@ impl Answer<'_> {
     /// Length the section adds to the response.
     #[inline]
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        self.bytes.len() + self.proofs[0].len() + self.proofs[1].len()
     }
 
     /// True when the section holds no records.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.len() == 0
     }
 
     /// Appends the section to `out`, moving its compression pointers for a
@@ -247,14 +253,36 @@ impl Answer<'_> {
         let start = out.len();
         out.extend_from_slice(self.bytes);
         let delta = question_len.saturating_sub(usize::from(self.assumed_question_len)) as u16;
-        if delta == 0 {
-            return;
+        if delta != 0 {
+            for &fixup in self.fixups {
+                let at = start + usize::from(fixup);
+                let pointer = u16::from_be_bytes([out[at], out[at + 1]]) + delta;
+                out[at..at + 2].copy_from_slice(&pointer.to_be_bytes());
+            }
         }
-        for &fixup in self.fixups {
-            let at = start + usize::from(fixup);
-            let pointer = u16::from_be_bytes([out[at], out[at + 1]]) + delta;
-            out[at..at + 2].copy_from_slice(&pointer.to_be_bytes());
-        }
+        // Proof sections hold no compression pointers: they go anywhere.
+        out.extend_from_slice(self.proofs[0]);
+        out.extend_from_slice(self.proofs[1]);
+    }
+}
+
+impl<'table> Answer<'table> {
+    /// This answer with the NSEC proof `proof` appended (from the same
+    /// table), unless it is already there.
+    #[inline]
+    fn with_proof(mut self, data: &'table ZoneData, proof: &Section) -> Self {
+        let start = proof.start as usize;
+        let bytes = &data.section_bytes[start..start + usize::from(proof.length)];
+        let slot = if self.proofs[0].is_empty() {
+            0
+        } else if self.proofs[0].as_ptr() == bytes.as_ptr() {
+            return self;
+        } else {
+            1
+        };
+        self.proofs[slot] = bytes;
+        self.counts[1] += proof.counts[1];
+        self
     }
 }
 
@@ -264,6 +292,9 @@ pub struct RoutingTable {
     /// Everything compiled from the zone files, shared with the next
     /// generation when only the steering decisions change.
     data: Arc<ZoneData>,
+    /// The same for queries with the DO bit, when some zone is signed:
+    /// its sections carry RRSIGs and NSEC proofs.
+    signed: Option<Arc<ZoneData>>,
     policies: Vec<CompiledPolicy>,
     health: HealthView,
 }
@@ -271,6 +302,9 @@ pub struct RoutingTable {
 /// The part of a table compiled from the zone files and the config's
 /// shape: steered names are in it as policy ids, not as decisions.
 struct ZoneData {
+    /// Per zone (by number): its NSEC proofs, in canonical order; empty
+    /// for an unsigned zone and in the table for queries without DO.
+    nsec: Vec<nsec::NsecIndex>,
     summaries: Vec<ZoneSummary>,
     index: NameIndex,
     nodes: Vec<Node>,
@@ -306,6 +340,7 @@ impl RoutingTable {
         Self {
             generation: 0,
             data: Arc::new(ZoneData {
+                nsec: Vec::new(),
                 summaries: Vec::new(),
                 index: NameIndex::with_capacity(0),
                 nodes: Vec::new(),
@@ -325,6 +360,7 @@ impl RoutingTable {
                 dnames: Box::default(),
                 zone_slots: Vec::new(),
             }),
+            signed: None,
             policies: Vec::new(),
             health: HealthView::default(),
         }
@@ -399,12 +435,145 @@ impl RoutingTable {
 
     /// Approximate heap bytes held by the table (for status and benchmarks).
     pub fn heap_bytes(&self) -> usize {
-        self.data.index.heap_bytes()
-            + self.data.nodes.capacity() * size_of::<Node>()
-            + self.data.answers.capacity() * size_of::<(u16, Prepared)>()
-            + self.data.replies.capacity() * size_of::<Prepared>()
-            + self.data.section_bytes.capacity()
-            + self.data.fixups.capacity() * 2
+        self.data.heap_bytes() + self.signed.as_ref().map_or(0, |signed| signed.heap_bytes())
+    }
+
+    #[inline]
+    fn found<'table>(
+        &'table self,
+        data: &'table ZoneData,
+        reply: &'table Prepared,
+        node: &Node,
+    ) -> Lookup<'table> {
+        let zone = data.zone_slots.get(node.zone as usize).copied();
+        if reply.rcode != STEERED {
+            return Lookup::Answer(Answer {
+                zone,
+                ..data.answer(reply)
+            });
+        }
+        let nodata = &data.replies[data.zones[node.zone as usize].nodata as usize];
+        Lookup::Steered(SteeredLookup {
+            policy: &self.policies[reply.section.start as usize],
+            health: &self.health,
+            nodata: Answer {
+                zone,
+                ..data.answer(nodata)
+            },
+            key: reply.section.start,
+            zone,
+        })
+    }
+
+    /// The steered policies, in config order (for explain and status).
+    pub fn policies(&self) -> &[CompiledPolicy] {
+        &self.policies
+    }
+
+    /// Endpoint health of this generation (the admin API writes to it).
+    pub fn health(&self) -> &HealthView {
+        &self.health
+    }
+
+    /// Whether some zone is signed (queries with DO get its DNSSEC records).
+    pub fn has_signed_zones(&self) -> bool {
+        self.signed.is_some()
+    }
+
+    /// When some signed zone must be signed again (Unix seconds): half its
+    /// signatures' validity gone, or a key event due.
+    pub fn resign_at(&self) -> Option<u64> {
+        self.zones()
+            .iter()
+            .filter_map(|zone| zone.dnssec.as_ref().map(|signing| signing.refresh_at))
+            .min()
+    }
+
+    /// Finds the answer for a lower-cased wire-format `name` and `qtype`;
+    /// `dnssec_ok`: the query's DO bit, which asks for signed zones'
+    /// RRSIGs and NSEC proofs.
+    #[inline]
+    pub fn lookup(
+        &self,
+        name: &[u8],
+        qtype: u16,
+        transport: Transport,
+        dnssec_ok: bool,
+    ) -> Lookup<'_> {
+        let data: &ZoneData = match &self.signed {
+            Some(signed) if dnssec_ok => signed,
+            _ => &self.data,
+        };
+        if let Some(id) = data.index.get(name) {
+            let mut node = &data.nodes[id as usize];
+            if qtype == TYPE_DS && node.parent_cut != NONE {
+                node = &data.nodes[node.parent_cut as usize];
+            }
+            let reply = if node.referral != NONE && !(node.is_cut && qtype == TYPE_DS) {
+                &data.replies[node.referral as usize]
+            } else {
+                data.node_reply(node, qtype, transport)
+            };
+            return self.found(data, reply, node);
+        }
+        // The name does not exist: find its closest encloser.
+        let mut at = 0usize;
+        while let Some(&length) = name.get(at) {
+            if length == 0 {
+                break;
+            }
+            at += 1 + usize::from(length);
+            let Some(suffix) = name.get(at..) else { break };
+            let Some(id) = data.index.get(suffix) else {
+                continue;
+            };
+            let encloser = &data.nodes[id as usize];
+            if encloser.referral != NONE {
+                return self.found(data, &data.replies[encloser.referral as usize], encloser);
+            }
+            if encloser.dname != NONE {
+                // No name exists below a DNAME (the zone loader refuses
+                // them), so its owner is the closest encloser.
+                return Lookup::Dname(DnameLookup {
+                    dname: &data.dnames[encloser.dname as usize],
+                    owner_at: at,
+                    key: encloser.dname,
+                    zone: data.zone_slots.get(encloser.zone as usize).copied(),
+                });
+            }
+            let wildcard = encloser.wildcard != NONE;
+            let reply = if wildcard {
+                let wildcard = &data.nodes[encloser.wildcard as usize];
+                data.node_reply(wildcard, qtype, transport)
+            } else {
+                &data.replies[data.zones[encloser.zone as usize].nxdomain as usize]
+            };
+            let found = self.found(data, reply, encloser);
+            let proofs = &data.nsec[encloser.zone as usize];
+            return match found {
+                Lookup::Answer(answer) if !proofs.is_empty() => {
+                    Lookup::Answer(data.prove(answer, proofs, name, suffix, wildcard))
+                }
+                other => other,
+            };
+        }
+        Lookup::Refused
+    }
+}
+
+impl ZoneData {
+    fn heap_bytes(&self) -> usize {
+        self.index.heap_bytes()
+            + self.nodes.capacity() * size_of::<Node>()
+            + self.answers.capacity() * size_of::<(u16, Prepared)>()
+            + self.replies.capacity() * size_of::<Prepared>()
+            + self.section_bytes.capacity()
+            + self.fixups.capacity() * 2
+            + self
+                .nsec
+                .iter()
+                .map(nsec::NsecIndex::heap_bytes)
+                .sum::<usize>()
     }
 
     #[inline]
@@ -416,12 +585,44 @@ impl RoutingTable {
             rcode: reply.rcode,
             authoritative: reply.authoritative,
             counts: section.counts,
-            bytes: &self.data.section_bytes[start..start + usize::from(section.length)],
-            fixups: &self.data.fixups[fixup_start..fixup_start + usize::from(section.fixup_count)],
+            bytes: &self.section_bytes[start..start + usize::from(section.length)],
+            fixups: &self.fixups[fixup_start..fixup_start + usize::from(section.fixup_count)],
             assumed_question_len: section.assumed_question_len,
             key: section.start,
             zone: None,
+            proofs: [&[], &[]],
         }
+    }
+
+    /// Adds the NSEC proofs for `name`, which does not exist in the zone
+    /// of `proofs`: `encloser` (a suffix of `name`) is its closest
+    /// encloser, and `wildcard` says whether the wildcard there answered.
+    /// RFC 4035 §3.1.3: a wildcard answer proves no closer name exists; a
+    /// wildcard NODATA adds the wildcard's own NSEC; an NXDOMAIN proves
+    /// neither the name nor the wildcard exists.
+    #[inline]
+    fn prove<'table>(
+        &'table self,
+        answer: Answer<'table>,
+        proofs: &'table nsec::NsecIndex,
+        name: &[u8],
+        encloser: &[u8],
+        wildcard: bool,
+    ) -> Answer<'table> {
+        let mut answer = match proofs.covering(name) {
+            Some(proof) => answer.with_proof(self, proof),
+            None => answer,
+        };
+        if !wildcard || answer.counts[0] == 0 {
+            let mut source = [0u8; 256];
+            let length = (encloser.len() + 2).min(source.len());
+            source[..2].copy_from_slice(b"\x01*");
+            source[2..length].copy_from_slice(&encloser[..length - 2]);
+            if let Some(proof) = proofs.covering(&source[..length]) {
+                answer = answer.with_proof(self, proof);
+            }
+        }
+        answer
     }
 
     #[inline]
@@ -429,7 +630,7 @@ impl RoutingTable {
         if index == FIRST {
             &node.first
         } else {
-            &self.data.replies[index as usize]
+            &self.replies[index as usize]
         }
     }
 
@@ -450,94 +651,10 @@ impl RoutingTable {
             return &node.first;
         }
         let start = node.answers_start as usize;
-        self.data.answers[start..start + usize::from(node.more_answers)]
+        self.answers[start..start + usize::from(node.more_answers)]
             .iter()
             .find(|(answer_type, _)| *answer_type == qtype)
-            .map_or_else(
-                || &self.data.replies[node.fallback as usize],
-                |(_, reply)| reply,
-            )
-    }
-
-    #[inline]
-    fn found<'table>(&'table self, reply: &'table Prepared, node: &Node) -> Lookup<'table> {
-        let zone = self.data.zone_slots.get(node.zone as usize).copied();
-        if reply.rcode != STEERED {
-            return Lookup::Answer(Answer {
-                zone,
-                ..self.answer(reply)
-            });
-        }
-        let nodata = &self.data.replies[self.data.zones[node.zone as usize].nodata as usize];
-        Lookup::Steered(SteeredLookup {
-            policy: &self.policies[reply.section.start as usize],
-            health: &self.health,
-            nodata: Answer {
-                zone,
-                ..self.answer(nodata)
-            },
-            key: reply.section.start,
-            zone,
-        })
-    }
-
-    /// The steered policies, in config order (for explain and status).
-    pub fn policies(&self) -> &[CompiledPolicy] {
-        &self.policies
-    }
-
-    /// Endpoint health of this generation (the admin API writes to it).
-    pub fn health(&self) -> &HealthView {
-        &self.health
-    }
-
-    /// Finds the answer for a lower-cased wire-format `name` and `qtype`.
-    #[inline]
-    pub fn lookup(&self, name: &[u8], qtype: u16, transport: Transport) -> Lookup<'_> {
-        if let Some(id) = self.data.index.get(name) {
-            let mut node = &self.data.nodes[id as usize];
-            if qtype == TYPE_DS && node.parent_cut != NONE {
-                node = &self.data.nodes[node.parent_cut as usize];
-            }
-            let reply = if node.referral != NONE && !(node.is_cut && qtype == TYPE_DS) {
-                &self.data.replies[node.referral as usize]
-            } else {
-                self.node_reply(node, qtype, transport)
-            };
-            return self.found(reply, node);
-        }
-        // The name does not exist: find its closest encloser.
-        let mut at = 0usize;
-        while let Some(&length) = name.get(at) {
-            if length == 0 {
-                break;
-            }
-            at += 1 + usize::from(length);
-            let Some(suffix) = name.get(at..) else { break };
-            let Some(id) = self.data.index.get(suffix) else {
-                continue;
-            };
-            let encloser = &self.data.nodes[id as usize];
-            let reply = if encloser.referral != NONE {
-                &self.data.replies[encloser.referral as usize]
-            } else if encloser.dname != NONE {
-                // No name exists below a DNAME (the zone loader refuses
-                // them), so its owner is the closest encloser.
-                return Lookup::Dname(DnameLookup {
-                    dname: &self.data.dnames[encloser.dname as usize],
-                    owner_at: at,
-                    key: encloser.dname,
-                    zone: self.data.zone_slots.get(encloser.zone as usize).copied(),
-                });
-            } else if encloser.wildcard != NONE {
-                let wildcard = &self.data.nodes[encloser.wildcard as usize];
-                self.node_reply(wildcard, qtype, transport)
-            } else {
-                &self.data.replies[self.data.zones[encloser.zone as usize].nxdomain as usize]
-            };
-            return self.found(reply, encloser);
-        }
-        Lookup::Refused
+            .map_or_else(|| &self.replies[node.fallback as usize], |(_, reply)| reply)
     }
 }
 

@@ -37,6 +37,7 @@ fn zone(origin: &str, lines: &[(&str, u32, &str, &str)]) -> Zone {
         file: PathBuf::from("test.zone"),
         serial: 1,
         records,
+        signing: None,
     }
 }
 

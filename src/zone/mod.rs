@@ -71,6 +71,9 @@ pub struct Zone {
     pub serial: u32,
     /// All records, in file order. Exactly one SOA, at the apex.
     pub records: Vec<ZoneRecord>,
+    /// Set when the zone was signed ([`crate::dnssec::sign_zone`]): its
+    /// records then include DNSKEY, NSEC and RRSIG.
+    pub signing: Option<crate::dnssec::Signing>,
 }
 
 /// An error in a zone file, with its location when known.
@@ -244,6 +247,7 @@ pub fn parse_zone(text: &str, file: &Path, origin: &Name) -> Result<Zone, Vec<Zo
                 file: file.to_path_buf(),
                 serial,
                 records,
+                signing: None,
             })
         }
         Ok(_) => Err(errors),

@@ -1,0 +1,460 @@
+//! Signing a zone: DNSKEY, the NSEC chain and an RRSIG for every
+//! authoritative RRset, added to the zone's records.
+//!
+//! The output is what `dnssec-signzone` would write, as records the table
+//! compiler reads like any others: it then serves the RRSIGs beside each
+//! RRset and the NSEC records in negative answers to queries with the DO
+//! bit. Signing happens on every compile of the zone (load, reload, and
+//! the re-signing that keeps signatures fresh), off the query path.
+//!
+//! What is signed follows RFC 4035 §2: every RRset for which the zone is
+//! authoritative; at a delegation only DS and NSEC; nothing below one
+//! (glue). The NSEC chain (RFC 4034 §4) links the zone's owner names in
+//! canonical order (RFC 4034 §6.1); empty non-terminals own no NSEC, and
+//! a delegation's NSEC lists NS and DS only (RFC 4035 §2.3).
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use hickory_proto::rr::rdata::NULL;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+
+use super::keys::ZoneKey;
+use crate::table::wire_lower;
+use crate::zone::{Location, Zone, ZoneRecord};
+
+/// How far back inception goes, for resolvers whose clock is behind.
+pub const INCEPTION_SLACK: u64 = 3_600;
+
+/// What signing a zone made, besides the records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signing {
+    /// When the signatures made now expire (Unix seconds).
+    pub expires: u64,
+    /// When the zone must be signed again: half the validity gone, or the
+    /// next key event (a key published, activated, retired or deleted).
+    pub refresh_at: u64,
+    /// The keys in the DNSKEY RRset: tag, algorithm, KSK or not, signing.
+    pub keys: Vec<KeyUse>,
+    /// Records signing added (DNSKEY, NSEC, RRSIG).
+    pub added: usize,
+}
+
+/// One key of a signed zone, for `/status`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct KeyUse {
+    /// Key tag.
+    pub tag: u16,
+    /// Algorithm number.
+    pub algorithm: u8,
+    /// KSK (SEP flag) or not.
+    pub key_signing: bool,
+    /// Whether it made signatures this time (else only published).
+    pub signing: bool,
+}
+
+/// Canonical ordering of two lower-cased wire names (RFC 4034 §6.1):
+/// label by label from the right, each label as bytes.
+pub fn canonical_cmp(left: &[u8], right: &[u8]) -> Ordering {
+    let left_labels = labels(left);
+    let right_labels = labels(right);
+    for (a, b) in left_labels.iter().rev().zip(right_labels.iter().rev()) {
+        match a.cmp(b) {
+            Ordering::Equal => {}
+            other => return other,
+        }
+    }
+    left_labels.len().cmp(&right_labels.len())
+}
+
+/// The labels of a wire name, root excluded, leftmost first.
+fn labels(wire: &[u8]) -> Vec<&[u8]> {
+    let mut found = Vec::new();
+    let mut at = 0;
+    while let Some(&length) = wire.get(at) {
+        if length == 0 {
+            break;
+        }
+        found.push(&wire[at + 1..at + 1 + usize::from(length)]);
+        at += 1 + usize::from(length);
+    }
+    found
+}
+
+/// An owner's records while signing.
+struct Owner {
+    name: Name,
+    wire: Vec<u8>,
+    /// RRsets: type, TTL of the first record, records in file order.
+    sets: Vec<(RecordType, u32, Vec<Record>)>,
+}
+
+/// The canonical RDATA of a record (RFC 4034 §6.2): no compression, and
+/// names lower-cased for the types that list says.
+fn canonical_rdata(record: &Record) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_canonical_form(true);
+    record
+        .data
+        .emit(&mut encoder)
+        .map_err(|error| format!("cannot encode {} data: {error}", record.record_type()))?;
+    Ok(bytes)
+}
+
+fn parent(wire: &[u8]) -> Option<&[u8]> {
+    let length = usize::from(*wire.first()?);
+    (length > 0).then(|| &wire[1 + length..])
+}
+
+/// The NSEC type bitmap (RFC 4034 §4.1.2) of `types`.
+fn type_bitmap(types: &[u16]) -> Vec<u8> {
+    let mut windows: std::collections::BTreeMap<u8, [u8; 32]> = Default::default();
+    for &code in types {
+        let window = windows.entry((code >> 8) as u8).or_insert([0; 32]);
+        let low = (code & 0xFF) as usize;
+        window[low / 8] |= 0x80 >> (low % 8);
+    }
+    let mut bytes = Vec::new();
+    for (window, bits) in windows {
+        let length = bits
+            .iter()
+            .rposition(|&byte| byte != 0)
+            .map_or(0, |last| last + 1);
+        bytes.push(window);
+        bytes.push(length as u8);
+        bytes.extend_from_slice(&bits[..length]);
+    }
+    bytes
+}
+
+fn unknown(name: &Name, ttl: u32, code: RecordType, rdata: Vec<u8>) -> Record {
+    Record::from_rdata(
+        name.clone(),
+        ttl,
+        RData::Unknown {
+            code,
+            rdata: NULL::with(rdata),
+        },
+    )
+}
+
+/// Signs `zone` with `keys` at `now`: the zone with DNSKEY, NSEC and RRSIG
+/// records added, and what was done. Errors name the zone file.
+pub fn sign_zone(
+    zone: &Zone,
+    keys: &[ZoneKey],
+    now: u64,
+    validity: u64,
+) -> Result<(Zone, Signing), String> {
+    let file = zone.file.display();
+    let apex = wire_lower(&zone.origin);
+    let published: Vec<&ZoneKey> = keys.iter().filter(|key| key.is_published(now)).collect();
+    let active: Vec<&ZoneKey> = published
+        .iter()
+        .copied()
+        .filter(|key| key.is_active(now))
+        .collect();
+    if active.is_empty() {
+        return Err(format!(
+            "{file}: zone {} has keys ({}) but none can sign now: each needs its .private file, \
+             and its Activate time passed and Inactive time not yet",
+            zone.origin,
+            keys.iter()
+                .map(|key| key.file.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let key_signing: Vec<&ZoneKey> = active
+        .iter()
+        .copied()
+        .filter(|key| key.is_key_signing())
+        .collect();
+    let zone_signing: Vec<&ZoneKey> = active
+        .iter()
+        .copied()
+        .filter(|key| !key.is_key_signing())
+        .collect();
+    // A lone KSK, or lone ZSKs, sign everything (a combined signing key).
+    let dnskey_signers = if key_signing.is_empty() {
+        &zone_signing
+    } else {
+        &key_signing
+    };
+    let data_signers = if zone_signing.is_empty() {
+        &key_signing
+    } else {
+        &zone_signing
+    };
+
+    // Owners in file order, with their RRsets.
+    let mut owners: Vec<Owner> = Vec::new();
+    let mut by_wire: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut soa = None;
+    for zone_record in &zone.records {
+        let record = &zone_record.record;
+        let record_type = record.record_type();
+        if record_type == RecordType::DNAME {
+            return Err(format!(
+                "{}: DNAME in a signed zone: Steer does not sign DNAME substitutions yet; serve \
+                 this zone unsigned (no key in [dnssec] keys) or drop the DNAME",
+                zone_record.location
+            ));
+        }
+        if let RData::SOA(data) = &record.data {
+            soa = Some((record.ttl, data.minimum));
+        }
+        let wire = wire_lower(&record.name);
+        let index = *by_wire.entry(wire.clone()).or_insert_with(|| {
+            owners.push(Owner {
+                name: record.name.clone(),
+                wire,
+                sets: Vec::new(),
+            });
+            owners.len() - 1
+        });
+        let sets = &mut owners[index].sets;
+        match sets
+            .iter_mut()
+            .find(|(set_type, _, _)| *set_type == record_type)
+        {
+            Some((_, _, records)) => records.push(record.clone()),
+            None => sets.push((record_type, record.ttl, vec![record.clone()])),
+        }
+    }
+    let Some((soa_ttl, minimum)) = soa else {
+        return Err(format!("{file}: zone has no SOA"));
+    };
+    let negative_ttl = soa_ttl.min(minimum);
+    let is_cut = |owner: &Owner| {
+        owner.wire != apex
+            && owner
+                .sets
+                .iter()
+                .any(|(set_type, _, _)| *set_type == RecordType::NS)
+    };
+    let cuts: std::collections::HashSet<Vec<u8>> = owners
+        .iter()
+        .filter(|owner| is_cut(owner))
+        .map(|owner| owner.wire.clone())
+        .collect();
+    let occluded = |wire: &[u8]| {
+        let mut at = parent(wire);
+        while let Some(ancestor) = at {
+            if ancestor.len() < apex.len() {
+                break;
+            }
+            if cuts.contains(ancestor) {
+                return true;
+            }
+            at = parent(ancestor);
+        }
+        false
+    };
+
+    let mut added: Vec<Record> = Vec::new();
+    // DNSKEY at the apex: the published keys.
+    let apex_index = *by_wire
+        .get(&apex)
+        .ok_or_else(|| format!("{file}: zone has no records at its apex"))?;
+    let dnskeys: Vec<Record> = published
+        .iter()
+        .map(|key| {
+            unknown(
+                &owners[apex_index].name,
+                soa_ttl,
+                RecordType::DNSKEY,
+                key.dnskey_rdata(),
+            )
+        })
+        .collect();
+    owners[apex_index]
+        .sets
+        .push((RecordType::DNSKEY, soa_ttl, dnskeys));
+
+    // The NSEC chain over the authoritative owners.
+    let mut chain: Vec<usize> = (0..owners.len())
+        .filter(|&index| !occluded(&owners[index].wire))
+        .collect();
+    chain.sort_by(|&left, &right| canonical_cmp(&owners[left].wire, &owners[right].wire));
+    for (position, &index) in chain.iter().enumerate() {
+        let next = &owners[chain[(position + 1) % chain.len()]];
+        let owner = &owners[index];
+        let mut types: Vec<u16> = if is_cut(owner) {
+            owner
+                .sets
+                .iter()
+                .map(|(set_type, _, _)| *set_type)
+                .filter(|set_type| matches!(set_type, RecordType::NS | RecordType::DS))
+                .map(u16::from)
+                .collect()
+        } else {
+            owner
+                .sets
+                .iter()
+                .map(|(set_type, _, _)| u16::from(*set_type))
+                .collect()
+        };
+        types.push(u16::from(RecordType::RRSIG));
+        types.push(u16::from(RecordType::NSEC));
+        let mut rdata = next.wire.clone();
+        rdata.extend_from_slice(&type_bitmap(&types));
+        let record = unknown(&owner.name, negative_ttl, RecordType::NSEC, rdata);
+        owners[index]
+            .sets
+            .push((RecordType::NSEC, negative_ttl, vec![record]));
+    }
+
+    // Signatures over every authoritative RRset.
+    let inception = now.saturating_sub(INCEPTION_SLACK);
+    let expires = now + validity;
+    for &index in &chain {
+        let owner = &owners[index];
+        let cut = is_cut(owner);
+        let mut label_count = labels(&owner.wire).len();
+        if owner.wire.starts_with(b"\x01*") {
+            label_count -= 1;
+        }
+        for (set_type, ttl, records) in &owner.sets {
+            if cut && !matches!(set_type, RecordType::DS | RecordType::NSEC) {
+                continue;
+            }
+            let signers = if *set_type == RecordType::DNSKEY {
+                dnskey_signers
+            } else {
+                data_signers
+            };
+            let mut rdatas = records
+                .iter()
+                .map(canonical_rdata)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| format!("{file}: {}: {error}", owner.name))?;
+            rdatas.sort();
+            rdatas.dedup();
+            for key in signers {
+                let mut rrsig = Vec::with_capacity(128);
+                rrsig.extend_from_slice(&u16::from(*set_type).to_be_bytes());
+                rrsig.push(key.algorithm);
+                rrsig.push(label_count as u8);
+                rrsig.extend_from_slice(&ttl.to_be_bytes());
+                // RFC 4034 §3.1.5: serial number arithmetic on 32 bits.
+                rrsig.extend_from_slice(&(expires as u32).to_be_bytes());
+                rrsig.extend_from_slice(&(inception as u32).to_be_bytes());
+                rrsig.extend_from_slice(&key.tag.to_be_bytes());
+                rrsig.extend_from_slice(&apex);
+                let mut signed = rrsig.clone();
+                for rdata in &rdatas {
+                    signed.extend_from_slice(&owner.wire);
+                    signed.extend_from_slice(&u16::from(*set_type).to_be_bytes());
+                    signed.extend_from_slice(&1u16.to_be_bytes());
+                    signed.extend_from_slice(&ttl.to_be_bytes());
+                    signed.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+                    signed.extend_from_slice(rdata);
+                }
+                let Some(signer) = &key.signer else { continue };
+                let signature = signer
+                    .sign(&signed)
+                    .map_err(|error| format!("{}: {error}", key.file.display()))?;
+                rrsig.extend_from_slice(&signature);
+                added.push(unknown(&owner.name, *ttl, RecordType::RRSIG, rrsig));
+            }
+        }
+    }
+    for owner in &owners {
+        for (set_type, _, records) in &owner.sets {
+            if matches!(set_type, RecordType::DNSKEY | RecordType::NSEC) {
+                added.extend(records.iter().cloned());
+            }
+        }
+    }
+
+    let location = Location {
+        file: std::sync::Arc::from(zone.file.as_path()),
+        line: 0,
+    };
+    let added_count = added.len();
+    let mut signed = zone.clone();
+    signed
+        .records
+        .extend(added.into_iter().map(|record| ZoneRecord {
+            record,
+            location: location.clone(),
+        }));
+    let next_event = keys.iter().filter_map(|key| key.next_event(now)).min();
+    let half_life = now + validity / 2;
+    let refresh_at = next_event.map_or(half_life, |event| event.min(half_life));
+    let signing = Signing {
+        added: added_count,
+        expires,
+        refresh_at,
+        keys: published
+            .iter()
+            .map(|key| KeyUse {
+                tag: key.tag,
+                algorithm: key.algorithm,
+                key_signing: key.is_key_signing(),
+                signing: active.iter().any(|signer| std::ptr::eq(*signer, *key))
+                    && (dnskey_signers.iter().chain(data_signers.iter()))
+                        .any(|signer| std::ptr::eq(*signer, *key)),
+            })
+            .collect(),
+    };
+    Ok((signed, signing))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The lower-cased wire form of a name given as labels.
+    pub(crate) fn wire(labels: &[&[u8]]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for label in labels {
+            wire.push(label.len() as u8);
+            wire.extend(label.iter().map(u8::to_ascii_lowercase));
+        }
+        wire.push(0);
+        wire
+    }
+
+    /// RFC 4034 §6.1's example names, in canonical order.
+    pub(crate) const RFC_4034_ORDER: [&[&[u8]]; 9] = [
+        &[b"example"],
+        &[b"a", b"example"],
+        &[b"yljkjljk", b"a", b"example"],
+        &[b"Z", b"a", b"example"],
+        &[b"zABC", b"a", b"EXAMPLE"],
+        &[b"z", b"example"],
+        &[b"\x01", b"z", b"example"],
+        &[b"*", b"z", b"example"],
+        &[b"\x80", b"z", b"example"],
+    ];
+
+    #[test]
+    fn canonical_order_is_rfc_4034_example() {
+        let wires: Vec<Vec<u8>> = RFC_4034_ORDER.iter().map(|labels| wire(labels)).collect();
+        for pair in wires.windows(2) {
+            assert_eq!(
+                canonical_cmp(&pair[0], &pair[1]),
+                Ordering::Less,
+                "{pair:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bitmap_is_rfc_4034_example() {
+        // RFC 4034 §4.3: A MX RRSIG NSEC TYPE1234.
+        let bitmap = type_bitmap(&[1, 15, 46, 47, 1234]);
+        assert_eq!(
+            bitmap,
+            [
+                0x00, 0x06, 0x40, 0x01, 0x00, 0x00, 0x00, 0x03, 0x04, 0x1b, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20
+            ]
+        );
+    }
+}

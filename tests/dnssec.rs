@@ -1,0 +1,1301 @@
+//! DNSSEC online signing (`[dnssec]`), end to end: keys are made by BIND's
+//! `dnssec-keygen` exactly as an operator makes them, the real server runs
+//! on loopback, and its answers are checked twice: by `delv`, BIND's
+//! validator, trusting only the zone's key-signing key (so a signature,
+//! a denial proof or a key tag that is wrong makes it fail), and by
+//! `dig +dnssec`, for the shape of each response (which records carry
+//! signatures, which NSEC records prove what, and that nothing DNSSEC is
+//! added for a query without the DO bit).
+//!
+//! Also here: the errors `steer check` reports for keys and zones Steer
+//! cannot sign, a zone without a key served unsigned beside a signed one,
+//! and a key added while the server runs taking effect on reload.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{Family, TestServer, Transport};
+
+/// The signed zone: an apex with MX, addresses, a CNAME to an in-zone
+/// name, a wildcard, an empty non-terminal (`b.c` and `c`, above
+/// `a.b.c`), a delegation without DS (`sub`, insecure) and one with DS
+/// (`secure`), each with glue.
+const ZONE: &str = "\
+$ORIGIN example.test.
+$TTL 300
+@          SOA   ns1 hostmaster 1 3600 600 86400 300
+@          NS    ns1
+@          MX    10 mail
+ns1        A     192.0.2.1
+mail       A     192.0.2.25
+www        A     192.0.2.10
+www        AAAA  2001:db8::10
+alias      CNAME www
+*.wild     TXT   \"wildcard\"
+a.b.c      A     192.0.2.30
+sub        NS    ns.sub
+ns.sub     A     192.0.2.53
+secure     NS    ns.secure
+ns.secure  A     192.0.2.54
+secure     DS    12345 13 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+";
+
+/// A zone served beside [`ZONE`] that has no key.
+const OTHER_ZONE: &str = "\
+$ORIGIN other.test.
+$TTL 300
+@    SOA   ns1 hostmaster 1 3600 600 86400 300
+@    NS    ns1
+ns1  A     192.0.2.1
+www  A     192.0.2.80
+";
+
+/// How long any one external tool (dig, delv, dnssec-keygen) may run
+/// before the test gives up on it: a server that never answers fails the
+/// test instead of hanging it.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
+
+const DAY: i64 = 86_400;
+const HOUR: i64 = 3_600;
+
+/// `steer.toml`: loopback on ephemeral ports, the admin API for reloads,
+/// and `[dnssec]` with the `keys` directory and `dnssec_lines`.
+fn config(dnssec_lines: &str) -> String {
+    format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\nworkers = 1\n\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n\n\
+         [dnssec]\nkeys = \"keys\"\n{dnssec_lines}"
+    )
+}
+
+/// A fresh directory with `steer.toml` (`config`), `zones/ORIGIN.zone` for
+/// each (origin, text) of `zones`, and an empty `keys` directory.
+fn prepare(config: &str, zones: &[(&str, &str)]) -> tempfile::TempDir {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = directory.path();
+    std::fs::create_dir(path.join("zones")).expect("zones directory");
+    std::fs::create_dir(path.join("keys")).expect("keys directory");
+    for (origin, text) in zones {
+        std::fs::write(path.join(format!("zones/{origin}.zone")), text).expect("zone file");
+    }
+    std::fs::write(path.join("steer.toml"), config).expect("config");
+    directory
+}
+
+/// What a finished tool printed.
+struct Output {
+    stdout: String,
+    stderr: String,
+    success: bool,
+}
+
+/// Runs `program` with `arguments`, killing it after [`TOOL_TIMEOUT`]
+/// (the test then fails). Blocking: call it off the async threads while a
+/// server runs in-process.
+fn run_bounded(program: &str, arguments: &[&str]) -> Output {
+    let mut child = Command::new(program)
+        .args(arguments)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("{program} (Debian's package) runs: {error}"));
+    // Both pipes are drained while the child runs, so a long output never
+    // blocks it.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for a tool") {
+            break status;
+        }
+        if started.elapsed() > TOOL_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{program} {arguments:?}: still running after {TOOL_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+        success: status.success(),
+    }
+}
+
+/// Whether a key signs the DNSKEY RRset (flags 257) or the rest (256).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    KeySigning,
+    ZoneSigning,
+}
+
+/// A key pair `dnssec-keygen` made.
+struct Key {
+    /// The name both files share, e.g. `Kexample.test.+013+12345`.
+    name: String,
+    /// The key tag, as the file name has it.
+    tag: u16,
+    /// 257 or 256.
+    flags: u16,
+    /// The DNSSEC algorithm number.
+    algorithm: u8,
+    /// The public key in base64, without the spaces the file may have.
+    public_key: String,
+}
+
+/// Makes a key pair for `zone` in `directory/keys` with `dnssec-keygen`,
+/// as an operator would; `extra` adds options (e.g. an RSA key size).
+fn keygen(directory: &Path, zone: &str, algorithm: &str, role: Role, extra: &[&str]) -> Key {
+    let keys = directory.join("keys");
+    let keys = keys.to_str().expect("UTF-8 path");
+    let mut arguments = vec!["-K", keys, "-a", algorithm];
+    if role == Role::KeySigning {
+        arguments.extend(["-f", "KSK"]);
+    }
+    arguments.extend(extra);
+    arguments.push(zone);
+    let output = run_bounded("dnssec-keygen", &arguments);
+    assert!(output.success, "dnssec-keygen failed: {}", output.stderr);
+    let name = output
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with('K'))
+        .unwrap_or_else(|| panic!("no key name from dnssec-keygen: {}", output.stdout))
+        .to_owned();
+    // The name is `K<zone>.+<algorithm>+<tag>`.
+    let tag = name
+        .rsplit('+')
+        .next()
+        .and_then(|tag| tag.parse().ok())
+        .unwrap_or_else(|| panic!("no key tag in {name}"));
+    let text = std::fs::read_to_string(directory.join(format!("keys/{name}.key")))
+        .unwrap_or_else(|error| panic!("reading {name}.key: {error}"));
+    let fields: Vec<&str> = text
+        .lines()
+        .find(|line| !line.starts_with(';') && line.contains("DNSKEY"))
+        .unwrap_or_else(|| panic!("no DNSKEY in {name}.key: {text}"))
+        .split_whitespace()
+        .skip_while(|field| *field != "DNSKEY")
+        .skip(1)
+        .collect();
+    assert!(fields.len() >= 4, "short DNSKEY in {name}.key: {text}");
+    Key {
+        tag,
+        flags: fields[0].parse().expect("DNSKEY flags"),
+        algorithm: fields[2].parse().expect("DNSKEY algorithm"),
+        public_key: fields[3..].concat(),
+        name,
+    }
+}
+
+/// Writes `directory/anchor.conf`, trusting `key` for `example.test`
+/// alone, as `delv -a` reads it; its path.
+fn write_anchor(directory: &Path, key: &Key) -> PathBuf {
+    let path = directory.join("anchor.conf");
+    std::fs::write(
+        &path,
+        format!(
+            "trust-anchors {{ example.test. static-key {} 3 {} \"{}\"; }};\n",
+            key.flags, key.algorithm, key.public_key
+        ),
+    )
+    .expect("anchor file");
+    path
+}
+
+/// The UDP (and TCP: the same) port the server answers DNS on.
+fn port_of(server: &TestServer) -> u16 {
+    server.dns_addr(Transport::Udp, Family::V4).port()
+}
+
+/// One resource record as dig or delv prints it, TTL and class left out.
+#[derive(Clone, Debug)]
+struct Record {
+    /// Lowercase, absolute.
+    owner: String,
+    /// E.g. `RRSIG`.
+    record_type: String,
+    /// The RDATA's fields, split on white space.
+    data: Vec<String>,
+}
+
+impl Record {
+    /// Reads `owner TTL CLASS TYPE RDATA` (a trailing `;` comment
+    /// dropped), or None for a line that is not a record.
+    fn parse(line: &str) -> Option<Record> {
+        if line.starts_with(';') {
+            return None;
+        }
+        let fields: Vec<&str> = without_comment(line).split_whitespace().collect();
+        if fields.len() < 4 {
+            return None;
+        }
+        Some(Record {
+            owner: fields[0].to_ascii_lowercase(),
+            record_type: fields[3].to_owned(),
+            data: fields[4..]
+                .iter()
+                .map(|field| (*field).to_owned())
+                .collect(),
+        })
+    }
+
+    /// `owner TYPE RDATA`, one space between fields.
+    fn line(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.owner,
+            self.record_type,
+            self.data.join(" ")
+        )
+    }
+
+    /// For an RRSIG, its field at `index`: 0 type covered, 1 algorithm,
+    /// 2 labels, 3 original TTL, 4 expiration, 5 inception, 6 key tag,
+    /// 7 signer.
+    fn signature_field(&self, index: usize) -> &str {
+        assert_eq!(self.record_type, "RRSIG", "{}", self.line());
+        self.data
+            .get(index)
+            .unwrap_or_else(|| panic!("short RRSIG: {}", self.line()))
+    }
+
+    fn key_tag(&self) -> u16 {
+        self.signature_field(6).parse().expect("RRSIG key tag")
+    }
+}
+
+/// `line` up to a `;` comment outside quotes (dig and delv comment on
+/// DNSKEYs: `; KSK; alg = ...`).
+fn without_comment(line: &str) -> &str {
+    let mut quoted = false;
+    for (index, character) in line.char_indices() {
+        match character {
+            '"' => quoted = !quoted,
+            ';' if !quoted => return &line[..index],
+            _ => {}
+        }
+    }
+    line
+}
+
+/// A response as `dig` printed it.
+struct Dig {
+    /// dig's whole output, for failure messages.
+    text: String,
+    /// E.g. `NOERROR`, `NXDOMAIN`.
+    status: String,
+    /// The header flags: `qr`, `aa`, `ad`, ...
+    flags: Vec<String>,
+    answer: Vec<Record>,
+    authority: Vec<Record>,
+    additional: Vec<Record>,
+}
+
+impl Dig {
+    fn parse(text: String) -> Dig {
+        let status = text
+            .lines()
+            .find_map(|line| line.split("status: ").nth(1))
+            .and_then(|rest| rest.split(',').next())
+            .unwrap_or_else(|| panic!("no response from the server:\n{text}"))
+            .to_owned();
+        let flags = text
+            .lines()
+            .find_map(|line| line.strip_prefix(";; flags:"))
+            .and_then(|rest| rest.split(';').next())
+            .unwrap_or_else(|| panic!("no header flags in\n{text}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let (mut answer, mut authority, mut additional) = (Vec::new(), Vec::new(), Vec::new());
+        let mut section: Option<&mut Vec<Record>> = None;
+        for line in text.lines() {
+            if line.starts_with(";; ANSWER SECTION:") {
+                section = Some(&mut answer);
+            } else if line.starts_with(";; AUTHORITY SECTION:") {
+                section = Some(&mut authority);
+            } else if line.starts_with(";; ADDITIONAL SECTION:") {
+                section = Some(&mut additional);
+            } else if line.trim().is_empty() || line.starts_with(";;") {
+                section = None;
+            } else if let Some(records) = section.as_mut() {
+                records.extend(Record::parse(line));
+            }
+        }
+        Dig {
+            text,
+            status,
+            flags,
+            answer,
+            authority,
+            additional,
+        }
+    }
+
+    fn has_flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|present| present == flag)
+    }
+
+    /// Every record of the three sections.
+    fn all(&self) -> impl Iterator<Item = &Record> {
+        self.answer
+            .iter()
+            .chain(&self.authority)
+            .chain(&self.additional)
+    }
+}
+
+/// The records of `records` of `record_type`.
+fn of_type<'a>(records: &'a [Record], record_type: &str) -> Vec<&'a Record> {
+    records
+        .iter()
+        .filter(|record| record.record_type == record_type)
+        .collect()
+}
+
+/// The RRSIGs of `records` that cover `covered`.
+fn signatures<'a>(records: &'a [Record], covered: &str) -> Vec<&'a Record> {
+    records
+        .iter()
+        .filter(|record| {
+            record.record_type == "RRSIG"
+                && record.data.first().map(String::as_str) == Some(covered)
+        })
+        .collect()
+}
+
+/// The sorted owners of `records`.
+fn owners(records: &[&Record]) -> Vec<String> {
+    let mut owners: Vec<String> = records.iter().map(|record| record.owner.clone()).collect();
+    owners.sort();
+    owners
+}
+
+/// `dig` without recursion to the server on `port`, over UDP with EDNS;
+/// `arguments` add e.g. `+dnssec` and give the question.
+async fn dig(port: u16, arguments: &[&str]) -> Dig {
+    let mut command: Vec<String> = vec![
+        "@127.0.0.1".to_owned(),
+        "-p".to_owned(),
+        port.to_string(),
+        "+time=2".to_owned(),
+        "+tries=2".to_owned(),
+        "+norec".to_owned(),
+    ];
+    command.extend(arguments.iter().map(ToString::to_string));
+    let output = tokio::task::spawn_blocking(move || {
+        let arguments: Vec<&str> = command.iter().map(String::as_str).collect();
+        run_bounded("dig", &arguments)
+    })
+    .await
+    .expect("dig thread");
+    Dig::parse(output.stdout)
+}
+
+/// `delv` asking the server on `port` for `name` and `record_type`,
+/// validating from the trust anchor in `anchor` at `example.test`: what
+/// it printed, stdout (the verdict and the records) then stderr (why a
+/// validation failed).
+async fn delv(port: u16, anchor: &Path, name: &str, record_type: &str) -> String {
+    let command: Vec<String> = vec![
+        "@127.0.0.1".to_owned(),
+        "-p".to_owned(),
+        port.to_string(),
+        "-a".to_owned(),
+        anchor.to_str().expect("UTF-8 path").to_owned(),
+        "+root=example.test".to_owned(),
+        name.to_owned(),
+        record_type.to_owned(),
+    ];
+    let output = tokio::task::spawn_blocking(move || {
+        let arguments: Vec<&str> = command.iter().map(String::as_str).collect();
+        run_bounded("delv", &arguments)
+    })
+    .await
+    .expect("delv thread");
+    format!("{}{}", output.stdout, output.stderr)
+}
+
+/// Asserts that delv fully validated the answer and that it holds each of
+/// `expected` (`owner TYPE RDATA`, RDATA possibly cut short), each with an
+/// RRSIG of its owner and type.
+fn assert_validated(output: &str, expected: &[&str]) {
+    assert!(
+        output.contains("; fully validated") && !output.contains("resolution failed"),
+        "not validated:\n{output}"
+    );
+    let records: Vec<Record> = output.lines().filter_map(Record::parse).collect();
+    for wanted in expected {
+        let record = records
+            .iter()
+            .find(|record| record.line().starts_with(wanted))
+            .unwrap_or_else(|| panic!("no {wanted:?} in\n{output}"));
+        assert!(
+            records
+                .iter()
+                .any(|signature| signature.owner == record.owner
+                    && signature.record_type == "RRSIG"
+                    && signature.data.first() == Some(&record.record_type)),
+            "no RRSIG over {wanted:?} in\n{output}"
+        );
+    }
+}
+
+/// Asserts that delv validated a negative answer: `NXDOMAIN` or, for no
+/// data at the name, `NXRRSET`.
+fn assert_denied(output: &str, kind: &str) {
+    assert!(
+        output.contains("; negative response, fully validated"),
+        "the denial is not validated:\n{output}"
+    );
+    assert!(
+        output.contains(&format!(";-${kind}")),
+        "not {kind}:\n{output}"
+    );
+}
+
+/// Seconds since the epoch of an RRSIG time as dig prints it
+/// (`YYYYMMDDHHMMSS`, UTC).
+fn signature_time(stamp: &str) -> i64 {
+    assert_eq!(stamp.len(), 14, "RRSIG time {stamp:?}");
+    let field = |range: std::ops::Range<usize>| -> i64 {
+        stamp[range]
+            .parse()
+            .unwrap_or_else(|_| panic!("RRSIG time {stamp:?}"))
+    };
+    let (year, month, day) = (field(0..4), field(4..6), field(6..8));
+    // Days from 1970-01-01 to the date (the proleptic Gregorian calendar,
+    // years counted from March so that leap days come last).
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    days * DAY + field(8..10) * HOUR + field(10..12) * 60 + field(12..14)
+}
+
+fn now() -> i64 {
+    let elapsed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    i64::try_from(elapsed.as_secs()).expect("a sane clock")
+}
+
+/// Runs `steer check` on `directory/steer.toml`, which must pass.
+fn assert_check_passes(directory: &Path) {
+    let output = Command::new(env!("CARGO_BIN_EXE_steer"))
+        .args(["check", "--config"])
+        .arg(directory.join("steer.toml"))
+        .output()
+        .expect("steer check");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Removes every key file, so that the same config is unsigned.
+fn remove_keys(directory: &Path) {
+    std::fs::remove_dir_all(directory.join("keys")).expect("removing keys");
+    std::fs::create_dir(directory.join("keys")).expect("keys directory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delv_validates_every_kind_of_answer_from_a_zone_with_one_combined_key() {
+    let directory = prepare(&config(""), &[("example.test", ZONE)]);
+    // One key-signing key and nothing else: it signs every RRset.
+    let key = keygen(
+        directory.path(),
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::KeySigning,
+        &[],
+    );
+    let anchor = write_anchor(directory.path(), &key);
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+
+    let positive: [(&str, &str, &[&str]); 8] = [
+        ("www.example.test", "A", &["www.example.test. A 192.0.2.10"]),
+        (
+            "www.example.test",
+            "AAAA",
+            &["www.example.test. AAAA 2001:db8::10"],
+        ),
+        (
+            "example.test",
+            "MX",
+            &["example.test. MX 10 mail.example.test."],
+        ),
+        (
+            "example.test",
+            "SOA",
+            &["example.test. SOA ns1.example.test. hostmaster.example.test. 1 3600 600 86400 300"],
+        ),
+        (
+            "example.test",
+            "DNSKEY",
+            &["example.test. DNSKEY 257 3 13 "],
+        ),
+        // The CNAME and its in-zone target, each signed.
+        (
+            "alias.example.test",
+            "A",
+            &[
+                "alias.example.test. CNAME www.example.test.",
+                "www.example.test. A 192.0.2.10",
+            ],
+        ),
+        // Synthesized from *.wild: the signature is the wildcard's, and
+        // the NSEC that no closer name exists must come with it.
+        (
+            "foo.wild.example.test",
+            "TXT",
+            &["foo.wild.example.test. TXT \"wildcard\""],
+        ),
+        // The parent signs the DS at a cut.
+        (
+            "secure.example.test",
+            "DS",
+            &["secure.example.test. DS 12345 13 2 "],
+        ),
+    ];
+    for (name, record_type, expected) in positive {
+        let output = delv(port, &anchor, name, record_type).await;
+        assert_validated(&output, expected);
+        if record_type == "DNSKEY" {
+            // delv splits the key's base64 with spaces.
+            let squeezed: String = output.split_whitespace().collect();
+            assert!(squeezed.contains(&key.public_key), "{output}");
+        }
+    }
+
+    let negative = [
+        ("nope.example.test", "A", "NXDOMAIN"),
+        ("www.example.test", "TXT", "NXRRSET"),
+        // An empty non-terminal: a name with nothing but names below it.
+        ("b.c.example.test", "A", "NXRRSET"),
+        // The wildcard matches, but has no A.
+        ("bar.wild.example.test", "A", "NXRRSET"),
+        // No DS at an insecure delegation: the cut's NSEC proves it.
+        ("sub.example.test", "DS", "NXRRSET"),
+    ];
+    for (name, record_type, kind) in negative {
+        let output = delv(port, &anchor, name, record_type).await;
+        assert_denied(&output, kind);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ed25519_key_signing_key_signs_only_the_keys_and_the_zone_signing_key_the_rest() {
+    let directory = prepare(&config(""), &[("example.test", ZONE)]);
+    let key_signing = keygen(
+        directory.path(),
+        "example.test",
+        "ED25519",
+        Role::KeySigning,
+        &[],
+    );
+    let zone_signing = keygen(
+        directory.path(),
+        "example.test",
+        "ED25519",
+        Role::ZoneSigning,
+        &[],
+    );
+    let anchor = write_anchor(directory.path(), &key_signing);
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+
+    assert_validated(
+        &delv(port, &anchor, "www.example.test", "A").await,
+        &["www.example.test. A 192.0.2.10"],
+    );
+    assert_denied(
+        &delv(port, &anchor, "nope.example.test", "A").await,
+        "NXDOMAIN",
+    );
+
+    let keys = dig(port, &["+dnssec", "example.test", "DNSKEY"]).await;
+    let mut flags: Vec<&str> = of_type(&keys.answer, "DNSKEY")
+        .iter()
+        .map(|record| record.data[0].as_str())
+        .collect();
+    flags.sort_unstable();
+    assert_eq!(flags, ["256", "257"], "{}", keys.text);
+    let key_signatures = signatures(&keys.answer, "DNSKEY");
+    assert!(!key_signatures.is_empty(), "{}", keys.text);
+    for signature in &key_signatures {
+        assert_eq!(signature.key_tag(), key_signing.tag, "{}", keys.text);
+        assert_eq!(signature.signature_field(1), "15", "{}", keys.text);
+    }
+
+    let address = dig(port, &["+dnssec", "www.example.test", "A"]).await;
+    let address_signatures = signatures(&address.answer, "A");
+    assert_eq!(address_signatures.len(), 1, "{}", address.text);
+    assert_eq!(
+        address_signatures[0].key_tag(),
+        zone_signing.tag,
+        "{}",
+        address.text
+    );
+    assert_eq!(address_signatures[0].signature_field(1), "15");
+
+    // The denial's SOA and NSEC records are zone data too.
+    let missing = dig(port, &["+dnssec", "nope.example.test", "A"]).await;
+    let denial_signatures: Vec<&Record> = missing
+        .authority
+        .iter()
+        .filter(|record| record.record_type == "RRSIG")
+        .collect();
+    assert!(!denial_signatures.is_empty(), "{}", missing.text);
+    for signature in denial_signatures {
+        assert_eq!(signature.key_tag(), zone_signing.tag, "{}", missing.text);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_without_its_private_half_is_published_but_never_signs() {
+    let directory = prepare(&config(""), &[("example.test", ZONE)]);
+    let path = directory.path();
+    let key_signing = keygen(
+        path,
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::KeySigning,
+        &[],
+    );
+    let zone_signing = keygen(
+        path,
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::ZoneSigning,
+        &[],
+    );
+    // The next zone-signing key of a rollover: published ahead, its
+    // private half kept elsewhere.
+    let standby = keygen(
+        path,
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::ZoneSigning,
+        &[],
+    );
+    std::fs::remove_file(path.join(format!("keys/{}.private", standby.name)))
+        .expect("removing the private half");
+    let anchor = write_anchor(path, &key_signing);
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+
+    let keys = dig(port, &["+dnssec", "example.test", "DNSKEY"]).await;
+    let published: Vec<String> = of_type(&keys.answer, "DNSKEY")
+        .iter()
+        .map(|record| record.data[3..].concat())
+        .collect();
+    assert_eq!(published.len(), 3, "{}", keys.text);
+    assert!(published.contains(&standby.public_key), "{}", keys.text);
+
+    let address = dig(port, &["+dnssec", "www.example.test", "A"]).await;
+    let tags: Vec<u16> = keys
+        .all()
+        .chain(address.all())
+        .filter(|record| record.record_type == "RRSIG")
+        .map(Record::key_tag)
+        .collect();
+    assert!(!tags.is_empty(), "{}\n{}", keys.text, address.text);
+    assert!(
+        !tags.contains(&standby.tag),
+        "signed with a key that has no private half:\n{}\n{}",
+        keys.text,
+        address.text
+    );
+    assert_eq!(
+        signatures(&address.answer, "A")
+            .iter()
+            .map(|signature| signature.key_tag())
+            .collect::<Vec<_>>(),
+        [zone_signing.tag],
+        "{}",
+        address.text
+    );
+    assert_validated(
+        &delv(port, &anchor, "www.example.test", "A").await,
+        &["www.example.test. A 192.0.2.10"],
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_and_denials_come_only_with_the_do_bit_and_in_their_place() {
+    let directory = prepare(&config(""), &[("example.test", ZONE)]);
+    let key = keygen(
+        directory.path(),
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::KeySigning,
+        &[],
+    );
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+
+    // Without DO: the data alone, DNSKEY included, nothing to validate it.
+    let plain = dig(port, &["www.example.test", "A"]).await;
+    assert_eq!(plain.status, "NOERROR", "{}", plain.text);
+    assert_eq!(of_type(&plain.answer, "A").len(), 1, "{}", plain.text);
+    assert!(
+        plain.all().all(|record| record.record_type != "RRSIG"),
+        "{}",
+        plain.text
+    );
+    let missing = dig(port, &["nope.example.test", "A"]).await;
+    assert_eq!(missing.status, "NXDOMAIN", "{}", missing.text);
+    assert_eq!(
+        of_type(&missing.authority, "SOA").len(),
+        1,
+        "{}",
+        missing.text
+    );
+    assert!(
+        missing
+            .all()
+            .all(|record| record.record_type != "NSEC" && record.record_type != "RRSIG"),
+        "{}",
+        missing.text
+    );
+    let keys = dig(port, &["example.test", "DNSKEY"]).await;
+    assert_eq!(of_type(&keys.answer, "DNSKEY").len(), 1, "{}", keys.text);
+    assert!(
+        keys.all().all(|record| record.record_type != "RRSIG"),
+        "{}",
+        keys.text
+    );
+
+    // With DO: signed, authoritative, and never AD (Steer validates
+    // nothing; dig asks with AD set).
+    let signed = dig(port, &["+dnssec", "www.example.test", "A"]).await;
+    assert!(signed.has_flag("aa"), "{}", signed.text);
+    assert!(!signed.has_flag("ad"), "{}", signed.text);
+    let address_signatures = signatures(&signed.answer, "A");
+    assert_eq!(address_signatures.len(), 1, "{}", signed.text);
+    let signature = address_signatures[0];
+    assert_eq!(signature.owner, "www.example.test.");
+    assert_eq!(signature.signature_field(1), "13");
+    assert_eq!(signature.signature_field(2), "3", "labels: {}", signed.text);
+    assert_eq!(signature.signature_field(3), "300", "original TTL");
+    assert_eq!(signature.key_tag(), key.tag);
+    assert_eq!(signature.signature_field(7), "example.test.");
+
+    // NXDOMAIN: the SOA, the NSEC covering the name (mail -> ns1) and the
+    // one covering the wildcard at the closest encloser, *.example.test
+    // (the apex's), each signed.
+    let missing = dig(port, &["+dnssec", "nope.example.test", "A"]).await;
+    assert_eq!(missing.status, "NXDOMAIN", "{}", missing.text);
+    assert!(missing.has_flag("aa"), "{}", missing.text);
+    assert!(missing.answer.is_empty(), "{}", missing.text);
+    assert_eq!(
+        of_type(&missing.authority, "SOA").len(),
+        1,
+        "{}",
+        missing.text
+    );
+    assert_eq!(
+        signatures(&missing.authority, "SOA").len(),
+        1,
+        "{}",
+        missing.text
+    );
+    assert_eq!(
+        owners(&of_type(&missing.authority, "NSEC")),
+        ["example.test.", "mail.example.test."],
+        "{}",
+        missing.text
+    );
+    assert_eq!(
+        owners(&signatures(&missing.authority, "NSEC")),
+        ["example.test.", "mail.example.test."],
+        "{}",
+        missing.text
+    );
+
+    // NODATA: the SOA and the name's own NSEC, whose type map lacks TXT.
+    let no_text = dig(port, &["+dnssec", "www.example.test", "TXT"]).await;
+    assert_eq!(no_text.status, "NOERROR", "{}", no_text.text);
+    assert!(no_text.answer.is_empty(), "{}", no_text.text);
+    assert_eq!(
+        signatures(&no_text.authority, "SOA").len(),
+        1,
+        "{}",
+        no_text.text
+    );
+    let denials = of_type(&no_text.authority, "NSEC");
+    assert_eq!(owners(&denials), ["www.example.test."], "{}", no_text.text);
+    let type_map = &denials[0].data[1..];
+    for present in ["A", "AAAA", "RRSIG", "NSEC"] {
+        assert!(
+            type_map.iter().any(|listed| listed == present),
+            "{}",
+            no_text.text
+        );
+    }
+    assert!(
+        type_map.iter().all(|listed| listed != "TXT"),
+        "{}",
+        no_text.text
+    );
+    assert_eq!(
+        signatures(&no_text.authority, "NSEC").len(),
+        1,
+        "{}",
+        no_text.text
+    );
+
+    // A wildcard answer: signed with the wildcard's label count less its
+    // `*` (wild.example.test, 3), and the NSEC that foo.wild does not
+    // exist (the one at *.wild covers it).
+    let wildcard = dig(port, &["+dnssec", "foo.wild.example.test", "TXT"]).await;
+    let wildcard_signatures = signatures(&wildcard.answer, "TXT");
+    assert_eq!(wildcard_signatures.len(), 1, "{}", wildcard.text);
+    assert_eq!(wildcard_signatures[0].owner, "foo.wild.example.test.");
+    assert_eq!(
+        wildcard_signatures[0].signature_field(2),
+        "3",
+        "{}",
+        wildcard.text
+    );
+    assert_eq!(
+        owners(&of_type(&wildcard.authority, "NSEC")),
+        ["*.wild.example.test."],
+        "{}",
+        wildcard.text
+    );
+    assert_eq!(
+        signatures(&wildcard.authority, "NSEC").len(),
+        1,
+        "{}",
+        wildcard.text
+    );
+
+    // A referral to an unsigned child: not authoritative, the NS and the
+    // cut's signed NSEC (no DS in its type map), the glue unsigned.
+    let insecure = dig(port, &["+dnssec", "host.sub.example.test", "A"]).await;
+    assert_eq!(insecure.status, "NOERROR", "{}", insecure.text);
+    assert!(!insecure.has_flag("aa"), "{}", insecure.text);
+    assert!(insecure.answer.is_empty(), "{}", insecure.text);
+    assert_eq!(
+        owners(&of_type(&insecure.authority, "NS")),
+        ["sub.example.test."],
+        "{}",
+        insecure.text
+    );
+    let cut = of_type(&insecure.authority, "NSEC");
+    assert_eq!(owners(&cut), ["sub.example.test."], "{}", insecure.text);
+    assert!(
+        cut[0].data[1..].iter().any(|listed| listed == "NS"),
+        "{}",
+        insecure.text
+    );
+    assert!(
+        cut[0].data[1..].iter().all(|listed| listed != "DS"),
+        "{}",
+        insecure.text
+    );
+    assert_eq!(
+        signatures(&insecure.authority, "NSEC").len(),
+        1,
+        "{}",
+        insecure.text
+    );
+    assert!(
+        of_type(&insecure.authority, "DS").is_empty(),
+        "{}",
+        insecure.text
+    );
+    // The NS RRset at a cut is the child's: the parent does not sign it.
+    assert!(
+        signatures(&insecure.authority, "NS").is_empty(),
+        "{}",
+        insecure.text
+    );
+    assert_eq!(
+        of_type(&insecure.additional, "A")
+            .iter()
+            .map(|record| record.line())
+            .collect::<Vec<_>>(),
+        ["ns.sub.example.test. A 192.0.2.53"],
+        "{}",
+        insecure.text
+    );
+    assert!(
+        of_type(&insecure.additional, "RRSIG").is_empty(),
+        "glue is never signed: {}",
+        insecure.text
+    );
+
+    // A referral to a signed child: the NS, the DS and its signature.
+    let secure = dig(port, &["+dnssec", "host.secure.example.test", "A"]).await;
+    assert_eq!(secure.status, "NOERROR", "{}", secure.text);
+    assert!(!secure.has_flag("aa"), "{}", secure.text);
+    assert_eq!(
+        owners(&of_type(&secure.authority, "NS")),
+        ["secure.example.test."],
+        "{}",
+        secure.text
+    );
+    let delegation_signer = of_type(&secure.authority, "DS");
+    assert_eq!(delegation_signer.len(), 1, "{}", secure.text);
+    assert_eq!(delegation_signer[0].data[..3], ["12345", "13", "2"]);
+    assert_eq!(
+        signatures(&secure.authority, "DS").len(),
+        1,
+        "{}",
+        secure.text
+    );
+    assert!(
+        of_type(&secure.authority, "NSEC").is_empty(),
+        "{}",
+        secure.text
+    );
+    assert!(
+        signatures(&secure.authority, "NS").is_empty(),
+        "{}",
+        secure.text
+    );
+    assert!(
+        of_type(&secure.additional, "RRSIG").is_empty(),
+        "glue is never signed: {}",
+        secure.text
+    );
+    server.shutdown().await;
+}
+
+/// Asserts the signature times of `www.example.test A` and of the DNSKEY
+/// RRset from the server on `port`: made an hour back (for resolvers whose
+/// clocks are behind), and lasting `validity` from now.
+async fn assert_signature_times(port: u16, validity: i64) {
+    for (name, record_type) in [("www.example.test", "A"), ("example.test", "DNSKEY")] {
+        let response = dig(port, &["+dnssec", name, record_type]).await;
+        let found = signatures(&response.answer, record_type);
+        assert!(!found.is_empty(), "{}", response.text);
+        let now = now();
+        for signature in found {
+            let expiration = signature_time(signature.signature_field(4));
+            let inception = signature_time(signature.signature_field(5));
+            assert!(
+                (inception - (now - HOUR)).abs() <= 10 * 60,
+                "inception {} is not an hour before now: {}",
+                inception - now,
+                response.text
+            );
+            assert_eq!(expiration - inception, HOUR + validity, "{}", response.text);
+            let left = expiration - now;
+            assert!(
+                (validity - DAY..=validity + DAY).contains(&left),
+                "expires in {left} s, not about {validity} s: {}",
+                response.text
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_last_fourteen_days_unless_configured() {
+    for (dnssec_lines, validity) in [("", 14 * DAY), ("signature_validity = \"2d\"\n", 2 * DAY)] {
+        let directory = prepare(&config(dnssec_lines), &[("example.test", ZONE)]);
+        keygen(
+            directory.path(),
+            "example.test",
+            "ECDSAP256SHA256",
+            Role::KeySigning,
+            &[],
+        );
+        let server = TestServer::start_prepared(directory).await;
+        assert_signature_times(port_of(&server), validity).await;
+        server.shutdown().await;
+    }
+}
+
+#[test]
+fn a_key_of_an_unsupported_algorithm_is_named_with_its_algorithm() {
+    let directory = prepare(&config(""), &[("example.test", ZONE)]);
+    let key = keygen(
+        directory.path(),
+        "example.test",
+        "RSASHA256",
+        Role::KeySigning,
+        &["-b", "2048"],
+    );
+    let errors = common::check_errors(directory.path());
+    assert!(errors.contains(&key.name), "{errors}");
+    assert!(errors.contains("algorithm 8"), "{errors}");
+}
+
+#[test]
+fn a_private_key_that_does_not_decode_is_named() {
+    // Not base64, and base64 of the wrong length for a P-256 scalar.
+    for garbage in ["!!not a key!!", "bm90IGEga2V5"] {
+        let directory = prepare(&config(""), &[("example.test", ZONE)]);
+        let key = keygen(
+            directory.path(),
+            "example.test",
+            "ECDSAP256SHA256",
+            Role::KeySigning,
+            &[],
+        );
+        let private = directory.path().join(format!("keys/{}.private", key.name));
+        let text = std::fs::read_to_string(&private).expect("private key file");
+        let garbled: String = text
+            .lines()
+            .map(|line| {
+                if line.starts_with("PrivateKey:") {
+                    format!("PrivateKey: {garbage}\n")
+                } else {
+                    format!("{line}\n")
+                }
+            })
+            .collect();
+        assert_ne!(garbled, text, "no PrivateKey line in {text}");
+        std::fs::write(&private, garbled).expect("private key file");
+        let errors = common::check_errors(directory.path());
+        assert!(
+            errors.contains(&format!("{}.private", key.name)),
+            "{garbage:?}: {errors}"
+        );
+    }
+}
+
+#[test]
+fn a_steered_name_in_a_signed_zone_is_an_error() {
+    let steered = format!(
+        "{}\n[[steer]]\nname = \"steered.example.test.\"\ntype = \"A\"\n\
+         pools = [\"web-fra\", \"web-iad\"]\npolicy = [\"priority\"]\n",
+        common::WEB_POOLS
+    );
+    let directory = prepare(&config(&steered), &[("example.test", ZONE)]);
+    keygen(
+        directory.path(),
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::KeySigning,
+        &[],
+    );
+    let errors = common::check_errors(directory.path());
+    assert!(errors.contains("steered.example.test"), "{errors}");
+    assert!(errors.contains("signed"), "{errors}");
+    // The same name in the same zone, unsigned, is fine: signing is what
+    // the error is about.
+    remove_keys(directory.path());
+    assert_check_passes(directory.path());
+}
+
+#[test]
+fn a_dname_in_a_signed_zone_is_an_error() {
+    let zone = format!("{ZONE}legacy     DNAME example.org.\n");
+    let directory = prepare(&config(""), &[("example.test", &zone)]);
+    keygen(
+        directory.path(),
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::KeySigning,
+        &[],
+    );
+    let errors = common::check_errors(directory.path());
+    assert!(errors.contains("DNAME"), "{errors}");
+    assert!(errors.contains("example.test"), "{errors}");
+    remove_keys(directory.path());
+    assert_check_passes(directory.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_without_a_key_stays_unsigned_beside_a_signed_one() {
+    let directory = prepare(
+        &config(""),
+        &[("example.test", ZONE), ("other.test", OTHER_ZONE)],
+    );
+    keygen(
+        directory.path(),
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::KeySigning,
+        &[],
+    );
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+
+    let signed = dig(port, &["+dnssec", "example.test", "SOA"]).await;
+    assert_eq!(
+        signatures(&signed.answer, "SOA").len(),
+        1,
+        "{}",
+        signed.text
+    );
+
+    let unsigned = dig(port, &["+dnssec", "other.test", "SOA"]).await;
+    assert_eq!(unsigned.status, "NOERROR", "{}", unsigned.text);
+    assert_eq!(
+        of_type(&unsigned.answer, "SOA").len(),
+        1,
+        "{}",
+        unsigned.text
+    );
+    assert!(
+        unsigned.all().all(|record| record.record_type != "RRSIG"),
+        "{}",
+        unsigned.text
+    );
+    let keys = dig(port, &["+dnssec", "other.test", "DNSKEY"]).await;
+    assert_eq!(keys.status, "NOERROR", "{}", keys.text);
+    assert!(keys.answer.is_empty(), "{}", keys.text);
+    let missing = dig(port, &["+dnssec", "nope.other.test", "A"]).await;
+    assert_eq!(missing.status, "NXDOMAIN", "{}", missing.text);
+    assert!(
+        missing
+            .all()
+            .all(|record| record.record_type != "NSEC" && record.record_type != "RRSIG"),
+        "{}",
+        missing.text
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_added_while_serving_signs_the_zone_from_the_next_reload() {
+    let directory = prepare(&config(""), &[("example.test", ZONE)]);
+    let path = directory.path().to_path_buf();
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+
+    let before = dig(port, &["+dnssec", "example.test", "DNSKEY"]).await;
+    assert_eq!(before.status, "NOERROR", "{}", before.text);
+    assert!(
+        before.answer.is_empty(),
+        "unsigned at first: {}",
+        before.text
+    );
+    let address = dig(port, &["+dnssec", "www.example.test", "A"]).await;
+    assert!(
+        signatures(&address.answer, "A").is_empty(),
+        "{}",
+        address.text
+    );
+
+    let key = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || {
+            keygen(
+                &path,
+                "example.test",
+                "ECDSAP256SHA256",
+                Role::KeySigning,
+                &[],
+            )
+        }
+    })
+    .await
+    .expect("dnssec-keygen thread");
+    let anchor = write_anchor(&path, &key);
+    let reload = common::http_request(server.admin_addr(), "POST", "/reload").await;
+    assert_eq!(reload.status, 200, "{}", reload.body);
+
+    let after = dig(port, &["+dnssec", "example.test", "DNSKEY"]).await;
+    let published: Vec<String> = of_type(&after.answer, "DNSKEY")
+        .iter()
+        .map(|record| record.data[3..].concat())
+        .collect();
+    assert_eq!(published, [key.public_key.as_str()], "{}", after.text);
+    assert_validated(
+        &delv(port, &anchor, "www.example.test", "A").await,
+        &["www.example.test. A 192.0.2.10"],
+    );
+    server.shutdown().await;
+}
+
+/// The key tags of the RRSIGs over `www.example.test. A`.
+async fn address_signers(port: u16) -> Vec<u16> {
+    let answer = dig(port, &["+dnssec", "www.example.test", "A"]).await;
+    signatures(&answer.answer, "A")
+        .iter()
+        .map(|record| record.data[6].parse().expect("key tag"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_signing_key_takes_over_when_its_activate_time_comes_without_a_reload() {
+    let directory = prepare(&config(""), &[("example.test", ZONE)]);
+    let path = directory.path().to_path_buf();
+    let key_signing = keygen(
+        &path,
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::KeySigning,
+        &[],
+    );
+    // Published now, signing in a few seconds: until then the KSK signs
+    // everything, from then on the ZSK signs the data.
+    let zone_signing = keygen(
+        &path,
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::ZoneSigning,
+        &["-P", "now", "-A", "+4"],
+    );
+    let anchor = write_anchor(&path, &key_signing);
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+    assert_eq!(address_signers(port).await, [key_signing.tag]);
+
+    let status = common::http_request(server.admin_addr(), "GET", "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status.body).expect("status JSON");
+    let signing = &status["zones"][0]["dnssec"];
+    let keys = signing["keys"].as_array().expect("keys in /status");
+    assert_eq!(keys.len(), 2, "{signing}");
+    let expires = signing["expires"].as_i64().expect("expires");
+    assert!((expires - now() - 14 * DAY).abs() < 600, "{signing}");
+    assert!(
+        signing["resign_at"].as_i64().expect("resign_at") <= now() + 5,
+        "the ZSK's activation is the next event: {signing}"
+    );
+    let metrics = common::http_request(server.admin_addr(), "GET", "/metrics").await;
+    assert!(
+        metrics.body.contains(&format!(
+            "steer_dnssec_signatures_expire_timestamp_seconds{{zone=\"example.test.\"}} {expires}"
+        )),
+        "{}",
+        metrics.body
+    );
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let signers = address_signers(port).await;
+        if signers == [zone_signing.tag] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ZSK never took over: {signers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_validated(
+        &delv(port, &anchor, "www.example.test", "A").await,
+        &["www.example.test. A 192.0.2.10"],
+    );
+    server.shutdown().await;
+}
