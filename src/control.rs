@@ -148,7 +148,7 @@ pub fn build_with_decisions(
     let warnings = zone::lint(&zones, &steered);
     let mut zones = zones;
     if let Some(dnssec) = &config.dnssec {
-        sign_zones(&mut zones, dnssec)?;
+        sign_zones(&mut zones, dnssec, &config.steering)?;
     }
     let inputs = CompileInputs {
         config: Arc::new(config),
@@ -178,20 +178,48 @@ pub fn build_with_decisions(
 
 /// The zones with those that have keys in `[dnssec] keys` signed. Errors
 /// name the key or zone file.
-fn sign_zones(zones: &mut [zone::Zone], dnssec: &config::DnssecConfig) -> Result<(), Vec<String>> {
+fn sign_zones(
+    zones: &mut [zone::Zone],
+    dnssec: &config::DnssecConfig,
+    steering: &SteeringConfig,
+) -> Result<(), Vec<String>> {
+    use crate::config::steering::SteeredType;
+    use hickory_proto::rr::RecordType;
     let ring = crate::dnssec::load_keys(&dnssec.keys)?;
     let now = unix_now();
+    // Each steered name is answered by the deepest zone that holds it, as
+    // the table compiler decides.
+    let mut steered: Vec<Vec<(hickory_proto::rr::Name, RecordType)>> =
+        vec![Vec::new(); zones.len()];
+    for entry in &steering.steered {
+        let holder = zones
+            .iter()
+            .enumerate()
+            .filter(|(_, zone)| zone.origin.zone_of(&entry.name))
+            .max_by_key(|(_, zone)| zone.origin.num_labels());
+        if let Some((index, _)) = holder {
+            let record_type = match entry.record_type {
+                SteeredType::A => RecordType::A,
+                SteeredType::Aaaa => RecordType::AAAA,
+                SteeredType::Cname => RecordType::CNAME,
+            };
+            steered[index].push((entry.name.clone(), record_type));
+        }
+    }
     let mut errors = Vec::new();
-    for zone in zones.iter_mut() {
+    for (zone, steered) in zones.iter_mut().zip(&steered) {
         let keys = ring.keys_of(&crate::table::wire_lower(&zone.origin));
         if keys.is_empty() {
             continue;
         }
-        match crate::dnssec::sign_zone(zone, keys, now, dnssec.signature_validity.as_secs()) {
-            Ok((mut signed, signing)) => {
-                signed.signing = Some(signing);
-                *zone = signed;
-            }
+        match crate::dnssec::sign_zone(
+            zone,
+            keys,
+            steered,
+            now,
+            dnssec.signature_validity.as_secs(),
+        ) {
+            Ok(signed) => *zone = signed,
             Err(error) => errors.push(error),
         }
     }

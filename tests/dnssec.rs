@@ -411,7 +411,21 @@ async fn dig(port: u16, arguments: &[&str]) -> Dig {
 /// it printed, stdout (the verdict and the records) then stderr (why a
 /// validation failed).
 async fn delv(port: u16, anchor: &Path, name: &str, record_type: &str) -> String {
-    let command: Vec<String> = vec![
+    delv_from(port, anchor, None, name, record_type).await
+}
+
+/// [`delv`], asking from the address `source` when given (`delv -b`).
+async fn delv_from(
+    port: u16,
+    anchor: &Path,
+    source: Option<&str>,
+    name: &str,
+    record_type: &str,
+) -> String {
+    let mut command: Vec<String> = source
+        .map(|source| vec!["-b".to_owned(), source.to_owned()])
+        .unwrap_or_default();
+    command.extend([
         "@127.0.0.1".to_owned(),
         "-p".to_owned(),
         port.to_string(),
@@ -420,7 +434,7 @@ async fn delv(port: u16, anchor: &Path, name: &str, record_type: &str) -> String
         "+root=example.test".to_owned(),
         name.to_owned(),
         record_type.to_owned(),
-    ];
+    ]);
     let output = tokio::task::spawn_blocking(move || {
         let arguments: Vec<&str> = command.iter().map(String::as_str).collect();
         run_bounded("delv", &arguments)
@@ -1081,28 +1095,134 @@ fn a_private_key_that_does_not_decode_is_named() {
     }
 }
 
-#[test]
-fn a_steered_name_in_a_signed_zone_is_an_error() {
-    let steered = format!(
-        "{}\n[[steer]]\nname = \"steered.example.test.\"\ntype = \"A\"\n\
-         pools = [\"web-fra\", \"web-iad\"]\npolicy = [\"priority\"]\n",
-        common::WEB_POOLS
+/// Steered names for the signed-zone tests: `steered` answers web-fra to
+/// 127.0.0.2 and web-iad to everyone else; `gone` has one pool whose
+/// address the test forces down, and answers NODATA then; `cdn` is a
+/// steered CNAME.
+const STEERED: &str = r#"
+[pools.down]
+site = "fra"
+addresses = ["192.0.2.77"]
+
+[pools.cdn]
+site = "fra"
+cname = "edge.cdn.example.net."
+
+[[steer]]
+name = "steered.example.test."
+type = "A"
+pools = ["web-iad", "web-fra"]
+policy = [{ cidr = { "127.0.0.2/32" = ["web-fra"] } }, "priority"]
+
+[[steer]]
+name = "gone.example.test."
+type = "A"
+pools = ["down"]
+policy = ["healthy"]
+when_all_down = "nodata"
+
+[[steer]]
+name = "cdn.example.test."
+type = "CNAME"
+pools = ["cdn"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steered_answers_in_a_signed_zone_validate_for_every_client() {
+    let directory = prepare(
+        &config(&format!("{}{STEERED}", common::WEB_POOLS)),
+        &[("example.test", ZONE)],
     );
-    let directory = prepare(&config(&steered), &[("example.test", ZONE)]);
-    keygen(
-        directory.path(),
+    let path = directory.path().to_path_buf();
+    let key_signing = keygen(
+        &path,
         "example.test",
         "ECDSAP256SHA256",
         Role::KeySigning,
         &[],
     );
-    let errors = common::check_errors(directory.path());
-    assert!(errors.contains("steered.example.test"), "{errors}");
-    assert!(errors.contains("signed"), "{errors}");
-    // The same name in the same zone, unsigned, is fine: signing is what
-    // the error is about.
-    remove_keys(directory.path());
-    assert_check_passes(directory.path());
+    let zone_signing = keygen(
+        &path,
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::ZoneSigning,
+        &[],
+    );
+    let anchor = write_anchor(&path, &key_signing);
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+
+    // Each client's answer is signed, by the ZSK, and validates.
+    assert_validated(
+        &delv(port, &anchor, "steered.example.test", "A").await,
+        &["steered.example.test. A 198.51.100.10"],
+    );
+    assert_validated(
+        &delv_from(
+            port,
+            &anchor,
+            Some("127.0.0.2"),
+            "steered.example.test",
+            "A",
+        )
+        .await,
+        &["steered.example.test. A 192.0.2.10"],
+    );
+    let first = dig(port, &["+dnssec", "steered.example.test", "A"]).await;
+    let signed: Vec<&Record> = signatures(&first.answer, "A");
+    assert_eq!(signed.len(), 1, "{}", first.text);
+    assert_eq!(
+        signed[0].data[6],
+        zone_signing.tag.to_string(),
+        "{}",
+        first.text
+    );
+    // ECDSA signatures differ each time they are made: the same bytes
+    // again mean the answer's signature came from the cache.
+    let again = dig(port, &["+dnssec", "steered.example.test", "A"]).await;
+    assert_eq!(signatures(&again.answer, "A")[0].data, signed[0].data);
+    // Without DO, no signature.
+    let plain = dig(port, &["steered.example.test", "A"]).await;
+    assert!(signatures(&plain.answer, "A").is_empty(), "{}", plain.text);
+
+    // Types the name is not steered for: NODATA, proven.
+    assert_denied(
+        &delv(port, &anchor, "steered.example.test", "AAAA").await,
+        "NXRRSET",
+    );
+    // A steered CNAME is signed like a static one.
+    assert_validated(
+        &delv(port, &anchor, "cdn.example.test", "CNAME").await,
+        &["cdn.example.test. CNAME edge.cdn.example.net."],
+    );
+    // With every address down and `when_all_down = "nodata"`, the name's
+    // NODATA carries an NSEC without A, which validates.
+    assert_validated(
+        &delv(port, &anchor, "gone.example.test", "A").await,
+        &["gone.example.test. A 192.0.2.77"],
+    );
+    let forced =
+        common::http_request(server.admin_addr(), "POST", "/endpoints/192.0.2.77/down").await;
+    assert_eq!(forced.status, 200, "{}", forced.body);
+    assert_denied(
+        &delv(port, &anchor, "gone.example.test", "A").await,
+        "NXRRSET",
+    );
+    let nodata = dig(port, &["+dnssec", "gone.example.test", "A"]).await;
+    let nsec: Vec<&Record> = of_type(&nodata.authority, "NSEC");
+    assert_eq!(nsec.len(), 1, "{}", nodata.text);
+    assert!(
+        !nsec[0].data.iter().any(|field| field == "A"),
+        "the NSEC must not list A: {}",
+        nodata.text
+    );
+    // A name beside the steered ones does not exist, provably: the NSEC
+    // chain has the steered names in it.
+    assert_denied(
+        &delv(port, &anchor, "steered2.example.test", "A").await,
+        "NXDOMAIN",
+    );
+    server.shutdown().await;
 }
 
 #[test]

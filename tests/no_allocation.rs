@@ -314,9 +314,16 @@ fn signed_answers_allocate_nothing_once_warm() {
         assert!(status.success(), "dnssec-keygen failed");
     }
     let config = path.join("steer.toml");
+    // A steered name too, answered per client and signed per RRset.
     std::fs::write(
         &config,
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n[dnssec]\nkeys = \"keys\"\n",
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[dnssec]\nkeys = \"keys\"\n{}\n\
+             [[steer]]\nname = \"steered.example.test.\"\ntype = \"A\"\n\
+             pools = [\"web-iad\", \"web-fra\"]\n\
+             policy = [{{ cidr = {{ \"81.2.69.0/24\" = [\"web-fra\"] }} }}, \"priority\"]\n",
+            common::WEB_POOLS
+        ),
     )
     .expect("config");
     let (table, _) = table_of(&config);
@@ -337,6 +344,8 @@ fn signed_answers_allocate_nothing_once_warm() {
         ("a.b.nope.example.test.", RecordType::AAAA),
         ("host.sub.example.test.", RecordType::A),
         ("sub.example.test.", RecordType::DS),
+        ("steered.example.test.", RecordType::A),
+        ("steered.example.test.", RecordType::AAAA),
     ] {
         let mut signed = edns(None, true);
         signed.set_dnssec_ok(true);

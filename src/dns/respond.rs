@@ -605,7 +605,12 @@ fn respond_steered(
                 // Apart from static sections' offsets, which are far below.
                 identity: STEERED_IDENTITY | steered.key,
             };
-            (rcode::NOERROR, [count, 0, 0])
+            // A signed zone, a query with DO: the RRSIGs over what was
+            // chosen (made once per RRset, then cached).
+            let signatures = steered.signer.map_or(0, |signer| {
+                signer.sign_answer(query.name.as_bytes(), out, records_start, count)
+            });
+            (rcode::NOERROR, [count + signatures, 0, 0])
         }
         Selected::NoData { .. } => {
             out.truncate(records_start);

@@ -90,7 +90,7 @@ pub struct ZoneKey {
     /// The key tag (RFC 4034 Appendix B).
     pub tag: u16,
     /// The private half; `None` for a key that is only published.
-    pub signer: Option<Signer>,
+    pub signer: Option<std::sync::Arc<Signer>>,
     /// Publish, activate, inactive and delete times.
     pub timing: Timing,
 }
@@ -273,7 +273,7 @@ fn load_key(file: &Path) -> Result<ZoneKey, String> {
     let private_file = file.with_extension("private");
     let (signer, timing) = if private_file.exists() {
         let (signer, timing) = load_private(&private_file, algorithm, &public)?;
-        (Some(signer), timing)
+        (Some(std::sync::Arc::new(signer)), timing)
     } else {
         (None, Timing::default())
     };

@@ -21,6 +21,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::keys::ZoneKey;
+use super::online::{OnlineKey, OnlineSigner};
 use crate::table::wire_lower;
 use crate::zone::{Location, Zone, ZoneRecord};
 
@@ -39,6 +40,23 @@ pub struct Signing {
     pub keys: Vec<KeyUse>,
     /// Records signing added (DNSKEY, NSEC, RRSIG).
     pub added: usize,
+    /// For each steered name and type: the NSEC (and its RRSIGs) that
+    /// proves NODATA when the policy leaves no answer for that type.
+    pub nodata_proofs: Vec<NodataProof>,
+}
+
+/// The NODATA proof of a steered name for one type: an NSEC like the
+/// name's own, without that type in its bitmap. The name's own NSEC lists
+/// every type the policy can answer; when it answers none for this
+/// client, a validator needs one that does not (RFC 4035 §3.1.3.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodataProof {
+    /// The steered name.
+    pub owner: Name,
+    /// The type the proof denies.
+    pub record_type: RecordType,
+    /// The NSEC, then its RRSIGs.
+    pub records: Vec<Record>,
 }
 
 /// One key of a signed zone, for `/status`.
@@ -88,6 +106,68 @@ struct Owner {
     wire: Vec<u8>,
     /// RRsets: type, TTL of the first record, records in file order.
     sets: Vec<(RecordType, u32, Vec<Record>)>,
+    /// Types a policy answers here (`[[steer]]`), signed per answer.
+    steered: Vec<RecordType>,
+}
+
+/// Makes the RRSIGs over one RRset.
+struct SetSigner<'keys> {
+    apex: &'keys [u8],
+    inception: u64,
+    expires: u64,
+    file: &'keys str,
+}
+
+impl SetSigner<'_> {
+    fn sign(
+        &self,
+        owner: &Owner,
+        set_type: RecordType,
+        ttl: u32,
+        records: &[Record],
+        signers: &[&ZoneKey],
+    ) -> Result<Vec<Record>, String> {
+        let mut label_count = labels(&owner.wire).len();
+        if owner.wire.starts_with(b"\x01*") {
+            label_count -= 1;
+        }
+        let mut rdatas = records
+            .iter()
+            .map(canonical_rdata)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| format!("{}: {}: {error}", self.file, owner.name))?;
+        rdatas.sort();
+        rdatas.dedup();
+        let mut signatures = Vec::with_capacity(signers.len());
+        for key in signers {
+            let Some(signer) = &key.signer else { continue };
+            let mut rrsig = Vec::with_capacity(128);
+            rrsig.extend_from_slice(&u16::from(set_type).to_be_bytes());
+            rrsig.push(key.algorithm);
+            rrsig.push(label_count as u8);
+            rrsig.extend_from_slice(&ttl.to_be_bytes());
+            // RFC 4034 §3.1.5: serial number arithmetic on 32 bits.
+            rrsig.extend_from_slice(&(self.expires as u32).to_be_bytes());
+            rrsig.extend_from_slice(&(self.inception as u32).to_be_bytes());
+            rrsig.extend_from_slice(&key.tag.to_be_bytes());
+            rrsig.extend_from_slice(self.apex);
+            let mut signed = rrsig.clone();
+            for rdata in &rdatas {
+                signed.extend_from_slice(&owner.wire);
+                signed.extend_from_slice(&u16::from(set_type).to_be_bytes());
+                signed.extend_from_slice(&1u16.to_be_bytes());
+                signed.extend_from_slice(&ttl.to_be_bytes());
+                signed.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+                signed.extend_from_slice(rdata);
+            }
+            let signature = signer
+                .sign(&signed)
+                .map_err(|error| format!("{}: {error}", key.file.display()))?;
+            rrsig.extend_from_slice(&signature);
+            signatures.push(unknown(&owner.name, ttl, RecordType::RRSIG, rrsig));
+        }
+        Ok(signatures)
+    }
 }
 
 /// The canonical RDATA of a record (RFC 4034 §6.2): no compression, and
@@ -141,14 +221,19 @@ fn unknown(name: &Name, ttl: u32, code: RecordType, rdata: Vec<u8>) -> Record {
 }
 
 /// Signs `zone` with `keys` at `now`: the zone with DNSKEY, NSEC and RRSIG
-/// records added, and what was done. Errors name the zone file.
+/// records added, its [`Signing`] and the signer of its steered answers
+/// set. `steered` are the names and types policies answer in this zone:
+/// they are in the NSEC chain, and get [`NodataProof`]s. Errors name the
+/// zone file.
 pub fn sign_zone(
     zone: &Zone,
     keys: &[ZoneKey],
+    steered: &[(Name, RecordType)],
     now: u64,
     validity: u64,
-) -> Result<(Zone, Signing), String> {
+) -> Result<Zone, String> {
     let file = zone.file.display();
+    let file_text = file.to_string();
     let apex = wire_lower(&zone.origin);
     let published: Vec<&ZoneKey> = keys.iter().filter(|key| key.is_published(now)).collect();
     let active: Vec<&ZoneKey> = published
@@ -212,6 +297,7 @@ pub fn sign_zone(
                 name: record.name.clone(),
                 wire,
                 sets: Vec::new(),
+                steered: Vec::new(),
             });
             owners.len() - 1
         });
@@ -227,6 +313,19 @@ pub fn sign_zone(
     let Some((soa_ttl, minimum)) = soa else {
         return Err(format!("{file}: zone has no SOA"));
     };
+    for (name, record_type) in steered {
+        let wire = wire_lower(name);
+        let index = *by_wire.entry(wire.clone()).or_insert_with(|| {
+            owners.push(Owner {
+                name: name.clone(),
+                wire,
+                sets: Vec::new(),
+                steered: Vec::new(),
+            });
+            owners.len() - 1
+        });
+        owners[index].steered.push(*record_type);
+    }
     let negative_ttl = soa_ttl.min(minimum);
     let is_cut = |owner: &Owner| {
         owner.wire != apex
@@ -279,6 +378,13 @@ pub fn sign_zone(
         .filter(|&index| !occluded(&owners[index].wire))
         .collect();
     chain.sort_by(|&left, &right| canonical_cmp(&owners[left].wire, &owners[right].wire));
+    let set_signer = SetSigner {
+        apex: &apex,
+        inception: now.saturating_sub(INCEPTION_SLACK),
+        expires: now + validity,
+        file: &file_text,
+    };
+    let mut nodata_proofs = Vec::new();
     for (position, &index) in chain.iter().enumerate() {
         let next = &owners[chain[(position + 1) % chain.len()]];
         let owner = &owners[index];
@@ -299,6 +405,36 @@ pub fn sign_zone(
         };
         types.push(u16::from(RecordType::RRSIG));
         types.push(u16::from(RecordType::NSEC));
+        for &steered_type in &owner.steered {
+            let without: Vec<u16> = types
+                .iter()
+                .copied()
+                .chain(owner.steered.iter().map(|&other| u16::from(other)))
+                .filter(|&code| code != u16::from(steered_type))
+                .collect();
+            let mut rdata = next.wire.clone();
+            rdata.extend_from_slice(&type_bitmap(&without));
+            let nsec = unknown(&owner.name, negative_ttl, RecordType::NSEC, rdata);
+            let mut records = set_signer.sign(
+                owner,
+                RecordType::NSEC,
+                negative_ttl,
+                std::slice::from_ref(&nsec),
+                data_signers,
+            )?;
+            records.insert(0, nsec);
+            nodata_proofs.push(NodataProof {
+                owner: owner.name.clone(),
+                record_type: steered_type,
+                records,
+            });
+        }
+        types.extend(
+            owner
+                .steered
+                .iter()
+                .map(|&steered_type| u16::from(steered_type)),
+        );
         let mut rdata = next.wire.clone();
         rdata.extend_from_slice(&type_bitmap(&types));
         let record = unknown(&owner.name, negative_ttl, RecordType::NSEC, rdata);
@@ -308,15 +444,9 @@ pub fn sign_zone(
     }
 
     // Signatures over every authoritative RRset.
-    let inception = now.saturating_sub(INCEPTION_SLACK);
-    let expires = now + validity;
     for &index in &chain {
         let owner = &owners[index];
         let cut = is_cut(owner);
-        let mut label_count = labels(&owner.wire).len();
-        if owner.wire.starts_with(b"\x01*") {
-            label_count -= 1;
-        }
         for (set_type, ttl, records) in &owner.sets {
             if cut && !matches!(set_type, RecordType::DS | RecordType::NSEC) {
                 continue;
@@ -326,40 +456,7 @@ pub fn sign_zone(
             } else {
                 data_signers
             };
-            let mut rdatas = records
-                .iter()
-                .map(canonical_rdata)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|error| format!("{file}: {}: {error}", owner.name))?;
-            rdatas.sort();
-            rdatas.dedup();
-            for key in signers {
-                let mut rrsig = Vec::with_capacity(128);
-                rrsig.extend_from_slice(&u16::from(*set_type).to_be_bytes());
-                rrsig.push(key.algorithm);
-                rrsig.push(label_count as u8);
-                rrsig.extend_from_slice(&ttl.to_be_bytes());
-                // RFC 4034 §3.1.5: serial number arithmetic on 32 bits.
-                rrsig.extend_from_slice(&(expires as u32).to_be_bytes());
-                rrsig.extend_from_slice(&(inception as u32).to_be_bytes());
-                rrsig.extend_from_slice(&key.tag.to_be_bytes());
-                rrsig.extend_from_slice(&apex);
-                let mut signed = rrsig.clone();
-                for rdata in &rdatas {
-                    signed.extend_from_slice(&owner.wire);
-                    signed.extend_from_slice(&u16::from(*set_type).to_be_bytes());
-                    signed.extend_from_slice(&1u16.to_be_bytes());
-                    signed.extend_from_slice(&ttl.to_be_bytes());
-                    signed.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-                    signed.extend_from_slice(rdata);
-                }
-                let Some(signer) = &key.signer else { continue };
-                let signature = signer
-                    .sign(&signed)
-                    .map_err(|error| format!("{}: {error}", key.file.display()))?;
-                rrsig.extend_from_slice(&signature);
-                added.push(unknown(&owner.name, *ttl, RecordType::RRSIG, rrsig));
-            }
+            added.extend(set_signer.sign(owner, *set_type, *ttl, records, signers)?);
         }
     }
     for owner in &owners {
@@ -382,8 +479,24 @@ pub fn sign_zone(
             record,
             location: location.clone(),
         }));
+    signed.signer = Some(std::sync::Arc::new(OnlineSigner::new(
+        &apex,
+        set_signer.inception,
+        set_signer.expires,
+        data_signers
+            .iter()
+            .filter_map(|key| {
+                Some(OnlineKey {
+                    tag: key.tag,
+                    algorithm: key.algorithm,
+                    signer: std::sync::Arc::clone(key.signer.as_ref()?),
+                })
+            })
+            .collect(),
+    )));
     let next_event = keys.iter().filter_map(|key| key.next_event(now)).min();
     let half_life = now + validity / 2;
+    let expires = set_signer.expires;
     let refresh_at = next_event.map_or(half_life, |event| event.min(half_life));
     let signing = Signing {
         added: added_count,
@@ -400,8 +513,10 @@ pub fn sign_zone(
                         .any(|signer| std::ptr::eq(*signer, *key)),
             })
             .collect(),
+        nodata_proofs,
     };
-    Ok((signed, signing))
+    signed.signing = Some(signing);
+    Ok(signed)
 }
 
 #[cfg(test)]

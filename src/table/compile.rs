@@ -267,15 +267,6 @@ impl<'zone> BuildZone<'zone> {
         for (index, node) in self.nodes.iter().enumerate() {
             for &(record_type, policy) in &node.steered {
                 let key = key_paths.get(policy as usize).copied().unwrap_or("steer");
-                if self.signed {
-                    errors.push(format!(
-                        "{key}: {} is steered, but zone {} is signed ([dnssec] has its keys); \
-                         Steer does not sign steered answers yet: steer names in a zone with \
-                         no key (a delegated child zone, say)",
-                        node.name, self.zone.origin
-                    ));
-                    continue;
-                }
                 if let Some(cut) = self.cut_of[index] {
                     errors.push(format!(
                         "{key}: {} is at or below the delegation {} ({}); a parent zone cannot answer for it",
@@ -283,7 +274,12 @@ impl<'zone> BuildZone<'zone> {
                     ));
                     continue;
                 }
-                for set in &node.sets {
+                // RRSIG and NSEC, which signing adds, stand beside any
+                // name, a CNAME's too (RFC 4035 §2.5).
+                let signing_made = |set: &&RecordSet<'_>| {
+                    matches!(set.record_type, RecordType::RRSIG | RecordType::NSEC)
+                };
+                for set in node.sets.iter().filter(|set| !signing_made(set)) {
                     let clash = set.record_type == record_type
                         || record_type == RecordType::CNAME
                         || set.record_type == RecordType::CNAME;
@@ -502,6 +498,9 @@ struct Compiler {
     /// Compiling the table for queries with the DO bit: signed zones'
     /// RRSIGs go beside their RRsets, NSEC proofs into negative answers.
     signed: bool,
+    /// Per steered policy of a signed zone: its NODATA with the NSEC that
+    /// leaves the steered type out.
+    policy_nodata: Vec<(u32, Reply)>,
 }
 
 impl Compiler {
@@ -845,6 +844,26 @@ impl Compiler {
                 rcode: STEERED,
                 authoritative: true,
             };
+            if self.signs(zone) {
+                let proof = zone.zone.signing.as_ref().and_then(|signing| {
+                    signing.nodata_proofs.iter().find(|proof| {
+                        proof.record_type == record_type && wire_lower(&proof.owner) == node.wire
+                    })
+                });
+                let mut section = SectionEncoder::new(&node.wire, 0);
+                self.push_soa(zone, &mut section)?;
+                if let Some(proof) = proof {
+                    let records: Vec<&Record> = proof.records.iter().collect();
+                    let ttl = records.first().map_or(0, |record| record.ttl);
+                    section.push_set(Part::Authority, Owner::Name(&node.name), &records, ttl)?;
+                }
+                let nodata = Reply {
+                    section: section.finish(&mut self.sections)?,
+                    rcode: rcode::NOERROR,
+                    authoritative: true,
+                };
+                self.policy_nodata.push((policy, nodata));
+            }
             self.answers.push((u16::from(record_type), reply));
             if record_type == RecordType::CNAME {
                 // A steered CNAME answers every type, like a static one.
@@ -946,7 +965,11 @@ impl Compiler {
                 let reply = positive(section.finish(&mut self.sections)?);
                 self.answers.push((u16::from(set.record_type), reply));
             }
-            if self.signs(zone) && !is_wildcard {
+            let steered_cname = node
+                .steered
+                .iter()
+                .any(|&(record_type, _)| record_type == RecordType::CNAME);
+            if self.signs(zone) && !is_wildcard && !steered_cname {
                 // NODATA proves itself with this name's NSEC, or for an
                 // empty non-terminal the NSEC that covers it. A wildcard's
                 // NSECs are added per query, with the one for the name.
@@ -1182,8 +1205,10 @@ fn compile_data(
         answers: Vec::new(),
         dnames: Vec::new(),
         signed,
+        policy_nodata: Vec::new(),
     };
     let mut nsec = Vec::with_capacity(builds.len());
+    let mut signers = Vec::with_capacity(builds.len());
     let mut index = NameIndex::with_capacity(total_nodes);
     let mut nodes = Vec::with_capacity(total_nodes);
     let mut zone_replies = Vec::with_capacity(builds.len());
@@ -1256,6 +1281,7 @@ fn compile_data(
                 }
             }
             nsec.push(proofs);
+            signers.push(build.zone.signer.clone().filter(|_| compiler.signs(build)));
             Ok(())
         })();
         if let Err(error) = result {
@@ -1277,7 +1303,18 @@ fn compile_data(
         })
         .collect();
     summaries.sort_by(|left, right| left.name.cmp(&right.name));
-    let packed = layout(&compiler, &nodes, &zone_replies);
+    let mut packed = layout(&compiler, &nodes, &zone_replies);
+    let mut policy_nodata = vec![NONE; steering.steered.len()];
+    for &(policy, reply) in &compiler.policy_nodata {
+        if let Some(slot) = policy_nodata.get_mut(policy as usize) {
+            *slot = packed.replies.len() as u32;
+            packed.replies.push(Prepared {
+                section: compiler.sections.list[reply.section as usize],
+                rcode: reply.rcode,
+                authoritative: reply.authoritative,
+            });
+        }
+    }
     Ok(ZoneData {
         summaries,
         index,
@@ -1298,6 +1335,8 @@ fn compile_data(
         dnames: compiler.dnames.into_boxed_slice(),
         zone_slots,
         nsec,
+        signers,
+        policy_nodata,
     })
 }
 

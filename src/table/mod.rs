@@ -201,6 +201,8 @@ pub struct SteeredLookup<'table> {
     pub key: u32,
     /// The counter of the name's zone.
     pub zone: Option<ZoneSlot>,
+    /// Signs the answer, when the zone is signed and the query has DO.
+    pub signer: Option<&'table crate::dnssec::OnlineSigner>,
 }
 
 /// Pre-encoded records to append after the question.
@@ -305,6 +307,12 @@ struct ZoneData {
     /// Per zone (by number): its NSEC proofs, in canonical order; empty
     /// for an unsigned zone and in the table for queries without DO.
     nsec: Vec<nsec::NsecIndex>,
+    /// Per zone: what signs its steered answers (signed zones, in the
+    /// table for queries with DO).
+    signers: Vec<Option<Arc<crate::dnssec::OnlineSigner>>>,
+    /// Per steered policy: its NODATA reply (index into `replies`) when
+    /// its zone is signed and this table is for DO; NONE: the zone's.
+    policy_nodata: Vec<u32>,
     summaries: Vec<ZoneSummary>,
     index: NameIndex,
     nodes: Vec<Node>,
@@ -341,6 +349,8 @@ impl RoutingTable {
             generation: 0,
             data: Arc::new(ZoneData {
                 nsec: Vec::new(),
+                signers: Vec::new(),
+                policy_nodata: Vec::new(),
                 summaries: Vec::new(),
                 index: NameIndex::with_capacity(0),
                 nodes: Vec::new(),
@@ -452,16 +462,24 @@ impl RoutingTable {
                 ..data.answer(reply)
             });
         }
-        let nodata = &data.replies[data.zones[node.zone as usize].nodata as usize];
+        let policy = reply.section.start;
+        let nodata = match data.policy_nodata.get(policy as usize) {
+            Some(&index) if index != NONE => index,
+            _ => data.zones[node.zone as usize].nodata,
+        };
         Lookup::Steered(SteeredLookup {
-            policy: &self.policies[reply.section.start as usize],
+            policy: &self.policies[policy as usize],
             health: &self.health,
             nodata: Answer {
                 zone,
-                ..data.answer(nodata)
+                ..data.answer(&data.replies[nodata as usize])
             },
-            key: reply.section.start,
+            key: policy,
             zone,
+            signer: data
+                .signers
+                .get(node.zone as usize)
+                .and_then(|signer| signer.as_deref()),
         })
     }
 

@@ -38,6 +38,7 @@ fn zone(origin: &str, lines: &[(&str, u32, &str, &str)]) -> Zone {
         serial: 1,
         records,
         signing: None,
+        signer: None,
     }
 }
 

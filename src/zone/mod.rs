@@ -74,6 +74,8 @@ pub struct Zone {
     /// Set when the zone was signed ([`crate::dnssec::sign_zone`]): its
     /// records then include DNSKEY, NSEC and RRSIG.
     pub signing: Option<crate::dnssec::Signing>,
+    /// What signs the zone's steered answers, when it is signed.
+    pub signer: Option<std::sync::Arc<crate::dnssec::OnlineSigner>>,
 }
 
 /// An error in a zone file, with its location when known.
@@ -248,6 +250,7 @@ pub fn parse_zone(text: &str, file: &Path, origin: &Name) -> Result<Zone, Vec<Zo
                 serial,
                 records,
                 signing: None,
+                signer: None,
             })
         }
         Ok(_) => Err(errors),
