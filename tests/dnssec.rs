@@ -510,26 +510,6 @@ fn now() -> i64 {
     i64::try_from(elapsed.as_secs()).expect("a sane clock")
 }
 
-/// Runs `steer check` on `directory/steer.toml`, which must pass.
-fn assert_check_passes(directory: &Path) {
-    let output = Command::new(env!("CARGO_BIN_EXE_steer"))
-        .args(["check", "--config"])
-        .arg(directory.join("steer.toml"))
-        .output()
-        .expect("steer check");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Removes every key file, so that the same config is unsigned.
-fn remove_keys(directory: &Path) {
-    std::fs::remove_dir_all(directory.join("keys")).expect("removing keys");
-    std::fs::create_dir(directory.join("keys")).expect("keys directory");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delv_validates_every_kind_of_answer_from_a_zone_with_one_combined_key() {
     let directory = prepare(&config(""), &[("example.test", ZONE)]);
@@ -1225,22 +1205,63 @@ async fn steered_answers_in_a_signed_zone_validate_for_every_client() {
     server.shutdown().await;
 }
 
-#[test]
-fn a_dname_in_a_signed_zone_is_an_error() {
-    let zone = format!("{ZONE}legacy     DNAME example.org.\n");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dname_in_a_signed_zone_is_signed_and_its_cname_is_not() {
+    // The target's letter case must not matter to the signature (RFC 4034
+    // §6.2 lowers DNAME targets before signing).
+    let zone = format!("{ZONE}legacy     DNAME New.Example.Test.\nwww.new    A 192.0.2.44\n");
     let directory = prepare(&config(""), &[("example.test", &zone)]);
-    keygen(
-        directory.path(),
+    let path = directory.path().to_path_buf();
+    let key = keygen(
+        &path,
         "example.test",
         "ECDSAP256SHA256",
         Role::KeySigning,
         &[],
     );
-    let errors = common::check_errors(directory.path());
-    assert!(errors.contains("DNAME"), "{errors}");
-    assert!(errors.contains("example.test"), "{errors}");
-    remove_keys(directory.path());
-    assert_check_passes(directory.path());
+    let anchor = write_anchor(&path, &key);
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+
+    // delv checks the DNAME's signature, makes the CNAME from it, and
+    // follows it to the new name, whose A is signed too. (delv prints the
+    // DNAME under the name it asked for; dig below shows the owner sent.)
+    assert_validated(
+        &delv(port, &anchor, "www.legacy.example.test", "A").await,
+        &[
+            "www.legacy.example.test. DNAME New.Example.Test.",
+            "www.new.example.test. A 192.0.2.44",
+        ],
+    );
+    let answer = dig(port, &["+dnssec", "www.legacy.example.test", "A"]).await;
+    assert_eq!(
+        owners(&signatures(&answer.answer, "DNAME")),
+        ["legacy.example.test."],
+        "{}",
+        answer.text
+    );
+    assert_eq!(of_type(&answer.answer, "CNAME").len(), 1, "{}", answer.text);
+    assert!(
+        signatures(&answer.answer, "CNAME").is_empty(),
+        "the synthesized CNAME is never signed: {}",
+        answer.text
+    );
+    let plain = dig(port, &["www.legacy.example.test", "A"]).await;
+    assert!(
+        signatures(&plain.answer, "DNAME").is_empty(),
+        "{}",
+        plain.text
+    );
+    // The owner itself, and a name beside it that does not exist.
+    assert_validated(
+        &delv(port, &anchor, "legacy.example.test", "DNAME").await,
+        &["legacy.example.test. DNAME New.Example.Test."],
+    );
+    assert_denied(
+        &delv(port, &anchor, "legacz.example.test", "A").await,
+        "NXDOMAIN",
+    );
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -525,8 +525,15 @@ fn respond_dname(
     } else {
         rcode::NOERROR
     };
+    // With DO in a signed zone, the DNAME's signatures follow it.
+    let signatures = &dname.dname.signatures[..];
+    let signature_count = dname.dname.signature_count;
     // Owner pointer, type, class, TTL, RDLENGTH: 12 bytes before the data.
-    let records = 12 + target.len() + if too_long { 0 } else { 12 + kept.len() + 2 };
+    let records = 12
+        + target.len()
+        + if too_long { 0 } else { 12 + kept.len() + 2 }
+        + 2 * usize::from(signature_count)
+        + signatures.len();
     let ecs = subnet.map(|subnet| (subnet, 0u8));
     let fits = HEADER_LEN + question.len() + records + opt_len(query, ecs, extras)
         <= size_limit(query, transport);
@@ -537,8 +544,8 @@ fn respond_dname(
             response_flags |= flags::TC;
             0
         }
-        (true, true) => 1,
-        (true, false) => 2,
+        (true, true) => 1 + signature_count,
+        (true, false) => 2 + signature_count,
     };
     write_header(
         out,
@@ -560,7 +567,17 @@ fn respond_dname(
         // RFC 6672 §2.5: the target is never compressed.
         let target_at = out.len();
         out.extend_from_slice(target);
-        if answers == 2 {
+        let mut rest = signatures;
+        while rest.len() >= 10 {
+            let length = 10 + usize::from(u16::from_be_bytes([rest[8], rest[9]]));
+            let Some(signature) = rest.get(..length) else {
+                break;
+            };
+            out.extend_from_slice(&owner.to_be_bytes());
+            out.extend_from_slice(signature);
+            rest = &rest[length..];
+        }
+        if !too_long {
             out.extend_from_slice(&0xC00Cu16.to_be_bytes());
             out.extend_from_slice(&TYPE_CNAME.to_be_bytes());
             out.extend_from_slice(&CLASS_IN.to_be_bytes());

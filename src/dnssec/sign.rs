@@ -180,6 +180,12 @@ fn canonical_rdata(record: &Record) -> Result<Vec<u8>, String> {
         .data
         .emit(&mut encoder)
         .map_err(|error| format!("cannot encode {} data: {error}", record.record_type()))?;
+    if record.record_type() == RecordType::DNAME {
+        // Kept as its wire form (hickory has no DNAME type), and on RFC
+        // 4034 §6.2's list: lower case. Length bytes (at most 63) are
+        // below 'A', so lowering the whole name is safe.
+        bytes.make_ascii_lowercase();
+    }
     Ok(bytes)
 }
 
@@ -281,13 +287,6 @@ pub fn sign_zone(
     for zone_record in &zone.records {
         let record = &zone_record.record;
         let record_type = record.record_type();
-        if record_type == RecordType::DNAME {
-            return Err(format!(
-                "{}: DNAME in a signed zone: Steer does not sign DNAME substitutions yet; serve \
-                 this zone unsigned (no key in [dnssec] keys) or drop the DNAME",
-                zone_record.location
-            ));
-        }
         if let RData::SOA(data) = &record.data {
             soa = Some((record.ttl, data.minimum));
         }

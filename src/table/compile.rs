@@ -773,13 +773,16 @@ impl Compiler {
                     self.push_signed(encoder, Part::Answer, owner, &zones[*zone], *node, set)?;
                 }
                 Link::Dname { zone, node } => {
-                    let node = &zones[*zone].nodes[*node];
-                    if let Some(set) = node.set(RecordType::DNAME) {
-                        encoder.push_set(
+                    let build = &zones[*zone];
+                    let owner = &build.nodes[*node];
+                    if let Some(set) = owner.set(RecordType::DNAME) {
+                        self.push_signed(
+                            encoder,
                             Part::Answer,
-                            Owner::Name(&node.name),
-                            &set.records,
-                            set.ttl,
+                            Owner::Name(&owner.name),
+                            build,
+                            *node,
+                            set,
                         )?;
                     }
                 }
@@ -833,9 +836,28 @@ impl Compiler {
             // zone loader keeps the target as its wire form (hickory has
             // no DNAME type).
             table_node.dname = self.dnames.len() as u32;
+            let mut signatures = Vec::new();
+            let mut signature_count = 0u16;
+            if self.signs(zone) {
+                // The synthesized CNAME is never signed (RFC 6672 §5.3.1):
+                // a validator checks the DNAME's signature and makes the
+                // CNAME itself.
+                for signature in zone.signatures(node_index, RecordType::DNAME) {
+                    if let RData::Unknown { rdata, .. } = &signature.data {
+                        signatures.extend_from_slice(&u16::from(RecordType::RRSIG).to_be_bytes());
+                        signatures.extend_from_slice(&1u16.to_be_bytes());
+                        signatures.extend_from_slice(&set.ttl.to_be_bytes());
+                        signatures.extend_from_slice(&(rdata.anything.len() as u16).to_be_bytes());
+                        signatures.extend_from_slice(&rdata.anything);
+                        signature_count += 1;
+                    }
+                }
+            }
             self.dnames.push(super::Dname {
                 ttl: set.ttl,
                 target: rdata.anything.clone().into_boxed_slice(),
+                signatures: signatures.into_boxed_slice(),
+                signature_count,
             });
         }
         for &(record_type, policy) in &node.steered {

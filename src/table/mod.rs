@@ -149,6 +149,12 @@ pub struct Dname {
     pub ttl: u32,
     /// The target, in wire form as the zone file wrote it.
     pub target: Box<[u8]>,
+    /// In a signed zone, for queries with DO: the DNAME's RRSIGs, each as
+    /// its type, class, TTL, RDLENGTH and RDATA (the owner is written at
+    /// query time, like the DNAME's). Empty otherwise.
+    pub signatures: Box<[u8]>,
+    /// How many RRSIGs `signatures` holds.
+    pub signature_count: u16,
 }
 
 /// Per-zone replies shared by all its names.
