@@ -212,15 +212,9 @@ fn sign_zones(
         if keys.is_empty() {
             continue;
         }
-        match crate::dnssec::sign_zone(
-            zone,
-            keys,
-            steered,
-            now,
-            dnssec.signature_validity.as_secs(),
-        ) {
-            Ok(signed) => *zone = signed,
-            Err(error) => errors.push(error),
+        let validity = dnssec.signature_validity.as_secs();
+        if let Err(error) = crate::dnssec::sign_zone(zone, keys, steered, now, validity) {
+            errors.push(error);
         }
     }
     if errors.is_empty() {

@@ -409,9 +409,16 @@ fn load_private(file: &Path, algorithm: u8, public: &[u8]) -> Result<(Signer, Ti
             file.display()
         ));
     }
-    let Some(private) = private else {
+    let Some(mut private) = private else {
         return Err(format!("{}: no PrivateKey line", file.display()));
     };
+    // BIND writes the private value as a number, without its leading zero
+    // bytes (one key in 256 has 31 bytes); ring wants all 32.
+    if private.len() < 32 {
+        let mut padded = vec![0; 32 - private.len()];
+        padded.extend_from_slice(&private);
+        private = padded;
+    }
     let mismatch = || {
         format!(
             "{}: the private key is not the pair of the public key in the .key file",
@@ -489,6 +496,68 @@ mod tests {
         let mut rdata = vec![1, 0, 3, 5];
         rdata.extend_from_slice(&public);
         assert_eq!(key_tag(&rdata), 60485);
+    }
+
+    /// A P-256 key pair from ring whose private value starts with a zero
+    /// byte: (private, public as the DNSKEY carries it).
+    fn key_with_leading_zero() -> (Vec<u8>, Vec<u8>) {
+        let random = SystemRandom::new();
+        loop {
+            let document = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &random)
+                .expect("generate");
+            let bytes = document.as_ref();
+            // The private key is the first 32-byte OCTET STRING (04 20);
+            // the public point (04 X Y) ends the document.
+            let at = bytes
+                .windows(2)
+                .position(|pair| pair == [0x04, 0x20])
+                .expect("private key")
+                + 2;
+            let private = bytes[at..at + 32].to_vec();
+            let public = bytes[bytes.len() - 64..].to_vec();
+            if private[0] == 0 {
+                return (private, public);
+            }
+        }
+    }
+
+    #[test]
+    fn a_private_key_written_without_its_leading_zero_loads() {
+        let (private, public) = key_with_leading_zero();
+        let directory = tempfile::tempdir().expect("directory");
+        let mut rdata = vec![1, 1, 3, ECDSAP256SHA256];
+        rdata.extend_from_slice(&public);
+        let name = format!("Kexample.test.+013+{:05}", key_tag(&rdata));
+        std::fs::write(
+            directory.path().join(format!("{name}.key")),
+            format!(
+                "example.test. IN DNSKEY 257 3 13 {}\n",
+                BASE64.encode(&public)
+            ),
+        )
+        .expect("write .key");
+        // As BIND writes it: the number without its leading zero byte.
+        std::fs::write(
+            directory.path().join(format!("{name}.private")),
+            format!(
+                "Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\nPrivateKey: {}\n",
+                BASE64.encode(&private[1..])
+            ),
+        )
+        .expect("write .private");
+        let ring = load_keys(directory.path()).unwrap_or_else(|errors| panic!("{errors:?}"));
+        let key = &ring.keys_of(b"\x07example\x04test\x00")[0];
+        let signature = key
+            .signer
+            .as_ref()
+            .expect("a signer")
+            .sign(b"data")
+            .expect("signs");
+        let mut point = vec![4];
+        point.extend_from_slice(&public);
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &point)
+            .verify(b"data", &signature)
+            .expect("the signature verifies with the public key");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! canonical order (RFC 4034 §6.1); empty non-terminals own no NSEC, and
 //! a delegation's NSEC lists NS and DS only (RFC 4035 §2.3).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
@@ -100,12 +101,13 @@ fn labels(wire: &[u8]) -> Vec<&[u8]> {
     found
 }
 
-/// An owner's records while signing.
-struct Owner {
+/// An owner's records while signing: the zone's, borrowed, and the
+/// DNSKEY and NSEC records signing makes.
+struct Owner<'zone> {
     name: Name,
     wire: Vec<u8>,
     /// RRsets: type, TTL of the first record, records in file order.
-    sets: Vec<(RecordType, u32, Vec<Record>)>,
+    sets: Vec<(RecordType, u32, Vec<Cow<'zone, Record>>)>,
     /// Types a policy answers here (`[[steer]]`), signed per answer.
     steered: Vec<RecordType>,
 }
@@ -121,10 +123,10 @@ struct SetSigner<'keys> {
 impl SetSigner<'_> {
     fn sign(
         &self,
-        owner: &Owner,
+        owner: &Owner<'_>,
         set_type: RecordType,
         ttl: u32,
-        records: &[Record],
+        records: &[Cow<'_, Record>],
         signers: &[&ZoneKey],
     ) -> Result<Vec<Record>, String> {
         let mut label_count = labels(&owner.wire).len();
@@ -133,7 +135,7 @@ impl SetSigner<'_> {
         }
         let mut rdatas = records
             .iter()
-            .map(canonical_rdata)
+            .map(|record| canonical_rdata(record))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| format!("{}: {}: {error}", self.file, owner.name))?;
         rdatas.sort();
@@ -226,18 +228,40 @@ fn unknown(name: &Name, ttl: u32, code: RecordType, rdata: Vec<u8>) -> Record {
     )
 }
 
-/// Signs `zone` with `keys` at `now`: the zone with DNSKEY, NSEC and RRSIG
-/// records added, its [`Signing`] and the signer of its steered answers
-/// set. `steered` are the names and types policies answer in this zone:
-/// they are in the NSEC chain, and get [`NodataProof`]s. Errors name the
-/// zone file.
+/// What signing a zone makes.
+struct Signed {
+    /// DNSKEY, NSEC and RRSIG records to add to the zone.
+    records: Vec<ZoneRecord>,
+    signing: Signing,
+    signer: std::sync::Arc<OnlineSigner>,
+}
+
+/// Signs `zone` with `keys` at `now`: adds DNSKEY, NSEC and RRSIG records
+/// to it and sets its [`Signing`] and the signer of its steered answers.
+/// `steered` are the names and types policies answer in this zone: they
+/// are in the NSEC chain, and get [`NodataProof`]s. Errors name the zone
+/// file; on error the zone is unchanged.
 pub fn sign_zone(
+    zone: &mut Zone,
+    keys: &[ZoneKey],
+    steered: &[(Name, RecordType)],
+    now: u64,
+    validity: u64,
+) -> Result<(), String> {
+    let signed = sign(zone, keys, steered, now, validity)?;
+    zone.records.extend(signed.records);
+    zone.signing = Some(signed.signing);
+    zone.signer = Some(signed.signer);
+    Ok(())
+}
+
+fn sign(
     zone: &Zone,
     keys: &[ZoneKey],
     steered: &[(Name, RecordType)],
     now: u64,
     validity: u64,
-) -> Result<Zone, String> {
+) -> Result<Signed, String> {
     let file = zone.file.display();
     let file_text = file.to_string();
     let apex = wire_lower(&zone.origin);
@@ -305,8 +329,8 @@ pub fn sign_zone(
             .iter_mut()
             .find(|(set_type, _, _)| *set_type == record_type)
         {
-            Some((_, _, records)) => records.push(record.clone()),
-            None => sets.push((record_type, record.ttl, vec![record.clone()])),
+            Some((_, _, records)) => records.push(Cow::Borrowed(record)),
+            None => sets.push((record_type, record.ttl, vec![Cow::Borrowed(record)])),
         }
     }
     let Some((soa_ttl, minimum)) = soa else {
@@ -368,9 +392,11 @@ pub fn sign_zone(
             )
         })
         .collect();
-    owners[apex_index]
-        .sets
-        .push((RecordType::DNSKEY, soa_ttl, dnskeys));
+    owners[apex_index].sets.push((
+        RecordType::DNSKEY,
+        soa_ttl,
+        dnskeys.into_iter().map(Cow::Owned).collect(),
+    ));
 
     // The NSEC chain over the authoritative owners.
     let mut chain: Vec<usize> = (0..owners.len())
@@ -418,7 +444,7 @@ pub fn sign_zone(
                 owner,
                 RecordType::NSEC,
                 negative_ttl,
-                std::slice::from_ref(&nsec),
+                &[Cow::Borrowed(&nsec)],
                 data_signers,
             )?;
             records.insert(0, nsec);
@@ -439,29 +465,53 @@ pub fn sign_zone(
         let record = unknown(&owner.name, negative_ttl, RecordType::NSEC, rdata);
         owners[index]
             .sets
-            .push((RecordType::NSEC, negative_ttl, vec![record]));
+            .push((RecordType::NSEC, negative_ttl, vec![Cow::Owned(record)]));
     }
 
-    // Signatures over every authoritative RRset.
-    for &index in &chain {
-        let owner = &owners[index];
-        let cut = is_cut(owner);
-        for (set_type, ttl, records) in &owner.sets {
-            if cut && !matches!(set_type, RecordType::DS | RecordType::NSEC) {
-                continue;
+    // Signatures over every authoritative RRset: some tens of microseconds
+    // each, so a large zone is signed on every core, in order.
+    let sign_owners = |indexes: &[usize]| -> Result<Vec<Record>, String> {
+        let mut made = Vec::new();
+        for &index in indexes {
+            let owner = &owners[index];
+            let cut = is_cut(owner);
+            for (set_type, ttl, records) in &owner.sets {
+                if cut && !matches!(set_type, RecordType::DS | RecordType::NSEC) {
+                    continue;
+                }
+                let signers = if *set_type == RecordType::DNSKEY {
+                    dnskey_signers
+                } else {
+                    data_signers
+                };
+                made.extend(set_signer.sign(owner, *set_type, *ttl, records, signers)?);
             }
-            let signers = if *set_type == RecordType::DNSKEY {
-                dnskey_signers
-            } else {
-                data_signers
-            };
-            added.extend(set_signer.sign(owner, *set_type, *ttl, records, signers)?);
         }
+        Ok(made)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = chain.len().div_ceil(threads).max(1024);
+    let parts: Vec<Result<Vec<Record>, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chain
+            .chunks(chunk)
+            .map(|indexes| scope.spawn(move || sign_owners(indexes)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(format!("{file}: a signing thread panicked")))
+            })
+            .collect()
+    });
+    for part in parts {
+        added.extend(part?);
     }
     for owner in &owners {
         for (set_type, _, records) in &owner.sets {
             if matches!(set_type, RecordType::DNSKEY | RecordType::NSEC) {
-                added.extend(records.iter().cloned());
+                added.extend(records.iter().map(|record| record.as_ref().clone()));
             }
         }
     }
@@ -471,14 +521,14 @@ pub fn sign_zone(
         line: 0,
     };
     let added_count = added.len();
-    let mut signed = zone.clone();
-    signed
-        .records
-        .extend(added.into_iter().map(|record| ZoneRecord {
+    let records = added
+        .into_iter()
+        .map(|record| ZoneRecord {
             record,
             location: location.clone(),
-        }));
-    signed.signer = Some(std::sync::Arc::new(OnlineSigner::new(
+        })
+        .collect();
+    let signer = std::sync::Arc::new(OnlineSigner::new(
         &apex,
         set_signer.inception,
         set_signer.expires,
@@ -492,7 +542,7 @@ pub fn sign_zone(
                 })
             })
             .collect(),
-    )));
+    ));
     let next_event = keys.iter().filter_map(|key| key.next_event(now)).min();
     let half_life = now + validity / 2;
     let expires = set_signer.expires;
@@ -514,8 +564,11 @@ pub fn sign_zone(
             .collect(),
         nodata_proofs,
     };
-    signed.signing = Some(signing);
-    Ok(signed)
+    Ok(Signed {
+        records,
+        signing,
+        signer,
+    })
 }
 
 #[cfg(test)]

@@ -519,8 +519,16 @@ impl Compiler {
         node: usize,
         set: &RecordSet<'_>,
     ) -> Result<(), String> {
+        if set.record_type == RecordType::RRSIG {
+            // Asked for by type: each RRSIG keeps the TTL of the RRset it
+            // covers (RFC 4034 §3), which signing gave it.
+            for record in &set.records {
+                encoder.push(part, owner, record, record.ttl)?;
+            }
+            return Ok(());
+        }
         encoder.push_set(part, owner, &set.records, set.ttl)?;
-        if self.signs(zone) && set.record_type != RecordType::RRSIG {
+        if self.signs(zone) {
             let signatures = zone.signatures(node, set.record_type);
             encoder.push_set(part, owner, &signatures, set.ttl)?;
         }
@@ -541,17 +549,36 @@ impl Compiler {
         Ok(())
     }
 
+    /// Pushes the NSEC of `node` unless `seen` says this section has it
+    /// already (one NSEC can prove two things; RFC 2181 §5 wants records
+    /// once).
+    fn push_nsec_once(
+        &self,
+        encoder: &mut SectionEncoder,
+        zone: &BuildZone<'_>,
+        node: usize,
+        seen: &mut Vec<(usize, usize)>,
+    ) -> Result<(), String> {
+        let key = (std::ptr::from_ref(zone) as usize, node);
+        if seen.contains(&key) {
+            return Ok(());
+        }
+        seen.push(key);
+        self.push_nsec(encoder, zone, node)
+    }
+
     /// Pushes the NSEC that owns or covers `wire`, when signing.
     fn push_covering(
         &self,
         encoder: &mut SectionEncoder,
         zone: &BuildZone<'_>,
         wire: &[u8],
+        seen: &mut Vec<(usize, usize)>,
     ) -> Result<(), String> {
         if self.signs(zone)
             && let Some(node) = zone.covering_node(wire)
         {
-            self.push_nsec(encoder, zone, node)?;
+            self.push_nsec_once(encoder, zone, node, seen)?;
         }
         Ok(())
     }
@@ -564,21 +591,12 @@ impl Compiler {
         encoder: &mut SectionEncoder,
         zone: &BuildZone<'_>,
         wire: &[u8],
+        seen: &mut Vec<(usize, usize)>,
     ) -> Result<(), String> {
-        if !self.signs(zone) {
-            return Ok(());
-        }
         let mut wildcard = b"\x01*".to_vec();
         wildcard.extend_from_slice(zone.closest_encloser(wire));
-        let first = zone.covering_node(wire);
-        let second = zone.covering_node(&wildcard);
-        for node in [first, second.filter(|node| Some(*node) != first)]
-            .into_iter()
-            .flatten()
-        {
-            self.push_nsec(encoder, zone, node)?;
-        }
-        Ok(())
+        self.push_covering(encoder, zone, wire, seen)?;
+        self.push_covering(encoder, zone, &wildcard, seen)
     }
 
     fn negative(&mut self, zone: &BuildZone<'_>) -> Result<u32, String> {
@@ -617,18 +635,33 @@ impl Compiler {
             let RData::NS(target) = &record.data else {
                 continue;
             };
-            let Some(&target_node) = zone.by_name.get(&wire_lower(&target.0)) else {
+            let Some(&target_index) = zone.by_name.get(&wire_lower(&target.0)) else {
                 continue;
             };
-            let target_node = &zone.nodes[target_node];
+            let target_node = &zone.nodes[target_index];
+            // Glue (at or below a cut) is never signed; an address the zone
+            // is authoritative for is, and its RRSIG comes with it (RFC 4035
+            // §3.1.1).
+            let glue = zone.cut_of[target_index].is_some();
             for address_type in [RecordType::A, RecordType::AAAA] {
                 if let Some(set) = target_node.set(address_type) {
-                    encoder.push_set(
-                        Part::Additional,
-                        Owner::Name(&target.0),
-                        &set.records,
-                        set.ttl,
-                    )?;
+                    if glue {
+                        encoder.push_set(
+                            Part::Additional,
+                            Owner::Name(&target.0),
+                            &set.records,
+                            set.ttl,
+                        )?;
+                    } else {
+                        self.push_signed(
+                            &mut encoder,
+                            Part::Additional,
+                            Owner::Name(&target.0),
+                            zone,
+                            target_index,
+                            set,
+                        )?;
+                    }
                 }
             }
         }
@@ -944,15 +977,16 @@ impl Compiler {
                             *end,
                             set,
                         )?;
-                        self.push_expansions(zones, &mut section, &chain)?;
+                        self.push_expansions(zones, &mut section, &chain, &mut Vec::new())?;
                         let reply = positive(section.finish(&mut self.sections)?);
                         self.answers.push((u16::from(set.record_type), reply));
                     }
                     self.push_soa(end_zone, &mut fallback)?;
+                    let mut seen = Vec::new();
                     if self.signs(end_zone) {
-                        self.push_nsec(&mut fallback, end_zone, *end)?;
+                        self.push_nsec_once(&mut fallback, end_zone, *end, &mut seen)?;
                     }
-                    self.push_expansions(zones, &mut fallback, &chain)?;
+                    self.push_expansions(zones, &mut fallback, &chain, &mut seen)?;
                 }
                 ChainEnd::NxDomain {
                     zone: end_zone,
@@ -961,10 +995,13 @@ impl Compiler {
                     // RFC 6604: the rcode speaks for the last name in the chain.
                     fallback_rcode = rcode::NXDOMAIN;
                     self.push_soa(&zones[*end_zone], &mut fallback)?;
-                    self.push_nonexistence(&mut fallback, &zones[*end_zone], name)?;
-                    self.push_expansions(zones, &mut fallback, &chain)?;
+                    let mut seen = Vec::new();
+                    self.push_nonexistence(&mut fallback, &zones[*end_zone], name, &mut seen)?;
+                    self.push_expansions(zones, &mut fallback, &chain, &mut seen)?;
                 }
-                ChainEnd::Stop => self.push_expansions(zones, &mut fallback, &chain)?,
+                ChainEnd::Stop => {
+                    self.push_expansions(zones, &mut fallback, &chain, &mut Vec::new())?;
+                }
             }
             table_node.fallback = Reply {
                 section: fallback.finish(&mut self.sections)?,
@@ -972,8 +1009,15 @@ impl Compiler {
                 authoritative: true,
             };
         } else {
-            // At a cut only DS is answered, from the parent side.
-            let answerable = |set: &&RecordSet<'_>| !is_cut || set.record_type == RecordType::DS;
+            // At a cut only DS is answered, from the parent side. The table
+            // for queries without DO leaves RRSIG and NSEC to the other
+            // one, which answers them (`RoutingTable::lookup`).
+            let plain_of_signed = zone.signed && !self.signed;
+            let answerable = |set: &&RecordSet<'_>| {
+                (!is_cut || set.record_type == RecordType::DS)
+                    && !(plain_of_signed
+                        && matches!(set.record_type, RecordType::RRSIG | RecordType::NSEC))
+            };
             for set in node.sets.iter().filter(answerable) {
                 let mut section = encoder();
                 self.push_signed(
@@ -987,38 +1031,31 @@ impl Compiler {
                 let reply = positive(section.finish(&mut self.sections)?);
                 self.answers.push((u16::from(set.record_type), reply));
             }
-            let steered_cname = node
-                .steered
-                .iter()
-                .any(|&(record_type, _)| record_type == RecordType::CNAME);
-            if self.signs(zone) && !is_wildcard && !steered_cname {
-                // NODATA proves itself with this name's NSEC, or for an
-                // empty non-terminal the NSEC that covers it. A wildcard's
-                // NSECs are added per query, with the one for the name.
-                let mut section = encoder();
-                self.push_soa(zone, &mut section)?;
-                self.push_covering(&mut section, zone, &node.wire)?;
-                table_node.fallback = Reply {
-                    section: section.finish(&mut self.sections)?,
-                    rcode: rcode::NOERROR,
-                    authoritative: true,
-                };
-                table_node.any_udp = table_node.fallback;
-                table_node.any_tcp = table_node.fallback;
-            }
+            // NODATA (the shared one, SOA and its RRSIGs) gets its proof per
+            // query: the name's NSEC, or the one covering an empty
+            // non-terminal, found as an NXDOMAIN's are. A section per name
+            // would hold the same SOA a million times.
             let answered = self.answers.len() - table_node.answers_start as usize;
-            let static_sets = answered - node.steered.len();
+            // ANY leaves out what signing made: RRSIGs come with each
+            // RRset, and the NSEC is for proofs.
+            let in_any = |set: &&RecordSet<'_>| {
+                !matches!(set.record_type, RecordType::RRSIG | RecordType::NSEC)
+            };
+            let any_sets: Vec<&RecordSet<'_>> =
+                node.sets.iter().filter(answerable).filter(in_any).collect();
             if answered == 0 {
                 // An empty non-terminal: ANY is NODATA like everything else.
-            } else if static_sets <= 1 {
-                table_node.any_tcp = self.answers[table_node.answers_start as usize].1;
+            } else if any_sets.len() <= 1 {
+                let only = any_sets.first().map(|set| u16::from(set.record_type));
+                let start = table_node.answers_start as usize;
+                table_node.any_tcp = self.answers[start..]
+                    .iter()
+                    .find(|(qtype, _)| Some(*qtype) == only)
+                    .unwrap_or(&self.answers[start])
+                    .1;
             } else {
                 let mut everything = encoder();
-                for set in node.sets.iter().filter(answerable) {
-                    if self.signs(zone) && set.record_type == RecordType::RRSIG {
-                        // Each RRset brings its own.
-                        continue;
-                    }
+                for set in any_sets {
                     self.push_signed(
                         &mut everything,
                         Part::Answer,
@@ -1064,9 +1101,10 @@ impl Compiler {
         zones: &[BuildZone<'_>],
         encoder: &mut SectionEncoder,
         chain: &Chain,
+        seen: &mut Vec<(usize, usize)>,
     ) -> Result<(), String> {
         for (zone, wire) in &chain.expansions {
-            self.push_covering(encoder, &zones[*zone], wire)?;
+            self.push_covering(encoder, &zones[*zone], wire, seen)?;
         }
         Ok(())
     }

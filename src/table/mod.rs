@@ -346,6 +346,8 @@ struct ZoneData {
 
 /// Record type codes the lookup treats specially.
 const TYPE_DS: u16 = 43;
+const TYPE_RRSIG: u16 = 46;
+const TYPE_NSEC: u16 = 47;
 const TYPE_ANY: u16 = 255;
 
 impl RoutingTable {
@@ -524,8 +526,10 @@ impl RoutingTable {
         transport: Transport,
         dnssec_ok: bool,
     ) -> Lookup<'_> {
+        // RRSIG and NSEC are answered from the signed table, DO or not:
+        // the other leaves them out.
         let data: &ZoneData = match &self.signed {
-            Some(signed) if dnssec_ok => signed,
+            Some(signed) if dnssec_ok || qtype == TYPE_RRSIG || qtype == TYPE_NSEC => signed,
             _ => &self.data,
         };
         if let Some(id) = data.index.get(name) {
@@ -538,7 +542,20 @@ impl RoutingTable {
             } else {
                 data.node_reply(node, qtype, transport)
             };
-            return self.found(data, reply, node);
+            return match self.found(data, reply, node) {
+                // NODATA in a signed zone: the name's NSEC proves it.
+                Lookup::Answer(answer) if answer.counts[0] == 0 && answer.authoritative => {
+                    match data
+                        .nsec
+                        .get(node.zone as usize)
+                        .and_then(|proofs| proofs.covering(name))
+                    {
+                        Some(proof) => Lookup::Answer(answer.with_proof(data, proof)),
+                        None => Lookup::Answer(answer),
+                    }
+                }
+                other => other,
+            };
         }
         // The name does not exist: find its closest encloser.
         let mut at = 0usize;

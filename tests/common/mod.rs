@@ -20,6 +20,7 @@ use steer::server::RunningServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
+pub mod differential;
 
 /// A minimal `example.test` zone (SOA, NS and its glue) for tests whose
 /// names are all steered.
