@@ -1440,3 +1440,81 @@ async fn a_zone_signing_key_takes_over_when_its_activate_time_comes_without_a_re
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cds_and_cdnskey_tell_the_parent_about_the_keys_whose_sync_time_came() {
+    let directory = prepare(&config(""), &[("example.test", ZONE)]);
+    let path = directory.path().to_path_buf();
+    // Two KSKs (a rollover): only the one marked for the parent is listed.
+    let syncing = keygen(
+        &path,
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::KeySigning,
+        &["-P", "sync", "now"],
+    );
+    let silent = keygen(
+        &path,
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::KeySigning,
+        &[],
+    );
+    keygen(
+        &path,
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::ZoneSigning,
+        &[],
+    );
+    let anchor = write_anchor(&path, &syncing);
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+
+    // The CDS is the DS BIND's own tool makes from the key file.
+    let keys = path.join("keys");
+    let key_file = keys.join(format!("{}.key", syncing.name));
+    let dsfromkey = run_bounded(
+        "dnssec-dsfromkey",
+        &["-2", key_file.to_str().expect("UTF-8 path")],
+    );
+    assert!(dsfromkey.success, "{}", dsfromkey.stderr);
+    let expected: Vec<String> = dsfromkey
+        .stdout
+        .split_whitespace()
+        .skip_while(|field| *field != "DS")
+        .skip(1)
+        .map(str::to_owned)
+        .collect();
+    let cds = dig(port, &["+dnssec", "example.test", "CDS"]).await;
+    let records = of_type(&cds.answer, "CDS");
+    assert_eq!(records.len(), 1, "{}", cds.text);
+    assert_eq!(
+        records[0].data.concat().to_uppercase(),
+        expected.concat().to_uppercase(),
+        "{}",
+        cds.text
+    );
+    assert_ne!(records[0].data[0], silent.tag.to_string());
+    // Signed by the KSKs, like the DNSKEY RRset, and valid.
+    let signers: Vec<&str> = signatures(&cds.answer, "CDS")
+        .iter()
+        .map(|record| record.data[6].as_str())
+        .collect();
+    assert!(
+        signers.contains(&syncing.tag.to_string().as_str()),
+        "{}",
+        cds.text
+    );
+    assert_validated(
+        &delv(port, &anchor, "example.test", "CDS").await,
+        &["example.test. CDS"],
+    );
+    let cdnskey = dig(port, &["+dnssec", "example.test", "CDNSKEY"]).await;
+    let published: Vec<String> = of_type(&cdnskey.answer, "CDNSKEY")
+        .iter()
+        .map(|record| record.data[3..].concat())
+        .collect();
+    assert_eq!(published, [syncing.public_key.as_str()], "{}", cdnskey.text);
+    server.shutdown().await;
+}

@@ -72,6 +72,11 @@ pub struct Timing {
     pub inactive: Option<u64>,
     /// When the DNSKEY goes.
     pub delete: Option<u64>,
+    /// When the parent is told, by CDS and CDNSKEY (RFC 7344), to publish
+    /// a DS for this key (`dnssec-settime -P sync`).
+    pub sync_publish: Option<u64>,
+    /// When CDS and CDNSKEY for this key go (`dnssec-settime -D sync`).
+    pub sync_delete: Option<u64>,
 }
 
 /// One key of a zone.
@@ -130,6 +135,21 @@ impl ZoneKey {
             && inactive.is_none_or(|at| at > now)
     }
 
+    /// Whether CDS and CDNSKEY for this key are in the zone at `now`:
+    /// a published KSK whose `SyncPublish` time has come (never without
+    /// one: telling the parent to change its DS is the operator's call).
+    pub fn is_sync_published(&self, now: u64) -> bool {
+        let Timing {
+            sync_publish,
+            sync_delete,
+            ..
+        } = self.timing;
+        self.is_key_signing()
+            && self.is_published(now)
+            && sync_publish.is_some_and(|at| at <= now)
+            && sync_delete.is_none_or(|at| at > now)
+    }
+
     /// The next moment after `now` at which the key's role changes.
     pub fn next_event(&self, now: u64) -> Option<u64> {
         let Timing {
@@ -137,12 +157,21 @@ impl ZoneKey {
             activate,
             inactive,
             delete,
+            sync_publish,
+            sync_delete,
         } = self.timing;
-        [publish, activate, inactive, delete]
-            .into_iter()
-            .flatten()
-            .filter(|&at| at > now)
-            .min()
+        [
+            publish,
+            activate,
+            inactive,
+            delete,
+            sync_publish,
+            sync_delete,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|&at| at > now)
+        .min()
     }
 }
 
@@ -386,7 +415,8 @@ fn load_private(file: &Path, algorithm: u8, public: &[u8]) -> Result<(Signer, Ti
                         at(number, "the private key is not valid base64".to_owned())
                     })?);
             }
-            name @ ("Publish" | "Activate" | "Inactive" | "Delete") => {
+            name @ ("Publish" | "Activate" | "Inactive" | "Delete" | "SyncPublish"
+            | "SyncDelete") => {
                 let when = parse_time(value).ok_or_else(|| {
                     at(
                         number,
@@ -397,7 +427,9 @@ fn load_private(file: &Path, algorithm: u8, public: &[u8]) -> Result<(Signer, Ti
                     "Publish" => timing.publish = Some(when),
                     "Activate" => timing.activate = Some(when),
                     "Inactive" => timing.inactive = Some(when),
-                    _ => timing.delete = Some(when),
+                    "Delete" => timing.delete = Some(when),
+                    "SyncPublish" => timing.sync_publish = Some(when),
+                    _ => timing.sync_delete = Some(when),
                 }
             }
             _ => {}

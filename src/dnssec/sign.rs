@@ -397,6 +397,46 @@ fn sign(
         soa_ttl,
         dnskeys.into_iter().map(Cow::Owned).collect(),
     ));
+    // CDS and CDNSKEY (RFC 7344, RFC 8078): the DS the parent should
+    // publish, for the KSKs whose SyncPublish time has come. A parent
+    // that scans for them (many ccTLDs do) updates its DS by itself.
+    let syncing: Vec<&&ZoneKey> = published
+        .iter()
+        .filter(|key| key.is_sync_published(now))
+        .collect();
+    if !syncing.is_empty() {
+        let apex_name = owners[apex_index].name.clone();
+        let cds = syncing
+            .iter()
+            .map(|key| {
+                let rdata = key.dnskey_rdata();
+                let mut digested = apex.clone();
+                digested.extend_from_slice(&rdata);
+                let digest = ring::digest::digest(&ring::digest::SHA256, &digested);
+                let mut ds = Vec::with_capacity(4 + 32);
+                ds.extend_from_slice(&key.tag.to_be_bytes());
+                ds.push(key.algorithm);
+                // Digest type 2: SHA-256 (RFC 4509), the one RFC 8624 asks for.
+                ds.push(2);
+                ds.extend_from_slice(digest.as_ref());
+                Cow::Owned(unknown(&apex_name, soa_ttl, RecordType::CDS, ds))
+            })
+            .collect();
+        let cdnskey = syncing
+            .iter()
+            .map(|key| {
+                Cow::Owned(unknown(
+                    &apex_name,
+                    soa_ttl,
+                    RecordType::CDNSKEY,
+                    key.dnskey_rdata(),
+                ))
+            })
+            .collect();
+        let sets = &mut owners[apex_index].sets;
+        sets.push((RecordType::CDS, soa_ttl, cds));
+        sets.push((RecordType::CDNSKEY, soa_ttl, cdnskey));
+    }
 
     // The NSEC chain over the authoritative owners.
     let mut chain: Vec<usize> = (0..owners.len())
@@ -479,7 +519,12 @@ fn sign(
                 if cut && !matches!(set_type, RecordType::DS | RecordType::NSEC) {
                     continue;
                 }
-                let signers = if *set_type == RecordType::DNSKEY {
+                // RFC 7344 §4.1: CDS and CDNSKEY are signed by a key the
+                // parent's DS points at, as DNSKEY is.
+                let signers = if matches!(
+                    set_type,
+                    RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY
+                ) {
                     dnskey_signers
                 } else {
                     data_signers
@@ -510,7 +555,10 @@ fn sign(
     }
     for owner in &owners {
         for (set_type, _, records) in &owner.sets {
-            if matches!(set_type, RecordType::DNSKEY | RecordType::NSEC) {
+            if matches!(
+                set_type,
+                RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY | RecordType::NSEC
+            ) {
                 added.extend(records.iter().map(|record| record.as_ref().clone()));
             }
         }
