@@ -213,7 +213,8 @@ fn sign_zones(
             continue;
         }
         let validity = dnssec.signature_validity.as_secs();
-        if let Err(error) = crate::dnssec::sign_zone(zone, keys, steered, now, validity) {
+        let signed = crate::dnssec::sign_zone(zone, keys, steered, (now, validity), dnssec.nsec3);
+        if let Err(error) = signed {
             errors.push(error);
         }
     }

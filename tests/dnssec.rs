@@ -512,7 +512,48 @@ fn now() -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delv_validates_every_kind_of_answer_from_a_zone_with_one_combined_key() {
-    let directory = prepare(&config(""), &[("example.test", ZONE)]);
+    validate_every_kind_of_answer("").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delv_validates_every_kind_of_answer_with_nsec3() {
+    validate_every_kind_of_answer("nsec3 = true\n").await;
+    // NSEC3PARAM says how (RFC 9276: SHA-1, no flags, no extra
+    // iterations, no salt), and no NSEC is left.
+    let directory = prepare(&config("nsec3 = true\n"), &[("example.test", ZONE)]);
+    let path = directory.path().to_path_buf();
+    keygen(
+        &path,
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::KeySigning,
+        &[],
+    );
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+    let parameters = dig(port, &["+dnssec", "example.test", "NSEC3PARAM"]).await;
+    let records = of_type(&parameters.answer, "NSEC3PARAM");
+    assert_eq!(records.len(), 1, "{}", parameters.text);
+    assert_eq!(records[0].data, ["1", "0", "0", "-"], "{}", parameters.text);
+    let denied = dig(port, &["+dnssec", "nope.example.test", "A"]).await;
+    assert!(
+        of_type(&denied.authority, "NSEC").is_empty(),
+        "{}",
+        denied.text
+    );
+    // Closest encloser, next closer name, wildcard: three NSEC3s at most.
+    let proofs = of_type(&denied.authority, "NSEC3");
+    assert!((1..=3).contains(&proofs.len()), "{}", denied.text);
+    // An NSEC3 owner name is not a name of the zone (RFC 5155 §7.2.8).
+    let hashed = dig(port, &["+dnssec", &proofs[0].owner, "A"]).await;
+    assert_eq!(hashed.status, "NXDOMAIN", "{}", hashed.text);
+    server.shutdown().await;
+}
+
+/// delv validates answers of every kind from `example.test` signed by one
+/// KSK, with `dnssec_lines` added to `[dnssec]`.
+async fn validate_every_kind_of_answer(dnssec_lines: &str) {
+    let directory = prepare(&config(dnssec_lines), &[("example.test", ZONE)]);
     // One key-signing key and nothing else: it signs every RRset.
     let key = keygen(
         directory.path(),

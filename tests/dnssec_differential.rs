@@ -259,7 +259,7 @@ fn keygen(keys: &Path, origin: &str, key_signing: bool) -> (u16, String) {
 /// Makes a KSK and a ZSK for `origin` in `root/keys`, writes the KSK as
 /// delv's trust anchor `root/anchors/ORIGIN`, and signs
 /// `root/zones/ORIGINzone` with both into `root/nsd/ORIGINsigned`.
-fn sign_offline(root: &Path, origin: &str, soa_ttl: u32) {
+fn sign_offline(root: &Path, origin: &str, soa_ttl: u32, nsec3: bool) {
     let keys = root.join("keys");
     let (key_signing_flags, key_signing) = keygen(&keys, origin, true);
     let (zone_signing_flags, _) = keygen(&keys, origin, false);
@@ -275,15 +275,20 @@ fn sign_offline(root: &Path, origin: &str, soa_ttl: u32) {
     let path = |path: &Path| path.to_str().expect("UTF-8 path").to_owned();
     let (keys, signed, unsigned, root_path) =
         (path(&keys), path(&signed), path(&unsigned), path(root));
-    let arguments = [
+    let mut arguments = vec![
         // Smart signing: the zone's keys from `-K`, the KSK signing the
         // DNSKEY RRset alone (`-x`), as Steer signs with a KSK and a ZSK.
-        "-S", "-x", "-K", &keys,
-        // Steer's DNSKEY TTL is the SOA's; NSEC, not NSEC3 (no `-3`).
+        "-S", "-x", "-K", &keys, // Steer's DNSKEY TTL is the SOA's.
         "-T", &ttl, "-o", origin, "-f", &signed,
         // The dsset file goes here, not beside the zone file.
-        "-d", &root_path, &unsigned,
+        "-d", &root_path,
     ];
+    if nsec3 {
+        // RFC 9276's NSEC3, as Steer makes it: no salt, no extra
+        // iterations, no opt-out. Without `-3`: NSEC.
+        arguments.extend(["-3", "-", "-H", "0"]);
+    }
+    arguments.push(&unsigned);
     let output = run_bounded("dnssec-signzone", &arguments, root);
     assert!(
         output.success,
@@ -306,7 +311,7 @@ struct Served {
 
 /// Writes `test_zones` and two keys for each, signs each offline for NSD,
 /// and starts NSD and Steer (signing online) on them.
-async fn serve(test_zones: &[TestZone]) -> Served {
+async fn serve(test_zones: &[TestZone], nsec3: bool) -> Served {
     let directory = tempfile::tempdir().expect("temporary directory");
     let root = directory.path().to_path_buf();
     // Readable by all, as in the unsigned differential test, so that NSD
@@ -335,7 +340,7 @@ async fn serve(test_zones: &[TestZone]) -> Served {
     let signing_root = root.clone();
     tokio::task::spawn_blocking(move || {
         for (origin, ttl) in soa_ttls {
-            sign_offline(&signing_root, &origin, ttl);
+            sign_offline(&signing_root, &origin, ttl, nsec3);
         }
     })
     .await
@@ -351,8 +356,10 @@ async fn serve(test_zones: &[TestZone]) -> Served {
 
     std::fs::write(
         root.join("steer.toml"),
-        "[server]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\nworkers = 1\n\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\n\n[dnssec]\nkeys = \"keys\"\n",
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\nworkers = 1\n\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n\n[dnssec]\nkeys = \"keys\"\nnsec3 = {nsec3}\n"
+        ),
     )
     .expect("steer.toml");
     let steer = TestServer::start_prepared(directory).await;
@@ -594,6 +601,21 @@ fn alias_of_meta_type(reference: &Message, ours: &Message) -> bool {
 /// [`Exception::ReferralAfterAlias`]: NSD's response without the
 /// referral it added after a CNAME chain that ends below a cut, when
 /// Steer's response has no referral; None when that is not the case.
+/// The first label of the NSEC3 owner of `name` (RFC 9276's parameters:
+/// SHA-1, no salt, no extra iterations), in lower-case base32hex.
+fn nsec3_owner_label(name: &Name) -> String {
+    let mut wire = Vec::new();
+    for label in name.iter() {
+        wire.push(label.len() as u8);
+        wire.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    wire.push(0);
+    let hash = steer::dnssec::sign::nsec3_hash(&wire);
+    data_encoding::BASE32HEX_NOPAD
+        .encode(&hash)
+        .to_ascii_lowercase()
+}
+
 fn without_referral_after_alias(reference: &Message, ours: &Message) -> Option<Message> {
     let targets = alias_targets(&reference.answers);
     let last = targets.last()?;
@@ -621,8 +643,15 @@ fn without_referral_after_alias(reference: &Message, ours: &Message) -> Option<M
             _ => None,
         })
         .collect();
+    // With NSEC3, the proof that the cut has no DS is the NSEC3 at the
+    // cut's hash (RFC 5155 §7.2.7): owned by that hash, not by the cut.
+    let cut_hash = nsec3_owner_label(&cut);
     let mut stripped = reference.clone();
-    stripped.authorities.retain(|record| record.name != cut);
+    stripped.authorities.retain(|record| {
+        record.name != cut
+            && !(record.name.iter().next() == Some(cut_hash.as_bytes())
+                && matches!(record.record_type(), RecordType::NSEC3 | RecordType::RRSIG))
+    });
     stripped
         .additionals
         .retain(|record| !servers.contains(&record.name));
@@ -838,9 +867,19 @@ fn validate_sample(root: &Path, port: u16, candidates: &Candidates) -> (Vec<Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_answers_match_nsd_serving_the_same_zones_signed_offline() {
+    compare_with_nsd(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nsec3_signed_answers_match_nsd_serving_the_same_zones_signed_offline() {
+    compare_with_nsd(true).await;
+}
+
+/// The whole comparison, with NSEC or NSEC3 on both sides.
+async fn compare_with_nsd(nsec3: bool) {
     let mut test_zones = vec![hand_zone()];
     test_zones.extend(SEEDS.map(random_test_zone));
-    let served = serve(&test_zones).await;
+    let served = serve(&test_zones, nsec3).await;
 
     let (differences, asked, findings) = compare_all(&served).await;
     let root = served.steer.directory.path().to_path_buf();

@@ -296,6 +296,14 @@ ns.sub A 192.0.2.53
 
 #[test]
 fn signed_answers_allocate_nothing_once_warm() {
+    for denial in ["", "nsec3 = true\n"] {
+        signed_answers_allocate_nothing(denial);
+    }
+}
+
+/// [`signed_answers_allocate_nothing_once_warm`] with `denial` added to
+/// `[dnssec]` (NSEC by default, or NSEC3).
+fn signed_answers_allocate_nothing(denial: &str) {
     let directory = tempfile::tempdir().expect("temporary directory");
     let path = directory.path();
     std::fs::create_dir_all(path.join("zones")).expect("zones directory");
@@ -318,7 +326,7 @@ fn signed_answers_allocate_nothing_once_warm() {
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\n[dnssec]\nkeys = \"keys\"\n{}\n\
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[dnssec]\nkeys = \"keys\"\n{denial}{}\n\
              [[steer]]\nname = \"steered.example.test.\"\ntype = \"A\"\n\
              pools = [\"web-iad\", \"web-fra\"]\n\
              policy = [{{ cidr = {{ \"81.2.69.0/24\" = [\"web-fra\"] }} }}, \"priority\"]\n",
@@ -374,5 +382,10 @@ fn signed_answers_allocate_nothing_once_warm() {
     let made = allocations() - before;
     drop(log);
     writer.finish();
-    assert_eq!(made, 0, "{made} allocations in {} answers", 20 * warm);
+    assert_eq!(
+        made,
+        0,
+        "{denial}: {made} allocations in {} answers",
+        20 * warm
+    );
 }

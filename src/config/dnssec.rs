@@ -32,6 +32,9 @@ pub struct DnssecSpec {
     /// How long each signature is valid, e.g. `"14d"`.
     #[serde(default)]
     pub signature_validity: Option<String>,
+    /// Deny existence with NSEC3 (RFC 5155) instead of NSEC.
+    #[serde(default)]
+    pub nsec3: bool,
 }
 
 /// `[dnssec]`, validated.
@@ -41,6 +44,9 @@ pub struct DnssecConfig {
     pub keys: PathBuf,
     /// How long each signature is valid from the moment it is made.
     pub signature_validity: Duration,
+    /// NSEC3 (with RFC 9276's parameters: no salt, no extra iterations,
+    /// no opt-out) instead of NSEC.
+    pub nsec3: bool,
 }
 
 /// Checks `[dnssec]`, pushing one error per bad key.
@@ -80,5 +86,6 @@ pub(super) fn validate(
     DnssecConfig {
         keys: base.join(&spec.keys),
         signature_validity,
+        nsec3: spec.nsec3,
     }
 }

@@ -44,6 +44,33 @@ pub struct Signing {
     /// For each steered name and type: the NSEC (and its RRSIGs) that
     /// proves NODATA when the policy leaves no answer for that type.
     pub nodata_proofs: Vec<NodataProof>,
+    /// With NSEC3, the chain in hash order; empty with NSEC (whose
+    /// records are in the zone).
+    pub nsec3: Vec<Nsec3Entry>,
+}
+
+/// An NSEC3 owner hash: SHA-1 (RFC 5155 §5), 20 bytes.
+pub type Nsec3Hash = [u8; 20];
+
+/// One NSEC3 of a zone's chain, in hash order: its hash, the NSEC3
+/// record (owned by the hash under the apex) and its RRSIGs. Kept apart
+/// from the zone's records, since its owner name must not exist in the
+/// zone (RFC 5155 §7.2.8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nsec3Entry {
+    /// The hashed name.
+    pub hash: Nsec3Hash,
+    /// The NSEC3, then its RRSIGs.
+    pub records: Vec<Record>,
+}
+
+/// The NSEC3 hash of a lower-cased wire name with RFC 9276's parameters
+/// (no salt, no extra iterations).
+pub fn nsec3_hash(wire: &[u8]) -> Nsec3Hash {
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, wire);
+    let mut hash = [0u8; 20];
+    hash.copy_from_slice(digest.as_ref());
+    hash
 }
 
 /// The NODATA proof of a steered name for one type: an NSEC like the
@@ -236,6 +263,125 @@ struct Signed {
     signer: std::sync::Arc<OnlineSigner>,
 }
 
+/// NSEC3 owners in hash order, each with its hash and its one NSEC3.
+type HashedOwners<'zone> = Vec<(Nsec3Hash, Owner<'zone>)>;
+
+/// The NSEC3 chain (RFC 5155 §7.1) over the authoritative owners of
+/// `chain` and the empty non-terminals above them: each as an owner at its
+/// hash, holding its unsigned NSEC3, in hash order; and the NODATA proofs
+/// of the steered names. The bitmap is that of the original name: its
+/// types, RRSIG where they are signed (not at an insecure delegation, nor
+/// at an empty non-terminal), never NSEC3 itself.
+fn nsec3_chain<'zone>(
+    owners: &[Owner<'zone>],
+    chain: &[usize],
+    is_cut: &dyn Fn(&Owner<'zone>) -> bool,
+    origin: &Name,
+    ttl: u32,
+    set_signer: &SetSigner<'_>,
+    signers: &[&ZoneKey],
+) -> Result<(HashedOwners<'zone>, Vec<NodataProof>), String> {
+    // (hash, index of the owner, or None for an empty non-terminal).
+    let mut names: Vec<(Nsec3Hash, Option<usize>)> = Vec::with_capacity(chain.len());
+    let existing: std::collections::HashSet<&[u8]> = chain
+        .iter()
+        .map(|&index| owners[index].wire.as_slice())
+        .collect();
+    let apex_length = wire_lower(origin).len();
+    let mut empty: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    for &index in chain {
+        names.push((nsec3_hash(&owners[index].wire), Some(index)));
+        let mut at = parent(&owners[index].wire);
+        while let Some(ancestor) = at {
+            if ancestor.len() <= apex_length || existing.contains(ancestor) {
+                break;
+            }
+            if empty.insert(ancestor.to_vec()) {
+                names.push((nsec3_hash(ancestor), None));
+            }
+            at = parent(ancestor);
+        }
+    }
+    names.sort_by_key(|(hash, _)| *hash);
+    let bitmap_types = |owner: &Owner<'zone>| -> Vec<u16> {
+        let cut = is_cut(owner);
+        let mut types: Vec<u16> = owner
+            .sets
+            .iter()
+            .map(|(set_type, _, _)| *set_type)
+            .filter(|set_type| !cut || matches!(set_type, RecordType::NS | RecordType::DS))
+            .map(u16::from)
+            .collect();
+        let signed = !cut
+            || owner
+                .sets
+                .iter()
+                .any(|(set_type, _, _)| *set_type == RecordType::DS);
+        if signed {
+            types.push(u16::from(RecordType::RRSIG));
+        }
+        types.extend(owner.steered.iter().map(|&steered| u16::from(steered)));
+        types
+    };
+    let hashed_owner = |hash: &Nsec3Hash| -> Result<Name, String> {
+        let label = data_encoding::BASE32HEX_NOPAD
+            .encode(hash)
+            .to_ascii_lowercase();
+        Name::from_ascii(&label)
+            .and_then(|label| label.append_domain(origin))
+            .map_err(|error| format!("{origin}: NSEC3 owner name: {error}"))
+    };
+    let rdata = |next: &Nsec3Hash, types: &[u16]| {
+        // Algorithm 1 (SHA-1), flags 0, iterations 0, no salt.
+        let mut rdata = vec![1, 0, 0, 0, 0, 20];
+        rdata.extend_from_slice(next);
+        rdata.extend_from_slice(&type_bitmap(types));
+        rdata
+    };
+    let mut hashed = Vec::with_capacity(names.len());
+    let mut proofs = Vec::new();
+    for (position, (hash, index)) in names.iter().enumerate() {
+        let next = &names[(position + 1) % names.len()].0;
+        let name = hashed_owner(hash)?;
+        let types = index
+            .map(|index| bitmap_types(&owners[index]))
+            .unwrap_or_default();
+        let record = unknown(&name, ttl, RecordType::NSEC3, rdata(next, &types));
+        let owner = Owner {
+            wire: wire_lower(&name),
+            name,
+            sets: vec![(RecordType::NSEC3, ttl, vec![Cow::Owned(record)])],
+            steered: Vec::new(),
+        };
+        if let Some(index) = index {
+            let original = &owners[*index];
+            for &steered_type in &original.steered {
+                let without: Vec<u16> = types
+                    .iter()
+                    .copied()
+                    .filter(|&code| code != u16::from(steered_type))
+                    .collect();
+                let nsec3 = unknown(&owner.name, ttl, RecordType::NSEC3, rdata(next, &without));
+                let mut records = set_signer.sign(
+                    &owner,
+                    RecordType::NSEC3,
+                    ttl,
+                    &[Cow::Borrowed(&nsec3)],
+                    signers,
+                )?;
+                records.insert(0, nsec3);
+                proofs.push(NodataProof {
+                    owner: original.name.clone(),
+                    record_type: steered_type,
+                    records,
+                });
+            }
+        }
+        hashed.push((*hash, owner));
+    }
+    Ok((hashed, proofs))
+}
+
 /// Signs `zone` with `keys` at `now`: adds DNSKEY, NSEC and RRSIG records
 /// to it and sets its [`Signing`] and the signer of its steered answers.
 /// `steered` are the names and types policies answer in this zone: they
@@ -245,10 +391,10 @@ pub fn sign_zone(
     zone: &mut Zone,
     keys: &[ZoneKey],
     steered: &[(Name, RecordType)],
-    now: u64,
-    validity: u64,
+    (now, validity): (u64, u64),
+    nsec3: bool,
 ) -> Result<(), String> {
-    let signed = sign(zone, keys, steered, now, validity)?;
+    let signed = sign(zone, keys, steered, (now, validity), nsec3)?;
     zone.records.extend(signed.records);
     zone.signing = Some(signed.signing);
     zone.signer = Some(signed.signer);
@@ -259,8 +405,8 @@ fn sign(
     zone: &Zone,
     keys: &[ZoneKey],
     steered: &[(Name, RecordType)],
-    now: u64,
-    validity: u64,
+    (now, validity): (u64, u64),
+    nsec3: bool,
 ) -> Result<Signed, String> {
     let file = zone.file.display();
     let file_text = file.to_string();
@@ -450,62 +596,84 @@ fn sign(
         file: &file_text,
     };
     let mut nodata_proofs = Vec::new();
-    for (position, &index) in chain.iter().enumerate() {
-        let next = &owners[chain[(position + 1) % chain.len()]];
-        let owner = &owners[index];
-        let mut types: Vec<u16> = if is_cut(owner) {
-            owner
-                .sets
-                .iter()
-                .map(|(set_type, _, _)| *set_type)
-                .filter(|set_type| matches!(set_type, RecordType::NS | RecordType::DS))
-                .map(u16::from)
-                .collect()
-        } else {
-            owner
-                .sets
-                .iter()
-                .map(|(set_type, _, _)| u16::from(*set_type))
-                .collect()
-        };
-        types.push(u16::from(RecordType::RRSIG));
-        types.push(u16::from(RecordType::NSEC));
-        for &steered_type in &owner.steered {
-            let without: Vec<u16> = types
-                .iter()
-                .copied()
-                .chain(owner.steered.iter().map(|&other| u16::from(other)))
-                .filter(|&code| code != u16::from(steered_type))
-                .collect();
-            let mut rdata = next.wire.clone();
-            rdata.extend_from_slice(&type_bitmap(&without));
-            let nsec = unknown(&owner.name, negative_ttl, RecordType::NSEC, rdata);
-            let mut records = set_signer.sign(
-                owner,
-                RecordType::NSEC,
-                negative_ttl,
-                &[Cow::Borrowed(&nsec)],
-                data_signers,
-            )?;
-            records.insert(0, nsec);
-            nodata_proofs.push(NodataProof {
-                owner: owner.name.clone(),
-                record_type: steered_type,
-                records,
-            });
-        }
-        types.extend(
-            owner
-                .steered
-                .iter()
-                .map(|&steered_type| u16::from(steered_type)),
-        );
-        let mut rdata = next.wire.clone();
-        rdata.extend_from_slice(&type_bitmap(&types));
-        let record = unknown(&owner.name, negative_ttl, RecordType::NSEC, rdata);
-        owners[index]
+    let mut nsec3_owners: Vec<(Nsec3Hash, Owner<'_>)> = Vec::new();
+    if nsec3 {
+        // RFC 9276's parameters: SHA-1, no extra iterations, no salt, no
+        // opt-out; NSEC3PARAM says so to secondaries and tools.
+        let apex_name = owners[apex_index].name.clone();
+        let parameters = unknown(&apex_name, 0, RecordType::NSEC3PARAM, vec![1, 0, 0, 0, 0]);
+        owners[apex_index]
             .sets
-            .push((RecordType::NSEC, negative_ttl, vec![Cow::Owned(record)]));
+            .push((RecordType::NSEC3PARAM, 0, vec![Cow::Owned(parameters)]));
+        let (chain_owners, proofs) = nsec3_chain(
+            &owners,
+            &chain,
+            &is_cut,
+            &zone.origin,
+            negative_ttl,
+            &set_signer,
+            data_signers,
+        )?;
+        nsec3_owners = chain_owners;
+        nodata_proofs = proofs;
+    } else {
+        for (position, &index) in chain.iter().enumerate() {
+            let next = &owners[chain[(position + 1) % chain.len()]];
+            let owner = &owners[index];
+            let mut types: Vec<u16> = if is_cut(owner) {
+                owner
+                    .sets
+                    .iter()
+                    .map(|(set_type, _, _)| *set_type)
+                    .filter(|set_type| matches!(set_type, RecordType::NS | RecordType::DS))
+                    .map(u16::from)
+                    .collect()
+            } else {
+                owner
+                    .sets
+                    .iter()
+                    .map(|(set_type, _, _)| u16::from(*set_type))
+                    .collect()
+            };
+            types.push(u16::from(RecordType::RRSIG));
+            types.push(u16::from(RecordType::NSEC));
+            for &steered_type in &owner.steered {
+                let without: Vec<u16> = types
+                    .iter()
+                    .copied()
+                    .chain(owner.steered.iter().map(|&other| u16::from(other)))
+                    .filter(|&code| code != u16::from(steered_type))
+                    .collect();
+                let mut rdata = next.wire.clone();
+                rdata.extend_from_slice(&type_bitmap(&without));
+                let nsec = unknown(&owner.name, negative_ttl, RecordType::NSEC, rdata);
+                let mut records = set_signer.sign(
+                    owner,
+                    RecordType::NSEC,
+                    negative_ttl,
+                    &[Cow::Borrowed(&nsec)],
+                    data_signers,
+                )?;
+                records.insert(0, nsec);
+                nodata_proofs.push(NodataProof {
+                    owner: owner.name.clone(),
+                    record_type: steered_type,
+                    records,
+                });
+            }
+            types.extend(
+                owner
+                    .steered
+                    .iter()
+                    .map(|&steered_type| u16::from(steered_type)),
+            );
+            let mut rdata = next.wire.clone();
+            rdata.extend_from_slice(&type_bitmap(&types));
+            let record = unknown(&owner.name, negative_ttl, RecordType::NSEC, rdata);
+            owners[index]
+                .sets
+                .push((RecordType::NSEC, negative_ttl, vec![Cow::Owned(record)]));
+        }
     }
 
     // Signatures over every authoritative RRset: some tens of microseconds
@@ -553,11 +721,56 @@ fn sign(
     for part in parts {
         added.extend(part?);
     }
+    // The NSEC3 chain's own signatures, also on every core.
+    let nsec3_signed: Vec<Result<Vec<Nsec3Entry>, String>> = std::thread::scope(|scope| {
+        let chunk = nsec3_owners.len().div_ceil(threads).max(1024);
+        let handles: Vec<_> = nsec3_owners
+            .chunks(chunk)
+            .map(|part| {
+                let set_signer = &set_signer;
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(hash, owner)| {
+                            let (_, ttl, records) = &owner.sets[0];
+                            let mut signed = set_signer.sign(
+                                owner,
+                                RecordType::NSEC3,
+                                *ttl,
+                                records,
+                                data_signers,
+                            )?;
+                            signed.insert(0, records[0].as_ref().clone());
+                            Ok(Nsec3Entry {
+                                hash: *hash,
+                                records: signed,
+                            })
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(format!("{file}: a signing thread panicked")))
+            })
+            .collect()
+    });
+    let mut nsec3_chain_entries = Vec::with_capacity(nsec3_owners.len());
+    for part in nsec3_signed {
+        nsec3_chain_entries.extend(part?);
+    }
     for owner in &owners {
         for (set_type, _, records) in &owner.sets {
             if matches!(
                 set_type,
-                RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY | RecordType::NSEC
+                RecordType::DNSKEY
+                    | RecordType::CDS
+                    | RecordType::CDNSKEY
+                    | RecordType::NSEC
+                    | RecordType::NSEC3PARAM
             ) {
                 added.extend(records.iter().map(|record| record.as_ref().clone()));
             }
@@ -611,6 +824,7 @@ fn sign(
             })
             .collect(),
         nodata_proofs,
+        nsec3: nsec3_chain_entries,
     };
     Ok(Signed {
         records,

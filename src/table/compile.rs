@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap;
 
 use super::encode::{Owner, Part, SectionEncoder, wire_lower};
 use super::index::NameIndex;
-use super::nsec::{MAX_KEY, NsecIndex, canonical_key};
+use super::nsec::{Denial, MAX_KEY, Nsec3Index, NsecIndex, canonical_key};
 use super::steer::{CompiledPolicy, compile_policies};
 use super::{
     FIRST, NONE, Node, Prepared, Reply, RoutingTable, STEERED, Section, Sections, ZoneData,
@@ -23,6 +23,7 @@ use super::{
 };
 use crate::config::steering::{SteeredType, SteeringConfig, Step};
 use crate::config::{CookieSecrets, RateLimitConfig};
+use crate::dnssec::sign::{Nsec3Entry, nsec3_hash};
 use crate::geo::GeoDatabase;
 use crate::geo::location_maps::LocationMaps;
 use crate::health::{AdminState, HealthView};
@@ -100,6 +101,8 @@ struct BuildZone<'zone> {
     signed: bool,
     /// The nodes that own an NSEC, in canonical order, with their keys.
     nsec_order: Vec<(Vec<u8>, usize)>,
+    /// With NSEC3: the chain, in hash order.
+    nsec3: &'zone [Nsec3Entry],
 }
 
 /// Where a name leads inside a zone.
@@ -154,6 +157,10 @@ impl<'zone> BuildZone<'zone> {
             has_wildcards: false,
             signed: zone.signing.is_some(),
             nsec_order: Vec::new(),
+            nsec3: zone
+                .signing
+                .as_ref()
+                .map_or(&[], |signing| signing.nsec3.as_slice()),
         };
         for zone_record in &zone.records {
             let record = &zone_record.record;
@@ -226,6 +233,75 @@ impl<'zone> BuildZone<'zone> {
             .checked_sub(1)
             .unwrap_or(self.nsec_order.len().checked_sub(1)?);
         self.nsec_order.get(index).map(|&(_, node)| node)
+    }
+
+    /// The NSEC or NSEC3 that matches `wire` or covers it.
+    fn cover(&self, wire: &[u8]) -> Option<Proof> {
+        if self.nsec3.is_empty() {
+            return self.covering_node(wire).map(Proof::Nsec);
+        }
+        let hash = nsec3_hash(wire);
+        let after = self.nsec3.partition_point(|entry| entry.hash <= hash);
+        let index = after.checked_sub(1).unwrap_or(self.nsec3.len() - 1);
+        Some(Proof::Nsec3(index))
+    }
+
+    /// The name one label below `encloser` on the way to `wire` (RFC 5155
+    /// §1.3's next closer name).
+    fn next_closer<'wire>(wire: &'wire [u8], encloser: &[u8]) -> &'wire [u8] {
+        let mut at: &[u8] = wire;
+        while let Some(parent) = parent_wire(at) {
+            if parent.len() <= encloser.len() {
+                break;
+            }
+            at = parent;
+        }
+        at
+    }
+
+    /// The proofs that `wire` does not exist (RFC 4035 §3.1.3.2, RFC 5155
+    /// §7.2.2): with NSEC, the NSECs covering it and the wildcard at its
+    /// closest encloser; with NSEC3, the closest encloser's NSEC3, the one
+    /// covering the next closer name and the one covering the wildcard.
+    fn nonexistence(&self, wire: &[u8]) -> Vec<Proof> {
+        let encloser = self.closest_encloser(wire);
+        let mut wildcard = b"\x01*".to_vec();
+        wildcard.extend_from_slice(encloser);
+        let names: Vec<&[u8]> = if self.nsec3.is_empty() {
+            vec![wire, &wildcard]
+        } else {
+            vec![encloser, Self::next_closer(wire, encloser), &wildcard]
+        };
+        names
+            .into_iter()
+            .filter_map(|name| self.cover(name))
+            .collect()
+    }
+
+    /// The proof that `wire`, answered by a wildcard, has no closer match
+    /// (RFC 4035 §3.1.3.3, RFC 5155 §7.2.6).
+    fn expansion(&self, wire: &[u8]) -> Vec<Proof> {
+        let name = if self.nsec3.is_empty() {
+            wire
+        } else {
+            Self::next_closer(wire, self.closest_encloser(wire))
+        };
+        self.cover(name).into_iter().collect()
+    }
+
+    /// The proof that the existing name `wire` has no data of a type: its
+    /// NSEC or NSEC3 (an empty non-terminal's covering NSEC); for a
+    /// wildcard's owner with NSEC3, its closest encloser's too (RFC 5155
+    /// §7.2.5).
+    fn nodata(&self, wire: &[u8]) -> Vec<Proof> {
+        let mut proofs: Vec<Proof> = self.cover(wire).into_iter().collect();
+        if !self.nsec3.is_empty()
+            && wire.starts_with(b"\x01*")
+            && let Some(parent) = parent_wire(wire)
+        {
+            proofs.extend(self.cover(parent));
+        }
+        proofs
     }
 
     /// The closest encloser of `wire` in this zone: the deepest existing
@@ -401,6 +477,15 @@ impl<'zone> BuildZone<'zone> {
     }
 }
 
+/// A record that proves something in a negative answer of a signed zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proof {
+    /// The NSEC of this node.
+    Nsec(usize),
+    /// This entry of the zone's NSEC3 chain.
+    Nsec3(usize),
+}
+
 /// A CNAME chain resolved at compile time.
 struct Chain {
     /// The records of the chain, in order. Zones are indexes into the
@@ -549,54 +634,51 @@ impl Compiler {
         Ok(())
     }
 
-    /// Pushes the NSEC of `node` unless `seen` says this section has it
-    /// already (one NSEC can prove two things; RFC 2181 §5 wants records
-    /// once).
-    fn push_nsec_once(
+    /// Pushes a proof (an NSEC or an NSEC3, with its RRSIGs) into the
+    /// authority section.
+    fn push_proof(
         &self,
         encoder: &mut SectionEncoder,
         zone: &BuildZone<'_>,
-        node: usize,
-        seen: &mut Vec<(usize, usize)>,
+        proof: Proof,
     ) -> Result<(), String> {
-        let key = (std::ptr::from_ref(zone) as usize, node);
-        if seen.contains(&key) {
+        match proof {
+            Proof::Nsec(node) => self.push_nsec(encoder, zone, node),
+            Proof::Nsec3(entry) => {
+                for record in &zone.nsec3[entry].records {
+                    encoder.push(
+                        Part::Authority,
+                        Owner::Name(&record.name),
+                        record,
+                        record.ttl,
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Pushes `proofs` of `zone` when signing, each unless `seen` says this
+    /// section has it already (one record can prove two things; RFC 2181
+    /// §5 wants records once).
+    fn push_proofs(
+        &self,
+        encoder: &mut SectionEncoder,
+        zone: &BuildZone<'_>,
+        proofs: Vec<Proof>,
+        seen: &mut Vec<(usize, Proof)>,
+    ) -> Result<(), String> {
+        if !self.signs(zone) {
             return Ok(());
         }
-        seen.push(key);
-        self.push_nsec(encoder, zone, node)
-    }
-
-    /// Pushes the NSEC that owns or covers `wire`, when signing.
-    fn push_covering(
-        &self,
-        encoder: &mut SectionEncoder,
-        zone: &BuildZone<'_>,
-        wire: &[u8],
-        seen: &mut Vec<(usize, usize)>,
-    ) -> Result<(), String> {
-        if self.signs(zone)
-            && let Some(node) = zone.covering_node(wire)
-        {
-            self.push_nsec_once(encoder, zone, node, seen)?;
+        for proof in proofs {
+            let key = (std::ptr::from_ref(zone) as usize, proof);
+            if !seen.contains(&key) {
+                seen.push(key);
+                self.push_proof(encoder, zone, proof)?;
+            }
         }
         Ok(())
-    }
-
-    /// Pushes the proofs that `wire` does not exist in `zone`: the NSEC
-    /// covering it and the one covering the wildcard at its closest
-    /// encloser (RFC 4035 §3.1.3.2), once each.
-    fn push_nonexistence(
-        &self,
-        encoder: &mut SectionEncoder,
-        zone: &BuildZone<'_>,
-        wire: &[u8],
-        seen: &mut Vec<(usize, usize)>,
-    ) -> Result<(), String> {
-        let mut wildcard = b"\x01*".to_vec();
-        wildcard.extend_from_slice(zone.closest_encloser(wire));
-        self.push_covering(encoder, zone, wire, seen)?;
-        self.push_covering(encoder, zone, &wildcard, seen)
     }
 
     fn negative(&mut self, zone: &BuildZone<'_>) -> Result<u32, String> {
@@ -628,7 +710,10 @@ impl Compiler {
                     cut,
                     ds,
                 )?,
-                None => self.push_nsec(&mut encoder, zone, cut)?,
+                None => {
+                    let proofs = zone.nodata(&node.wire);
+                    self.push_proofs(&mut encoder, zone, proofs, &mut Vec::new())?;
+                }
             }
         }
         for record in &ns.records {
@@ -908,9 +993,15 @@ impl Compiler {
                 let mut section = SectionEncoder::new(&node.wire, 0);
                 self.push_soa(zone, &mut section)?;
                 if let Some(proof) = proof {
-                    let records: Vec<&Record> = proof.records.iter().collect();
-                    let ttl = records.first().map_or(0, |record| record.ttl);
-                    section.push_set(Part::Authority, Owner::Name(&node.name), &records, ttl)?;
+                    // The NSEC (or NSEC3, at its hash) and its RRSIGs.
+                    for record in &proof.records {
+                        section.push(
+                            Part::Authority,
+                            Owner::Name(&record.name),
+                            record,
+                            record.ttl,
+                        )?;
+                    }
                 }
                 let nodata = Reply {
                     section: section.finish(&mut self.sections)?,
@@ -983,9 +1074,8 @@ impl Compiler {
                     }
                     self.push_soa(end_zone, &mut fallback)?;
                     let mut seen = Vec::new();
-                    if self.signs(end_zone) {
-                        self.push_nsec_once(&mut fallback, end_zone, *end, &mut seen)?;
-                    }
+                    let proofs = end_zone.nodata(&end_zone.nodes[*end].wire);
+                    self.push_proofs(&mut fallback, end_zone, proofs, &mut seen)?;
                     self.push_expansions(zones, &mut fallback, &chain, &mut seen)?;
                 }
                 ChainEnd::NxDomain {
@@ -996,7 +1086,9 @@ impl Compiler {
                     fallback_rcode = rcode::NXDOMAIN;
                     self.push_soa(&zones[*end_zone], &mut fallback)?;
                     let mut seen = Vec::new();
-                    self.push_nonexistence(&mut fallback, &zones[*end_zone], name, &mut seen)?;
+                    let end_zone = &zones[*end_zone];
+                    let proofs = end_zone.nonexistence(name);
+                    self.push_proofs(&mut fallback, end_zone, proofs, &mut seen)?;
                     self.push_expansions(zones, &mut fallback, &chain, &mut seen)?;
                 }
                 ChainEnd::Stop => {
@@ -1101,10 +1193,11 @@ impl Compiler {
         zones: &[BuildZone<'_>],
         encoder: &mut SectionEncoder,
         chain: &Chain,
-        seen: &mut Vec<(usize, usize)>,
+        seen: &mut Vec<(usize, Proof)>,
     ) -> Result<(), String> {
         for (zone, wire) in &chain.expansions {
-            self.push_covering(encoder, &zones[*zone], wire, seen)?;
+            let zone = &zones[*zone];
+            self.push_proofs(encoder, zone, zone.expansion(wire), seen)?;
         }
         Ok(())
     }
@@ -1331,16 +1424,27 @@ fn compile_data(
             }
             zone_replies.push((nxdomain, nodata));
             zone_slots.push(inputs.decisions.zone_slot(&build.zone.origin.to_ascii()));
-            let mut proofs = NsecIndex::default();
-            if compiler.signs(build) {
+            let mut denial = Denial::default();
+            if compiler.signs(build) && !build.nsec3.is_empty() {
+                let mut index = Nsec3Index::default();
+                for (entry, nsec3) in build.nsec3.iter().enumerate() {
+                    let mut encoder = SectionEncoder::uncompressed();
+                    compiler.push_proof(&mut encoder, build, Proof::Nsec3(entry))?;
+                    let id = encoder.finish(&mut compiler.sections)?;
+                    index.push(nsec3.hash, compiler.sections.list[id as usize]);
+                }
+                denial = Denial::Nsec3(index);
+            } else if compiler.signs(build) {
+                let mut index = NsecIndex::default();
                 for (key, node) in &build.nsec_order {
                     let mut encoder = SectionEncoder::uncompressed();
                     compiler.push_nsec(&mut encoder, build, *node)?;
                     let id = encoder.finish(&mut compiler.sections)?;
-                    proofs.push(key, compiler.sections.list[id as usize]);
+                    index.push(key, compiler.sections.list[id as usize]);
                 }
+                denial = Denial::Nsec(index);
             }
-            nsec.push(proofs);
+            nsec.push(denial);
             signers.push(build.zone.signer.clone().filter(|_| compiler.signs(build)));
             Ok(())
         })();

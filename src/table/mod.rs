@@ -229,9 +229,9 @@ pub struct Answer<'table> {
     key: u32,
     /// The counter of the zone the answer comes from.
     pub zone: Option<ZoneSlot>,
-    /// NSEC proofs chosen for the query name (signed zones, DO queries):
-    /// appended to the authority section, after `bytes`.
-    proofs: [&'table [u8]; 2],
+    /// NSEC or NSEC3 proofs chosen for the query name (signed zones, DO
+    /// queries): appended to the authority section, after `bytes`.
+    proofs: [&'table [u8]; 3],
 }
 
 impl Answer<'_> {
@@ -245,7 +245,7 @@ impl Answer<'_> {
     /// Length the section adds to the response.
     #[inline]
     pub fn len(&self) -> usize {
-        self.bytes.len() + self.proofs[0].len() + self.proofs[1].len()
+        self.bytes.len() + self.proofs.iter().map(|proof| proof.len()).sum::<usize>()
     }
 
     /// True when the section holds no records.
@@ -269,8 +269,9 @@ impl Answer<'_> {
             }
         }
         // Proof sections hold no compression pointers: they go anywhere.
-        out.extend_from_slice(self.proofs[0]);
-        out.extend_from_slice(self.proofs[1]);
+        for proof in self.proofs {
+            out.extend_from_slice(proof);
+        }
     }
 }
 
@@ -281,12 +282,16 @@ impl<'table> Answer<'table> {
     fn with_proof(mut self, data: &'table ZoneData, proof: &Section) -> Self {
         let start = proof.start as usize;
         let bytes = &data.section_bytes[start..start + usize::from(proof.length)];
-        let slot = if self.proofs[0].is_empty() {
-            0
-        } else if self.proofs[0].as_ptr() == bytes.as_ptr() {
+        // One record can prove two things: it goes once.
+        if self
+            .proofs
+            .iter()
+            .any(|known| known.as_ptr() == bytes.as_ptr())
+        {
             return self;
-        } else {
-            1
+        }
+        let Some(slot) = self.proofs.iter().position(|known| known.is_empty()) else {
+            return self;
         };
         self.proofs[slot] = bytes;
         self.counts[1] += proof.counts[1];
@@ -312,7 +317,7 @@ pub struct RoutingTable {
 struct ZoneData {
     /// Per zone (by number): its NSEC proofs, in canonical order; empty
     /// for an unsigned zone and in the table for queries without DO.
-    nsec: Vec<nsec::NsecIndex>,
+    nsec: Vec<nsec::Denial>,
     /// Per zone: what signs its steered answers (signed zones, in the
     /// table for queries with DO).
     signers: Vec<Option<Arc<crate::dnssec::OnlineSigner>>>,
@@ -545,14 +550,23 @@ impl RoutingTable {
             return match self.found(data, reply, node) {
                 // NODATA in a signed zone: the name's NSEC proves it.
                 Lookup::Answer(answer) if answer.counts[0] == 0 && answer.authoritative => {
-                    match data
-                        .nsec
-                        .get(node.zone as usize)
-                        .and_then(|proofs| proofs.covering(name))
+                    let Some(proofs) = data.nsec.get(node.zone as usize) else {
+                        return Lookup::Answer(answer);
+                    };
+                    let mut answer = match proofs.covering(name) {
+                        Some(proof) => answer.with_proof(data, proof),
+                        None => answer,
+                    };
+                    // A wildcard's own name asked for with NSEC3: its
+                    // closest encloser's NSEC3 too, as for a name the
+                    // wildcard matched (RFC 5155 §7.2.5), as NSD does.
+                    if proofs.is_nsec3()
+                        && name.starts_with(b"\x01*")
+                        && let Some(proof) = proofs.covering(&name[2..])
                     {
-                        Some(proof) => Lookup::Answer(answer.with_proof(data, proof)),
-                        None => Lookup::Answer(answer),
+                        answer = answer.with_proof(data, proof);
                     }
+                    Lookup::Answer(answer)
                 }
                 other => other,
             };
@@ -563,6 +577,9 @@ impl RoutingTable {
             if length == 0 {
                 break;
             }
+            // The name one label longer than the encloser tried next: its
+            // "next closer name" (RFC 5155 §1.3), which NSEC3 proofs cover.
+            let next_closer = at;
             at += 1 + usize::from(length);
             let Some(suffix) = name.get(at..) else { break };
             let Some(id) = data.index.get(suffix) else {
@@ -592,9 +609,12 @@ impl RoutingTable {
             let found = self.found(data, reply, encloser);
             let proofs = &data.nsec[encloser.zone as usize];
             return match found {
-                Lookup::Answer(answer) if !proofs.is_empty() => {
-                    Lookup::Answer(data.prove(answer, proofs, name, suffix, wildcard))
-                }
+                Lookup::Answer(answer) if !proofs.is_empty() => Lookup::Answer(data.prove(
+                    answer,
+                    proofs,
+                    (name, &name[next_closer..], suffix),
+                    wildcard,
+                )),
                 other => other,
             };
         }
@@ -613,7 +633,7 @@ impl ZoneData {
             + self
                 .nsec
                 .iter()
-                .map(nsec::NsecIndex::heap_bytes)
+                .map(nsec::Denial::heap_bytes)
                 .sum::<usize>()
     }
 
@@ -631,30 +651,37 @@ impl ZoneData {
             assumed_question_len: section.assumed_question_len,
             key: section.start,
             zone: None,
-            proofs: [&[], &[]],
+            proofs: [&[], &[], &[]],
         }
     }
 
-    /// Adds the NSEC proofs for `name`, which does not exist in the zone
-    /// of `proofs`: `encloser` (a suffix of `name`) is its closest
-    /// encloser, and `wildcard` says whether the wildcard there answered.
-    /// RFC 4035 §3.1.3: a wildcard answer proves no closer name exists; a
-    /// wildcard NODATA adds the wildcard's own NSEC; an NXDOMAIN proves
-    /// neither the name nor the wildcard exists.
+    /// Adds the proofs for `name`, which does not exist in the zone of
+    /// `proofs`: `encloser` (a suffix of `name`) is its closest encloser,
+    /// `next_closer` the suffix one label longer, and `wildcard` says
+    /// whether the wildcard at the encloser answered. With NSEC (RFC 4035
+    /// §3.1.3): a wildcard answer proves no closer name exists; a wildcard
+    /// NODATA adds the wildcard's own NSEC; an NXDOMAIN proves neither the
+    /// name nor the wildcard exists. With NSEC3 (RFC 5155 §7.2): the next
+    /// closer name is covered, and but for a wildcard answer, the closest
+    /// encloser and the wildcard are matched or covered too.
     #[inline]
     fn prove<'table>(
         &'table self,
         answer: Answer<'table>,
-        proofs: &'table nsec::NsecIndex,
-        name: &[u8],
-        encloser: &[u8],
+        proofs: &'table nsec::Denial,
+        (name, next_closer, encloser): (&[u8], &[u8], &[u8]),
         wildcard: bool,
     ) -> Answer<'table> {
-        let mut answer = match proofs.covering(name) {
+        let nsec3 = proofs.is_nsec3();
+        let first = if nsec3 { next_closer } else { name };
+        let mut answer = match proofs.covering(first) {
             Some(proof) => answer.with_proof(self, proof),
             None => answer,
         };
         if !wildcard || answer.counts[0] == 0 {
+            if nsec3 && let Some(proof) = proofs.covering(encloser) {
+                answer = answer.with_proof(self, proof);
+            }
             let mut source = [0u8; 256];
             let length = (encloser.len() + 2).min(source.len());
             source[..2].copy_from_slice(b"\x01*");

@@ -1,4 +1,4 @@
-//! Finding the NSEC record that covers a name, at query time.
+//! Finding the NSEC or NSEC3 record that covers a name, at query time.
 //!
 //! A signed zone's NSEC owners are kept sorted by a byte key that orders
 //! as RFC 4034 §6.1's canonical order does: the labels from the right,
@@ -6,7 +6,9 @@
 //! a 0 after it, so that a label sorts before every longer label it
 //! starts, and a name before every name below it. The key of a query
 //! name is built on the stack; the search is a binary search over the
-//! sorted keys. Nothing allocates.
+//! sorted keys. An NSEC3 zone's records are kept in the order of their
+//! hashes, and a name is hashed (SHA-1, RFC 9276's parameters) and
+//! searched the same way. Nothing allocates.
 
 use super::Section;
 
@@ -118,6 +120,83 @@ impl NsecIndex {
         self.keys.capacity()
             + self.ends.capacity() * 4
             + self.proofs.capacity() * size_of::<Section>()
+    }
+}
+
+/// A zone's NSEC3 records in hash order, with their proof sections.
+#[derive(Default)]
+pub(super) struct Nsec3Index {
+    hashes: Vec<crate::dnssec::sign::Nsec3Hash>,
+    proofs: Vec<Section>,
+}
+
+impl Nsec3Index {
+    /// Adds the next hash (callers add them in order).
+    pub(super) fn push(&mut self, hash: crate::dnssec::sign::Nsec3Hash, proof: Section) {
+        self.hashes.push(hash);
+        self.proofs.push(proof);
+    }
+
+    /// The proof of the NSEC3 that matches `wire`'s hash or covers it.
+    #[inline]
+    fn covering(&self, wire: &[u8]) -> Option<&Section> {
+        let hash = crate::dnssec::sign::nsec3_hash(wire);
+        let after = self.hashes.partition_point(|known| *known <= hash);
+        // Before the first hash: the last NSEC3 wraps round to cover it.
+        let index = after
+            .checked_sub(1)
+            .unwrap_or(self.hashes.len().checked_sub(1)?);
+        self.proofs.get(index)
+    }
+}
+
+/// How a zone denies existence, for queries with DO.
+pub(super) enum Denial {
+    /// NSEC (an empty index: an unsigned zone, or the table without DO).
+    Nsec(NsecIndex),
+    /// NSEC3.
+    Nsec3(Nsec3Index),
+}
+
+impl Default for Denial {
+    fn default() -> Self {
+        Denial::Nsec(NsecIndex::default())
+    }
+}
+
+impl Denial {
+    /// True when there is nothing to prove with (an unsigned zone).
+    #[inline]
+    pub(super) fn is_empty(&self) -> bool {
+        match self {
+            Denial::Nsec(index) => index.is_empty(),
+            Denial::Nsec3(index) => index.proofs.is_empty(),
+        }
+    }
+
+    /// True for NSEC3, whose proofs name the closest encloser.
+    #[inline]
+    pub(super) fn is_nsec3(&self) -> bool {
+        matches!(self, Denial::Nsec3(_))
+    }
+
+    /// The record (NSEC, or NSEC3 by hash) that matches `wire` or covers it.
+    #[inline]
+    pub(super) fn covering(&self, wire: &[u8]) -> Option<&Section> {
+        match self {
+            Denial::Nsec(index) => index.covering(wire),
+            Denial::Nsec3(index) => index.covering(wire),
+        }
+    }
+
+    /// Bytes held.
+    pub(super) fn heap_bytes(&self) -> usize {
+        match self {
+            Denial::Nsec(index) => index.heap_bytes(),
+            Denial::Nsec3(index) => {
+                index.hashes.capacity() * 20 + index.proofs.capacity() * size_of::<Section>()
+            }
+        }
     }
 }
 
