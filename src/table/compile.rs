@@ -1428,7 +1428,7 @@ fn compile_data(
             if compiler.signs(build) && !build.nsec3.is_empty() {
                 let mut index = Nsec3Index::default();
                 for (entry, nsec3) in build.nsec3.iter().enumerate() {
-                    let mut encoder = SectionEncoder::uncompressed();
+                    let mut encoder = SectionEncoder::against_question(&build.apex);
                     compiler.push_proof(&mut encoder, build, Proof::Nsec3(entry))?;
                     let id = encoder.finish(&mut compiler.sections)?;
                     index.push(nsec3.hash, compiler.sections.list[id as usize]);
@@ -1437,7 +1437,7 @@ fn compile_data(
             } else if compiler.signs(build) {
                 let mut index = NsecIndex::default();
                 for (key, node) in &build.nsec_order {
-                    let mut encoder = SectionEncoder::uncompressed();
+                    let mut encoder = SectionEncoder::against_question(&build.apex);
                     compiler.push_nsec(&mut encoder, build, *node)?;
                     let id = encoder.finish(&mut compiler.sections)?;
                     index.push(key, compiler.sections.list[id as usize]);

@@ -64,8 +64,9 @@ pub struct SectionEncoder<'question> {
     pending_question: Option<(&'question [u8], usize)>,
     counts: [u16; 3],
     /// False for a section that goes wherever the data plane puts it (an
-    /// NSEC proof): every name written whole, nothing to fix up.
-    compress: bool,
+    /// NSEC proof): names point into the question only, never into the
+    /// section itself, whose place in the response is not known.
+    self_reference: bool,
 }
 
 /// Which section a record goes to.
@@ -104,16 +105,18 @@ impl<'question> SectionEncoder<'question> {
             dictionary: Vec::new(),
             pending_question: Some((assumed_question, reusable_from_label)),
             counts: [0; 3],
-            compress: true,
+            self_reference: true,
         }
     }
 
-    /// Starts a section with no compression pointer in it, so that it can
-    /// be appended after any other (NSEC proofs chosen at query time).
-    pub fn uncompressed() -> Self {
+    /// Starts a section that can be appended after any other (NSEC proofs
+    /// chosen at query time): its names are compressed against the
+    /// question only, assumed to be `apex`, a suffix of every real one, so
+    /// the usual fixups move them.
+    pub fn against_question(apex: &'question [u8]) -> Self {
         Self {
-            compress: false,
-            ..Self::new(&[], 0)
+            self_reference: false,
+            ..Self::new(apex, 0)
         }
     }
 
@@ -136,14 +139,6 @@ impl<'question> SectionEncoder<'question> {
 
     /// Writes `name` with compression (original letter case for new labels).
     fn write_name(&mut self, name: &Name) {
-        if !self.compress {
-            for label in name.iter() {
-                self.bytes.push(label.len() as u8);
-                self.bytes.extend_from_slice(label);
-            }
-            self.bytes.push(0);
-            return;
-        }
         self.seed_dictionary();
         let lower = wire_lower(name);
         let starts = label_starts(&lower);
@@ -159,7 +154,7 @@ impl<'question> SectionEncoder<'question> {
                 return;
             }
             let here = self.base + self.bytes.len();
-            if here <= MAX_POINTER_TARGET {
+            if here <= MAX_POINTER_TARGET && self.self_reference {
                 self.dictionary.push((suffix.to_vec(), here));
             }
             let label = labels.next().unwrap_or_default();

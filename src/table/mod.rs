@@ -231,7 +231,16 @@ pub struct Answer<'table> {
     pub zone: Option<ZoneSlot>,
     /// NSEC or NSEC3 proofs chosen for the query name (signed zones, DO
     /// queries): appended to the authority section, after `bytes`.
-    proofs: [&'table [u8]; 3],
+    proofs: [Proof<'table>; 3],
+}
+
+/// A proof section: its bytes, and its pointers into the question, made
+/// for the zone's apex as the question.
+#[derive(Clone, Copy, Debug, Default)]
+struct Proof<'table> {
+    bytes: &'table [u8],
+    fixups: &'table [u16],
+    assumed_question_len: u8,
 }
 
 impl Answer<'_> {
@@ -245,7 +254,12 @@ impl Answer<'_> {
     /// Length the section adds to the response.
     #[inline]
     pub fn len(&self) -> usize {
-        self.bytes.len() + self.proofs.iter().map(|proof| proof.len()).sum::<usize>()
+        self.bytes.len()
+            + self
+                .proofs
+                .iter()
+                .map(|proof| proof.bytes.len())
+                .sum::<usize>()
     }
 
     /// True when the section holds no records.
@@ -258,19 +272,18 @@ impl Answer<'_> {
     /// question name of `question_len` bytes.
     #[inline]
     pub fn write(&self, out: &mut Vec<u8>, question_len: usize) {
-        let start = out.len();
-        out.extend_from_slice(self.bytes);
-        let delta = question_len.saturating_sub(usize::from(self.assumed_question_len)) as u16;
-        if delta != 0 {
-            for &fixup in self.fixups {
-                let at = start + usize::from(fixup);
-                let pointer = u16::from_be_bytes([out[at], out[at + 1]]) + delta;
-                out[at..at + 2].copy_from_slice(&pointer.to_be_bytes());
-            }
-        }
-        // Proof sections hold no compression pointers: they go anywhere.
+        append(
+            out,
+            (self.bytes, self.fixups, self.assumed_question_len),
+            question_len,
+        );
+        // Proof sections point into the question only: they go anywhere.
         for proof in self.proofs {
-            out.extend_from_slice(proof);
+            append(
+                out,
+                (proof.bytes, proof.fixups, proof.assumed_question_len),
+                question_len,
+            );
         }
     }
 }
@@ -286,16 +299,38 @@ impl<'table> Answer<'table> {
         if self
             .proofs
             .iter()
-            .any(|known| known.as_ptr() == bytes.as_ptr())
+            .any(|known| known.bytes.as_ptr() == bytes.as_ptr())
         {
             return self;
         }
-        let Some(slot) = self.proofs.iter().position(|known| known.is_empty()) else {
+        let Some(slot) = self.proofs.iter().position(|known| known.bytes.is_empty()) else {
             return self;
         };
-        self.proofs[slot] = bytes;
+        let fixup_start = proof.fixup_start as usize;
+        self.proofs[slot] = Proof {
+            bytes,
+            fixups: &data.fixups[fixup_start..fixup_start + usize::from(proof.fixup_count)],
+            assumed_question_len: proof.assumed_question_len,
+        };
         self.counts[1] += proof.counts[1];
         self
+    }
+}
+
+/// Appends a pre-encoded section (bytes, pointer offsets, and the
+/// question length it was made for) to `out`, moving its compression
+/// pointers for a question of `question_len` bytes.
+#[inline]
+fn append(out: &mut Vec<u8>, (bytes, fixups, assumed): (&[u8], &[u16], u8), question_len: usize) {
+    let start = out.len();
+    out.extend_from_slice(bytes);
+    let delta = question_len.saturating_sub(usize::from(assumed)) as u16;
+    if delta != 0 {
+        for &fixup in fixups {
+            let at = start + usize::from(fixup);
+            let pointer = u16::from_be_bytes([out[at], out[at + 1]]) + delta;
+            out[at..at + 2].copy_from_slice(&pointer.to_be_bytes());
+        }
     }
 }
 
@@ -651,7 +686,7 @@ impl ZoneData {
             assumed_question_len: section.assumed_question_len,
             key: section.start,
             zone: None,
-            proofs: [&[], &[], &[]],
+            proofs: [Proof::default(); 3],
         }
     }
 
