@@ -145,10 +145,10 @@ pub fn build_with_decisions(
         .map(|steered| steered.name.clone())
         .collect();
     // Lint the zones as the operator wrote them, before signing adds to them.
-    let warnings = zone::lint(&zones, &steered);
+    let mut warnings = zone::lint(&zones, &steered);
     let mut zones = zones;
     if let Some(dnssec) = &config.dnssec {
-        sign_zones(&mut zones, dnssec, &config.steering)?;
+        warnings.extend(sign_zones(&mut zones, dnssec, &config.steering)?);
     }
     let inputs = CompileInputs {
         config: Arc::new(config),
@@ -182,10 +182,30 @@ fn sign_zones(
     zones: &mut [zone::Zone],
     dnssec: &config::DnssecConfig,
     steering: &SteeringConfig,
-) -> Result<(), Vec<String>> {
+) -> Result<Vec<String>, Vec<String>> {
     use crate::config::steering::SteeredType;
     use hickory_proto::rr::RecordType;
     let ring = crate::dnssec::load_keys(&dnssec.keys)?;
+    // A key made for a misspelt zone leaves the zone it was meant for
+    // unsigned, which a DS at the parent turns into an outage: say so.
+    let served: Vec<Vec<u8>> = zones
+        .iter()
+        .map(|zone| crate::table::wire_lower(&zone.origin))
+        .collect();
+    let warnings: Vec<String> = ring
+        .zones()
+        .filter(|apex| !served.iter().any(|served| served.as_slice() == *apex))
+        .map(|apex| {
+            let keys = ring.keys_of(apex);
+            format!(
+                "{}: a key for zone {}, which is not served (no {}zone in the zones directory); \
+                 no zone is signed with it",
+                keys[0].file.display(),
+                crate::table::display_wire_name(apex),
+                crate::table::display_wire_name(apex)
+            )
+        })
+        .collect();
     let now = unix_now();
     // Each steered name is answered by the deepest zone that holds it, as
     // the table compiler decides.
@@ -219,7 +239,7 @@ fn sign_zones(
         }
     }
     if errors.is_empty() {
-        Ok(())
+        Ok(warnings)
     } else {
         Err(errors)
     }

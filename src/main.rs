@@ -239,9 +239,18 @@ fn check(config_path: &Path) -> ExitCode {
             for warning in &built.warnings {
                 eprintln!("warning: {warning}");
             }
+            let signed = built
+                .table
+                .zones()
+                .iter()
+                .filter(|zone| zone.dnssec.is_some())
+                .count();
+            let zones = match signed {
+                0 => count(built.zones as u64, "zone"),
+                _ => format!("{} ({signed} signed)", count(built.zones as u64, "zone")),
+            };
             println!(
-                "ok: {}, {}, compiled in {:.1} ms",
-                count(built.zones as u64, "zone"),
+                "ok: {zones}, {}, compiled in {:.1} ms",
                 count(built.records as u64, "record"),
                 built.compile_duration.as_secs_f64() * 1000.0
             );

@@ -1318,6 +1318,9 @@ async fn a_zone_without_a_key_stays_unsigned_beside_a_signed_one() {
         Role::KeySigning,
         &[],
     );
+    let check = common::run_steer(&["check", "--config", "steer.toml"], directory.path()).await;
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(said.starts_with("ok: 2 zones (1 signed), "), "{said}");
     let server = TestServer::start_prepared(directory).await;
     let port = port_of(&server);
 
@@ -1558,4 +1561,25 @@ async fn cds_and_cdnskey_tell_the_parent_about_the_keys_whose_sync_time_came() {
         .collect();
     assert_eq!(published, [syncing.public_key.as_str()], "{}", cdnskey.text);
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_for_a_zone_not_served_is_a_warning_naming_its_file() {
+    let directory = prepare(&config(""), &[("example.test", ZONE)]);
+    let path = directory.path().to_path_buf();
+    // A typo in the zone name: example.test would be served unsigned.
+    let key = keygen(
+        &path,
+        "exampel.test",
+        "ECDSAP256SHA256",
+        Role::KeySigning,
+        &[],
+    );
+    let output = common::run_steer(&["check", "--config", "steer.toml"], &path).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "a warning, not an error: {stderr}");
+    assert!(stderr.contains("warning:"), "{stderr}");
+    assert!(stderr.contains(&format!("{}.key", key.name)), "{stderr}");
+    assert!(stderr.contains("exampel.test."), "{stderr}");
+    assert!(stderr.contains("not served"), "{stderr}");
 }
