@@ -46,12 +46,13 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from benchlib import free_port, tree_cpu_seconds
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(REPO, "target", "release", "steer")
@@ -62,7 +63,6 @@ QUERIES = int(os.environ.get("QUERIES", "100"))
 QPS = os.environ.get("QPS", "")
 SERVERS = os.environ.get("SERVERS", "steer nsd knot").split()
 LABEL = os.environ.get("LABEL", "dnssec")
-TICKS = os.sysconf("SC_CLK_TCK")
 
 ZONE = "bench.test"
 HOSTS = 10000
@@ -130,38 +130,6 @@ def stop_all():
             process.kill()
             process.wait()
     PROCESSES.clear()
-
-
-def free_port():
-    while True:
-        with socket.socket() as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-
-
-def tree_cpu_seconds(pid):
-    """utime + stime of `pid` and every descendant, in seconds."""
-    total = 0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            with open(f"/proc/{current}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-            children = subprocess.run(
-                ["pgrep", "-P", str(current)], capture_output=True, text=True
-            ).stdout.split()
-            pending.extend(int(child) for child in children)
-        except FileNotFoundError:
-            continue
-    return total / TICKS
 
 
 def run(argv, **kwargs):

@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 
+from benchlib import free_port, tree_cpu_seconds
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(REPO, "target", "release", "steer")
 REPS = int(os.environ.get("REPS", "5"))
@@ -36,7 +38,6 @@ SECONDS = int(os.environ.get("SECONDS", "5"))
 CLIENTS = int(os.environ.get("CLIENTS", "8"))
 QUERIES = int(os.environ.get("QUERIES", "64"))
 LABEL = os.environ.get("LABEL", "dot")
-TICKS = os.sysconf("SC_CLK_TCK")
 
 ZONE = """$ORIGIN bench.test.
 $TTL 300
@@ -45,38 +46,6 @@ $TTL 300
 ns1 A 192.0.2.53
 www A 192.0.2.10
 """
-
-
-def free_port():
-    while True:
-        with socket.socket() as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-
-
-def tree_cpu_seconds(pid):
-    """utime + stime of `pid` and every descendant, in seconds."""
-    total = 0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            with open(f"/proc/{current}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-            children = subprocess.run(
-                ["pgrep", "-P", str(current)], capture_output=True, text=True
-            ).stdout.split()
-            pending.extend(int(child) for child in children)
-        except FileNotFoundError:
-            continue
-    return total / TICKS
 
 
 def wait_for(port, tls_port):

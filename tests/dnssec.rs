@@ -13,11 +13,10 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::tools::{dnskey_of, run_bounded};
 use common::{Family, TestServer, Transport};
 
 /// The signed zone: an apex with MX, addresses, a CNAME to an in-zone
@@ -54,11 +53,6 @@ ns1  A     192.0.2.1
 www  A     192.0.2.80
 ";
 
-/// How long any one external tool (dig, delv, dnssec-keygen) may run
-/// before the test gives up on it: a server that never answers fails the
-/// test instead of hanging it.
-const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
-
 const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
 
@@ -84,54 +78,6 @@ fn prepare(config: &str, zones: &[(&str, &str)]) -> tempfile::TempDir {
     }
     std::fs::write(path.join("steer.toml"), config).expect("config");
     directory
-}
-
-/// What a finished tool printed.
-struct Output {
-    stdout: String,
-    stderr: String,
-    success: bool,
-}
-
-/// Runs `program` with `arguments`, killing it after [`TOOL_TIMEOUT`]
-/// (the test then fails). Blocking: call it off the async threads while a
-/// server runs in-process.
-fn run_bounded(program: &str, arguments: &[&str]) -> Output {
-    let mut child = Command::new(program)
-        .args(arguments)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("{program} (Debian's package) runs: {error}"));
-    // Both pipes are drained while the child runs, so a long output never
-    // blocks it.
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for a tool") {
-            break status;
-        }
-        if started.elapsed() > TOOL_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{program} {arguments:?}: still running after {TOOL_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-        success: status.success(),
-    }
 }
 
 /// Whether a key signs the DNSKEY RRset (flags 257) or the rest (256).
@@ -166,7 +112,7 @@ fn keygen(directory: &Path, zone: &str, algorithm: &str, role: Role, extra: &[&s
     }
     arguments.extend(extra);
     arguments.push(zone);
-    let output = run_bounded("dnssec-keygen", &arguments);
+    let output = run_bounded("dnssec-keygen", &arguments, None);
     assert!(output.success, "dnssec-keygen failed: {}", output.stderr);
     let name = output
         .stdout
@@ -181,22 +127,12 @@ fn keygen(directory: &Path, zone: &str, algorithm: &str, role: Role, extra: &[&s
         .next()
         .and_then(|tag| tag.parse().ok())
         .unwrap_or_else(|| panic!("no key tag in {name}"));
-    let text = std::fs::read_to_string(directory.join(format!("keys/{name}.key")))
-        .unwrap_or_else(|error| panic!("reading {name}.key: {error}"));
-    let fields: Vec<&str> = text
-        .lines()
-        .find(|line| !line.starts_with(';') && line.contains("DNSKEY"))
-        .unwrap_or_else(|| panic!("no DNSKEY in {name}.key: {text}"))
-        .split_whitespace()
-        .skip_while(|field| *field != "DNSKEY")
-        .skip(1)
-        .collect();
-    assert!(fields.len() >= 4, "short DNSKEY in {name}.key: {text}");
+    let (flags, algorithm, public_key) = dnskey_of(&directory.join(format!("keys/{name}.key")));
     Key {
         tag,
-        flags: fields[0].parse().expect("DNSKEY flags"),
-        algorithm: fields[2].parse().expect("DNSKEY algorithm"),
-        public_key: fields[3..].concat(),
+        flags,
+        algorithm,
+        public_key,
         name,
     }
 }
@@ -399,7 +335,7 @@ async fn dig(port: u16, arguments: &[&str]) -> Dig {
     command.extend(arguments.iter().map(ToString::to_string));
     let output = tokio::task::spawn_blocking(move || {
         let arguments: Vec<&str> = command.iter().map(String::as_str).collect();
-        run_bounded("dig", &arguments)
+        run_bounded("dig", &arguments, None)
     })
     .await
     .expect("dig thread");
@@ -437,7 +373,7 @@ async fn delv_from(
     ]);
     let output = tokio::task::spawn_blocking(move || {
         let arguments: Vec<&str> = command.iter().map(String::as_str).collect();
-        run_bounded("delv", &arguments)
+        run_bounded("delv", &arguments, None)
     })
     .await
     .expect("delv thread");
@@ -1521,6 +1457,7 @@ async fn cds_and_cdnskey_tell_the_parent_about_the_keys_whose_sync_time_came() {
     let dsfromkey = run_bounded(
         "dnssec-dsfromkey",
         &["-2", key_file.to_str().expect("UTF-8 path")],
+        None,
     );
     assert!(dsfromkey.success, "{}", dsfromkey.stderr);
     let expected: Vec<String> = dsfromkey

@@ -29,13 +29,11 @@ mod common;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::differential::{Sections, Way, difference, lines, random_zone, start_nsd};
+use common::tools::{dnskey_of, run_bounded};
 use common::{Family, QueryOptions, TestServer, Transport};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -138,60 +136,6 @@ const TYPES: [RecordType; 12] = [
 /// How many answers of each kind, in each zone, `delv` validates.
 const VALIDATED_PER_KIND: usize = 2;
 
-/// How long any one external tool (dnssec-keygen, dnssec-signzone, delv)
-/// may run before the test gives up on it.
-const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// What a finished tool printed.
-struct Output {
-    stdout: String,
-    stderr: String,
-    success: bool,
-}
-
-/// Runs `program` with `arguments` in `directory`, killing it after
-/// [`TOOL_TIMEOUT`] (the test then fails). Blocking: call it off the
-/// async threads while a server runs in-process.
-fn run_bounded(program: &str, arguments: &[&str], directory: &Path) -> Output {
-    let mut child = Command::new(program)
-        .args(arguments)
-        .current_dir(directory)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("{program} (Debian's package) runs: {error}"));
-    // Both pipes are drained while the child runs, so a long output never
-    // blocks it.
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    // Killed and reaped if the wait below panics.
-    let mut child = common::Process(child);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("waiting for a tool") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < TOOL_TIMEOUT,
-            "{program} {arguments:?}: still running after {TOOL_TIMEOUT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    Output {
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-        success: status.success(),
-    }
-}
-
 /// A zone to compare: its origin (absolute), its text, and the names to
 /// ask beyond those [`common::differential::names`] finds in it.
 struct TestZone {
@@ -236,24 +180,11 @@ fn keygen(keys: &Path, origin: &str, key_signing: bool) -> (u16, String) {
         arguments.extend(["-f", "KSK"]);
     }
     arguments.push(origin);
-    let output = run_bounded("dnssec-keygen", &arguments, keys);
+    let output = run_bounded("dnssec-keygen", &arguments, Some(keys));
     assert!(output.success, "dnssec-keygen failed: {}", output.stderr);
     let name = output.stdout.trim().to_owned();
-    let text = std::fs::read_to_string(keys.join(format!("{name}.key")))
-        .unwrap_or_else(|error| panic!("reading {name}.key: {error}"));
-    let fields: Vec<&str> = text
-        .lines()
-        .find(|line| !line.starts_with(';') && line.contains("DNSKEY"))
-        .unwrap_or_else(|| panic!("no DNSKEY in {name}.key: {text}"))
-        .split_whitespace()
-        .skip_while(|field| *field != "DNSKEY")
-        .skip(1)
-        .collect();
-    assert!(fields.len() >= 4, "short DNSKEY in {name}.key: {text}");
-    (
-        fields[0].parse().expect("DNSKEY flags"),
-        fields[3..].concat(),
-    )
+    let (flags, _, public_key) = dnskey_of(&keys.join(format!("{name}.key")));
+    (flags, public_key)
 }
 
 /// Makes a KSK and a ZSK for `origin` in `root/keys`, writes the KSK as
@@ -289,7 +220,7 @@ fn sign_offline(root: &Path, origin: &str, soa_ttl: u32, nsec3: bool) {
         arguments.extend(["-3", "-", "-H", "0"]);
     }
     arguments.push(&unsigned);
-    let output = run_bounded("dnssec-signzone", &arguments, root);
+    let output = run_bounded("dnssec-signzone", &arguments, Some(root));
     assert!(
         output.success,
         "dnssec-signzone {arguments:?} failed: {}{}",
@@ -850,7 +781,7 @@ fn validate_sample(root: &Path, port: u16, candidates: &Candidates) -> (Vec<Stri
                         name,
                         &record_type.to_string(),
                     ];
-                    let output = run_bounded("delv", &arguments, root);
+                    let output = run_bounded("delv", &arguments, Some(root));
                     let text = format!("{}{}", output.stdout, output.stderr);
                     if !validated(&text, negative) {
                         failures

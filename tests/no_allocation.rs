@@ -243,30 +243,8 @@ fn answering_allocates_nothing_once_warm() {
         let config = config.display();
         names.extend(zones_only.iter().cloned());
         let packets = queries(&names);
-        // As a worker holds it: sized once, reused for every answer.
-        let mut out = Vec::with_capacity(65_535);
-        // As the server makes it: once, before the workers start.
-        let buckets = Buckets::new(1 << 16);
-        let log_directory = tempfile::tempdir().expect("temporary directory");
-        let (log, writer) = QueryLog::start(
-            &QueryLogConfig {
-                file: log_directory.path().join("queries.log"),
-                sample: 1,
-            },
-            Arc::new(DecisionRegistry::default()),
-            Arc::new(Metrics::default()),
-        )
-        .expect("start the query log");
-        let warm = answer_all(&table, (&buckets, &log), &packets, &mut out);
+        let (warm, made) = allocations_once_warm(&table, &packets);
         assert!(warm > packets.len(), "{config}: most queries are answered");
-
-        let before = allocations();
-        for _ in 0..20 {
-            answer_all(&table, (&buckets, &log), &packets, &mut out);
-        }
-        let made = allocations() - before;
-        drop(log);
-        writer.finish();
         assert_eq!(
             made,
             0,
@@ -274,6 +252,36 @@ fn answering_allocates_nothing_once_warm() {
             20 * warm
         );
     }
+}
+
+/// Answers `packets` once to warm up (as [`answer_all`] does, into a
+/// buffer, rate limiter and query log made as the server makes them),
+/// then 20 times more: how many were answered in the first pass, and the
+/// allocations the 20 made.
+fn allocations_once_warm(table: &RoutingTable, packets: &[Vec<u8>]) -> (usize, u64) {
+    // As a worker holds it: sized once, reused for every answer.
+    let mut out = Vec::with_capacity(65_535);
+    // As the server makes it: once, before the workers start.
+    let buckets = Buckets::new(1 << 16);
+    let log_directory = tempfile::tempdir().expect("temporary directory");
+    let (log, writer) = QueryLog::start(
+        &QueryLogConfig {
+            file: log_directory.path().join("queries.log"),
+            sample: 1,
+        },
+        Arc::new(DecisionRegistry::default()),
+        Arc::new(Metrics::default()),
+    )
+    .expect("start the query log");
+    let warm = answer_all(table, (&buckets, &log), packets, &mut out);
+    let before = allocations();
+    for _ in 0..20 {
+        answer_all(table, (&buckets, &log), packets, &mut out);
+    }
+    let made = allocations() - before;
+    drop(log);
+    writer.finish();
+    (warm, made)
 }
 
 /// A signed zone with every kind of answer a DO query can get.
@@ -360,28 +368,8 @@ fn signed_answers_allocate_nothing(denial: &str) {
         packets.push(packet(name, record_type, Some(signed)));
         packets.push(packet(name, record_type, Some(edns(None, false))));
     }
-    let mut out = Vec::with_capacity(65_535);
-    let buckets = Buckets::new(1 << 16);
-    let log_directory = tempfile::tempdir().expect("temporary directory");
-    let (log, writer) = QueryLog::start(
-        &QueryLogConfig {
-            file: log_directory.path().join("queries.log"),
-            sample: 1,
-        },
-        Arc::new(DecisionRegistry::default()),
-        Arc::new(Metrics::default()),
-    )
-    .expect("start the query log");
-    let warm = answer_all(&table, (&buckets, &log), &packets, &mut out);
+    let (warm, made) = allocations_once_warm(&table, &packets);
     assert_eq!(warm, packets.len() * 6, "every query is answered");
-
-    let before = allocations();
-    for _ in 0..20 {
-        answer_all(&table, (&buckets, &log), &packets, &mut out);
-    }
-    let made = allocations() - before;
-    drop(log);
-    writer.finish();
     assert_eq!(
         made,
         0,

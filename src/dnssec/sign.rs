@@ -382,6 +382,46 @@ fn nsec3_chain<'zone>(
     Ok((hashed, proofs))
 }
 
+/// Runs `work` over `items` on every core, a run of items per thread,
+/// and returns what it made in the order of `items`. Signing costs tens of
+/// microseconds an RRset, and a large zone has hundreds of thousands.
+fn on_every_core<Item: Sync, Made: Send>(
+    items: &[Item],
+    file: &str,
+    work: impl Fn(&Item) -> Result<Vec<Made>, String> + Sync,
+) -> Result<Vec<Made>, String> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let run = items.len().div_ceil(threads).max(1024);
+    let parts: Vec<Result<Vec<Made>, String>> = std::thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> = items
+            .chunks(run)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut made = Vec::new();
+                    for item in part {
+                        made.extend(work(item)?);
+                    }
+                    Ok(made)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(format!("{file}: a signing thread panicked")))
+            })
+            .collect()
+    });
+    let mut made = Vec::with_capacity(items.len());
+    for part in parts {
+        made.extend(part?);
+    }
+    Ok(made)
+}
+
 /// Signs `zone` with `keys` at `now`: adds DNSKEY, NSEC and RRSIG records
 /// to it and sets its [`Signing`] and the signer of its steered answers.
 /// `steered` are the names and types policies answer in this zone: they
@@ -676,92 +716,38 @@ fn sign(
         }
     }
 
-    // Signatures over every authoritative RRset: some tens of microseconds
-    // each, so a large zone is signed on every core, in order.
-    let sign_owners = |indexes: &[usize]| -> Result<Vec<Record>, String> {
+    // Signatures over every authoritative RRset, then over the NSEC3s.
+    added.extend(on_every_core(&chain, &file_text, |&index| {
+        let owner = &owners[index];
+        let cut = is_cut(owner);
         let mut made = Vec::new();
-        for &index in indexes {
-            let owner = &owners[index];
-            let cut = is_cut(owner);
-            for (set_type, ttl, records) in &owner.sets {
-                if cut && !matches!(set_type, RecordType::DS | RecordType::NSEC) {
-                    continue;
-                }
-                // RFC 7344 §4.1: CDS and CDNSKEY are signed by a key the
-                // parent's DS points at, as DNSKEY is.
-                let signers = if matches!(
-                    set_type,
-                    RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY
-                ) {
-                    dnskey_signers
-                } else {
-                    data_signers
-                };
-                made.extend(set_signer.sign(owner, *set_type, *ttl, records, signers)?);
+        for (set_type, ttl, records) in &owner.sets {
+            if cut && !matches!(set_type, RecordType::DS | RecordType::NSEC) {
+                continue;
             }
+            // RFC 7344 §4.1: CDS and CDNSKEY are signed by a key the
+            // parent's DS points at, as DNSKEY is.
+            let signers = if matches!(
+                set_type,
+                RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY
+            ) {
+                dnskey_signers
+            } else {
+                data_signers
+            };
+            made.extend(set_signer.sign(owner, *set_type, *ttl, records, signers)?);
         }
         Ok(made)
-    };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let chunk = chain.len().div_ceil(threads).max(1024);
-    let parts: Vec<Result<Vec<Record>, String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = chain
-            .chunks(chunk)
-            .map(|indexes| scope.spawn(move || sign_owners(indexes)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(format!("{file}: a signing thread panicked")))
-            })
-            .collect()
-    });
-    for part in parts {
-        added.extend(part?);
-    }
-    // The NSEC3 chain's own signatures, also on every core.
-    let nsec3_signed: Vec<Result<Vec<Nsec3Entry>, String>> = std::thread::scope(|scope| {
-        let chunk = nsec3_owners.len().div_ceil(threads).max(1024);
-        let handles: Vec<_> = nsec3_owners
-            .chunks(chunk)
-            .map(|part| {
-                let set_signer = &set_signer;
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(hash, owner)| {
-                            let (_, ttl, records) = &owner.sets[0];
-                            let mut signed = set_signer.sign(
-                                owner,
-                                RecordType::NSEC3,
-                                *ttl,
-                                records,
-                                data_signers,
-                            )?;
-                            signed.insert(0, records[0].as_ref().clone());
-                            Ok(Nsec3Entry {
-                                hash: *hash,
-                                records: signed,
-                            })
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(format!("{file}: a signing thread panicked")))
-            })
-            .collect()
-    });
-    let mut nsec3_chain_entries = Vec::with_capacity(nsec3_owners.len());
-    for part in nsec3_signed {
-        nsec3_chain_entries.extend(part?);
-    }
+    })?);
+    let nsec3_chain_entries = on_every_core(&nsec3_owners, &file_text, |(hash, owner)| {
+        let (_, ttl, records) = &owner.sets[0];
+        let mut signed = set_signer.sign(owner, RecordType::NSEC3, *ttl, records, data_signers)?;
+        signed.insert(0, records[0].as_ref().clone());
+        Ok(vec![Nsec3Entry {
+            hash: *hash,
+            records: signed,
+        }])
+    })?;
     for owner in &owners {
         for (set_type, _, records) in &owner.sets {
             if matches!(

@@ -245,7 +245,7 @@ fn data_text(record: &Record) -> String {
         RecordType::RRSIG => signature_text(bytes),
         RecordType::NSEC => denial_text(bytes),
         RecordType::DNSKEY => key_text(bytes),
-        RecordType::DS => delegation_signer_text(bytes),
+        RecordType::DS => key_text(bytes),
         _ => None,
     };
     text.unwrap_or_else(|| format!("\\# {} {}", bytes.len(), hex(bytes)))
@@ -287,20 +287,10 @@ fn denial_text(bytes: &[u8]) -> Option<String> {
     Some(text)
 }
 
-/// A DNSKEY's flags, protocol, algorithm and public key (RFC 4034 §2.2).
+/// A DNSKEY's flags, protocol, algorithm and public key (RFC 4034 §2.2),
+/// or a DS's key tag, algorithm, digest type and digest (§5.3): both a
+/// 16-bit number, two 8-bit ones, then bytes.
 fn key_text(bytes: &[u8]) -> Option<String> {
-    let fixed = bytes.get(..4)?;
-    Some(format!(
-        "{} {} {} {}",
-        u16::from_be_bytes([fixed[0], fixed[1]]),
-        fixed[2],
-        fixed[3],
-        hex(&bytes[4..])
-    ))
-}
-
-/// A DS's key tag, algorithm, digest type and digest (RFC 4034 §5.3).
-fn delegation_signer_text(bytes: &[u8]) -> Option<String> {
     let fixed = bytes.get(..4)?;
     Some(format!(
         "{} {} {} {}",

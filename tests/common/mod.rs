@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 pub mod differential;
+pub mod tools;
 
 /// A minimal `example.test` zone (SOA, NS and its glue) for tests whose
 /// names are all steered.
