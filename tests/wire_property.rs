@@ -13,6 +13,10 @@
 //! - any bytes and mutated queries over UDP under rate limits that truncate
 //!   everything past the first response: every slipped response parses,
 //!   echoes the id, has TC and QR set and carries no records.
+//!
+//! The fixture zones are signed (Ed25519, alternately NSEC and NSEC3), so
+//! queries with the DO bit go through the signed table, its NSEC and NSEC3
+//! searches and its proofs.
 
 mod common;
 
@@ -56,10 +60,45 @@ fn fixture() -> &'static (RoutingTable, Vec<String>) {
             .collect();
         names.sort();
         names.dedup();
+        let mut zones = zones;
+        for (index, zone) in zones.iter_mut().enumerate() {
+            let key = signing_key(zone);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_secs();
+            steer::dnssec::sign_zone(zone, &[key], &[], (now, 14 * 86_400), index % 2 == 1)
+                .unwrap_or_else(|error| panic!("fixture zone does not sign: {error}"));
+        }
         let table = RoutingTable::compile_zones(&zones, 1)
             .unwrap_or_else(|errors| panic!("fixture does not compile: {errors:?}"));
+        assert!(table.has_signed_zones());
         (table, names)
     })
+}
+
+/// A combined signing key (Ed25519, made here) for `zone`.
+fn signing_key(zone: &steer::zone::Zone) -> steer::dnssec::ZoneKey {
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    use steer::dnssec::keys::{ED25519, FLAG_SEP, FLAG_ZONE, Signer, Timing, key_tag};
+    let document =
+        Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).expect("an Ed25519 key");
+    let pair = Ed25519KeyPair::from_pkcs8(document.as_ref()).expect("reads back");
+    let public = pair.public_key().as_ref().to_vec();
+    let flags = FLAG_ZONE | FLAG_SEP;
+    let mut rdata = flags.to_be_bytes().to_vec();
+    rdata.extend_from_slice(&[3, ED25519]);
+    rdata.extend_from_slice(&public);
+    steer::dnssec::ZoneKey {
+        file: std::path::PathBuf::from("generated.key"),
+        zone: steer::table::wire_lower(&zone.origin),
+        flags,
+        algorithm: ED25519,
+        tag: key_tag(&rdata),
+        public,
+        signer: Some(std::sync::Arc::new(Signer::Ed25519(pair))),
+        timing: Timing::default(),
+    }
 }
 
 /// Responds and checks what holds for every packet, valid or not.
