@@ -586,6 +586,10 @@ struct Compiler {
     /// Per steered policy of a signed zone: its NODATA with the NSEC that
     /// leaves the steered type out.
     policy_nodata: Vec<(u32, Reply)>,
+    /// In the zone being compiled (signed, NSEC): each node's proof
+    /// section, its NSEC and RRSIGs, which the node's answer to a query
+    /// for type NSEC shares rather than holding the same bytes again.
+    nsec_proofs: FxHashMap<usize, u32>,
 }
 
 impl Compiler {
@@ -1110,18 +1114,42 @@ impl Compiler {
                     && !(plain_of_signed
                         && matches!(set.record_type, RecordType::RRSIG | RecordType::NSEC))
             };
+            let overlapped =
+                self.overlap_signatures(zone, node_index, is_cut, reusable_from_label)?;
             for set in node.sets.iter().filter(answerable) {
-                let mut section = encoder();
-                self.push_signed(
-                    &mut section,
-                    Part::Answer,
-                    Owner::Question,
-                    zone,
-                    node_index,
-                    set,
-                )?;
-                let reply = positive(section.finish(&mut self.sections)?);
-                self.answers.push((u16::from(set.record_type), reply));
+                let proof = (set.record_type == RecordType::NSEC && !is_wildcard)
+                    .then(|| self.nsec_proofs.get(&node_index).copied())
+                    .flatten();
+                let view = overlapped
+                    .iter()
+                    .find(|(record_type, _)| *record_type == set.record_type)
+                    .map(|(_, section)| *section);
+                let section = match (proof, view) {
+                    // The proof's records, counted as answers: its names
+                    // point into the question at the zone's apex, which
+                    // ends this name too.
+                    (Some(proof), _) => {
+                        let mut section = self.sections.list[proof as usize];
+                        section.counts = [section.counts[1], 0, 0];
+                        self.sections.list.push(section);
+                        (self.sections.list.len() - 1) as u32
+                    }
+                    (None, Some(view)) => view,
+                    (None, None) => {
+                        let mut section = encoder();
+                        self.push_signed(
+                            &mut section,
+                            Part::Answer,
+                            Owner::Question,
+                            zone,
+                            node_index,
+                            set,
+                        )?;
+                        section.finish(&mut self.sections)?
+                    }
+                };
+                self.answers
+                    .push((u16::from(set.record_type), positive(section)));
             }
             // NODATA (the shared one, SOA and its RRSIGs) gets its proof per
             // query: the name's NSEC, or the one covering an empty
@@ -1167,6 +1195,81 @@ impl Compiler {
         table_node.answers_len = (self.answers.len() - table_node.answers_start as usize) as u16;
         self.answers[table_node.answers_start as usize..].sort_by_key(|(qtype, _)| *qtype);
         Ok(table_node)
+    }
+
+    /// For a signed name with one RRset whose data holds no name (A, AAAA,
+    /// TXT: the most of any large zone), the answer to its type and the
+    /// answer to a query for RRSIG as two views of one run of bytes: the
+    /// RRset, its RRSIGs, then the NSEC's RRSIGs. Each RRSIG is held once
+    /// instead of twice. Every owner is the question (`0xC00C`) and no
+    /// RDATA compresses, so neither view has a pointer to fix up. Returns
+    /// the sections by the type they answer; none when the name is not
+    /// of that shape.
+    fn overlap_signatures(
+        &mut self,
+        zone: &BuildZone<'_>,
+        node_index: usize,
+        is_cut: bool,
+        reusable_from_label: usize,
+    ) -> Result<Vec<(RecordType, u32)>, String> {
+        let node = &zone.nodes[node_index];
+        let data: Vec<&RecordSet<'_>> = node
+            .sets
+            .iter()
+            .filter(|set| !matches!(set.record_type, RecordType::RRSIG | RecordType::NSEC))
+            .collect();
+        let shape = self.signs(zone)
+            && !is_cut
+            && node.steered.is_empty()
+            && node.set(RecordType::RRSIG).is_some()
+            && node.set(RecordType::NSEC).is_some()
+            && matches!(
+                data.as_slice(),
+                [set] if matches!(set.record_type, RecordType::A | RecordType::AAAA | RecordType::TXT)
+            );
+        if !shape {
+            return Ok(Vec::new());
+        }
+        let set = data[0];
+        let mut run = SectionEncoder::new(&node.wire, reusable_from_label);
+        run.push_set(Part::Answer, Owner::Question, &set.records, set.ttl)?;
+        let data_bytes = run.written();
+        let data_count = run.counts()[0];
+        let own = zone.signatures(node_index, set.record_type);
+        run.push_set(Part::Answer, Owner::Question, &own, set.ttl)?;
+        let answer_bytes = run.written();
+        let answer_count = run.counts()[0];
+        let nsec = zone.signatures(node_index, RecordType::NSEC);
+        let nsec_ttl = node.set(RecordType::NSEC).map_or(0, |set| set.ttl);
+        // Each RRSIG at its own RRset's TTL (RFC 4034 §3), as they answer
+        // a query for RRSIG.
+        for signature in &nsec {
+            run.push(Part::Answer, Owner::Question, signature, nsec_ttl)?;
+        }
+        let whole = run.finish(&mut self.sections)?;
+        let section = self.sections.list[whole as usize];
+        if section.fixup_count != 0 {
+            return Ok(Vec::new());
+        }
+        let answer = Section {
+            length: answer_bytes as u16,
+            counts: [answer_count, 0, 0],
+            ..section
+        };
+        let signatures = Section {
+            start: section.start + data_bytes as u32,
+            length: section.length - data_bytes as u16,
+            counts: [section.counts[0] - data_count, 0, 0],
+            ..section
+        };
+        self.sections.list.push(answer);
+        let answer_id = (self.sections.list.len() - 1) as u32;
+        self.sections.list.push(signatures);
+        let signatures_id = (self.sections.list.len() - 1) as u32;
+        Ok(vec![
+            (set.record_type, answer_id),
+            (RecordType::RRSIG, signatures_id),
+        ])
     }
 
     fn push_soa(&self, zone: &BuildZone<'_>, encoder: &mut SectionEncoder) -> Result<(), String> {
@@ -1359,6 +1462,7 @@ fn compile_data(
         dnames: Vec::new(),
         signed,
         policy_nodata: Vec::new(),
+        nsec_proofs: FxHashMap::default(),
     };
     let mut nsec = Vec::with_capacity(builds.len());
     let mut signers = Vec::with_capacity(builds.len());
@@ -1394,6 +1498,15 @@ fn compile_data(
             for node in 0..build.nodes.len() {
                 if build.cut_of[node] == Some(node) {
                     referrals.insert(node, compiler.referral(build, node)?);
+                }
+            }
+            compiler.nsec_proofs.clear();
+            if compiler.signs(build) && build.nsec3.is_empty() {
+                for (_, node) in &build.nsec_order {
+                    let mut encoder = SectionEncoder::against_question(&build.apex);
+                    compiler.push_nsec(&mut encoder, build, *node)?;
+                    let id = encoder.finish(&mut compiler.sections)?;
+                    compiler.nsec_proofs.insert(*node, id);
                 }
             }
             let first_node = nodes.len() as u32;
@@ -1437,9 +1550,7 @@ fn compile_data(
             } else if compiler.signs(build) {
                 let mut index = NsecIndex::default();
                 for (key, node) in &build.nsec_order {
-                    let mut encoder = SectionEncoder::against_question(&build.apex);
-                    compiler.push_nsec(&mut encoder, build, *node)?;
-                    let id = encoder.finish(&mut compiler.sections)?;
+                    let id = compiler.nsec_proofs[node];
                     index.push(key, compiler.sections.list[id as usize]);
                 }
                 denial = Denial::Nsec(index);

@@ -244,6 +244,16 @@ impl<'question> SectionEncoder<'question> {
         Ok(())
     }
 
+    /// Bytes written so far.
+    pub fn written(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Records written so far: answer, authority, additional.
+    pub fn counts(&self) -> [u16; 3] {
+        self.counts
+    }
+
     /// Stores the finished section in the table's arenas.
     pub fn finish(self, sections: &mut Sections) -> Result<u32, String> {
         let length = u16::try_from(self.bytes.len())
