@@ -183,7 +183,6 @@ fn sign_zones(
     dnssec: &config::DnssecConfig,
     steering: &SteeringConfig,
 ) -> Result<Vec<String>, Vec<String>> {
-    use crate::config::steering::SteeredType;
     use hickory_proto::rr::RecordType;
     let ring = crate::dnssec::load_keys(&dnssec.keys)?;
     // A key made for a misspelt zone leaves the zone it was meant for
@@ -212,18 +211,8 @@ fn sign_zones(
     let mut steered: Vec<Vec<(hickory_proto::rr::Name, RecordType)>> =
         vec![Vec::new(); zones.len()];
     for entry in &steering.steered {
-        let holder = zones
-            .iter()
-            .enumerate()
-            .filter(|(_, zone)| zone.origin.zone_of(&entry.name))
-            .max_by_key(|(_, zone)| zone.origin.num_labels());
-        if let Some((index, _)) = holder {
-            let record_type = match entry.record_type {
-                SteeredType::A => RecordType::A,
-                SteeredType::Aaaa => RecordType::AAAA,
-                SteeredType::Cname => RecordType::CNAME,
-            };
-            steered[index].push((entry.name.clone(), record_type));
+        if let Some(index) = zone::holding_zone(zones, &entry.name) {
+            steered[index].push((entry.name.clone(), entry.record_type.record_type()));
         }
     }
     let mut errors = Vec::new();

@@ -617,6 +617,16 @@ impl Pool {
 }
 
 impl SteeredType {
+    /// The record type answered.
+    pub fn record_type(self) -> hickory_proto::rr::RecordType {
+        use hickory_proto::rr::RecordType;
+        match self {
+            Self::A => RecordType::A,
+            Self::Aaaa => RecordType::AAAA,
+            Self::Cname => RecordType::CNAME,
+        }
+    }
+
     /// The type's mnemonic, as in the file and in zone files.
     pub fn as_str(self) -> &'static str {
         match self {

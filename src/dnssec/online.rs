@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::keys::Signer;
+use super::sign::{canonical_record, label_count, rrsig_prefix};
 
 /// RRSIG's type code.
 const TYPE_RRSIG: u16 = 46;
@@ -156,15 +157,8 @@ impl OnlineSigner {
                 return 0;
             };
             let begin = cache.scratch.len();
-            cache.scratch.extend_from_slice(owner);
-            cache.scratch.extend_from_slice(&record_type.to_be_bytes());
-            cache.scratch.extend_from_slice(&1u16.to_be_bytes());
-            cache.scratch.extend_from_slice(&ttl.to_be_bytes());
-            cache
-                .scratch
-                .extend_from_slice(&(length as u16).to_be_bytes());
-            let rdata_at = cache.scratch.len();
-            cache.scratch.extend_from_slice(rdata);
+            canonical_record(&mut cache.scratch, owner, (record_type, ttl), rdata);
+            let rdata_at = cache.scratch.len() - length;
             if record_type == TYPE_CNAME {
                 cache.scratch[rdata_at..].make_ascii_lowercase();
             }
@@ -182,33 +176,20 @@ impl OnlineSigner {
             });
         }
         let records_end = cache.scratch.len();
-        let mut labels = 0u8;
-        let mut label_at = 0;
-        while let Some(&length) = owner.get(label_at) {
-            if length == 0 {
-                break;
-            }
-            labels += 1;
-            label_at += 1 + usize::from(length);
-        }
+        let labels = label_count(owner) as u8;
         let mut appended = 0;
         for key in &self.keys {
             // The data to sign: RRSIG RDATA without the signature, then
             // the sorted records, built after the records in `scratch`.
             cache.scratch.truncate(records_end);
             let rdata_start = cache.scratch.len();
-            cache.scratch.extend_from_slice(&record_type.to_be_bytes());
-            cache.scratch.push(key.algorithm);
-            cache.scratch.push(labels);
-            cache.scratch.extend_from_slice(&ttl.to_be_bytes());
-            cache
-                .scratch
-                .extend_from_slice(&self.expiration.to_be_bytes());
-            cache
-                .scratch
-                .extend_from_slice(&self.inception.to_be_bytes());
-            cache.scratch.extend_from_slice(&key.tag.to_be_bytes());
-            cache.scratch.extend_from_slice(&self.apex);
+            rrsig_prefix(
+                &mut cache.scratch,
+                (record_type, labels, ttl),
+                (key.algorithm, key.tag),
+                (self.inception, self.expiration),
+                &self.apex,
+            );
             let prefix_end = cache.scratch.len();
             for index in 0..cache.records.len() {
                 let (begin, end) = cache.records[index];

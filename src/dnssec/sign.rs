@@ -128,6 +128,57 @@ fn labels(wire: &[u8]) -> Vec<&[u8]> {
     found
 }
 
+/// Writes the RDATA of an RRSIG without its signature (RFC 4034 §3.1):
+/// the covered type, algorithm, labels and original TTL, the validity
+/// period, the key tag and the signer's name. It begins the data signed.
+pub(super) fn rrsig_prefix(
+    out: &mut Vec<u8>,
+    (covered, labels, ttl): (u16, u8, u32),
+    (algorithm, tag): (u8, u16),
+    (inception, expiration): (u32, u32),
+    signer: &[u8],
+) {
+    out.extend_from_slice(&covered.to_be_bytes());
+    out.push(algorithm);
+    out.push(labels);
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&expiration.to_be_bytes());
+    out.extend_from_slice(&inception.to_be_bytes());
+    out.extend_from_slice(&tag.to_be_bytes());
+    out.extend_from_slice(signer);
+}
+
+/// Writes one record in canonical form (RFC 4034 §6.2) as the data signed
+/// holds it: owner (lower-cased wire), type, class IN, original TTL,
+/// RDLENGTH, canonical RDATA.
+pub(super) fn canonical_record(
+    out: &mut Vec<u8>,
+    owner: &[u8],
+    (record_type, ttl): (u16, u32),
+    rdata: &[u8],
+) {
+    out.extend_from_slice(owner);
+    out.extend_from_slice(&record_type.to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    out.extend_from_slice(rdata);
+}
+
+/// How many labels a wire name has, the root not counted.
+pub(super) fn label_count(wire: &[u8]) -> usize {
+    let mut count = 0;
+    let mut at = 0;
+    while let Some(&length) = wire.get(at) {
+        if length == 0 {
+            break;
+        }
+        count += 1;
+        at += 1 + usize::from(length);
+    }
+    count
+}
+
 /// An owner's records while signing: the zone's, borrowed, and the
 /// DNSKEY and NSEC records signing makes.
 struct Owner<'zone> {
@@ -156,7 +207,7 @@ impl SetSigner<'_> {
         records: &[Cow<'_, Record>],
         signers: &[&ZoneKey],
     ) -> Result<Vec<Record>, String> {
-        let mut label_count = labels(&owner.wire).len();
+        let mut label_count = label_count(&owner.wire);
         if owner.wire.starts_with(b"\x01*") {
             label_count -= 1;
         }
@@ -171,23 +222,17 @@ impl SetSigner<'_> {
         for key in signers {
             let Some(signer) = &key.signer else { continue };
             let mut rrsig = Vec::with_capacity(128);
-            rrsig.extend_from_slice(&u16::from(set_type).to_be_bytes());
-            rrsig.push(key.algorithm);
-            rrsig.push(label_count as u8);
-            rrsig.extend_from_slice(&ttl.to_be_bytes());
             // RFC 4034 §3.1.5: serial number arithmetic on 32 bits.
-            rrsig.extend_from_slice(&(self.expires as u32).to_be_bytes());
-            rrsig.extend_from_slice(&(self.inception as u32).to_be_bytes());
-            rrsig.extend_from_slice(&key.tag.to_be_bytes());
-            rrsig.extend_from_slice(self.apex);
+            rrsig_prefix(
+                &mut rrsig,
+                (u16::from(set_type), label_count as u8, ttl),
+                (key.algorithm, key.tag),
+                (self.inception as u32, self.expires as u32),
+                self.apex,
+            );
             let mut signed = rrsig.clone();
             for rdata in &rdatas {
-                signed.extend_from_slice(&owner.wire);
-                signed.extend_from_slice(&u16::from(set_type).to_be_bytes());
-                signed.extend_from_slice(&1u16.to_be_bytes());
-                signed.extend_from_slice(&ttl.to_be_bytes());
-                signed.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-                signed.extend_from_slice(rdata);
+                canonical_record(&mut signed, &owner.wire, (u16::from(set_type), ttl), rdata);
             }
             let signature = signer
                 .sign(&signed)
@@ -263,6 +308,57 @@ struct Signed {
     signer: std::sync::Arc<OnlineSigner>,
 }
 
+/// The types a denial record lists for `owner` (RFC 4035 §2.3, RFC 5155
+/// §3.2): at a delegation NS and DS only, elsewhere every RRset, and the
+/// types its policies answer. RRSIG and the record's own type are the
+/// caller's to add.
+fn owner_types(owner: &Owner<'_>, cut: bool) -> Vec<u16> {
+    owner
+        .sets
+        .iter()
+        .map(|(set_type, _, _)| *set_type)
+        .filter(|set_type| !cut || matches!(set_type, RecordType::NS | RecordType::DS))
+        .map(u16::from)
+        .chain(owner.steered.iter().map(|&steered| u16::from(steered)))
+        .collect()
+}
+
+/// For each type a policy answers at `original`: the denial record `make`
+/// builds from `types` without that type, signed as owned by `holder` (the
+/// name itself for NSEC, its hash for NSEC3), for the policy's NODATA.
+fn steered_nodata(
+    original: &Owner<'_>,
+    holder: &Owner<'_>,
+    types: &[u16],
+    make: &dyn Fn(&[u16]) -> Record,
+    (set_signer, signers): (&SetSigner<'_>, &[&ZoneKey]),
+) -> Result<Vec<NodataProof>, String> {
+    let mut proofs = Vec::with_capacity(original.steered.len());
+    for &steered_type in &original.steered {
+        let without: Vec<u16> = types
+            .iter()
+            .copied()
+            .filter(|&code| code != u16::from(steered_type))
+            .collect();
+        let record = make(&without);
+        let record_type = record.record_type();
+        let mut records = set_signer.sign(
+            holder,
+            record_type,
+            record.ttl,
+            &[Cow::Borrowed(&record)],
+            signers,
+        )?;
+        records.insert(0, record);
+        proofs.push(NodataProof {
+            owner: original.name.clone(),
+            record_type: steered_type,
+            records,
+        });
+    }
+    Ok(proofs)
+}
+
 /// NSEC3 owners in hash order, each with its hash and its one NSEC3.
 type HashedOwners<'zone> = Vec<(Nsec3Hash, Owner<'zone>)>;
 
@@ -303,15 +399,11 @@ fn nsec3_chain<'zone>(
         }
     }
     names.sort_by_key(|(hash, _)| *hash);
+    // RRSIG where the original name's RRsets are signed: not at an
+    // insecure delegation, not at an empty non-terminal.
     let bitmap_types = |owner: &Owner<'zone>| -> Vec<u16> {
         let cut = is_cut(owner);
-        let mut types: Vec<u16> = owner
-            .sets
-            .iter()
-            .map(|(set_type, _, _)| *set_type)
-            .filter(|set_type| !cut || matches!(set_type, RecordType::NS | RecordType::DS))
-            .map(u16::from)
-            .collect();
+        let mut types = owner_types(owner, cut);
         let signed = !cut
             || owner
                 .sets
@@ -320,7 +412,6 @@ fn nsec3_chain<'zone>(
         if signed {
             types.push(u16::from(RecordType::RRSIG));
         }
-        types.extend(owner.steered.iter().map(|&steered| u16::from(steered)));
         types
     };
     let hashed_owner = |hash: &Nsec3Hash| -> Result<Name, String> {
@@ -354,28 +445,15 @@ fn nsec3_chain<'zone>(
             steered: Vec::new(),
         };
         if let Some(index) = index {
-            let original = &owners[*index];
-            for &steered_type in &original.steered {
-                let without: Vec<u16> = types
-                    .iter()
-                    .copied()
-                    .filter(|&code| code != u16::from(steered_type))
-                    .collect();
-                let nsec3 = unknown(&owner.name, ttl, RecordType::NSEC3, rdata(next, &without));
-                let mut records = set_signer.sign(
-                    &owner,
-                    RecordType::NSEC3,
-                    ttl,
-                    &[Cow::Borrowed(&nsec3)],
-                    signers,
-                )?;
-                records.insert(0, nsec3);
-                proofs.push(NodataProof {
-                    owner: original.name.clone(),
-                    record_type: steered_type,
-                    records,
-                });
-            }
+            let make =
+                |types: &[u16]| unknown(&owner.name, ttl, RecordType::NSEC3, rdata(next, types));
+            proofs.extend(steered_nodata(
+                &owners[*index],
+                &owner,
+                &types,
+                &make,
+                (set_signer, signers),
+            )?);
         }
         hashed.push((*hash, owner));
     }
@@ -660,56 +738,23 @@ fn sign(
         for (position, &index) in chain.iter().enumerate() {
             let next = &owners[chain[(position + 1) % chain.len()]];
             let owner = &owners[index];
-            let mut types: Vec<u16> = if is_cut(owner) {
-                owner
-                    .sets
-                    .iter()
-                    .map(|(set_type, _, _)| *set_type)
-                    .filter(|set_type| matches!(set_type, RecordType::NS | RecordType::DS))
-                    .map(u16::from)
-                    .collect()
-            } else {
-                owner
-                    .sets
-                    .iter()
-                    .map(|(set_type, _, _)| u16::from(*set_type))
-                    .collect()
-            };
+            // The NSEC itself is signed, at a delegation too: RRSIG always.
+            let mut types = owner_types(owner, is_cut(owner));
             types.push(u16::from(RecordType::RRSIG));
             types.push(u16::from(RecordType::NSEC));
-            for &steered_type in &owner.steered {
-                let without: Vec<u16> = types
-                    .iter()
-                    .copied()
-                    .chain(owner.steered.iter().map(|&other| u16::from(other)))
-                    .filter(|&code| code != u16::from(steered_type))
-                    .collect();
+            let make = |types: &[u16]| {
                 let mut rdata = next.wire.clone();
-                rdata.extend_from_slice(&type_bitmap(&without));
-                let nsec = unknown(&owner.name, negative_ttl, RecordType::NSEC, rdata);
-                let mut records = set_signer.sign(
-                    owner,
-                    RecordType::NSEC,
-                    negative_ttl,
-                    &[Cow::Borrowed(&nsec)],
-                    data_signers,
-                )?;
-                records.insert(0, nsec);
-                nodata_proofs.push(NodataProof {
-                    owner: owner.name.clone(),
-                    record_type: steered_type,
-                    records,
-                });
-            }
-            types.extend(
-                owner
-                    .steered
-                    .iter()
-                    .map(|&steered_type| u16::from(steered_type)),
-            );
-            let mut rdata = next.wire.clone();
-            rdata.extend_from_slice(&type_bitmap(&types));
-            let record = unknown(&owner.name, negative_ttl, RecordType::NSEC, rdata);
+                rdata.extend_from_slice(&type_bitmap(types));
+                unknown(&owner.name, negative_ttl, RecordType::NSEC, rdata)
+            };
+            nodata_proofs.extend(steered_nodata(
+                owner,
+                owner,
+                &types,
+                &make,
+                (&set_signer, data_signers),
+            )?);
+            let record = make(&types);
             owners[index]
                 .sets
                 .push((RecordType::NSEC, negative_ttl, vec![Cow::Owned(record)]));

@@ -21,7 +21,7 @@ use super::{
     FIRST, NONE, Node, Prepared, Reply, RoutingTable, STEERED, Section, Sections, ZoneData,
     ZoneReplies, ZoneSummary, rcode,
 };
-use crate::config::steering::{SteeredType, SteeringConfig, Step};
+use crate::config::steering::{SteeringConfig, Step};
 use crate::config::{CookieSecrets, RateLimitConfig};
 use crate::dnssec::sign::{Nsec3Entry, nsec3_hash};
 use crate::geo::GeoDatabase;
@@ -1380,12 +1380,7 @@ pub(super) fn compile(
     // Each steered name goes to the deepest zone that holds it.
     let mut per_zone: Vec<Vec<Steered<'_>>> = zones.iter().map(|_| Vec::new()).collect();
     for (index, steered) in steering.steered.iter().enumerate() {
-        let holder = zones
-            .iter()
-            .enumerate()
-            .filter(|(_, zone)| zone.origin.zone_of(&steered.name))
-            .max_by_key(|(_, zone)| zone.origin.num_labels());
-        let Some((zone_index, _)) = holder else {
+        let Some(zone_index) = crate::zone::holding_zone(zones, &steered.name) else {
             errors.push(format!(
                 "{config_file}: {}: {} is not inside any loaded zone",
                 steered.key_path, steered.name
@@ -1394,11 +1389,7 @@ pub(super) fn compile(
         };
         per_zone[zone_index].push(Steered {
             name: &steered.name,
-            record_type: match steered.record_type {
-                SteeredType::A => RecordType::A,
-                SteeredType::Aaaa => RecordType::AAAA,
-                SteeredType::Cname => RecordType::CNAME,
-            },
+            record_type: steered.record_type.record_type(),
             policy: index as u32,
         });
     }

@@ -582,26 +582,13 @@ impl RoutingTable {
             } else {
                 data.node_reply(node, qtype, transport)
             };
+            let proofs = &data.nsec[node.zone as usize];
             return match self.found(data, reply, node) {
                 // NODATA in a signed zone: the name's NSEC proves it.
-                Lookup::Answer(answer) if answer.counts[0] == 0 && answer.authoritative => {
-                    let Some(proofs) = data.nsec.get(node.zone as usize) else {
-                        return Lookup::Answer(answer);
-                    };
-                    let mut answer = match proofs.covering(name) {
-                        Some(proof) => answer.with_proof(data, proof),
-                        None => answer,
-                    };
-                    // A wildcard's own name asked for with NSEC3: its
-                    // closest encloser's NSEC3 too, as for a name the
-                    // wildcard matched (RFC 5155 §7.2.5), as NSD does.
-                    if proofs.is_nsec3()
-                        && name.starts_with(b"\x01*")
-                        && let Some(proof) = proofs.covering(&name[2..])
-                    {
-                        answer = answer.with_proof(data, proof);
-                    }
-                    Lookup::Answer(answer)
+                Lookup::Answer(answer)
+                    if answer.counts[0] == 0 && answer.authoritative && !proofs.is_empty() =>
+                {
+                    Lookup::Answer(data.prove_nodata(answer, proofs, name))
                 }
                 other => other,
             };
@@ -724,6 +711,31 @@ impl ZoneData {
             if let Some(proof) = proofs.covering(&source[..length]) {
                 answer = answer.with_proof(self, proof);
             }
+        }
+        answer
+    }
+
+    /// Adds the proof that the existing `name` has no data of the type
+    /// asked: its NSEC or NSEC3, or for an empty non-terminal with NSEC
+    /// the one that covers it. For a wildcard's own name with NSEC3, its
+    /// closest encloser's NSEC3 too, as for a name the wildcard matched
+    /// (RFC 5155 §7.2.5), as NSD does.
+    #[inline]
+    fn prove_nodata<'table>(
+        &'table self,
+        answer: Answer<'table>,
+        proofs: &'table nsec::Denial,
+        name: &[u8],
+    ) -> Answer<'table> {
+        let mut answer = match proofs.covering(name) {
+            Some(proof) => answer.with_proof(self, proof),
+            None => answer,
+        };
+        if proofs.is_nsec3()
+            && name.starts_with(b"\x01*")
+            && let Some(proof) = proofs.covering(&name[2..])
+        {
+            answer = answer.with_proof(self, proof);
         }
         answer
     }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::config::steering::{PoolMembers, SteeredType, SteeringConfig, Step, WhenAllDown};
+use crate::config::steering::{PoolMembers, SteeringConfig, Step, WhenAllDown};
 use crate::explain::{
     DynamicStepTrace, DynamicTrace, EndpointTrace, LocationStep, Outcome, PoolTrace,
 };
@@ -585,11 +585,7 @@ fn compile_one(
 ) -> Result<CompiledPolicy, String> {
     let dynamic = policy::dynamic_steps(&steered.policy)
         .map_err(|(index, message)| format!("policy[{index}]: {message}"))?;
-    let qtype = match steered.record_type {
-        SteeredType::A => TYPE_A,
-        SteeredType::Aaaa => TYPE_AAAA,
-        SteeredType::Cname => TYPE_CNAME,
-    };
+    let qtype = u16::from(steered.record_type.record_type());
     // The policy's pools: the steered pools, then a fallback pool if it is another one.
     let mut pool_ids: Vec<&String> = steered.pools.iter().collect();
     let when_all_down = match &steered.when_all_down {

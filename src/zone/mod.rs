@@ -78,6 +78,17 @@ pub struct Zone {
     pub signer: Option<std::sync::Arc<crate::dnssec::OnlineSigner>>,
 }
 
+/// The zone of `zones` that answers for `name`: the one with the deepest
+/// apex at or above it (a child zone's names are the child's).
+pub fn holding_zone(zones: &[Zone], name: &Name) -> Option<usize> {
+    zones
+        .iter()
+        .enumerate()
+        .filter(|(_, zone)| zone.origin.zone_of(name))
+        .max_by_key(|(_, zone)| zone.origin.num_labels())
+        .map(|(index, _)| index)
+}
+
 /// An error in a zone file, with its location when known.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ZoneError {
