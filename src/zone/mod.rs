@@ -3,8 +3,9 @@
 //! Every `*.zone` file in the zones directory is one zone; its apex is the
 //! file name without `.zone` (`example.test.zone` → `example.test.`). Files
 //! are RFC 1035 master format (`$ORIGIN`, `$TTL`, `$INCLUDE`, relative names,
-//! parentheses across lines, comments, quoted strings), and BIND's
-//! `$GENERATE`. Record data is parsed
+//! parentheses across lines, comments, quoted strings), BIND's
+//! `$GENERATE`, and RFC 3597's `TYPEnnn`, `CLASS1` and generic data
+//! (`\# length hex`). Record data is parsed
 //! by hickory-proto; this module tracks file and line so that every error an
 //! operator sees names `file:line`. Validation rejects a zone as a whole: a
 //! broken zone is never half-served.
@@ -14,8 +15,9 @@
 //! Submodules: `lexer` (text → entries with line numbers), `parser`
 //! (directives, owners, TTLs, includes), `generate` (`$GENERATE` ranges and
 //! substitutions), `rdata` (record data, names, TTL units, escapes) and
-//! `validate` (whole-zone rules), and `lint` (warnings about data that
-//! loads but dangles).
+//! `validate` (whole-zone rules), `lint` (warnings about data that
+//! loads but dangles) and `write` (records back to a zone file that loads
+//! to the same records, for transferred zones).
 
 mod generate;
 mod lexer;
@@ -25,6 +27,9 @@ pub use lint::lint;
 mod parser;
 mod rdata;
 mod validate;
+mod write;
+
+pub use write::write_zone;
 
 #[cfg(test)]
 mod tests;
@@ -122,6 +127,12 @@ impl std::error::Error for ZoneError {}
 /// `example.test.`). Returns all zones, or every error of every file (never a
 /// partial set).
 pub fn load_dir(dir: &Path) -> Result<Vec<Zone>, Vec<ZoneError>> {
+    load_dir_allowing_empty(dir, false)
+}
+
+/// [`load_dir`], where a directory without zone files is no error when
+/// `allow_empty` (a node that serves secondary zones only).
+pub fn load_dir_allowing_empty(dir: &Path, allow_empty: bool) -> Result<Vec<Zone>, Vec<ZoneError>> {
     let directory_error = |message: String| ZoneError {
         file: dir.to_path_buf(),
         line: None,
@@ -163,7 +174,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Zone>, Vec<ZoneError>> {
             files.push((file_name, path));
         }
     }
-    if files.is_empty() && errors.is_empty() {
+    if files.is_empty() && errors.is_empty() && !allow_empty {
         errors.push(directory_error(
             "no .zone files in the zones directory".to_owned(),
         ));

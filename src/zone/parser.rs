@@ -368,7 +368,7 @@ fn ttl_and_class<'tokens, 'text>(
         {
             ttl = Some(parse_ttl(token.text)?);
         } else if !class_seen && is_class(token.text) {
-            if !token.text.eq_ignore_ascii_case("IN") {
+            if !is_internet(token.text) {
                 return Err(format!("class {} is not supported (only IN)", token.text));
             }
             class_seen = true;
@@ -383,13 +383,20 @@ fn ttl_and_class<'tokens, 'text>(
 /// Whether `text` names a DNS class (RFC 1035 §3.2.4, RFC 3597 `CLASSnn`).
 fn is_class(text: &str) -> bool {
     const CLASSES: [&str; 7] = ["IN", "CH", "CHAOS", "HS", "HESIOD", "CS", "NONE"];
-    CLASSES.iter().any(|class| text.eq_ignore_ascii_case(class))
-        || text
-            .get(..5)
-            .zip(text.get(5..))
-            .is_some_and(|(prefix, number)| {
-                prefix.eq_ignore_ascii_case("CLASS")
-                    && !number.is_empty()
-                    && number.bytes().all(|byte| byte.is_ascii_digit())
-            })
+    CLASSES.iter().any(|class| text.eq_ignore_ascii_case(class)) || class_number(text).is_some()
+}
+
+/// Whether the class `text` is IN, by name or as RFC 3597 `CLASS1`.
+fn is_internet(text: &str) -> bool {
+    text.eq_ignore_ascii_case("IN") || class_number(text) == Some(1)
+}
+
+/// The number of an RFC 3597 `CLASSnn` mnemonic (any case; saturating, so
+/// a huge number is still a class, just not IN).
+fn class_number(text: &str) -> Option<u64> {
+    let (prefix, number) = text.split_at_checked(5)?;
+    (prefix.eq_ignore_ascii_case("CLASS")
+        && !number.is_empty()
+        && number.bytes().all(|byte| byte.is_ascii_digit()))
+    .then(|| number.parse().unwrap_or(u64::MAX))
 }

@@ -8,6 +8,12 @@
 //! type hickory can parse goes through `RData::try_from_str`, after names in
 //! the rdata are made absolute here, because that entry point has no origin.
 //!
+//! Any accepted type may also be written by number (`TYPE1`) and its data in
+//! the RFC 3597 generic form, `\# length hex`, which is decoded by hickory's
+//! wire decoder into the same value as the type's own syntax (DS and DNAME
+//! stay opaque wire data, checked). Generic data must not compress names:
+//! there is no message for a pointer to point into.
+//!
 //! Also home to the shared name, TTL and escape parsers. Every error is a
 //! sentence fragment an operator can act on; the caller adds file and line.
 
@@ -17,6 +23,7 @@ use std::str::FromStr;
 
 use hickory_proto::rr::rdata::{A, AAAA, ANAME, CNAME, MX, NS, NULL, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, DecodeError, Restrict};
 
 use super::lexer::Token;
 
@@ -26,9 +33,24 @@ pub(super) const MAX_TTL: u32 = 0x7fff_ffff;
 /// Longest label (RFC 1035 §2.3.4).
 const MAX_LABEL: usize = 63;
 
-/// Looks up a record type by name (case-insensitive) and rejects the types
-/// that cannot be written in a zone file served by Steer.
+/// Looks up a record type by name (case-insensitive) or by RFC 3597 §5
+/// number (`TYPE1` is A), and rejects the types that cannot be written in a
+/// zone file served by Steer.
 pub(super) fn record_type(text: &str) -> Result<RecordType, String> {
+    if let Some(number) = type_number(text) {
+        let code = u16::try_from(number)
+            .map_err(|_| format!("unknown record type \"{text}\" (type numbers end at 65535)"))?;
+        let record_type = RecordType::from(code);
+        return match record_type {
+            _ if supported(record_type) => Ok(record_type),
+            RecordType::Unknown(_) => {
+                Err(format!("record type {text} is not supported in zone files"))
+            }
+            known => Err(format!(
+                "record type {text} ({known}) is not supported in zone files"
+            )),
+        };
+    }
     let parsed = if text.bytes().all(|byte| !byte.is_ascii_lowercase()) {
         RecordType::from_str(text)
     } else {
@@ -37,13 +59,31 @@ pub(super) fn record_type(text: &str) -> Result<RecordType, String> {
     let Ok(record_type) = parsed else {
         return Err(format!("unknown record type \"{text}\""));
     };
-    if direct(record_type) || via_hickory(record_type) {
+    if supported(record_type) {
         Ok(record_type)
     } else {
         Err(format!(
             "record type {record_type} is not supported in zone files"
         ))
     }
+}
+
+/// The number of an RFC 3597 `TYPEnnn` mnemonic (any case), unbounded.
+fn type_number(text: &str) -> Option<u64> {
+    let (prefix, digits) = text.split_at_checked(4)?;
+    if !prefix.eq_ignore_ascii_case("TYPE")
+        || digits.is_empty()
+        || !digits.bytes().all(|byte| byte.is_ascii_digit())
+    {
+        return None;
+    }
+    Some(digits.parse::<u64>().unwrap_or(u64::MAX))
+}
+
+/// Whether records of `record_type` can be written in a zone file (and so
+/// whether [`super::write`] may use its mnemonic).
+pub(super) fn supported(record_type: RecordType) -> bool {
+    direct(record_type) || via_hickory(record_type)
 }
 
 /// Types whose data this module builds itself.
@@ -71,7 +111,20 @@ pub(super) fn parse_rdata(
     tokens: &[Token<'_>],
     origin: &Name,
 ) -> Result<RData, String> {
-    let result = match record_type {
+    let result = match tokens.split_first() {
+        Some((first, rest)) if !first.quoted && first.text == r"\#" => generic(record_type, rest),
+        _ => presentation(record_type, tokens, origin),
+    };
+    result.map_err(|reason| format!("invalid {record_type} record data: {reason}"))
+}
+
+/// The data of a record written in its type's own syntax.
+fn presentation(
+    record_type: RecordType,
+    tokens: &[Token<'_>],
+    origin: &Name,
+) -> Result<RData, String> {
+    match record_type {
         RecordType::A => single(tokens, "an IPv4 address").and_then(|token| {
             Ipv4Addr::from_str(token.text)
                 .map(|address| RData::A(A::from(address)))
@@ -98,8 +151,129 @@ pub(super) fn parse_rdata(
         RecordType::TXT => txt(tokens),
         RecordType::DS => ds(tokens),
         _ => hickory(record_type, tokens, origin),
+    }
+}
+
+/// RFC 3597 §5 generic data (`\# length hex...`, after the `\#`), decoded
+/// into the same value the type's own syntax gives: what a transferred
+/// zone is written in for types without a faithful text form.
+fn generic(record_type: RecordType, tokens: &[Token<'_>]) -> Result<RData, String> {
+    let Some((length, data)) = tokens.split_first() else {
+        return Err("expected the data length after \\#".to_owned());
     };
-    result.map_err(|reason| format!("invalid {record_type} record data: {reason}"))
+    let length = integer(length.text, "generic data length", u16::MAX.into())?;
+    let mut wire = Vec::with_capacity(usize::try_from(length).unwrap_or_default());
+    decode_hex(data, "generic data", &mut wire)?;
+    if u32::try_from(wire.len()) != Ok(length) {
+        return Err(format!(
+            "generic data is {} bytes but its length says {length}",
+            wire.len()
+        ));
+    }
+    uncompressed_names(record_type, &wire)?;
+    match record_type {
+        RecordType::DNAME => {
+            wire_name(&wire)
+                .map_err(|reason| format!("generic data is not one domain name: {reason}"))?;
+            Ok(RData::Unknown {
+                code: RecordType::DNAME,
+                rdata: NULL::with(wire),
+            })
+        }
+        RecordType::DS if wire.len() < 4 => Err(format!(
+            "generic data of {} bytes is too short for DS (key tag, algorithm and digest type \
+             take 4)",
+            wire.len()
+        )),
+        RecordType::DS => Ok(RData::Unknown {
+            code: RecordType::DS,
+            rdata: NULL::with(wire),
+        }),
+        _ => {
+            let mut decoder = BinDecoder::new(&wire);
+            // The length fits: it was checked against a u16 above.
+            let restrict = Restrict::new(u16::try_from(wire.len()).unwrap_or(u16::MAX));
+            RData::read(&mut decoder, record_type, restrict).map_err(|error| match error {
+                // The check after decoding, against the whole data (some
+                // types use this error for their own fields too).
+                DecodeError::IncorrectRDataLengthRead { read, len, .. }
+                    if len == wire.len() && read < len =>
+                {
+                    let trailing = len.saturating_sub(read);
+                    let plural = if trailing == 1 { "" } else { "s" };
+                    format!(
+                        "generic data has {trailing} trailing byte{plural} after the \
+                         {read} bytes of {record_type} data"
+                    )
+                }
+                error => format!("generic data is not valid {record_type} data: {error}"),
+            })
+        }
+    }
+}
+
+/// Rejects compression pointers in the names of `wire`, the data of a
+/// `record_type` record: generic data is copied around on its own (RFC 3597
+/// §4 and §5), with no message for a pointer to point into. Stops quietly where the data is too short or a label
+/// type is unknown, which decoding then reports.
+fn uncompressed_names(record_type: RecordType, wire: &[u8]) -> Result<(), String> {
+    let (mut position, names) = match record_type {
+        RecordType::NS
+        | RecordType::CNAME
+        | RecordType::PTR
+        | RecordType::ANAME
+        | RecordType::DNAME => (0, 1),
+        RecordType::SOA => (0, 2),
+        RecordType::MX | RecordType::SVCB | RecordType::HTTPS => (2, 1),
+        RecordType::SRV => (6, 1),
+        RecordType::NAPTR => {
+            // Order and preference, then flags, services and regexp.
+            let mut position = 4;
+            for _ in 0..3 {
+                match wire.get(position) {
+                    Some(&length) => position += 1 + usize::from(length),
+                    None => return Ok(()),
+                }
+            }
+            (position, 1)
+        }
+        _ => return Ok(()),
+    };
+    for _ in 0..names {
+        loop {
+            let Some(&length) = wire.get(position) else {
+                return Ok(());
+            };
+            match length & 0b1100_0000 {
+                0b1100_0000 => {
+                    return Err(format!(
+                        "generic data cannot use name compression (there is no message \
+                         for a pointer to point into), but offset {position} holds a \
+                         compression pointer"
+                    ));
+                }
+                0 if length == 0 => {
+                    position += 1;
+                    break;
+                }
+                0 => position += 1 + usize::from(length),
+                _ => return Ok(()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The one uncompressed name that makes up `wire` (DNAME data).
+pub(super) fn wire_name(wire: &[u8]) -> Result<Name, String> {
+    uncompressed_names(RecordType::DNAME, wire)?;
+    let mut decoder = BinDecoder::new(wire);
+    let name = Name::read(&mut decoder).map_err(|error| format!("not a domain name: {error}"))?;
+    match wire.len() - decoder.index() {
+        0 => Ok(name),
+        1 => Err("1 byte after the domain name".to_owned()),
+        trailing => Err(format!("{trailing} bytes after the domain name")),
+    }
 }
 
 /// The only token of a one-field record.
@@ -208,14 +382,23 @@ fn ds(tokens: &[Token<'_>]) -> Result<RData, String> {
     wire.extend_from_slice(&narrow::<u16>(key_tag)?.to_be_bytes());
     wire.push(narrow(algorithm)?);
     wire.push(narrow(digest_type)?);
+    decode_hex(&tokens[3..], "digest", &mut wire)?;
+    Ok(RData::Unknown {
+        code: RecordType::DS,
+        rdata: NULL::with(wire),
+    })
+}
+
+/// Appends the bytes of hex digits split over `tokens` (any case) to `wire`.
+fn decode_hex(tokens: &[Token<'_>], what: &str, wire: &mut Vec<u8>) -> Result<(), String> {
     let mut high: Option<u8> = None;
-    for token in &tokens[3..] {
+    for token in tokens {
         for byte in token.text.bytes() {
             let value = match byte {
                 b'0'..=b'9' => byte - b'0',
                 b'a'..=b'f' => byte - b'a' + 10,
                 b'A'..=b'F' => byte - b'A' + 10,
-                _ => return Err(format!("digest \"{}\" is not hexadecimal", token.text)),
+                _ => return Err(format!("{what} \"{}\" is not hexadecimal", token.text)),
             };
             match high.take() {
                 Some(high) => wire.push(high << 4 | value),
@@ -224,12 +407,9 @@ fn ds(tokens: &[Token<'_>]) -> Result<RData, String> {
         }
     }
     if high.is_some() {
-        return Err("digest has an odd number of hex digits".to_owned());
+        return Err(format!("{what} has an odd number of hex digits"));
     }
-    Ok(RData::Unknown {
-        code: RecordType::DS,
-        rdata: NULL::with(wire),
-    })
+    Ok(())
 }
 
 /// Rebuilds the rdata text with absolute names and hands it to hickory.

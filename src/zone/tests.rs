@@ -5,12 +5,15 @@ use std::fs;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS, NULL, PTR, SRV, TXT};
-use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_proto::rr::rdata::{A, AAAA, ANAME, CNAME, MX, NS, NULL, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{
+    BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict,
+};
 
 use proptest::prelude::*;
 
-use super::{Zone, ZoneError, load_dir, parse_zone};
+use super::{Zone, ZoneError, load_dir, parse_zone, parser, write_zone};
 
 const FILE: &str = "zones/example.test.zone";
 
@@ -945,6 +948,13 @@ const FRAGMENTS: &[&str] = &[
     "other.",
     "é",
     "AB12",
+    "\\#",
+    "\\# 4 C0000201",
+    "\\# 0",
+    "C000",
+    "TYPE1",
+    "TYPE65280",
+    "CLASS1",
 ];
 
 proptest! {
@@ -974,4 +984,733 @@ proptest! {
             }
         }
     }
+}
+
+/// Records of `text` straight from the parser, without whole-zone
+/// validation (so a text may hold two SOAs or owners outside the zone).
+fn parse_records(text: &str, origin: &Name) -> Vec<Record> {
+    let parsed = parser::parse(text, Path::new(FILE), origin);
+    assert!(
+        parsed.errors.is_empty(),
+        "{}\n{text}",
+        render(&parsed.errors).join("\n")
+    );
+    parsed
+        .records
+        .into_iter()
+        .map(|zone_record| zone_record.record)
+        .collect()
+}
+
+/// Uncompressed wire form of record data, names in their own case.
+fn data_wire(data: &RData) -> Vec<u8> {
+    let mut wire = Vec::new();
+    let mut encoder = BinEncoder::new(&mut wire);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    data.emit(&mut encoder)
+        .unwrap_or_else(|error| panic!("{data:?}: {error}"));
+    wire
+}
+
+/// Everything of a record that a written zone must give back, with the
+/// exact bytes (and so the case) of the owner and of the data.
+#[derive(Debug, PartialEq)]
+struct Exact {
+    owner: Vec<Vec<u8>>,
+    owner_absolute: bool,
+    ttl: u32,
+    class: DNSClass,
+    record_type: RecordType,
+    wire: Vec<u8>,
+    data: RData,
+}
+
+fn exact(record: &Record) -> Exact {
+    Exact {
+        owner: record.name.iter().map(<[u8]>::to_vec).collect(),
+        owner_absolute: record.name.is_fqdn(),
+        ttl: record.ttl,
+        class: record.dns_class,
+        record_type: record.record_type(),
+        wire: data_wire(&record.data),
+        data: record.data.clone(),
+    }
+}
+
+fn exact_all(records: &[Record]) -> Vec<Exact> {
+    records.iter().map(exact).collect()
+}
+
+// RFC 3597 §5: generic record data.
+
+#[test]
+fn generic_data_gives_the_same_data_as_the_type_syntax() {
+    let origin = name("example.test.");
+    let soa_generic = "\\# 63 ( 036E7331076578616D706C650474657374 00 ; mname\n\
+        0A686F73746D6173746572076578616D706C6504746573740078A3F175\n\
+        00001C2000000E10001275000000012C )";
+    // (type, the type's own syntax, the same data in generic form)
+    let cases: &[(&str, &str, &str)] = &[
+        ("A", "192.0.2.1", r"\# 4 C0000201"),
+        ("A", "192.0.2.1", r"\# 4 c0 00 02 01"),
+        ("A", "192.0.2.1", r"\# 4 C 0000 201"),
+        (
+            "AAAA",
+            "2001:db8::1",
+            r"\# 16 20010DB8 00000000 00000000 00000001",
+        ),
+        ("NS", "ns1", r"\# 18 036E7331076578616D706C65047465737400"),
+        (
+            "CNAME",
+            "www",
+            r"\# 18 03777777076578616D706C65047465737400",
+        ),
+        ("PTR", "www", r"\# 18 03777777076578616D706C65047465737400"),
+        (
+            "MX",
+            "10 mail",
+            r"\# 21 000A046D61696C076578616D706C65047465737400",
+        ),
+        ("TXT", r#""hello" "a b""#, r"\# 10 0568656C6C6F03612062"),
+        (
+            "CAA",
+            r#"0 issue "ca.example.net""#,
+            r"\# 21 0005697373756563612E6578616D706C652E6E6574",
+        ),
+        (
+            "SRV",
+            "10 60 5060 sip",
+            r"\# 24 000A003C13C403736970076578616D706C65047465737400",
+        ),
+        ("DNAME", "new.example.", r"\# 13 036E6577076578616D706C6500"),
+        ("SOA", "ns1 hostmaster 2024010101 2h 1h 2w 5m", soa_generic),
+        ("HTTPS", "1 . alpn=h2", r"\# 10 00010000010003026832"),
+        (
+            "HTTPS",
+            "1 www port=8443",
+            r"\# 26 000103777777076578616D706C650474657374000003000220FB",
+        ),
+        (
+            "TLSA",
+            "3 1 1 0123456789abcdef",
+            r"\# 11 0301010123456789ABCDEF",
+        ),
+        ("DS", "60485 5 1 2BB183AF", r"\# 8 EC4505012BB183AF"),
+        (
+            "SSHFP",
+            "2 1 123456789abcdef67890123456789abcdef67890",
+            r"\# 22 0201123456789ABCDEF67890123456789ABCDEF67890",
+        ),
+        (
+            "NAPTR",
+            r#"100 10 "S" "SIP+D2U" "" _sip._udp"#,
+            r"\# 39 0064000A0153075349502B44325500045F736970045F756470076578616D706C65047465737400",
+        ),
+        ("HINFO", "CPU OS", r"\# 7 03435055024F53"),
+    ];
+    for (record_type, presentation, generic) in cases {
+        let text = format!("$TTL 1h\np {record_type} {presentation}\ng {record_type} {generic}\n");
+        let records = parse_records(&text, &origin);
+        assert_eq!(records.len(), 2, "{text}");
+        // RData equality includes whether every name in it is absolute.
+        assert_eq!(records[1].data, records[0].data, "{text}");
+        assert_eq!(
+            data_wire(&records[1].data),
+            data_wire(&records[0].data),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn generic_data_may_be_empty_when_the_type_allows_it() {
+    let records = parse_records("$TTL 1h\nt TXT \\# 0\n", &name("example.test."));
+    assert_eq!(records[0].data, RData::TXT(TXT::from_bytes(Vec::new())));
+    // Quoted, `\#` is just a string.
+    let records = parse_records("$TTL 1h\nt TXT \"\\#\" 0\n", &name("example.test."));
+    assert_eq!(
+        records[0].data,
+        RData::TXT(TXT::from_bytes(vec![b"#", b"0"]))
+    );
+}
+
+#[test]
+fn generic_data_errors_name_the_line_and_the_problem() {
+    let cases: &[(&str, &str)] = &[
+        (
+            r"x A \# 4 C00002",
+            "invalid A record data: generic data is 3 bytes but its length says 4",
+        ),
+        (
+            r"x A \# 4 C000020101",
+            "invalid A record data: generic data is 5 bytes but its length says 4",
+        ),
+        (
+            r"x A \# 5 C000020101",
+            "invalid A record data: generic data has 1 trailing byte after the 4 bytes of A data",
+        ),
+        (
+            r"x A \# 4 C00002GG",
+            "invalid A record data: generic data \"C00002GG\" is not hexadecimal",
+        ),
+        (
+            r"x A \# 4 C000020",
+            "invalid A record data: generic data has an odd number of hex digits",
+        ),
+        (
+            r"x A \#",
+            r"invalid A record data: expected the data length after \#",
+        ),
+        (
+            r"x A \# 70000",
+            "invalid A record data: generic data length \"70000\" is not a number from 0 to 65535",
+        ),
+        (
+            r"x A \# 0",
+            "invalid A record data: generic data is not valid A data: unexpected end of input reached",
+        ),
+        (
+            r"x CNAME \# 6 03777777C000",
+            "invalid CNAME record data: generic data cannot use name compression (there is no \
+             message for a pointer to point into), but offset 4 holds a compression pointer",
+        ),
+        (
+            r"x MX \# 4 000AC000",
+            "invalid MX record data: generic data cannot use name compression (there is no \
+             message for a pointer to point into), but offset 2 holds a compression pointer",
+        ),
+        (
+            r"x SOA \# 27 00 03616263C000 0000000100000001000000010000000100000001",
+            "invalid SOA record data: generic data cannot use name compression (there is no \
+             message for a pointer to point into), but offset 5 holds a compression pointer",
+        ),
+        (
+            r"x DNAME \# 6 036162630000",
+            "invalid DNAME record data: generic data is not one domain name: 1 byte after \
+             the domain name",
+        ),
+        (
+            r"x DNAME \# 3 036162",
+            "invalid DNAME record data: generic data is not one domain name: not a domain \
+             name: unexpected end of input reached",
+        ),
+        (
+            r"x DS \# 3 EC4505",
+            "invalid DS record data: generic data of 3 bytes is too short for DS (key tag, \
+             algorithm and digest type take 4)",
+        ),
+    ];
+    for (line, message) in cases {
+        assert_eq!(
+            errors(&format!("{HEAD}{line}\n")),
+            vec![format!("{FILE}:5: {message}")],
+            "{line}"
+        );
+    }
+}
+
+// RFC 3597 §5: TYPEnnn and CLASSnn.
+
+#[test]
+fn type_and_class_numbers() {
+    let text = format!(
+        "{HEAD}a CLASS1 TYPE1 192.0.2.1\nmx type15 10 mail\nt TYPE16 \\# 3 026869\nd Type39 \\# 13 036E6577076578616D706C6500\n"
+    );
+    let zone = zone(&text);
+    assert_eq!(
+        find(&zone, "a.example.test.", RecordType::A),
+        vec![(3600, a("192.0.2.1"))]
+    );
+    assert_eq!(
+        find(&zone, "mx.example.test.", RecordType::MX),
+        vec![(3600, RData::MX(MX::new(10, name("mail.example.test."))))]
+    );
+    assert_eq!(
+        find(&zone, "t.example.test.", RecordType::TXT),
+        vec![(3600, RData::TXT(TXT::new(vec!["hi".into()])))]
+    );
+    assert_eq!(find(&zone, "d.example.test.", RecordType::DNAME).len(), 1);
+
+    let cases: &[(&str, &str)] = &[
+        (
+            r"x TYPE65280 \# 0",
+            "record type TYPE65280 is not supported in zone files",
+        ),
+        (
+            r"x TYPE46 \# 0",
+            "record type TYPE46 (RRSIG) is not supported in zone files",
+        ),
+        (
+            r"x TYPE65536 \# 0",
+            "unknown record type \"TYPE65536\" (type numbers end at 65535)",
+        ),
+        ("x TYPE 192.0.2.1", "unknown record type \"TYPE\""),
+        (
+            "x CLASS3 A 192.0.2.1",
+            "class CLASS3 is not supported (only IN)",
+        ),
+    ];
+    for (line, message) in cases {
+        assert_eq!(
+            errors(&format!("{HEAD}{line}\n")),
+            vec![format!("{FILE}:5: {message}")],
+            "{line}"
+        );
+    }
+}
+
+// The zone file writer.
+
+/// parse → write → parse gives back the same records, byte for byte.
+fn assert_round_trip(origin: &Name, records: &[Record]) -> String {
+    let text = write_zone(origin, records);
+    let parsed = parser::parse(&text, Path::new(FILE), origin);
+    assert!(
+        parsed.errors.is_empty(),
+        "{}\n{text}",
+        render(&parsed.errors).join("\n")
+    );
+    let again: Vec<Record> = parsed
+        .records
+        .into_iter()
+        .map(|zone_record| zone_record.record)
+        .collect();
+    assert_eq!(exact_all(&again), exact_all(records), "{text}");
+    text
+}
+
+#[test]
+fn written_zone_files_read_back_to_the_same_records() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pending = vec![root.join("zones"), root.join("tests")];
+    let mut files = Vec::new();
+    while let Some(directory) = pending.pop() {
+        for entry in fs::read_dir(&directory).unwrap_or_else(|error| panic!("{error}")) {
+            let path = entry.unwrap_or_else(|error| panic!("{error}")).path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path
+                .extension()
+                .is_some_and(|extension| extension == "zone")
+            {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut loaded = 0;
+    for path in &files {
+        let text = fs::read_to_string(path).unwrap_or_else(|error| panic!("{error}"));
+        let stem = path
+            .file_name()
+            .and_then(|file_name| file_name.to_str())
+            .and_then(|file_name| file_name.strip_suffix(".zone"))
+            .unwrap_or_else(|| panic!("{}", path.display()));
+        let origin = name(&format!("{stem}."));
+        // The bad-zone fixtures are meant not to load.
+        let Ok(zone) = parse_zone(&text, path, &origin) else {
+            continue;
+        };
+        let records: Vec<Record> = zone
+            .records
+            .iter()
+            .map(|zone_record| zone_record.record.clone())
+            .collect();
+        let written = write_zone(&origin, &records);
+        let again = parse_zone(&written, path, &origin)
+            .unwrap_or_else(|errors| panic!("{}\n{written}", render(&errors).join("\n")));
+        let again: Vec<Record> = again
+            .records
+            .into_iter()
+            .map(|zone_record| zone_record.record)
+            .collect();
+        assert_eq!(exact_all(&again), exact_all(&records), "{}", path.display());
+        loaded += 1;
+    }
+    assert!(
+        loaded >= 7,
+        "only {loaded} of {} zone files loaded",
+        files.len()
+    );
+}
+
+#[test]
+fn written_zone_is_readable() {
+    let text = r#"$ORIGIN example.test.
+$TTL 1h
+@       IN SOA  ns1 hostmaster 2024010101 2h 1h 2w 5m
+        IN NS   ns1
+ns1     IN A    192.0.2.1
+www     IN AAAA 2001:db8::10
+Web     IN CNAME www
+@       IN MX   10 mail
+@       IN TXT  "v=spf1 mx -all" "say \"hi\"\\" "\009\255"
+_sip._tcp IN SRV 10 60 5060 sip
+@       IN CAA  0 issue "ca.example.net"
+1.2     IN PTR  www
+old     IN DNAME new.example.
+a\.b\ c IN ANAME www.other.
+sub     IN NS   ns1.sub
+        IN DS   60485 5 1 2BB183AF5F22588179A53B0A98631FAD1A292118
+@       IN HTTPS 1 . alpn=h2
+naptr   IN NAPTR 100 10 "S" "SIP+D2U" "" _sip._udp
+svc     IN SVCB 1 www port=8443
+_443._tcp IN TLSA 3 1 1 0123456789abcdef
+@       IN SSHFP 2 1 123456789abcdef67890123456789abcdef67890
+h       IN HINFO "CPU" "OS"
+"#;
+    let origin = name("example.test.");
+    let records = parse_records(text, &origin);
+    let written = assert_round_trip(&origin, &records);
+    let expected = r#"$ORIGIN example.test.
+@ 3600 IN SOA ns1.example.test. hostmaster.example.test. 2024010101 7200 3600 1209600 300
+@ 3600 IN NS ns1.example.test.
+ns1 3600 IN A 192.0.2.1
+www 3600 IN AAAA 2001:db8::10
+Web 3600 IN CNAME www.example.test.
+@ 3600 IN MX 10 mail.example.test.
+@ 3600 IN TXT "v=spf1 mx -all" "say \"hi\"\\" "\009\255"
+_sip._tcp 3600 IN SRV 10 60 5060 sip.example.test.
+@ 3600 IN CAA \# 21 0005697373756563612E6578616D706C652E6E6574
+1.2 3600 IN PTR www.example.test.
+old 3600 IN DNAME new.example.
+a\.b\032c 3600 IN ANAME www.other.
+sub 3600 IN NS ns1.sub.example.test.
+sub 3600 IN DS 60485 5 1 2BB183AF5F22588179A53B0A98631FAD1A292118
+@ 3600 IN HTTPS \# 10 00010000010003026832
+naptr 3600 IN NAPTR \# 39 0064000A0153075349502B44325500045F736970045F756470076578616D706C65047465737400
+svc 3600 IN SVCB \# 26 000103777777076578616D706C650474657374000003000220FB
+_443._tcp 3600 IN TLSA \# 11 0301010123456789ABCDEF
+@ 3600 IN SSHFP \# 22 0201123456789ABCDEF67890123456789ABCDEF67890
+h 3600 IN HINFO \# 7 03435055024F53
+"#;
+    assert_eq!(written, expected);
+}
+
+#[test]
+fn owners_outside_the_origin_are_written_absolute() {
+    let origin = name("example.test.");
+    let records = vec![
+        Record::from_rdata(name("example.test."), 60, a("192.0.2.1")),
+        Record::from_rdata(name("www.other."), 60, a("192.0.2.2")),
+        Record::from_rdata(name("."), 60, a("192.0.2.3")),
+        Record::from_rdata(name("test."), 60, a("192.0.2.4")),
+        // Inside, but in another case: relative would take the origin's case.
+        Record::from_rdata(name("www.EXAMPLE.test."), 60, a("192.0.2.5")),
+        Record::from_rdata(name("*.example.test."), 60, a("192.0.2.6")),
+        Record::from_rdata(name("a.*.example.test."), 60, a("192.0.2.7")),
+    ];
+    let written = assert_round_trip(&origin, &records);
+    let owners: Vec<&str> = written
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split(' ').next())
+        .collect();
+    assert_eq!(
+        owners,
+        vec![
+            "@",
+            "www.other.",
+            ".",
+            "test.",
+            "www.EXAMPLE.test.",
+            "*",
+            "a.*"
+        ]
+    );
+    // The root zone: every name is inside it.
+    let written = assert_round_trip(&Name::root(), &records);
+    assert!(
+        written.starts_with("$ORIGIN .\nexample.test 60 IN A"),
+        "{written}"
+    );
+}
+
+#[test]
+fn values_without_a_text_form_are_written_generic() {
+    let origin = name("example.test.");
+    let soa = |refresh: i32, minimum: u32| {
+        RData::SOA(SOA::new(
+            name("ns1.example.test."),
+            name("hostmaster.example.test."),
+            u32::MAX,
+            refresh,
+            1,
+            2,
+            minimum,
+        ))
+    };
+    let records = vec![
+        Record::from_rdata(origin.clone(), 60, soa(-1, 0)),
+        Record::from_rdata(origin.clone(), 60, soa(1, u32::MAX)),
+        Record::from_rdata(origin.clone(), 60, soa(i32::MAX, 0x7fff_ffff)),
+        Record::from_rdata(origin.clone(), 60, RData::TXT(TXT::from_bytes(Vec::new()))),
+        Record::from_rdata(
+            origin.clone(),
+            60,
+            RData::TXT(TXT::from_bytes(vec![b"", b"\x00"])),
+        ),
+        Record::from_rdata(
+            origin.clone(),
+            60,
+            RData::Unknown {
+                code: RecordType::DS,
+                rdata: NULL::with(vec![0xec, 0x45, 5, 1]),
+            },
+        ),
+        Record::from_rdata(origin.clone(), 0x7fff_ffff, a("192.0.2.1")),
+    ];
+    let written = assert_round_trip(&origin, &records);
+    let lines: Vec<&str> = written.lines().collect();
+    assert!(lines[1].starts_with(r"@ 60 IN SOA \# 63 "), "{written}");
+    assert!(lines[2].starts_with(r"@ 60 IN SOA \# 63 "), "{written}");
+    assert!(
+        lines[3].starts_with("@ 60 IN SOA ns1.example.test."),
+        "{written}"
+    );
+    assert_eq!(lines[4], r"@ 60 IN TXT \# 0");
+    assert_eq!(lines[5], r#"@ 60 IN TXT "" "\000""#);
+    assert_eq!(lines[6], r"@ 60 IN DS \# 4 EC450501");
+}
+
+#[test]
+fn records_the_parser_refuses_are_written_so_that_loading_fails() {
+    let origin = name("example.test.");
+    let unsupported = Record::from_rdata(
+        name("x.example.test."),
+        60,
+        RData::Unknown {
+            code: RecordType::Unknown(65280),
+            rdata: NULL::with(vec![1, 2, 3]),
+        },
+    );
+    let mut chaos = Record::from_rdata(name("y.example.test."), 60, a("192.0.2.1"));
+    chaos.dns_class = DNSClass::CH;
+    let long_ttl = Record::from_rdata(name("z.example.test."), 0x8000_0000, a("192.0.2.1"));
+    let written = write_zone(&origin, &[unsupported, chaos, long_ttl]);
+    assert_eq!(
+        written,
+        "$ORIGIN example.test.\nx 60 IN TYPE65280 \\# 3 010203\ny 60 CLASS3 A 192.0.2.1\n\
+         z 2147483648 IN A 192.0.2.1\n"
+    );
+    let parsed = parser::parse(&written, Path::new(FILE), &origin);
+    assert_eq!(
+        render(&parsed.errors),
+        vec![
+            format!("{FILE}:2: record type TYPE65280 is not supported in zone files"),
+            format!("{FILE}:3: class CLASS3 is not supported (only IN)"),
+            format!("{FILE}:4: TTL \"2147483648\" is larger than 2147483647 seconds"),
+        ]
+    );
+}
+
+/// A label of any bytes, often the ones a zone file must escape.
+fn label_strategy() -> impl Strategy<Value = Vec<u8>> {
+    let byte = prop_oneof![
+        3 => prop::sample::select(b".\\\" ()@$;*\x00\x7f\xff\n\tAZaz-_09".to_vec()),
+        1 => any::<u8>(),
+    ];
+    prop_oneof![
+        4 => prop::collection::vec(byte.clone(), 1..=8),
+        1 => prop::collection::vec(byte, 60..=63),
+    ]
+}
+
+/// Absolute names inside and outside `example.test.`, in varied case.
+fn name_strategy() -> impl Strategy<Value = Name> {
+    let suffixes = vec![
+        "example.test.",
+        "sub.example.test.",
+        "EXAMPLE.Test.",
+        "other.",
+        ".",
+    ];
+    (
+        prop::collection::vec(label_strategy(), 0..=3),
+        prop::sample::select(suffixes),
+    )
+        .prop_map(|(labels, suffix)| {
+            let mut relative = Name::new();
+            for label in &labels {
+                relative = relative
+                    .append_label(label.as_slice())
+                    .unwrap_or_else(|error| panic!("{error}"));
+            }
+            relative
+                .append_domain(&name(suffix))
+                .unwrap_or_else(|error| panic!("{error}"))
+        })
+}
+
+/// Data decoded from the wire, as a zone transfer gives it.
+fn decoded(record_type: RecordType, wire: &[u8]) -> Option<RData> {
+    let length = Restrict::new(u16::try_from(wire.len()).ok()?);
+    RData::read(&mut BinDecoder::new(wire), record_type, length).ok()
+}
+
+fn character_string(bytes: &[u8]) -> Vec<u8> {
+    let mut wire = vec![u8::try_from(bytes.len()).unwrap_or(u8::MAX)];
+    wire.extend_from_slice(&bytes[..bytes.len().min(255)]);
+    wire
+}
+
+fn name_bytes(name: &Name) -> Vec<u8> {
+    data_wire(&RData::NS(NS(name.clone())))
+}
+
+fn rdata_strategy() -> impl Strategy<Value = RData> {
+    let bytes = |range: std::ops::Range<usize>| prop::collection::vec(any::<u8>(), range);
+    let names = prop_oneof![
+        name_strategy().prop_map(|target| RData::NS(NS(target))),
+        name_strategy().prop_map(|target| RData::CNAME(CNAME(target))),
+        name_strategy().prop_map(|target| RData::PTR(PTR(target))),
+        name_strategy().prop_map(|target| RData::ANAME(ANAME(target))),
+        name_strategy().prop_map(|target| RData::Unknown {
+            code: RecordType::DNAME,
+            rdata: NULL::with(name_bytes(&target)),
+        }),
+        (any::<u16>(), name_strategy())
+            .prop_map(|(preference, exchange)| RData::MX(MX::new(preference, exchange))),
+        (any::<u16>(), any::<u16>(), any::<u16>(), name_strategy()).prop_map(
+            |(priority, weight, port, target)| RData::SRV(SRV::new(priority, weight, port, target))
+        ),
+        (
+            name_strategy(),
+            name_strategy(),
+            any::<u32>(),
+            any::<[i32; 3]>(),
+            any::<u32>()
+        )
+            .prop_map(
+                |(mname, rname, serial, [refresh, retry, expire], minimum)| {
+                    RData::SOA(SOA::new(
+                        mname, rname, serial, refresh, retry, expire, minimum,
+                    ))
+                }
+            ),
+    ];
+    let text = prop_oneof![
+        any::<[u8; 4]>().prop_map(|octets| RData::A(A::from(std::net::Ipv4Addr::from(octets)))),
+        any::<[u8; 16]>()
+            .prop_map(|octets| RData::AAAA(AAAA::from(std::net::Ipv6Addr::from(octets)))),
+        prop::collection::vec(prop_oneof![bytes(0..20), bytes(250..256)], 0..4).prop_map(
+            |strings| RData::TXT(TXT::from_bytes(strings.iter().map(Vec::as_slice).collect()))
+        ),
+        bytes(4..40).prop_map(|wire| RData::Unknown {
+            code: RecordType::DS,
+            rdata: NULL::with(wire),
+        }),
+        (
+            any::<u8>(),
+            prop::sample::select(vec!["issue", "issuewild", "iodef", "tbs", "Issue"]),
+            prop_oneof![
+                prop::sample::select(vec!["ca.example.net", "ca.net; account=1", ""])
+                    .prop_map(|value| value.as_bytes().to_vec()),
+                bytes(0..30),
+            ]
+        )
+            .prop_filter_map("hickory refuses this CAA", |(flags, tag, value)| {
+                let mut wire = vec![flags, u8::try_from(tag.len()).unwrap_or(0)];
+                wire.extend_from_slice(tag.as_bytes());
+                wire.extend_from_slice(&value);
+                decoded(RecordType::CAA, &wire)
+            }),
+        (any::<[u8; 3]>(), bytes(0..40)).prop_filter_map(
+            "hickory refuses this TLSA",
+            |(fields, data)| decoded(RecordType::TLSA, &[&fields[..], &data].concat())
+        ),
+        (any::<[u8; 2]>(), bytes(0..40)).prop_filter_map(
+            "hickory refuses this SSHFP",
+            |(fields, data)| decoded(RecordType::SSHFP, &[&fields[..], &data].concat())
+        ),
+    ];
+    let other = prop_oneof![
+        (any::<u16>(), name_strategy(), bytes(0..3)).prop_filter_map(
+            "hickory refuses this HTTPS",
+            |(priority, target, alpn)| {
+                let mut wire = priority.to_be_bytes().to_vec();
+                wire.extend(name_bytes(&target));
+                if priority != 0 && !alpn.is_empty() {
+                    // alpn: one protocol id made of the bytes.
+                    let length = u16::try_from(alpn.len() + 1).unwrap_or(0);
+                    wire.extend([0, 1]);
+                    wire.extend(length.to_be_bytes());
+                    wire.extend(character_string(&alpn));
+                }
+                decoded(RecordType::HTTPS, &wire)
+            }
+        ),
+        (
+            any::<[u8; 4]>(),
+            [bytes(0..8), bytes(0..8), bytes(0..12)],
+            name_strategy()
+        )
+            .prop_filter_map(
+                "hickory refuses this NAPTR",
+                |(order, [flags, services, regexp], replacement)| {
+                    let mut wire = order.to_vec();
+                    for string in [&flags, &services, &regexp] {
+                        wire.extend(character_string(string));
+                    }
+                    wire.extend(name_bytes(&replacement));
+                    decoded(RecordType::NAPTR, &wire)
+                }
+            ),
+        (bytes(0..10), bytes(0..10)).prop_filter_map("hickory refuses this HINFO", |(cpu, os)| {
+            decoded(
+                RecordType::HINFO,
+                &[character_string(&cpu), character_string(&os)].concat(),
+            )
+        }),
+    ];
+    prop_oneof![3 => names, 3 => text, 1 => other]
+}
+
+fn record_strategy() -> impl Strategy<Value = Record> {
+    (name_strategy(), 0..=0x7fff_ffffu32, rdata_strategy())
+        .prop_map(|(owner, ttl, data)| Record::from_rdata(owner, ttl, data))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Whatever the names and data, the written file reads back exactly.
+    #[test]
+    fn written_records_read_back_exactly(
+        origin in prop::sample::select(vec!["example.test.", "EXAMPLE.test.", "."]),
+        records in prop::collection::vec(record_strategy(), 1..20),
+    ) {
+        assert_round_trip(&name(origin), &records);
+    }
+}
+
+/// Not a test of speed (tests never fail on timing): run with
+/// `cargo test --release --lib -- --ignored --nocapture write_a_million`
+/// to see how long a million records take to write.
+#[test]
+#[ignore = "a measurement, for release builds"]
+fn write_a_million_records() {
+    let origin = name("example.test.");
+    let mut records = Vec::with_capacity(1_000_000);
+    for index in 0..1_000_000u32 {
+        let owner = name(&format!("host-{index}.example.test."));
+        let data = match index % 4 {
+            0 => a("192.0.2.1"),
+            1 => RData::MX(MX::new(10, name("mail.example.test."))),
+            2 => RData::TXT(TXT::new(vec!["v=spf1 mx -all".into()])),
+            _ => RData::Unknown {
+                code: RecordType::DS,
+                rdata: NULL::with(vec![1; 36]),
+            },
+        };
+        records.push(Record::from_rdata(owner, 3600, data));
+    }
+    let started = std::time::Instant::now();
+    let text = write_zone(&origin, &records);
+    println!(
+        "wrote {} records, {} bytes, in {:?}",
+        records.len(),
+        text.len(),
+        started.elapsed()
+    );
 }
