@@ -33,6 +33,7 @@ pub mod query_log;
 pub mod server;
 pub mod systemd;
 pub mod table;
+pub mod transfer;
 pub mod zone;
 
 /// An error and all its causes, `outer: inner: innermost`: the outer

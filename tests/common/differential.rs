@@ -29,9 +29,23 @@ pub async fn start_nsd(
     zones: &[(String, String)],
     server_lines: &str,
 ) -> (Process, SocketAddr) {
-    let mut zone_lines = String::new();
+    start_nsd_with(directory, zones, server_lines, "", "").await
+}
+
+/// [`start_nsd`], with `zone_options` (each `  option: value\n`) added
+/// to every `zone:` clause and `clauses` (e.g. a `key:`) to the file.
+pub async fn start_nsd_with(
+    directory: &Path,
+    zones: &[(String, String)],
+    server_lines: &str,
+    zone_options: &str,
+    clauses: &str,
+) -> (Process, SocketAddr) {
+    let mut zone_lines = clauses.to_owned();
     for (origin, file) in zones {
-        zone_lines.push_str(&format!("zone:\n  name: {origin}\n  zonefile: {file}\n"));
+        zone_lines.push_str(&format!(
+            "zone:\n  name: {origin}\n  zonefile: {file}\n{zone_options}"
+        ));
     }
     let root = directory.display();
     for _ in 0..5 {
