@@ -41,6 +41,7 @@ use crate::latency::{
 use crate::metrics::DecisionRegistry;
 use crate::probe::monitor::{Histogram, LastProbe, Monitor, PeerStatus, TargetStatus};
 use crate::table::{Inputs, RoutingTable};
+use crate::transfer::Secondaries;
 use crate::zone;
 use crate::{lock, unix_now, unix_seconds};
 
@@ -116,8 +117,7 @@ pub fn build_with_decisions(
     let config = config::load(config_path)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     // Report zone and database errors together: an operator fixes both at once.
-    let zones = zone::load_dir(&config.server.zones)
-        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>());
+    let zones = load_zones(&config);
     let geo = config
         .steering
         .geoip
@@ -129,7 +129,7 @@ pub fn build_with_decisions(
         Some(path) => latency::matrix::load(path, &sites, config.steering.latency.max_rtt_ms),
         None => Ok(LatencyMatrix::default()),
     };
-    let (zones, geo, matrix) = match (zones, geo, matrix) {
+    let ((zones, secondary_warnings), geo, matrix) = match (zones, geo, matrix) {
         (Ok(zones), Ok(geo), Ok(matrix)) => (zones, geo, matrix),
         (zones, geo, matrix) => {
             let mut errors = zones.err().unwrap_or_default();
@@ -145,7 +145,8 @@ pub fn build_with_decisions(
         .map(|steered| steered.name.clone())
         .collect();
     // Lint the zones as the operator wrote them, before signing adds to them.
-    let mut warnings = zone::lint(&zones, &steered);
+    let mut warnings = secondary_warnings;
+    warnings.extend(zone::lint(&zones, &steered));
     let mut zones = zones;
     if let Some(dnssec) = &config.dnssec {
         warnings.extend(sign_zones(&mut zones, dnssec, &config.steering)?);
@@ -174,6 +175,48 @@ pub fn build_with_decisions(
         inputs: keep.then(|| Arc::new(inputs)),
         warnings,
     })
+}
+
+/// The zones of the zones directory and the kept copies of the secondary
+/// zones, with a warning for each secondary zone not served; every error of
+/// every file otherwise.
+fn load_zones(config: &Config) -> Result<(Vec<zone::Zone>, Vec<String>), Vec<String>> {
+    let secondary = config.secondary.as_ref();
+    // A node may serve secondary zones only.
+    let (mut zones, mut errors) =
+        match zone::load_dir_allowing_empty(&config.server.zones, secondary.is_some()) {
+            Ok(zones) => (zones, Vec::new()),
+            Err(errors) => (Vec::new(), errors.iter().map(ToString::to_string).collect()),
+        };
+    let Some(secondary) = secondary else {
+        return if errors.is_empty() {
+            Ok((zones, Vec::new()))
+        } else {
+            Err(errors)
+        };
+    };
+    for zone in &zones {
+        if let Some(index) = secondary
+            .zones
+            .iter()
+            .position(|candidate| candidate.name == zone.origin)
+        {
+            errors.push(format!(
+                "{}: zone {} is also secondary.zone[{index}] in {}; serve it from one or the other",
+                zone.file.display(),
+                zone.origin,
+                config.file.display()
+            ));
+        }
+    }
+    let (kept, warnings, kept_errors) =
+        crate::transfer::load_kept(secondary, std::time::SystemTime::now());
+    errors.extend(kept_errors.iter().map(ToString::to_string));
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    zones.extend(kept);
+    Ok((zones, warnings))
 }
 
 /// The zones with those that have keys in `[dnssec] keys` signed. Errors
@@ -396,6 +439,8 @@ pub struct StatusSnapshot {
     pub query_log: Option<QueryLogStatus>,
     /// This node's name and the peers whose health views vote with it.
     pub health: HealthStatus,
+    /// The secondary zones: serial, last check and transfer, expiry.
+    pub secondary: Vec<crate::transfer::SecondaryStatus>,
 }
 
 /// `[health]` in `/status`.
@@ -638,6 +683,8 @@ pub struct Control {
     /// Decision counter slots, from the first build on: every reload
     /// compiles against it so that `/metrics` series never renumber.
     decisions: Arc<DecisionRegistry>,
+    /// The secondary zones' transfer tasks.
+    secondaries: Arc<Secondaries>,
 }
 
 /// Why an admin change was refused.
@@ -683,10 +730,13 @@ impl Control {
         latency
             .journal()
             .set_enabled(built.config.steering.peers.is_some());
+        let secondaries = Arc::new(Secondaries::default());
+        let mut table = built.table;
+        table.set_notify_targets(secondaries.targets(built.config.secondary.as_ref()));
         Self {
             config_path: config_path.to_path_buf(),
             active: Arc::new(built.config),
-            table: Arc::new(ArcSwap::from_pointee(built.table)),
+            table: Arc::new(ArcSwap::from_pointee(table)),
             reload_lock: Arc::new(tokio::sync::Mutex::new(())),
             status: Arc::new(Mutex::new(status)),
             admin: Arc::new(Mutex::new(AdminState::default())),
@@ -703,6 +753,29 @@ impl Control {
             latency_save_lock: tokio::sync::Mutex::new(()),
             active_latency: Arc::default(),
             latency_sharing: Arc::default(),
+            secondaries,
+        }
+    }
+
+    /// Stops the secondary zones' transfer tasks (shutdown).
+    pub fn stop_secondaries(&self) {
+        self.secondaries.sync(None);
+    }
+
+    /// Keeps the secondary zones current: starts their transfer tasks, and
+    /// reloads whenever a transfer brings a new copy or one expires. Runs
+    /// until the server stops.
+    pub async fn run_secondaries(self: Arc<Self>) {
+        // From here on the tasks follow each config served (`ReloadJob`).
+        self.secondaries.start();
+        loop {
+            self.secondaries.reload_wanted().await;
+            if let Err(failure) = self.reload().await {
+                error!(
+                    errors = %failure.errors.join("; "),
+                    "a transferred zone is kept on disk but not served: the reload failed"
+                );
+            }
         }
     }
 
@@ -1066,6 +1139,7 @@ impl Control {
             (JobKind::Reload, _) => Source::Files,
         };
         let job = ReloadJob {
+            secondaries: Arc::clone(&self.secondaries),
             config_path: self.config_path.clone(),
             active: Arc::clone(&self.active),
             table: Arc::clone(&self.table),
@@ -1224,6 +1298,7 @@ impl Control {
                 sample: log.sample,
             }),
             health,
+            secondary: self.secondaries.status(),
         }
     }
 
@@ -1341,6 +1416,7 @@ impl Control {
 /// Everything a reload needs, owned, so that it can run to completion on a
 /// blocking thread regardless of its caller.
 struct ReloadJob {
+    secondaries: Arc<Secondaries>,
     config_path: PathBuf,
     active: Arc<Config>,
     table: Arc<ArcSwap<RoutingTable>>,
@@ -1426,7 +1502,12 @@ impl ReloadJob {
             seconds: built.compile_duration.as_secs_f64(),
             warnings,
         };
-        let table = Arc::new(built.table);
+        // Transfer tasks follow the config being published; the table
+        // accepts NOTIFY for exactly its secondary zones.
+        self.secondaries.sync(built.config.secondary.as_ref());
+        let mut table = built.table;
+        table.set_notify_targets(self.secondaries.targets(built.config.secondary.as_ref()));
+        let table = Arc::new(table);
         if let Some(monitor) = &self.monitor {
             // New targets get their first probe before they are served.
             let health = &built.config.steering.health;

@@ -85,6 +85,8 @@ pub struct RunningServer {
     latency_compiler: tokio::task::JoinHandle<()>,
     /// Signs signed zones again before their signatures age.
     resigner: tokio::task::JoinHandle<()>,
+    /// Keeps secondary zones current (transfers, NOTIFY, expiry).
+    secondaries: tokio::task::JoinHandle<()>,
     active_latency: tokio::task::JoinHandle<()>,
     latency_sharing: tokio::task::JoinHandle<()>,
     admin_sharing: tokio::task::JoinHandle<()>,
@@ -402,6 +404,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
     ));
     let latency_compiler = tokio::spawn(Arc::clone(&control).run_latency_compiler());
     let resigner = tokio::spawn(Arc::clone(&control).run_resigner());
+    let secondaries = tokio::spawn(Arc::clone(&control).run_secondaries());
     let active_latency = tokio::spawn(crate::latency::active::run(Arc::clone(&control)));
     let latency_sharing = tokio::spawn(crate::latency::sharing::run(Arc::clone(&control)));
     let admin_sharing = tokio::spawn(Arc::clone(&control).run_admin_sharing());
@@ -425,6 +428,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         database_watch,
         latency_compiler,
         resigner,
+        secondaries,
         active_latency,
         latency_sharing,
         admin_sharing,
@@ -440,6 +444,8 @@ impl RunningServer {
         self.database_watch.abort();
         self.latency_compiler.abort();
         self.resigner.abort();
+        self.secondaries.abort();
+        self.control.stop_secondaries();
         self.active_latency.abort();
         self.latency_sharing.abort();
         self.admin_sharing.abort();

@@ -190,6 +190,7 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
             );
         }
     }
+    secondaries(&mut out, status);
     header(
         &mut out,
         "steer_endpoint_up",
@@ -293,6 +294,77 @@ pub fn render_zones(out: &mut String, zones: &[(String, ZoneSlot)], totals: &Zon
         "steer_zone_responses_overflow_total",
         totals.overflow.iter().sum::<u64>(),
     );
+}
+
+/// The secondary zones: serial kept, expiry, transfers and NOTIFY.
+fn secondaries(out: &mut String, status: &StatusSnapshot) {
+    if status.secondary.is_empty() {
+        return;
+    }
+    header(
+        out,
+        "steer_secondary_serial",
+        "gauge",
+        "SOA serial of the copy of a secondary zone kept and served.",
+    );
+    for zone in &status.secondary {
+        if let Some(serial) = zone.serial {
+            line(
+                out,
+                &format!("steer_secondary_serial{{zone=\"{}\"}}", zone.zone),
+                serial,
+            );
+        }
+    }
+    header(
+        out,
+        "steer_secondary_expire_timestamp_seconds",
+        "gauge",
+        "When the copy of a secondary zone stops being served unless a primary confirms it (Unix time); alert well before.",
+    );
+    for zone in &status.secondary {
+        if let Some(expires) = zone.expires_at {
+            line(
+                out,
+                &format!(
+                    "steer_secondary_expire_timestamp_seconds{{zone=\"{}\"}}",
+                    zone.zone
+                ),
+                expires,
+            );
+        }
+    }
+    header(
+        out,
+        "steer_secondary_transfers_total",
+        "counter",
+        "Zone transfers since start, by result (failed: no primary could be asked or transferred from).",
+    );
+    for zone in &status.secondary {
+        for (result, count) in [("ok", zone.transfers), ("failed", zone.transfer_failures)] {
+            line(
+                out,
+                &format!(
+                    "steer_secondary_transfers_total{{zone=\"{}\",result=\"{result}\"}}",
+                    zone.zone
+                ),
+                count,
+            );
+        }
+    }
+    header(
+        out,
+        "steer_secondary_notifies_total",
+        "counter",
+        "NOTIFY messages accepted from a zone's primaries since start.",
+    );
+    for zone in &status.secondary {
+        line(
+            out,
+            &format!("steer_secondary_notifies_total{{zone=\"{}\"}}", zone.zone),
+            zone.notifies,
+        );
+    }
 }
 
 /// Per probe target: state, latency, changes and failover times.
@@ -837,6 +909,16 @@ mod tests {
                     failures: 1,
                 }],
             },
+            secondary: vec![crate::transfer::SecondaryStatus {
+                zone: "b.test.".into(),
+                state: "current",
+                serial: Some(42),
+                expires_at: Some(1_800_000_000),
+                transfers: 3,
+                transfer_failures: 1,
+                notifies: 5,
+                ..crate::transfer::SecondaryStatus::default()
+            }],
         };
         let text = render(&totals, &status);
         for expected in [
@@ -864,6 +946,12 @@ mod tests {
             "steer_compile_seconds 0.25\n",
             "steer_zones 2\n",
             "steer_zone_records 11\n",
+            "steer_secondary_serial{zone=\"b.test.\"} 42\n",
+            "steer_secondary_expire_timestamp_seconds{zone=\"b.test.\"} 1800000000\n",
+            "steer_secondary_transfers_total{zone=\"b.test.\",result=\"ok\"} 3\n",
+            "steer_secondary_transfers_total{zone=\"b.test.\",result=\"failed\"} 1\n",
+            "# TYPE steer_secondary_notifies_total counter\n",
+            "steer_secondary_notifies_total{zone=\"b.test.\"} 5\n",
             "# TYPE steer_endpoint_up gauge\n",
             "steer_endpoint_up{pool=\"web-fra\",address=\"192.0.2.10\"} 1\n",
             "steer_endpoint_up{pool=\"web-\\\"iad\\\"\",address=\"2001:db8::10\"} 0\n",

@@ -19,6 +19,7 @@ mod duration;
 mod error;
 pub mod query_log;
 pub mod rate_limit;
+pub mod secondary;
 pub mod spec;
 pub mod steering;
 pub mod tls;
@@ -34,6 +35,7 @@ pub use duration::parse_duration;
 pub use error::ConfigError;
 pub use query_log::QueryLogConfig;
 pub use rate_limit::RateLimitConfig;
+pub use secondary::SecondaryConfig;
 use spec::{AdminSpec, ServerSpec, Spec};
 use steering::SteeringConfig;
 
@@ -69,6 +71,8 @@ pub struct Config {
     pub query_log: Option<QueryLogConfig>,
     /// `[dnssec]`; `None`: every zone is served unsigned.
     pub dnssec: Option<DnssecConfig>,
+    /// `[secondary]`; `None`: every zone comes from the zones directory.
+    pub secondary: Option<SecondaryConfig>,
 }
 
 /// `[server]`, validated.
@@ -225,6 +229,7 @@ fn validate(path: &Path, mut spec: Spec) -> Result<Config, Vec<ConfigError>> {
     let dnssec = spec
         .dnssec
         .map(|dnssec| dnssec::validate(path, base, dnssec, &mut errors));
+    let secondary = secondary::validate(path, base, spec.secondary, spec.tsig, &mut errors);
     if errors.is_empty() {
         Ok(Config {
             file: path.to_path_buf(),
@@ -234,6 +239,7 @@ fn validate(path: &Path, mut spec: Spec) -> Result<Config, Vec<ConfigError>> {
             rate_limit,
             query_log,
             dnssec,
+            secondary,
         })
     } else {
         Err(errors)

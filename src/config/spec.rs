@@ -67,6 +67,12 @@ pub struct Spec {
     /// `[dnssec]`: signing keys. Zones are unsigned when absent.
     #[serde(default)]
     pub dnssec: Option<super::dnssec::DnssecSpec>,
+    /// `[secondary]`: zones transferred from primaries. None when absent.
+    #[serde(default)]
+    pub secondary: Option<super::secondary::SecondarySpec>,
+    /// `[tsig.NAME]`: keys that sign zone transfers and NOTIFY.
+    #[serde(default)]
+    pub tsig: BTreeMap<String, super::secondary::TsigSpec>,
 }
 
 impl Spec {

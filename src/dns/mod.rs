@@ -10,6 +10,7 @@
 
 pub mod cookie;
 pub mod ecs;
+pub mod notify;
 pub mod proxy;
 pub mod rate_limit;
 pub mod respond;

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 
 use super::cookie::{self, MalformedCookie, RESPONSE_COOKIE_LEN};
 use super::ecs::{ClientSubnet, MalformedSubnet};
+use super::notify;
 use super::rate_limit::{self, Buckets, Class, Kind, Verdict};
 use super::wire::{
     self, Edns, HEADER_LEN, ParseError, Query, TYPE_AXFR, TYPE_IXFR, TYPE_MAILA, TYPE_MAILB,
@@ -233,6 +234,16 @@ fn answer(
     let query = match wire::parse_query(packet) {
         Ok(query) => query,
         Err(ParseError::Drop) => return Outcome::Drop,
+        Err(ParseError::NotImplemented {
+            id,
+            flags: query_flags,
+            question_end: Some(question_end),
+            ..
+        }) if query_flags & flags::OPCODE_MASK == notify::OPCODE_NOTIFY
+            && !table.notify_targets().is_empty() =>
+        {
+            return notify::answer(table, packet, (id, query_flags), question_end, source, out);
+        }
         Err(ParseError::NotImplemented {
             id,
             flags,

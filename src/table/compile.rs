@@ -1433,6 +1433,7 @@ pub(super) fn compile(
         signed,
         policies,
         health,
+        notify: Arc::default(),
     })
 }
 
@@ -1736,6 +1737,7 @@ impl RoutingTable {
             signed: self.signed.clone(),
             policies,
             health,
+            notify: Arc::clone(&self.notify),
         })
     }
 

@@ -345,6 +345,9 @@ pub struct RoutingTable {
     signed: Option<Arc<ZoneData>>,
     policies: Vec<CompiledPolicy>,
     health: HealthView,
+    /// The secondary zones a primary may send NOTIFY for; set by the
+    /// control plane before the table is published.
+    notify: Arc<crate::transfer::NotifyTargets>,
 }
 
 /// The part of a table compiled from the zone files and the config's
@@ -421,7 +424,20 @@ impl RoutingTable {
             signed: None,
             policies: Vec::new(),
             health: HealthView::default(),
+            notify: Arc::default(),
         }
+    }
+
+    /// The secondary zones NOTIFY is accepted for (RFC 1996).
+    #[inline]
+    pub fn notify_targets(&self) -> &crate::transfer::NotifyTargets {
+        &self.notify
+    }
+
+    /// Sets the secondary zones NOTIFY is accepted for, before the table
+    /// is published.
+    pub fn set_notify_targets(&mut self, targets: Arc<crate::transfer::NotifyTargets>) {
+        self.notify = targets;
     }
 
     /// Longest ECS source prefixes used, IPv4 and IPv6 (RFC 7871 §11.1

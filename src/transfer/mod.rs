@@ -1,6 +1,15 @@
 //! Zone transfers in: Steer as a secondary of an operator's primary server.
 //!
 //! Control plane only. A secondary zone's data comes from its primaries by
-//! AXFR (RFC 5936) over TCP, optionally authenticated with TSIG (RFC 8945).
+//! AXFR (RFC 5936) over TCP, optionally authenticated with TSIG (RFC 8945);
+//! the zone is kept as a zone file in the secondary directory, so a node
+//! restarts and serves without asking anyone, and every transferred zone is
+//! compiled into the routing table like a zone from `zones/`.
 
+pub mod client;
+pub mod secondaries;
 pub mod tsig;
+
+pub use secondaries::{
+    NotifyTarget, NotifyTargets, Secondaries, SecondaryStatus, Trigger, load_kept,
+};

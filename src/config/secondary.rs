@@ -1,0 +1,327 @@
+//! `[secondary]` and `[tsig.NAME]`: zones Steer transfers from a primary.
+//!
+//! Many operators keep their zones in a primary server they already run
+//! (BIND, Knot, PowerDNS, a hidden primary fed by their tooling) and make
+//! the public servers its secondaries. Each `[[secondary.zone]]` names a
+//! zone, the primaries it is transferred from, and optionally the TSIG key
+//! (`[tsig.NAME]`, RFC 8945) that authenticates the transfers and the
+//! primaries' NOTIFY messages. Transferred zones are kept in
+//! `secondary.directory` as zone files, one per zone, so a node that
+//! restarts serves them before it reaches any primary.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hickory_proto::rr::Name;
+use serde::Deserialize;
+
+use super::error::ConfigError;
+use crate::transfer::tsig::TsigKey;
+
+/// Where transferred zones are kept when `secondary.directory` is not set
+/// (relative to the config file).
+pub const DEFAULT_DIRECTORY: &str = "secondary";
+
+/// The DNS port, used when a primary is written without one.
+const DNS_PORT: u16 = 53;
+
+/// `[secondary]` as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondarySpec {
+    /// The directory transferred zones are kept in, relative to the config file.
+    #[serde(default)]
+    pub directory: Option<String>,
+    /// `[[secondary.zone]]`.
+    #[serde(default)]
+    pub zone: Vec<SecondaryZoneSpec>,
+}
+
+/// One `[[secondary.zone]]` as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondaryZoneSpec {
+    /// The zone's apex.
+    pub name: String,
+    /// Addresses of the primaries, `IP` or `IP:PORT` (`[IPv6]:PORT`).
+    pub primaries: Vec<String>,
+    /// The `[tsig.NAME]` key that signs transfers and NOTIFY.
+    #[serde(default)]
+    pub tsig_key: Option<String>,
+}
+
+/// One `[tsig.NAME]` as written; NAME is the key's name in DNS, which must
+/// match the name the primary knows it by.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsigSpec {
+    /// `hmac-sha256` (recommended), `hmac-sha384`, `hmac-sha512` or `hmac-sha1`.
+    pub algorithm: String,
+    /// The shared secret in base64, as `tsig-keygen` prints it.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// A file holding the base64 secret instead, relative to the config file,
+    /// so that the config can be shown without the secret.
+    #[serde(default)]
+    pub secret_file: Option<String>,
+}
+
+/// `[secondary]`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecondaryConfig {
+    /// Where transferred zones are kept, resolved against the config file.
+    pub directory: PathBuf,
+    /// The zones, in the order written.
+    pub zones: Vec<SecondaryZone>,
+}
+
+impl SecondaryConfig {
+    /// The secondary zone with apex `name`.
+    pub fn zone(&self, name: &Name) -> Option<&SecondaryZone> {
+        self.zones.iter().find(|zone| zone.name == *name)
+    }
+
+    /// The file a zone's transferred copy is kept in.
+    pub fn file_of(&self, name: &Name) -> PathBuf {
+        let mut file_name = name.to_ascii().to_ascii_lowercase();
+        // `example.org.` → `example.org.zone`, as in the zones directory.
+        if file_name.ends_with('.') {
+            file_name.pop();
+        }
+        self.directory.join(format!("{file_name}.zone"))
+    }
+}
+
+/// One secondary zone, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecondaryZone {
+    /// The apex, absolute and lower case.
+    pub name: Name,
+    /// The primaries, asked in order.
+    pub primaries: Vec<SocketAddr>,
+    /// The key transfers and NOTIFY are signed with.
+    pub key: Option<Key>,
+}
+
+/// A named TSIG key from `[tsig.NAME]`.
+#[derive(Clone)]
+pub struct Key {
+    /// The config name (`[tsig.NAME]`), to compare keys across reloads.
+    pub id: String,
+    /// The key, ready to sign and verify.
+    pub key: Arc<TsigKey>,
+    /// The secret as configured, for equality across reloads.
+    secret: String,
+    algorithm: String,
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.secret == other.secret && self.algorithm == other.algorithm
+    }
+}
+
+impl Eq for Key {}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Key")
+            .field("id", &self.id)
+            .field("algorithm", &self.algorithm)
+            .field("secret", &"<hidden>")
+            .finish()
+    }
+}
+
+/// Checks `[secondary]` and `[tsig]`, pushing one error per bad key.
+pub(super) fn validate(
+    file: &Path,
+    base: &Path,
+    spec: Option<SecondarySpec>,
+    tsig: BTreeMap<String, TsigSpec>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<SecondaryConfig> {
+    let keys = validate_keys(file, base, tsig, errors);
+    let spec = spec?;
+    let directory_text = spec
+        .directory
+        .unwrap_or_else(|| DEFAULT_DIRECTORY.to_owned());
+    if directory_text.trim().is_empty() {
+        errors.push(ConfigError::at(
+            file,
+            "secondary.directory",
+            "must name a directory",
+        ));
+    }
+    let mut zones: Vec<SecondaryZone> = Vec::with_capacity(spec.zone.len());
+    let mut seen: HashMap<Name, usize> = HashMap::new();
+    for (index, zone) in spec.zone.into_iter().enumerate() {
+        let path = format!("secondary.zone[{index}]");
+        let name = match Name::from_ascii(zone.name.trim()) {
+            Ok(mut name) if !zone.name.trim().is_empty() => {
+                name.set_fqdn(true);
+                name.to_lowercase()
+            }
+            _ => {
+                errors.push(ConfigError::at(
+                    file,
+                    format!("{path}.name"),
+                    format!("\"{}\" is not a domain name", zone.name),
+                ));
+                continue;
+            }
+        };
+        if let Some(first) = seen.get(&name) {
+            errors.push(ConfigError::at(
+                file,
+                format!("{path}.name"),
+                format!("{name} is already secondary.zone[{first}]"),
+            ));
+            continue;
+        }
+        seen.insert(name.clone(), index);
+        if zone.primaries.is_empty() {
+            errors.push(ConfigError::at(
+                file,
+                format!("{path}.primaries"),
+                "must list at least one primary",
+            ));
+        }
+        let mut primaries = Vec::with_capacity(zone.primaries.len());
+        for (position, text) in zone.primaries.iter().enumerate() {
+            match parse_primary(text) {
+                Ok(address) => primaries.push(address),
+                Err(message) => errors.push(ConfigError::at(
+                    file,
+                    format!("{path}.primaries[{position}]"),
+                    message,
+                )),
+            }
+        }
+        let key = match zone.tsig_key {
+            None => None,
+            Some(id) => match keys.get(&id) {
+                Some(Some(key)) => Some(key.clone()),
+                // The key's own error is already reported.
+                Some(None) => None,
+                None => {
+                    errors.push(ConfigError::at(
+                        file,
+                        format!("{path}.tsig_key"),
+                        format!("no [tsig.{id}] is defined"),
+                    ));
+                    None
+                }
+            },
+        };
+        zones.push(SecondaryZone {
+            name,
+            primaries,
+            key,
+        });
+    }
+    Some(SecondaryConfig {
+        directory: base.join(directory_text),
+        zones,
+    })
+}
+
+/// `[tsig.NAME]` → keys by NAME; `None` for a key with an error (reported).
+fn validate_keys(
+    file: &Path,
+    base: &Path,
+    tsig: BTreeMap<String, TsigSpec>,
+    errors: &mut Vec<ConfigError>,
+) -> HashMap<String, Option<Key>> {
+    let mut keys = HashMap::new();
+    for (id, spec) in tsig {
+        let path = format!("tsig.{id}");
+        let secret = match (spec.secret, spec.secret_file) {
+            (Some(secret), None) => Some(secret),
+            (None, Some(secret_file)) => match std::fs::read_to_string(base.join(&secret_file)) {
+                Ok(text) => Some(text.trim().to_owned()),
+                Err(error) => {
+                    errors.push(ConfigError::at(
+                        file,
+                        format!("{path}.secret_file"),
+                        format!("cannot read {secret_file}: {error}"),
+                    ));
+                    None
+                }
+            },
+            _ => {
+                errors.push(ConfigError::at(
+                    file,
+                    path.clone(),
+                    "needs exactly one of secret and secret_file",
+                ));
+                None
+            }
+        };
+        let key = secret.and_then(|secret| match TsigKey::new(&id, &spec.algorithm, &secret) {
+            Ok(key) => Some(Key {
+                id: id.clone(),
+                key: Arc::new(key),
+                secret,
+                algorithm: spec.algorithm.clone(),
+            }),
+            Err(message) => {
+                errors.push(ConfigError::at(file, path.clone(), message));
+                None
+            }
+        });
+        keys.insert(id, key);
+    }
+    keys
+}
+
+/// `IP` (port 53) or `IP:PORT` / `[IPv6]:PORT`.
+fn parse_primary(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    text.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, DNS_PORT))
+        .map_err(|_| format!("\"{text}\" is not an address (IP or IP:PORT)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primaries_default_to_port_53() {
+        assert_eq!(
+            parse_primary("192.0.2.1").ok(),
+            Some("192.0.2.1:53".parse().expect("address"))
+        );
+        assert_eq!(
+            parse_primary("[2001:db8::1]:5353").ok(),
+            Some("[2001:db8::1]:5353".parse().expect("address"))
+        );
+        assert_eq!(
+            parse_primary("2001:db8::1").ok(),
+            Some("[2001:db8::1]:53".parse().expect("address"))
+        );
+        assert!(parse_primary("primary.example").is_err());
+    }
+
+    #[test]
+    fn file_names_follow_the_zones_directory() {
+        let config = SecondaryConfig {
+            directory: PathBuf::from("secondary"),
+            zones: Vec::new(),
+        };
+        let name = Name::from_ascii("Example.ORG.")
+            .expect("name")
+            .to_lowercase();
+        assert_eq!(
+            config.file_of(&name),
+            PathBuf::from("secondary/example.org.zone")
+        );
+    }
+}

@@ -1,0 +1,744 @@
+//! Steer as a secondary: zones transferred with AXFR from a real primary
+//! (Debian's NSD) and from a scripted one, kept on disk, refreshed on
+//! NOTIFY, served after a restart without the primary, and dropped when
+//! they expire; NOTIFY accepted only from a zone's primaries (and signed
+//! with its TSIG key when it has one); transfers a primary botches never
+//! replace the copy being served.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use common::differential::{Sections, Way, difference, names, start_nsd_with};
+use common::{Family, QueryOptions, TestServer, Transport, http_request};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use steer::transfer::tsig::{self, TsigKey};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+
+/// How long a transfer, a NOTIFY's effect or a reload may take to show.
+const SETTLE: Duration = Duration::from_secs(20);
+
+/// A shared secret for the TSIG tests (base64 of 32 bytes).
+const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I=";
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden/zones")
+}
+
+/// A directory NSD (which drops privileges) can read.
+fn readable_directory() -> tempfile::TempDir {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    std::fs::set_permissions(
+        directory.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("permissions");
+    directory
+}
+
+/// A Steer directory: an empty zones directory and `steer.toml` listening
+/// on `listen`, with `sections` (secondary zones, keys) appended.
+fn steer_directory(listen: &str, sections: &str) -> tempfile::TempDir {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    std::fs::create_dir(directory.path().join("zones")).expect("zones directory");
+    std::fs::write(
+        directory.path().join("steer.toml"),
+        format!(
+            "[server]\nlisten = [\"{listen}\"]\nzones = \"zones\"\nworkers = 1\n\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n\n{sections}"
+        ),
+    )
+    .expect("steer.toml");
+    directory
+}
+
+/// `/status` as JSON.
+async fn status(server: &TestServer) -> serde_json::Value {
+    let response = http_request(server.admin_addr(), "GET", "/status").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    serde_json::from_str(&response.body).expect("status is JSON")
+}
+
+/// The `/status` entry of secondary zone `zone` (`"example.test."`).
+async fn secondary_status(server: &TestServer, zone: &str) -> serde_json::Value {
+    let status = status(server).await;
+    status["secondary"]
+        .as_array()
+        .expect("secondary is a list")
+        .iter()
+        .find(|entry| entry["zone"] == zone)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {zone} in {status}"))
+}
+
+/// The addresses Steer answers for `name` A over UDP, or the rcode.
+async fn addresses(server: SocketAddr, name: &str) -> Result<Vec<String>, ResponseCode> {
+    let query = common::build_query(name, RecordType::A, &QueryOptions::default());
+    let response = common::ask(Transport::Udp, server, &query).await;
+    if response.metadata.response_code != ResponseCode::NoError {
+        return Err(response.metadata.response_code);
+    }
+    Ok(response
+        .answers
+        .iter()
+        .filter_map(|record| match record.data {
+            RData::A(address) => Some(address.to_string()),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Waits until `name` resolves to `expected` at `server`, or panics with
+/// what was answered last and `/status`.
+async fn wait_for(server: &TestServer, name: &str, expected: Result<Vec<String>, ResponseCode>) {
+    let address = server.dns_addr(Transport::Udp, Family::V4);
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let answer = addresses(address, name).await;
+        if answer == expected {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "{name}: answered {answer:?}, not {expected:?}, within {SETTLE:?}; status: {}",
+                status(server).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn sec_zone(serial: u32, address: &str) -> String {
+    format!(
+        "$ORIGIN sec.test.\n$TTL 300\n\
+         @ IN SOA ns1 hostmaster {serial} 3600 600 1209600 120\n\
+         @ IN NS ns1\nns1 IN A 192.0.2.53\nwww IN A {address}\n\
+         txt IN TXT \"semi;colon\" \"quote\\\"d\" \"tab\\009\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secondary_of_nsd_answers_as_nsd_does() {
+    let zones = steer::zone::load_dir(&fixture()).expect("fixture zones");
+    let primary = readable_directory();
+    let mut served = Vec::new();
+    for zone in &zones {
+        let file = zone.file.file_name().expect("zone file name");
+        std::fs::copy(&zone.file, primary.path().join(file)).expect("copy zone");
+        served.push((zone.origin.to_ascii(), file.to_string_lossy().into_owned()));
+    }
+    let (_nsd, nsd) = start_nsd_with(
+        primary.path(),
+        &served,
+        "",
+        "  provide-xfr: 127.0.0.1 NOKEY\n",
+        "",
+    )
+    .await;
+    let mut sections = "[secondary]\n".to_owned();
+    for zone in &zones {
+        sections.push_str(&format!(
+            "[[secondary.zone]]\nname = \"{}\"\nprimaries = [\"{nsd}\"]\n",
+            zone.origin
+        ));
+    }
+    let server = TestServer::start_prepared(steer_directory("127.0.0.1:0", &sections)).await;
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let status = status(&server).await;
+        let current = status["secondary"]
+            .as_array()
+            .expect("secondary")
+            .iter()
+            .all(|zone| zone["state"] == "current");
+        if current && status["zones"].as_array().expect("zones").len() == zones.len() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every zone transferred and served: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let options = |edns| QueryOptions {
+        recursion_desired: false,
+        edns,
+        dnssec_ok: edns,
+        ..QueryOptions::default()
+    };
+    let ways = [
+        Way {
+            transport: Transport::Tcp,
+            options: options(false),
+        },
+        Way {
+            transport: Transport::Udp,
+            options: options(true),
+        },
+    ];
+    // A chain of nine CNAMEs: Steer follows eight links, NSD more (as in
+    // the differential test of zone files).
+    let names: Vec<String> = names(&zones)
+        .into_iter()
+        .filter(|name| name != "d1.example.test.")
+        .collect();
+    let steer = [
+        server.dns_addr(Transport::Tcp, Family::V4),
+        server.dns_addr(Transport::Udp, Family::V4),
+    ];
+    let types = [
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::CNAME,
+        RecordType::MX,
+        RecordType::NS,
+        RecordType::SOA,
+        RecordType::SRV,
+        RecordType::TXT,
+        RecordType::CAA,
+    ];
+    let (differences, asked) =
+        common::differential::compare(nsd, steer, &names, &types, &ways, |reference, ours| {
+            difference(reference, ours, Sections::Minimal)
+        })
+        .await;
+    assert!(asked > 1000, "only {asked} questions");
+    assert!(
+        differences.is_empty(),
+        "{} of {asked} answers of the transferred zones differ from the primary's:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_restart_and_expiry() {
+    let primary = readable_directory();
+    std::fs::write(
+        primary.path().join("sec.test.zone"),
+        sec_zone(1, "192.0.2.1"),
+    )
+    .expect("zone");
+    let port = common::free_port();
+    let (nsd_process, nsd) = start_nsd_with(
+        primary.path(),
+        &[("sec.test.".to_owned(), "sec.test.zone".to_owned())],
+        "",
+        &format!("  provide-xfr: 127.0.0.1 NOKEY\n  notify: 127.0.0.1@{port} NOKEY\n"),
+        "",
+    )
+    .await;
+    let sections =
+        format!("[secondary]\n[[secondary.zone]]\nname = \"sec.test\"\nprimaries = [\"{nsd}\"]\n");
+    let directory = steer_directory(&format!("127.0.0.1:{port}"), &sections);
+    let mut server = TestServer::start_prepared(directory).await;
+    wait_for(&server, "www.sec.test.", Ok(vec!["192.0.2.1".to_owned()])).await;
+    let txt = common::build_query("txt.sec.test.", RecordType::TXT, &QueryOptions::default());
+    let response = common::ask(
+        Transport::Udp,
+        server.dns_addr(Transport::Udp, Family::V4),
+        &txt,
+    )
+    .await;
+    let Some(RData::TXT(strings)) = response.answers.first().map(|record| &record.data) else {
+        panic!("no TXT: {response:?}");
+    };
+    let strings: Vec<&[u8]> = strings.txt_data.iter().map(AsRef::as_ref).collect();
+    assert_eq!(strings, [&b"semi;colon"[..], b"quote\"d", b"tab\t"]);
+
+    // The refresh timer is an hour: only NOTIFY explains a prompt change.
+    std::fs::write(
+        primary.path().join("sec.test.zone"),
+        sec_zone(2, "192.0.2.2"),
+    )
+    .expect("zone");
+    let hang_up = std::process::Command::new("kill")
+        .args(["-HUP", &nsd_process.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hang_up.success());
+    wait_for(&server, "www.sec.test.", Ok(vec!["192.0.2.2".to_owned()])).await;
+    let zone = secondary_status(&server, "sec.test.").await;
+    assert_eq!(zone["serial"], 2, "{zone}");
+    assert!(zone["notifies"].as_u64().expect("notifies") >= 1, "{zone}");
+    assert_eq!(zone["state"], "current", "{zone}");
+    let metrics = http_request(server.admin_addr(), "GET", "/metrics")
+        .await
+        .body;
+    for series in [
+        "steer_secondary_serial{zone=\"sec.test.\"} 2",
+        "steer_secondary_transfers_total{zone=\"sec.test.\",result=\"ok\"} 2",
+        "steer_secondary_expire_timestamp_seconds{zone=\"sec.test.\"} ",
+    ] {
+        assert!(metrics.contains(series), "{series} not in:\n{metrics}");
+    }
+    let kept = server.directory.path().join("secondary/sec.test.zone");
+    let text = std::fs::read_to_string(&kept).expect("the kept copy");
+    assert!(text.contains("192.0.2.2"), "{text}");
+
+    // No primary, a restart: the kept copy is served.
+    drop(nsd_process);
+    let running = server.running.take().expect("running");
+    running.shutdown().await;
+    let directory = std::mem::replace(
+        &mut server.directory,
+        tempfile::tempdir().expect("placeholder"),
+    );
+    let server = TestServer::start_prepared(directory).await;
+    wait_for(&server, "www.sec.test.", Ok(vec!["192.0.2.2".to_owned()])).await;
+
+    // Unconfirmed for longer than the SOA's expire (two weeks): not served.
+    let long_ago = SystemTime::now() - Duration::from_secs(15 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&kept)
+        .expect("kept copy")
+        .set_modified(long_ago)
+        .expect("mtime");
+    let reload = http_request(server.admin_addr(), "POST", "/reload").await;
+    assert_eq!(reload.status, 200, "{}", reload.body);
+    assert!(reload.body.contains("expire"), "{}", reload.body);
+    wait_for(&server, "www.sec.test.", Err(ResponseCode::Refused)).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tsig_authenticates_transfers() {
+    let primary = readable_directory();
+    // Large enough that the transfer takes many messages, each verified.
+    let mut signed = sec_zone(7, "192.0.2.7");
+    for index in 0..3000 {
+        signed.push_str(&format!("t{index} IN TXT \"{}\"\n", "x".repeat(100)));
+    }
+    std::fs::write(primary.path().join("sec.test.zone"), signed).expect("zone");
+    let open = sec_zone(3, "192.0.2.3").replace("sec.test.", "open.test.");
+    std::fs::write(primary.path().join("open.test.zone"), open).expect("zone");
+    let key =
+        format!("key:\n  name: transfer-key\n  algorithm: hmac-sha256\n  secret: \"{SECRET}\"\n");
+    let (_nsd, nsd) = start_nsd_with(
+        primary.path(),
+        &[
+            ("sec.test.".to_owned(), "sec.test.zone".to_owned()),
+            ("open.test.".to_owned(), "open.test.zone".to_owned()),
+        ],
+        "",
+        "  provide-xfr: 127.0.0.1 transfer-key\n",
+        &key,
+    )
+    .await;
+    let sections = format!(
+        "[tsig.transfer-key]\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n\n\
+         [secondary]\n\
+         [[secondary.zone]]\nname = \"sec.test\"\nprimaries = [\"{nsd}\"]\ntsig_key = \"transfer-key\"\n\
+         [[secondary.zone]]\nname = \"open.test\"\nprimaries = [\"{nsd}\"]\n"
+    );
+    let server = TestServer::start_prepared(steer_directory("127.0.0.1:0", &sections)).await;
+    wait_for(&server, "www.sec.test.", Ok(vec!["192.0.2.7".to_owned()])).await;
+    let zone = secondary_status(&server, "sec.test.").await;
+    assert_eq!(zone["last_transfer_records"], 3000 + 5, "{zone}");
+    // The primary wants the key for every transfer: unsigned, refused.
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let zone = secondary_status(&server, "open.test.").await;
+        if let Some(error) = zone["last_error"].as_str() {
+            assert!(
+                error.contains("AXFR") && error.contains("REFUSED"),
+                "{zone}"
+            );
+            assert_eq!(zone["state"], "waiting", "{zone}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{zone}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        addresses(
+            server.dns_addr(Transport::Udp, Family::V4),
+            "www.open.test."
+        )
+        .await,
+        Err(ResponseCode::Refused)
+    );
+    server.shutdown().await;
+}
+
+/// A NOTIFY for `zone` from `source`, over UDP; the response.
+async fn notify(server: SocketAddr, source: IpAddr, zone: &str, qtype: RecordType) -> Message {
+    let socket = UdpSocket::bind(SocketAddr::new(source, 0))
+        .await
+        .expect("bind");
+    let mut message = Message::new(common::next_id(), MessageType::Query, OpCode::Notify);
+    message.add_query(Query::query(Name::from_ascii(zone).expect("name"), qtype));
+    let packet = message.to_vec().expect("notify");
+    socket.send_to(&packet, server).await.expect("send");
+    let mut buffer = vec![0; 4096];
+    let (length, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buffer))
+        .await
+        .expect("an answer to NOTIFY")
+        .expect("receive");
+    Message::from_vec(&buffer[..length]).expect("the answer parses")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_is_accepted_only_from_primaries() {
+    // Port 9 (discard): nothing answers; transfers fail, NOTIFY is what is tested.
+    let sections =
+        "[secondary]\n[[secondary.zone]]\nname = \"acl.test\"\nprimaries = [\"127.0.0.1:9\"]\n";
+    let server = TestServer::start_prepared(steer_directory("127.0.0.1:0", sections)).await;
+    let address = server.dns_addr(Transport::Udp, Family::V4);
+    let primary: IpAddr = "127.0.0.1".parse().expect("address");
+    let stranger: IpAddr = "127.0.0.2".parse().expect("address");
+
+    let accepted = notify(address, primary, "ACL.test.", RecordType::SOA).await;
+    assert_eq!(accepted.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(accepted.metadata.op_code, OpCode::Notify);
+    assert!(accepted.metadata.authoritative);
+    assert_eq!(accepted.queries[0].name().to_ascii(), "ACL.test.");
+
+    let from_stranger = notify(address, stranger, "acl.test.", RecordType::SOA).await;
+    assert_eq!(from_stranger.metadata.response_code, ResponseCode::Refused);
+    assert!(!from_stranger.metadata.authoritative);
+    let other_zone = notify(address, primary, "other.test.", RecordType::SOA).await;
+    assert_eq!(other_zone.metadata.response_code, ResponseCode::Refused);
+    let not_soa = notify(address, primary, "acl.test.", RecordType::A).await;
+    assert_eq!(not_soa.metadata.response_code, ResponseCode::FormErr);
+
+    let zone = secondary_status(&server, "acl.test.").await;
+    assert_eq!(
+        zone["notifies"], 1,
+        "only the primary's NOTIFY counts: {zone}"
+    );
+    server.shutdown().await;
+}
+
+/// A NOTIFY for `zone` from 127.0.0.1 over UDP, signed with `key` when
+/// given; the response's rcode, and whether it carried a TSIG that
+/// verifies with `key`.
+async fn signed_notify(server: SocketAddr, zone: &str, key: Option<&TsigKey>) -> (u16, bool) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let mut message = Message::new(common::next_id(), MessageType::Query, OpCode::Notify);
+    message.add_query(Query::query(
+        Name::from_ascii(zone).expect("name"),
+        RecordType::SOA,
+    ));
+    let mut packet = message.to_vec().expect("notify");
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mac = key.map(|key| tsig::sign_request(key, &mut packet, now).expect("signed"));
+    socket.send_to(&packet, server).await.expect("send");
+    let mut buffer = vec![0; 4096];
+    let (length, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buffer))
+        .await
+        .expect("an answer to NOTIFY")
+        .expect("receive");
+    let response = &buffer[..length];
+    let rcode = u16::from(response[3] & 0x0f);
+    let verified = match (key, mac) {
+        (Some(key), Some(mac)) => {
+            let mut verifier = tsig::ResponseVerifier::new(key, mac.as_bytes());
+            verifier.verify(response, now).is_ok() && verifier.finish().is_ok()
+        }
+        _ => false,
+    };
+    (rcode, verified)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_for_a_zone_with_a_key_must_be_signed() {
+    let sections = format!(
+        "[tsig.notify-key]\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n\n\
+         [secondary]\n[[secondary.zone]]\nname = \"signed.test\"\nprimaries = [\"127.0.0.1:9\"]\n\
+         tsig_key = \"notify-key\"\n"
+    );
+    let server = TestServer::start_prepared(steer_directory("127.0.0.1:0", &sections)).await;
+    let address = server.dns_addr(Transport::Udp, Family::V4);
+    let key = TsigKey::new("notify-key", "hmac-sha256", SECRET).expect("key");
+    let other_secret = TsigKey::new("notify-key", "hmac-sha256", "b3RoZXI=").expect("key");
+    let unknown = TsigKey::new("another-key", "hmac-sha256", SECRET).expect("key");
+
+    assert_eq!(
+        signed_notify(address, "signed.test.", Some(&key)).await,
+        (0, true)
+    );
+    // Unsigned: REFUSED; a bad signature or an unknown key: NOTAUTH (9).
+    assert_eq!(
+        signed_notify(address, "signed.test.", None).await,
+        (5, false)
+    );
+    assert_eq!(
+        signed_notify(address, "signed.test.", Some(&other_secret))
+            .await
+            .0,
+        9
+    );
+    assert_eq!(
+        signed_notify(address, "signed.test.", Some(&unknown))
+            .await
+            .0,
+        9
+    );
+
+    // Over TCP too.
+    let mut message = Message::new(common::next_id(), MessageType::Query, OpCode::Notify);
+    message.add_query(Query::query(
+        Name::from_ascii("signed.test.").expect("name"),
+        RecordType::SOA,
+    ));
+    let mut packet = message.to_vec().expect("notify");
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mac = tsig::sign_request(&key, &mut packet, now).expect("signed");
+    let response = common::exchange_tcp(
+        server.dns_addr(Transport::Tcp, Family::V4),
+        &packet,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("an answer over TCP");
+    assert_eq!(response[3] & 0x0f, 0);
+    let mut verifier = tsig::ResponseVerifier::new(&key, mac.as_bytes());
+    verifier
+        .verify(&response, now)
+        .expect("the acknowledgement is signed");
+
+    let zone = secondary_status(&server, "signed.test.").await;
+    assert_eq!(zone["notifies"], 2, "the two signed with the key: {zone}");
+    server.shutdown().await;
+}
+
+/// What the scripted primary does with an AXFR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Script {
+    /// Sends the zone, split over several messages, and the closing SOA.
+    Whole,
+    /// Sends the records and closes the connection without the closing SOA.
+    Cut,
+}
+
+/// A primary written for the test: serves `zone` (records, SOA first) to
+/// SOA queries over UDP and to AXFR over TCP as `script` says.
+struct ScriptedPrimary {
+    address: SocketAddr,
+    zone: Arc<Mutex<Vec<Record>>>,
+    script: Arc<Mutex<Script>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for ScriptedPrimary {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl ScriptedPrimary {
+    async fn start(zone: Vec<Record>) -> ScriptedPrimary {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = tcp.local_addr().expect("address");
+        let udp = UdpSocket::bind(address)
+            .await
+            .expect("bind the same port over UDP");
+        let zone = Arc::new(Mutex::new(zone));
+        let script = Arc::new(Mutex::new(Script::Whole));
+        let soa_zone = Arc::clone(&zone);
+        let udp_task = tokio::spawn(async move {
+            let mut buffer = vec![0; 4096];
+            while let Ok((length, client)) = udp.recv_from(&mut buffer).await {
+                let Ok(query) = Message::from_vec(&buffer[..length]) else {
+                    continue;
+                };
+                let soa = soa_zone.lock().expect("zone")[0].clone();
+                let mut response = Message::response(query.metadata.id, OpCode::Query);
+                response.metadata.authoritative = true;
+                response.add_query(query.queries[0].clone());
+                response.add_answer(soa);
+                let _ = udp
+                    .send_to(&response.to_vec().expect("encode"), client)
+                    .await;
+            }
+        });
+        let (axfr_zone, axfr_script) = (Arc::clone(&zone), Arc::clone(&script));
+        let tcp_task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = tcp.accept().await {
+                let records = axfr_zone.lock().expect("zone").clone();
+                let script = *axfr_script.lock().expect("script");
+                tokio::spawn(async move {
+                    let Ok(query) = common::read_frame(&mut stream).await else {
+                        return;
+                    };
+                    let Ok(query) = Message::from_vec(&query) else {
+                        return;
+                    };
+                    let mut stream_records = records.clone();
+                    if script == Script::Whole {
+                        stream_records.push(records[0].clone());
+                    }
+                    for (index, chunk) in stream_records.chunks(2).enumerate() {
+                        let mut response = Message::response(query.metadata.id, OpCode::Query);
+                        response.metadata.authoritative = true;
+                        if index == 0 {
+                            response.add_query(query.queries[0].clone());
+                        }
+                        response.add_answers(chunk.iter().cloned());
+                        let packet = response.to_vec().expect("encode");
+                        if common::write_frame(&mut stream, &packet).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = stream.shutdown().await;
+                    let mut rest = Vec::new();
+                    let _ = stream.read_to_end(&mut rest).await;
+                });
+            }
+        });
+        ScriptedPrimary {
+            address,
+            zone,
+            script,
+            tasks: vec![udp_task, tcp_task],
+        }
+    }
+}
+
+/// `text` (a zone file for `origin`) as records, SOA first.
+fn records_of(origin: &str, text: &str) -> Vec<Record> {
+    let name = Name::from_ascii(origin).expect("origin");
+    let mut records = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let owner = Name::from_ascii(fields[0]).expect("owner");
+        let ttl: u32 = fields[1].parse().expect("ttl");
+        let record_type: RecordType = fields[2].parse().expect("type");
+        let data = RData::try_from_str(record_type, &fields[3..].join(" ")).expect("rdata");
+        records.push(Record::from_rdata(owner, ttl, data));
+    }
+    assert_eq!(records[0].record_type(), RecordType::SOA);
+    assert!(records.iter().all(|record| name.zone_of(&record.name)));
+    records
+}
+
+fn scripted_zone(serial: u32, extra: &str) -> Vec<Record> {
+    records_of(
+        "bad.test.",
+        &format!(
+            "bad.test. 300 SOA ns1.bad.test. hostmaster.bad.test. {serial} 3600 600 1209600 120\n\
+             bad.test. 300 NS ns1.bad.test.\nns1.bad.test. 300 A 192.0.2.53\n\
+             www.bad.test. 300 A 192.0.2.{serial}\n{extra}"
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn botched_transfers_keep_the_served_copy() {
+    let primary = ScriptedPrimary::start(scripted_zone(1, "")).await;
+    let sections = format!(
+        "[secondary]\n[[secondary.zone]]\nname = \"bad.test\"\nprimaries = [\"{}\"]\n",
+        primary.address
+    );
+    let server = TestServer::start_prepared(steer_directory("127.0.0.1:0", &sections)).await;
+    wait_for(&server, "www.bad.test.", Ok(vec!["192.0.2.1".to_owned()])).await;
+    let dns = server.dns_addr(Transport::Udp, Family::V4);
+    let local: IpAddr = "127.0.0.1".parse().expect("address");
+
+    // Each botched transfer is reported and changes nothing served.
+    let botches: [(Vec<Record>, Script, &str); 3] = [
+        (
+            scripted_zone(2, "www.bad.test. 300 CNAME elsewhere.example.\n"),
+            Script::Whole,
+            "does not load",
+        ),
+        (scripted_zone(3, ""), Script::Cut, "AXFR"),
+        (
+            {
+                let mut zone = scripted_zone(4, "");
+                zone.push(Record::from_rdata(
+                    Name::from_ascii("www.other.test.").expect("name"),
+                    300,
+                    RData::A("192.0.2.99".parse().expect("address")),
+                ));
+                zone
+            },
+            Script::Whole,
+            "does not load",
+        ),
+    ];
+    for (zone, script, expected) in botches {
+        *primary.zone.lock().expect("zone") = zone;
+        *primary.script.lock().expect("script") = script;
+        let failures = secondary_status(&server, "bad.test.").await["transfer_failures"]
+            .as_u64()
+            .expect("failures");
+        let acknowledged = notify(dns, local, "bad.test.", RecordType::SOA).await;
+        assert_eq!(acknowledged.metadata.response_code, ResponseCode::NoError);
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        let zone = loop {
+            let zone = secondary_status(&server, "bad.test.").await;
+            if zone["transfer_failures"].as_u64().expect("failures") > failures {
+                break zone;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{script:?}: {zone}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let error = zone["last_error"].as_str().expect("an error");
+        assert!(error.contains(expected), "{script:?}: {error}");
+        assert_eq!(zone["serial"], 1, "{zone}");
+        assert_eq!(
+            addresses(dns, "www.bad.test.").await,
+            Ok(vec!["192.0.2.1".to_owned()])
+        );
+    }
+
+    // A good transfer after them is taken.
+    *primary.zone.lock().expect("zone") = scripted_zone(5, "");
+    *primary.script.lock().expect("script") = Script::Whole;
+    notify(dns, local, "bad.test.", RecordType::SOA).await;
+    wait_for(&server, "www.bad.test.", Ok(vec!["192.0.2.5".to_owned()])).await;
+    server.shutdown().await;
+}
+
+#[test]
+fn config_errors_name_their_keys() {
+    let directory = steer_directory(
+        "127.0.0.1:0",
+        "[secondary]\n[[secondary.zone]]\nname = \"a.test\"\nprimaries = []\ntsig_key = \"missing\"\n\
+         [[secondary.zone]]\nname = \"a.test\"\nprimaries = [\"192.0.2.1\"]\n\
+         [tsig.broken]\nalgorithm = \"hmac-md5\"\nsecret = \"c2VjcmV0\"\n",
+    );
+    let errors = common::check_errors(directory.path());
+    for expected in [
+        "secondary.zone[0].primaries: must list at least one primary",
+        "secondary.zone[0].tsig_key: no [tsig.missing] is defined",
+        "secondary.zone[1].name: a.test. is already secondary.zone[0]",
+        "tsig.broken: ",
+    ] {
+        assert!(errors.contains(expected), "{expected:?} not in:\n{errors}");
+    }
+}
+
+#[test]
+fn a_zone_served_both_ways_is_an_error() {
+    let directory = steer_directory(
+        "127.0.0.1:0",
+        "[secondary]\n[[secondary.zone]]\nname = \"example.test\"\nprimaries = [\"192.0.2.1\"]\n",
+    );
+    common::write_zone(directory.path(), "example.test", "");
+    let errors = common::check_errors(directory.path());
+    assert!(
+        errors.contains("zone example.test. is also secondary.zone[0]"),
+        "{errors}"
+    );
+}
