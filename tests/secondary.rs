@@ -292,6 +292,16 @@ async fn notify_restart_and_expiry() {
     );
     let server = TestServer::start_prepared(directory).await;
     wait_for(&server, "www.sec.test.", Ok(vec!["192.0.2.2".to_owned()])).await;
+    // Served from the kept copy; the primary, gone, cannot confirm it.
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let zone = secondary_status(&server, "sec.test.").await;
+        if zone["serial"] == 2 && (zone["state"] == "current" || zone["state"] == "stale") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{zone}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Unconfirmed for longer than the SOA's expire (two weeks): not served.
     let long_ago = SystemTime::now() - Duration::from_secs(15 * 86_400);

@@ -299,10 +299,13 @@ impl Secondaries {
                 self.update(&zone.name, |status| {
                     status.serial = Some(kept_soa.serial);
                     status.expires_at = Some(unix(expires));
+                    if expires <= now {
+                        status.state = "expired";
+                    } else if status.state == "waiting" {
+                        // A copy kept from before a restart, still good.
+                        status.state = "current";
+                    }
                 });
-                if expires <= now {
-                    self.update(&zone.name, |status| status.state = "expired");
-                }
             }
             let outcome = self.check(&zone, &file, kept.as_ref()).await;
             let wait = match outcome {
