@@ -22,8 +22,8 @@ mod common;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use common::differential::{Sections, Way, difference, names, random_zone, start_nsd};
-use common::{Family, QueryOptions, TestServer, Transport};
+use common::differential::{Sections, difference, names, random_zone, start_nsd, ways};
+use common::{Family, TestServer, Transport};
 use hickory_proto::rr::RecordType;
 
 /// Questions answered differently on purpose, and why.
@@ -45,27 +45,6 @@ const TYPES: [RecordType; 11] = [
     RecordType::CAA,
     RecordType::DS,
 ];
-
-/// Over TCP without EDNS, and over UDP with EDNS (1232 bytes) and the DO
-/// bit.
-fn ways() -> [Way; 2] {
-    let options = |edns| QueryOptions {
-        recursion_desired: false,
-        edns,
-        dnssec_ok: edns,
-        ..QueryOptions::default()
-    };
-    [
-        Way {
-            transport: Transport::Tcp,
-            options: options(false),
-        },
-        Way {
-            transport: Transport::Udp,
-            options: options(true),
-        },
-    ]
-}
 
 /// Compares every question of `names` (but those in [`DIFFERENT`]) ×
 /// [`TYPES`], both [`ways`]; the differences found, and how many

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use common::differential::{Sections, Way, difference, names, start_nsd_with};
+use common::differential::{Sections, difference, names, start_nsd_with, ways};
 use common::{Family, QueryOptions, TestServer, Transport, http_request};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -165,22 +165,6 @@ async fn secondary_of_nsd_answers_as_nsd_does() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let options = |edns| QueryOptions {
-        recursion_desired: false,
-        edns,
-        dnssec_ok: edns,
-        ..QueryOptions::default()
-    };
-    let ways = [
-        Way {
-            transport: Transport::Tcp,
-            options: options(false),
-        },
-        Way {
-            transport: Transport::Udp,
-            options: options(true),
-        },
-    ];
     // A chain of nine CNAMEs: Steer follows eight links, NSD more (as in
     // the differential test of zone files).
     let names: Vec<String> = names(&zones)
@@ -203,7 +187,7 @@ async fn secondary_of_nsd_answers_as_nsd_does() {
         RecordType::CAA,
     ];
     let (differences, asked) =
-        common::differential::compare(nsd, steer, &names, &types, &ways, |reference, ours| {
+        common::differential::compare(nsd, steer, &names, &types, &ways(), |reference, ours| {
             difference(reference, ours, Sections::Minimal)
         })
         .await;
@@ -427,11 +411,9 @@ async fn notify_is_accepted_only_from_primaries() {
     server.shutdown().await;
 }
 
-/// A NOTIFY for `zone` from 127.0.0.1 over UDP, signed with `key` when
-/// given; the response's rcode, and whether it carried a TSIG that
-/// verifies with `key`.
-async fn signed_notify(server: SocketAddr, zone: &str, key: Option<&TsigKey>) -> (u16, bool) {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+/// A NOTIFY (SOA) for `zone`, signed with `key` when given: the packet,
+/// its MAC, and the time it was signed at.
+fn notify_packet(zone: &str, key: Option<&TsigKey>) -> (Vec<u8>, Option<tsig::Mac>, u64) {
     let mut message = Message::new(common::next_id(), MessageType::Query, OpCode::Notify);
     message.add_query(Query::query(
         Name::from_ascii(zone).expect("name"),
@@ -443,6 +425,15 @@ async fn signed_notify(server: SocketAddr, zone: &str, key: Option<&TsigKey>) ->
         .expect("clock")
         .as_secs();
     let mac = key.map(|key| tsig::sign_request(key, &mut packet, now).expect("signed"));
+    (packet, mac, now)
+}
+
+/// A NOTIFY for `zone` from 127.0.0.1 over UDP, signed with `key` when
+/// given; the response's rcode, and whether it carried a TSIG that
+/// verifies with `key`.
+async fn signed_notify(server: SocketAddr, zone: &str, key: Option<&TsigKey>) -> (u16, bool) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let (packet, mac, now) = notify_packet(zone, key);
     socket.send_to(&packet, server).await.expect("send");
     let mut buffer = vec![0; 4096];
     let (length, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buffer))
@@ -497,17 +488,8 @@ async fn notify_for_a_zone_with_a_key_must_be_signed() {
     );
 
     // Over TCP too.
-    let mut message = Message::new(common::next_id(), MessageType::Query, OpCode::Notify);
-    message.add_query(Query::query(
-        Name::from_ascii("signed.test.").expect("name"),
-        RecordType::SOA,
-    ));
-    let mut packet = message.to_vec().expect("notify");
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    let mac = tsig::sign_request(&key, &mut packet, now).expect("signed");
+    let (packet, mac, now) = notify_packet("signed.test.", Some(&key));
+    let mac = mac.expect("signed");
     let response = common::exchange_tcp(
         server.dns_addr(Transport::Tcp, Family::V4),
         &packet,

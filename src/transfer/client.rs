@@ -98,12 +98,7 @@ pub async fn query_serial(
     if truncated {
         return query_serial_tcp(primary, zone, key, timeout).await;
     }
-    let mut verifier = key.map(|key| ResponseVerifier::new(key, &request_mac));
-    let message = checked(&response, id, zone, RecordType::SOA, verifier.as_mut())?;
-    if let Some(verifier) = &verifier {
-        verifier.finish()?;
-    }
-    soa_serial(&message, zone)
+    serial_of(&response, (id, &request_mac), zone, key)
 }
 
 /// [`query_serial`] over TCP.
@@ -118,8 +113,19 @@ async fn query_serial_tcp(
     let mut stream = within(timeout, TcpStream::connect(primary)).await??;
     send_framed(&mut stream, &request, timeout).await?;
     let response = receive_framed(&mut stream, timeout).await?;
-    let mut verifier = key.map(|key| ResponseVerifier::new(key, &request_mac));
-    let message = checked(&response, id, zone, RecordType::SOA, verifier.as_mut())?;
+    serial_of(&response, (id, &request_mac), zone, key)
+}
+
+/// The serial in the answer to the SOA query `id` (signed with `key`,
+/// MAC `request_mac`), once its signature and question are checked.
+fn serial_of(
+    response: &[u8],
+    (id, request_mac): (u16, &[u8]),
+    zone: &Name,
+    key: Option<&TsigKey>,
+) -> Result<u32, TransferError> {
+    let mut verifier = key.map(|key| ResponseVerifier::new(key, request_mac));
+    let message = checked(response, id, zone, RecordType::SOA, verifier.as_mut())?;
     if let Some(verifier) = &verifier {
         verifier.finish()?;
     }

@@ -1001,29 +1001,7 @@ impl WireName {
     /// than printable ASCII, and dots and backslashes within labels, as
     /// `\DDD`.
     fn presentation(&self) -> String {
-        let mut text = String::with_capacity(usize::from(self.length) + 1);
-        let mut rest = self.as_bytes();
-        while let Some((&length, tail)) = rest.split_first() {
-            if length == 0 {
-                break;
-            }
-            let Some(label) = tail.get(..usize::from(length)) else {
-                break;
-            };
-            for &byte in label {
-                if byte.is_ascii_graphic() && byte != b'.' && byte != b'\\' {
-                    text.push(char::from(byte));
-                } else {
-                    text.push_str(&format!("\\{byte:03}"));
-                }
-            }
-            text.push('.');
-            rest = &tail[usize::from(length)..];
-        }
-        if text.is_empty() {
-            text.push('.');
-        }
-        text
+        crate::table::display_wire_name(self.as_bytes())
     }
 }
 

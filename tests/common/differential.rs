@@ -101,6 +101,27 @@ pub struct Way {
     pub options: QueryOptions,
 }
 
+/// The two ways the differential tests ask: over TCP without EDNS, and
+/// over UDP with EDNS (1232 bytes) and the DO bit.
+pub fn ways() -> [Way; 2] {
+    let options = |edns| QueryOptions {
+        recursion_desired: false,
+        edns,
+        dnssec_ok: edns,
+        ..QueryOptions::default()
+    };
+    [
+        Way {
+            transport: Transport::Tcp,
+            options: options(false),
+        },
+        Way {
+            transport: Transport::Udp,
+            options: options(true),
+        },
+    ]
+}
+
 /// Asks `server` for `name` and `record_type` in `way`; panics when no
 /// answer comes within 5 s (UDP on loopback loses nothing).
 pub async fn ask(server: SocketAddr, way: &Way, name: &str, record_type: RecordType) -> Message {
