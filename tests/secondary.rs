@@ -364,19 +364,26 @@ async fn tsig_authenticates_transfers() {
 
 /// A NOTIFY for `zone` from `source`, over UDP; the response.
 async fn notify(server: SocketAddr, source: IpAddr, zone: &str, qtype: RecordType) -> Message {
-    let socket = UdpSocket::bind(SocketAddr::new(source, 0))
-        .await
-        .expect("bind");
     let mut message = Message::new(common::next_id(), MessageType::Query, OpCode::Notify);
     message.add_query(Query::query(Name::from_ascii(zone).expect("name"), qtype));
     let packet = message.to_vec().expect("notify");
-    socket.send_to(&packet, server).await.expect("send");
+    let response = exchange_from(source, server, &packet).await;
+    Message::from_vec(&response).expect("the answer parses")
+}
+
+/// Sends `packet` to `server` from `source` over UDP; the answer.
+async fn exchange_from(source: IpAddr, server: SocketAddr, packet: &[u8]) -> Vec<u8> {
+    let socket = UdpSocket::bind(SocketAddr::new(source, 0))
+        .await
+        .expect("bind");
+    socket.send_to(packet, server).await.expect("send");
     let mut buffer = vec![0; 4096];
     let (length, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buffer))
         .await
         .expect("an answer to NOTIFY")
         .expect("receive");
-    Message::from_vec(&buffer[..length]).expect("the answer parses")
+    buffer.truncate(length);
+    buffer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,15 +439,9 @@ fn notify_packet(zone: &str, key: Option<&TsigKey>) -> (Vec<u8>, Option<tsig::Ma
 /// given; the response's rcode, and whether it carried a TSIG that
 /// verifies with `key`.
 async fn signed_notify(server: SocketAddr, zone: &str, key: Option<&TsigKey>) -> (u16, bool) {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let (packet, mac, now) = notify_packet(zone, key);
-    socket.send_to(&packet, server).await.expect("send");
-    let mut buffer = vec![0; 4096];
-    let (length, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buffer))
-        .await
-        .expect("an answer to NOTIFY")
-        .expect("receive");
-    let response = &buffer[..length];
+    let loopback = IpAddr::from([127, 0, 0, 1]);
+    let response = &exchange_from(loopback, server, &packet).await[..];
     let rcode = u16::from(response[3] & 0x0f);
     let verified = match (key, mac) {
         (Some(key), Some(mac)) => {

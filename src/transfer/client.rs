@@ -110,8 +110,7 @@ async fn query_serial_tcp(
 ) -> Result<u32, TransferError> {
     let id = random_id();
     let (request, request_mac) = request(id, zone, RecordType::SOA, key);
-    let mut stream = within(timeout, TcpStream::connect(primary)).await??;
-    send_framed(&mut stream, &request, timeout).await?;
+    let mut stream = send_over_tcp(primary, &request, timeout).await?;
     let response = receive_framed(&mut stream, timeout).await?;
     serial_of(&response, (id, &request_mac), zone, key)
 }
@@ -142,8 +141,7 @@ pub async fn axfr(
 ) -> Result<Transferred, TransferError> {
     let id = random_id();
     let (request, request_mac) = request(id, zone, RecordType::AXFR, key);
-    let mut stream = within(timeout, TcpStream::connect(primary)).await??;
-    send_framed(&mut stream, &request, timeout).await?;
+    let mut stream = send_over_tcp(primary, &request, timeout).await?;
     let mut verifier = key.map(|key| ResponseVerifier::new(key, &request_mac));
     let mut records: Vec<Record> = Vec::new();
     let mut serial = None;
@@ -336,19 +334,21 @@ async fn within<T>(timeout: Duration, future: impl Future<Output = T>) -> Result
         .map_err(|_| TransferError::Timeout(timeout))
 }
 
-/// Sends one length-prefixed message (RFC 1035 §4.2.2).
-async fn send_framed(
-    stream: &mut TcpStream,
+/// Connects to `primary` and sends `request` (length-prefixed, RFC 1035
+/// §4.2.2); the stream, for the answers.
+async fn send_over_tcp(
+    primary: SocketAddr,
     message: &[u8],
     timeout: Duration,
-) -> Result<(), TransferError> {
+) -> Result<TcpStream, TransferError> {
+    let mut stream = within(timeout, TcpStream::connect(primary)).await??;
     let length = u16::try_from(message.len())
         .map_err(|_| TransferError::Malformed("request too long".to_owned()))?;
     let mut framed = Vec::with_capacity(message.len() + 2);
     framed.extend_from_slice(&length.to_be_bytes());
     framed.extend_from_slice(message);
     within(timeout, stream.write_all(&framed)).await??;
-    Ok(())
+    Ok(stream)
 }
 
 /// Receives one length-prefixed message.
