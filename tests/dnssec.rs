@@ -9,7 +9,8 @@
 //!
 //! Also here: the errors `steer check` reports for keys and zones Steer
 //! cannot sign, a zone without a key served unsigned beside a signed one,
-//! and a key added while the server runs taking effect on reload.
+//! a key added while the server runs taking effect on reload, and a zone
+//! transferred from a primary (NSD) signed as it is served.
 
 mod common;
 
@@ -1519,4 +1520,53 @@ async fn a_key_for_a_zone_not_served_is_a_warning_naming_its_file() {
     assert!(stderr.contains(&format!("{}.key", key.name)), "{stderr}");
     assert!(stderr.contains("exampel.test."), "{stderr}");
     assert!(stderr.contains("not served"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_transferred_from_a_primary_is_signed_and_validates() {
+    // NSD serves the unsigned zone; Steer transfers it and signs it.
+    let primary = tempfile::tempdir().expect("temporary directory");
+    std::fs::set_permissions(
+        primary.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("permissions");
+    std::fs::write(primary.path().join("example.test.zone"), ZONE).expect("zone");
+    let (_nsd, nsd) = common::differential::start_nsd_with(
+        primary.path(),
+        &[("example.test.".to_owned(), "example.test.zone".to_owned())],
+        "",
+        "  provide-xfr: 127.0.0.1 NOKEY\n",
+        "",
+    )
+    .await;
+    let secondary = format!(
+        "\n[secondary]\n[[secondary.zone]]\nname = \"example.test\"\nprimaries = [\"{nsd}\"]\n"
+    );
+    let directory = prepare(&config(&secondary), &[]);
+    let key = keygen(
+        directory.path(),
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::KeySigning,
+        &[],
+    );
+    let anchor = write_anchor(directory.path(), &key);
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while dig(port, &["example.test", "SOA"]).await.status != "NOERROR" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "example.test was not transferred"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answer = delv(port, &anchor, "www.example.test", "A").await;
+    assert_validated(&answer, &["www.example.test. A 192.0.2.10"]);
+    assert_denied(
+        &delv(port, &anchor, "nope.example.test", "A").await,
+        "NXDOMAIN",
+    );
+    server.shutdown().await;
 }
