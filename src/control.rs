@@ -757,6 +757,12 @@ impl Control {
         }
     }
 
+    /// Has secondary zone `zone` checked against its primaries now
+    /// (`POST /secondary/{zone}/refresh`); false when it is not one.
+    pub fn refresh_secondary(&self, zone: &hickory_proto::rr::Name) -> bool {
+        self.secondaries.refresh(zone)
+    }
+
     /// Stops the secondary zones' transfer tasks (shutdown).
     pub fn stop_secondaries(&self) {
         self.secondaries.sync(None);

@@ -110,6 +110,15 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Check a secondary zone's serial at its primaries now and transfer
+    /// it when newer, through the admin API (what a NOTIFY does).
+    Refresh {
+        /// The zone, e.g. `example.org`.
+        #[arg(value_name = "ZONE")]
+        zone: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// GeoIP database tools.
     Geoip {
         #[command(subcommand)]
@@ -175,6 +184,7 @@ fn main() -> ExitCode {
         Command::Status { admin, json } => with_runtime(status(admin, json)),
         Command::Drain { pool, admin } => with_runtime(set_drained(admin, pool, true)),
         Command::Undrain { pool, admin } => with_runtime(set_drained(admin, pool, false)),
+        Command::Refresh { zone, admin } => with_runtime(refresh(admin, zone)),
         Command::Geoip {
             command:
                 GeoipCommand::Build {
@@ -431,14 +441,25 @@ async fn set_drained(arguments: AdminArgs, pool: String, drained: bool) -> ExitC
     let action = if drained { "drain" } else { "undrain" };
     // A pool id is a path segment: escape what would change the path.
     let path = format!("/pools/{}/{action}", percent_encode(&pool));
-    let reply = match AdminClient::request(arguments, Method::POST, &path).await {
+    post(arguments, &path, &format!("{action}ed {pool}")).await
+}
+
+async fn refresh(arguments: AdminArgs, zone: String) -> ExitCode {
+    let path = format!("/secondary/{}/refresh", percent_encode(&zone));
+    let done = format!("refreshing {zone}: its primaries are asked now (see steer status)");
+    post(arguments, &path, &done).await
+}
+
+/// POSTs to `path` of the admin API; says `done` when it succeeded.
+async fn post(arguments: AdminArgs, path: &str, done: &str) -> ExitCode {
+    let reply = match AdminClient::request(arguments, Method::POST, path).await {
         Ok(reply) => reply,
         Err(lines) => return fail(&lines),
     };
     if !reply.succeeded() {
         return fail(&[reply.failure()]);
     }
-    println!("{action}ed {pool}");
+    println!("{done}");
     ExitCode::SUCCESS
 }
 
@@ -789,6 +810,7 @@ fn status_text(status: &serde_json::Value, now: f64) -> String {
         })
         .collect();
     write_rows(&mut text, &rows);
+    secondary_text(&mut text, status, now);
 
     let endpoints = status["endpoints"]
         .as_array()
@@ -996,6 +1018,41 @@ fn write_rows<const COLUMNS: usize>(text: &mut String, rows: &[[String; COLUMNS]
 
 /// `45s`, `3m 12s`, `2h 5m`, `4d 1h`: how long ago, to the precision an
 /// operator reads. A clock behind the server's reads as `0s`.
+/// The secondary zones of `/status`, when there are any: state, serial,
+/// last check and the last error.
+fn secondary_text(text: &mut String, status: &serde_json::Value, now: f64) {
+    use std::fmt::Write;
+    let zones = status["secondary"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if zones.is_empty() {
+        return;
+    }
+    let _ = writeln!(text, "{}", count(zones.len() as u64, "secondary zone"));
+    let rows: Vec<[String; 3]> = zones
+        .iter()
+        .map(|zone| {
+            let mut details = match zone["serial"].as_u64() {
+                Some(serial) => format!("serial {serial}"),
+                None => "no copy".to_owned(),
+            };
+            if let Some(checked) = zone["last_check"].as_f64() {
+                let _ = write!(details, ", checked {} ago", age(now - checked));
+            }
+            if let Some(error) = zone["last_error"].as_str() {
+                let _ = write!(details, "; {error}");
+            }
+            [
+                zone["zone"].as_str().unwrap_or_default().to_owned(),
+                zone["state"].as_str().unwrap_or_default().to_owned(),
+                details,
+            ]
+        })
+        .collect();
+    write_rows(text, &rows);
+}
+
 fn age(seconds: f64) -> String {
     let seconds = seconds.max(0.0) as u64;
     let (minutes, hours, days) = (seconds / 60, seconds / 3600, seconds / 86_400);
@@ -1143,6 +1200,11 @@ mod tests {
                 {"pool": "web-fra", "address": "2001:db8::10", "up": false, "drained": true, "forced": null},
                 {"pool": "web-iad", "address": "198.51.100.10", "up": false, "drained": false, "forced": "down"},
             ],
+            "secondary": [
+                {"zone": "b.test.", "state": "current", "serial": 9, "last_check": NOW - 4.0, "last_error": null},
+                {"zone": "c.test.", "state": "waiting", "serial": null, "last_check": NOW - 2.0,
+                 "last_error": "192.0.2.53:53: SOA query: no answer within 15s"},
+            ],
         });
         assert_eq!(
             status_text(&status, NOW),
@@ -1152,6 +1214,9 @@ mod tests {
              2 zones\n  \
                example.test.  serial 2024010101, 12 records\n  \
                a.test.        serial 7, 1 record\n\
+             2 secondary zones\n  \
+               b.test.  current  serial 9, checked 4s ago\n  \
+               c.test.  waiting  no copy, checked 2s ago; 192.0.2.53:53: SOA query: no answer within 15s\n\
              3 endpoints\n  \
                web-fra  192.0.2.10     up\n  \
                web-fra  2001:db8::10   down  drained\n  \

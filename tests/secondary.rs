@@ -700,6 +700,30 @@ async fn botched_transfers_keep_the_served_copy() {
     *primary.script.lock().expect("script") = Script::Whole;
     notify(dns, local, "bad.test.", RecordType::SOA).await;
     wait_for(&server, "www.bad.test.", Ok(vec!["192.0.2.5".to_owned()])).await;
+
+    // An operator's refresh does what a NOTIFY does.
+    *primary.zone.lock().expect("zone") = scripted_zone(6, "");
+    let admin = server.admin_addr().to_string();
+    let refreshed = common::run_steer(
+        &["refresh", "bad.test", "--admin", &admin],
+        server.directory.path(),
+    )
+    .await;
+    assert!(
+        refreshed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&refreshed.stderr)
+    );
+    wait_for(&server, "www.bad.test.", Ok(vec!["192.0.2.6".to_owned()])).await;
+    let unknown = http_request(server.admin_addr(), "POST", "/secondary/nope.test/refresh").await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert!(
+        unknown.body.contains("not a secondary zone"),
+        "{}",
+        unknown.body
+    );
+    let zone = secondary_status(&server, "bad.test.").await;
+    assert_eq!(zone["notifies"], 4, "a refresh is not a NOTIFY: {zone}");
     server.shutdown().await;
 }
 

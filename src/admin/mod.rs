@@ -83,6 +83,7 @@ pub fn router(state: AdminState) -> Router {
         .route(crate::latency::journal::JOURNAL_PATH, get(latency_journal))
         .route("/explain", get(explain_question))
         .route(crate::health::peers::VIEW_PATH, get(health_view))
+        .route("/secondary/{zone}/refresh", post(refresh_secondary))
         .route("/pools/{id}/drain", post(drain))
         .route("/pools/{id}/undrain", post(undrain))
         .route("/endpoints/{address}/down", post(force_down))
@@ -131,6 +132,31 @@ fn admin_error_response(admin_error: &AdminError) -> Response {
 /// `{"ok": false, "error": message}` with `code`.
 fn error_response(code: StatusCode, message: &str) -> Response {
     (code, Json(json!({"ok": false, "error": message}))).into_response()
+}
+
+/// Checks a secondary zone's serial at its primaries now, transferring it
+/// when newer: what a NOTIFY does, for an operator who cannot wait.
+async fn refresh_secondary(State(state): State<AdminState>, Path(zone): Path<String>) -> Response {
+    let name = match hickory_proto::rr::Name::from_ascii(zone.trim()) {
+        Ok(mut name) if !zone.trim().is_empty() => {
+            name.set_fqdn(true);
+            name.to_lowercase()
+        }
+        _ => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("{zone:?} is not a zone name"),
+            );
+        }
+    };
+    if state.control.refresh_secondary(&name) {
+        Json(json!({ "ok": true, "zone": name.to_ascii() })).into_response()
+    } else {
+        error_response(
+            StatusCode::NOT_FOUND,
+            &format!("{name} is not a secondary zone"),
+        )
+    }
 }
 
 async fn drain(State(state): State<AdminState>, Path(pool): Path<String>) -> Response {

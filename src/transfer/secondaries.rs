@@ -62,6 +62,11 @@ impl Trigger {
     /// two atomic operations each: only the first wakes the task.
     pub fn fire(&self) {
         self.fired.fetch_add(1, Ordering::Relaxed);
+        self.fire_quietly();
+    }
+
+    /// [`Trigger::fire`] without counting a NOTIFY.
+    fn fire_quietly(&self) {
         if !self.pending.swap(true, Ordering::AcqRel) {
             self.wake.notify_one();
         }
@@ -247,6 +252,16 @@ impl Secondaries {
             })
             .collect();
         Arc::new(NotifyTargets { targets })
+    }
+
+    /// Asks `zone`'s primaries for its serial now, as a NOTIFY would (an
+    /// operator's refresh); false when `zone` is not a secondary zone.
+    pub fn refresh(&self, zone: &Name) -> bool {
+        if !lock(&self.entries).contains_key(zone) {
+            return false;
+        }
+        self.trigger_of(zone).fire_quietly();
+        true
     }
 
     /// The trigger of `zone`'s task, made on first use.
