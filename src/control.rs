@@ -148,6 +148,13 @@ pub fn build_with_decisions(
     let mut warnings = secondary_warnings;
     warnings.extend(zone::lint(&zones, &steered));
     let mut zones = zones;
+    // Secondaries get the zones as loaded, before signing.
+    let outbound = match &config.transfer {
+        Some(transfer) => Some(Arc::new(crate::transfer::outbound::Outbound::new(
+            transfer, &zones,
+        )?)),
+        None => None,
+    };
     if let Some(dnssec) = &config.dnssec {
         warnings.extend(sign_zones(&mut zones, dnssec, &config.steering)?);
     }
@@ -156,7 +163,8 @@ pub fn build_with_decisions(
         geo: geo.map(Arc::new),
         matrix,
     };
-    let table = compile_inputs(&inputs, &zones, generation, admin, decisions, latency)?;
+    let mut table = compile_inputs(&inputs, &zones, generation, admin, decisions, latency)?;
+    table.set_outbound(outbound);
     // A zone of a million records is hundreds of megabytes parsed: gone
     // before the table is served.
     drop(zones);
@@ -175,6 +183,33 @@ pub fn build_with_decisions(
         inputs: keep.then(|| Arc::new(inputs)),
         warnings,
     })
+}
+
+/// Sends NOTIFY to `[transfer] notify` for each zone of `table` whose
+/// serial is not the one in `previous` (by zone name).
+fn notify_secondaries(config: &Config, table: &RoutingTable, previous: &HashMap<String, u32>) {
+    let Some(transfer) = config
+        .transfer
+        .as_ref()
+        .filter(|transfer| !transfer.notify.is_empty())
+    else {
+        return;
+    };
+    let key = transfer.key.as_ref().map(|key| (*key.key).clone());
+    for zone in table.zones() {
+        if previous.get(&zone.name) == Some(&zone.serial) {
+            continue;
+        }
+        let Ok(name) = hickory_proto::rr::Name::from_ascii(&zone.name) else {
+            continue;
+        };
+        tokio::spawn(crate::transfer::outbound::notify(
+            name,
+            zone.serial,
+            transfer.notify.clone(),
+            key.clone(),
+        ));
+    }
 }
 
 /// The zones of the zones directory and the kept copies of the secondary
@@ -774,6 +809,8 @@ impl Control {
     pub async fn run_secondaries(self: Arc<Self>) {
         // From here on the tasks follow each config served (`ReloadJob`).
         self.secondaries.start();
+        // A primary tells its secondaries of its zones when it starts.
+        notify_secondaries(&self.active, &self.table.load(), &HashMap::new());
         loop {
             self.secondaries.reload_wanted().await;
             if let Err(failure) = self.reload().await {
@@ -1536,12 +1573,23 @@ impl ReloadJob {
             .filter(|policy| !policy.latency_chosen.is_empty())
             .map(|policy| (policy.label.clone(), Arc::clone(&policy.latency_chosen)))
             .collect();
+        let previous_serials: HashMap<String, u32> = self
+            .table
+            .load()
+            .zones()
+            .iter()
+            .map(|zone| (zone.name.clone(), zone.serial))
+            .collect();
         {
             let mut status = lock(&self.status);
             let store = || self.table.store(Arc::clone(&table));
             match &self.monitor {
                 Some(monitor) => monitor.publish_table(&table, store),
                 None => store(),
+            }
+            // Served now: a secondary told of a new serial finds it.
+            if !latency_job {
+                notify_secondaries(&built.config, &table, &previous_serials);
             }
             drop(table);
             self.decisions.commit();

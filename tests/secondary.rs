@@ -759,3 +759,257 @@ fn a_zone_served_both_ways_is_an_error() {
         "{errors}"
     );
 }
+
+/// A Steer directory serving `zones` (origin, zone file text) from its
+/// zones directory, with `sections` (`[transfer]`, keys) in its config.
+fn primary_directory(zones: &[(&str, String)], sections: &str) -> tempfile::TempDir {
+    let directory = steer_directory("127.0.0.1:0", sections);
+    for (origin, text) in zones {
+        std::fs::write(directory.path().join(format!("zones/{origin}.zone")), text)
+            .expect("zone file");
+    }
+    directory
+}
+
+/// `dig` with `arguments` against `server`, off the async threads.
+async fn dig(server: SocketAddr, arguments: &[&str]) -> common::tools::Output {
+    let mut all = vec![
+        format!("@{}", server.ip()),
+        "-p".to_owned(),
+        server.port().to_string(),
+        "+tries=1".to_owned(),
+        "+time=5".to_owned(),
+    ];
+    all.extend(arguments.iter().map(ToString::to_string));
+    tokio::task::spawn_blocking(move || {
+        let borrowed: Vec<&str> = all.iter().map(String::as_str).collect();
+        common::tools::run_bounded("dig", &borrowed, None)
+    })
+    .await
+    .expect("dig thread")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steer_node_is_the_primary_of_another() {
+    let secondary_port = common::free_port();
+    let primary = TestServer::start_prepared(primary_directory(
+        &[("sec.test", sec_zone(1, "192.0.2.1"))],
+        &format!(
+            "[transfer]\nallow = [\"127.0.0.1\"]\nnotify = [\"127.0.0.1:{secondary_port}\"]\n"
+        ),
+    ))
+    .await;
+    let primary_address = primary.dns_addr(Transport::Tcp, Family::V4);
+    let secondary = TestServer::start_prepared(steer_directory(
+        &format!("127.0.0.1:{secondary_port}"),
+        &format!(
+            "[secondary]\n[[secondary.zone]]\nname = \"sec.test\"\nprimaries = [\"{primary_address}\"]\n"
+        ),
+    ))
+    .await;
+    wait_for(
+        &secondary,
+        "www.sec.test.",
+        Ok(vec!["192.0.2.1".to_owned()]),
+    )
+    .await;
+
+    // A change on the primary reaches the secondary by NOTIFY, not by its
+    // refresh timer (an hour).
+    std::fs::write(
+        primary.zones_dir().join("sec.test.zone"),
+        sec_zone(2, "192.0.2.2"),
+    )
+    .expect("zone");
+    let reload = http_request(primary.admin_addr(), "POST", "/reload").await;
+    assert_eq!(reload.status, 200, "{}", reload.body);
+    wait_for(
+        &secondary,
+        "www.sec.test.",
+        Ok(vec!["192.0.2.2".to_owned()]),
+    )
+    .await;
+    let zone = secondary_status(&secondary, "sec.test.").await;
+    assert!(zone["notifies"].as_u64().expect("notifies") >= 1, "{zone}");
+    secondary.shutdown().await;
+    primary.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nsd_as_a_secondary_of_steer_answers_as_steer_does() {
+    let zones = steer::zone::load_dir(&fixture()).expect("fixture zones");
+    let texts: Vec<(String, String)> = zones
+        .iter()
+        .map(|zone| {
+            (
+                zone.origin.to_ascii().trim_end_matches('.').to_owned(),
+                std::fs::read_to_string(&zone.file).expect("zone text"),
+            )
+        })
+        .collect();
+    let borrowed: Vec<(&str, String)> = texts
+        .iter()
+        .map(|(origin, text)| (origin.as_str(), text.clone()))
+        .collect();
+    let primary = TestServer::start_prepared(primary_directory(
+        &borrowed,
+        "[transfer]\nallow = [\"127.0.0.1\"]\n",
+    ))
+    .await;
+    let steer_tcp = primary.dns_addr(Transport::Tcp, Family::V4);
+    let nsd_directory = readable_directory();
+    let served: Vec<(String, String)> = zones
+        .iter()
+        .map(|zone| {
+            (
+                zone.origin.to_ascii(),
+                format!("{}zone", zone.origin.to_ascii()),
+            )
+        })
+        .collect();
+    let (_nsd, nsd) = start_nsd_with(
+        nsd_directory.path(),
+        &served,
+        "",
+        &format!("  request-xfr: AXFR 127.0.0.1@{} NOKEY\n", steer_tcp.port()),
+        "",
+    )
+    .await;
+    // NSD answers SERVFAIL for a zone until it is transferred.
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    for zone in &zones {
+        loop {
+            let query = common::build_query(
+                &zone.origin.to_ascii(),
+                RecordType::SOA,
+                &QueryOptions::default(),
+            );
+            let answer = common::ask(Transport::Tcp, nsd, &query).await;
+            if answer.metadata.response_code == ResponseCode::NoError {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "NSD did not transfer {} from Steer",
+                zone.origin
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let names: Vec<String> = names(&zones)
+        .into_iter()
+        .filter(|name| name != "d1.example.test.")
+        .collect();
+    let steer = [steer_tcp, primary.dns_addr(Transport::Udp, Family::V4)];
+    let types = [
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::CNAME,
+        RecordType::MX,
+        RecordType::NS,
+        RecordType::SOA,
+        RecordType::SRV,
+        RecordType::TXT,
+        RecordType::CAA,
+    ];
+    let (differences, asked) =
+        common::differential::compare(nsd, steer, &names, &types, &ways(), |reference, ours| {
+            difference(reference, ours, Sections::Minimal)
+        })
+        .await;
+    assert!(asked > 1000, "only {asked} questions");
+    assert!(
+        differences.is_empty(),
+        "{} of {asked} answers of NSD, secondary of Steer, differ from Steer's:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+    primary.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axfr_out_is_limited_to_its_clients_and_signed_with_its_key() {
+    let mut zone = sec_zone(9, "192.0.2.9");
+    for index in 0..3000 {
+        zone.push_str(&format!("t{index} IN TXT \"{}\"\n", "y".repeat(100)));
+    }
+    let primary = TestServer::start_prepared(primary_directory(
+        &[("sec.test", zone)],
+        &format!(
+            "[tsig.transfer-key]\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n\n\
+             [transfer]\nallow = [\"127.0.0.1/32\"]\ntsig_key = \"transfer-key\"\n"
+        ),
+    ))
+    .await;
+    let address = primary.dns_addr(Transport::Tcp, Family::V4);
+    let key = format!("hmac-sha256:transfer-key:{SECRET}");
+
+    // Signed with the key: every record, in many messages, each verified by dig.
+    let transfer = dig(address, &["-y", &key, "sec.test", "AXFR"]).await;
+    assert!(transfer.success, "{}", transfer.stderr);
+    let lines: Vec<&str> = transfer
+        .stdout
+        .lines()
+        .filter(|line| !line.starts_with(';') && !line.trim().is_empty())
+        .collect();
+    let signatures = lines
+        .iter()
+        .filter(|line| line.contains("\tTSIG\t"))
+        .count();
+    // SOA, NS, two addresses, one TXT, 3,000 TXT, and the closing SOA.
+    assert_eq!(lines.len() - signatures, 3006, "{}", transfer.stdout);
+    // dig checks each message's TSIG and says when one fails.
+    assert!(
+        !transfer.stdout.contains("failure") && !transfer.stdout.contains("Couldn't"),
+        "{}",
+        transfer.stdout
+    );
+    assert!(
+        signatures > 10,
+        "one signed message per 16 KB: {signatures}"
+    );
+    assert!(
+        transfer.stdout.contains(";; XFR size: 3006 records"),
+        "{}",
+        transfer.stdout
+    );
+
+    // Unsigned, signed with another secret, from another address: refused.
+    let unsigned = dig(address, &["sec.test", "AXFR"]).await;
+    assert!(
+        unsigned.stdout.contains("Transfer failed"),
+        "{}",
+        unsigned.stdout
+    );
+    let wrong = format!("hmac-sha256:transfer-key:{}", "b3RoZXI=");
+    let forged = dig(address, &["-y", &wrong, "sec.test", "AXFR"]).await;
+    assert!(
+        !forged.stdout.contains("192.0.2.9") && forged.stdout.contains("Transfer failed"),
+        "{}{}",
+        forged.stdout,
+        forged.stderr
+    );
+    let elsewhere = dig(
+        address,
+        &["-b", "127.0.0.2", "-y", &key, "sec.test", "AXFR"],
+    )
+    .await;
+    assert!(
+        elsewhere.stdout.contains("Transfer failed"),
+        "{}",
+        elsewhere.stdout
+    );
+    // A zone Steer does not serve: NOTAUTH.
+    let other = dig(address, &["-y", &key, "other.test", "AXFR"]).await;
+    assert!(other.stdout.contains("Transfer failed"), "{}", other.stdout);
+    // Over UDP, never.
+    let udp = common::build_query("sec.test.", RecordType::AXFR, &QueryOptions::default());
+    let answer = common::ask(
+        Transport::Udp,
+        primary.dns_addr(Transport::Udp, Family::V4),
+        &udp,
+    )
+    .await;
+    assert_eq!(answer.metadata.response_code, ResponseCode::Refused);
+    primary.shutdown().await;
+}

@@ -73,6 +73,8 @@ pub struct Config {
     pub dnssec: Option<DnssecConfig>,
     /// `[secondary]`; `None`: every zone comes from the zones directory.
     pub secondary: Option<SecondaryConfig>,
+    /// `[transfer]`; `None`: zone transfers are refused.
+    pub transfer: Option<secondary::TransferConfig>,
 }
 
 /// `[server]`, validated.
@@ -229,7 +231,13 @@ fn validate(path: &Path, mut spec: Spec) -> Result<Config, Vec<ConfigError>> {
     let dnssec = spec
         .dnssec
         .map(|dnssec| dnssec::validate(path, base, dnssec, &mut errors));
-    let secondary = secondary::validate(path, base, spec.secondary, spec.tsig, &mut errors);
+    let (secondary, transfer) = secondary::validate(
+        path,
+        base,
+        (spec.secondary, spec.transfer),
+        spec.tsig,
+        &mut errors,
+    );
     if errors.is_empty() {
         Ok(Config {
             file: path.to_path_buf(),
@@ -240,6 +248,7 @@ fn validate(path: &Path, mut spec: Spec) -> Result<Config, Vec<ConfigError>> {
             query_log,
             dnssec,
             secondary,
+            transfer,
         })
     } else {
         Err(errors)

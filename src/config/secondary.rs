@@ -1,4 +1,4 @@
-//! `[secondary]` and `[tsig.NAME]`: zones Steer transfers from a primary.
+//! `[secondary]`, `[transfer]` and `[tsig.NAME]`: zone transfers in and out.
 //!
 //! Many operators keep their zones in a primary server they already run
 //! (BIND, Knot, PowerDNS, a hidden primary fed by their tooling) and make
@@ -8,6 +8,11 @@
 //! primaries' NOTIFY messages. Transferred zones are kept in
 //! `secondary.directory` as zone files, one per zone, so a node that
 //! restarts serves them before it reaches any primary.
+//!
+//! `[transfer]` is the other direction: which secondaries (other Steer
+//! nodes, another provider's servers) may transfer Steer's zones with
+//! AXFR, with which key, and whom Steer sends NOTIFY when a reload changes
+//! a zone's serial.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -66,6 +71,31 @@ pub struct TsigSpec {
     /// so that the config can be shown without the secret.
     #[serde(default)]
     pub secret_file: Option<String>,
+}
+
+/// `[transfer]` as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferSpec {
+    /// Addresses or prefixes that may transfer zones.
+    pub allow: Vec<String>,
+    /// The `[tsig.NAME]` key every transfer must be signed with.
+    #[serde(default)]
+    pub tsig_key: Option<String>,
+    /// Secondaries sent NOTIFY when a zone's serial changes, `IP` or `IP:PORT`.
+    #[serde(default)]
+    pub notify: Vec<String>,
+}
+
+/// `[transfer]`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferConfig {
+    /// Who may transfer (AXFR over TCP); everyone else is REFUSED.
+    pub allow: Vec<super::steering::IpNet>,
+    /// When set, transfers must be signed with it (and are answered signed).
+    pub key: Option<Key>,
+    /// Who is told of a new serial.
+    pub notify: Vec<SocketAddr>,
 }
 
 /// `[secondary]`, validated.
@@ -136,16 +166,20 @@ impl std::fmt::Debug for Key {
     }
 }
 
-/// Checks `[secondary]` and `[tsig]`, pushing one error per bad key.
+/// Checks `[secondary]`, `[transfer]` and `[tsig]`, pushing one error per
+/// bad key.
 pub(super) fn validate(
     file: &Path,
     base: &Path,
-    spec: Option<SecondarySpec>,
+    (spec, transfer): (Option<SecondarySpec>, Option<TransferSpec>),
     tsig: BTreeMap<String, TsigSpec>,
     errors: &mut Vec<ConfigError>,
-) -> Option<SecondaryConfig> {
+) -> (Option<SecondaryConfig>, Option<TransferConfig>) {
     let keys = validate_keys(file, base, tsig, errors);
-    let spec = spec?;
+    let transfer = transfer.map(|transfer| validate_transfer(file, transfer, &keys, errors));
+    let Some(spec) = spec else {
+        return (None, transfer);
+    };
     let directory_text = spec
         .directory
         .unwrap_or_else(|| DEFAULT_DIRECTORY.to_owned());
@@ -201,32 +235,88 @@ pub(super) fn validate(
                 )),
             }
         }
-        let key = match zone.tsig_key {
-            None => None,
-            Some(id) => match keys.get(&id) {
-                Some(Some(key)) => Some(key.clone()),
-                // The key's own error is already reported.
-                Some(None) => None,
-                None => {
-                    errors.push(ConfigError::at(
-                        file,
-                        format!("{path}.tsig_key"),
-                        format!("no [tsig.{id}] is defined"),
-                    ));
-                    None
-                }
-            },
-        };
+        let key = key_named(
+            file,
+            &format!("{path}.tsig_key"),
+            zone.tsig_key,
+            &keys,
+            errors,
+        );
         zones.push(SecondaryZone {
             name,
             primaries,
             key,
         });
     }
-    Some(SecondaryConfig {
+    let secondary = SecondaryConfig {
         directory: base.join(directory_text),
         zones,
-    })
+    };
+    (Some(secondary), transfer)
+}
+
+/// The key `id` names, if any; an error at `path` when there is no such key.
+fn key_named(
+    file: &Path,
+    path: &str,
+    id: Option<String>,
+    keys: &HashMap<String, Option<Key>>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Key> {
+    let id = id?;
+    match keys.get(&id) {
+        Some(Some(key)) => Some(key.clone()),
+        // The key's own error is already reported.
+        Some(None) => None,
+        None => {
+            errors.push(ConfigError::at(
+                file,
+                path,
+                format!("no [tsig.{id}] is defined"),
+            ));
+            None
+        }
+    }
+}
+
+/// Checks `[transfer]`.
+fn validate_transfer(
+    file: &Path,
+    spec: TransferSpec,
+    keys: &HashMap<String, Option<Key>>,
+    errors: &mut Vec<ConfigError>,
+) -> TransferConfig {
+    let mut allow = Vec::with_capacity(spec.allow.len());
+    if spec.allow.is_empty() {
+        errors.push(ConfigError::at(
+            file,
+            "transfer.allow",
+            "must list the secondaries' addresses or prefixes",
+        ));
+    }
+    for (index, text) in spec.allow.iter().enumerate() {
+        match super::steering::IpNet::parse(text) {
+            Ok(network) => allow.push(network),
+            Err(message) => errors.push(ConfigError::at(
+                file,
+                format!("transfer.allow[{index}]"),
+                message,
+            )),
+        }
+    }
+    let mut notify = Vec::with_capacity(spec.notify.len());
+    for (index, text) in spec.notify.iter().enumerate() {
+        match parse_primary(text) {
+            Ok(address) => notify.push(address),
+            Err(message) => errors.push(ConfigError::at(
+                file,
+                format!("transfer.notify[{index}]"),
+                message,
+            )),
+        }
+    }
+    let key = key_named(file, "transfer.tsig_key", spec.tsig_key, keys, errors);
+    TransferConfig { allow, key, notify }
 }
 
 /// `[tsig.NAME]` → keys by NAME; `None` for a key with an error (reported).

@@ -70,6 +70,9 @@ pub struct Spec {
     /// `[secondary]`: zones transferred from primaries. None when absent.
     #[serde(default)]
     pub secondary: Option<super::secondary::SecondarySpec>,
+    /// `[transfer]`: who may transfer Steer's zones. None when absent.
+    #[serde(default)]
+    pub transfer: Option<super::secondary::TransferSpec>,
     /// `[tsig.NAME]`: keys that sign zone transfers and NOTIFY.
     #[serde(default)]
     pub tsig: BTreeMap<String, super::secondary::TsigSpec>,

@@ -227,7 +227,7 @@ fn unknown_key_names_its_path_and_line() {
         vec![
             "conf/steer.toml:4: unknown key admn, expected one of server, admin, geoip, ecs, \
              sites, pools, steer, probes, health, latency, peers, rate_limit, query_log, dnssec, \
-             secondary, tsig"
+             secondary, transfer, tsig"
         ]
     );
 }

@@ -38,6 +38,7 @@ use super::{Outcome, Transport, proxy};
 use crate::metrics::{Metrics, ProxyCounters, TcpRefusal, WorkerCounters};
 use crate::query_log::QueryLog;
 use crate::table::RoutingTable;
+use crate::transfer::outbound::AxfrStream;
 
 /// Pending connections the kernel queues per listener.
 const LISTEN_BACKLOG: i32 = 1024;
@@ -178,12 +179,25 @@ impl TcpService {
             }),
             refused: Arc::clone(&metrics.proxy),
         };
+        let transfers: Transfers = Box::new({
+            let table = Arc::clone(&table);
+            move |query, source| {
+                table
+                    .load()
+                    .outbound()
+                    .and_then(|outbound| outbound.answer(query, source))
+            }
+        });
+        let hooks = Hooks {
+            proxies: Some(proxies),
+            transfers: Some(transfers),
+        };
         start_with(
             addresses,
             tls,
             limits,
             metrics,
-            Some(proxies),
+            hooks,
             move |packet, transport, source, out| {
                 let table = table.load();
                 let outcome = if transport == Transport::Tls {
@@ -253,7 +267,7 @@ async fn start_with<F>(
     tls: Option<TlsAcceptor>,
     limits: TcpLimits,
     metrics: &Metrics,
-    proxies: Option<Proxies>,
+    hooks: Hooks,
     answer: F,
 ) -> io::Result<TcpService>
 where
@@ -278,7 +292,8 @@ where
         answer,
         counters: metrics.register_worker(),
         clients: Arc::default(),
-        proxies,
+        proxies: hooks.proxies,
+        transfers: hooks.transfers,
     });
     let accept_loops = listeners
         .into_iter()
@@ -302,11 +317,24 @@ where
 struct Shared<F> {
     limits: TcpLimits,
     answer: F,
+    /// Zone transfers out: the messages answering an AXFR, for a query
+    /// that is one (and `[transfer]` is set).
+    transfers: Option<Transfers>,
     counters: Arc<WorkerCounters>,
     connections: Arc<Semaphore>,
     clients: Arc<ClientConnections>,
     proxies: Option<Proxies>,
 }
+
+/// What the server adds to the plain read–answer–write loop.
+#[derive(Default)]
+struct Hooks {
+    proxies: Option<Proxies>,
+    transfers: Option<Transfers>,
+}
+
+/// Finds the AXFR answer to a query from a client, in the table in force.
+type Transfers = Box<dyn Fn(&[u8], IpAddr) -> Option<AxfrStream> + Send + Sync>;
 
 /// `server.proxy_protocol_from`, as the configuration in force says at
 /// each accept: connections from a proxy start with a PROXY v2 header.
@@ -536,6 +564,30 @@ where
             let query = &input[consumed + 2..consumed + 2 + frame];
             consumed += 2 + frame;
             queries += 1;
+            let transfer = shared
+                .transfers
+                .as_ref()
+                .and_then(|transfers| transfers(query, source));
+            if let Some(mut transfer) = transfer {
+                // An AXFR: its messages, flushed as they pile up.
+                while transfer.next_message(&mut response) {
+                    let Ok(length) = u16::try_from(response.len()) else {
+                        break;
+                    };
+                    output.extend_from_slice(&length.to_be_bytes());
+                    output.extend_from_slice(&response);
+                    if output.len() >= FLUSH_THRESHOLD {
+                        write_out(stream, &mut output, limits.idle_timeout).await?;
+                    }
+                }
+                let outcome = Outcome::Reply {
+                    rcode: transfer.rcode(),
+                    decision: None,
+                    zone: None,
+                };
+                shared.counters.record(transport, outcome);
+                continue;
+            }
             answer_frame(query, transport, source, shared, &mut response, &mut output);
             if limits
                 .max_queries_per_connection
@@ -662,7 +714,7 @@ mod tests {
             .iter()
             .map(|address| address.parse().expect("address"))
             .collect();
-        start_with(&addresses, None, limits, metrics, None, echo)
+        start_with(&addresses, None, limits, metrics, Hooks::default(), echo)
             .await
             .expect("start TCP service")
     }
@@ -727,7 +779,16 @@ mod tests {
         for _ in 0..5 {
             let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
             let address = udp.local_addr().expect("UDP address");
-            match start_with(&[address], None, TcpLimits::default(), &metrics, None, echo).await {
+            match start_with(
+                &[address],
+                None,
+                TcpLimits::default(),
+                &metrics,
+                Hooks::default(),
+                echo,
+            )
+            .await
+            {
                 Ok(service) => {
                     assert_eq!(service.local_addrs(), &[address]);
                     service.stop().await;
@@ -967,7 +1028,7 @@ mod tests {
             None,
             TcpLimits::default(),
             &metrics,
-            None,
+            Hooks::default(),
             large,
         )
         .await

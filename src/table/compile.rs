@@ -1434,6 +1434,7 @@ pub(super) fn compile(
         policies,
         health,
         notify: Arc::default(),
+        outbound: None,
     })
 }
 
@@ -1738,6 +1739,7 @@ impl RoutingTable {
             policies,
             health,
             notify: Arc::clone(&self.notify),
+            outbound: self.outbound.clone(),
         })
     }
 

@@ -348,6 +348,8 @@ pub struct RoutingTable {
     /// The secondary zones a primary may send NOTIFY for; set by the
     /// control plane before the table is published.
     notify: Arc<crate::transfer::NotifyTargets>,
+    /// The zones secondaries may transfer, with `[transfer]`.
+    outbound: Option<Arc<crate::transfer::outbound::Outbound>>,
 }
 
 /// The part of a table compiled from the zone files and the config's
@@ -425,7 +427,18 @@ impl RoutingTable {
             policies: Vec::new(),
             health: HealthView::default(),
             notify: Arc::default(),
+            outbound: None,
         }
+    }
+
+    /// The zones served to secondaries (AXFR), when `[transfer]` is set.
+    pub fn outbound(&self) -> Option<&Arc<crate::transfer::outbound::Outbound>> {
+        self.outbound.as_ref()
+    }
+
+    /// Sets the zones served to secondaries, before the table is published.
+    pub fn set_outbound(&mut self, outbound: Option<Arc<crate::transfer::outbound::Outbound>>) {
+        self.outbound = outbound;
     }
 
     /// The secondary zones NOTIFY is accepted for (RFC 1996).

@@ -364,7 +364,7 @@ async fn receive_framed(
 }
 
 /// A message id nobody off the path can guess.
-fn random_id() -> u16 {
+pub(super) fn random_id() -> u16 {
     let mut bytes = [0; 2];
     // The system's generator does not fail on Linux; a fixed id would only
     // make answers easier to forge, and transfers come over TCP anyway.

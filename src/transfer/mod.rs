@@ -7,6 +7,7 @@
 //! compiled into the routing table like a zone from `zones/`.
 
 pub mod client;
+pub mod outbound;
 pub mod secondaries;
 pub mod tsig;
 

@@ -202,14 +202,13 @@ impl Secondaries {
                 continue;
             }
             let trigger = self.trigger_of(&zone.name);
-            lock(&self.status).insert(
-                zone.name.clone(),
-                SecondaryStatus {
+            lock(&self.status)
+                .entry(zone.name.clone())
+                .or_insert_with(|| SecondaryStatus {
                     zone: zone.name.to_string(),
                     state: "waiting",
                     ..SecondaryStatus::default()
-                },
-            );
+                });
             let task = tokio::spawn(Arc::clone(self).run_zone(zone.clone(), file.clone(), trigger));
             entries.insert(
                 zone.name.clone(),
@@ -237,6 +236,18 @@ impl Secondaries {
         let Some(config) = config else {
             return Arc::default();
         };
+        // Listed from the first table on, before their tasks start.
+        let mut status = lock(&self.status);
+        for zone in &config.zones {
+            status
+                .entry(zone.name.clone())
+                .or_insert_with(|| SecondaryStatus {
+                    zone: zone.name.to_string(),
+                    state: "waiting",
+                    ..SecondaryStatus::default()
+                });
+        }
+        drop(status);
         let targets = config
             .zones
             .iter()
@@ -244,7 +255,7 @@ impl Secondaries {
                 let trigger = self.trigger_of(&zone.name);
                 NotifyTarget {
                     zone: zone.name.clone(),
-                    zone_wire: wire_of(&zone.name),
+                    zone_wire: super::outbound::wire_name(&zone.name),
                     primaries: zone.primaries.iter().map(SocketAddr::ip).collect(),
                     key: zone.key.as_ref().map(|key| Arc::clone(&key.key)),
                     trigger,
@@ -454,17 +465,6 @@ impl Secondaries {
         });
         Err(())
     }
-}
-
-/// `name` in wire form, lower case.
-fn wire_of(name: &Name) -> Vec<u8> {
-    let mut wire = Vec::with_capacity(name.len() + 1);
-    for label in name.iter() {
-        wire.push(label.len() as u8);
-        wire.extend(label.iter().map(u8::to_ascii_lowercase));
-    }
-    wire.push(0);
-    wire
 }
 
 /// The SOA of the copy kept on disk, and when a primary last vouched for it.

@@ -437,6 +437,58 @@ fn sign(
     Ok(mac)
 }
 
+/// Signs every message of a multi-message response (an AXFR stream),
+/// as NSD does and RFC 8945 §5.3.1 allows: the first with the request's
+/// MAC in its digest and the full TSIG variables, each later one with the
+/// prior MAC and its timers only.
+pub struct StreamSigner {
+    key: TsigKey,
+    /// The request's MAC, then each message's.
+    prior: Mac,
+    first: bool,
+}
+
+impl StreamSigner {
+    /// A signer of the answer to a request verified with `key`, whose MAC
+    /// was `request_mac` ([`verify_request`]).
+    pub fn new(key: &TsigKey, request_mac: Mac) -> Self {
+        StreamSigner {
+            key: key.clone(),
+            prior: request_mac,
+            first: true,
+        }
+    }
+
+    /// Appends the TSIG RR of the next message to `message`; fails as
+    /// [`sign_request`] does.
+    pub fn sign(&mut self, message: &mut Vec<u8>, now: u64) -> Result<(), TsigError> {
+        if self.first {
+            self.first = false;
+            self.prior = sign_response(&self.key, self.prior.as_bytes(), message, now)?;
+            return Ok(());
+        }
+        let id = message_id(message)?;
+        let variables = Variables {
+            key_name: self.key.name.as_bytes(),
+            ttl: 0,
+            algorithm: self.key.algorithm.wire(),
+            time_signed: now,
+            fudge: FUDGE,
+            error: 0,
+            other: &[],
+        };
+        let mut context = hmac::Context::with_key(&self.key.key);
+        digest_mac(&mut context, self.prior.as_bytes());
+        context.update(message);
+        context.update(&time_bytes(now));
+        context.update(&FUDGE.to_be_bytes());
+        let mac = Mac::from_tag(&context.sign());
+        append_record(message, &variables, mac.as_bytes(), id)?;
+        self.prior = mac;
+        Ok(())
+    }
+}
+
 /// What [`ResponseVerifier::verify`] found in a message that passed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MessageCheck {
@@ -1591,6 +1643,34 @@ mod tests {
         }
         assert_eq!(signed, 4);
         verifier.finish().expect("the last message is signed");
+    }
+
+    #[test]
+    fn a_stream_signer_signs_what_the_verifier_accepts() {
+        let key = key("hmac-sha256");
+        let request_mac = sign_request(&key, &mut message(7, 0, &[]), TIME).expect("sign");
+        let mut signer = StreamSigner::new(&key, request_mac);
+        let mut verifier = ResponseVerifier::new(&key, request_mac.as_bytes());
+        for index in 0..5 {
+            let mut response = message(7, 0x8400, &[txt(&format!("record {index}"))]);
+            signer.sign(&mut response, TIME + index).expect("signs");
+            assert!(matches!(
+                verifier.verify(&response, TIME + index),
+                Ok(MessageCheck::Signed { .. })
+            ));
+        }
+        verifier.finish().expect("every message signed");
+        // A message changed after signing breaks the chain.
+        let mut signer = StreamSigner::new(&key, request_mac);
+        let mut verifier = ResponseVerifier::new(&key, request_mac.as_bytes());
+        let mut first = message(7, 0x8400, &[txt("one")]);
+        signer.sign(&mut first, TIME).expect("signs");
+        let mut second = message(7, 0x8400, &[txt("two")]);
+        signer.sign(&mut second, TIME).expect("signs");
+        let last = second.len() - 40;
+        second[last] ^= 1;
+        verifier.verify(&first, TIME).expect("the first verifies");
+        assert!(verifier.verify(&second, TIME).is_err());
     }
 
     #[test]

@@ -1,0 +1,438 @@
+//! Zone transfers out: AXFR (RFC 5936) of Steer's zones to its secondaries,
+//! and NOTIFY (RFC 1996) to them when a reload changes a zone's serial.
+//!
+//! With `[transfer]`, every zone is kept as the zone file gave it (before
+//! signing), its records encoded once at compile time, and an AXFR over TCP
+//! from an allowed address (signed with the `[transfer]` key when there is
+//! one) is answered from those bytes, message by message, so a transfer
+//! neither parses nor allocates per record. Steered names go out as their
+//! zone file has them: a secondary that is not Steer cannot steer, so a
+//! name it must answer needs static records in the zone file (another
+//! Steer node adds the steering from its own `steer.toml`). Signed zones
+//! go out unsigned, for a secondary that signs them itself.
+//!
+//! Not on the UDP path: AXFR is refused over UDP as before, and over TCP
+//! only a query whose type is AXFR reaches [`Outbound::answer`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+use tracing::{info, warn};
+
+use super::tsig::{self, StreamSigner, TsigKey};
+use crate::config::secondary::TransferConfig;
+use crate::config::steering::IpNet;
+use crate::zone::Zone;
+
+/// AXFR's type code.
+const TYPE_AXFR: u16 = 252;
+/// How many record bytes one message carries, at most: well under the
+/// 65,535 a TCP message can hold, so that a TSIG always fits.
+const MESSAGE_BYTES: usize = 16_000;
+/// Response codes of refusals.
+const NOTAUTH: u8 = 9;
+const REFUSED: u8 = 5;
+
+/// One zone as it goes out: every record encoded, the SOA first.
+struct ZoneCopy {
+    /// The apex in wire form, lower case, to compare with a question.
+    apex: Vec<u8>,
+    /// The records back to back, uncompressed.
+    wire: Vec<u8>,
+    /// Where each record ends in `wire`.
+    ends: Vec<u32>,
+}
+
+/// What a table serves to secondaries: who may ask, the key, the zones.
+pub struct Outbound {
+    allow: Vec<IpNet>,
+    key: Option<TsigKey>,
+    zones: Vec<ZoneCopy>,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Outbound")
+            .field("allow", &self.allow)
+            .field("zones", &self.zones.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outbound {
+    /// The zones as loaded (before signing), ready to go out; errors name
+    /// a record hickory cannot encode (none a zone file can hold).
+    pub fn new(config: &TransferConfig, zones: &[Zone]) -> Result<Outbound, Vec<String>> {
+        let mut copies = Vec::with_capacity(zones.len());
+        let mut errors = Vec::new();
+        for zone in zones {
+            let mut copy = ZoneCopy {
+                apex: wire_name(&zone.origin),
+                wire: Vec::new(),
+                ends: Vec::with_capacity(zone.records.len()),
+            };
+            // The SOA first, as a transfer starts (and ends) with it.
+            let soa = zone.records.iter().position(|record| {
+                record.record.record_type() == hickory_proto::rr::RecordType::SOA
+            });
+            let order = soa
+                .into_iter()
+                .chain((0..zone.records.len()).filter(|index| Some(*index) != soa));
+            let mut scratch = Vec::with_capacity(512);
+            for index in order {
+                let record = &zone.records[index];
+                scratch.clear();
+                // Uncompressed: a record's bytes are copied into messages
+                // where a pointer into its own buffer would mean nothing.
+                let mut encoder = BinEncoder::new(&mut scratch);
+                encoder.set_name_encoding(NameEncoding::Uncompressed);
+                match record.record.emit(&mut encoder) {
+                    Ok(()) => {
+                        copy.wire.extend_from_slice(&scratch);
+                        copy.ends.push(copy.wire.len() as u32);
+                    }
+                    Err(error) => errors.push(format!(
+                        "{}: cannot encode the record for transfers: {error}",
+                        record.location
+                    )),
+                }
+            }
+            copy.wire.shrink_to_fit();
+            copies.push(copy);
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Outbound {
+            allow: config.allow.clone(),
+            key: config.key.as_ref().map(|key| (*key.key).clone()),
+            zones: copies,
+        })
+    }
+
+    /// When `query` (a TCP message from `source`) is an AXFR, the stream
+    /// of messages that answers it: the zone, or one refusal. `None` for
+    /// every other query, which is answered as usual.
+    pub fn answer(self: &Arc<Self>, query: &[u8], source: IpAddr) -> Option<AxfrStream> {
+        let question_end = axfr_question(query)?;
+        let id = u16::from_be_bytes([query[0], query[1]]);
+        let question = query[12..question_end].to_vec();
+        let refuse = |rcode: u8| Some(AxfrStream::refusal(id, question.clone(), rcode, None));
+        let source = source.to_canonical();
+        if !self.allow.iter().any(|network| network.contains(source)) {
+            return refuse(REFUSED);
+        }
+        let now = crate::unix_now();
+        let signer = match &self.key {
+            None => {
+                if tsig::without_tsig(query).len() != query.len() {
+                    // Signed with a key we do not hold.
+                    return match tsig::verify_request(&[], query, now) {
+                        Err(rejection) => Some(AxfrStream::refusal(
+                            id,
+                            question,
+                            rejection.rcode(),
+                            Some(rejection_tsig(id, &rejection, now)),
+                        )),
+                        Ok(_) => refuse(REFUSED),
+                    };
+                }
+                None
+            }
+            Some(key) => match tsig::verify_request(std::slice::from_ref(key), query, now) {
+                Ok(tsig::RequestCheck::Verified { request_mac, .. }) => {
+                    Some(StreamSigner::new(key, request_mac))
+                }
+                Ok(tsig::RequestCheck::NotSigned) => return refuse(REFUSED),
+                Err(rejection) => {
+                    return Some(AxfrStream::refusal(
+                        id,
+                        question,
+                        rejection.rcode(),
+                        Some(rejection_tsig(id, &rejection, now)),
+                    ));
+                }
+            },
+        };
+        let name = &question[..question.len() - 4];
+        let Some(zone) = self
+            .zones
+            .iter()
+            .position(|zone| zone.apex.eq_ignore_ascii_case(name))
+        else {
+            return refuse(NOTAUTH);
+        };
+        Some(AxfrStream {
+            outbound: Some(Arc::clone(self)),
+            zone,
+            id,
+            question,
+            next: 0,
+            closed: false,
+            signer,
+            refusal: None,
+        })
+    }
+}
+
+/// The TSIG bytes a refusal of request `id` carries.
+fn rejection_tsig(id: u16, rejection: &tsig::Rejection<'_>, now: u64) -> Vec<u8> {
+    let mut message = vec![0; 12];
+    message[..2].copy_from_slice(&id.to_be_bytes());
+    let _ = rejection.append_tsig(&mut message, now);
+    message.split_off(12)
+}
+
+/// The end of the question of `query` when it is a standard query of
+/// type AXFR, class IN, with one question.
+fn axfr_question(query: &[u8]) -> Option<usize> {
+    let header = query.get(..12)?;
+    let opcode = (header[2] >> 3) & 0x0f;
+    if header[2] & 0x80 != 0 || opcode != 0 || header[4..6] != [0, 1] {
+        return None;
+    }
+    let mut at = 12;
+    loop {
+        let length = usize::from(*query.get(at)?);
+        if length == 0 {
+            at += 1;
+            break;
+        }
+        // A compressed or extended label: not a question we serve.
+        if length > 63 {
+            return None;
+        }
+        at += 1 + length;
+    }
+    let fixed = query.get(at..at + 4)?;
+    let (qtype, qclass) = (
+        u16::from_be_bytes([fixed[0], fixed[1]]),
+        u16::from_be_bytes([fixed[2], fixed[3]]),
+    );
+    (qtype == TYPE_AXFR && qclass == 1).then_some(at + 4)
+}
+
+/// The messages of one AXFR answer, made one at a time.
+pub struct AxfrStream {
+    outbound: Option<Arc<Outbound>>,
+    zone: usize,
+    id: u16,
+    /// The question as asked (name case kept), with type and class.
+    question: Vec<u8>,
+    /// The next record to send.
+    next: usize,
+    /// Whether the closing SOA has been sent.
+    closed: bool,
+    signer: Option<StreamSigner>,
+    /// A refusal: its rcode and TSIG bytes; the stream is that one message.
+    refusal: Option<(u8, Option<Vec<u8>>)>,
+}
+
+impl AxfrStream {
+    fn refusal(id: u16, question: Vec<u8>, rcode: u8, tsig: Option<Vec<u8>>) -> AxfrStream {
+        AxfrStream {
+            outbound: None,
+            zone: 0,
+            id,
+            question,
+            next: 0,
+            closed: false,
+            signer: None,
+            refusal: Some((rcode, tsig)),
+        }
+    }
+
+    /// The response code of the answer: NOERROR, or the refusal's.
+    pub fn rcode(&self) -> u16 {
+        self.refusal
+            .as_ref()
+            .map_or(0, |(rcode, _)| u16::from(*rcode))
+    }
+
+    /// Writes the next message into `out` (cleared first); false when the
+    /// stream is over.
+    pub fn next_message(&mut self, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        if let Some((rcode, tsig)) = self.refusal.take() {
+            write_header(out, self.id, rcode, 0, !self.question.is_empty());
+            out.extend_from_slice(&self.question);
+            if let Some(tsig) = tsig {
+                out.extend_from_slice(&tsig);
+                out[11] = 1;
+            }
+            self.closed = true;
+            return true;
+        }
+        let Some(outbound) = &self.outbound else {
+            return false;
+        };
+        if self.closed {
+            return false;
+        }
+        let zone = &outbound.zones[self.zone];
+        let first = self.next == 0;
+        write_header(out, self.id, 0, 0, first);
+        if first {
+            out.extend_from_slice(&self.question);
+        }
+        let mut count: u16 = 0;
+        let start = |index: usize| {
+            if index == 0 {
+                0
+            } else {
+                zone.ends[index - 1] as usize
+            }
+        };
+        while self.next < zone.ends.len() && count < u16::MAX - 1 {
+            let (from, to) = (start(self.next), zone.ends[self.next] as usize);
+            if count > 0 && out.len() + (to - from) > MESSAGE_BYTES {
+                break;
+            }
+            out.extend_from_slice(&zone.wire[from..to]);
+            count += 1;
+            self.next += 1;
+        }
+        if self.next == zone.ends.len() {
+            // The closing SOA (RFC 5936 §2.2), in this message when it fits.
+            let soa = &zone.wire[..zone.ends.first().copied().unwrap_or(0) as usize];
+            if count == 0 || out.len() + soa.len() <= MESSAGE_BYTES {
+                out.extend_from_slice(soa);
+                count += 1;
+                self.closed = true;
+            }
+        }
+        out[6..8].copy_from_slice(&count.to_be_bytes());
+        if let Some(signer) = &mut self.signer {
+            // Within MESSAGE_BYTES, a TSIG always fits.
+            let _ = signer.sign(out, crate::unix_now());
+        }
+        true
+    }
+}
+
+/// A response header: QR and AA set, `rcode`, one question or none.
+fn write_header(out: &mut Vec<u8>, id: u16, rcode: u8, answers: u16, question: bool) {
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&[0x84, rcode]);
+    out.extend_from_slice(&u16::from(question).to_be_bytes());
+    out.extend_from_slice(&answers.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+}
+
+/// `name` in wire form, lower case.
+pub(super) fn wire_name(name: &Name) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        wire.push(label.len() as u8);
+        wire.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    wire.push(0);
+    wire
+}
+
+/// Tells `secondaries` that `zone` has a new serial (RFC 1996): a NOTIFY
+/// over UDP to each, signed with `key` when there is one, sent again
+/// after 2 s (up to 3 times) until acknowledged. Logs who never answered.
+pub async fn notify(zone: Name, serial: u32, secondaries: Vec<SocketAddr>, key: Option<TsigKey>) {
+    for secondary in secondaries {
+        let (zone, key) = (zone.clone(), key.clone());
+        tokio::spawn(async move {
+            match notify_one(&zone, secondary, key.as_ref()).await {
+                Ok(()) => info!(%zone, serial, %secondary, "NOTIFY acknowledged"),
+                Err(error) => warn!(%zone, serial, %secondary, "NOTIFY not acknowledged: {error}"),
+            }
+        });
+    }
+}
+
+async fn notify_one(
+    zone: &Name,
+    secondary: SocketAddr,
+    key: Option<&TsigKey>,
+) -> Result<(), String> {
+    let bind: SocketAddr = if secondary.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    let socket = tokio::net::UdpSocket::bind(bind)
+        .await
+        .map_err(|error| error.to_string())?;
+    socket
+        .connect(secondary)
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut last_error = String::from("no answer");
+    for _ in 0..3 {
+        let id = super::client::random_id();
+        let mut message = Vec::with_capacity(512);
+        message.extend_from_slice(&id.to_be_bytes());
+        // Opcode NOTIFY, AA set (RFC 1996 §3.7).
+        message.extend_from_slice(&[0x24, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        message.extend_from_slice(&wire_name(zone));
+        message.extend_from_slice(&[0, 6, 0, 1]);
+        let request_mac = match key {
+            Some(key) => Some(
+                tsig::sign_request(key, &mut message, crate::unix_now())
+                    .map_err(|error| error.to_string())?,
+            ),
+            None => None,
+        };
+        if let Err(error) = socket.send(&message).await {
+            last_error = error.to_string();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            continue;
+        }
+        let mut buffer = vec![0; 4096];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while let Ok(Ok(length)) = tokio::time::timeout_at(deadline, socket.recv(&mut buffer)).await
+        {
+            let response = &buffer[..length];
+            if response.len() < 12 || u16::from_be_bytes([response[0], response[1]]) != id {
+                continue;
+            }
+            if let (Some(key), Some(mac)) = (key, request_mac) {
+                let mut verifier = tsig::ResponseVerifier::new(key, mac.as_bytes());
+                if let Err(error) = verifier.verify(response, crate::unix_now()) {
+                    return Err(format!("the acknowledgement's TSIG: {error}"));
+                }
+            }
+            return match response[3] & 0x0f {
+                0 => Ok(()),
+                rcode => Err(format!("answered with rcode {rcode}")),
+            };
+        }
+    }
+    Err(last_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_axfr_questions_are_taken() {
+        let query = |qtype: u16, flags: u8| {
+            let mut packet = vec![0, 7, flags, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            packet.extend_from_slice(b"\x07example\x04test\x00");
+            packet.extend_from_slice(&qtype.to_be_bytes());
+            packet.extend_from_slice(&[0, 1]);
+            packet
+        };
+        assert_eq!(axfr_question(&query(252, 0)), Some(12 + 14 + 4));
+        assert_eq!(axfr_question(&query(1, 0)), None);
+        assert_eq!(axfr_question(&query(251, 0)), None);
+        // A response, or another opcode: not ours.
+        assert_eq!(axfr_question(&query(252, 0x80)), None);
+        assert_eq!(axfr_question(&query(252, 0x20)), None);
+        // Cut short anywhere: never a panic, never a question.
+        let whole = query(252, 0);
+        for end in 0..whole.len() {
+            assert_eq!(axfr_question(&whole[..end]), None);
+        }
+    }
+}
