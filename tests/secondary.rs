@@ -1,9 +1,11 @@
-//! Steer as a secondary: zones transferred with AXFR from a real primary
-//! (Debian's NSD) and from a scripted one, kept on disk, refreshed on
-//! NOTIFY, served after a restart without the primary, and dropped when
-//! they expire; NOTIFY accepted only from a zone's primaries (and signed
-//! with its TSIG key when it has one); transfers a primary botches never
-//! replace the copy being served.
+//! Zone transfers. Steer as a secondary: zones transferred with AXFR from
+//! a real primary (Debian's NSD) and from a scripted one, kept on disk,
+//! refreshed on NOTIFY, served after a restart without the primary, and
+//! dropped when they expire; NOTIFY accepted only from a zone's primaries
+//! (and signed with its TSIG key when it has one); transfers a primary
+//! botches never replace the copy being served. Steer as a primary: NSD
+//! and another Steer node as its secondaries, and `dig` checking a signed
+//! transfer and its refusals.
 
 mod common;
 

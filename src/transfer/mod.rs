@@ -1,10 +1,17 @@
-//! Zone transfers in: Steer as a secondary of an operator's primary server.
+//! Zone transfers, in and out.
 //!
-//! Control plane only. A secondary zone's data comes from its primaries by
-//! AXFR (RFC 5936) over TCP, optionally authenticated with TSIG (RFC 8945);
-//! the zone is kept as a zone file in the secondary directory, so a node
-//! restarts and serves without asking anyone, and every transferred zone is
+//! In ([`secondaries`], [`client`]): Steer as a secondary of an operator's
+//! primary. A secondary zone's data comes from its primaries by AXFR (RFC
+//! 5936) over TCP, optionally authenticated with TSIG (RFC 8945); the zone
+//! is kept as a zone file in the secondary directory, so a node restarts
+//! and serves without asking anyone, and every transferred zone is
 //! compiled into the routing table like a zone from `zones/`.
+//!
+//! Out ([`outbound`]): Steer as the primary of other servers, answering
+//! their AXFR from bytes encoded at compile time and sending them NOTIFY.
+//!
+//! Control plane, but for two rare requests on the data plane: a NOTIFY
+//! fires a trigger, and an AXFR over TCP streams prepared bytes.
 
 pub mod client;
 pub mod outbound;
