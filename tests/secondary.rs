@@ -124,6 +124,46 @@ fn sec_zone(serial: u32, address: &str) -> String {
     )
 }
 
+/// Puts every question about the golden `zones` to NSD and to Steer (TCP
+/// and UDP addresses) and fails with the differences, naming `whose`
+/// answers differ.
+async fn compare_golden(
+    nsd: SocketAddr,
+    steer: [SocketAddr; 2],
+    zones: &[steer::zone::Zone],
+    whose: &str,
+) {
+    // A chain of nine CNAMEs: Steer follows eight links, NSD more (as in
+    // the differential test of zone files).
+    let names: Vec<String> = names(zones)
+        .into_iter()
+        .filter(|name| name != "d1.example.test.")
+        .collect();
+    let types = [
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::CNAME,
+        RecordType::MX,
+        RecordType::NS,
+        RecordType::SOA,
+        RecordType::SRV,
+        RecordType::TXT,
+        RecordType::CAA,
+    ];
+    let (differences, asked) =
+        common::differential::compare(nsd, steer, &names, &types, &ways(), |reference, ours| {
+            difference(reference, ours, Sections::Minimal)
+        })
+        .await;
+    assert!(asked > 1000, "only {asked} questions");
+    assert!(
+        differences.is_empty(),
+        "{} of {asked} answers of {whose} differ:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secondary_of_nsd_answers_as_nsd_does() {
     let zones = steer::zone::load_dir(&fixture()).expect("fixture zones");
@@ -167,39 +207,11 @@ async fn secondary_of_nsd_answers_as_nsd_does() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // A chain of nine CNAMEs: Steer follows eight links, NSD more (as in
-    // the differential test of zone files).
-    let names: Vec<String> = names(&zones)
-        .into_iter()
-        .filter(|name| name != "d1.example.test.")
-        .collect();
     let steer = [
         server.dns_addr(Transport::Tcp, Family::V4),
         server.dns_addr(Transport::Udp, Family::V4),
     ];
-    let types = [
-        RecordType::A,
-        RecordType::AAAA,
-        RecordType::CNAME,
-        RecordType::MX,
-        RecordType::NS,
-        RecordType::SOA,
-        RecordType::SRV,
-        RecordType::TXT,
-        RecordType::CAA,
-    ];
-    let (differences, asked) =
-        common::differential::compare(nsd, steer, &names, &types, &ways(), |reference, ours| {
-            difference(reference, ours, Sections::Minimal)
-        })
-        .await;
-    assert!(asked > 1000, "only {asked} questions");
-    assert!(
-        differences.is_empty(),
-        "{} of {asked} answers of the transferred zones differ from the primary's:\n{}",
-        differences.len(),
-        differences.join("\n")
-    );
+    compare_golden(nsd, steer, &zones, "the transferred zones, served by Steer").await;
     server.shutdown().await;
 }
 
@@ -898,34 +910,8 @@ async fn nsd_as_a_secondary_of_steer_answers_as_steer_does() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let names: Vec<String> = names(&zones)
-        .into_iter()
-        .filter(|name| name != "d1.example.test.")
-        .collect();
     let steer = [steer_tcp, primary.dns_addr(Transport::Udp, Family::V4)];
-    let types = [
-        RecordType::A,
-        RecordType::AAAA,
-        RecordType::CNAME,
-        RecordType::MX,
-        RecordType::NS,
-        RecordType::SOA,
-        RecordType::SRV,
-        RecordType::TXT,
-        RecordType::CAA,
-    ];
-    let (differences, asked) =
-        common::differential::compare(nsd, steer, &names, &types, &ways(), |reference, ours| {
-            difference(reference, ours, Sections::Minimal)
-        })
-        .await;
-    assert!(asked > 1000, "only {asked} questions");
-    assert!(
-        differences.is_empty(),
-        "{} of {asked} answers of NSD, secondary of Steer, differ from Steer's:\n{}",
-        differences.len(),
-        differences.join("\n")
-    );
+    compare_golden(nsd, steer, &zones, "NSD, secondary of Steer,").await;
     primary.shutdown().await;
 }
 
