@@ -117,7 +117,8 @@ pub fn build_with_decisions(
     let config = config::load(config_path)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     // Report zone and database errors together: an operator fixes both at once.
-    let zones = load_zones(&config);
+    let mut config = config;
+    let zones = load_zones(&mut config);
     let geo = config
         .steering
         .geoip
@@ -215,8 +216,9 @@ fn notify_secondaries(config: &Config, table: &RoutingTable, previous: &HashMap<
 /// The zones of the zones directory and the kept copies of the secondary
 /// zones, with a warning for each secondary zone not served; every error of
 /// every file otherwise.
-fn load_zones(config: &Config) -> Result<(Vec<zone::Zone>, Vec<String>), Vec<String>> {
-    let secondary = config.secondary.as_ref();
+fn load_zones(config: &mut Config) -> Result<(Vec<zone::Zone>, Vec<String>), Vec<String>> {
+    let file = config.file.clone();
+    let secondary = config.secondary.as_mut();
     // A node may serve secondary zones only.
     let (mut zones, mut errors) =
         match zone::load_dir_allowing_empty(&config.server.zones, secondary.is_some()) {
@@ -237,21 +239,40 @@ fn load_zones(config: &Config) -> Result<(Vec<zone::Zone>, Vec<String>), Vec<Str
             .position(|candidate| candidate.name == zone.origin)
         {
             errors.push(format!(
-                "{}: zone {} is also secondary.zone[{index}] in {}; serve it from one or the other",
+                "{}: zone {} is also secondary.{} in {}; serve it from one or the other",
                 zone.file.display(),
                 zone.origin,
-                config.file.display()
+                list_entry(secondary, index),
+                file.display()
             ));
         }
     }
-    let (kept, warnings, kept_errors) =
+    // Catalog members join the secondary zones before those are loaded.
+    let elsewhere: Vec<hickory_proto::rr::Name> =
+        zones.iter().map(|zone| zone.origin.clone()).collect();
+    let mut warnings = crate::transfer::catalog::expand(secondary, &elsewhere);
+    let (kept, kept_warnings, kept_errors) =
         crate::transfer::load_kept(secondary, std::time::SystemTime::now());
+    warnings.extend(kept_warnings);
     errors.extend(kept_errors.iter().map(ToString::to_string));
     if !errors.is_empty() {
         return Err(errors);
     }
     zones.extend(kept);
     Ok((zones, warnings))
+}
+
+/// How `steer.toml` names secondary zone `index`: `zone[N]` or `catalog[N]`.
+fn list_entry(secondary: &config::SecondaryConfig, index: usize) -> String {
+    let kind = &secondary.zones[index].kind;
+    let position = secondary.zones[..index]
+        .iter()
+        .filter(|zone| zone.kind == *kind)
+        .count();
+    match kind {
+        config::secondary::ZoneKind::Catalog => format!("catalog[{position}]"),
+        _ => format!("zone[{position}]"),
+    }
 }
 
 /// The zones with those that have keys in `[dnssec] keys` signed. Errors

@@ -1001,3 +1001,96 @@ async fn axfr_out_is_limited_to_its_clients_and_signed_with_its_key() {
     assert_eq!(answer.metadata.response_code, ResponseCode::Refused);
     primary.shutdown().await;
 }
+
+/// A catalog zone (RFC 9432) listing `members`, at `serial`.
+fn catalog_zone(serial: u32, members: &[&str]) -> String {
+    let mut text = format!(
+        "$ORIGIN catalog.invalid.\n$TTL 0\n\
+         @ IN SOA invalid. invalid. {serial} 3600 600 1209600 0\n\
+         @ IN NS invalid.\nversion IN TXT \"2\"\n"
+    );
+    for member in members {
+        text.push_str(&format!(
+            "{}.zones IN PTR {member}.\n",
+            member.replace('.', "-")
+        ));
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_zone_lists_the_secondary_zones() {
+    let primary = readable_directory();
+    let mut served = vec![(
+        "catalog.invalid.".to_owned(),
+        "catalog.invalid.zone".to_owned(),
+    )];
+    for (index, member) in ["one.test", "two.test", "three.test"].iter().enumerate() {
+        let text = sec_zone(1, &format!("192.0.2.{}", index + 1))
+            .replace("sec.test.", &format!("{member}."));
+        std::fs::write(primary.path().join(format!("{member}.zone")), text).expect("zone");
+        served.push((format!("{member}."), format!("{member}.zone")));
+    }
+    std::fs::write(
+        primary.path().join("catalog.invalid.zone"),
+        catalog_zone(1, &["one.test", "two.test"]),
+    )
+    .expect("catalog");
+    let port = common::free_port();
+    let (nsd_process, nsd) = start_nsd_with(
+        primary.path(),
+        &served,
+        "",
+        &format!("  provide-xfr: 127.0.0.1 NOKEY\n  notify: 127.0.0.1@{port} NOKEY\n"),
+        "",
+    )
+    .await;
+    let sections = format!(
+        "[secondary]\n[[secondary.catalog]]\nname = \"catalog.invalid\"\nprimaries = [\"{nsd}\"]\n"
+    );
+    let server =
+        TestServer::start_prepared(steer_directory(&format!("127.0.0.1:{port}"), &sections)).await;
+    wait_for(&server, "www.one.test.", Ok(vec!["192.0.2.1".to_owned()])).await;
+    wait_for(&server, "www.two.test.", Ok(vec!["192.0.2.2".to_owned()])).await;
+    assert_eq!(
+        addresses(
+            server.dns_addr(Transport::Udp, Family::V4),
+            "www.three.test."
+        )
+        .await,
+        Err(ResponseCode::Refused)
+    );
+    let zone = secondary_status(&server, "two.test.").await;
+    assert_eq!(zone["catalog"], "member of catalog.invalid.", "{zone}");
+    // The catalog itself is kept, not served.
+    let catalog = secondary_status(&server, "catalog.invalid.").await;
+    assert_eq!(catalog["catalog"], "catalog", "{catalog}");
+    let soa = common::build_query(
+        "catalog.invalid.",
+        RecordType::SOA,
+        &QueryOptions::default(),
+    );
+    let answer = common::ask(
+        Transport::Udp,
+        server.dns_addr(Transport::Udp, Family::V4),
+        &soa,
+    )
+    .await;
+    assert_eq!(answer.metadata.response_code, ResponseCode::Refused);
+
+    // On the primary alone: two.test leaves the catalog, three.test joins.
+    std::fs::write(
+        primary.path().join("catalog.invalid.zone"),
+        catalog_zone(2, &["one.test", "three.test"]),
+    )
+    .expect("catalog");
+    let hang_up = std::process::Command::new("kill")
+        .args(["-HUP", &nsd_process.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hang_up.success());
+    wait_for(&server, "www.three.test.", Ok(vec!["192.0.2.3".to_owned()])).await;
+    wait_for(&server, "www.two.test.", Err(ResponseCode::Refused)).await;
+    wait_for(&server, "www.one.test.", Ok(vec!["192.0.2.1".to_owned()])).await;
+    server.shutdown().await;
+}

@@ -42,6 +42,10 @@ pub struct SecondarySpec {
     /// `[[secondary.zone]]`.
     #[serde(default)]
     pub zone: Vec<SecondaryZoneSpec>,
+    /// `[[secondary.catalog]]`: catalog zones (RFC 9432) whose members
+    /// are secondary zones too.
+    #[serde(default)]
+    pub catalog: Vec<SecondaryZoneSpec>,
 }
 
 /// One `[[secondary.zone]]` as written.
@@ -133,6 +137,20 @@ pub struct SecondaryZone {
     pub primaries: Vec<SocketAddr>,
     /// The key transfers and NOTIFY are signed with.
     pub key: Option<Key>,
+    /// What the zone is: configured, a catalog, or a catalog's member.
+    pub kind: ZoneKind,
+}
+
+/// Where a secondary zone comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ZoneKind {
+    /// A `[[secondary.zone]]`: served.
+    Configured,
+    /// A `[[secondary.catalog]]`: transferred and kept, never served; its
+    /// members are secondary zones.
+    Catalog,
+    /// A member of this catalog zone, with the catalog's primaries and key.
+    Member(Name),
 }
 
 /// A named TSIG key from `[tsig.NAME]`.
@@ -191,9 +209,26 @@ pub(super) fn validate(
         ));
     }
     let mut zones: Vec<SecondaryZone> = Vec::with_capacity(spec.zone.len());
-    let mut seen: HashMap<Name, usize> = HashMap::new();
-    for (index, zone) in spec.zone.into_iter().enumerate() {
-        let path = format!("secondary.zone[{index}]");
+    let mut seen: HashMap<Name, String> = HashMap::new();
+    let listed = spec
+        .zone
+        .into_iter()
+        .enumerate()
+        .map(|(index, zone)| {
+            (
+                format!("secondary.zone[{index}]"),
+                zone,
+                ZoneKind::Configured,
+            )
+        })
+        .chain(spec.catalog.into_iter().enumerate().map(|(index, zone)| {
+            (
+                format!("secondary.catalog[{index}]"),
+                zone,
+                ZoneKind::Catalog,
+            )
+        }));
+    for (path, zone, kind) in listed {
         let name = match Name::from_ascii(zone.name.trim()) {
             Ok(mut name) if !zone.name.trim().is_empty() => {
                 name.set_fqdn(true);
@@ -212,11 +247,11 @@ pub(super) fn validate(
             errors.push(ConfigError::at(
                 file,
                 format!("{path}.name"),
-                format!("{name} is already secondary.zone[{first}]"),
+                format!("{name} is already {first}"),
             ));
             continue;
         }
-        seen.insert(name.clone(), index);
+        seen.insert(name.clone(), path.clone());
         if zone.primaries.is_empty() {
             errors.push(ConfigError::at(
                 file,
@@ -246,6 +281,7 @@ pub(super) fn validate(
             name,
             primaries,
             key,
+            kind,
         });
     }
     let secondary = SecondaryConfig {

@@ -13,6 +13,7 @@
 //! Control plane, but for two rare requests on the data plane: a NOTIFY
 //! fires a trigger, and an AXFR over TCP streams prepared bytes.
 
+pub mod catalog;
 pub mod client;
 pub mod outbound;
 pub mod secondaries;

@@ -148,6 +148,9 @@ pub struct SecondaryStatus {
     pub transfer_failures: u64,
     /// NOTIFY messages accepted since the server started.
     pub notifies: u64,
+    /// `"catalog"` for a catalog zone, `"member of NAME"` for one of its
+    /// members, null for a zone of `steer.toml`.
+    pub catalog: Option<String>,
 }
 
 /// One zone's task.
@@ -207,6 +210,7 @@ impl Secondaries {
                 .or_insert_with(|| SecondaryStatus {
                     zone: zone.name.to_string(),
                     state: "waiting",
+                    catalog: catalog_role(&zone.kind),
                     ..SecondaryStatus::default()
                 });
             let task = tokio::spawn(Arc::clone(self).run_zone(zone.clone(), file.clone(), trigger));
@@ -244,6 +248,7 @@ impl Secondaries {
                 .or_insert_with(|| SecondaryStatus {
                     zone: zone.name.to_string(),
                     state: "waiting",
+                    catalog: catalog_role(&zone.kind),
                     ..SecondaryStatus::default()
                 });
         }
@@ -467,6 +472,15 @@ impl Secondaries {
     }
 }
 
+/// What `/status` says of a zone's place in a catalog.
+fn catalog_role(kind: &crate::config::secondary::ZoneKind) -> Option<String> {
+    match kind {
+        crate::config::secondary::ZoneKind::Configured => None,
+        crate::config::secondary::ZoneKind::Catalog => Some("catalog".to_owned()),
+        crate::config::secondary::ZoneKind::Member(catalog) => Some(format!("member of {catalog}")),
+    }
+}
+
 /// The SOA of the copy kept on disk, and when a primary last vouched for it.
 #[derive(Clone, Debug)]
 struct KeptSoa {
@@ -564,7 +578,12 @@ pub fn load_kept(
     now: SystemTime,
 ) -> (Vec<Zone>, Vec<String>, Vec<ZoneError>) {
     let (mut zones, mut warnings, mut errors) = (Vec::new(), Vec::new(), Vec::new());
-    for secondary in &config.zones {
+    // Catalog zones are read for their members, never served.
+    let served = config
+        .zones
+        .iter()
+        .filter(|zone| zone.kind != crate::config::secondary::ZoneKind::Catalog);
+    for secondary in served {
         let file = config.file_of(&secondary.name);
         let text = match std::fs::read(&file) {
             Ok(bytes) => match String::from_utf8(bytes) {
