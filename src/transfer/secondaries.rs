@@ -34,6 +34,10 @@ use crate::zone::{self, Zone, ZoneError};
 
 /// How long one SOA query or one read of a transfer may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a whole transfer may take: a primary that sends a byte every
+/// few seconds must not hold a zone's task for ever. A zone of a million
+/// records takes about a second on loopback.
+const TRANSFER_DEADLINE: Duration = Duration::from_secs(600);
 
 /// Waits before a zone's first transfer is tried again, doubling from
 /// [`FIRST_RETRY`] to [`LONGEST_RETRY`]: a zone never transferred has no
@@ -432,14 +436,20 @@ impl Secondaries {
                 });
                 return Ok(None);
             }
-            let transferred =
-                match client::axfr(*primary, &zone.name, key.as_deref(), EXCHANGE_TIMEOUT).await {
-                    Ok(transferred) => transferred,
-                    Err(error) => {
-                        errors.push(format!("{primary}: AXFR: {error}"));
-                        continue;
-                    }
-                };
+            let transfer = client::axfr(*primary, &zone.name, key.as_deref(), EXCHANGE_TIMEOUT);
+            let transferred = match tokio::time::timeout(TRANSFER_DEADLINE, transfer).await {
+                Ok(Ok(transferred)) => transferred,
+                Ok(Err(error)) => {
+                    errors.push(format!("{primary}: AXFR: {error}"));
+                    continue;
+                }
+                Err(_) => {
+                    errors.push(format!(
+                        "{primary}: AXFR: not done within {TRANSFER_DEADLINE:?}; abandoned"
+                    ));
+                    continue;
+                }
+            };
             let records = transferred.records.len();
             let serial = transferred.serial;
             match keep(zone.name.clone(), file.to_path_buf(), transferred).await {
