@@ -142,3 +142,95 @@ fn write(out: &mut Vec<u8>, id: u16, query_flags: u16, question: &[u8], rcode: u
     out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
     out.extend_from_slice(question);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::dns::Transport;
+    use crate::transfer::Secondaries;
+
+    const PRIMARY: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 53));
+
+    /// A table whose secondary zones are `open.test` (no key) and
+    /// `keyed.test` (a key), both from [`PRIMARY`]; and the secondaries.
+    fn table() -> (RoutingTable, Arc<Secondaries>) {
+        let config = crate::config::parse(
+            Path::new("steer.toml"),
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n\
+             [tsig.k]\nalgorithm = \"hmac-sha256\"\nsecret = \"c2VjcmV0\"\n\
+             [secondary]\n\
+             [[secondary.zone]]\nname = \"open.test\"\nprimaries = [\"192.0.2.53\"]\n\
+             [[secondary.zone]]\nname = \"keyed.test\"\nprimaries = [\"192.0.2.53\"]\ntsig_key = \"k\"\n",
+        )
+        .expect("config");
+        let secondaries = Arc::new(Secondaries::default());
+        let mut table = RoutingTable::empty();
+        table.set_notify_targets(secondaries.targets(config.secondary.as_ref()));
+        (table, secondaries)
+    }
+
+    fn notify(zone: &[u8], qtype: u16) -> Vec<u8> {
+        let mut packet = vec![0x12, 0x34, 0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        packet.extend_from_slice(zone);
+        packet.extend_from_slice(&qtype.to_be_bytes());
+        packet.extend_from_slice(&[0, 1]);
+        packet
+    }
+
+    fn rcode(out: &[u8]) -> u8 {
+        out[3] & 0x0f
+    }
+
+    #[test]
+    fn a_primary_notify_is_acknowledged_and_fires_the_trigger() {
+        let (table, secondaries) = table();
+        let mut out = Vec::new();
+        let packet = notify(b"\x04OPEN\x04test\x00", 6);
+        crate::dns::respond(&table, &packet, Transport::Udp, PRIMARY, &mut out);
+        assert_eq!(rcode(&out), 0);
+        assert_eq!(out[2], 0x80 | 0x20 | 0x04, "QR, opcode NOTIFY, AA");
+        assert_eq!(&out[12..], &packet[12..], "the question, as asked");
+        let status = secondaries.status();
+        let open = status.iter().find(|zone| zone.zone == "open.test.");
+        assert_eq!(open.map(|zone| zone.notifies), Some(1));
+
+        let stranger = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 54));
+        crate::dns::respond(&table, &packet, Transport::Udp, stranger, &mut out);
+        assert_eq!(rcode(&out), REFUSED as u8);
+        assert_eq!(out[2] & 0x04, 0, "no AA on a refusal");
+        // A keyed zone wants a signature.
+        let keyed = notify(b"\x05keyed\x04test\x00", 6);
+        crate::dns::respond(&table, &keyed, Transport::Udp, PRIMARY, &mut out);
+        assert_eq!(rcode(&out), REFUSED as u8);
+        let status = secondaries.status();
+        let keyed = status.iter().find(|zone| zone.zone == "keyed.test.");
+        assert_eq!(keyed.map(|zone| zone.notifies), Some(0));
+    }
+
+    proptest! {
+        /// Whatever follows a NOTIFY header, from a primary or not, the
+        /// answer is written without a panic, and only for a well-formed
+        /// question.
+        #[test]
+        fn any_notify_is_answered_without_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..200),
+            counts in any::<[u8; 8]>(),
+            from_primary in any::<bool>(),
+        ) {
+            let (table, _) = table();
+            let mut packet = vec![0x12, 0x34, 0x20, 0];
+            packet.extend_from_slice(&counts);
+            packet.extend_from_slice(&body);
+            let source = if from_primary { PRIMARY } else { IpAddr::V4(Ipv4Addr::LOCALHOST) };
+            let mut out = Vec::new();
+            crate::dns::respond(&table, &packet, Transport::Udp, source, &mut out);
+            crate::dns::respond(&table, &packet, Transport::Tcp, source, &mut out);
+        }
+    }
+}

@@ -412,7 +412,122 @@ async fn notify_one(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// `example.test` (SOA, NS, an address, `extra` TXT records) for
+    /// transfers to 192.0.2.0/24, signed with a key when `keyed`.
+    fn outbound(keyed: bool, extra: usize) -> Arc<Outbound> {
+        let key = if keyed { "tsig_key = \"k\"\n" } else { "" };
+        let config = crate::config::parse(
+            std::path::Path::new("steer.toml"),
+            &format!(
+                "[server]\nlisten = [\"127.0.0.1:0\"]\n\
+                 [tsig.k]\nalgorithm = \"hmac-sha256\"\nsecret = \"c2VjcmV0\"\n\
+                 [transfer]\nallow = [\"192.0.2.0/24\"]\n{key}"
+            ),
+        )
+        .expect("config");
+        let mut text = "$ORIGIN example.test.\n$TTL 300\n\
+            @ SOA ns1 hostmaster 1 3600 600 86400 300\n@ NS ns1\nns1 A 192.0.2.1\n"
+            .to_owned();
+        for index in 0..extra {
+            text.push_str(&format!("t{index} TXT \"{}\"\n", "z".repeat(200)));
+        }
+        let apex = Name::from_ascii("example.test.").expect("apex");
+        let zone = crate::zone::parse_zone(&text, std::path::Path::new("example.test.zone"), &apex)
+            .expect("zone");
+        let transfer = config.transfer.expect("[transfer]");
+        Arc::new(Outbound::new(&transfer, &[zone]).expect("outbound"))
+    }
+
+    fn axfr(zone: &[u8]) -> Vec<u8> {
+        let mut packet = vec![0xab, 0xcd, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        packet.extend_from_slice(zone);
+        packet.extend_from_slice(&[0, 252, 0, 1]);
+        packet
+    }
+
+    const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
+
+    #[test]
+    fn a_transfer_is_the_zone_between_two_soas_in_parsable_messages() {
+        let outbound = outbound(false, 300);
+        let mut stream = outbound
+            .answer(&axfr(b"\x07EXAMPLE\x04test\x00"), CLIENT)
+            .expect("an AXFR");
+        assert_eq!(stream.rcode(), 0);
+        let mut out = Vec::new();
+        let mut records = Vec::new();
+        let mut messages = 0;
+        while stream.next_message(&mut out) {
+            messages += 1;
+            assert!(out.len() <= MESSAGE_BYTES + 512, "{} bytes", out.len());
+            let message = hickory_proto::op::Message::from_vec(&out).expect("parses");
+            assert_eq!(message.metadata.id, 0xabcd);
+            assert!(message.metadata.authoritative);
+            assert_eq!(message.queries.len(), usize::from(messages == 1));
+            if let Some(question) = message.queries.first() {
+                // As asked, letter case kept.
+                assert_eq!(question.name.to_ascii(), "EXAMPLE.test.");
+            }
+            records.extend(message.answers);
+        }
+        assert!(messages > 3, "{messages} messages");
+        // SOA, NS, A, 300 TXT, SOA.
+        assert_eq!(records.len(), 304);
+        assert_eq!(records[0].record_type(), hickory_proto::rr::RecordType::SOA);
+        assert_eq!(records[303].data, records[0].data);
+    }
+
+    #[test]
+    fn refusals_are_one_message() {
+        let open = outbound(false, 0);
+        let keyed = outbound(true, 0);
+        let stranger = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 1));
+        let cases = [
+            (&open, axfr(b"\x07example\x04test\x00"), stranger, 5),
+            (&open, axfr(b"\x05other\x04test\x00"), CLIENT, 9),
+            (&keyed, axfr(b"\x07example\x04test\x00"), CLIENT, 5),
+        ];
+        for (outbound, query, source, rcode) in cases {
+            let mut stream = outbound.answer(&query, source).expect("an AXFR");
+            assert_eq!(stream.rcode(), rcode);
+            let mut out = Vec::new();
+            assert!(stream.next_message(&mut out));
+            assert_eq!(out[3] & 0x0f, rcode as u8);
+            assert_eq!(&out[12..], &query[12..]);
+            assert!(!stream.next_message(&mut out));
+        }
+        // Not an AXFR: answered as any query.
+        let mut query = axfr(b"\x07example\x04test\x00");
+        let length = query.len();
+        query[length - 3] = 1;
+        assert!(open.answer(&query, CLIENT).is_none());
+    }
+
+    proptest! {
+        /// Whatever bytes come as a TCP query, nothing panics, and a stream
+        /// that starts always ends.
+        #[test]
+        fn any_query_is_taken_or_left_without_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..120),
+            signed in any::<bool>(),
+        ) {
+            let outbound = outbound(signed, 3);
+            let mut query = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            query.extend_from_slice(&body);
+            if let Some(mut stream) = outbound.answer(&query, CLIENT) {
+                let mut out = Vec::new();
+                let mut messages = 0;
+                while stream.next_message(&mut out) {
+                    messages += 1;
+                    prop_assert!(messages < 100);
+                }
+            }
+        }
+    }
 
     #[test]
     fn only_axfr_questions_are_taken() {
