@@ -188,7 +188,12 @@ pub fn build_with_decisions(
 
 /// Sends NOTIFY to `[transfer] notify` for each zone of `table` whose
 /// serial is not the one in `previous` (by zone name).
-fn notify_secondaries(config: &Config, table: &RoutingTable, previous: &HashMap<String, u32>) {
+fn notify_secondaries(
+    config: &Config,
+    table: &RoutingTable,
+    previous: &HashMap<String, u32>,
+    record: &Arc<Secondaries>,
+) {
     let Some(transfer) = config
         .transfer
         .as_ref()
@@ -209,6 +214,7 @@ fn notify_secondaries(config: &Config, table: &RoutingTable, previous: &HashMap<
             zone.serial,
             transfer.notify.clone(),
             key.clone(),
+            Arc::clone(record),
         ));
     }
 }
@@ -497,6 +503,8 @@ pub struct StatusSnapshot {
     pub health: HealthStatus,
     /// The secondary zones: serial, last check and transfer, expiry.
     pub secondary: Vec<crate::transfer::SecondaryStatus>,
+    /// The NOTIFY this node sent its own secondaries (`[transfer] notify`).
+    pub notify_out: Vec<crate::transfer::NotifyOutStatus>,
 }
 
 /// `[health]` in `/status`.
@@ -831,7 +839,12 @@ impl Control {
         // From here on the tasks follow each config served (`ReloadJob`).
         self.secondaries.start();
         // A primary tells its secondaries of its zones when it starts.
-        notify_secondaries(&self.active, &self.table.load(), &HashMap::new());
+        notify_secondaries(
+            &self.active,
+            &self.table.load(),
+            &HashMap::new(),
+            &self.secondaries,
+        );
         loop {
             self.secondaries.reload_wanted().await;
             if let Err(failure) = self.reload().await {
@@ -1363,6 +1376,7 @@ impl Control {
             }),
             health,
             secondary: self.secondaries.status(),
+            notify_out: self.secondaries.notify_out_status(),
         }
     }
 
@@ -1610,7 +1624,7 @@ impl ReloadJob {
             }
             // Served now: a secondary told of a new serial finds it.
             if !latency_job {
-                notify_secondaries(&built.config, &table, &previous_serials);
+                notify_secondaries(&built.config, &table, &previous_serials, &self.secondaries);
             }
             drop(table);
             self.decisions.commit();

@@ -845,6 +845,26 @@ async fn a_steer_node_is_the_primary_of_another() {
     .await;
     let zone = secondary_status(&secondary, "sec.test.").await;
     assert!(zone["notifies"].as_u64().expect("notifies") >= 1, "{zone}");
+    // The primary shows the NOTIFY acknowledged, at the new serial.
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let sent = status(&primary).await["notify_out"].clone();
+        let entry = sent
+            .as_array()
+            .and_then(|all| all.iter().find(|entry| entry["zone"] == "sec.test."))
+            .cloned();
+        if let Some(entry) = entry.filter(|entry| entry["serial"] == 2) {
+            assert_eq!(entry["acknowledged"], true, "{entry}");
+            assert_eq!(
+                entry["secondary"],
+                format!("127.0.0.1:{secondary_port}"),
+                "{entry}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{sent}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     secondary.shutdown().await;
     primary.shutdown().await;
 }

@@ -296,8 +296,32 @@ pub fn render_zones(out: &mut String, zones: &[(String, ZoneSlot)], totals: &Zon
     );
 }
 
-/// The secondary zones: serial kept, expiry, transfers and NOTIFY.
+/// The secondary zones: serial kept, expiry, transfers and NOTIFY; and
+/// the NOTIFY sent to this node's own secondaries.
 fn secondaries(out: &mut String, status: &StatusSnapshot) {
+    if !status.notify_out.is_empty() {
+        header(
+            out,
+            "steer_notify_out_total",
+            "counter",
+            "NOTIFY sent to a secondary ([transfer] notify) since start, by result (acknowledged or failed after three tries).",
+        );
+        for sent in &status.notify_out {
+            for (result, count) in [
+                ("acknowledged", sent.acknowledged_total),
+                ("failed", sent.failed_total),
+            ] {
+                line(
+                    out,
+                    &format!(
+                        "steer_notify_out_total{{zone=\"{}\",secondary=\"{}\",result=\"{result}\"}}",
+                        sent.zone, sent.secondary
+                    ),
+                    count,
+                );
+            }
+        }
+    }
     if status.secondary.is_empty() {
         return;
     }
@@ -919,6 +943,16 @@ mod tests {
                 notifies: 5,
                 ..crate::transfer::SecondaryStatus::default()
             }],
+            notify_out: vec![crate::transfer::NotifyOutStatus {
+                zone: "a.test.".into(),
+                secondary: "192.0.2.8:53".into(),
+                serial: 7,
+                at: 1,
+                acknowledged: false,
+                error: Some("no answer".into()),
+                acknowledged_total: 2,
+                failed_total: 1,
+            }],
         };
         let text = render(&totals, &status);
         for expected in [
@@ -952,6 +986,8 @@ mod tests {
             "steer_secondary_transfers_total{zone=\"b.test.\",result=\"failed\"} 1\n",
             "# TYPE steer_secondary_notifies_total counter\n",
             "steer_secondary_notifies_total{zone=\"b.test.\"} 5\n",
+            "steer_notify_out_total{zone=\"a.test.\",secondary=\"192.0.2.8:53\",result=\"acknowledged\"} 2\n",
+            "steer_notify_out_total{zone=\"a.test.\",secondary=\"192.0.2.8:53\",result=\"failed\"} 1\n",
             "# TYPE steer_endpoint_up gauge\n",
             "steer_endpoint_up{pool=\"web-fra\",address=\"192.0.2.10\"} 1\n",
             "steer_endpoint_up{pool=\"web-\\\"iad\\\"\",address=\"2001:db8::10\"} 0\n",

@@ -570,7 +570,9 @@ where
                 .and_then(|transfers| transfers(query, source));
             if let Some(mut transfer) = transfer {
                 // An AXFR: its messages, flushed as they pile up.
+                let mut messages = 0usize;
                 while transfer.next_message(&mut response) {
+                    messages += 1;
                     let Ok(length) = u16::try_from(response.len()) else {
                         break;
                     };
@@ -586,6 +588,14 @@ where
                     zone: None,
                 };
                 shared.counters.record(transport, outcome);
+                // Rare, and what an operator wants to see: who took what.
+                tracing::info!(
+                    zone = %transfer.zone_asked(),
+                    client = %source,
+                    messages,
+                    rcode = transfer.rcode(),
+                    "zone transfer out"
+                );
                 continue;
             }
             answer_frame(query, transport, source, shared, &mut response, &mut output);

@@ -20,5 +20,5 @@ pub mod secondaries;
 pub mod tsig;
 
 pub use secondaries::{
-    NotifyTarget, NotifyTargets, Secondaries, SecondaryStatus, Trigger, load_kept,
+    NotifyOutStatus, NotifyTarget, NotifyTargets, Secondaries, SecondaryStatus, Trigger, load_kept,
 };

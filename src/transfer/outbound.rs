@@ -246,6 +246,12 @@ impl AxfrStream {
         }
     }
 
+    /// The zone asked for, as asked (for the log).
+    pub fn zone_asked(&self) -> String {
+        let name = &self.question[..self.question.len().saturating_sub(4)];
+        crate::table::display_wire_name(name)
+    }
+
     /// The response code of the answer: NOERROR, or the refusal's.
     pub fn rcode(&self) -> u16 {
         self.refusal
@@ -337,14 +343,22 @@ pub(super) fn wire_name(name: &Name) -> Vec<u8> {
 /// Tells `secondaries` that `zone` has a new serial (RFC 1996): a NOTIFY
 /// over UDP to each, signed with `key` when there is one, sent again
 /// after 2 s (up to 3 times) until acknowledged. Logs who never answered.
-pub async fn notify(zone: Name, serial: u32, secondaries: Vec<SocketAddr>, key: Option<TsigKey>) {
+pub async fn notify(
+    zone: Name,
+    serial: u32,
+    secondaries: Vec<SocketAddr>,
+    key: Option<TsigKey>,
+    record: Arc<super::Secondaries>,
+) {
     for secondary in secondaries {
-        let (zone, key) = (zone.clone(), key.clone());
+        let (zone, key, record) = (zone.clone(), key.clone(), Arc::clone(&record));
         tokio::spawn(async move {
-            match notify_one(&zone, secondary, key.as_ref()).await {
+            let result = notify_one(&zone, secondary, key.as_ref()).await;
+            match &result {
                 Ok(()) => info!(%zone, serial, %secondary, "NOTIFY acknowledged"),
                 Err(error) => warn!(%zone, serial, %secondary, "NOTIFY not acknowledged: {error}"),
             }
+            record.record_notify_out(&zone, serial, secondary, result);
         });
     }
 }

@@ -176,6 +176,29 @@ pub struct Secondaries {
     reload_wanted: Trigger,
     /// The `[secondary]` of the table last published, for [`Secondaries::start`].
     published: Mutex<Option<SecondaryConfig>>,
+    /// The last NOTIFY sent to each secondary for each zone ([`super::outbound`]).
+    notified: Mutex<HashMap<(Name, SocketAddr), NotifyOutStatus>>,
+}
+
+/// What `/status` shows of the NOTIFY sent to one secondary for one zone.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NotifyOutStatus {
+    /// The zone.
+    pub zone: String,
+    /// The secondary told.
+    pub secondary: String,
+    /// The serial it was told of.
+    pub serial: u32,
+    /// When (Unix seconds).
+    pub at: u64,
+    /// Whether it acknowledged.
+    pub acknowledged: bool,
+    /// Why not, when it did not.
+    pub error: Option<String>,
+    /// NOTIFY acknowledged and not, since the server started.
+    pub acknowledged_total: u64,
+    /// See `acknowledged_total`.
+    pub failed_total: u64,
 }
 
 impl Secondaries {
@@ -282,6 +305,49 @@ impl Secondaries {
         }
         self.trigger_of(zone).fire_quietly();
         true
+    }
+
+    /// Records how a NOTIFY to `secondary` about `zone` at `serial` went.
+    pub fn record_notify_out(
+        &self,
+        zone: &Name,
+        serial: u32,
+        secondary: SocketAddr,
+        result: Result<(), String>,
+    ) {
+        let mut notified = lock(&self.notified);
+        let entry = notified
+            .entry((zone.clone(), secondary))
+            .or_insert_with(|| NotifyOutStatus {
+                zone: zone.to_string(),
+                secondary: secondary.to_string(),
+                serial,
+                at: 0,
+                acknowledged: false,
+                error: None,
+                acknowledged_total: 0,
+                failed_total: 0,
+            });
+        entry.serial = serial;
+        entry.at = unix(SystemTime::now());
+        entry.acknowledged = result.is_ok();
+        match result {
+            Ok(()) => {
+                entry.acknowledged_total += 1;
+                entry.error = None;
+            }
+            Err(error) => {
+                entry.failed_total += 1;
+                entry.error = Some(error);
+            }
+        }
+    }
+
+    /// The NOTIFY sent to secondaries, by zone and secondary.
+    pub fn notify_out_status(&self) -> Vec<NotifyOutStatus> {
+        let mut all: Vec<NotifyOutStatus> = lock(&self.notified).values().cloned().collect();
+        all.sort_by(|a, b| (&a.zone, &a.secondary).cmp(&(&b.zone, &b.secondary)));
+        all
     }
 
     /// The trigger of `zone`'s task, made on first use.
