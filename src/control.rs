@@ -148,6 +148,18 @@ pub fn build_with_decisions(
     // Lint the zones as the operator wrote them, before signing adds to them.
     let mut warnings = secondary_warnings;
     warnings.extend(zone::lint(&zones, &steered));
+    if let Some(transfer) = &config.transfer
+        && transfer.key.is_none()
+        && let Some(everyone) = transfer
+            .allow
+            .iter()
+            .find(|network| network.prefix_len == 0)
+    {
+        warnings.push(format!(
+            "transfer.allow has {}/0 and no tsig_key: anyone can transfer every zone",
+            everyone.address
+        ));
+    }
     let mut zones = zones;
     // Secondaries get the zones as loaded, before signing.
     let outbound = match &config.transfer {

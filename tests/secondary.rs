@@ -1114,3 +1114,18 @@ async fn a_catalog_zone_lists_the_secondary_zones() {
     wait_for(&server, "www.one.test.", Ok(vec!["192.0.2.1".to_owned()])).await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_open_to_everyone_without_a_key_are_a_warning() {
+    let directory = primary_directory(
+        &[("sec.test", sec_zone(1, "192.0.2.1"))],
+        "[transfer]\nallow = [\"0.0.0.0/0\"]\n",
+    );
+    let check = common::run_steer(&["check", "--config", "steer.toml"], directory.path()).await;
+    assert!(check.status.success());
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        said.contains("transfer.allow has 0.0.0.0/0 and no tsig_key"),
+        "{said}"
+    );
+}
