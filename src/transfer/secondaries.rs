@@ -232,14 +232,7 @@ impl Secondaries {
                 continue;
             }
             let trigger = self.trigger_of(&zone.name);
-            lock(&self.status)
-                .entry(zone.name.clone())
-                .or_insert_with(|| SecondaryStatus {
-                    zone: zone.name.to_string(),
-                    state: "waiting",
-                    catalog: catalog_role(&zone.kind),
-                    ..SecondaryStatus::default()
-                });
+            self.list(&zone);
             let task = tokio::spawn(Arc::clone(self).run_zone(zone.clone(), file.clone(), trigger));
             entries.insert(
                 zone.name.clone(),
@@ -268,18 +261,9 @@ impl Secondaries {
             return Arc::default();
         };
         // Listed from the first table on, before their tasks start.
-        let mut status = lock(&self.status);
         for zone in &config.zones {
-            status
-                .entry(zone.name.clone())
-                .or_insert_with(|| SecondaryStatus {
-                    zone: zone.name.to_string(),
-                    state: "waiting",
-                    catalog: catalog_role(&zone.kind),
-                    ..SecondaryStatus::default()
-                });
+            self.list(zone);
         }
-        drop(status);
         let targets = config
             .zones
             .iter()
@@ -305,6 +289,18 @@ impl Secondaries {
         }
         self.trigger_of(zone).fire_quietly();
         true
+    }
+
+    /// Lists `zone` in the status, as waiting, unless it is listed.
+    fn list(&self, zone: &SecondaryZone) {
+        lock(&self.status)
+            .entry(zone.name.clone())
+            .or_insert_with(|| SecondaryStatus {
+                zone: zone.name.to_string(),
+                state: "waiting",
+                catalog: catalog_role(&zone.kind),
+                ..SecondaryStatus::default()
+            });
     }
 
     /// Records how a NOTIFY to `secondary` about `zone` at `serial` went.
