@@ -905,7 +905,8 @@ async fn nsd_as_a_secondary_of_steer_answers_as_steer_does() {
         nsd_directory.path(),
         &served,
         "",
-        &format!("  request-xfr: AXFR 127.0.0.1@{} NOKEY\n", steer_tcp.port()),
+        // NSD's default: IXFR first, which Steer answers with the whole zone.
+        &format!("  request-xfr: 127.0.0.1@{} NOKEY\n", steer_tcp.port()),
         "",
     )
     .await;
@@ -980,6 +981,21 @@ async fn axfr_out_is_limited_to_its_clients_and_signed_with_its_key() {
         transfer.stdout.contains(";; XFR size: 3006 records"),
         "{}",
         transfer.stdout
+    );
+
+    // IXFR (RFC 1995): the whole zone for an older serial, the SOA alone
+    // for the current one.
+    let incremental = dig(address, &["-y", &key, "sec.test", "IXFR=8"]).await;
+    assert!(
+        incremental.stdout.contains(";; XFR size: 3006 records"),
+        "{}",
+        incremental.stdout
+    );
+    let current = dig(address, &["-y", &key, "sec.test", "IXFR=9"]).await;
+    assert!(
+        current.stdout.contains(";; XFR size: 1 records"),
+        "{}",
+        current.stdout
     );
 
     // Unsigned, signed with another secret, from another address: refused.

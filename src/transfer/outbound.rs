@@ -11,8 +11,13 @@
 //! Steer node adds the steering from its own `steer.toml`). Signed zones
 //! go out unsigned, for a secondary that signs them itself.
 //!
-//! Not on the UDP path: AXFR is refused over UDP as before, and over TCP
-//! only a query whose type is AXFR reaches [`Outbound::answer`].
+//! An IXFR (RFC 1995) is answered as its §4 allows: the whole zone, as for
+//! AXFR, when the client's serial is older, and the SOA alone when it is
+//! current; Steer keeps no history to send differences from.
+//!
+//! Not on the UDP path: transfers are refused over UDP as before, and over
+//! TCP only a query whose type is AXFR or IXFR reaches
+//! [`Outbound::answer`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -29,12 +34,16 @@ use crate::zone::Zone;
 
 /// AXFR's type code.
 const TYPE_AXFR: u16 = 252;
+/// IXFR's: answered as RFC 1995 §4 allows, with the whole zone (or the
+/// SOA alone when the client is current).
+const TYPE_IXFR: u16 = 251;
 /// How many record bytes one message carries, at most: well under the
 /// 65,535 a TCP message can hold, so that a TSIG always fits.
 const MESSAGE_BYTES: usize = 16_000;
 /// Response codes of refusals.
 const NOTAUTH: u8 = 9;
 const REFUSED: u8 = 5;
+const FORMERR: u8 = 1;
 
 /// One zone as it goes out: every record encoded, the SOA first.
 struct ZoneCopy {
@@ -44,6 +53,8 @@ struct ZoneCopy {
     wire: Vec<u8>,
     /// Where each record ends in `wire`.
     ends: Vec<u32>,
+    /// The SOA serial, for IXFR.
+    serial: u32,
 }
 
 /// What a table serves to secondaries: who may ask, the key, the zones.
@@ -74,6 +85,7 @@ impl Outbound {
                 apex: wire_name(&zone.origin),
                 wire: Vec::new(),
                 ends: Vec::with_capacity(zone.records.len()),
+                serial: zone.serial,
             };
             // The SOA first, as a transfer starts (and ends) with it.
             let soa = zone.records.iter().position(|record| {
@@ -114,11 +126,11 @@ impl Outbound {
         })
     }
 
-    /// When `query` (a TCP message from `source`) is an AXFR, the stream
-    /// of messages that answers it: the zone, or one refusal. `None` for
-    /// every other query, which is answered as usual.
+    /// When `query` (a TCP message from `source`) is an AXFR or an IXFR,
+    /// the stream of messages that answers it: the zone, or one refusal.
+    /// `None` for every other query, which is answered as usual.
     pub fn answer(self: &Arc<Self>, query: &[u8], source: IpAddr) -> Option<AxfrStream> {
-        let question_end = axfr_question(query)?;
+        let (question_end, qtype) = transfer_question(query)?;
         let id = u16::from_be_bytes([query[0], query[1]]);
         let question = query[12..question_end].to_vec();
         let refuse = |rcode: u8| Some(AxfrStream::refusal(id, question.clone(), rcode, None));
@@ -166,12 +178,24 @@ impl Outbound {
         else {
             return refuse(NOTAUTH);
         };
+        let mut next = 0;
+        if qtype == TYPE_IXFR {
+            // RFC 1995: the client's SOA is in the authority section.
+            let Some(serial) = ixfr_serial(query, question_end) else {
+                return refuse(FORMERR);
+            };
+            if !super::client::newer(self.zones[zone].serial, serial) {
+                // Current: the SOA alone says so (RFC 1995 §2).
+                next = self.zones[zone].ends.len();
+            }
+        }
         Some(AxfrStream {
             outbound: Some(Arc::clone(self)),
             zone,
             id,
             question,
-            next: 0,
+            next,
+            first: true,
             closed: false,
             signer,
             refusal: None,
@@ -187,9 +211,43 @@ fn rejection_tsig(id: u16, rejection: &tsig::Rejection<'_>, now: u64) -> Vec<u8>
     message.split_off(12)
 }
 
-/// The end of the question of `query` when it is a standard query of
-/// type AXFR, class IN, with one question.
-fn axfr_question(query: &[u8]) -> Option<usize> {
+/// The serial of the SOA in the authority section of IXFR `query`, whose
+/// question ends at `question_end`.
+fn ixfr_serial(query: &[u8], question_end: usize) -> Option<u32> {
+    let authority = u16::from_be_bytes([query[8], query[9]]);
+    if authority == 0 || query[6..8] != [0, 0] {
+        return None;
+    }
+    let at = skip_name(query, question_end)?;
+    let fixed = query.get(at..at + 10)?;
+    if fixed[..2] != [0, 6] {
+        return None;
+    }
+    let rdata = at + 10;
+    let after_mname = skip_name(query, rdata)?;
+    let after_rname = skip_name(query, after_mname)?;
+    let serial = query.get(after_rname..after_rname + 4)?;
+    Some(u32::from_be_bytes([
+        serial[0], serial[1], serial[2], serial[3],
+    ]))
+}
+
+/// Where the name at `at` ends (after its root label or its pointer).
+fn skip_name(message: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let length = *message.get(at)?;
+        match length {
+            0 => return Some(at + 1),
+            1..=63 => at += 1 + usize::from(length),
+            0xc0..=0xff => return message.get(at + 1).map(|_| at + 2),
+            _ => return None,
+        }
+    }
+}
+
+/// The end of the question of `query` and its type, when it is a
+/// standard query of type AXFR or IXFR, class IN, with one question.
+fn transfer_question(query: &[u8]) -> Option<(usize, u16)> {
     let header = query.get(..12)?;
     let opcode = (header[2] >> 3) & 0x0f;
     if header[2] & 0x80 != 0 || opcode != 0 || header[4..6] != [0, 1] {
@@ -213,7 +271,7 @@ fn axfr_question(query: &[u8]) -> Option<usize> {
         u16::from_be_bytes([fixed[0], fixed[1]]),
         u16::from_be_bytes([fixed[2], fixed[3]]),
     );
-    (qtype == TYPE_AXFR && qclass == 1).then_some(at + 4)
+    (matches!(qtype, TYPE_AXFR | TYPE_IXFR) && qclass == 1).then_some((at + 4, qtype))
 }
 
 /// The messages of one AXFR answer, made one at a time.
@@ -225,6 +283,8 @@ pub struct AxfrStream {
     question: Vec<u8>,
     /// The next record to send.
     next: usize,
+    /// Whether the next message is the first (it repeats the question).
+    first: bool,
     /// Whether the closing SOA has been sent.
     closed: bool,
     signer: Option<StreamSigner>,
@@ -240,6 +300,7 @@ impl AxfrStream {
             id,
             question,
             next: 0,
+            first: true,
             closed: false,
             signer: None,
             refusal: Some((rcode, tsig)),
@@ -280,7 +341,7 @@ impl AxfrStream {
             return false;
         }
         let zone = &outbound.zones[self.zone];
-        let first = self.next == 0;
+        let first = std::mem::replace(&mut self.first, false);
         write_header(out, self.id, 0, 0, first);
         if first {
             out.extend_from_slice(&self.question);
@@ -544,7 +605,55 @@ mod tests {
     }
 
     #[test]
-    fn only_axfr_questions_are_taken() {
+    fn ixfr_is_the_whole_zone_or_the_soa_alone() {
+        let outbound = outbound(false, 10);
+        // The zone's serial is 1; the client's SOA names its own.
+        let ixfr = |serial: u32| {
+            let mut packet = vec![0xab, 0xcd, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0];
+            packet.extend_from_slice(b"\x07example\x04test\x00\x00\xfb\x00\x01");
+            // Owner and names compressed to the question, as clients write them.
+            packet.extend_from_slice(&[0xc0, 12, 0, 6, 0, 1, 0, 0, 0, 0]);
+            let mut rdata = vec![0xc0, 12, 0xc0, 12];
+            rdata.extend_from_slice(&serial.to_be_bytes());
+            rdata.extend_from_slice(&[0; 16]);
+            packet.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            packet.extend_from_slice(&rdata);
+            packet
+        };
+        let records = |serial: u32| {
+            let mut stream = outbound.answer(&ixfr(serial), CLIENT).expect("an IXFR");
+            let mut out = Vec::new();
+            let mut records = Vec::new();
+            while stream.next_message(&mut out) {
+                let message = hickory_proto::op::Message::from_vec(&out).expect("parses");
+                records.extend(message.answers);
+            }
+            records.len()
+        };
+        // Older: the whole zone (SOA, NS, A, 10 TXT, SOA).
+        assert_eq!(records(0), 14);
+        // Current or newer: the SOA alone.
+        assert_eq!(records(1), 1);
+        assert_eq!(records(7), 1);
+        // No SOA in the authority section: FORMERR.
+        let mut bare = ixfr(0);
+        bare.truncate(12 + 18);
+        bare[9] = 0;
+        let stream = outbound.answer(&bare, CLIENT).expect("an IXFR");
+        assert_eq!(stream.rcode(), u16::from(FORMERR));
+        // Cut before the serial ends: FORMERR; anywhere: never a panic.
+        let whole = ixfr(0);
+        let serial_end = 12 + 18 + 2 + 10 + 2 + 2 + 4;
+        for end in 12 + 18..whole.len() {
+            let stream = outbound.answer(&whole[..end], CLIENT).expect("an IXFR");
+            if end < serial_end {
+                assert_eq!(stream.rcode(), u16::from(FORMERR), "cut at {end}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_transfer_questions_are_taken() {
         let query = |qtype: u16, flags: u8| {
             let mut packet = vec![0, 7, flags, 0, 0, 1, 0, 0, 0, 0, 0, 0];
             packet.extend_from_slice(b"\x07example\x04test\x00");
@@ -552,16 +661,16 @@ mod tests {
             packet.extend_from_slice(&[0, 1]);
             packet
         };
-        assert_eq!(axfr_question(&query(252, 0)), Some(12 + 14 + 4));
-        assert_eq!(axfr_question(&query(1, 0)), None);
-        assert_eq!(axfr_question(&query(251, 0)), None);
+        assert_eq!(transfer_question(&query(252, 0)), Some((12 + 14 + 4, 252)));
+        assert_eq!(transfer_question(&query(251, 0)), Some((12 + 14 + 4, 251)));
+        assert_eq!(transfer_question(&query(1, 0)), None);
         // A response, or another opcode: not ours.
-        assert_eq!(axfr_question(&query(252, 0x80)), None);
-        assert_eq!(axfr_question(&query(252, 0x20)), None);
+        assert_eq!(transfer_question(&query(252, 0x80)), None);
+        assert_eq!(transfer_question(&query(252, 0x20)), None);
         // Cut short anywhere: never a panic, never a question.
         let whole = query(252, 0);
         for end in 0..whole.len() {
-            assert_eq!(axfr_question(&whole[..end]), None);
+            assert_eq!(transfer_question(&whole[..end]), None);
         }
     }
 }
