@@ -811,6 +811,7 @@ fn status_text(status: &serde_json::Value, now: f64) -> String {
         .collect();
     write_rows(&mut text, &rows);
     secondary_text(&mut text, status, now);
+    notify_out_text(&mut text, status, now);
 
     let endpoints = status["endpoints"]
         .as_array()
@@ -1053,6 +1054,42 @@ fn secondary_text(text: &mut String, status: &serde_json::Value, now: f64) {
     write_rows(text, &rows);
 }
 
+/// The NOTIFY this node sent its secondaries, when it sent any.
+fn notify_out_text(text: &mut String, status: &serde_json::Value, now: f64) {
+    use std::fmt::Write;
+    let sent = status["notify_out"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if sent.is_empty() {
+        return;
+    }
+    let _ = writeln!(text, "NOTIFY sent to secondaries");
+    let rows: Vec<[String; 4]> = sent
+        .iter()
+        .map(|entry| {
+            let mut outcome = if entry["acknowledged"] == true {
+                "acknowledged".to_owned()
+            } else {
+                format!(
+                    "not acknowledged: {}",
+                    entry["error"].as_str().unwrap_or_default()
+                )
+            };
+            if let Some(at) = entry["at"].as_f64() {
+                let _ = write!(outcome, " {} ago", age(now - at));
+            }
+            [
+                entry["zone"].as_str().unwrap_or_default().to_owned(),
+                entry["secondary"].as_str().unwrap_or_default().to_owned(),
+                format!("serial {}", entry["serial"].as_u64().unwrap_or_default()),
+                outcome,
+            ]
+        })
+        .collect();
+    write_rows(text, &rows);
+}
+
 fn age(seconds: f64) -> String {
     let seconds = seconds.max(0.0) as u64;
     let (minutes, hours, days) = (seconds / 60, seconds / 3600, seconds / 86_400);
@@ -1200,6 +1237,12 @@ mod tests {
                 {"pool": "web-fra", "address": "2001:db8::10", "up": false, "drained": true, "forced": null},
                 {"pool": "web-iad", "address": "198.51.100.10", "up": false, "drained": false, "forced": "down"},
             ],
+            "notify_out": [
+                {"zone": "example.test.", "secondary": "192.0.2.8:53", "serial": 2024010101u32,
+                 "at": NOW - 3.0, "acknowledged": true, "error": null},
+                {"zone": "example.test.", "secondary": "192.0.2.9:53", "serial": 2024010101u32,
+                 "at": NOW - 3.0, "acknowledged": false, "error": "no answer"},
+            ],
             "secondary": [
                 {"zone": "b.test.", "state": "current", "serial": 9, "last_check": NOW - 4.0, "last_error": null},
                 {"zone": "c.test.", "state": "waiting", "serial": null, "last_check": NOW - 2.0,
@@ -1217,6 +1260,9 @@ mod tests {
              2 secondary zones\n  \
                b.test.  current  serial 9, checked 4s ago\n  \
                c.test.  waiting  no copy, checked 2s ago; 192.0.2.53:53: SOA query: no answer within 15s\n\
+             NOTIFY sent to secondaries\n  \
+               example.test.  192.0.2.8:53  serial 2024010101  acknowledged 3s ago\n  \
+               example.test.  192.0.2.9:53  serial 2024010101  not acknowledged: no answer 3s ago\n\
              3 endpoints\n  \
                web-fra  192.0.2.10     up\n  \
                web-fra  2001:db8::10   down  drained\n  \
