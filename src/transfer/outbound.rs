@@ -27,7 +27,9 @@ use hickory_proto::rr::Name;
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use tracing::{info, warn};
 
-use super::tsig::{self, StreamSigner, TsigKey};
+use super::tsig::{
+    self, RCODE_FORMERR as FORMERR, RCODE_NOTAUTH as NOTAUTH, StreamSigner, TsigKey,
+};
 use crate::config::secondary::TransferConfig;
 use crate::config::steering::IpNet;
 use crate::zone::Zone;
@@ -40,10 +42,8 @@ const TYPE_IXFR: u16 = 251;
 /// How many record bytes one message carries, at most: well under the
 /// 65,535 a TCP message can hold, so that a TSIG always fits.
 const MESSAGE_BYTES: usize = 16_000;
-/// Response codes of refusals.
-const NOTAUTH: u8 = 9;
+/// The response code of a transfer refused to its client.
 const REFUSED: u8 = 5;
-const FORMERR: u8 = 1;
 
 /// One zone as it goes out: every record encoded, the SOA first.
 struct ZoneCopy {
