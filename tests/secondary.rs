@@ -912,7 +912,8 @@ async fn nsd_as_a_secondary_of_steer_answers_as_steer_does() {
         "",
     )
     .await;
-    // NSD answers SERVFAIL for a zone until it is transferred.
+    // NSD answers SERVFAIL for a zone until it is transferred; ready when
+    // it answers for every zone over both transports.
     let deadline = tokio::time::Instant::now() + SETTLE;
     for zone in &zones {
         loop {
@@ -921,8 +922,13 @@ async fn nsd_as_a_secondary_of_steer_answers_as_steer_does() {
                 RecordType::SOA,
                 &QueryOptions::default(),
             );
-            let answer = common::ask(Transport::Tcp, nsd, &query).await;
-            if answer.metadata.response_code == ResponseCode::NoError {
+            let mut ready = true;
+            for transport in [Transport::Tcp, Transport::Udp] {
+                let answer = common::try_ask(transport, nsd, &query, 1).await;
+                ready &= answer
+                    .is_ok_and(|answer| answer.metadata.response_code == ResponseCode::NoError);
+            }
+            if ready {
                 break;
             }
             assert!(
