@@ -48,15 +48,53 @@ fn readable_directory() -> tempfile::TempDir {
 fn steer_directory(listen: &str, sections: &str) -> tempfile::TempDir {
     let directory = tempfile::tempdir().expect("temporary directory");
     std::fs::create_dir(directory.path().join("zones")).expect("zones directory");
+    write_config(directory.path(), listen, sections);
+    directory
+}
+
+/// Writes `steer.toml` into `directory`: [`steer_directory`]'s.
+fn write_config(directory: &Path, listen: &str, sections: &str) {
     std::fs::write(
-        directory.path().join("steer.toml"),
+        directory.join("steer.toml"),
         format!(
             "[server]\nlisten = [\"{listen}\"]\nzones = \"zones\"\nworkers = 1\n\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\n{sections}"
         ),
     )
     .expect("steer.toml");
-    directory
+}
+
+/// Starts Steer (ephemeral ports) with one secondary `entry` (`zone` or
+/// `catalog`) named `name` whose primary is not known yet; `primary`
+/// (given the port Steer answers DNS on) starts it, and the config is
+/// rewritten to it and reloaded. Steer never takes a port chosen in
+/// advance, which another test's server could take meanwhile.
+async fn start_secondary_of<F, P>(
+    entry: &str,
+    name: &str,
+    primary: F,
+) -> (TestServer, P, SocketAddr)
+where
+    F: AsyncFnOnce(u16) -> (P, SocketAddr),
+{
+    let section = |address: &str| {
+        format!(
+            "[secondary]\n[[secondary.{entry}]]\nname = \"{name}\"\nprimaries = [\"{address}\"]\n"
+        )
+    };
+    // Port 9 (discard): nothing answers until the real primary is known.
+    let server =
+        TestServer::start_prepared(steer_directory("127.0.0.1:0", &section("127.0.0.1:9"))).await;
+    let port = server.dns_addr(Transport::Udp, Family::V4).port();
+    let (handle, address) = primary(port).await;
+    write_config(
+        server.directory.path(),
+        "127.0.0.1:0",
+        &section(&address.to_string()),
+    );
+    let reload = http_request(server.admin_addr(), "POST", "/reload").await;
+    assert_eq!(reload.status, 200, "{}", reload.body);
+    (server, handle, address)
 }
 
 /// `/status` as JSON.
@@ -223,19 +261,17 @@ async fn notify_restart_and_expiry() {
         sec_zone(1, "192.0.2.1"),
     )
     .expect("zone");
-    let port = common::free_port();
-    let (nsd_process, nsd) = start_nsd_with(
-        primary.path(),
-        &[("sec.test.".to_owned(), "sec.test.zone".to_owned())],
-        "",
-        &format!("  provide-xfr: 127.0.0.1 NOKEY\n  notify: 127.0.0.1@{port} NOKEY\n"),
-        "",
-    )
+    let (mut server, nsd_process, _) = start_secondary_of("zone", "sec.test", async |port| {
+        start_nsd_with(
+            primary.path(),
+            &[("sec.test.".to_owned(), "sec.test.zone".to_owned())],
+            "",
+            &format!("  provide-xfr: 127.0.0.1 NOKEY\n  notify: 127.0.0.1@{port} NOKEY\n"),
+            "",
+        )
+        .await
+    })
     .await;
-    let sections =
-        format!("[secondary]\n[[secondary.zone]]\nname = \"sec.test\"\nprimaries = [\"{nsd}\"]\n");
-    let directory = steer_directory(&format!("127.0.0.1:{port}"), &sections);
-    let mut server = TestServer::start_prepared(directory).await;
     wait_for(&server, "www.sec.test.", Ok(vec!["192.0.2.1".to_owned()])).await;
     let txt = common::build_query("txt.sec.test.", RecordType::TXT, &QueryOptions::default());
     let response = common::ask(
@@ -805,22 +841,17 @@ async fn dig(server: SocketAddr, arguments: &[&str]) -> common::tools::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_steer_node_is_the_primary_of_another() {
-    let secondary_port = common::free_port();
-    let primary = TestServer::start_prepared(primary_directory(
-        &[("sec.test", sec_zone(1, "192.0.2.1"))],
-        &format!(
-            "[transfer]\nallow = [\"127.0.0.1\"]\nnotify = [\"127.0.0.1:{secondary_port}\"]\n"
-        ),
-    ))
+    let (secondary, primary, _) = start_secondary_of("zone", "sec.test", async |port| {
+        let primary = TestServer::start_prepared(primary_directory(
+            &[("sec.test", sec_zone(1, "192.0.2.1"))],
+            &format!("[transfer]\nallow = [\"127.0.0.1\"]\nnotify = [\"127.0.0.1:{port}\"]\n"),
+        ))
+        .await;
+        let address = primary.dns_addr(Transport::Tcp, Family::V4);
+        (primary, address)
+    })
     .await;
-    let primary_address = primary.dns_addr(Transport::Tcp, Family::V4);
-    let secondary = TestServer::start_prepared(steer_directory(
-        &format!("127.0.0.1:{secondary_port}"),
-        &format!(
-            "[secondary]\n[[secondary.zone]]\nname = \"sec.test\"\nprimaries = [\"{primary_address}\"]\n"
-        ),
-    ))
-    .await;
+    let secondary_port = secondary.dns_addr(Transport::Udp, Family::V4).port();
     wait_for(
         &secondary,
         "www.sec.test.",
@@ -1080,20 +1111,17 @@ async fn a_catalog_zone_lists_the_secondary_zones() {
         catalog_zone(1, &["one.test", "two.test"]),
     )
     .expect("catalog");
-    let port = common::free_port();
-    let (nsd_process, nsd) = start_nsd_with(
-        primary.path(),
-        &served,
-        "",
-        &format!("  provide-xfr: 127.0.0.1 NOKEY\n  notify: 127.0.0.1@{port} NOKEY\n"),
-        "",
-    )
+    let (server, nsd_process, _) = start_secondary_of("catalog", "catalog.invalid", async |port| {
+        start_nsd_with(
+            primary.path(),
+            &served,
+            "",
+            &format!("  provide-xfr: 127.0.0.1 NOKEY\n  notify: 127.0.0.1@{port} NOKEY\n"),
+            "",
+        )
+        .await
+    })
     .await;
-    let sections = format!(
-        "[secondary]\n[[secondary.catalog]]\nname = \"catalog.invalid\"\nprimaries = [\"{nsd}\"]\n"
-    );
-    let server =
-        TestServer::start_prepared(steer_directory(&format!("127.0.0.1:{port}"), &sections)).await;
     wait_for(&server, "www.one.test.", Ok(vec!["192.0.2.1".to_owned()])).await;
     wait_for(&server, "www.two.test.", Ok(vec!["192.0.2.2".to_owned()])).await;
     assert_eq!(
