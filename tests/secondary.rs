@@ -1164,6 +1164,15 @@ async fn a_catalog_zone_lists_the_secondary_zones() {
     wait_for(&server, "www.three.test.", Ok(vec!["192.0.2.3".to_owned()])).await;
     wait_for(&server, "www.two.test.", Err(ResponseCode::Refused)).await;
     wait_for(&server, "www.one.test.", Ok(vec!["192.0.2.1".to_owned()])).await;
+    // The copy of the zone that left is kept, and named as not served.
+    let reload = http_request(server.admin_addr(), "POST", "/reload").await;
+    assert!(
+        reload
+            .body
+            .contains("two.test.zone is a kept copy of a zone that is no longer a secondary zone"),
+        "{}",
+        reload.body
+    );
     server.shutdown().await;
 }
 

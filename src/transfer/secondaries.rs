@@ -704,7 +704,36 @@ pub fn load_kept(
             Err(zone_errors) => errors.extend(zone_errors),
         }
     }
+    warnings.extend(leftovers(config));
     (zones, warnings, errors)
+}
+
+/// A warning for each kept copy in the secondary directory whose zone is
+/// no longer a secondary zone (removed from `steer.toml` or from its
+/// catalog): it is not served, and is never deleted for the operator.
+fn leftovers(config: &SecondaryConfig) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(&config.directory) else {
+        return Vec::new();
+    };
+    let kept: Vec<PathBuf> = config
+        .zones
+        .iter()
+        .map(|zone| config.file_of(&zone.name))
+        .collect();
+    let mut warnings: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "zone"))
+        .filter(|path| !kept.contains(path))
+        .map(|path| {
+            format!(
+                "{} is a kept copy of a zone that is no longer a secondary zone; it is not served (delete it if the zone is not coming back)",
+                path.display()
+            )
+        })
+        .collect();
+    warnings.sort();
+    warnings
 }
 
 /// `time` in whole seconds since the Unix epoch.
