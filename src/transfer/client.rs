@@ -233,16 +233,24 @@ pub fn newer(a: u32, b: u32) -> bool {
 /// A query for `zone`/`qtype`, signed when there is a key; the request
 /// MAC comes back for verifying the response.
 fn request(id: u16, zone: &Name, qtype: RecordType, key: Option<&TsigKey>) -> (Vec<u8>, Vec<u8>) {
+    // Flags: a standard query, no recursion wanted.
+    request_with_flags(id, 0, zone, qtype, key)
+}
+
+/// A request with header `flags` (a NOTIFY's opcode, say) for
+/// `zone`/`qtype`, signed when there is a key; and its MAC.
+pub(super) fn request_with_flags(
+    id: u16,
+    flags: u16,
+    zone: &Name,
+    qtype: RecordType,
+    key: Option<&TsigKey>,
+) -> (Vec<u8>, Vec<u8>) {
     let mut message = Vec::with_capacity(512);
     message.extend_from_slice(&id.to_be_bytes());
-    // Flags: a standard query, no recursion wanted.
-    message.extend_from_slice(&[0, 0]);
+    message.extend_from_slice(&flags.to_be_bytes());
     message.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in zone.iter() {
-        message.push(label.len() as u8);
-        message.extend_from_slice(label);
-    }
-    message.push(0);
+    message.extend_from_slice(&super::outbound::wire_name(zone));
     message.extend_from_slice(&u16::from(qtype).to_be_bytes());
     message.extend_from_slice(&CLASS_IN.to_be_bytes());
     let mac = match key {

@@ -444,19 +444,15 @@ async fn notify_one(
     let mut last_error = String::from("no answer");
     for _ in 0..3 {
         let id = super::client::random_id();
-        let mut message = Vec::with_capacity(512);
-        message.extend_from_slice(&id.to_be_bytes());
         // Opcode NOTIFY, AA set (RFC 1996 §3.7).
-        message.extend_from_slice(&[0x24, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-        message.extend_from_slice(&wire_name(zone));
-        message.extend_from_slice(&[0, 6, 0, 1]);
-        let request_mac = match key {
-            Some(key) => Some(
-                tsig::sign_request(key, &mut message, crate::unix_now())
-                    .map_err(|error| error.to_string())?,
-            ),
-            None => None,
-        };
+        let flags = 0x2400;
+        let (message, request_mac) = super::client::request_with_flags(
+            id,
+            flags,
+            zone,
+            hickory_proto::rr::RecordType::SOA,
+            key,
+        );
         if let Err(error) = socket.send(&message).await {
             last_error = error.to_string();
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -470,8 +466,8 @@ async fn notify_one(
             if response.len() < 12 || u16::from_be_bytes([response[0], response[1]]) != id {
                 continue;
             }
-            if let (Some(key), Some(mac)) = (key, request_mac) {
-                let mut verifier = tsig::ResponseVerifier::new(key, mac.as_bytes());
+            if let Some(key) = key {
+                let mut verifier = tsig::ResponseVerifier::new(key, &request_mac);
                 if let Err(error) = verifier.verify(response, crate::unix_now()) {
                     return Err(format!("the acknowledgement's TSIG: {error}"));
                 }
