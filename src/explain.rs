@@ -604,7 +604,7 @@ fn query(
         .or(authority.first())
         .map(|record| record.ttl);
     Ok(AnswerFound {
-        rcode: rcode_name(rcode),
+        rcode: crate::dns::rcode_text(rcode),
         authoritative: message.metadata.authoritative,
         records,
         authority,
@@ -805,19 +805,6 @@ fn decode(records: &[Record]) -> Vec<RecordFound> {
             data: record.data.to_string(),
         })
         .collect()
-}
-
-fn rcode_name(rcode: u16) -> String {
-    match rcode {
-        0 => "NOERROR".to_owned(),
-        1 => "FORMERR".to_owned(),
-        2 => "SERVFAIL".to_owned(),
-        3 => "NXDOMAIN".to_owned(),
-        4 => "NOTIMP".to_owned(),
-        5 => "REFUSED".to_owned(),
-        16 => "BADVERS".to_owned(),
-        other => format!("RCODE{other}"),
-    }
 }
 
 fn list_or_none(pools: &[String]) -> String {

@@ -49,6 +49,18 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// A query ID from the system's secure random source, so that an off-path
+/// attacker cannot forge the answer (health probes, SOA queries, NOTIFY).
+pub(crate) fn random_query_id() -> u16 {
+    let mut bytes = [0; 2];
+    let provider = rustls::crypto::ring::default_provider();
+    if provider.secure_random.fill(&mut bytes).is_err() {
+        // Never seen on Linux; the query still goes, only guessable.
+        bytes = (crate::policy::random() as u16).to_be_bytes();
+    }
+    u16::from_be_bytes(bytes)
+}
+
 /// Locks `mutex` even if a thread panicked while holding it: every mutex
 /// of the control plane guards plain bookkeeping (counters, snapshots,
 /// state machines) that stays usable, and a server that stops reloading or

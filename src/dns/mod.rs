@@ -22,6 +22,21 @@ pub use respond::{respond, respond_tcp, respond_tls, respond_udp};
 
 use crate::metrics::{DecisionSlot, ZoneSlot};
 
+/// A response code as dig and the RFCs write it (`REFUSED`), or `RCODEn`
+/// for one without a name here.
+pub fn rcode_text(rcode: u16) -> String {
+    const NAMES: [&str; 11] = [
+        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+        "NXRRSET", "NOTAUTH", "NOTZONE",
+    ];
+    match rcode {
+        16 => "BADVERS".to_owned(),
+        _ => NAMES
+            .get(usize::from(rcode))
+            .map_or_else(|| format!("RCODE{rcode}"), |name| (*name).to_owned()),
+    }
+}
+
 /// How the query arrived; it decides the size limit and ANY handling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Transport {

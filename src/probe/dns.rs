@@ -43,7 +43,7 @@ impl DnsCheck {
     /// Asks once (the caller bounds the time): whether the answer passed,
     /// and why in a few words.
     pub(super) async fn check(&self) -> (bool, String) {
-        let id = random_id();
+        let id = crate::random_query_id();
         let query = match self.query(id) {
             Ok(query) => query,
             Err(error) => return (false, error),
@@ -126,9 +126,9 @@ impl DnsCheck {
     /// The verdict on an answer to this query.
     fn judge(&self, answer: &Message) -> (bool, String) {
         let rcode = u16::from(answer.metadata.response_code);
-        let rcode_name = rcode_text(rcode);
+        let rcode_name = crate::dns::rcode_text(rcode);
         if rcode != self.probe.expect_rcode {
-            let expected = rcode_text(self.probe.expect_rcode);
+            let expected = crate::dns::rcode_text(self.probe.expect_rcode);
             return (false, format!("{rcode_name} (expected {expected})"));
         }
         let records: Vec<String> = answer
@@ -154,26 +154,6 @@ impl DnsCheck {
             )
         }
     }
-}
-
-/// A query ID from the system's secure random source, so that an off-path
-/// attacker cannot answer for a target that is down.
-fn random_id() -> u16 {
-    let mut bytes = [0; 2];
-    let provider = rustls::crypto::ring::default_provider();
-    if provider.secure_random.fill(&mut bytes).is_err() {
-        // Never seen on Linux; the check is still made, only guessable.
-        bytes = (crate::policy::random() as u16).to_be_bytes();
-    }
-    u16::from_be_bytes(bytes)
-}
-
-/// `NOERROR`, `NXDOMAIN`, ... as zone files and dig write them.
-fn rcode_text(rcode: u16) -> String {
-    crate::metrics::COUNTED_RCODES
-        .iter()
-        .find(|(code, _)| *code == rcode)
-        .map_or_else(|| format!("RCODE{rcode}"), |(_, name)| (*name).to_owned())
 }
 
 fn io_text(error: std::io::Error) -> String {

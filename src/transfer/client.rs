@@ -75,7 +75,7 @@ pub async fn query_serial(
     key: Option<&TsigKey>,
     timeout: Duration,
 ) -> Result<u32, TransferError> {
-    let id = random_id();
+    let id = crate::random_query_id();
     let (request, request_mac) = request(id, zone, RecordType::SOA, key);
     let bind: SocketAddr = if primary.is_ipv4() {
         "0.0.0.0:0".parse().expect("literal address")
@@ -108,7 +108,7 @@ async fn query_serial_tcp(
     key: Option<&TsigKey>,
     timeout: Duration,
 ) -> Result<u32, TransferError> {
-    let id = random_id();
+    let id = crate::random_query_id();
     let (request, request_mac) = request(id, zone, RecordType::SOA, key);
     let mut stream = send_over_tcp(primary, &request, timeout).await?;
     let response = receive_framed(&mut stream, timeout).await?;
@@ -139,7 +139,7 @@ pub async fn axfr(
     key: Option<&TsigKey>,
     timeout: Duration,
 ) -> Result<Transferred, TransferError> {
-    let id = random_id();
+    let id = crate::random_query_id();
     let (request, request_mac) = request(id, zone, RecordType::AXFR, key);
     let mut stream = send_over_tcp(primary, &request, timeout).await?;
     let mut verifier = key.map(|key| ResponseVerifier::new(key, &request_mac));
@@ -301,21 +301,11 @@ fn checked(
     }
     let code = message.metadata.response_code;
     if code != ResponseCode::NoError {
-        return Err(TransferError::Rcode(rcode_name(code)));
+        return Err(TransferError::Rcode(crate::dns::rcode_text(u16::from(
+            code,
+        ))));
     }
     Ok(message)
-}
-
-/// A response code as dig and the RFCs write it (`REFUSED`).
-fn rcode_name(code: ResponseCode) -> String {
-    let names = [
-        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
-        "NXRRSET", "NOTAUTH", "NOTZONE",
-    ];
-    let number = u16::from(code);
-    names
-        .get(usize::from(number))
-        .map_or_else(|| format!("RCODE{number}"), |name| (*name).to_owned())
 }
 
 /// The serial of the SOA answer for `zone`.
@@ -369,15 +359,6 @@ async fn receive_framed(
     let mut message = vec![0; usize::from(u16::from_be_bytes(length))];
     within(timeout, stream.read_exact(&mut message)).await??;
     Ok(message)
-}
-
-/// A message id nobody off the path can guess.
-pub(super) fn random_id() -> u16 {
-    let mut bytes = [0; 2];
-    // The system's generator does not fail on Linux; a fixed id would only
-    // make answers easier to forge, and transfers come over TCP anyway.
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    u16::from_be_bytes(bytes)
 }
 
 #[cfg(test)]

@@ -443,7 +443,7 @@ async fn notify_one(
         .map_err(|error| error.to_string())?;
     let mut last_error = String::from("no answer");
     for _ in 0..3 {
-        let id = super::client::random_id();
+        let id = crate::random_query_id();
         // Opcode NOTIFY, AA set (RFC 1996 §3.7).
         let flags = 0x2400;
         let (message, request_mac) = super::client::request_with_flags(
