@@ -21,6 +21,7 @@ pub mod config;
 pub mod control;
 pub mod dns;
 pub mod dnssec;
+pub mod exchange;
 pub mod explain;
 pub mod geo;
 pub mod health;

@@ -16,10 +16,9 @@
 use std::net::SocketAddr;
 
 use hickory_proto::op::{Message, Query};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
 
 use crate::config::steering::DnsProbe;
+use crate::exchange;
 
 /// The largest UDP answer read; more is truncated by the kernel and fails
 /// to parse, which fails the check.
@@ -76,37 +75,22 @@ impl DnsCheck {
     }
 
     async fn ask_udp(&self, query: &[u8], id: u16) -> Result<Message, String> {
-        let local: SocketAddr = if self.address.is_ipv4() {
-            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        // Anything that is not the answer to this query is skipped: the
+        // caller's timeout ends the wait.
+        let is_answer = |bytes: &[u8]| {
+            Message::from_vec(bytes).is_ok_and(|answer| self.is_answer_to(&answer, id))
         };
-        let socket = UdpSocket::bind(local).await.map_err(io_text)?;
-        socket.connect(self.address).await.map_err(io_text)?;
-        socket.send(query).await.map_err(io_text)?;
-        let mut buffer = vec![0; UDP_BUFFER];
-        loop {
-            let length = socket.recv(&mut buffer).await.map_err(io_text)?;
-            // Anything that is not the answer to this query is skipped:
-            // the caller's timeout ends the wait.
-            if let Ok(answer) = Message::from_vec(&buffer[..length])
-                && self.is_answer_to(&answer, id)
-            {
-                return Ok(answer);
-            }
-        }
+        let answer = exchange::udp(self.address, query, UDP_BUFFER, is_answer)
+            .await
+            .map_err(io_text)?;
+        Message::from_vec(&answer).map_err(|error| format!("the answer does not parse: {error}"))
     }
 
     async fn ask_tcp(&self, query: &[u8], id: u16) -> Result<Message, String> {
-        let mut stream = TcpStream::connect(self.address).await.map_err(io_text)?;
-        let length = u16::try_from(query.len()).map_err(|_| "query too long".to_owned())?;
-        let mut framed = length.to_be_bytes().to_vec();
-        framed.extend_from_slice(query);
-        stream.write_all(&framed).await.map_err(io_text)?;
-        let mut length = [0; 2];
-        stream.read_exact(&mut length).await.map_err(io_text)?;
-        let mut answer = vec![0; usize::from(u16::from_be_bytes(length))];
-        stream.read_exact(&mut answer).await.map_err(io_text)?;
+        let mut stream = exchange::tcp_send(self.address, query)
+            .await
+            .map_err(io_text)?;
+        let answer = exchange::tcp_receive(&mut stream).await.map_err(io_text)?;
         let answer = Message::from_vec(&answer)
             .map_err(|error| format!("the answer does not parse: {error}"))?;
         if !self.is_answer_to(&answer, id) {

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 
 use super::tsig::{self, ResponseVerifier, TsigKey};
+use crate::exchange;
 
 /// A transfer larger than this is abandoned: it is four times a zone of
 /// a million records, and it bounds what a hostile primary can make a
@@ -77,23 +77,9 @@ pub async fn query_serial(
 ) -> Result<u32, TransferError> {
     let id = crate::random_query_id();
     let (request, request_mac) = request(id, zone, RecordType::SOA, key);
-    let bind: SocketAddr = if primary.is_ipv4() {
-        "0.0.0.0:0".parse().expect("literal address")
-    } else {
-        "[::]:0".parse().expect("literal address")
-    };
-    let socket = UdpSocket::bind(bind).await?;
-    socket.connect(primary).await?;
-    socket.send(&request).await?;
-    let mut buffer = vec![0; 65_535];
-    let response = loop {
-        let length = within(timeout, socket.recv(&mut buffer)).await??;
-        let response = &buffer[..length];
-        // Stray datagrams (late answers to an earlier query) are skipped.
-        if response.len() >= 2 && u16::from_be_bytes([response[0], response[1]]) == id {
-            break response.to_vec();
-        }
-    };
+    // Stray datagrams (late answers to an earlier query) are skipped.
+    let is_answer = |response: &[u8]| response.get(..2) == Some(&id.to_be_bytes()[..]);
+    let response = within(timeout, exchange::udp(primary, &request, 65_535, is_answer)).await??;
     let truncated = response.len() > 2 && response[2] & 0x02 != 0;
     if truncated {
         return query_serial_tcp(primary, zone, key, timeout).await;
@@ -332,21 +318,14 @@ async fn within<T>(timeout: Duration, future: impl Future<Output = T>) -> Result
         .map_err(|_| TransferError::Timeout(timeout))
 }
 
-/// Connects to `primary` and sends `request` (length-prefixed, RFC 1035
-/// §4.2.2); the stream, for the answers.
+/// Connects to `primary` and sends `request` (length-prefixed); the
+/// stream, for the answers.
 async fn send_over_tcp(
     primary: SocketAddr,
     message: &[u8],
     timeout: Duration,
 ) -> Result<TcpStream, TransferError> {
-    let mut stream = within(timeout, TcpStream::connect(primary)).await??;
-    let length = u16::try_from(message.len())
-        .map_err(|_| TransferError::Malformed("request too long".to_owned()))?;
-    let mut framed = Vec::with_capacity(message.len() + 2);
-    framed.extend_from_slice(&length.to_be_bytes());
-    framed.extend_from_slice(message);
-    within(timeout, stream.write_all(&framed)).await??;
-    Ok(stream)
+    Ok(within(timeout, exchange::tcp_send(primary, message)).await??)
 }
 
 /// Receives one length-prefixed message.
@@ -354,11 +333,7 @@ async fn receive_framed(
     stream: &mut TcpStream,
     timeout: Duration,
 ) -> Result<Vec<u8>, TransferError> {
-    let mut length = [0; 2];
-    within(timeout, stream.read_exact(&mut length)).await??;
-    let mut message = vec![0; usize::from(u16::from_be_bytes(length))];
-    within(timeout, stream.read_exact(&mut message)).await??;
-    Ok(message)
+    Ok(within(timeout, exchange::tcp_receive(stream)).await??)
 }
 
 #[cfg(test)]
