@@ -1683,34 +1683,3 @@ proptest! {
         assert_round_trip(&name(origin), &records);
     }
 }
-
-/// Not a test of speed (tests never fail on timing): run with
-/// `cargo test --release --lib -- --ignored --nocapture write_a_million`
-/// to see how long a million records take to write.
-#[test]
-#[ignore = "a measurement, for release builds"]
-fn write_a_million_records() {
-    let origin = name("example.test.");
-    let mut records = Vec::with_capacity(1_000_000);
-    for index in 0..1_000_000u32 {
-        let owner = name(&format!("host-{index}.example.test."));
-        let data = match index % 4 {
-            0 => a("192.0.2.1"),
-            1 => RData::MX(MX::new(10, name("mail.example.test."))),
-            2 => RData::TXT(TXT::new(vec!["v=spf1 mx -all".into()])),
-            _ => RData::Unknown {
-                code: RecordType::DS,
-                rdata: NULL::with(vec![1; 36]),
-            },
-        };
-        records.push(Record::from_rdata(owner, 3600, data));
-    }
-    let started = std::time::Instant::now();
-    let text = write_zone(&origin, &records);
-    println!(
-        "wrote {} records, {} bytes, in {:?}",
-        records.len(),
-        text.len(),
-        started.elapsed()
-    );
-}
