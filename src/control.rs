@@ -423,6 +423,7 @@ fn with_table_inputs(
         decisions,
         latency: snapshot.as_ref(),
         nsid: &config.server.nsid,
+        version: &config.server.version,
         rate_limit: config.rate_limit.as_ref(),
         cookie_secrets: config.server.cookie_secrets,
         proxy_from: &config.server.proxy_protocol_from,

@@ -2,6 +2,9 @@
 //! `server.nsid` names itself to clients that send an empty NSID option,
 //! in every kind of answer that carries OPT, beside Client Subnet, over UDP
 //! and TCP; to others, and from a node without one, nothing is added.
+//! The same name answers Debian's `dig` asking CHAOS TXT `id.server` and
+//! `hostname.bind` (RFC 4892), and `server.version` answers
+//! `version.bind`; unset, they are REFUSED.
 
 mod common;
 
@@ -14,6 +17,55 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
 
 /// web-fra's address in [`common::WEB_POOLS`].
 const WEB_FRA: &str = "192.0.2.10";
+
+/// `dig` against `server` over `transport` with `arguments`: its whole
+/// output.
+async fn dig(server: &TestServer, transport: Transport, arguments: &str) -> String {
+    let port = server.dns_addr(transport, Family::V4).port();
+    let mut command = vec![
+        "@127.0.0.1".to_owned(),
+        "-p".to_owned(),
+        port.to_string(),
+        "+time=2".to_owned(),
+        "+tries=1".to_owned(),
+        "+norec".to_owned(),
+    ];
+    if transport == Transport::Tcp {
+        command.push("+tcp".to_owned());
+    }
+    command.extend(arguments.split_whitespace().map(str::to_owned));
+    tokio::task::spawn_blocking(move || {
+        let output = std::process::Command::new("dig")
+            .args(&command)
+            .output()
+            .expect("dig (Debian's dnsutils) runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    })
+    .await
+    .expect("dig thread")
+}
+
+/// The status and answer lines of `dig` output.
+fn status_and_answers(output: &str) -> (String, Vec<String>) {
+    let status = output
+        .lines()
+        .find_map(|line| line.split("status: ").nth(1))
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("no status in\n{output}"))
+        .to_owned();
+    let answers = output
+        .split(";; ANSWER SECTION:\n")
+        .nth(1)
+        .map(|section| {
+            section
+                .lines()
+                .take_while(|line| !line.is_empty())
+                .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect()
+        })
+        .unwrap_or_default();
+    (status, answers)
+}
 
 fn config(nsid: Option<&str>) -> String {
     let nsid = nsid.map_or(String::new(), |nsid| format!("nsid = \"{nsid}\"\n"));
@@ -137,5 +189,84 @@ async fn a_node_without_an_nsid_sends_none() {
     .await;
     assert_eq!(response.metadata.response_code, ResponseCode::NoError);
     assert_eq!(nsid_of(&response), None);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn chaos_txt_queries_get_the_identity_and_the_version() {
+    let directory = common::example_directory(&common::cidr_steered_config(
+        "nsid = \"fra-1 steer\"\nversion = \"steer test\"\n",
+    ));
+    let server = TestServer::start_prepared(directory).await;
+    // (question, status, answers)
+    let cases = [
+        (
+            "CH TXT id.server",
+            "NOERROR",
+            vec!["id.server. 0 CH TXT \"fra-1 steer\""],
+        ),
+        // Letter case is the client's, the match is not.
+        (
+            "CH TXT HostName.Bind",
+            "NOERROR",
+            vec!["HostName.Bind. 0 CH TXT \"fra-1 steer\""],
+        ),
+        (
+            "CH TXT version.bind",
+            "NOERROR",
+            vec!["version.bind. 0 CH TXT \"steer test\""],
+        ),
+        (
+            "CH ANY version.server",
+            "NOERROR",
+            vec!["version.server. 0 CH TXT \"steer test\""],
+        ),
+        // Another type at a known name: NODATA.
+        ("CH A id.server", "NOERROR", vec![]),
+        // Other CHAOS names, and these names in class IN: REFUSED.
+        ("CH TXT authors.bind", "REFUSED", vec![]),
+        ("IN TXT id.server", "REFUSED", vec![]),
+    ];
+    for transport in [Transport::Udp, Transport::Tcp] {
+        for (question, status, answers) in &cases {
+            let output = dig(&server, transport, question).await;
+            let what = format!("{question} over {transport}:\n{output}");
+            assert_eq!(
+                status_and_answers(&output),
+                (
+                    status.to_string(),
+                    answers.iter().map(ToString::to_string).collect()
+                ),
+                "{what}"
+            );
+            if *status == "NOERROR" {
+                assert!(output.contains("flags: qr aa;"), "{what}");
+            }
+        }
+    }
+    // EDNS and NSID work beside it.
+    let output = dig(&server, Transport::Udp, "+nsid CH TXT id.server").await;
+    assert!(
+        output.contains("NSID: 66 72 61 2d 31 20 73 74 65 65 72 (\"fra-1 steer\")"),
+        "{output}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn chaos_txt_queries_are_refused_when_nothing_is_configured() {
+    let server = TestServer::start_prepared(common::example_directory(&config(None))).await;
+    for question in [
+        "CH TXT id.server",
+        "CH TXT hostname.bind",
+        "CH TXT version.bind",
+    ] {
+        let output = dig(&server, Transport::Udp, question).await;
+        assert_eq!(
+            status_and_answers(&output),
+            ("REFUSED".to_owned(), Vec::new()),
+            "{question}:\n{output}"
+        );
+    }
     server.shutdown().await;
 }

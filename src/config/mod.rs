@@ -96,6 +96,9 @@ pub struct ServerConfig {
     /// The name server identifier answered to queries with an NSID option
     /// (RFC 5001); empty: none is sent.
     pub nsid: Vec<u8>,
+    /// `server.version`: the text answered to CHAOS TXT `version.bind` and
+    /// `version.server`; empty: those are REFUSED.
+    pub version: Vec<u8>,
     /// The DNS Cookie secrets from `server.cookie_secret_file`; `None`:
     /// each process draws its own.
     pub cookie_secrets: Option<CookieSecrets>,
@@ -353,27 +356,20 @@ fn validate_server(
         errors,
     );
 
-    let nsid = match spec.nsid {
-        None => Vec::new(),
-        Some(text) => {
-            let printable = text
-                .bytes()
-                .all(|byte| byte.is_ascii_graphic() || byte == b' ');
-            if text.is_empty() || text.len() > MAX_NSID_LEN || !printable {
-                errors.push(ConfigError::at(
-                    file,
-                    "server.nsid",
-                    format!(
-                        "must be 1 to {MAX_NSID_LEN} printable ASCII characters (a name \
-                         operators recognise, like \"fra-1\"), not {text:?}"
-                    ),
-                ));
-                Vec::new()
-            } else {
-                text.into_bytes()
-            }
-        }
-    };
+    let nsid = printable_text(
+        file,
+        "server.nsid",
+        spec.nsid,
+        (MAX_NSID_LEN, "a name operators recognise, like \"fra-1\""),
+        errors,
+    );
+    let version = printable_text(
+        file,
+        "server.version",
+        spec.version,
+        (MAX_VERSION_LEN, "like \"steer 1.4\""),
+        errors,
+    );
 
     let cookie_secrets = spec
         .cookie_secret_file
@@ -438,6 +434,7 @@ fn validate_server(
         tcp_max_connections,
         tcp_max_connections_per_client,
         nsid,
+        version,
         cookie_secrets,
         proxy_protocol_from,
         tls_listen,
@@ -576,6 +573,36 @@ fn at_least_one(
 /// Longest `server.nsid`: ample for a node name, and small beside the
 /// answers it rides on.
 const MAX_NSID_LEN: usize = 64;
+/// Longest `server.version`: what one TXT string holds.
+const MAX_VERSION_LEN: usize = 255;
+
+/// An optional text key shown to clients (`server.nsid`,
+/// `server.version`): 1 to `max` printable ASCII characters, spaces
+/// allowed; its bytes, or empty when not set (or wrong, with the error
+/// pushed).
+fn printable_text(
+    file: &Path,
+    key: &str,
+    text: Option<String>,
+    (max, example): (usize, &str),
+    errors: &mut Vec<ConfigError>,
+) -> Vec<u8> {
+    let Some(text) = text else {
+        return Vec::new();
+    };
+    let printable = text
+        .bytes()
+        .all(|byte| byte.is_ascii_graphic() || byte == b' ');
+    if text.is_empty() || text.len() > max || !printable {
+        errors.push(ConfigError::at(
+            file,
+            key,
+            format!("must be 1 to {max} printable ASCII characters ({example}), not {text:?}"),
+        ));
+        return Vec::new();
+    }
+    text.into_bytes()
+}
 
 fn validate_admin(
     file: &Path,

@@ -120,6 +120,10 @@ pub struct ServerSpec {
     /// that ask for it.
     #[serde(default)]
     pub nsid: Option<String>,
+    /// The version answered to CHAOS TXT `version.bind` and
+    /// `version.server` (none: REFUSED).
+    #[serde(default)]
+    pub version: Option<String>,
     /// A file holding the DNS Cookie secret shared by the nodes (and the
     /// previous one during a rotation), relative to the config file.
     #[serde(default)]

@@ -33,6 +33,7 @@ fn minimal_file_gets_the_defaults() {
     assert_eq!(config.server.tcp_max_connections, 1024);
     assert_eq!(config.server.tcp_max_connections_per_client, 64);
     assert!(config.server.nsid.is_empty());
+    assert!(config.server.version.is_empty());
     assert_eq!(
         config.admin,
         AdminConfig {
@@ -166,6 +167,22 @@ fn nsid_is_a_short_printable_name() {
 }
 
 #[test]
+fn version_is_one_printable_string() {
+    let text = "[server]\nlisten = [\"127.0.0.1:0\"]\nversion = \"steer 1.4\"\n";
+    assert_eq!(config_of(text).server.version, b"steer 1.4");
+    for bad in ["", "new\nline", &"x".repeat(256)] {
+        let text = format!("[server]\nlisten = [\"127.0.0.1:0\"]\nversion = {bad:?}\n");
+        assert_eq!(
+            errors_of(&text),
+            vec![format!(
+                "conf/steer.toml: server.version: must be 1 to 255 printable ASCII characters \
+                 (like \"steer 1.4\"), not {bad:?}"
+            )]
+        );
+    }
+}
+
+#[test]
 fn workers_above_the_maximum() {
     assert_eq!(
         errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 257\n"),
@@ -218,7 +235,7 @@ fn unknown_key_names_its_path_and_line() {
         vec![
             "conf/steer.toml:3: unknown key server.listn, expected one of listen, zones, \
              workers, tcp_idle_timeout, tcp_max_connections, tcp_max_connections_per_client, \
-             nsid, cookie_secret_file, proxy_protocol_from, tls_listen, tls_certificate, \
+             nsid, version, cookie_secret_file, proxy_protocol_from, tls_listen, tls_certificate, \
              tls_key"
         ]
     );

@@ -57,6 +57,11 @@ const KEEPALIVE_OPTION_LEN: usize = 6;
 pub const PADDING_BLOCK: usize = 468;
 
 const CLASS_IN: u16 = 1;
+/// The CHAOS class, where servers answer questions about themselves.
+const CLASS_CH: u16 = 3;
+const TYPE_TXT: u16 = 16;
+/// Rate-limit identity of CHAOS answers: one bucket for all of them.
+const CHAOS_IDENTITY: u32 = u32::MAX;
 const TYPE_CNAME: u16 = 5;
 const TYPE_DNAME: u16 = 39;
 /// Rate-limit identities of DNAME substitutions, above every section
@@ -336,6 +341,18 @@ fn answer(
         )
     };
     if query.qclass != CLASS_IN {
+        if query.qclass == CLASS_CH
+            && let Some(text) = table.chaos_text(query.name.as_bytes())
+        {
+            let ecs = subnet.as_ref().map(|subnet| (subnet, 0u8));
+            return respond_chaos(
+                packet,
+                &query,
+                (transport, extras, ecs),
+                text,
+                (out, charge),
+            );
+        }
         return refused(ExtendedError::NOT_SUPPORTED, out);
     }
     match query.qtype {
@@ -684,6 +701,65 @@ fn respond_steered(
         rcode,
         decision: Some(selected.decision()),
         zone: steered.zone,
+    }
+}
+
+/// A CHAOS-class question about this server (RFC 4892): its TXT is
+/// `text`, with TTL 0 so that no resolver keeps one node's name for
+/// another's answers; other types get NODATA. From no zone.
+fn respond_chaos(
+    packet: &[u8],
+    query: &Query,
+    (transport, extras, ecs): (Transport, Extras<'_>, Option<(&ClientSubnet, u8)>),
+    text: &[u8],
+    (out, charge): (&mut Vec<u8>, &mut Charge),
+) -> Outcome {
+    let question = &packet[HEADER_LEN..query.question_end];
+    let answers = u16::from(matches!(query.qtype, TYPE_TXT | wire::TYPE_ANY));
+    // Owner pointer, type, class, TTL, RDLENGTH, then one string.
+    let record_len = 12 + 1 + text.len();
+    let fits = HEADER_LEN
+        + question.len()
+        + usize::from(answers) * record_len
+        + opt_len(query, ecs, extras)
+        <= size_limit(query, transport);
+    let mut response_flags = flags::QR | flags::AA | (query.flags & (flags::RD | flags::CD));
+    if !fits {
+        response_flags |= flags::TC;
+    }
+    let answers = if fits { answers } else { 0 };
+    write_header(
+        out,
+        query.id,
+        response_flags,
+        1,
+        [answers, 0, 0],
+        query.edns.is_some(),
+    );
+    out.extend_from_slice(question);
+    if answers > 0 {
+        out.extend_from_slice(&0xC00Cu16.to_be_bytes());
+        out.extend_from_slice(&TYPE_TXT.to_be_bytes());
+        out.extend_from_slice(&CLASS_CH.to_be_bytes());
+        out.extend_from_slice(&0u32.to_be_bytes());
+        // At most 255 bytes (`server.version`), so both lengths fit.
+        out.extend_from_slice(&((1 + text.len()) as u16).to_be_bytes());
+        out.push(text.len() as u8);
+        out.extend_from_slice(text);
+    }
+    write_opt(out, query.edns, rcode::NOERROR, ecs, extras);
+    charge.class = Class {
+        kind: if answers > 0 {
+            Kind::Answer
+        } else {
+            Kind::NoData
+        },
+        identity: CHAOS_IDENTITY,
+    };
+    Outcome::Reply {
+        rcode: rcode::NOERROR,
+        decision: None,
+        zone: None,
     }
 }
 

@@ -1324,6 +1324,8 @@ pub struct Inputs<'input> {
     pub latency: Option<&'input LatencySnapshot>,
     /// `server.nsid`: the identifier answered to NSID queries (empty: none).
     pub nsid: &'input [u8],
+    /// `server.version`: answered to CHAOS `version.bind` (empty: none).
+    pub version: &'input [u8],
     /// `[rate_limit]`, when configured.
     pub rate_limit: Option<&'input RateLimitConfig>,
     /// `server.cookie_secret_file`'s secrets (none: the process's own).
@@ -1594,6 +1596,7 @@ fn compile_data(
         fixups: compiler.sections.fixups,
         ecs_limits: (steering.ecs.max_source_v4, steering.ecs.max_source_v6),
         nsid: inputs.nsid.into(),
+        version: inputs.version.into(),
         cookie_secrets: inputs.cookie_secrets.unwrap_or(CookieSecrets {
             current: crate::dns::cookie::process_secret(),
             previous: None,
@@ -1756,6 +1759,7 @@ impl RoutingTable {
             decisions: &decisions,
             latency: None,
             nsid: &[],
+            version: &[],
             rate_limit: None,
             cookie_secrets: None,
             proxy_from: &[],

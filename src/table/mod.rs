@@ -376,6 +376,8 @@ struct ZoneData {
     ecs_limits: (u8, u8),
     /// `server.nsid` (RFC 5001); empty: none is sent.
     nsid: Box<[u8]>,
+    /// `server.version`, for CHAOS `version.bind`; empty: REFUSED.
+    version: Box<[u8]>,
     /// The key of the server cookies this process issues (RFC 9018).
     cookie_secrets: CookieSecrets,
     /// `[rate_limit]`: the limits UDP responses are held to.
@@ -414,6 +416,7 @@ impl RoutingTable {
                 fixups: Vec::new(),
                 ecs_limits: (24, 56),
                 nsid: Box::default(),
+                version: Box::default(),
                 cookie_secrets: CookieSecrets {
                     current: crate::dns::cookie::process_secret(),
                     previous: None,
@@ -465,6 +468,20 @@ impl RoutingTable {
     #[inline]
     pub fn nsid(&self) -> &[u8] {
         &self.data.nsid
+    }
+
+    /// The text of a CHAOS-class TXT query for `name` (wire format, lower
+    /// case), when Steer answers it: this node's identity (`server.nsid`)
+    /// for `id.server` and `hostname.bind` (RFC 4892), `server.version`
+    /// for `version.bind` and `version.server`. `None` for other names, and
+    /// for those whose text is not configured.
+    pub fn chaos_text(&self, name: &[u8]) -> Option<&[u8]> {
+        let text = match name {
+            b"\x02id\x06server\x00" | b"\x08hostname\x04bind\x00" => &self.data.nsid,
+            b"\x07version\x04bind\x00" | b"\x07version\x06server\x00" => &self.data.version,
+            _ => return None,
+        };
+        (!text.is_empty()).then_some(&text[..])
     }
 
     /// Whether queries from `source` come through a proxy that prefixes
