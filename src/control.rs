@@ -27,6 +27,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::steering::{Quorum, SteeringConfig};
 use crate::config::{self, Config};
+use crate::dnssec::sign::SignatureCache;
 use crate::geo::GeoDatabase;
 use crate::health::observed::Observed;
 use crate::health::{
@@ -70,6 +71,9 @@ pub struct Built {
     /// What loads but is probably not meant ([`zone::lint`]): said by
     /// `steer check`, at start and by reloads, never refused.
     pub warnings: Vec<String>,
+    /// The signatures of the signed zones, for the next reload to reuse;
+    /// `None` when the build signed nothing anew (a latency recompile).
+    pub signatures: Option<Arc<SignatureCache>>,
 }
 
 /// The parsed files of a build, for recompiling with new latency data
@@ -100,18 +104,19 @@ pub fn build(
         generation,
         admin,
         &Arc::new(DecisionRegistry::default()),
-        None,
+        (None, &SignatureCache::default()),
     )
 }
 
 /// [`build`], compiling against `decisions` so that the new table counts
-/// into the slots the served one does (reloads).
+/// into the slots the served one does, and signing with the served zones'
+/// `signatures` to reuse (reloads).
 pub fn build_with_decisions(
     config_path: &Path,
     generation: u64,
     admin: &AdminState,
     decisions: &Arc<DecisionRegistry>,
-    latency: Option<&LatencyEngine>,
+    (latency, signatures): (Option<&LatencyEngine>, &SignatureCache),
 ) -> Result<Built, Vec<String>> {
     let started = Instant::now();
     let config = config::load(config_path)
@@ -168,8 +173,12 @@ pub fn build_with_decisions(
         )?)),
         None => None,
     };
+    let mut made = SignatureCache::default();
     if let Some(dnssec) = &config.dnssec {
-        warnings.extend(sign_zones(&mut zones, dnssec, &config.steering)?);
+        let (signing_warnings, signed) =
+            sign_zones(&mut zones, dnssec, &config.steering, signatures)?;
+        warnings.extend(signing_warnings);
+        made = signed;
     }
     let inputs = CompileInputs {
         config: Arc::new(config),
@@ -195,6 +204,7 @@ pub fn build_with_decisions(
         decisions: Arc::clone(decisions),
         inputs: keep.then(|| Arc::new(inputs)),
         warnings,
+        signatures: Some(Arc::new(made)),
     })
 }
 
@@ -293,13 +303,15 @@ fn list_entry(secondary: &config::SecondaryConfig, index: usize) -> String {
     }
 }
 
-/// The zones with those that have keys in `[dnssec] keys` signed. Errors
-/// name the key or zone file.
+/// The zones with those that have keys in `[dnssec] keys` signed, reusing
+/// the fresh signatures of `previous`; the warnings, and every signature
+/// the zones now have. Errors name the key or zone file.
 fn sign_zones(
     zones: &mut [zone::Zone],
     dnssec: &config::DnssecConfig,
     steering: &SteeringConfig,
-) -> Result<Vec<String>, Vec<String>> {
+    previous: &SignatureCache,
+) -> Result<(Vec<String>, SignatureCache), Vec<String>> {
     use hickory_proto::rr::RecordType;
     let ring = crate::dnssec::load_keys(&dnssec.keys)?;
     // A key made for a misspelt zone leaves the zone it was meant for
@@ -333,19 +345,21 @@ fn sign_zones(
         }
     }
     let mut errors = Vec::new();
+    let mut signatures = SignatureCache::default();
     for (zone, steered) in zones.iter_mut().zip(&steered) {
         let keys = ring.keys_of(&crate::table::wire_lower(&zone.origin));
         if keys.is_empty() {
             continue;
         }
         let validity = dnssec.signature_validity.as_secs();
-        let signed = crate::dnssec::sign_zone(zone, keys, steered, (now, validity), dnssec.nsec3);
-        if let Err(error) = signed {
-            errors.push(error);
+        let timing = (now, validity);
+        match crate::dnssec::sign_zone(zone, keys, steered, timing, dnssec.nsec3, previous) {
+            Ok(signed) => signatures.extend(signed),
+            Err(error) => errors.push(error),
         }
     }
     if errors.is_empty() {
-        Ok(warnings)
+        Ok((warnings, signatures))
     } else {
         Err(errors)
     }
@@ -378,6 +392,7 @@ fn rebuild(
         inputs: Some(Arc::clone(inputs)),
         // The zones are those of the served table, already linted.
         warnings: Vec::new(),
+        signatures: None,
     })
 }
 
@@ -650,6 +665,11 @@ pub struct ZoneSigningStatus {
     pub resign_at: u64,
     /// The keys published in its DNSKEY RRset.
     pub keys: Vec<crate::dnssec::KeyUse>,
+    /// RRSIGs over its RRsets (steered answers' aside, made per answer).
+    pub signatures: usize,
+    /// Of those, how many the last signing reused from the one before
+    /// instead of making (the RRsets that had not changed).
+    pub reused: usize,
 }
 
 /// The last successful build.
@@ -762,6 +782,8 @@ pub struct Control {
     decisions: Arc<DecisionRegistry>,
     /// The secondary zones' transfer tasks.
     secondaries: Arc<Secondaries>,
+    /// The served zones' signatures, which the next reload reuses.
+    signatures: Arc<Mutex<Arc<SignatureCache>>>,
 }
 
 /// Why an admin change was refused.
@@ -831,6 +853,7 @@ impl Control {
             active_latency: Arc::default(),
             latency_sharing: Arc::default(),
             secondaries,
+            signatures: Arc::new(Mutex::new(built.signatures.unwrap_or_default())),
         }
     }
 
@@ -1230,6 +1253,7 @@ impl Control {
         };
         let job = ReloadJob {
             secondaries: Arc::clone(&self.secondaries),
+            signatures: Arc::clone(&self.signatures),
             config_path: self.config_path.clone(),
             active: Arc::clone(&self.active),
             table: Arc::clone(&self.table),
@@ -1344,6 +1368,8 @@ impl Control {
                         expires: signing.expires,
                         resign_at: signing.refresh_at,
                         keys: signing.keys.clone(),
+                        signatures: signing.signatures,
+                        reused: signing.reused,
                     }),
                 })
                 .collect(),
@@ -1508,6 +1534,7 @@ impl Control {
 /// blocking thread regardless of its caller.
 struct ReloadJob {
     secondaries: Arc<Secondaries>,
+    signatures: Arc<Mutex<Arc<SignatureCache>>>,
     config_path: PathBuf,
     active: Arc<Config>,
     table: Arc<ArcSwap<RoutingTable>>,
@@ -1568,11 +1595,16 @@ impl ReloadJob {
         // The table these inputs compiled: this job holds the reload lock,
         // and the inputs and the table are replaced together.
         let served = self.table.load_full();
+        let signatures = Arc::clone(&lock(&self.signatures));
         // Zone files can be large: build on a blocking thread.
         let built = tokio::task::spawn_blocking(move || match cached {
-            None => {
-                build_with_decisions(&config_path, generation, &admin, &decisions, Some(&latency))
-            }
+            None => build_with_decisions(
+                &config_path,
+                generation,
+                &admin,
+                &decisions,
+                (Some(&latency), &signatures),
+            ),
             Some(inputs) => rebuild(&inputs, &served, generation, &admin, &decisions, &latency),
         })
         .await;
@@ -1653,6 +1685,11 @@ impl ReloadJob {
             self.compiled_version
                 .store(version, std::sync::atomic::Ordering::Relaxed);
             *lock(&self.inputs) = built.inputs.clone();
+            // The old signatures go: a cache of only what is served stays
+            // the size of the signed zones.
+            if let Some(signatures) = &built.signatures {
+                *lock(&self.signatures) = Arc::clone(signatures);
+            }
             if latency_job {
                 let mut compiles = lock(&self.latency_compiles);
                 compiles.count += 1;
@@ -1886,6 +1923,7 @@ mod tests {
             decisions: Arc::default(),
             inputs: None,
             warnings: Vec::new(),
+            signatures: None,
         }
     }
 

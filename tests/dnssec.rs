@@ -1570,3 +1570,97 @@ async fn a_zone_transferred_from_a_primary_is_signed_and_validates() {
     );
     server.shutdown().await;
 }
+
+/// The RRSIGs over `name` `record_type`, one line each, sorted.
+async fn rrsig_lines(port: u16, name: &str, record_type: &str) -> Vec<String> {
+    let answer = dig(port, &["+dnssec", name, record_type]).await;
+    let mut lines: Vec<String> = signatures(&answer.answer, record_type)
+        .iter()
+        .map(|record| record.line())
+        .collect();
+    assert!(!lines.is_empty(), "no RRSIG: {}", answer.text);
+    lines.sort();
+    lines
+}
+
+/// The signed zone's `(signatures, reused)` in `/status`.
+async fn signing_counts(server: &TestServer) -> (u64, u64) {
+    let status = common::http_request(server.admin_addr(), "GET", "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status.body).expect("JSON");
+    let dnssec = &status["zones"][0]["dnssec"];
+    let count = |key: &str| {
+        dnssec[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {key} in {dnssec}"))
+    };
+    (count("signatures"), count("reused"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_signatures_of_what_did_not_change() {
+    let directory = prepare(&config(""), &[("example.test", ZONE)]);
+    let path = directory.path().to_path_buf();
+    let key_signing = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || {
+            let key_signing = keygen(
+                &path,
+                "example.test",
+                "ECDSAP256SHA256",
+                Role::KeySigning,
+                &[],
+            );
+            keygen(
+                &path,
+                "example.test",
+                "ECDSAP256SHA256",
+                Role::ZoneSigning,
+                &[],
+            );
+            key_signing
+        }
+    })
+    .await
+    .expect("dnssec-keygen thread");
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+    let (signatures, reused) = signing_counts(&server).await;
+    assert_eq!(reused, 0, "nothing to reuse at start");
+    assert!(signatures > 20, "{signatures} signatures");
+
+    // ECDSA signatures are random: the same bytes again are the same
+    // signature, kept.
+    let www = rrsig_lines(port, "www.example.test", "A").await;
+    let mail = rrsig_lines(port, "mail.example.test", "A").await;
+    let soa = rrsig_lines(port, "example.test", "SOA").await;
+    let reload = common::http_request(server.admin_addr(), "POST", "/reload").await;
+    assert_eq!(reload.status, 200, "{}", reload.body);
+    assert_eq!(signing_counts(&server).await, (signatures, signatures));
+    assert_eq!(rrsig_lines(port, "www.example.test", "A").await, www);
+    assert_eq!(rrsig_lines(port, "example.test", "SOA").await, soa);
+
+    // A changed address and serial: those two RRsets are signed again,
+    // the rest kept.
+    let changed = ZONE
+        .replace("www        A     192.0.2.10", "www        A     192.0.2.11")
+        .replace("hostmaster 1 ", "hostmaster 2 ");
+    std::fs::write(path.join("zones/example.test.zone"), changed).expect("zone file");
+    let reload = common::http_request(server.admin_addr(), "POST", "/reload").await;
+    assert_eq!(reload.status, 200, "{}", reload.body);
+    assert_eq!(signing_counts(&server).await, (signatures, signatures - 2));
+    assert_ne!(rrsig_lines(port, "www.example.test", "A").await, www);
+    assert_ne!(rrsig_lines(port, "example.test", "SOA").await, soa);
+    assert_eq!(rrsig_lines(port, "mail.example.test", "A").await, mail);
+
+    // What is served validates, kept and new alike.
+    let anchor = write_anchor(&path, &key_signing);
+    assert_validated(
+        &delv(port, &anchor, "www.example.test", "A").await,
+        &["www.example.test. A 192.0.2.11"],
+    );
+    assert_validated(
+        &delv(port, &anchor, "mail.example.test", "A").await,
+        &["mail.example.test. A 192.0.2.25"],
+    );
+    server.shutdown().await;
+}

@@ -67,8 +67,15 @@ fn fixture() -> &'static (RoutingTable, Vec<String>) {
                 .duration_since(std::time::UNIX_EPOCH)
                 .expect("after 1970")
                 .as_secs();
-            steer::dnssec::sign_zone(zone, &[key], &[], (now, 14 * 86_400), index % 2 == 1)
-                .unwrap_or_else(|error| panic!("fixture zone does not sign: {error}"));
+            steer::dnssec::sign_zone(
+                zone,
+                &[key],
+                &[],
+                (now, 14 * 86_400),
+                index % 2 == 1,
+                &Default::default(),
+            )
+            .unwrap_or_else(|error| panic!("fixture zone does not sign: {error}"));
         }
         let table = RoutingTable::compile_zones(&zones, 1)
             .unwrap_or_else(|errors| panic!("fixture does not compile: {errors:?}"));

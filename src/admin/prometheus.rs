@@ -791,6 +791,8 @@ mod tests {
                         expires: 1_800_000_000,
                         resign_at: 1_799_000_000,
                         keys: Vec::new(),
+                        signatures: 10,
+                        reused: 0,
                     }),
                 },
                 ZoneStatus {

@@ -45,6 +45,7 @@ impl Fixture {
             decisions: Arc::default(),
             inputs: None,
             warnings: Vec::new(),
+            signatures: None,
         };
         let control = Arc::new(Control::new(&config_path, built));
         control.set_listeners(Listeners {

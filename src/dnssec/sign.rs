@@ -41,6 +41,11 @@ pub struct Signing {
     pub keys: Vec<KeyUse>,
     /// Records signing added (DNSKEY, NSEC, RRSIG).
     pub added: usize,
+    /// RRSIGs in the zone: made by this signing, or reused from the last
+    /// ([`SignatureCache`]).
+    pub signatures: usize,
+    /// Of those, the reused.
+    pub reused: usize,
     /// For each steered name and type: the NSEC (and its RRSIGs) that
     /// proves NODATA when the policy leaves no answer for that type.
     pub nodata_proofs: Vec<NodataProof>,
@@ -190,12 +195,77 @@ struct Owner<'zone> {
     steered: Vec<RecordType>,
 }
 
-/// Makes the RRSIGs over one RRset.
+/// The signatures of the zones being served, kept so that the next
+/// signing of an RRset that has not changed reuses its signature instead
+/// of making one: a reload then costs a signature only for what changed,
+/// as in BIND's and Knot's incremental signing, rather than one per RRset
+/// of every signed zone (two million for a zone of a million names, tens
+/// of seconds of every core). Keyed by a digest of what is signed (the
+/// key, and the RRSIG fields and records without the validity times).
+#[derive(Debug, Default)]
+pub struct SignatureCache {
+    kept: HashMap<Digest, Kept>,
+}
+
+/// The first 16 bytes of a SHA-256: two different RRsets share one with
+/// odds of about 2^-88 in a zone of a million.
+type Digest = [u8; 16];
+
+/// Bytes of an ECDSA P-256 (r and s) or Ed25519 signature, the two
+/// algorithms Steer signs with.
+const SIGNATURE_LEN: usize = 64;
+
+/// A signature and its validity period.
+#[derive(Clone, Copy, Debug)]
+struct Kept {
+    inception: u32,
+    expiration: u32,
+    signature: [u8; SIGNATURE_LEN],
+}
+
+impl SignatureCache {
+    /// Signatures held.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// Adds the signatures of `other` (another zone's).
+    pub fn extend(&mut self, other: SignatureCache) {
+        self.kept.extend(other.kept);
+    }
+
+    /// A signature for `digest` that may be served again, signed at `now`
+    /// for `validity` seconds: one still valid for more than half of that
+    /// (the half at which a zone is signed again), and not for longer than
+    /// a signature made now would be (a shortened validity applies at once).
+    fn reusable(&self, digest: &Digest, now: u64, validity: u64) -> Option<Kept> {
+        let kept = self.kept.get(digest)?;
+        let expiration = u64::from(kept.expiration);
+        (expiration > now + validity / 2 && expiration <= now + validity).then_some(*kept)
+    }
+}
+
+/// Makes the RRSIGs over one RRset, or reuses those an earlier signing
+/// made over the same data.
 struct SetSigner<'keys> {
     apex: &'keys [u8],
     inception: u64,
     expires: u64,
     file: &'keys str,
+    /// When the signing happens, and for how long signatures hold.
+    now: u64,
+    validity: u64,
+    /// The signatures of the zones served so far.
+    previous: &'keys SignatureCache,
+    /// Every signature this signing used, made or reused, for the next.
+    used: std::sync::Mutex<Vec<(Digest, Kept)>>,
+    /// How many were reused.
+    reused: std::sync::atomic::AtomicUsize,
 }
 
 impl SetSigner<'_> {
@@ -219,29 +289,76 @@ impl SetSigner<'_> {
         rdatas.sort();
         rdatas.dedup();
         let mut signatures = Vec::with_capacity(signers.len());
+        let mut used = Vec::with_capacity(signers.len());
         for key in signers {
             let Some(signer) = &key.signer else { continue };
             let mut rrsig = Vec::with_capacity(128);
-            // RFC 4034 §3.1.5: serial number arithmetic on 32 bits.
+            // The times are written once known: the digest is of
+            // everything else.
             rrsig_prefix(
                 &mut rrsig,
                 (u16::from(set_type), label_count as u8, ttl),
                 (key.algorithm, key.tag),
-                (self.inception as u32, self.expires as u32),
+                (0, 0),
                 self.apex,
             );
             let mut signed = rrsig.clone();
             for rdata in &rdatas {
                 canonical_record(&mut signed, &owner.wire, (u16::from(set_type), ttl), rdata);
             }
-            let signature = signer
-                .sign(&signed)
-                .map_err(|error| format!("{}: {error}", key.file.display()))?;
-            rrsig.extend_from_slice(&signature);
+            let digest = {
+                let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+                context.update(&key.public);
+                context.update(&signed);
+                let mut digest = Digest::default();
+                digest.copy_from_slice(&context.finish().as_ref()[..16]);
+                digest
+            };
+            let kept = match self.previous.reusable(&digest, self.now, self.validity) {
+                Some(kept) => {
+                    self.reused
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    kept
+                }
+                None => {
+                    // RFC 4034 §3.1.5: serial number arithmetic on 32 bits.
+                    let (inception, expiration) = (self.inception as u32, self.expires as u32);
+                    set_times(&mut signed, inception, expiration);
+                    let made = signer
+                        .sign(&signed)
+                        .map_err(|error| format!("{}: {error}", key.file.display()))?;
+                    let signature = made.as_slice().try_into().map_err(|_| {
+                        format!(
+                            "{}: a signature of {} bytes, not {SIGNATURE_LEN}",
+                            key.file.display(),
+                            made.len()
+                        )
+                    })?;
+                    Kept {
+                        inception,
+                        expiration,
+                        signature,
+                    }
+                }
+            };
+            set_times(&mut rrsig, kept.inception, kept.expiration);
+            rrsig.extend_from_slice(&kept.signature);
             signatures.push(unknown(&owner.name, ttl, RecordType::RRSIG, rrsig));
+            used.push((digest, kept));
         }
+        self.used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(used);
         Ok(signatures)
     }
+}
+
+/// Writes the validity period into RRSIG RDATA that [`rrsig_prefix`]
+/// began.
+fn set_times(rrsig: &mut [u8], inception: u32, expiration: u32) {
+    rrsig[8..12].copy_from_slice(&expiration.to_be_bytes());
+    rrsig[12..16].copy_from_slice(&inception.to_be_bytes());
 }
 
 /// The canonical RDATA of a record (RFC 4034 §6.2): no compression, and
@@ -306,6 +423,8 @@ struct Signed {
     records: Vec<ZoneRecord>,
     signing: Signing,
     signer: std::sync::Arc<OnlineSigner>,
+    /// Every signature in the zone, for the next signing.
+    cache: SignatureCache,
 }
 
 /// The types a denial record lists for `owner` (RFC 4035 §2.3, RFC 5155
@@ -503,20 +622,23 @@ fn on_every_core<Item: Sync, Made: Send>(
 /// Signs `zone` with `keys` at `now`: adds DNSKEY, NSEC and RRSIG records
 /// to it and sets its [`Signing`] and the signer of its steered answers.
 /// `steered` are the names and types policies answer in this zone: they
-/// are in the NSEC chain, and get [`NodataProof`]s. Errors name the zone
-/// file; on error the zone is unchanged.
+/// are in the NSEC chain, and get [`NodataProof`]s. A signature in
+/// `previous` over the same data, still fresh, is reused. Returns the
+/// signatures the zone now has, for the next signing. Errors name the
+/// zone file; on error the zone is unchanged.
 pub fn sign_zone(
     zone: &mut Zone,
     keys: &[ZoneKey],
     steered: &[(Name, RecordType)],
     (now, validity): (u64, u64),
     nsec3: bool,
-) -> Result<(), String> {
-    let signed = sign(zone, keys, steered, (now, validity), nsec3)?;
+    previous: &SignatureCache,
+) -> Result<SignatureCache, String> {
+    let signed = sign(zone, keys, steered, (now, validity), nsec3, previous)?;
     zone.records.extend(signed.records);
     zone.signing = Some(signed.signing);
     zone.signer = Some(signed.signer);
-    Ok(())
+    Ok(signed.cache)
 }
 
 fn sign(
@@ -525,6 +647,7 @@ fn sign(
     steered: &[(Name, RecordType)],
     (now, validity): (u64, u64),
     nsec3: bool,
+    previous: &SignatureCache,
 ) -> Result<Signed, String> {
     let file = zone.file.display();
     let file_text = file.to_string();
@@ -712,6 +835,11 @@ fn sign(
         inception: now.saturating_sub(INCEPTION_SLACK),
         expires: now + validity,
         file: &file_text,
+        now,
+        validity,
+        previous,
+        used: std::sync::Mutex::default(),
+        reused: std::sync::atomic::AtomicUsize::new(0),
     };
     let mut nodata_proofs = Vec::new();
     let mut nsec3_owners: Vec<(Nsec3Hash, Owner<'_>)> = Vec::new();
@@ -835,12 +963,24 @@ fn sign(
             })
             .collect(),
     ));
+    let reused = set_signer.reused.into_inner();
+    let used = set_signer
+        .used
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // The oldest signature decides: a reused one expires before a new one.
+    let expires = used
+        .iter()
+        .map(|(_, kept)| u64::from(kept.expiration))
+        .min()
+        .unwrap_or(set_signer.expires);
     let next_event = keys.iter().filter_map(|key| key.next_event(now)).min();
-    let half_life = now + validity / 2;
-    let expires = set_signer.expires;
+    let half_life = expires - validity / 2;
     let refresh_at = next_event.map_or(half_life, |event| event.min(half_life));
     let signing = Signing {
         added: added_count,
+        signatures: used.len(),
+        reused,
         expires,
         refresh_at,
         keys: published
@@ -861,6 +1001,9 @@ fn sign(
         records,
         signing,
         signer,
+        cache: SignatureCache {
+            kept: used.into_iter().collect(),
+        },
     })
 }
 
@@ -902,6 +1045,165 @@ pub(crate) mod tests {
                 "{pair:?}"
             );
         }
+    }
+
+    const ZONE: &str = "$TTL 300
+@ SOA ns1 hostmaster 1 7200 900 1209600 300
+@ NS ns1
+ns1 A 192.0.2.1
+www A 192.0.2.10
+mail MX 10 www
+";
+    /// Two weeks, Steer's default.
+    const VALIDITY: u64 = 14 * 86_400;
+    const NOW: u64 = 1_800_000_000;
+
+    fn zone(text: &str) -> Zone {
+        let origin = Name::from_ascii("example.test.").expect("name");
+        crate::zone::parse_zone(text, std::path::Path::new("example.test.zone"), &origin)
+            .expect("zone parses")
+    }
+
+    /// A combined signing key (Ed25519) for example.test.
+    fn key() -> ZoneKey {
+        use super::super::keys::{ED25519, FLAG_SEP, FLAG_ZONE, Signer, Timing, key_tag};
+        use ring::signature::{Ed25519KeyPair, KeyPair};
+        let document = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+            .expect("an Ed25519 key");
+        let pair = Ed25519KeyPair::from_pkcs8(document.as_ref()).expect("reads back");
+        let public = pair.public_key().as_ref().to_vec();
+        let flags = FLAG_ZONE | FLAG_SEP;
+        let mut rdata = flags.to_be_bytes().to_vec();
+        rdata.extend_from_slice(&[3, ED25519]);
+        rdata.extend_from_slice(&public);
+        ZoneKey {
+            file: std::path::PathBuf::from("Kexample.test.key"),
+            zone: wire(&[b"example", b"test"]),
+            flags,
+            algorithm: ED25519,
+            tag: key_tag(&rdata),
+            public,
+            signer: Some(std::sync::Arc::new(Signer::Ed25519(pair))),
+            timing: Timing::default(),
+        }
+    }
+
+    /// Signs `text` at `now` for `validity`, reusing from `previous`.
+    fn signed(
+        text: &str,
+        key: &ZoneKey,
+        (now, validity): (u64, u64),
+        previous: &SignatureCache,
+    ) -> (Zone, SignatureCache) {
+        let mut zone = zone(text);
+        let cache = sign_zone(
+            &mut zone,
+            std::slice::from_ref(key),
+            &[],
+            (now, validity),
+            false,
+            previous,
+        )
+        .expect("signs");
+        (zone, cache)
+    }
+
+    /// Each RRSIG of the zone: owner, covered type, inception and the
+    /// whole RDATA.
+    fn rrsigs(zone: &Zone) -> Vec<(String, u16, u32, Vec<u8>)> {
+        let mut rrsigs: Vec<_> = zone
+            .records
+            .iter()
+            .filter_map(|record| match &record.record.data {
+                RData::Unknown { code, rdata } if *code == RecordType::RRSIG => {
+                    let bytes = rdata.anything.clone();
+                    Some((
+                        record.record.name.to_ascii(),
+                        u16::from_be_bytes([bytes[0], bytes[1]]),
+                        u32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]),
+                        bytes,
+                    ))
+                }
+                _ => None,
+            })
+            .collect();
+        rrsigs.sort();
+        rrsigs
+    }
+
+    #[test]
+    fn signing_an_unchanged_zone_again_reuses_every_signature() {
+        let key = key();
+        let (first, cache) = signed(ZONE, &key, (NOW, VALIDITY), &SignatureCache::default());
+        let made = first.signing.as_ref().expect("signed");
+        assert_eq!(made.reused, 0);
+        // SOA, NS, DNSKEY and the NSEC at the apex; A and NSEC at ns1 and
+        // www; MX and NSEC at mail.
+        assert_eq!(made.signatures, 10);
+        assert_eq!(cache.len(), 10);
+        let (again, cache_again) = signed(ZONE, &key, (NOW + 600, VALIDITY), &cache);
+        let signing = again.signing.as_ref().expect("signed");
+        assert_eq!((signing.signatures, signing.reused), (10, 10));
+        assert_eq!(rrsigs(&again), rrsigs(&first));
+        assert_eq!(cache_again.len(), 10);
+        // Still the first signing's times.
+        assert_eq!(signing.expires, NOW + VALIDITY);
+        assert_eq!(signing.refresh_at, NOW + VALIDITY / 2);
+    }
+
+    #[test]
+    fn a_changed_rrset_alone_is_signed_again() {
+        let key = key();
+        let (first, cache) = signed(ZONE, &key, (NOW, VALIDITY), &SignatureCache::default());
+        let changed = ZONE.replace("192.0.2.10", "192.0.2.11");
+        let (again, _) = signed(&changed, &key, (NOW + 600, VALIDITY), &cache);
+        assert_eq!(again.signing.as_ref().expect("signed").reused, 9);
+        let inception = |zone: &Zone, owner: &str, covered: u16| {
+            rrsigs(zone)
+                .into_iter()
+                .find(|rrsig| rrsig.0 == owner && rrsig.1 == covered)
+                .map(|rrsig| rrsig.2)
+                .expect("an RRSIG")
+        };
+        let www = "www.example.test.";
+        let old = (NOW - INCEPTION_SLACK) as u32;
+        let new = (NOW + 600 - INCEPTION_SLACK) as u32;
+        assert_eq!(inception(&first, www, 1), old);
+        assert_eq!(inception(&again, www, 1), new);
+        // Its NSEC lists the same types: kept.
+        assert_eq!(inception(&again, www, 47), old);
+        assert_eq!(inception(&again, "ns1.example.test.", 1), old);
+        // The oldest signature sets when the zone is signed again.
+        assert_eq!(
+            again.signing.as_ref().expect("signed").refresh_at,
+            NOW + VALIDITY / 2
+        );
+    }
+
+    #[test]
+    fn signatures_half_way_to_expiry_are_made_again() {
+        let key = key();
+        let (_, cache) = signed(ZONE, &key, (NOW, VALIDITY), &SignatureCache::default());
+        let reused = |now: u64, validity: u64| {
+            let (zone, _) = signed(ZONE, &key, (now, validity), &cache);
+            zone.signing.expect("signed").reused
+        };
+        assert_eq!(reused(NOW + VALIDITY / 2 - 1, VALIDITY), 10);
+        // When the resigner signs again: every signature made anew.
+        assert_eq!(reused(NOW + VALIDITY / 2, VALIDITY), 0);
+        // A validity shortened since: none outlives it.
+        assert_eq!(reused(NOW + 600, VALIDITY / 4), 0);
+        // Lengthened: kept, until half of the new one is gone.
+        assert_eq!(reused(NOW + 600, VALIDITY + 86_400), 10);
+        let fresh = signed(ZONE, &key, (NOW + 600, VALIDITY), &cache).0;
+        assert_eq!(fresh.signing.expect("signed").expires, NOW + VALIDITY);
+    }
+
+    #[test]
+    fn another_key_makes_its_own_signatures() {
+        let (_, cache) = signed(ZONE, &key(), (NOW, VALIDITY), &SignatureCache::default());
+        let (zone, _) = signed(ZONE, &key(), (NOW + 600, VALIDITY), &cache);
+        assert_eq!(zone.signing.expect("signed").reused, 0);
     }
 
     #[test]
