@@ -345,7 +345,7 @@ fn sign_zones(
         }
     }
     let mut errors = Vec::new();
-    let mut signatures = SignatureCache::default();
+    let mut signatures = Vec::new();
     for (zone, steered) in zones.iter_mut().zip(&steered) {
         let keys = ring.keys_of(&crate::table::wire_lower(&zone.origin));
         if keys.is_empty() {
@@ -354,12 +354,12 @@ fn sign_zones(
         let validity = dnssec.signature_validity.as_secs();
         let timing = (now, validity);
         match crate::dnssec::sign_zone(zone, keys, steered, timing, dnssec.nsec3, previous) {
-            Ok(signed) => signatures.extend(signed),
+            Ok(signed) => signatures.push(signed),
             Err(error) => errors.push(error),
         }
     }
     if errors.is_empty() {
-        Ok((warnings, signatures))
+        Ok((warnings, SignatureCache::combine(signatures)))
     } else {
         Err(errors)
     }
