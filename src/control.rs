@@ -153,17 +153,8 @@ pub fn build_with_decisions(
     // Lint the zones as the operator wrote them, before signing adds to them.
     let mut warnings = secondary_warnings;
     warnings.extend(zone::lint(&zones, &steered));
-    if let Some(transfer) = &config.transfer
-        && transfer.key.is_none()
-        && let Some(everyone) = transfer
-            .allow
-            .iter()
-            .find(|network| network.prefix_len == 0)
-    {
-        warnings.push(format!(
-            "transfer.allow has {}/0 and no tsig_key: anyone can transfer every zone",
-            everyone.address
-        ));
+    if let Some(transfer) = &config.transfer {
+        warnings.extend(transfer_warnings(transfer, &zones));
     }
     let mut zones = zones;
     // Secondaries get the zones as loaded, before signing.
@@ -208,22 +199,55 @@ pub fn build_with_decisions(
     })
 }
 
-/// Sends NOTIFY to `[transfer] notify` for each zone of `table` whose
-/// serial is not the one in `previous` (by zone name).
+/// What in `[transfer]` is probably not meant: an entry that lets
+/// everyone transfer without a key, and a listed zone that is not served.
+fn transfer_warnings(
+    transfer: &config::secondary::TransferConfig,
+    zones: &[zone::Zone],
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for secondaries in &transfer.secondaries {
+        let path = &secondaries.path;
+        if secondaries.key.is_none()
+            && let Some(everyone) = secondaries
+                .allow
+                .iter()
+                .find(|network| network.prefix_len == 0)
+        {
+            let what = if secondaries.zones.is_some() {
+                "its zones"
+            } else {
+                "every zone"
+            };
+            warnings.push(format!(
+                "{path}.allow has {}/0 and no tsig_key: anyone can transfer {what}",
+                everyone.address
+            ));
+        }
+        for (index, name) in secondaries.zones.iter().flatten().enumerate() {
+            if !zones.iter().any(|zone| zone.origin.to_lowercase() == *name) {
+                warnings.push(format!(
+                    "{path}.zones[{index}]: {name} is not a zone served here, so none of \
+                     it is transferred"
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+/// Sends NOTIFY, for each zone of `table` whose serial is not the one in
+/// `previous` (by zone name), to the `notify` addresses of each
+/// `[transfer]` entry that has the zone, signed with its key.
 fn notify_secondaries(
     config: &Config,
     table: &RoutingTable,
     previous: &HashMap<String, u32>,
     record: &Arc<Secondaries>,
 ) {
-    let Some(transfer) = config
-        .transfer
-        .as_ref()
-        .filter(|transfer| !transfer.notify.is_empty())
-    else {
+    let Some(transfer) = &config.transfer else {
         return;
     };
-    let key = transfer.key.as_ref().map(|key| (*key.key).clone());
     for zone in table.zones() {
         if previous.get(&zone.name) == Some(&zone.serial) {
             continue;
@@ -231,13 +255,19 @@ fn notify_secondaries(
         let Ok(name) = hickory_proto::rr::Name::from_ascii(&zone.name) else {
             continue;
         };
-        tokio::spawn(crate::transfer::outbound::notify(
-            name,
-            zone.serial,
-            transfer.notify.clone(),
-            key.clone(),
-            Arc::clone(record),
-        ));
+        let lower = name.to_lowercase();
+        for secondaries in &transfer.secondaries {
+            if secondaries.notify.is_empty() || !secondaries.covers(&lower) {
+                continue;
+            }
+            tokio::spawn(crate::transfer::outbound::notify(
+                name.clone(),
+                zone.serial,
+                secondaries.notify.clone(),
+                secondaries.key.as_ref().map(|key| (*key.key).clone()),
+                Arc::clone(record),
+            ));
+        }
     }
 }
 

@@ -1190,3 +1190,120 @@ async fn transfers_open_to_everyone_without_a_key_are_a_warning() {
         "{said}"
     );
 }
+
+/// A small zone `origin` with one address.
+fn small_zone(origin: &str, address: &str) -> String {
+    format!(
+        "$ORIGIN {origin}.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 300\n@ NS ns1\n\
+         ns1 A {address}\n"
+    )
+}
+
+/// The NOTIFY messages `socket` receives within `wait`: each one's zone
+/// and whether it carries `key` (its TSIG's key name).
+async fn notifies_received(socket: &UdpSocket, key: &str, wait: Duration) -> Vec<(String, bool)> {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1500];
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(Ok(length)) = tokio::time::timeout_at(deadline, socket.recv(&mut buffer)).await {
+        let packet = &buffer[..length];
+        let message = Message::from_vec(packet).expect("a NOTIFY parses");
+        let zone = message.queries[0].name.to_ascii();
+        let key_name = common::wire_name(key);
+        let signed = packet
+            .windows(key_name.len())
+            .any(|window| window == key_name);
+        if !received.contains(&(zone.clone(), signed)) {
+            received.push((zone, signed));
+        }
+    }
+    received.sort();
+    received
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_transfer_entry_has_its_own_clients_key_zones_and_notify() {
+    let provider_a = UdpSocket::bind("127.0.0.1:0").await.expect("a socket");
+    let provider_b = UdpSocket::bind("127.0.0.1:0").await.expect("a socket");
+    let other = "b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldC1vdGhlcg==";
+    let sections = format!(
+        "[tsig.provider-a]\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n\
+         [tsig.provider-b]\nalgorithm = \"hmac-sha256\"\nsecret = \"{other}\"\n\n\
+         [[transfer]]\nallow = [\"127.0.0.1\"]\ntsig_key = \"provider-a\"\nnotify = [\"{}\"]\n\n\
+         [[transfer]]\nallow = [\"127.0.0.0/8\"]\ntsig_key = \"provider-b\"\n\
+         zones = [\"B.test\"]\nnotify = [\"{}\"]\n\n\
+         [[transfer]]\nallow = [\"127.0.0.3\"]\nzones = [\"a.test\"]\n\n\
+         [[transfer]]\nallow = [\"127.0.0.4\"]\nzones = [\"c.test\"]\n",
+        provider_a.local_addr().expect("address"),
+        provider_b.local_addr().expect("address"),
+    );
+    let directory = primary_directory(
+        &[
+            ("a.test", small_zone("a.test", "192.0.2.1")),
+            ("b.test", small_zone("b.test", "192.0.2.2")),
+        ],
+        &sections,
+    );
+    let check = common::run_steer(&["check", "--config", "steer.toml"], directory.path()).await;
+    assert!(check.status.success());
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        said.contains(
+            "transfer[3].zones[0]: c.test. is not a zone served here, so none of it is \
+             transferred"
+        ),
+        "{said}"
+    );
+    let primary = TestServer::start_prepared(directory).await;
+    let address = primary.dns_addr(Transport::Tcp, Family::V4);
+    let key_a = format!("hmac-sha256:provider-a:{SECRET}");
+    let key_b = format!("hmac-sha256:provider-b:{other}");
+
+    // (source, key, zone, transferred)
+    let cases = [
+        ("127.0.0.1", Some(&key_a), "a.test", true),
+        ("127.0.0.1", Some(&key_a), "b.test", true),
+        ("127.0.0.2", Some(&key_b), "b.test", true),
+        // Provider B's key is for b.test alone.
+        ("127.0.0.2", Some(&key_b), "a.test", false),
+        // Provider A's key from B's addresses, and no key where one is due.
+        ("127.0.0.2", Some(&key_a), "a.test", false),
+        ("127.0.0.1", None, "a.test", false),
+        // The keyless entry: a.test, from its one address.
+        ("127.0.0.3", None, "a.test", true),
+        ("127.0.0.3", None, "b.test", false),
+    ];
+    for (source, key, zone, transferred) in cases {
+        let mut arguments = vec!["-b", source];
+        if let Some(key) = key {
+            arguments.extend(["-y", key.as_str()]);
+        }
+        arguments.extend([zone, "AXFR"]);
+        let transfer = dig(address, &arguments).await;
+        let what = format!(
+            "{zone} from {source} with key {key:?}:\n{}",
+            transfer.stdout
+        );
+        assert_eq!(
+            transfer.stdout.contains(";; XFR size: 4 records"),
+            transferred,
+            "{what}"
+        );
+        if !transferred {
+            assert!(transfer.stdout.contains("Transfer failed"), "{what}");
+        }
+    }
+
+    // At start every zone is announced to its entries' notify addresses,
+    // signed with their keys.
+    let wait = Duration::from_secs(3);
+    assert_eq!(
+        notifies_received(&provider_a, "provider-a.", wait).await,
+        [("a.test.".to_owned(), true), ("b.test.".to_owned(), true)]
+    );
+    assert_eq!(
+        notifies_received(&provider_b, "provider-b.", wait).await,
+        [("b.test.".to_owned(), true)]
+    );
+    primary.shutdown().await;
+}

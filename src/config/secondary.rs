@@ -12,7 +12,9 @@
 //! `[transfer]` is the other direction: which secondaries (other Steer
 //! nodes, another provider's servers) may transfer Steer's zones with
 //! AXFR, with which key, and whom Steer sends NOTIFY when a reload changes
-//! a zone's serial.
+//! a zone's serial. Written `[[transfer]]`, it is a list: one entry per
+//! set of secondaries (a provider), each with its own addresses, key and
+//! zones.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -77,7 +79,7 @@ pub struct TsigSpec {
     pub secret_file: Option<String>,
 }
 
-/// `[transfer]` as written.
+/// One `[transfer]` (or `[[transfer]]` entry) as written.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferSpec {
@@ -89,17 +91,84 @@ pub struct TransferSpec {
     /// Secondaries sent NOTIFY when a zone's serial changes, `IP` or `IP:PORT`.
     #[serde(default)]
     pub notify: Vec<String>,
+    /// The zones these secondaries get; every zone when absent.
+    #[serde(default)]
+    pub zones: Option<Vec<String>>,
 }
 
-/// `[transfer]`, validated.
+/// `[transfer]`, one entry for every secondary, or `[[transfer]]`, a list
+/// of them.
+#[derive(Clone, Debug)]
+pub enum TransferSpecs {
+    /// `[transfer]`.
+    One(TransferSpec),
+    /// `[[transfer]]`.
+    Many(Vec<TransferSpec>),
+}
+
+impl<'de> Deserialize<'de> for TransferSpecs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = TransferSpecs;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a [transfer] table or [[transfer]] tables")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                TransferSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(TransferSpecs::One)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(TransferSpecs::Many)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// `[transfer]` or `[[transfer]]`, validated: who may transfer which
+/// zones (AXFR over TCP), with which key, and whom NOTIFY goes to. A
+/// transfer is answered when some entry allows its client, its zone and
+/// its key (or its lack of one); anyone else is REFUSED.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransferConfig {
-    /// Who may transfer (AXFR over TCP); everyone else is REFUSED.
+    /// The entries, in the order written.
+    pub secondaries: Vec<TransferSecondaries>,
+}
+
+/// One set of secondaries: a `[transfer]`, or one `[[transfer]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferSecondaries {
+    /// Its key path, `transfer` or `transfer[N]`, for messages.
+    pub path: String,
+    /// Who may transfer.
     pub allow: Vec<super::steering::IpNet>,
-    /// When set, transfers must be signed with it (and are answered signed).
+    /// When set, their transfers must be signed with it (and are answered
+    /// signed), and NOTIFY to them is signed with it.
     pub key: Option<Key>,
     /// Who is told of a new serial.
     pub notify: Vec<SocketAddr>,
+    /// The zones they get (lower case, absolute); `None`: every zone.
+    pub zones: Option<Vec<Name>>,
+}
+
+impl TransferSecondaries {
+    /// Whether these secondaries get `zone` (lower case, absolute).
+    pub fn covers(&self, zone: &Name) -> bool {
+        self.zones
+            .as_ref()
+            .is_none_or(|zones| zones.iter().any(|listed| listed == zone))
+    }
 }
 
 /// `[secondary]`, validated.
@@ -189,7 +258,7 @@ impl std::fmt::Debug for Key {
 pub(super) fn validate(
     file: &Path,
     base: &Path,
-    (spec, transfer): (Option<SecondarySpec>, Option<TransferSpec>),
+    (spec, transfer): (Option<SecondarySpec>, Option<TransferSpecs>),
     tsig: BTreeMap<String, TsigSpec>,
     errors: &mut Vec<ConfigError>,
 ) -> (Option<SecondaryConfig>, Option<TransferConfig>) {
@@ -315,18 +384,50 @@ fn key_named(
     }
 }
 
-/// Checks `[transfer]`.
+/// Checks `[transfer]` or `[[transfer]]`.
 fn validate_transfer(
     file: &Path,
-    spec: TransferSpec,
+    specs: TransferSpecs,
     keys: &HashMap<String, Option<Key>>,
     errors: &mut Vec<ConfigError>,
 ) -> TransferConfig {
+    let specs = match specs {
+        TransferSpecs::One(spec) => vec![("transfer".to_owned(), spec)],
+        TransferSpecs::Many(specs) => {
+            if specs.is_empty() {
+                errors.push(ConfigError::at(
+                    file,
+                    "transfer",
+                    "must have at least one entry (or leave it out: no transfers)",
+                ));
+            }
+            specs
+                .into_iter()
+                .enumerate()
+                .map(|(index, spec)| (format!("transfer[{index}]"), spec))
+                .collect()
+        }
+    };
+    let secondaries = specs
+        .into_iter()
+        .map(|(path, spec)| validate_secondaries(file, path, spec, keys, errors))
+        .collect();
+    TransferConfig { secondaries }
+}
+
+/// Checks one `[transfer]` entry, at key path `path`.
+fn validate_secondaries(
+    file: &Path,
+    path: String,
+    spec: TransferSpec,
+    keys: &HashMap<String, Option<Key>>,
+    errors: &mut Vec<ConfigError>,
+) -> TransferSecondaries {
     let mut allow = Vec::with_capacity(spec.allow.len());
     if spec.allow.is_empty() {
         errors.push(ConfigError::at(
             file,
-            "transfer.allow",
+            format!("{path}.allow"),
             "must list the secondaries' addresses or prefixes",
         ));
     }
@@ -335,7 +436,7 @@ fn validate_transfer(
             Ok(network) => allow.push(network),
             Err(message) => errors.push(ConfigError::at(
                 file,
-                format!("transfer.allow[{index}]"),
+                format!("{path}.allow[{index}]"),
                 message,
             )),
         }
@@ -346,13 +447,57 @@ fn validate_transfer(
             Ok(address) => notify.push(address),
             Err(message) => errors.push(ConfigError::at(
                 file,
-                format!("transfer.notify[{index}]"),
+                format!("{path}.notify[{index}]"),
                 message,
             )),
         }
     }
-    let key = key_named(file, "transfer.tsig_key", spec.tsig_key, keys, errors);
-    TransferConfig { allow, key, notify }
+    let zones = spec.zones.map(|zones| {
+        if zones.is_empty() {
+            errors.push(ConfigError::at(
+                file,
+                format!("{path}.zones"),
+                "must list at least one zone (or leave it out: every zone)",
+            ));
+        }
+        let mut names: Vec<Name> = Vec::with_capacity(zones.len());
+        for (index, text) in zones.iter().enumerate() {
+            match Name::from_ascii(text.trim()) {
+                Ok(mut name) if !text.trim().is_empty() => {
+                    name.set_fqdn(true);
+                    let name = name.to_lowercase();
+                    if names.contains(&name) {
+                        errors.push(ConfigError::at(
+                            file,
+                            format!("{path}.zones[{index}]"),
+                            format!("{name} is listed twice"),
+                        ));
+                    }
+                    names.push(name);
+                }
+                _ => errors.push(ConfigError::at(
+                    file,
+                    format!("{path}.zones[{index}]"),
+                    format!("\"{text}\" is not a domain name"),
+                )),
+            }
+        }
+        names
+    });
+    let key = key_named(
+        file,
+        &format!("{path}.tsig_key"),
+        spec.tsig_key,
+        keys,
+        errors,
+    );
+    TransferSecondaries {
+        path,
+        allow,
+        key,
+        notify,
+        zones,
+    }
 }
 
 /// `[tsig.NAME]` → keys by NAME; `None` for a key with an error (reported).

@@ -72,7 +72,7 @@ pub struct Spec {
     pub secondary: Option<super::secondary::SecondarySpec>,
     /// `[transfer]`: who may transfer Steer's zones. None when absent.
     #[serde(default)]
-    pub transfer: Option<super::secondary::TransferSpec>,
+    pub transfer: Option<super::secondary::TransferSpecs>,
     /// `[tsig.NAME]`: keys that sign zone transfers and NOTIFY.
     #[serde(default)]
     pub tsig: BTreeMap<String, super::secondary::TsigSpec>,

@@ -502,3 +502,79 @@ fn query_log_is_off_unless_configured_and_checked() {
         ]
     );
 }
+
+#[test]
+fn transfer_is_one_table_or_a_list_of_entries() {
+    let keys = "[tsig.a]\nalgorithm = \"hmac-sha256\"\nsecret = \"c2VjcmV0\"\n";
+    let one = config_of(&format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n{keys}[transfer]\nallow = [\"192.0.2.0/24\"]\n"
+    ));
+    let one = one.transfer.expect("[transfer]");
+    assert_eq!(one.secondaries.len(), 1);
+    assert_eq!(one.secondaries[0].path, "transfer");
+    assert_eq!(one.secondaries[0].zones, None);
+    let many = config_of(&format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n{keys}\
+         [[transfer]]\nallow = [\"192.0.2.0/24\"]\ntsig_key = \"a\"\n\
+         [[transfer]]\nallow = [\"198.51.100.7\"]\nzones = [\"Example.ORG\", \"b.test.\"]\n\
+         notify = [\"198.51.100.7:5300\"]\n"
+    ));
+    let many = many.transfer.expect("[[transfer]]");
+    assert_eq!(many.secondaries.len(), 2);
+    assert_eq!(many.secondaries[1].path, "transfer[1]");
+    assert_eq!(
+        many.secondaries[0].key.as_ref().map(|key| key.id.as_str()),
+        Some("a")
+    );
+    let zones = many.secondaries[1].zones.clone().expect("zones");
+    assert_eq!(
+        zones.iter().map(|zone| zone.to_ascii()).collect::<Vec<_>>(),
+        ["example.org.", "b.test."]
+    );
+    assert!(many.secondaries[1].covers(&zones[0]));
+    assert!(
+        !many.secondaries[1].covers(&hickory_proto::rr::Name::from_ascii("c.test.").expect("name"))
+    );
+    assert!(
+        many.secondaries[0].covers(&hickory_proto::rr::Name::from_ascii("c.test.").expect("name"))
+    );
+}
+
+#[test]
+fn transfer_entries_name_their_index_in_errors() {
+    let text = "[server]\nlisten = [\"127.0.0.1:0\"]\n\
+         [[transfer]]\nallow = [\"192.0.2.0/24\"]\n\
+         [[transfer]]\nallow = [\"not an address\"]\ntsig_key = \"missing\"\n\
+         zones = [\"a.test\", \"a.test.\", \"bad..name\"]\nnotify = [\"nowhere\"]\n\
+         [[transfer]]\nallow = []\nzones = []\n";
+    assert_eq!(
+        errors_of(text),
+        vec![
+            "conf/steer.toml: transfer[1].allow[0]: invalid prefix \"not an address\": expected \
+             an address and a length, e.g. 192.0.2.0/24 or 2001:db8::/32"
+                .to_owned(),
+            "conf/steer.toml: transfer[1].notify[0]: \"nowhere\" is not an address (IP or \
+             IP:PORT)"
+                .to_owned(),
+            "conf/steer.toml: transfer[1].zones[1]: a.test. is listed twice".to_owned(),
+            "conf/steer.toml: transfer[1].zones[2]: \"bad..name\" is not a domain name".to_owned(),
+            "conf/steer.toml: transfer[1].tsig_key: no [tsig.missing] is defined".to_owned(),
+            "conf/steer.toml: transfer[2].allow: must list the secondaries' addresses or \
+             prefixes"
+                .to_owned(),
+            "conf/steer.toml: transfer[2].zones: must list at least one zone (or leave it \
+             out: every zone)"
+                .to_owned(),
+        ]
+    );
+    assert_eq!(
+        errors_of(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[[transfer]]\nallow = [\"192.0.2.1\"]\n\
+             [[transfer]]\nalow = [\"192.0.2.1\"]\n"
+        ),
+        vec![
+            "conf/steer.toml:6: unknown key transfer[1].alow, expected one of allow, tsig_key, \
+             notify, zones"
+        ]
+    );
+}

@@ -3,8 +3,8 @@
 //!
 //! With `[transfer]`, every zone is kept as the zone file gave it (before
 //! signing), its records encoded once at compile time, and an AXFR over TCP
-//! from an allowed address (signed with the `[transfer]` key when there is
-//! one) is answered from those bytes, message by message, so a transfer
+//! that some `[transfer]` entry allows (its address, its zone, and its key
+//! or the lack of one) is answered from those bytes, message by message, so a transfer
 //! neither parses nor allocates per record. Steered names go out as their
 //! zone file has them: a secondary that is not Steer cannot steer, so a
 //! name it must answer needs static records in the zone file (another
@@ -57,18 +57,38 @@ struct ZoneCopy {
     serial: u32,
 }
 
-/// What a table serves to secondaries: who may ask, the key, the zones.
+/// What a table serves to secondaries: who may ask for which zones, with
+/// which keys, and the zones.
 pub struct Outbound {
-    allow: Vec<IpNet>,
-    key: Option<TsigKey>,
+    secondaries: Vec<Secondaries>,
+    /// Every entry's key, so that a request is checked against all at once.
+    keys: Vec<TsigKey>,
     zones: Vec<ZoneCopy>,
+}
+
+/// One `[transfer]` entry, resolved against the zones.
+#[derive(Debug)]
+struct Secondaries {
+    allow: Vec<IpNet>,
+    /// Index of its key in `Outbound::keys`.
+    key: Option<usize>,
+    /// The zones it gets (indexes in `Outbound::zones`); `None`: all.
+    zones: Option<Vec<usize>>,
+}
+
+impl Secondaries {
+    fn covers(&self, zone: usize) -> bool {
+        self.zones
+            .as_ref()
+            .is_none_or(|zones| zones.contains(&zone))
+    }
 }
 
 impl std::fmt::Debug for Outbound {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("Outbound")
-            .field("allow", &self.allow)
+            .field("secondaries", &self.secondaries)
             .field("zones", &self.zones.len())
             .finish_non_exhaustive()
     }
@@ -119,9 +139,29 @@ impl Outbound {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let mut keys = Vec::new();
+        let secondaries = config
+            .secondaries
+            .iter()
+            .map(|secondaries| Secondaries {
+                allow: secondaries.allow.clone(),
+                key: secondaries.key.as_ref().map(|key| {
+                    keys.push((*key.key).clone());
+                    keys.len() - 1
+                }),
+                zones: secondaries.zones.as_ref().map(|names| {
+                    zones
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, zone)| names.contains(&zone.origin.to_lowercase()))
+                        .map(|(index, _)| index)
+                        .collect()
+                }),
+            })
+            .collect();
         Ok(Outbound {
-            allow: config.allow.clone(),
-            key: config.key.as_ref().map(|key| (*key.key).clone()),
+            secondaries,
+            keys,
             zones: copies,
         })
     }
@@ -135,47 +175,68 @@ impl Outbound {
         let question = query[12..question_end].to_vec();
         let refuse = |rcode: u8| Some(AxfrStream::refusal(id, question.clone(), rcode, None));
         let source = source.to_canonical();
-        if !self.allow.iter().any(|network| network.contains(source)) {
+        let name = &question[..question.len() - 4];
+        let zone = self
+            .zones
+            .iter()
+            .position(|zone| zone.apex.eq_ignore_ascii_case(name));
+        // The entries that let this client have this zone (for a zone not
+        // served, those that let it in at all: the answer is then NOTAUTH).
+        let allowed = |secondaries: &&Secondaries| {
+            secondaries
+                .allow
+                .iter()
+                .any(|network| network.contains(source))
+                && zone.is_none_or(|zone| secondaries.covers(zone))
+        };
+        if !self
+            .secondaries
+            .iter()
+            .any(|secondaries| allowed(&secondaries))
+        {
             return refuse(REFUSED);
         }
         let now = crate::unix_now();
-        let signer = match &self.key {
-            None => {
-                if tsig::without_tsig(query).len() != query.len() {
-                    // Signed with a key we do not hold.
-                    return match tsig::verify_request(&[], query, now) {
-                        Err(rejection) => Some(AxfrStream::refusal(
-                            id,
-                            question,
-                            rejection.rcode(),
-                            Some(rejection_tsig(id, &rejection, now)),
-                        )),
-                        Ok(_) => refuse(REFUSED),
-                    };
+        let signer = match tsig::verify_request(&self.keys, query, now) {
+            Ok(tsig::RequestCheck::NotSigned) => {
+                let unkeyed = self
+                    .secondaries
+                    .iter()
+                    .filter(allowed)
+                    .any(|secondaries| secondaries.key.is_none());
+                if !unkeyed {
+                    return refuse(REFUSED);
                 }
                 None
             }
-            Some(key) => match tsig::verify_request(std::slice::from_ref(key), query, now) {
-                Ok(tsig::RequestCheck::Verified { request_mac, .. }) => {
-                    Some(StreamSigner::new(key, request_mac))
+            Ok(tsig::RequestCheck::Verified {
+                key,
+                key_index,
+                request_mac,
+                ..
+            }) => {
+                // A key of ours, but not one that lets this client have
+                // this zone.
+                let keyed = self
+                    .secondaries
+                    .iter()
+                    .filter(allowed)
+                    .any(|secondaries| secondaries.key == Some(key_index));
+                if !keyed {
+                    return refuse(REFUSED);
                 }
-                Ok(tsig::RequestCheck::NotSigned) => return refuse(REFUSED),
-                Err(rejection) => {
-                    return Some(AxfrStream::refusal(
-                        id,
-                        question,
-                        rejection.rcode(),
-                        Some(rejection_tsig(id, &rejection, now)),
-                    ));
-                }
-            },
+                Some(StreamSigner::new(key, request_mac))
+            }
+            Err(rejection) => {
+                return Some(AxfrStream::refusal(
+                    id,
+                    question,
+                    rejection.rcode(),
+                    Some(rejection_tsig(id, &rejection, now)),
+                ));
+            }
         };
-        let name = &question[..question.len() - 4];
-        let Some(zone) = self
-            .zones
-            .iter()
-            .position(|zone| zone.apex.eq_ignore_ascii_case(name))
-        else {
+        let Some(zone) = zone else {
             return refuse(NOTAUTH);
         };
         let mut next = 0;
