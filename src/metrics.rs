@@ -282,6 +282,8 @@ pub struct QueryTotals {
     /// listed proxy refused for their PROXY header, by
     /// [`crate::dns::proxy::Refusal::ALL`] reason.
     pub proxy_refused: [[u64; 2]; PROXY_TRANSPORTS],
+    /// Zone transfers out: (zone, response code, count).
+    pub transfers_out: Vec<(String, u16, u64)>,
 }
 
 impl QueryTotals {
@@ -312,6 +314,40 @@ pub struct Metrics {
     /// PROXY headers refused, shared by the workers: only a misconfigured
     /// or hostile proxy ever counts here.
     pub proxy: Arc<ProxyCounters>,
+    /// Zone transfers out, by zone and response code.
+    pub transfers_out: Arc<TransferCounters>,
+}
+
+/// Zone transfers (AXFR, IXFR) asked of Steer, by zone and response code.
+/// A transfer is rare and slow, so a lock per count costs nothing that
+/// matters. Only zones Steer serves are named: the rest count under
+/// `""`, so that made-up names cannot grow the series without bound.
+#[derive(Default)]
+pub struct TransferCounters {
+    counts: Mutex<std::collections::BTreeMap<(String, u16), u64>>,
+}
+
+impl TransferCounters {
+    /// Counts one transfer asked for `zone` (served, or `""`), answered
+    /// with `rcode`.
+    pub fn count(&self, zone: String, rcode: u16) {
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry((zone, rcode))
+            .or_default() += 1;
+    }
+
+    /// Every (zone, rcode, count), in order.
+    pub fn snapshot(&self) -> Vec<(String, u16, u64)> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|((zone, rcode), count)| (zone.clone(), *rcode, *count))
+            .collect()
+    }
 }
 
 /// Packets and connections from a listed proxy refused for their PROXY v2
@@ -354,6 +390,7 @@ impl Metrics {
                     .each_ref()
                     .map(|counter| counter.load(Ordering::Relaxed))
             }),
+            transfers_out: self.transfers_out.snapshot(),
             ..QueryTotals::default()
         };
         let workers = self

@@ -1272,6 +1272,8 @@ async fn each_transfer_entry_has_its_own_clients_key_zones_and_notify() {
         // The keyless entry: a.test, from its one address.
         ("127.0.0.3", None, "a.test", true),
         ("127.0.0.3", None, "b.test", false),
+        // Not served: NOTAUTH, counted without the name.
+        ("127.0.0.1", Some(&key_a), "other.test", false),
     ];
     for (source, key, zone, transferred) in cases {
         let mut arguments = vec!["-b", source];
@@ -1293,6 +1295,25 @@ async fn each_transfer_entry_has_its_own_clients_key_zones_and_notify() {
             assert!(transfer.stdout.contains("Transfer failed"), "{what}");
         }
     }
+
+    let metrics = http_request(primary.admin_addr(), "GET", "/metrics").await;
+    let counted: Vec<&str> = metrics
+        .body
+        .lines()
+        .filter(|line| line.starts_with("steer_transfers_out_total{"))
+        .collect();
+    assert_eq!(
+        counted,
+        [
+            "steer_transfers_out_total{zone=\"\",rcode=\"NOTAUTH\"} 1",
+            "steer_transfers_out_total{zone=\"a.test.\",rcode=\"NOERROR\"} 2",
+            "steer_transfers_out_total{zone=\"a.test.\",rcode=\"REFUSED\"} 3",
+            "steer_transfers_out_total{zone=\"b.test.\",rcode=\"NOERROR\"} 2",
+            "steer_transfers_out_total{zone=\"b.test.\",rcode=\"REFUSED\"} 1",
+        ],
+        "{}",
+        metrics.body
+    );
 
     // At start every zone is announced to its entries' notify addresses,
     // signed with their keys.

@@ -64,6 +64,23 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
     }
     header(
         &mut out,
+        "steer_transfers_out_total",
+        "counter",
+        "Zone transfers (AXFR, IXFR) asked of this node, by zone (\"\" for a zone not served) and response code: NOERROR when the zone went out.",
+    );
+    for (zone, rcode, count) in &totals.transfers_out {
+        line(
+            &mut out,
+            &format!(
+                "steer_transfers_out_total{{zone=\"{}\",rcode=\"{}\"}}",
+                label_value(zone),
+                crate::dns::rcode_text(*rcode)
+            ),
+            *count,
+        );
+    }
+    header(
+        &mut out,
         "steer_tcp_refused_total",
         "counter",
         "TCP connections closed as soon as accepted: limit (server.tcp_max_connections open) or per_client_limit (server.tcp_max_connections_per_client open from that client).",

@@ -181,11 +181,14 @@ impl TcpService {
         };
         let transfers: Transfers = Box::new({
             let table = Arc::clone(&table);
+            let counts = Arc::clone(&metrics.transfers_out);
             move |query, source| {
-                table
+                let stream = table
                     .load()
                     .outbound()
-                    .and_then(|outbound| outbound.answer(query, source))
+                    .and_then(|outbound| outbound.answer(query, source))?;
+                counts.count(stream.zone_served().unwrap_or_default(), stream.rcode());
+                Some(stream)
             }
         });
         let hooks = Hooks {

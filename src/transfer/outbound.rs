@@ -173,7 +173,14 @@ impl Outbound {
         let (question_end, qtype) = transfer_question(query)?;
         let id = u16::from_be_bytes([query[0], query[1]]);
         let question = query[12..question_end].to_vec();
-        let refuse = |rcode: u8| Some(AxfrStream::refusal(id, question.clone(), rcode, None));
+        let refuse = |rcode: u8| {
+            Some(AxfrStream::refusal(
+                self,
+                id,
+                question.clone(),
+                (rcode, None),
+            ))
+        };
         let source = source.to_canonical();
         let name = &question[..question.len() - 4];
         let zone = self
@@ -229,10 +236,10 @@ impl Outbound {
             }
             Err(rejection) => {
                 return Some(AxfrStream::refusal(
+                    self,
                     id,
                     question,
-                    rejection.rcode(),
-                    Some(rejection_tsig(id, &rejection, now)),
+                    (rejection.rcode(), Some(rejection_tsig(id, &rejection, now))),
                 ));
             }
         };
@@ -354,9 +361,16 @@ pub struct AxfrStream {
 }
 
 impl AxfrStream {
-    fn refusal(id: u16, question: Vec<u8>, rcode: u8, tsig: Option<Vec<u8>>) -> AxfrStream {
+    /// One message refusing the transfer asked of `outbound` (kept for
+    /// [`AxfrStream::zone_served`]; after the refusal nothing is sent).
+    fn refusal(
+        outbound: &Arc<Outbound>,
+        id: u16,
+        question: Vec<u8>,
+        (rcode, tsig): (u8, Option<Vec<u8>>),
+    ) -> AxfrStream {
         AxfrStream {
-            outbound: None,
+            outbound: Some(Arc::clone(outbound)),
             zone: 0,
             id,
             question,
@@ -366,6 +380,18 @@ impl AxfrStream {
             signer: None,
             refusal: Some((rcode, tsig)),
         }
+    }
+
+    /// The zone this stream sends, lower case and absolute, when it is
+    /// one Steer serves (refused or not); `None` for other names.
+    pub fn zone_served(&self) -> Option<String> {
+        let name = &self.question[..self.question.len().saturating_sub(4)];
+        let outbound = self.outbound.as_ref()?;
+        outbound
+            .zones
+            .iter()
+            .find(|zone| zone.apex.eq_ignore_ascii_case(name))
+            .map(|zone| crate::table::display_wire_name(&zone.apex.to_ascii_lowercase()))
     }
 
     /// The zone asked for, as asked (for the log).
