@@ -104,20 +104,33 @@ pub fn build(
         generation,
         admin,
         &Arc::new(DecisionRegistry::default()),
-        (None, &SignatureCache::default()),
+        Carried::default(),
     )
 }
 
+/// What a reload carries over from the state it replaces.
+#[derive(Default, Clone, Copy)]
+pub struct Carried<'a> {
+    /// The latency measurements `latency` steps read.
+    pub latency: Option<&'a LatencyEngine>,
+    /// The served zones' signatures, reused where still good.
+    pub signatures: Option<&'a SignatureCache>,
+    /// The served table's transfer copies, whose versions IXFR answers
+    /// changes from.
+    pub outbound: Option<&'a crate::transfer::outbound::Outbound>,
+}
+
 /// [`build`], compiling against `decisions` so that the new table counts
-/// into the slots the served one does, and signing with the served zones'
-/// `signatures` to reuse (reloads).
+/// into the slots the served one does, with what the served state
+/// `carried` over (reloads).
 pub fn build_with_decisions(
     config_path: &Path,
     generation: u64,
     admin: &AdminState,
     decisions: &Arc<DecisionRegistry>,
-    (latency, signatures): (Option<&LatencyEngine>, &SignatureCache),
+    carried: Carried<'_>,
 ) -> Result<Built, Vec<String>> {
+    let latency = carried.latency;
     let started = Instant::now();
     let config = config::load(config_path)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
@@ -160,12 +173,16 @@ pub fn build_with_decisions(
     // Secondaries get the zones as loaded, before signing.
     let outbound = match &config.transfer {
         Some(transfer) => Some(Arc::new(crate::transfer::outbound::Outbound::new(
-            transfer, &zones,
+            transfer,
+            &zones,
+            carried.outbound,
         )?)),
         None => None,
     };
     let mut made = SignatureCache::default();
     if let Some(dnssec) = &config.dnssec {
+        let none = SignatureCache::default();
+        let signatures = carried.signatures.unwrap_or(&none);
         let (signing_warnings, signed) =
             sign_zones(&mut zones, dnssec, &config.steering, signatures)?;
         warnings.extend(signing_warnings);
@@ -1633,7 +1650,11 @@ impl ReloadJob {
                 generation,
                 &admin,
                 &decisions,
-                (Some(&latency), &signatures),
+                Carried {
+                    latency: Some(&latency),
+                    signatures: Some(&signatures),
+                    outbound: served.outbound().map(|outbound| &**outbound),
+                },
             ),
             Some(inputs) => rebuild(&inputs, &served, generation, &admin, &decisions, &latency),
         })

@@ -282,8 +282,8 @@ pub struct QueryTotals {
     /// listed proxy refused for their PROXY header, by
     /// [`crate::dns::proxy::Refusal::ALL`] reason.
     pub proxy_refused: [[u64; 2]; PROXY_TRANSPORTS],
-    /// Zone transfers out: (zone, response code, count).
-    pub transfers_out: Vec<(String, u16, u64)>,
+    /// Zone transfers out.
+    pub transfers_out: Vec<TransferCount>,
 }
 
 impl QueryTotals {
@@ -318,34 +318,39 @@ pub struct Metrics {
     pub transfers_out: Arc<TransferCounters>,
 }
 
-/// Zone transfers (AXFR, IXFR) asked of Steer, by zone and response code.
+/// One series of [`TransferCounters`]: zone, what was sent, response
+/// code, count.
+pub type TransferCount = (String, &'static str, u16, u64);
+
+/// Zone transfers (AXFR, IXFR) asked of Steer, by zone, what was sent
+/// ([`crate::transfer::outbound::AxfrStream::sent`]) and response code.
 /// A transfer is rare and slow, so a lock per count costs nothing that
 /// matters. Only zones Steer serves are named: the rest count under
 /// `""`, so that made-up names cannot grow the series without bound.
 #[derive(Default)]
 pub struct TransferCounters {
-    counts: Mutex<std::collections::BTreeMap<(String, u16), u64>>,
+    counts: Mutex<std::collections::BTreeMap<(String, &'static str, u16), u64>>,
 }
 
 impl TransferCounters {
-    /// Counts one transfer asked for `zone` (served, or `""`), answered
-    /// with `rcode`.
-    pub fn count(&self, zone: String, rcode: u16) {
+    /// Counts one transfer asked for `zone` (served, or `""`) that
+    /// `sent` what it says, answered with `rcode`.
+    pub fn count(&self, zone: String, sent: &'static str, rcode: u16) {
         *self
             .counts
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry((zone, rcode))
+            .entry((zone, sent, rcode))
             .or_default() += 1;
     }
 
-    /// Every (zone, rcode, count), in order.
-    pub fn snapshot(&self) -> Vec<(String, u16, u64)> {
+    /// Every (zone, sent, rcode, count), in order.
+    pub fn snapshot(&self) -> Vec<TransferCount> {
         self.counts
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .iter()
-            .map(|((zone, rcode), count)| (zone.clone(), *rcode, *count))
+            .map(|((zone, sent, rcode), count)| (zone.clone(), *sent, *rcode, *count))
             .collect()
     }
 }

@@ -1305,11 +1305,11 @@ async fn each_transfer_entry_has_its_own_clients_key_zones_and_notify() {
     assert_eq!(
         counted,
         [
-            "steer_transfers_out_total{zone=\"\",rcode=\"NOTAUTH\"} 1",
-            "steer_transfers_out_total{zone=\"a.test.\",rcode=\"NOERROR\"} 2",
-            "steer_transfers_out_total{zone=\"a.test.\",rcode=\"REFUSED\"} 3",
-            "steer_transfers_out_total{zone=\"b.test.\",rcode=\"NOERROR\"} 2",
-            "steer_transfers_out_total{zone=\"b.test.\",rcode=\"REFUSED\"} 1",
+            "steer_transfers_out_total{zone=\"\",sent=\"none\",rcode=\"NOTAUTH\"} 1",
+            "steer_transfers_out_total{zone=\"a.test.\",sent=\"none\",rcode=\"REFUSED\"} 3",
+            "steer_transfers_out_total{zone=\"a.test.\",sent=\"zone\",rcode=\"NOERROR\"} 2",
+            "steer_transfers_out_total{zone=\"b.test.\",sent=\"none\",rcode=\"REFUSED\"} 1",
+            "steer_transfers_out_total{zone=\"b.test.\",sent=\"zone\",rcode=\"NOERROR\"} 2",
         ],
         "{}",
         metrics.body
@@ -1325,6 +1325,156 @@ async fn each_transfer_entry_has_its_own_clients_key_zones_and_notify() {
     assert_eq!(
         notifies_received(&provider_b, "provider-b.", wait).await,
         [("b.test.".to_owned(), true)]
+    );
+    primary.shutdown().await;
+}
+
+/// `name` A at `server` as `TTL address` lines, or the response code.
+async fn timed_addresses(server: SocketAddr, name: &str) -> Result<Vec<String>, ResponseCode> {
+    let query = common::build_query(name, RecordType::A, &QueryOptions::default());
+    let response = common::ask(Transport::Udp, server, &query).await;
+    if response.metadata.response_code != ResponseCode::NoError {
+        return Err(response.metadata.response_code);
+    }
+    let mut lines: Vec<String> = response
+        .answers
+        .iter()
+        .map(|record| format!("{} {}", record.ttl, record.data))
+        .collect();
+    lines.sort();
+    Ok(lines)
+}
+
+/// The serial NSD serves for `zone`, if any.
+async fn serial_at(server: SocketAddr, zone: &str) -> Option<u32> {
+    let query = common::build_query(zone, RecordType::SOA, &QueryOptions::default());
+    let response = common::try_ask(Transport::Udp, server, &query, 1)
+        .await
+        .ok()?;
+    response
+        .answers
+        .iter()
+        .find_map(|record| match &record.data {
+            RData::SOA(soa) => Some(soa.serial),
+            _ => None,
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nsd_follows_changes_by_ixfr() {
+    let version = |serial: u32, body: &str| {
+        format!(
+            "$ORIGIN ixfr.test.\n$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 300\n\
+             @ NS ns1\nns1 A 192.0.2.1\n{body}"
+        )
+    };
+    let first = version(1, "a A 192.0.2.10\nb A 192.0.2.11\nb A 192.0.2.12\n");
+    let sections = "[transfer]\nallow = [\"127.0.0.1\"]\n";
+    let directory = primary_directory(&[("ixfr.test", first)], sections);
+    let path = directory.path().to_path_buf();
+    let primary = TestServer::start_prepared(directory).await;
+    let steer_tcp = primary.dns_addr(Transport::Tcp, Family::V4);
+    let nsd_directory = readable_directory();
+    // NSD asks with IXFR first (its default) and takes Steer's NOTIFY.
+    let (_nsd, nsd) = start_nsd_with(
+        nsd_directory.path(),
+        &[("ixfr.test.".to_owned(), "ixfr.test.zone".to_owned())],
+        "",
+        &format!(
+            "  request-xfr: 127.0.0.1@{} NOKEY\n  allow-notify: 127.0.0.1 NOKEY\n",
+            steer_tcp.port()
+        ),
+        "",
+    )
+    .await;
+    let settled = |serial: u32| async move {
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        while serial_at(nsd, "ixfr.test.").await != Some(serial) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "NSD did not reach serial {serial}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    settled(1).await;
+    // Steer tells NSD of each new serial from now on.
+    write_config(
+        &path,
+        "127.0.0.1:0",
+        &format!(
+            "[transfer]\nallow = [\"127.0.0.1\"]\nnotify = [\"{}\"]\n",
+            nsd
+        ),
+    );
+    let changes = [
+        // One address of b gone, c added, a's TTL changed.
+        (2, "a 600 A 192.0.2.10\nb A 192.0.2.11\nc A 192.0.2.13\n"),
+        // b gone entirely.
+        (3, "a 600 A 192.0.2.10\nc A 192.0.2.13\n"),
+    ];
+    for (serial, body) in changes {
+        std::fs::write(path.join("zones/ixfr.test.zone"), version(serial, body)).expect("zone");
+        let reload = http_request(primary.admin_addr(), "POST", "/reload").await;
+        assert_eq!(reload.status, 200, "{}", reload.body);
+        settled(serial).await;
+    }
+    assert_eq!(
+        timed_addresses(nsd, "a.ixfr.test.").await,
+        Ok(vec!["600 192.0.2.10".to_owned()])
+    );
+    assert_eq!(
+        timed_addresses(nsd, "b.ixfr.test.").await,
+        Err(ResponseCode::NXDomain)
+    );
+    assert_eq!(
+        timed_addresses(nsd, "c.ixfr.test.").await,
+        Ok(vec!["300 192.0.2.13".to_owned()])
+    );
+    // Each change went out as changes, not the zone.
+    let metrics = http_request(primary.admin_addr(), "GET", "/metrics").await;
+    let changes_sent = metrics
+        .body
+        .lines()
+        .find(|line| {
+            line.starts_with(
+                "steer_transfers_out_total{zone=\"ixfr.test.\",sent=\"changes\",rcode=\"NOERROR\"}",
+            )
+        })
+        .and_then(|line| line.rsplit(' ').next()?.parse::<u64>().ok());
+    assert_eq!(changes_sent, Some(2), "{}", metrics.body);
+
+    // dig asks for the changes since 1 and gets both, in RFC 1995's form.
+    let incremental = dig(steer_tcp, &["ixfr.test", "IXFR=1"]).await;
+    let records: Vec<String> = incremental
+        .stdout
+        .lines()
+        .filter(|line| !line.starts_with(';') && !line.trim().is_empty())
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields[3] {
+                "SOA" => format!("SOA {}", fields[6]),
+                _ => format!("{} {} {}", fields[0], fields[1], fields[4]),
+            }
+        })
+        .collect();
+    assert_eq!(
+        records,
+        [
+            "SOA 3",
+            "SOA 1",
+            "a.ixfr.test. 300 192.0.2.10",
+            "b.ixfr.test. 300 192.0.2.12",
+            "SOA 2",
+            "a.ixfr.test. 600 192.0.2.10",
+            "c.ixfr.test. 300 192.0.2.13",
+            "SOA 2",
+            "b.ixfr.test. 300 192.0.2.11",
+            "SOA 3",
+            "SOA 3",
+        ],
+        "{}",
+        incremental.stdout
     );
     primary.shutdown().await;
 }

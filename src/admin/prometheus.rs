@@ -66,13 +66,13 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
         &mut out,
         "steer_transfers_out_total",
         "counter",
-        "Zone transfers (AXFR, IXFR) asked of this node, by zone (\"\" for a zone not served) and response code: NOERROR when the zone went out.",
+        "Zone transfers (AXFR, IXFR) asked of this node, by zone (\"\" for a zone not served), what was sent (zone, changes, current or none) and response code.",
     );
-    for (zone, rcode, count) in &totals.transfers_out {
+    for (zone, sent, rcode, count) in &totals.transfers_out {
         line(
             &mut out,
             &format!(
-                "steer_transfers_out_total{{zone=\"{}\",rcode=\"{}\"}}",
+                "steer_transfers_out_total{{zone=\"{}\",sent=\"{sent}\",rcode=\"{}\"}}",
                 label_value(zone),
                 crate::dns::rcode_text(*rcode)
             ),

@@ -187,7 +187,8 @@ impl TcpService {
                     .load()
                     .outbound()
                     .and_then(|outbound| outbound.answer(query, source))?;
-                counts.count(stream.zone_served().unwrap_or_default(), stream.rcode());
+                let zone = stream.zone_served().unwrap_or_default();
+                counts.count(zone, stream.sent(), stream.rcode());
                 Some(stream)
             }
         });
@@ -595,6 +596,7 @@ where
                 tracing::info!(
                     zone = %transfer.zone_asked(),
                     client = %source,
+                    sent = transfer.sent(),
                     messages,
                     rcode = transfer.rcode(),
                     "zone transfer out"

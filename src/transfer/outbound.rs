@@ -11,9 +11,12 @@
 //! Steer node adds the steering from its own `steer.toml`). Signed zones
 //! go out unsigned, for a secondary that signs them itself.
 //!
-//! An IXFR (RFC 1995) is answered as its §4 allows: the whole zone, as for
-//! AXFR, when the client's serial is older, and the SOA alone when it is
-//! current; Steer keeps no history to send differences from.
+//! An IXFR (RFC 1995) from a serial the zone's history of changes reaches
+//! is answered with those changes: each reload that moves a serial
+//! forward keeps the records removed and added, computed against the
+//! served table's copy ([`Outbound::new`]'s `previous`), up to
+//! [`MAX_CHANGES`] and about the zone's size. From the current serial it
+//! is the SOA alone; from any other, the whole zone, as §4 allows.
 //!
 //! Not on the UDP path: transfers are refused over UDP as before, and over
 //! TCP only a query whose type is AXFR or IXFR reaches
@@ -55,6 +58,123 @@ struct ZoneCopy {
     ends: Vec<u32>,
     /// The SOA serial, for IXFR.
     serial: u32,
+    /// The changes that led to this version, oldest first, each from the
+    /// version before: what an IXFR from one of their serials is answered
+    /// with (RFC 1995 §4).
+    history: Vec<Arc<Change>>,
+}
+
+/// The difference between two versions of a zone, as IXFR sends it: the
+/// old SOA, the records removed, the new SOA, the records added.
+struct Change {
+    /// The serial it starts from.
+    from: u32,
+    /// The records in that order, back to back.
+    wire: Vec<u8>,
+    /// Where each ends in `wire`.
+    ends: Vec<u32>,
+}
+
+/// Most changes kept per zone.
+const MAX_CHANGES: usize = 32;
+/// Change bytes a zone may always keep, however small it is; past that,
+/// no more than the zone's own size (an AXFR is then no dearer).
+const MIN_HISTORY_BYTES: usize = 64 * 1024;
+
+impl ZoneCopy {
+    /// Record `index`'s bytes.
+    fn record(&self, index: usize) -> &[u8] {
+        let start = if index == 0 {
+            0
+        } else {
+            self.ends[index - 1] as usize
+        };
+        &self.wire[start..self.ends[index] as usize]
+    }
+
+    /// The change from `old` to this version, with the records of each
+    /// compared as bytes (a new TTL is a removal and an addition).
+    fn change_from(&self, old: &ZoneCopy) -> Change {
+        let old_records: std::collections::HashSet<&[u8]> =
+            (1..old.ends.len()).map(|index| old.record(index)).collect();
+        let new_records: std::collections::HashSet<&[u8]> = (1..self.ends.len())
+            .map(|index| self.record(index))
+            .collect();
+        let mut change = Change {
+            from: old.serial,
+            wire: Vec::new(),
+            ends: Vec::new(),
+        };
+        let mut push = |record: &[u8]| {
+            change.wire.extend_from_slice(record);
+            change.ends.push(change.wire.len() as u32);
+        };
+        push(old.record(0));
+        for index in 1..old.ends.len() {
+            if !new_records.contains(old.record(index)) {
+                push(old.record(index));
+            }
+        }
+        push(self.record(0));
+        for index in 1..self.ends.len() {
+            if !old_records.contains(self.record(index)) {
+                push(self.record(index));
+            }
+        }
+        change.wire.shrink_to_fit();
+        change
+    }
+
+    /// The history this version keeps, given the version served before
+    /// it: that one's, and the change from it, the oldest dropped while
+    /// there are more than [`MAX_CHANGES`] or they are larger than the
+    /// zone (and [`MIN_HISTORY_BYTES`]): past that an AXFR is no dearer. None across a serial that did not go
+    /// forward, or data that changed without a new serial: a secondary
+    /// could not tell those versions apart.
+    fn history_after(&self, old: &ZoneCopy) -> Vec<Arc<Change>> {
+        if old.serial == self.serial {
+            return if old.wire == self.wire {
+                old.history.clone()
+            } else {
+                Vec::new()
+            };
+        }
+        if !super::client::newer(self.serial, old.serial) {
+            return Vec::new();
+        }
+        let mut history = old.history.clone();
+        history.push(Arc::new(self.change_from(old)));
+        let mut bytes: usize = history.iter().map(|change| change.wire.len()).sum();
+        let limit = self.wire.len().max(MIN_HISTORY_BYTES);
+        while !history.is_empty() && (history.len() > MAX_CHANGES || bytes > limit) {
+            bytes -= history[0].wire.len();
+            history.remove(0);
+        }
+        history
+    }
+
+    /// The IXFR answer to a client at `serial`, when the history reaches
+    /// back to it: the current SOA, then each change since, as one copy
+    /// whose closing SOA is its first record.
+    fn incremental_from(&self, serial: u32) -> Option<ZoneCopy> {
+        let first = self
+            .history
+            .iter()
+            .position(|change| change.from == serial)?;
+        let mut copy = ZoneCopy {
+            apex: Vec::new(),
+            wire: self.record(0).to_vec(),
+            ends: vec![self.ends[0]],
+            serial: self.serial,
+            history: Vec::new(),
+        };
+        for change in &self.history[first..] {
+            let base = copy.wire.len() as u32;
+            copy.wire.extend_from_slice(&change.wire);
+            copy.ends.extend(change.ends.iter().map(|end| base + end));
+        }
+        Some(copy)
+    }
 }
 
 /// What a table serves to secondaries: who may ask for which zones, with
@@ -95,9 +215,15 @@ impl std::fmt::Debug for Outbound {
 }
 
 impl Outbound {
-    /// The zones as loaded (before signing), ready to go out; errors name
-    /// a record hickory cannot encode (none a zone file can hold).
-    pub fn new(config: &TransferConfig, zones: &[Zone]) -> Result<Outbound, Vec<String>> {
+    /// The zones as loaded (before signing), ready to go out, each with
+    /// the history of changes since the versions `previous` (the served
+    /// table's) held; errors name a record hickory cannot encode (none a
+    /// zone file can hold).
+    pub fn new(
+        config: &TransferConfig,
+        zones: &[Zone],
+        previous: Option<&Outbound>,
+    ) -> Result<Outbound, Vec<String>> {
         let mut copies = Vec::with_capacity(zones.len());
         let mut errors = Vec::new();
         for zone in zones {
@@ -106,6 +232,7 @@ impl Outbound {
                 wire: Vec::new(),
                 ends: Vec::with_capacity(zone.records.len()),
                 serial: zone.serial,
+                history: Vec::new(),
             };
             // The SOA first, as a transfer starts (and ends) with it.
             let soa = zone.records.iter().position(|record| {
@@ -134,6 +261,11 @@ impl Outbound {
                 }
             }
             copy.wire.shrink_to_fit();
+            if let Some(old) = previous
+                .and_then(|previous| previous.zones.iter().find(|old| old.apex == copy.apex))
+            {
+                copy.history = copy.history_after(old);
+            }
             copies.push(copy);
         }
         if !errors.is_empty() {
@@ -247,6 +379,7 @@ impl Outbound {
             return refuse(NOTAUTH);
         };
         let mut next = 0;
+        let mut incremental = None;
         if qtype == TYPE_IXFR {
             // RFC 1995: the client's SOA is in the authority section.
             let Some(serial) = ixfr_serial(query, question_end) else {
@@ -255,11 +388,16 @@ impl Outbound {
             if !super::client::newer(self.zones[zone].serial, serial) {
                 // Current: the SOA alone says so (RFC 1995 §2).
                 next = self.zones[zone].ends.len();
+            } else {
+                // The changes since, when they reach back that far;
+                // else the whole zone (RFC 1995 §4).
+                incremental = self.zones[zone].incremental_from(serial);
             }
         }
         Some(AxfrStream {
             outbound: Some(Arc::clone(self)),
             zone,
+            incremental,
             id,
             question,
             next,
@@ -267,6 +405,7 @@ impl Outbound {
             closed: false,
             signer,
             refusal: None,
+            rcode: 0,
         })
     }
 }
@@ -346,6 +485,8 @@ fn transfer_question(query: &[u8]) -> Option<(usize, u16)> {
 pub struct AxfrStream {
     outbound: Option<Arc<Outbound>>,
     zone: usize,
+    /// For an IXFR answered with changes: those, sent instead of the zone.
+    incremental: Option<ZoneCopy>,
     id: u16,
     /// The question as asked (name case kept), with type and class.
     question: Vec<u8>,
@@ -358,6 +499,8 @@ pub struct AxfrStream {
     signer: Option<StreamSigner>,
     /// A refusal: its rcode and TSIG bytes; the stream is that one message.
     refusal: Option<(u8, Option<Vec<u8>>)>,
+    /// The response code: 0, or the refusal's (kept once it is sent).
+    rcode: u8,
 }
 
 impl AxfrStream {
@@ -372,6 +515,7 @@ impl AxfrStream {
         AxfrStream {
             outbound: Some(Arc::clone(outbound)),
             zone: 0,
+            incremental: None,
             id,
             question,
             next: 0,
@@ -379,6 +523,7 @@ impl AxfrStream {
             closed: false,
             signer: None,
             refusal: Some((rcode, tsig)),
+            rcode,
         }
     }
 
@@ -394,6 +539,22 @@ impl AxfrStream {
             .map(|zone| crate::table::display_wire_name(&zone.apex.to_ascii_lowercase()))
     }
 
+    /// What the stream sends: `zone` (the whole zone: an AXFR, or an
+    /// IXFR from a version the history does not reach), `changes` (an
+    /// IXFR answered with the changes since), `current` (an IXFR from the
+    /// current serial: the SOA alone) or `none` (a refusal).
+    pub fn sent(&self) -> &'static str {
+        if self.rcode != 0 {
+            "none"
+        } else if self.incremental.is_some() {
+            "changes"
+        } else if self.next > 0 {
+            "current"
+        } else {
+            "zone"
+        }
+    }
+
     /// The zone asked for, as asked (for the log).
     pub fn zone_asked(&self) -> String {
         let name = &self.question[..self.question.len().saturating_sub(4)];
@@ -402,9 +563,7 @@ impl AxfrStream {
 
     /// The response code of the answer: NOERROR, or the refusal's.
     pub fn rcode(&self) -> u16 {
-        self.refusal
-            .as_ref()
-            .map_or(0, |(rcode, _)| u16::from(*rcode))
+        u16::from(self.rcode)
     }
 
     /// Writes the next message into `out` (cleared first); false when the
@@ -427,7 +586,10 @@ impl AxfrStream {
         if self.closed {
             return false;
         }
-        let zone = &outbound.zones[self.zone];
+        let zone = self
+            .incremental
+            .as_ref()
+            .unwrap_or(&outbound.zones[self.zone]);
         let first = std::mem::replace(&mut self.first, false);
         write_header(out, self.id, 0, 0, first);
         if first {
@@ -597,7 +759,7 @@ mod tests {
         let zone = crate::zone::parse_zone(&text, std::path::Path::new("example.test.zone"), &apex)
             .expect("zone");
         let transfer = config.transfer.expect("[transfer]");
-        Arc::new(Outbound::new(&transfer, &[zone]).expect("outbound"))
+        Arc::new(Outbound::new(&transfer, &[zone], None).expect("outbound"))
     }
 
     fn axfr(zone: &[u8]) -> Vec<u8> {
@@ -733,6 +895,131 @@ mod tests {
                 assert_eq!(stream.rcode(), u16::from(FORMERR), "cut at {end}");
             }
         }
+    }
+
+    /// An IXFR for example.test from a client at `serial`.
+    fn ixfr_from(serial: u32) -> Vec<u8> {
+        let mut packet = vec![0xab, 0xcd, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0];
+        packet.extend_from_slice(b"\x07example\x04test\x00\x00\xfb\x00\x01");
+        packet.extend_from_slice(&[0xc0, 12, 0, 6, 0, 1, 0, 0, 0, 0]);
+        let mut rdata = vec![0xc0, 12, 0xc0, 12];
+        rdata.extend_from_slice(&serial.to_be_bytes());
+        rdata.extend_from_slice(&[0; 16]);
+        packet.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        packet.extend_from_slice(&rdata);
+        packet
+    }
+
+    /// example.test at `serial` with `body` (records after the apex NS),
+    /// with the history since `previous`.
+    fn version(serial: u32, body: &str, previous: Option<&Outbound>) -> Arc<Outbound> {
+        let config = crate::config::parse(
+            std::path::Path::new("steer.toml"),
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[transfer]\nallow = [\"192.0.2.0/24\"]\n",
+        )
+        .expect("config");
+        let text = format!(
+            "$ORIGIN example.test.\n$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 300\n\
+             @ NS ns1\nns1 A 192.0.2.1\n{body}"
+        );
+        let apex = Name::from_ascii("example.test.").expect("apex");
+        let zone = crate::zone::parse_zone(&text, std::path::Path::new("example.test.zone"), &apex)
+            .expect("zone");
+        let transfer = config.transfer.expect("[transfer]");
+        Arc::new(Outbound::new(&transfer, &[zone], previous).expect("outbound"))
+    }
+
+    /// What an IXFR from `serial` gets: each record as `owner TTL type
+    /// data` (SOAs as `SOA <serial>`).
+    fn ixfr_records(outbound: &Arc<Outbound>, serial: u32) -> Vec<String> {
+        let mut stream = outbound
+            .answer(&ixfr_from(serial), CLIENT)
+            .expect("an IXFR");
+        let mut out = Vec::new();
+        let mut records = Vec::new();
+        while stream.next_message(&mut out) {
+            let message = hickory_proto::op::Message::from_vec(&out).expect("parses");
+            for record in message.answers {
+                records.push(match &record.data {
+                    hickory_proto::rr::RData::SOA(soa) => format!("SOA {}", soa.serial),
+                    data => format!(
+                        "{} {} {} {data}",
+                        record.name,
+                        record.ttl,
+                        record.record_type()
+                    ),
+                });
+            }
+        }
+        records
+    }
+
+    #[test]
+    fn ixfr_sends_the_changes_since_the_clients_serial() {
+        let first = version(1, "a A 192.0.2.10\nb A 192.0.2.11\n", None);
+        let second = version(2, "a A 192.0.2.10\nc A 192.0.2.12\n", Some(&first));
+        let third = version(3, "a 600 A 192.0.2.10\nc A 192.0.2.12\n", Some(&second));
+        assert_eq!(
+            ixfr_records(&third, 1),
+            [
+                "SOA 3",
+                "SOA 1",
+                "b.example.test. 300 A 192.0.2.11",
+                "SOA 2",
+                "c.example.test. 300 A 192.0.2.12",
+                "SOA 2",
+                "a.example.test. 300 A 192.0.2.10",
+                "SOA 3",
+                "a.example.test. 600 A 192.0.2.10",
+                "SOA 3",
+            ]
+        );
+        assert_eq!(ixfr_records(&third, 2).len(), 6);
+        // Current: the SOA alone. A serial the history does not reach:
+        // the whole zone (SOA, NS, three addresses, SOA).
+        assert_eq!(ixfr_records(&third, 3), ["SOA 3"]);
+        assert_eq!(ixfr_records(&third, 0).len(), 6);
+        // AXFR is the whole zone whatever the history.
+        let mut stream = third
+            .answer(&axfr(b"\x07example\x04test\x00"), CLIENT)
+            .expect("an AXFR");
+        let mut out = Vec::new();
+        let mut records = 0;
+        while stream.next_message(&mut out) {
+            records += hickory_proto::op::Message::from_vec(&out)
+                .expect("parses")
+                .answers
+                .len();
+        }
+        assert_eq!(records, 6);
+    }
+
+    #[test]
+    fn history_stops_where_a_secondary_could_not_follow() {
+        let first = version(5, "a A 192.0.2.10\n", None);
+        // The same serial, other data: no version to send changes from.
+        let silent = version(5, "a A 192.0.2.99\n", Some(&first));
+        assert_eq!(ixfr_records(&silent, 4).len(), 5);
+        let next = version(6, "a A 192.0.2.98\n", Some(&silent));
+        assert_eq!(ixfr_records(&next, 5).len(), 6, "5 → 6 is one change");
+        // Unchanged: the history stays.
+        let again = version(6, "a A 192.0.2.98\n", Some(&next));
+        assert_eq!(ixfr_records(&again, 5).len(), 6);
+        // A serial that went back: no history (a client at 3 gets the
+        // whole zone; one at 5 or 6 believes it is current).
+        let back = version(4, "a A 192.0.2.97\n", Some(&again));
+        assert_eq!(ixfr_records(&back, 3).len(), 5, "whole zone");
+        let forward = version(7, "a A 192.0.2.96\n", Some(&back));
+        assert_eq!(ixfr_records(&forward, 4).len(), 6);
+        assert_eq!(ixfr_records(&forward, 5).len(), 5, "whole zone");
+        let again = forward;
+        // At most 32 changes: from 33 versions back, the whole zone.
+        let mut latest = again;
+        for serial in 8..=40 {
+            latest = version(serial, &format!("a A 192.0.2.{serial}\n"), Some(&latest));
+        }
+        assert_eq!(ixfr_records(&latest, 7).len(), 5, "whole zone");
+        assert_eq!(ixfr_records(&latest, 8).len(), 1 + 32 * 4 + 1);
     }
 
     #[test]
