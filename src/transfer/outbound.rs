@@ -95,11 +95,27 @@ impl ZoneCopy {
     /// The change from `old` to this version, with the records of each
     /// compared as bytes (a new TTL is a removal and an addition).
     fn change_from(&self, old: &ZoneCopy) -> Change {
+        // An edit leaves most of a zone file where it was: the records the
+        // two versions share at the start and at the end are skipped, and
+        // only those between are compared as sets.
+        let (old_count, new_count) = (old.ends.len(), self.ends.len());
+        let shorter = old_count.min(new_count);
+        let mut head = 1;
+        while head < shorter && old.record(head) == self.record(head) {
+            head += 1;
+        }
+        let mut tail = 0;
+        while tail < shorter - head
+            && old.record(old_count - 1 - tail) == self.record(new_count - 1 - tail)
+        {
+            tail += 1;
+        }
+        let old_middle = head..old_count - tail;
+        let new_middle = head..new_count - tail;
         let old_records: std::collections::HashSet<&[u8]> =
-            (1..old.ends.len()).map(|index| old.record(index)).collect();
-        let new_records: std::collections::HashSet<&[u8]> = (1..self.ends.len())
-            .map(|index| self.record(index))
-            .collect();
+            old_middle.clone().map(|index| old.record(index)).collect();
+        let new_records: std::collections::HashSet<&[u8]> =
+            new_middle.clone().map(|index| self.record(index)).collect();
         let mut change = Change {
             from: old.serial,
             wire: Vec::new(),
@@ -110,13 +126,13 @@ impl ZoneCopy {
             change.ends.push(change.wire.len() as u32);
         };
         push(old.record(0));
-        for index in 1..old.ends.len() {
+        for index in old_middle {
             if !new_records.contains(old.record(index)) {
                 push(old.record(index));
             }
         }
         push(self.record(0));
-        for index in 1..self.ends.len() {
+        for index in new_middle {
             if !old_records.contains(self.record(index)) {
                 push(self.record(index));
             }
@@ -827,7 +843,79 @@ mod tests {
         assert!(open.answer(&query, CLIENT).is_none());
     }
 
+    /// A copy of records `records` (distinct byte strings; the first
+    /// stands for the SOA).
+    fn copy_of(records: &[Vec<u8>], serial: u32) -> ZoneCopy {
+        let mut copy = ZoneCopy {
+            apex: Vec::new(),
+            wire: Vec::new(),
+            ends: Vec::new(),
+            serial,
+            history: Vec::new(),
+        };
+        for record in records {
+            copy.wire.extend_from_slice(record);
+            copy.ends.push(copy.wire.len() as u32);
+        }
+        copy
+    }
+
     proptest! {
+        /// For any two versions, in any order: the old records without
+        /// those removed, with those added, are the new ones; nothing is
+        /// both removed and added.
+        #[test]
+        fn a_change_turns_the_old_version_into_the_new(
+            old in proptest::sample::subsequence((0u8..40).collect::<Vec<_>>(), 0..40)
+                .prop_shuffle(),
+            other in proptest::sample::subsequence((0u8..40).collect::<Vec<_>>(), 0..40)
+                .prop_shuffle(),
+            edits in proptest::collection::vec((any::<bool>(), 0usize..64, 40u8..80), 0..4),
+            edited in any::<bool>(),
+        ) {
+            // Either an unrelated version, or the old one edited in place,
+            // as an operator edits a file (most records stay where they were).
+            let new = if edited {
+                let mut new = old.clone();
+                for (remove, at, value) in edits {
+                    if remove && !new.is_empty() {
+                        new.remove(at % new.len());
+                    } else if !new.contains(&value) {
+                        new.insert(at % (new.len() + 1), value);
+                    }
+                }
+                new
+            } else {
+                other
+            };
+            let records = |picked: &[u8], soa: u8| {
+                std::iter::once(vec![0xff, soa])
+                    .chain(picked.iter().map(|&value| vec![value, value]))
+                    .collect::<Vec<_>>()
+            };
+            let (old, new) = (copy_of(&records(&old, 1), 1), copy_of(&records(&new, 2), 2));
+            let change = new.change_from(&old);
+            let listed = copy_of(&[], 0);
+            let listed = ZoneCopy { wire: change.wire.clone(), ends: change.ends.clone(), ..listed };
+            let parts: Vec<&[u8]> = (0..listed.ends.len()).map(|index| listed.record(index)).collect();
+            prop_assert_eq!(parts[0], old.record(0));
+            let middle = parts.iter().position(|record| *record == new.record(0)).expect("new SOA");
+            let removed: std::collections::BTreeSet<&[u8]> = parts[1..middle].iter().copied().collect();
+            let added: std::collections::BTreeSet<&[u8]> = parts[middle + 1..].iter().copied().collect();
+            prop_assert!(removed.is_disjoint(&added));
+            let mut result: std::collections::BTreeSet<&[u8]> =
+                (1..old.ends.len()).map(|index| old.record(index)).collect();
+            for record in &removed {
+                prop_assert!(result.remove(record), "removed a record it did not have");
+            }
+            for record in &added {
+                prop_assert!(result.insert(record), "added a record it had");
+            }
+            let expected: std::collections::BTreeSet<&[u8]> =
+                (1..new.ends.len()).map(|index| new.record(index)).collect();
+            prop_assert_eq!(result, expected);
+        }
+
         /// Whatever bytes come as a TCP query, nothing panics, and a stream
         /// that starts always ends.
         #[test]
