@@ -1036,6 +1036,25 @@ async fn axfr_out_is_limited_to_its_clients_and_signed_with_its_key() {
         "{}",
         current.stdout
     );
+    // After a change, an IXFR from 9 is that change alone (SOA 10, SOA 9,
+    // the old address, SOA 10, the new one, SOA 10), signed.
+    let mut changed = sec_zone(10, "192.0.2.10");
+    for index in 0..3000 {
+        changed.push_str(&format!("t{index} IN TXT \"{}\"\n", "y".repeat(100)));
+    }
+    std::fs::write(primary.zones_dir().join("sec.test.zone"), changed).expect("zone file");
+    let reload = http_request(primary.admin_addr(), "POST", "/reload").await;
+    assert_eq!(reload.status, 200, "{}", reload.body);
+    let change = dig(address, &["-y", &key, "sec.test", "IXFR=9"]).await;
+    assert!(
+        change.stdout.contains(";; XFR size: 6 records")
+            && change.stdout.contains("192.0.2.9")
+            && change.stdout.contains("192.0.2.10")
+            && change.stdout.contains("\tTSIG\t")
+            && !change.stdout.contains("failure"),
+        "{}",
+        change.stdout
+    );
 
     // Unsigned, signed with another secret, from another address: refused.
     let unsigned = dig(address, &["sec.test", "AXFR"]).await;
