@@ -138,6 +138,14 @@ fn keygen(directory: &Path, zone: &str, algorithm: &str, role: Role, extra: &[&s
     }
 }
 
+/// A KSK and a ZSK of `algorithm` for `example.test`, made as an operator
+/// makes them.
+fn key_pair(directory: &Path, algorithm: &str) -> (Key, Key) {
+    let key_signing = keygen(directory, "example.test", algorithm, Role::KeySigning, &[]);
+    let zone_signing = keygen(directory, "example.test", algorithm, Role::ZoneSigning, &[]);
+    (key_signing, zone_signing)
+}
+
 /// Writes `directory/anchor.conf`, trusting `key` for `example.test`
 /// alone, as `delv -a` reads it; its path.
 fn write_anchor(directory: &Path, key: &Key) -> PathBuf {
@@ -578,20 +586,7 @@ async fn validate_every_kind_of_answer(dnssec_lines: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ed25519_key_signing_key_signs_only_the_keys_and_the_zone_signing_key_the_rest() {
     let directory = prepare(&config(""), &[("example.test", ZONE)]);
-    let key_signing = keygen(
-        directory.path(),
-        "example.test",
-        "ED25519",
-        Role::KeySigning,
-        &[],
-    );
-    let zone_signing = keygen(
-        directory.path(),
-        "example.test",
-        "ED25519",
-        Role::ZoneSigning,
-        &[],
-    );
+    let (key_signing, zone_signing) = key_pair(directory.path(), "ED25519");
     let anchor = write_anchor(directory.path(), &key_signing);
     let server = TestServer::start_prepared(directory).await;
     let port = port_of(&server);
@@ -1092,20 +1087,7 @@ async fn steered_answers_in_a_signed_zone_validate_for_every_client() {
         &[("example.test", ZONE)],
     );
     let path = directory.path().to_path_buf();
-    let key_signing = keygen(
-        &path,
-        "example.test",
-        "ECDSAP256SHA256",
-        Role::KeySigning,
-        &[],
-    );
-    let zone_signing = keygen(
-        &path,
-        "example.test",
-        "ECDSAP256SHA256",
-        Role::ZoneSigning,
-        &[],
-    );
+    let (key_signing, zone_signing) = key_pair(&path, "ECDSAP256SHA256");
     let anchor = write_anchor(&path, &key_signing);
     let server = TestServer::start_prepared(directory).await;
     let port = port_of(&server);
@@ -1600,25 +1582,9 @@ async fn signing_counts(server: &TestServer) -> (u64, u64) {
 async fn a_reload_keeps_the_signatures_of_what_did_not_change() {
     let directory = prepare(&config(""), &[("example.test", ZONE)]);
     let path = directory.path().to_path_buf();
-    let key_signing = tokio::task::spawn_blocking({
+    let (key_signing, _) = tokio::task::spawn_blocking({
         let path = path.clone();
-        move || {
-            let key_signing = keygen(
-                &path,
-                "example.test",
-                "ECDSAP256SHA256",
-                Role::KeySigning,
-                &[],
-            );
-            keygen(
-                &path,
-                "example.test",
-                "ECDSAP256SHA256",
-                Role::ZoneSigning,
-                &[],
-            );
-            key_signing
-        }
+        move || key_pair(&path, "ECDSAP256SHA256")
     })
     .await
     .expect("dnssec-keygen thread");

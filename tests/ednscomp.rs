@@ -17,25 +17,9 @@ use common::{Family, TestServer, Transport};
 /// `dig` against `server`'s UDP (or TCP) port for `example.test` with
 /// `arguments`: its whole output.
 async fn dig(server: &TestServer, arguments: &str) -> String {
-    let port = server.dns_addr(Transport::Udp, Family::V4).port();
-    let mut command = vec![
-        "@127.0.0.1".to_owned(),
-        "-p".to_owned(),
-        port.to_string(),
-        "+time=2".to_owned(),
-        "+tries=1".to_owned(),
-        "example.test".to_owned(),
-    ];
+    let mut command = vec!["example.test".to_owned()];
     command.extend(arguments.split_whitespace().map(str::to_owned));
-    tokio::task::spawn_blocking(move || {
-        let output = std::process::Command::new("dig")
-            .args(&command)
-            .output()
-            .expect("dig (Debian's dnsutils) runs");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    })
-    .await
-    .expect("dig thread")
+    common::tools::dig_text(server.dns_addr(Transport::Udp, Family::V4), command).await
 }
 
 fn assert_has(output: &str, expected: &str) {

@@ -21,28 +21,12 @@ const WEB_FRA: &str = "192.0.2.10";
 /// `dig` against `server` over `transport` with `arguments`: its whole
 /// output.
 async fn dig(server: &TestServer, transport: Transport, arguments: &str) -> String {
-    let port = server.dns_addr(transport, Family::V4).port();
-    let mut command = vec![
-        "@127.0.0.1".to_owned(),
-        "-p".to_owned(),
-        port.to_string(),
-        "+time=2".to_owned(),
-        "+tries=1".to_owned(),
-        "+norec".to_owned(),
-    ];
+    let mut command = vec!["+norec".to_owned()];
     if transport == Transport::Tcp {
         command.push("+tcp".to_owned());
     }
     command.extend(arguments.split_whitespace().map(str::to_owned));
-    tokio::task::spawn_blocking(move || {
-        let output = std::process::Command::new("dig")
-            .args(&command)
-            .output()
-            .expect("dig (Debian's dnsutils) runs");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    })
-    .await
-    .expect("dig thread")
+    common::tools::dig_text(server.dns_addr(transport, Family::V4), command).await
 }
 
 /// The status and answer lines of `dig` output.

@@ -86,26 +86,8 @@ fn fixture() -> &'static (RoutingTable, Vec<String>) {
 
 /// A combined signing key (Ed25519, made here) for `zone`.
 fn signing_key(zone: &steer::zone::Zone) -> steer::dnssec::ZoneKey {
-    use ring::signature::{Ed25519KeyPair, KeyPair};
-    use steer::dnssec::keys::{ED25519, FLAG_SEP, FLAG_ZONE, Signer, Timing, key_tag};
-    let document =
-        Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).expect("an Ed25519 key");
-    let pair = Ed25519KeyPair::from_pkcs8(document.as_ref()).expect("reads back");
-    let public = pair.public_key().as_ref().to_vec();
-    let flags = FLAG_ZONE | FLAG_SEP;
-    let mut rdata = flags.to_be_bytes().to_vec();
-    rdata.extend_from_slice(&[3, ED25519]);
-    rdata.extend_from_slice(&public);
-    steer::dnssec::ZoneKey {
-        file: std::path::PathBuf::from("generated.key"),
-        zone: steer::table::wire_lower(&zone.origin),
-        flags,
-        algorithm: ED25519,
-        tag: key_tag(&rdata),
-        public,
-        signer: Some(std::sync::Arc::new(Signer::Ed25519(pair))),
-        timing: Timing::default(),
-    }
+    steer::dnssec::ZoneKey::generate_ed25519(steer::table::wire_lower(&zone.origin))
+        .expect("an Ed25519 key")
 }
 
 /// Responds and checks what holds for every packet, valid or not.

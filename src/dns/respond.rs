@@ -425,15 +425,7 @@ fn answer(
         response_flags |= flags::TC;
         [0; 3]
     };
-    write_header(
-        out,
-        query.id,
-        response_flags,
-        1,
-        counts,
-        query.edns.is_some(),
-    );
-    out.extend_from_slice(question);
+    write_start(out, &query, response_flags, counts, question);
     if fits {
         answer.write(out, query.name.as_bytes().len());
     }
@@ -575,15 +567,7 @@ fn respond_dname(
         (true, true) => 1 + signature_count,
         (true, false) => 2 + signature_count,
     };
-    write_header(
-        out,
-        query.id,
-        response_flags,
-        1,
-        [answers, 0, 0],
-        query.edns.is_some(),
-    );
-    out.extend_from_slice(question);
+    write_start(out, query, response_flags, [answers, 0, 0], question);
     if answers > 0 {
         // The owner is the end of the question's name: a pointer to it.
         let owner = 0xC000 | (HEADER_LEN + dname.owner_at) as u16;
@@ -728,15 +712,7 @@ fn respond_chaos(
         response_flags |= flags::TC;
     }
     let answers = if fits { answers } else { 0 };
-    write_header(
-        out,
-        query.id,
-        response_flags,
-        1,
-        [answers, 0, 0],
-        query.edns.is_some(),
-    );
-    out.extend_from_slice(question);
+    write_start(out, query, response_flags, [answers, 0, 0], question);
     if answers > 0 {
         out.extend_from_slice(&0xC00Cu16.to_be_bytes());
         out.extend_from_slice(&TYPE_TXT.to_be_bytes());
@@ -811,6 +787,26 @@ fn size_limit(query: &Query, transport: Transport) -> usize {
             usize::from(edns.payload_size.clamp(512, UDP_PAYLOAD_SIZE))
         }
     }
+}
+
+/// The header (one question; the OPT counted when the query had EDNS)
+/// and the question as the client sent it.
+fn write_start(
+    out: &mut Vec<u8>,
+    query: &Query,
+    response_flags: u16,
+    counts: [u16; 3],
+    question: &[u8],
+) {
+    write_header(
+        out,
+        query.id,
+        response_flags,
+        1,
+        counts,
+        query.edns.is_some(),
+    );
+    out.extend_from_slice(question);
 }
 
 fn write_header(

@@ -101,6 +101,33 @@ pub struct ZoneKey {
 }
 
 impl ZoneKey {
+    /// A fresh combined signing key (KSK flags, Ed25519) for `zone`
+    /// (lower-cased wire form), signing from now on, named
+    /// `generated.key`: for tests and tools that need a key without
+    /// files.
+    pub fn generate_ed25519(zone: Vec<u8>) -> Result<ZoneKey, String> {
+        use ring::signature::{Ed25519KeyPair, KeyPair};
+        let document = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+            .map_err(|_| "cannot make an Ed25519 key".to_owned())?;
+        let pair = Ed25519KeyPair::from_pkcs8(document.as_ref())
+            .map_err(|_| "cannot read back an Ed25519 key".to_owned())?;
+        let public = pair.public_key().as_ref().to_vec();
+        let flags = FLAG_ZONE | FLAG_SEP;
+        let mut rdata = flags.to_be_bytes().to_vec();
+        rdata.extend_from_slice(&[3, ED25519]);
+        rdata.extend_from_slice(&public);
+        Ok(ZoneKey {
+            file: PathBuf::from("generated.key"),
+            zone,
+            flags,
+            algorithm: ED25519,
+            tag: key_tag(&rdata),
+            public,
+            signer: Some(std::sync::Arc::new(Signer::Ed25519(pair))),
+            timing: Timing::default(),
+        })
+    }
+
     /// The DNSKEY RDATA.
     pub fn dnskey_rdata(&self) -> Vec<u8> {
         let mut rdata = Vec::with_capacity(4 + self.public.len());

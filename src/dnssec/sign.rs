@@ -1114,26 +1114,7 @@ mail MX 10 www
 
     /// A combined signing key (Ed25519) for example.test.
     fn key() -> ZoneKey {
-        use super::super::keys::{ED25519, FLAG_SEP, FLAG_ZONE, Signer, Timing, key_tag};
-        use ring::signature::{Ed25519KeyPair, KeyPair};
-        let document = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
-            .expect("an Ed25519 key");
-        let pair = Ed25519KeyPair::from_pkcs8(document.as_ref()).expect("reads back");
-        let public = pair.public_key().as_ref().to_vec();
-        let flags = FLAG_ZONE | FLAG_SEP;
-        let mut rdata = flags.to_be_bytes().to_vec();
-        rdata.extend_from_slice(&[3, ED25519]);
-        rdata.extend_from_slice(&public);
-        ZoneKey {
-            file: std::path::PathBuf::from("Kexample.test.key"),
-            zone: wire(&[b"example", b"test"]),
-            flags,
-            algorithm: ED25519,
-            tag: key_tag(&rdata),
-            public,
-            signer: Some(std::sync::Arc::new(Signer::Ed25519(pair))),
-            timing: Timing::default(),
-        }
+        ZoneKey::generate_ed25519(wire(&[b"example", b"test"])).expect("a key")
     }
 
     /// Signs `text` at `now` for `validity`, reusing from `previous`.

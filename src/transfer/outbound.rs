@@ -937,22 +937,25 @@ mod tests {
         }
     }
 
+    /// An IXFR for example.test from a client at `serial`.
+    fn ixfr_from(serial: u32) -> Vec<u8> {
+        let mut packet = vec![0xab, 0xcd, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0];
+        packet.extend_from_slice(b"\x07example\x04test\x00\x00\xfb\x00\x01");
+        // Owner and names compressed to the question, as clients write them.
+        packet.extend_from_slice(&[0xc0, 12, 0, 6, 0, 1, 0, 0, 0, 0]);
+        let mut rdata = vec![0xc0, 12, 0xc0, 12];
+        rdata.extend_from_slice(&serial.to_be_bytes());
+        rdata.extend_from_slice(&[0; 16]);
+        packet.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        packet.extend_from_slice(&rdata);
+        packet
+    }
+
     #[test]
     fn ixfr_is_the_whole_zone_or_the_soa_alone() {
         let outbound = outbound(false, 10);
         // The zone's serial is 1; the client's SOA names its own.
-        let ixfr = |serial: u32| {
-            let mut packet = vec![0xab, 0xcd, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0];
-            packet.extend_from_slice(b"\x07example\x04test\x00\x00\xfb\x00\x01");
-            // Owner and names compressed to the question, as clients write them.
-            packet.extend_from_slice(&[0xc0, 12, 0, 6, 0, 1, 0, 0, 0, 0]);
-            let mut rdata = vec![0xc0, 12, 0xc0, 12];
-            rdata.extend_from_slice(&serial.to_be_bytes());
-            rdata.extend_from_slice(&[0; 16]);
-            packet.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-            packet.extend_from_slice(&rdata);
-            packet
-        };
+        let ixfr = ixfr_from;
         let records = |serial: u32| {
             let mut stream = outbound.answer(&ixfr(serial), CLIENT).expect("an IXFR");
             let mut out = Vec::new();
@@ -983,19 +986,6 @@ mod tests {
                 assert_eq!(stream.rcode(), u16::from(FORMERR), "cut at {end}");
             }
         }
-    }
-
-    /// An IXFR for example.test from a client at `serial`.
-    fn ixfr_from(serial: u32) -> Vec<u8> {
-        let mut packet = vec![0xab, 0xcd, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0];
-        packet.extend_from_slice(b"\x07example\x04test\x00\x00\xfb\x00\x01");
-        packet.extend_from_slice(&[0xc0, 12, 0, 6, 0, 1, 0, 0, 0, 0]);
-        let mut rdata = vec![0xc0, 12, 0xc0, 12];
-        rdata.extend_from_slice(&serial.to_be_bytes());
-        rdata.extend_from_slice(&[0; 16]);
-        packet.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-        packet.extend_from_slice(&rdata);
-        packet
     }
 
     /// example.test at `serial` with `body` (records after the apex NS),

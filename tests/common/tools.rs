@@ -91,3 +91,22 @@ pub fn dnskey_of(key_file: &Path) -> (u16, u8, String) {
         fields[3..].concat(),
     )
 }
+
+/// Debian's `dig` against `server` (`@IP -p PORT`, one try of 2 s) with
+/// `arguments`: its standard output. Runs off the async threads.
+pub async fn dig_text(server: std::net::SocketAddr, arguments: Vec<String>) -> String {
+    let mut all = vec![
+        format!("@{}", server.ip()),
+        "-p".to_owned(),
+        server.port().to_string(),
+        "+time=2".to_owned(),
+        "+tries=1".to_owned(),
+    ];
+    all.extend(arguments);
+    tokio::task::spawn_blocking(move || {
+        let borrowed: Vec<&str> = all.iter().map(String::as_str).collect();
+        run_bounded("dig", &borrowed, None).stdout
+    })
+    .await
+    .expect("dig thread")
+}
