@@ -799,13 +799,29 @@ fn status_text(status: &serde_json::Value, now: f64) -> String {
     let rows: Vec<[String; 2]> = zones
         .iter()
         .map(|zone| {
+            let mut details = format!(
+                "serial {}, {}",
+                zone["serial"].as_u64().unwrap_or_default(),
+                count(zone["records"].as_u64().unwrap_or_default(), "record")
+            );
+            let dnssec = &zone["dnssec"];
+            if let Some(expires) = dnssec["expires"].as_f64() {
+                let _ = write!(
+                    details,
+                    "; signed: {}",
+                    count(
+                        dnssec["signatures"].as_u64().unwrap_or_default(),
+                        "signature"
+                    )
+                );
+                if let Some(reused) = dnssec["reused"].as_u64().filter(|reused| *reused > 0) {
+                    let _ = write!(details, " ({reused} kept by the last reload)");
+                }
+                let _ = write!(details, ", expiring in {}", age(expires - now));
+            }
             [
                 zone["name"].as_str().unwrap_or_default().to_owned(),
-                format!(
-                    "serial {}, {}",
-                    zone["serial"].as_u64().unwrap_or_default(),
-                    count(zone["records"].as_u64().unwrap_or_default(), "record")
-                ),
+                details,
             ]
         })
         .collect();
@@ -1227,7 +1243,9 @@ mod tests {
             "generation": 3,
             "zones": [
                 {"name": "example.test.", "serial": 2024010101u32, "records": 12, "file": "zones/example.test.zone"},
-                {"name": "a.test.", "serial": 7, "records": 1, "file": "zones/a.test.zone"},
+                {"name": "a.test.", "serial": 7, "records": 1, "file": "zones/a.test.zone",
+                 "dnssec": {"expires": NOW + 1_209_600.0, "resign_at": NOW + 604_800.0, "keys": [],
+                            "signatures": 10, "reused": 9}},
             ],
             "last_compile": {"at": NOW - 125.0, "seconds": 0.0014},
             "last_reload_error": {"at": NOW - 65.0, "errors": ["zones/example.test.zone:7: bad"]},
@@ -1256,7 +1274,8 @@ mod tests {
                zones/example.test.zone:7: bad\n\
              2 zones\n  \
                example.test.  serial 2024010101, 12 records\n  \
-               a.test.        serial 7, 1 record\n\
+               a.test.        serial 7, 1 record; signed: 10 signatures (9 kept by the last \
+             reload), expiring in 14d 0h\n\
              2 secondary zones\n  \
                b.test.  current  serial 9, checked 4s ago\n  \
                c.test.  waiting  no copy, checked 2s ago; 192.0.2.53:53: SOA query: no answer within 15s\n\
