@@ -266,13 +266,22 @@ async fn notify_restart_and_expiry() {
             primary.path(),
             &[("sec.test.".to_owned(), "sec.test.zone".to_owned())],
             "",
-            &format!("  provide-xfr: 127.0.0.1 NOKEY\n  notify: 127.0.0.1@{port} NOKEY\n"),
+            // NSD keeps the changes between the zone file's versions, and
+            // answers IXFR with them.
+            &format!(
+                "  provide-xfr: 127.0.0.1 NOKEY\n  notify: 127.0.0.1@{port} NOKEY\n  \
+                 store-ixfr: yes\n  create-ixfr: yes\n"
+            ),
             "",
         )
         .await
     })
     .await;
     wait_for(&server, "www.sec.test.", Ok(vec!["192.0.2.1".to_owned()])).await;
+    assert_eq!(
+        secondary_status(&server, "sec.test.").await["last_transfer_type"],
+        "AXFR"
+    );
     let txt = common::build_query("txt.sec.test.", RecordType::TXT, &QueryOptions::default());
     let response = common::ask(
         Transport::Udp,
@@ -298,6 +307,16 @@ async fn notify_restart_and_expiry() {
         .expect("kill");
     assert!(hang_up.success());
     wait_for(&server, "www.sec.test.", Ok(vec!["192.0.2.2".to_owned()])).await;
+    // The change came as NSD's IXFR, applied to the kept copy.
+    let zone = secondary_status(&server, "sec.test.").await;
+    assert_eq!(zone["last_transfer_type"], "IXFR", "{zone}");
+    let response = common::ask(
+        Transport::Udp,
+        server.dns_addr(Transport::Udp, Family::V4),
+        &txt,
+    )
+    .await;
+    assert_eq!(response.answers.len(), 1, "{response:?}");
     let zone = secondary_status(&server, "sec.test.").await;
     assert_eq!(zone["serial"], 2, "{zone}");
     assert!(zone["notifies"].as_u64().expect("notifies") >= 1, "{zone}");
@@ -876,6 +895,59 @@ async fn a_steer_node_is_the_primary_of_another() {
     .await;
     let zone = secondary_status(&secondary, "sec.test.").await;
     assert!(zone["notifies"].as_u64().expect("notifies") >= 1, "{zone}");
+    // With a copy kept, the secondary asks for the changes alone.
+    assert_eq!(zone["last_transfer_type"], "IXFR", "{zone}");
+
+    // Changes that remove a whole name (its TXT with escapes), add one and
+    // change an RRset's TTL: applied to the kept copy, they give the
+    // primary's zone.
+    let third = sec_zone(3, "192.0.2.3")
+        .lines()
+        .filter(|line| !line.starts_with("txt "))
+        .map(|line| {
+            if line.starts_with("www ") {
+                "www 600 IN A 192.0.2.3".to_owned()
+            } else {
+                line.to_owned()
+            }
+        })
+        .chain(["new IN A 192.0.2.77".to_owned()])
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(primary.zones_dir().join("sec.test.zone"), third + "\n").expect("zone");
+    let reload = http_request(primary.admin_addr(), "POST", "/reload").await;
+    assert_eq!(reload.status, 200, "{}", reload.body);
+    wait_for(
+        &secondary,
+        "new.sec.test.",
+        Ok(vec!["192.0.2.77".to_owned()]),
+    )
+    .await;
+    let secondary_dns = secondary.dns_addr(Transport::Udp, Family::V4);
+    let primary_dns = primary.dns_addr(Transport::Udp, Family::V4);
+    for (name, record_type) in [
+        ("www.sec.test.", RecordType::A),
+        ("txt.sec.test.", RecordType::TXT),
+        ("sec.test.", RecordType::SOA),
+        ("sec.test.", RecordType::NS),
+    ] {
+        let query = common::build_query(name, record_type, &QueryOptions::default());
+        let (from_secondary, from_primary) = (
+            common::ask(Transport::Udp, secondary_dns, &query).await,
+            common::ask(Transport::Udp, primary_dns, &query).await,
+        );
+        assert_eq!(
+            (
+                from_secondary.metadata.response_code,
+                &from_secondary.answers
+            ),
+            (from_primary.metadata.response_code, &from_primary.answers),
+            "{name} {record_type}"
+        );
+    }
+    let zone = secondary_status(&secondary, "sec.test.").await;
+    assert_eq!(zone["last_transfer_type"], "IXFR", "{zone}");
+    assert_eq!(zone["serial"], 3, "{zone}");
     // The primary shows the NOTIFY acknowledged, at the new serial.
     let deadline = tokio::time::Instant::now() + SETTLE;
     loop {
@@ -884,7 +956,7 @@ async fn a_steer_node_is_the_primary_of_another() {
             .as_array()
             .and_then(|all| all.iter().find(|entry| entry["zone"] == "sec.test."))
             .cloned();
-        if let Some(entry) = entry.filter(|entry| entry["serial"] == 2) {
+        if let Some(entry) = entry.filter(|entry| entry["serial"] == 3) {
             assert_eq!(entry["acknowledged"], true, "{entry}");
             assert_eq!(
                 entry["secondary"],

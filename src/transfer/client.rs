@@ -1,5 +1,6 @@
 //! The client side of a zone transfer: ask a primary for its SOA serial,
-//! and transfer the whole zone with AXFR (RFC 5936) when it is newer.
+//! and when it is newer, the changes since ours with IXFR (RFC 1995) or
+//! the whole zone with AXFR (RFC 5936).
 //!
 //! Requests are written as bytes and responses read with hickory-proto's
 //! message parser (control plane only). With a TSIG key every request is
@@ -208,6 +209,247 @@ pub async fn axfr(
         messages,
         bytes,
     })
+}
+
+/// What a primary answered to an IXFR (RFC 1995).
+#[derive(Debug)]
+pub enum Incremental {
+    /// The copy at the serial asked from is current: the SOA alone.
+    Current,
+    /// The whole zone, as for AXFR (a primary without the changes).
+    Whole(Transferred),
+    /// The changes since the serial asked from, oldest first.
+    Changes {
+        /// The changes, each from the version the last one made.
+        changes: Vec<Change>,
+        /// How many messages the answer took.
+        messages: usize,
+        /// Bytes received.
+        bytes: usize,
+    },
+}
+
+/// One step of an incremental transfer: from the SOA `from` to `to`.
+#[derive(Debug)]
+pub struct Change {
+    /// The SOA of the version it starts from.
+    pub from: Record,
+    /// Records the version loses.
+    pub removed: Vec<Record>,
+    /// The SOA of the version it makes.
+    pub to: Record,
+    /// Records it gains.
+    pub added: Vec<Record>,
+}
+
+/// Asks `primary` for the changes to `zone` since `serial` with IXFR over
+/// TCP (RFC 1995); `timeout` bounds connecting and every read. The
+/// primary may answer with the changes, with the whole zone, or with its
+/// SOA alone when the copy is current.
+pub async fn ixfr(
+    primary: SocketAddr,
+    zone: &Name,
+    serial: u32,
+    key: Option<&TsigKey>,
+    timeout: Duration,
+) -> Result<Incremental, TransferError> {
+    let id = crate::random_query_id();
+    let (request, request_mac) = ixfr_request(id, zone, serial, key);
+    let mut stream = send_over_tcp(primary, &request, timeout).await?;
+    let mut verifier = key.map(|key| ResponseVerifier::new(key, &request_mac));
+    let mut records: Vec<Record> = Vec::new();
+    let mut reader = IxfrReader::default();
+    let (mut messages, mut bytes) = (0, 0);
+    loop {
+        let response = receive_framed(&mut stream, timeout).await?;
+        messages += 1;
+        bytes += response.len() + 2;
+        if bytes > MAX_TRANSFER_BYTES {
+            return Err(TransferError::TooLarge("1 GiB"));
+        }
+        let message = checked(&response, id, zone, RecordType::IXFR, verifier.as_mut())?;
+        let count = message.answers.len();
+        for record in message.answers {
+            if reader.done {
+                return Err(TransferError::Malformed(
+                    "records follow the closing SOA".to_owned(),
+                ));
+            }
+            if record.dns_class != DNSClass::IN {
+                return Err(TransferError::Malformed(format!(
+                    "{} {} is of class {}, not IN",
+                    record.name,
+                    record.record_type(),
+                    record.dns_class
+                )));
+            }
+            reader.take(&record, zone, serial)?;
+            records.push(record);
+            if records.len() > MAX_TRANSFER_RECORDS {
+                return Err(TransferError::TooLarge("20,000,000 records"));
+            }
+        }
+        // RFC 1995 §4: the SOA alone, in one message, says "current".
+        if messages == 1 && count == 1 && !reader.newer {
+            reader.done = true;
+        }
+        if reader.done {
+            break;
+        }
+    }
+    if let Some(verifier) = &verifier {
+        verifier.finish()?;
+    }
+    if records.len() == 1 {
+        return Ok(Incremental::Current);
+    }
+    if !reader.incremental {
+        records.pop();
+        let serial = reader.serial;
+        return Ok(Incremental::Whole(Transferred {
+            records,
+            serial,
+            messages,
+            bytes,
+        }));
+    }
+    Ok(Incremental::Changes {
+        changes: split_changes(records, zone)?,
+        messages,
+        bytes,
+    })
+}
+
+/// Follows an IXFR answer record by record, to know when it ends and
+/// which form it has.
+#[derive(Default)]
+struct IxfrReader {
+    /// Records seen.
+    seen: usize,
+    /// The primary's serial (the first SOA's).
+    serial: u32,
+    /// Whether it is newer than the one asked from.
+    newer: bool,
+    /// Whether the answer lists changes (its second record is an SOA).
+    incremental: bool,
+    /// In an incremental answer: SOAs of the zone seen after the first.
+    soas: usize,
+    done: bool,
+}
+
+impl IxfrReader {
+    fn take(&mut self, record: &Record, zone: &Name, asked: u32) -> Result<(), TransferError> {
+        self.seen += 1;
+        let soa_serial = match &record.data {
+            RData::SOA(soa) if record.name == *zone => Some(soa.serial),
+            _ => None,
+        };
+        if self.seen == 1 {
+            let Some(serial) = soa_serial else {
+                return Err(TransferError::Malformed(format!(
+                    "the transfer starts with {} {}, not the zone's SOA",
+                    record.name,
+                    record.record_type()
+                )));
+            };
+            self.serial = serial;
+            self.newer = newer(serial, asked);
+            return Ok(());
+        }
+        if self.seen == 2 {
+            self.incremental = soa_serial.is_some();
+            if self.incremental && soa_serial != Some(asked) {
+                return Err(TransferError::Malformed(format!(
+                    "the changes start from serial {}, not {asked}",
+                    soa_serial.unwrap_or_default()
+                )));
+            }
+        }
+        match soa_serial {
+            // AXFR form: the closing SOA.
+            Some(serial) if !self.incremental => self.done = serial == self.serial,
+            Some(serial) => {
+                self.soas += 1;
+                // SOAs alternate: from (odd), to (even). The answer ends
+                // with the primary's SOA where a change's `from` would be.
+                self.done = self.soas % 2 == 1 && self.soas > 1 && serial == self.serial;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+/// An incremental answer's records (the first SOA, then from-SOA,
+/// removals, to-SOA, additions, ..., the closing SOA) as its changes, each
+/// checked to start where the last ended.
+fn split_changes(records: Vec<Record>, zone: &Name) -> Result<Vec<Change>, TransferError> {
+    let is_soa = |record: &Record| record.record_type() == RecordType::SOA && record.name == *zone;
+    let serial_of = |record: &Record| match &record.data {
+        RData::SOA(soa) => soa.serial,
+        _ => 0,
+    };
+    let mut changes: Vec<Change> = Vec::new();
+    // The first record is the primary's SOA, the last its closing copy.
+    let last = records.len() - 1;
+    let mut records = records.into_iter().take(last).skip(1).peekable();
+    while let Some(from) = records.next() {
+        let mut removed = Vec::new();
+        while let Some(record) = records.next_if(|record| !is_soa(record)) {
+            removed.push(record);
+        }
+        let Some(to) = records.next() else {
+            return Err(TransferError::Malformed(
+                "a change has no SOA for the version it makes".to_owned(),
+            ));
+        };
+        let mut added = Vec::new();
+        while let Some(record) = records.next_if(|record| !is_soa(record)) {
+            added.push(record);
+        }
+        if let Some(previous) = changes.last()
+            && serial_of(&previous.to) != serial_of(&from)
+        {
+            return Err(TransferError::Malformed(format!(
+                "a change starts from serial {} after one that made {}",
+                serial_of(&from),
+                serial_of(&previous.to)
+            )));
+        }
+        changes.push(Change {
+            from,
+            removed,
+            to,
+            added,
+        });
+    }
+    Ok(changes)
+}
+
+/// An IXFR request for `zone` from `serial`: the question, and our SOA
+/// in the authority section (only its serial matters to a primary),
+/// signed when there is a key; and its MAC.
+fn ixfr_request(id: u16, zone: &Name, serial: u32, key: Option<&TsigKey>) -> (Vec<u8>, Vec<u8>) {
+    let mut message = Vec::with_capacity(512);
+    message.extend_from_slice(&id.to_be_bytes());
+    message.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0, 0]);
+    message.extend_from_slice(&super::outbound::wire_name(zone));
+    message.extend_from_slice(&u16::from(RecordType::IXFR).to_be_bytes());
+    message.extend_from_slice(&CLASS_IN.to_be_bytes());
+    // Owner: a pointer to the question's name; type SOA, class IN, TTL 0.
+    message.extend_from_slice(&[0xc0, 12, 0, 6, 0, 1, 0, 0, 0, 0]);
+    // MNAME and RNAME the root, the serial, four zero timers.
+    message.extend_from_slice(&22u16.to_be_bytes());
+    message.extend_from_slice(&[0, 0]);
+    message.extend_from_slice(&serial.to_be_bytes());
+    message.extend_from_slice(&[0; 16]);
+    let mac = match key {
+        Some(key) => tsig::sign_request(key, &mut message, crate::unix_now())
+            .map(|mac| mac.as_bytes().to_vec())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    (message, mac)
 }
 
 /// Whether serial `a` is newer than `b` in RFC 1982 arithmetic: serials

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use hickory_proto::rr::{Name, RData};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use serde::Serialize;
 use tokio::sync::Notify;
 use tracing::{info, warn};
@@ -134,6 +134,9 @@ pub struct SecondaryStatus {
     pub last_check: Option<u64>,
     /// When the zone was last transferred (Unix seconds).
     pub last_transfer: Option<u64>,
+    /// How it came: `AXFR`, `IXFR` (the changes since the copy kept) or
+    /// `IXFR (whole zone)`.
+    pub last_transfer_type: Option<&'static str>,
     /// The primary the last transfer came from.
     pub last_primary: Option<String>,
     /// Records, messages and seconds of the last transfer.
@@ -460,6 +463,49 @@ impl Secondaries {
         }
     }
 
+    /// The zone as the changes since the copy in `file` (at `serial`)
+    /// make it, by IXFR from `primary`; the whole zone when the primary
+    /// answers IXFR with it. `None` (logged) when the primary has no
+    /// usable changes: the caller transfers the whole zone.
+    async fn incremental(
+        &self,
+        zone: &SecondaryZone,
+        primary: &SocketAddr,
+        (file, serial): (&Path, u32),
+        key: Option<&TsigKey>,
+    ) -> Option<(Transferred, &'static str)> {
+        let asked = client::ixfr(*primary, &zone.name, serial, key, EXCHANGE_TIMEOUT);
+        let problem = match tokio::time::timeout(TRANSFER_DEADLINE, asked).await {
+            Ok(Ok(client::Incremental::Whole(transferred))) => {
+                return Some((transferred, "IXFR (whole zone)"));
+            }
+            Ok(Ok(client::Incremental::Changes {
+                changes,
+                messages,
+                bytes,
+            })) => {
+                let applied = apply_changes(
+                    zone.name.clone(),
+                    file.to_path_buf(),
+                    changes,
+                    (messages, bytes),
+                )
+                .await;
+                match applied {
+                    Ok(transferred) => return Some((transferred, "IXFR")),
+                    Err(error) => error,
+                }
+            }
+            Ok(Ok(client::Incremental::Current)) => {
+                "the primary answered IXFR with its SOA alone".to_owned()
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("not done within {TRANSFER_DEADLINE:?}"),
+        };
+        warn!(zone = %zone.name, %primary, "IXFR: {problem}; transferring the whole zone");
+        None
+    }
+
     /// Asks the primaries in order; transfers when one has a newer serial.
     /// `Ok(Some)`: transferred and kept; `Ok(None)`: the copy is current;
     /// `Err`: no primary could be asked or transferred from (in status).
@@ -498,18 +544,33 @@ impl Secondaries {
                 });
                 return Ok(None);
             }
-            let transfer = client::axfr(*primary, &zone.name, key.as_deref(), EXCHANGE_TIMEOUT);
-            let transferred = match tokio::time::timeout(TRANSFER_DEADLINE, transfer).await {
-                Ok(Ok(transferred)) => transferred,
-                Ok(Err(error)) => {
-                    errors.push(format!("{primary}: AXFR: {error}"));
-                    continue;
+            // With a copy, the changes since it (IXFR); any trouble with
+            // them, and no copy, the whole zone (AXFR).
+            let incremental = match kept {
+                Some(kept) => {
+                    self.incremental(zone, primary, (file, kept.serial), key.as_deref())
+                        .await
                 }
-                Err(_) => {
-                    errors.push(format!(
-                        "{primary}: AXFR: not done within {TRANSFER_DEADLINE:?}; abandoned"
-                    ));
-                    continue;
+                None => None,
+            };
+            let (transferred, kind) = match incremental {
+                Some(found) => found,
+                None => {
+                    let transfer =
+                        client::axfr(*primary, &zone.name, key.as_deref(), EXCHANGE_TIMEOUT);
+                    match tokio::time::timeout(TRANSFER_DEADLINE, transfer).await {
+                        Ok(Ok(transferred)) => (transferred, "AXFR"),
+                        Ok(Err(error)) => {
+                            errors.push(format!("{primary}: AXFR: {error}"));
+                            continue;
+                        }
+                        Err(_) => {
+                            errors.push(format!(
+                                "{primary}: AXFR: not done within {TRANSFER_DEADLINE:?}; abandoned"
+                            ));
+                            continue;
+                        }
+                    }
                 }
             };
             let records = transferred.records.len();
@@ -517,9 +578,10 @@ impl Secondaries {
             match keep(zone.name.clone(), file.to_path_buf(), transferred).await {
                 Ok(soa) => {
                     let seconds = started.elapsed().as_secs_f64();
-                    info!(zone = %zone.name, %primary, serial, records, seconds, "transferred");
+                    info!(zone = %zone.name, %primary, serial, records, seconds, kind, "transferred");
                     self.update(&zone.name, |status| {
                         status.state = "current";
+                        status.last_transfer_type = Some(kind);
                         status.serial = Some(serial);
                         status.last_transfer = Some(unix(SystemTime::now()));
                         status.last_primary = Some(primary.to_string());
@@ -615,6 +677,107 @@ async fn keep(name: Name, file: PathBuf, transferred: Transferred) -> Result<Kep
     })
     .await
     .map_err(|error| format!("the writing task failed: {error}"))?
+}
+
+/// The kept copy of `name` in `file` at `serial`, with an IXFR's
+/// `changes` applied, as a transfer for [`keep`]; an error when the copy
+/// is not at the serial the changes start from, or lacks a record they
+/// remove (a primary whose history does not match ours: the caller falls
+/// back to AXFR).
+async fn apply_changes(
+    name: Name,
+    file: PathBuf,
+    changes: Vec<client::Change>,
+    (messages, bytes): (usize, usize),
+) -> Result<Transferred, String> {
+    tokio::task::spawn_blocking(move || {
+        let text = std::fs::read_to_string(&file)
+            .map_err(|error| format!("cannot read {}: {error}", file.display()))?;
+        let zone = zone::parse_zone(&text, &file, &name)
+            .map_err(|_| "the kept copy does not load".to_owned())?;
+        let mut records: Vec<Option<Record>> = zone
+            .records
+            .into_iter()
+            .map(|kept| Some(kept.record))
+            .collect();
+        // Records by owner (lower case) and type, to find what to remove.
+        let mut index: HashMap<(Name, RecordType), Vec<usize>> = HashMap::new();
+        for (position, record) in records.iter().enumerate() {
+            if let Some(record) = record {
+                index
+                    .entry((record.name.to_lowercase(), record.record_type()))
+                    .or_default()
+                    .push(position);
+            }
+        }
+        let serial_of = |record: &Record| match &record.data {
+            RData::SOA(soa) => Some(soa.serial),
+            _ => None,
+        };
+        let mut soa_at = records
+            .iter()
+            .position(|record| record.as_ref().and_then(serial_of).is_some())
+            .ok_or("the kept copy has no SOA")?;
+        let mut serial = 0;
+        for change in changes {
+            let current = records[soa_at].as_ref().and_then(serial_of);
+            if current != serial_of(&change.from) {
+                return Err(format!(
+                    "the changes start from serial {:?}, the copy is at {current:?}",
+                    serial_of(&change.from)
+                ));
+            }
+            for removed in &change.removed {
+                let key = (removed.name.to_lowercase(), removed.record_type());
+                let found = index.get(&key).and_then(|positions| {
+                    positions.iter().copied().find(|&position| {
+                        records[position]
+                            .as_ref()
+                            .is_some_and(|record| record.data == removed.data)
+                    })
+                });
+                let Some(position) = found else {
+                    return Err(format!(
+                        "the changes remove {} {}, which the copy does not have",
+                        removed.name,
+                        removed.record_type()
+                    ));
+                };
+                records[position] = None;
+            }
+            records[soa_at] = None;
+            serial = serial_of(&change.to).unwrap_or_default();
+            records.push(Some(change.to));
+            soa_at = records.len() - 1;
+            for added in change.added {
+                let key = (added.name.to_lowercase(), added.record_type());
+                let positions = index.entry(key).or_default();
+                // An addition of a record already there changes its TTL.
+                if let Some(&position) = positions.iter().find(|&&position| {
+                    records[position]
+                        .as_ref()
+                        .is_some_and(|record| record.data == added.data)
+                }) {
+                    records[position] = None;
+                }
+                records.push(Some(added));
+                positions.push(records.len() - 1);
+            }
+        }
+        let soa = records[soa_at].take();
+        let records: Vec<Record> = soa
+            .into_iter()
+            .chain(records.into_iter().flatten())
+            .collect();
+        Ok(Transferred {
+            records,
+            serial,
+            messages,
+            bytes,
+        })
+    })
+    .await
+    .map_err(|error| format!("the applying task failed: {error}"))?
 }
 
 /// Marks the kept copy as vouched for now (its modification time).
@@ -740,4 +903,106 @@ fn leftovers(config: &SecondaryConfig) -> Vec<String> {
 fn unix(time: SystemTime) -> u64 {
     time.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).expect("name")
+    }
+
+    fn address(owner: &str, ttl: u32, address: &str) -> Record {
+        Record::from_rdata(
+            name(owner),
+            ttl,
+            RData::A(address.parse().expect("address")),
+        )
+    }
+
+    fn soa(serial: u32) -> Record {
+        use hickory_proto::rr::rdata::SOA;
+        let data = SOA::new(
+            name("ns1.sec.test."),
+            name("hostmaster.sec.test."),
+            serial,
+            3600,
+            600,
+            86400,
+            300,
+        );
+        Record::from_rdata(name("sec.test."), 300, RData::SOA(data))
+    }
+
+    #[tokio::test]
+    async fn changes_apply_to_the_kept_copy_or_are_refused() {
+        let directory = tempfile::tempdir().expect("directory");
+        let file = directory.path().join("sec.test.zone");
+        std::fs::write(
+            &file,
+            "$ORIGIN sec.test.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 300\n\
+             @ NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.10\nold TXT \"gone\"\n",
+        )
+        .expect("kept copy");
+        let zone = name("sec.test.");
+        let changes = vec![client::Change {
+            from: soa(1),
+            removed: vec![
+                Record::from_rdata(
+                    name("old.sec.test."),
+                    300,
+                    RData::TXT(hickory_proto::rr::rdata::TXT::new(vec!["gone".to_owned()])),
+                ),
+                address("www.sec.test.", 300, "192.0.2.10"),
+            ],
+            to: soa(2),
+            added: vec![
+                address("www.sec.test.", 600, "192.0.2.10"),
+                address("new.sec.test.", 300, "192.0.2.77"),
+            ],
+        }];
+        let transferred = apply_changes(zone.clone(), file.clone(), changes, (1, 100))
+            .await
+            .expect("applied");
+        assert_eq!(transferred.serial, 2);
+        let mut lines: Vec<String> = transferred
+            .records
+            .iter()
+            .map(|record| format!("{} {} {}", record.name, record.ttl, record.data))
+            .collect();
+        assert!(lines[0].contains("hostmaster.sec.test. 2 "), "{lines:?}");
+        lines.sort();
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        assert!(
+            lines.contains(&"www.sec.test. 600 192.0.2.10".to_owned()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"new.sec.test. 300 192.0.2.77".to_owned()),
+            "{lines:?}"
+        );
+        assert!(
+            !lines.iter().any(|line| line.starts_with("old.")),
+            "{lines:?}"
+        );
+
+        // From another serial, or removing what is not there: refused.
+        let from_elsewhere = vec![client::Change {
+            from: soa(7),
+            removed: Vec::new(),
+            to: soa(8),
+            added: Vec::new(),
+        }];
+        let refused = apply_changes(zone.clone(), file.clone(), from_elsewhere, (1, 1)).await;
+        assert!(refused.is_err_and(|error| error.contains("serial")));
+        let missing = vec![client::Change {
+            from: soa(1),
+            removed: vec![address("www.sec.test.", 300, "192.0.2.99")],
+            to: soa(2),
+            added: Vec::new(),
+        }];
+        let refused = apply_changes(zone, file, missing, (1, 1)).await;
+        assert!(refused.is_err_and(|error| error.contains("does not have")));
+    }
 }
