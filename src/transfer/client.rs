@@ -127,13 +127,75 @@ pub async fn axfr(
     timeout: Duration,
 ) -> Result<Transferred, TransferError> {
     let id = crate::random_query_id();
-    let (request, request_mac) = request(id, zone, RecordType::AXFR, key);
+    let request = request(id, zone, RecordType::AXFR, key);
+    let mut first: Option<Record> = None;
+    let (mut records, messages, bytes) = receive_transfer(
+        primary,
+        request,
+        (id, zone, RecordType::AXFR),
+        (key, timeout),
+        |record, _, _| {
+            let is_soa = record.record_type() == RecordType::SOA && record.name == *zone;
+            let Some(first) = &first else {
+                if !is_soa {
+                    return Err(TransferError::Malformed(format!(
+                        "the transfer starts with {} {}, not the zone's SOA",
+                        record.name,
+                        record.record_type()
+                    )));
+                }
+                first = Some(record.clone());
+                return Ok(false);
+            };
+            if !is_soa {
+                return Ok(false);
+            }
+            // The closing SOA (RFC 5936 §2.2); a primary whose zone
+            // changed mid-transfer sends a different one.
+            if record.data != first.data {
+                return Err(TransferError::Malformed(
+                    "the closing SOA differs from the first: the zone changed during the \
+                     transfer"
+                        .to_owned(),
+                ));
+            }
+            Ok(true)
+        },
+    )
+    .await?;
+    records.pop();
+    let serial = match first.map(|first| first.data) {
+        Some(RData::SOA(soa)) => soa.serial,
+        _ => 0,
+    };
+    Ok(Transferred {
+        records,
+        serial,
+        messages,
+        bytes,
+    })
+}
+
+/// Sends `request` (and its MAC) to `primary` over TCP and reads the
+/// transfer that answers it: every message checked (id, question,
+/// response code, signature with a key) within `timeout` a read, every
+/// record of class IN, within [`MAX_TRANSFER_BYTES`] and
+/// [`MAX_TRANSFER_RECORDS`]. `follow` sees each record with the number of
+/// its message (1 for the first) and how many records that message
+/// holds, and says when the transfer is complete. The records (the last
+/// one's included), messages and bytes.
+async fn receive_transfer(
+    primary: SocketAddr,
+    (request, request_mac): (Vec<u8>, Vec<u8>),
+    (id, zone, qtype): (u16, &Name, RecordType),
+    (key, timeout): (Option<&TsigKey>, Duration),
+    mut follow: impl FnMut(&Record, usize, usize) -> Result<bool, TransferError>,
+) -> Result<(Vec<Record>, usize, usize), TransferError> {
     let mut stream = send_over_tcp(primary, &request, timeout).await?;
     let mut verifier = key.map(|key| ResponseVerifier::new(key, &request_mac));
     let mut records: Vec<Record> = Vec::new();
-    let mut serial = None;
-    let (mut messages, mut bytes) = (0, 0);
-    loop {
+    let (mut messages, mut bytes, mut done) = (0, 0, false);
+    while !done {
         let response = receive_framed(&mut stream, timeout).await?;
         messages += 1;
         bytes += response.len() + 2;
@@ -141,47 +203,18 @@ pub async fn axfr(
             return Err(TransferError::TooLarge("1 GiB"));
         }
         // Only the first message must repeat the question (RFC 5936 §2.2).
-        let message = checked(&response, id, zone, RecordType::AXFR, verifier.as_mut())?;
-        let mut answers = message.answers.into_iter();
-        if serial.is_none() {
-            let Some(first) = answers.next() else {
-                return Err(TransferError::Malformed(
-                    "the first message of the transfer has no records".to_owned(),
-                ));
-            };
-            let RData::SOA(soa) = &first.data else {
-                return Err(TransferError::Malformed(format!(
-                    "the transfer starts with {} {}, not the zone's SOA",
-                    first.name,
-                    first.record_type()
-                )));
-            };
-            if first.name != *zone {
-                return Err(TransferError::Malformed(format!(
-                    "the transfer starts with the SOA of {}, not {zone}",
-                    first.name
-                )));
-            }
-            serial = Some(soa.serial);
-            records.push(first);
+        let message = checked(&response, id, zone, qtype, verifier.as_mut())?;
+        let count = message.answers.len();
+        if messages == 1 && count == 0 {
+            return Err(TransferError::Malformed(
+                "the first message of the transfer has no records".to_owned(),
+            ));
         }
-        let mut done = false;
-        for record in answers {
+        for record in message.answers {
             if done {
                 return Err(TransferError::Malformed(
                     "records follow the closing SOA".to_owned(),
                 ));
-            }
-            if record.record_type() == RecordType::SOA && record.name == *zone {
-                // The closing SOA (RFC 5936 §2.2); a primary whose zone
-                // changed mid-transfer sends a different one.
-                if record.data != records[0].data {
-                    return Err(TransferError::Malformed(
-                        "the closing SOA differs from the first: the zone changed during the transfer".to_owned(),
-                    ));
-                }
-                done = true;
-                continue;
             }
             if record.dns_class != DNSClass::IN {
                 return Err(TransferError::Malformed(format!(
@@ -191,24 +224,17 @@ pub async fn axfr(
                     record.dns_class
                 )));
             }
+            done = follow(&record, messages, count)?;
             records.push(record);
             if records.len() > MAX_TRANSFER_RECORDS {
                 return Err(TransferError::TooLarge("20,000,000 records"));
             }
         }
-        if done {
-            break;
-        }
     }
     if let Some(verifier) = &verifier {
         verifier.finish()?;
     }
-    Ok(Transferred {
-        records,
-        serial: serial.unwrap_or_default(),
-        messages,
-        bytes,
-    })
+    Ok((records, messages, bytes))
 }
 
 /// What a primary answered to an IXFR (RFC 1995).
@@ -254,52 +280,20 @@ pub async fn ixfr(
     timeout: Duration,
 ) -> Result<Incremental, TransferError> {
     let id = crate::random_query_id();
-    let (request, request_mac) = ixfr_request(id, zone, serial, key);
-    let mut stream = send_over_tcp(primary, &request, timeout).await?;
-    let mut verifier = key.map(|key| ResponseVerifier::new(key, &request_mac));
-    let mut records: Vec<Record> = Vec::new();
+    let request = ixfr_request(id, zone, serial, key);
     let mut reader = IxfrReader::default();
-    let (mut messages, mut bytes) = (0, 0);
-    loop {
-        let response = receive_framed(&mut stream, timeout).await?;
-        messages += 1;
-        bytes += response.len() + 2;
-        if bytes > MAX_TRANSFER_BYTES {
-            return Err(TransferError::TooLarge("1 GiB"));
-        }
-        let message = checked(&response, id, zone, RecordType::IXFR, verifier.as_mut())?;
-        let count = message.answers.len();
-        for record in message.answers {
-            if reader.done {
-                return Err(TransferError::Malformed(
-                    "records follow the closing SOA".to_owned(),
-                ));
-            }
-            if record.dns_class != DNSClass::IN {
-                return Err(TransferError::Malformed(format!(
-                    "{} {} is of class {}, not IN",
-                    record.name,
-                    record.record_type(),
-                    record.dns_class
-                )));
-            }
-            reader.take(&record, zone, serial)?;
-            records.push(record);
-            if records.len() > MAX_TRANSFER_RECORDS {
-                return Err(TransferError::TooLarge("20,000,000 records"));
-            }
-        }
-        // RFC 1995 §4: the SOA alone, in one message, says "current".
-        if messages == 1 && count == 1 && !reader.newer {
-            reader.done = true;
-        }
-        if reader.done {
-            break;
-        }
-    }
-    if let Some(verifier) = &verifier {
-        verifier.finish()?;
-    }
+    let (mut records, messages, bytes) = receive_transfer(
+        primary,
+        request,
+        (id, zone, RecordType::IXFR),
+        (key, timeout),
+        |record, message, count| {
+            reader.take(record, zone, serial)?;
+            // RFC 1995 §4: the SOA alone, in one message, says "current".
+            Ok(reader.done || (message == 1 && count == 1 && !reader.newer))
+        },
+    )
+    .await?;
     if records.len() == 1 {
         return Ok(Incremental::Current);
     }
@@ -430,12 +424,9 @@ fn split_changes(records: Vec<Record>, zone: &Name) -> Result<Vec<Change>, Trans
 /// in the authority section (only its serial matters to a primary),
 /// signed when there is a key; and its MAC.
 fn ixfr_request(id: u16, zone: &Name, serial: u32, key: Option<&TsigKey>) -> (Vec<u8>, Vec<u8>) {
-    let mut message = Vec::with_capacity(512);
-    message.extend_from_slice(&id.to_be_bytes());
-    message.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0, 0]);
-    message.extend_from_slice(&super::outbound::wire_name(zone));
-    message.extend_from_slice(&u16::from(RecordType::IXFR).to_be_bytes());
-    message.extend_from_slice(&CLASS_IN.to_be_bytes());
+    let mut message = question(id, 0, zone, RecordType::IXFR);
+    // NSCOUNT: one record.
+    message[9] = 1;
     // Owner: a pointer to the question's name; type SOA, class IN, TTL 0.
     message.extend_from_slice(&[0xc0, 12, 0, 6, 0, 1, 0, 0, 0, 0]);
     // MNAME and RNAME the root, the serial, four zero timers.
@@ -443,13 +434,7 @@ fn ixfr_request(id: u16, zone: &Name, serial: u32, key: Option<&TsigKey>) -> (Ve
     message.extend_from_slice(&[0, 0]);
     message.extend_from_slice(&serial.to_be_bytes());
     message.extend_from_slice(&[0; 16]);
-    let mac = match key {
-        Some(key) => tsig::sign_request(key, &mut message, crate::unix_now())
-            .map(|mac| mac.as_bytes().to_vec())
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
-    (message, mac)
+    signed(message, key)
 }
 
 /// Whether serial `a` is newer than `b` in RFC 1982 arithmetic: serials
@@ -474,6 +459,11 @@ pub(super) fn request_with_flags(
     qtype: RecordType,
     key: Option<&TsigKey>,
 ) -> (Vec<u8>, Vec<u8>) {
+    signed(question(id, flags, zone, qtype), key)
+}
+
+/// A message with header `flags` and one question, `zone`/`qtype`.
+fn question(id: u16, flags: u16, zone: &Name, qtype: RecordType) -> Vec<u8> {
     let mut message = Vec::with_capacity(512);
     message.extend_from_slice(&id.to_be_bytes());
     message.extend_from_slice(&flags.to_be_bytes());
@@ -481,8 +471,14 @@ pub(super) fn request_with_flags(
     message.extend_from_slice(&super::outbound::wire_name(zone));
     message.extend_from_slice(&u16::from(qtype).to_be_bytes());
     message.extend_from_slice(&CLASS_IN.to_be_bytes());
+    message
+}
+
+/// `message`, signed when there is a key; and its MAC (empty without).
+fn signed(mut message: Vec<u8>, key: Option<&TsigKey>) -> (Vec<u8>, Vec<u8>) {
     let mac = match key {
-        // A query of one name is far from every limit signing checks.
+        // A request of one name and one SOA is far from every limit
+        // signing checks.
         Some(key) => tsig::sign_request(key, &mut message, crate::unix_now())
             .map(|mac| mac.as_bytes().to_vec())
             .unwrap_or_default(),
