@@ -842,20 +842,8 @@ fn primary_directory(zones: &[(&str, String)], sections: &str) -> tempfile::Temp
 
 /// `dig` with `arguments` against `server`, off the async threads.
 async fn dig(server: SocketAddr, arguments: &[&str]) -> common::tools::Output {
-    let mut all = vec![
-        format!("@{}", server.ip()),
-        "-p".to_owned(),
-        server.port().to_string(),
-        "+tries=1".to_owned(),
-        "+time=5".to_owned(),
-    ];
-    all.extend(arguments.iter().map(ToString::to_string));
-    tokio::task::spawn_blocking(move || {
-        let borrowed: Vec<&str> = all.iter().map(String::as_str).collect();
-        common::tools::run_bounded("dig", &borrowed, None)
-    })
-    .await
-    .expect("dig thread")
+    let arguments = arguments.iter().map(ToString::to_string).collect();
+    common::tools::dig_output(server, arguments, 5).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

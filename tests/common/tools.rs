@@ -95,17 +95,28 @@ pub fn dnskey_of(key_file: &Path) -> (u16, u8, String) {
 /// Debian's `dig` against `server` (`@IP -p PORT`, one try of 2 s) with
 /// `arguments`: its standard output. Runs off the async threads.
 pub async fn dig_text(server: std::net::SocketAddr, arguments: Vec<String>) -> String {
+    dig_output(server, arguments, 2).await.stdout
+}
+
+/// Debian's `dig` against `server` with `arguments`, one try of
+/// `seconds`: what it printed and whether it succeeded. Runs off the
+/// async threads.
+pub async fn dig_output(
+    server: std::net::SocketAddr,
+    arguments: Vec<String>,
+    seconds: u32,
+) -> Output {
     let mut all = vec![
         format!("@{}", server.ip()),
         "-p".to_owned(),
         server.port().to_string(),
-        "+time=2".to_owned(),
+        format!("+time={seconds}"),
         "+tries=1".to_owned(),
     ];
     all.extend(arguments);
     tokio::task::spawn_blocking(move || {
         let borrowed: Vec<&str> = all.iter().map(String::as_str).collect();
-        run_bounded("dig", &borrowed, None).stdout
+        run_bounded("dig", &borrowed, None)
     })
     .await
     .expect("dig thread")
