@@ -585,6 +585,10 @@ enum Script {
     Whole,
     /// Sends the records and closes the connection without the closing SOA.
     Cut,
+    /// Answers IXFR with one change from the serial before the zone's
+    /// that puts a CNAME beside the glue's address (a zone that does not
+    /// load), and AXFR with the zone.
+    BadChanges,
 }
 
 /// A primary written for the test: serves `zone` (records, SOA first) to
@@ -643,8 +647,25 @@ impl ScriptedPrimary {
                         return;
                     };
                     let mut stream_records = records.clone();
-                    if script == Script::Whole {
+                    if script != Script::Cut {
                         stream_records.push(records[0].clone());
+                    }
+                    if script == Script::BadChanges
+                        && query.queries[0].query_type == RecordType::IXFR
+                    {
+                        let new = records[0].clone();
+                        let mut old = new.clone();
+                        if let RData::SOA(soa) = &mut old.data {
+                            soa.serial -= 1;
+                        }
+                        let clash = Record::from_rdata(
+                            Name::from_ascii("ns1.bad.test.").expect("name"),
+                            300,
+                            RData::CNAME(hickory_proto::rr::rdata::CNAME(
+                                Name::from_ascii("elsewhere.example.").expect("name"),
+                            )),
+                        );
+                        stream_records = vec![new.clone(), old, new.clone(), clash, new];
                     }
                     for (index, chunk) in stream_records.chunks(2).enumerate() {
                         let mut response = Message::response(query.metadata.id, OpCode::Query);
@@ -793,6 +814,16 @@ async fn botched_transfers_keep_the_served_copy() {
     );
     let zone = secondary_status(&server, "bad.test.").await;
     assert_eq!(zone["notifies"], 4, "a refresh is not a NOTIFY: {zone}");
+
+    // Changes that would make a zone that does not load: the whole zone
+    // from the same primary instead.
+    *primary.zone.lock().expect("zone") = scripted_zone(7, "");
+    *primary.script.lock().expect("script") = Script::BadChanges;
+    notify(dns, local, "bad.test.", RecordType::SOA).await;
+    wait_for(&server, "www.bad.test.", Ok(vec!["192.0.2.7".to_owned()])).await;
+    let zone = secondary_status(&server, "bad.test.").await;
+    assert_eq!(zone["last_transfer_type"], "AXFR", "{zone}");
+    assert_eq!(zone["serial"], 7, "{zone}");
     server.shutdown().await;
 }
 

@@ -506,6 +506,24 @@ impl Secondaries {
         None
     }
 
+    /// The whole zone from `primary` by AXFR; the error says which step
+    /// failed.
+    async fn whole(
+        &self,
+        zone: &SecondaryZone,
+        primary: &SocketAddr,
+        key: Option<&TsigKey>,
+    ) -> Result<Transferred, String> {
+        let transfer = client::axfr(*primary, &zone.name, key, EXCHANGE_TIMEOUT);
+        match tokio::time::timeout(TRANSFER_DEADLINE, transfer).await {
+            Ok(Ok(transferred)) => Ok(transferred),
+            Ok(Err(error)) => Err(format!("{primary}: AXFR: {error}")),
+            Err(_) => Err(format!(
+                "{primary}: AXFR: not done within {TRANSFER_DEADLINE:?}; abandoned"
+            )),
+        }
+    }
+
     /// Asks the primaries in order; transfers when one has a newer serial.
     /// `Ok(Some)`: transferred and kept; `Ok(None)`: the copy is current;
     /// `Err`: no primary could be asked or transferred from (in status).
@@ -553,30 +571,29 @@ impl Secondaries {
                 }
                 None => None,
             };
-            let (transferred, kind) = match incremental {
-                Some(found) => found,
-                None => {
-                    let transfer =
-                        client::axfr(*primary, &zone.name, key.as_deref(), EXCHANGE_TIMEOUT);
-                    match tokio::time::timeout(TRANSFER_DEADLINE, transfer).await {
-                        Ok(Ok(transferred)) => (transferred, "AXFR"),
-                        Ok(Err(error)) => {
-                            errors.push(format!("{primary}: AXFR: {error}"));
-                            continue;
-                        }
-                        Err(_) => {
-                            errors.push(format!(
-                                "{primary}: AXFR: not done within {TRANSFER_DEADLINE:?}; abandoned"
-                            ));
-                            continue;
-                        }
+            let mut attempt = incremental;
+            let kept_now = loop {
+                let (transferred, kind) = match attempt.take() {
+                    Some(found) => found,
+                    None => match self.whole(zone, primary, key.as_deref()).await {
+                        Ok(transferred) => (transferred, "AXFR"),
+                        Err(error) => break Err(error),
+                    },
+                };
+                let (records, serial) = (transferred.records.len(), transferred.serial);
+                match keep(zone.name.clone(), file.to_path_buf(), transferred).await {
+                    Ok(soa) => break Ok((soa, kind, records, serial)),
+                    // Changes that do not make a zone that loads: the
+                    // whole zone from the same primary.
+                    Err(error) if kind != "AXFR" => {
+                        warn!(zone = %zone.name, %primary, "{kind} serial {serial}: {error}; transferring the whole zone");
                     }
+                    Err(error) => break Err(format!("{primary}: serial {serial}: {error}")),
                 }
             };
-            let records = transferred.records.len();
-            let serial = transferred.serial;
-            match keep(zone.name.clone(), file.to_path_buf(), transferred).await {
-                Ok(soa) => {
+            match kept_now {
+                Err(error) => errors.push(error),
+                Ok((soa, kind, records, serial)) => {
                     let seconds = started.elapsed().as_secs_f64();
                     info!(zone = %zone.name, %primary, serial, records, seconds, kind, "transferred");
                     self.update(&zone.name, |status| {
@@ -593,7 +610,6 @@ impl Secondaries {
                     });
                     return Ok(Some(soa));
                 }
-                Err(error) => errors.push(format!("{primary}: serial {serial}: {error}")),
             }
         }
         let message = errors.join("; ");
