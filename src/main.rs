@@ -1057,6 +1057,12 @@ fn secondary_text(text: &mut String, status: &serde_json::Value, now: f64) {
             if let Some(checked) = zone["last_check"].as_f64() {
                 let _ = write!(details, ", checked {} ago", age(now - checked));
             }
+            if let (Some(at), Some(kind)) = (
+                zone["last_transfer"].as_f64(),
+                zone["last_transfer_type"].as_str(),
+            ) {
+                let _ = write!(details, ", transferred by {kind} {} ago", age(now - at));
+            }
             if let Some(error) = zone["last_error"].as_str() {
                 let _ = write!(details, "; {error}");
             }
@@ -1262,7 +1268,8 @@ mod tests {
                  "at": NOW - 3.0, "acknowledged": false, "error": "no answer"},
             ],
             "secondary": [
-                {"zone": "b.test.", "state": "current", "serial": 9, "last_check": NOW - 4.0, "last_error": null},
+                {"zone": "b.test.", "state": "current", "serial": 9, "last_check": NOW - 4.0, "last_error": null,
+                 "last_transfer": NOW - 64.0, "last_transfer_type": "IXFR"},
                 {"zone": "c.test.", "state": "waiting", "serial": null, "last_check": NOW - 2.0,
                  "last_error": "192.0.2.53:53: SOA query: no answer within 15s"},
             ],
@@ -1277,7 +1284,7 @@ mod tests {
                a.test.        serial 7, 1 record; signed: 10 signatures (9 kept by the last \
              reload), expiring in 14d 0h\n\
              2 secondary zones\n  \
-               b.test.  current  serial 9, checked 4s ago\n  \
+               b.test.  current  serial 9, checked 4s ago, transferred by IXFR 1m 4s ago\n  \
                c.test.  waiting  no copy, checked 2s ago; 192.0.2.53:53: SOA query: no answer within 15s\n\
              NOTIFY sent to secondaries\n  \
                example.test.  192.0.2.8:53  serial 2024010101  acknowledged 3s ago\n  \
