@@ -138,6 +138,17 @@ fn keygen(directory: &Path, zone: &str, algorithm: &str, role: Role, extra: &[&s
     }
 }
 
+/// A KSK (ECDSA P-256) for `example.test`, made as an operator makes it.
+fn key_signing_key(directory: &Path) -> Key {
+    keygen(
+        directory,
+        "example.test",
+        "ECDSAP256SHA256",
+        Role::KeySigning,
+        &[],
+    )
+}
+
 /// A KSK and a ZSK of `algorithm` for `example.test`, made as an operator
 /// makes them.
 fn key_pair(directory: &Path, algorithm: &str) -> (Key, Key) {
@@ -467,13 +478,7 @@ async fn delv_validates_every_kind_of_answer_with_nsec3() {
     // iterations, no salt), and no NSEC is left.
     let directory = prepare(&config("nsec3 = true\n"), &[("example.test", ZONE)]);
     let path = directory.path().to_path_buf();
-    keygen(
-        &path,
-        "example.test",
-        "ECDSAP256SHA256",
-        Role::KeySigning,
-        &[],
-    );
+    key_signing_key(&path);
     let server = TestServer::start_prepared(directory).await;
     let port = port_of(&server);
     let parameters = dig(port, &["+dnssec", "example.test", "NSEC3PARAM"]).await;
@@ -500,13 +505,7 @@ async fn delv_validates_every_kind_of_answer_with_nsec3() {
 async fn validate_every_kind_of_answer(dnssec_lines: &str) {
     let directory = prepare(&config(dnssec_lines), &[("example.test", ZONE)]);
     // One key-signing key and nothing else: it signs every RRset.
-    let key = keygen(
-        directory.path(),
-        "example.test",
-        "ECDSAP256SHA256",
-        Role::KeySigning,
-        &[],
-    );
+    let key = key_signing_key(directory.path());
     let anchor = write_anchor(directory.path(), &key);
     let server = TestServer::start_prepared(directory).await;
     let port = port_of(&server);
@@ -643,13 +642,7 @@ async fn ed25519_key_signing_key_signs_only_the_keys_and_the_zone_signing_key_th
 async fn a_key_without_its_private_half_is_published_but_never_signs() {
     let directory = prepare(&config(""), &[("example.test", ZONE)]);
     let path = directory.path();
-    let key_signing = keygen(
-        path,
-        "example.test",
-        "ECDSAP256SHA256",
-        Role::KeySigning,
-        &[],
-    );
+    let key_signing = key_signing_key(path);
     let zone_signing = keygen(
         path,
         "example.test",
@@ -713,13 +706,7 @@ async fn a_key_without_its_private_half_is_published_but_never_signs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signatures_and_denials_come_only_with_the_do_bit_and_in_their_place() {
     let directory = prepare(&config(""), &[("example.test", ZONE)]);
-    let key = keygen(
-        directory.path(),
-        "example.test",
-        "ECDSAP256SHA256",
-        Role::KeySigning,
-        &[],
-    );
+    let key = key_signing_key(directory.path());
     let server = TestServer::start_prepared(directory).await;
     let port = port_of(&server);
 
@@ -986,13 +973,7 @@ async fn assert_signature_times(port: u16, validity: i64) {
 async fn signatures_last_fourteen_days_unless_configured() {
     for (dnssec_lines, validity) in [("", 14 * DAY), ("signature_validity = \"2d\"\n", 2 * DAY)] {
         let directory = prepare(&config(dnssec_lines), &[("example.test", ZONE)]);
-        keygen(
-            directory.path(),
-            "example.test",
-            "ECDSAP256SHA256",
-            Role::KeySigning,
-            &[],
-        );
+        key_signing_key(directory.path());
         let server = TestServer::start_prepared(directory).await;
         assert_signature_times(port_of(&server), validity).await;
         server.shutdown().await;
@@ -1019,13 +1000,7 @@ fn a_private_key_that_does_not_decode_is_named() {
     // Not base64, and base64 of the wrong length for a P-256 scalar.
     for garbage in ["!!not a key!!", "bm90IGEga2V5"] {
         let directory = prepare(&config(""), &[("example.test", ZONE)]);
-        let key = keygen(
-            directory.path(),
-            "example.test",
-            "ECDSAP256SHA256",
-            Role::KeySigning,
-            &[],
-        );
+        let key = key_signing_key(directory.path());
         let private = directory.path().join(format!("keys/{}.private", key.name));
         let text = std::fs::read_to_string(&private).expect("private key file");
         let garbled: String = text
@@ -1172,13 +1147,7 @@ async fn a_dname_in_a_signed_zone_is_signed_and_its_cname_is_not() {
     let zone = format!("{ZONE}legacy     DNAME New.Example.Test.\nwww.new    A 192.0.2.44\n");
     let directory = prepare(&config(""), &[("example.test", &zone)]);
     let path = directory.path().to_path_buf();
-    let key = keygen(
-        &path,
-        "example.test",
-        "ECDSAP256SHA256",
-        Role::KeySigning,
-        &[],
-    );
+    let key = key_signing_key(&path);
     let anchor = write_anchor(&path, &key);
     let server = TestServer::start_prepared(directory).await;
     let port = port_of(&server);
@@ -1230,13 +1199,7 @@ async fn a_zone_without_a_key_stays_unsigned_beside_a_signed_one() {
         &config(""),
         &[("example.test", ZONE), ("other.test", OTHER_ZONE)],
     );
-    keygen(
-        directory.path(),
-        "example.test",
-        "ECDSAP256SHA256",
-        Role::KeySigning,
-        &[],
-    );
+    key_signing_key(directory.path());
     let check = common::run_steer(&["check", "--config", "steer.toml"], directory.path()).await;
     let said = String::from_utf8_lossy(&check.stdout);
     assert!(said.starts_with("ok: 2 zones (1 signed), "), "{said}");
@@ -1302,15 +1265,7 @@ async fn a_key_added_while_serving_signs_the_zone_from_the_next_reload() {
 
     let key = tokio::task::spawn_blocking({
         let path = path.clone();
-        move || {
-            keygen(
-                &path,
-                "example.test",
-                "ECDSAP256SHA256",
-                Role::KeySigning,
-                &[],
-            )
-        }
+        move || key_signing_key(&path)
     })
     .await
     .expect("dnssec-keygen thread");
@@ -1344,13 +1299,7 @@ async fn address_signers(port: u16) -> Vec<u16> {
 async fn a_zone_signing_key_takes_over_when_its_activate_time_comes_without_a_reload() {
     let directory = prepare(&config(""), &[("example.test", ZONE)]);
     let path = directory.path().to_path_buf();
-    let key_signing = keygen(
-        &path,
-        "example.test",
-        "ECDSAP256SHA256",
-        Role::KeySigning,
-        &[],
-    );
+    let key_signing = key_signing_key(&path);
     // Published now, signing in a few seconds: until then the KSK signs
     // everything, from then on the ZSK signs the data.
     let zone_signing = keygen(
@@ -1416,13 +1365,7 @@ async fn cds_and_cdnskey_tell_the_parent_about_the_keys_whose_sync_time_came() {
         Role::KeySigning,
         &["-P", "sync", "now"],
     );
-    let silent = keygen(
-        &path,
-        "example.test",
-        "ECDSAP256SHA256",
-        Role::KeySigning,
-        &[],
-    );
+    let silent = key_signing_key(&path);
     keygen(
         &path,
         "example.test",
@@ -1526,13 +1469,7 @@ async fn a_zone_transferred_from_a_primary_is_signed_and_validates() {
         "\n[secondary]\n[[secondary.zone]]\nname = \"example.test\"\nprimaries = [\"{nsd}\"]\n"
     );
     let directory = prepare(&config(&secondary), &[]);
-    let key = keygen(
-        directory.path(),
-        "example.test",
-        "ECDSAP256SHA256",
-        Role::KeySigning,
-        &[],
-    );
+    let key = key_signing_key(directory.path());
     let anchor = write_anchor(directory.path(), &key);
     let server = TestServer::start_prepared(directory).await;
     let port = port_of(&server);
