@@ -25,6 +25,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use tracing::{debug, error, info, warn};
 
+use crate::alias::{AliasAddresses, Aliases};
 use crate::config::steering::{Quorum, SteeringConfig};
 use crate::config::{self, Config};
 use crate::dnssec::sign::SignatureCache;
@@ -118,6 +119,8 @@ pub struct Carried<'a> {
     /// The served table's transfer copies, whose versions IXFR answers
     /// changes from.
     pub outbound: Option<&'a crate::transfer::outbound::Outbound>,
+    /// Alias pools' resolved addresses.
+    pub aliases: Option<&'a AliasAddresses>,
 }
 
 /// [`build`], compiling against `decisions` so that the new table counts
@@ -193,13 +196,22 @@ pub fn build_with_decisions(
         geo: geo.map(Arc::new),
         matrix,
     };
-    let mut table = compile_inputs(&inputs, &zones, generation, admin, decisions, latency)?;
+    let mut table = compile_inputs(
+        &inputs,
+        &zones,
+        generation,
+        admin,
+        decisions,
+        (latency, carried.aliases),
+    )?;
     table.set_outbound(outbound);
     // A zone of a million records is hundreds of megabytes parsed: gone
     // before the table is served.
     drop(zones);
     let records = table.zones().iter().map(|zone| zone.records).sum();
-    let keep = inputs.config.steering.uses_latency();
+    // A latency or alias recompile starts from these.
+    let keep =
+        inputs.config.steering.uses_latency() || !inputs.config.steering.alias_targets().is_empty();
     let config = (*inputs.config).clone();
     let geo = inputs.geo.clone();
     Ok(Built {
@@ -421,10 +433,11 @@ fn rebuild(
     generation: u64,
     admin: &AdminState,
     decisions: &Arc<DecisionRegistry>,
-    latency: &LatencyEngine,
+    (latency, aliases): (&LatencyEngine, Option<&AliasAddresses>),
 ) -> Result<Built, Vec<String>> {
     let started = Instant::now();
-    let table = with_table_inputs(inputs, admin, decisions, Some(latency), |table_inputs| {
+    let carried = (Some(latency), aliases);
+    let table = with_table_inputs(inputs, admin, decisions, carried, |table_inputs| {
         served.recompile_steering(table_inputs, generation)
     })?;
     let records = table.zones().iter().map(|zone| zone.records).sum();
@@ -451,9 +464,9 @@ fn compile_inputs(
     generation: u64,
     admin: &AdminState,
     decisions: &Arc<DecisionRegistry>,
-    latency: Option<&LatencyEngine>,
+    carried: (Option<&LatencyEngine>, Option<&AliasAddresses>),
 ) -> Result<RoutingTable, Vec<String>> {
-    with_table_inputs(inputs, admin, decisions, latency, |table_inputs| {
+    with_table_inputs(inputs, admin, decisions, carried, |table_inputs| {
         RoutingTable::compile(zones, table_inputs, generation)
     })
 }
@@ -465,7 +478,7 @@ fn with_table_inputs(
     inputs: &CompileInputs,
     admin: &AdminState,
     decisions: &Arc<DecisionRegistry>,
-    latency: Option<&LatencyEngine>,
+    (latency, aliases): (Option<&LatencyEngine>, Option<&AliasAddresses>),
     compile: impl FnOnce(&Inputs<'_>) -> Result<RoutingTable, Vec<String>>,
 ) -> Result<RoutingTable, Vec<String>> {
     let config = &inputs.config;
@@ -484,6 +497,7 @@ fn with_table_inputs(
         config_file: &config.file,
         decisions,
         latency: snapshot.as_ref(),
+        aliases,
         nsid: &config.server.nsid,
         version: &config.server.version,
         rate_limit: config.rate_limit.as_ref(),
@@ -580,6 +594,8 @@ pub struct StatusSnapshot {
     pub secondary: Vec<crate::transfer::SecondaryStatus>,
     /// The NOTIFY this node sent its own secondaries (`[transfer] notify`).
     pub notify_out: Vec<crate::transfer::NotifyOutStatus>,
+    /// Alias pools' targets: their addresses, last answer and failures.
+    pub aliases: Vec<crate::alias::TargetStatus>,
 }
 
 /// `[health]` in `/status`.
@@ -831,6 +847,10 @@ pub struct Control {
     secondaries: Arc<Secondaries>,
     /// The served zones' signatures, which the next reload reuses.
     signatures: Arc<Mutex<Arc<SignatureCache>>>,
+    /// Alias pools' targets and what they resolved to.
+    aliases: Arc<Aliases>,
+    /// The [`Aliases::version`] the served table was compiled from.
+    compiled_aliases: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Why an admin change was refused.
@@ -901,6 +921,8 @@ impl Control {
             latency_sharing: Arc::default(),
             secondaries,
             signatures: Arc::new(Mutex::new(built.signatures.unwrap_or_default())),
+            aliases: Arc::default(),
+            compiled_aliases: Arc::default(),
         }
     }
 
@@ -986,6 +1008,55 @@ impl Control {
     /// The peers' latency journals' feeds ([`latency::sharing::run`]).
     pub fn latency_sharing(&self) -> &Arc<latency::sharing::LatencySharing> {
         &self.latency_sharing
+    }
+
+    /// Resolves every alias target of the served table once and compiles
+    /// their addresses in, before the first query is answered.
+    pub async fn resolve_aliases_at_start(&self) {
+        let steering = self.steering();
+        let targets = steering.alias_targets();
+        if targets.is_empty() {
+            return;
+        }
+        self.aliases.sync(&targets, Instant::now());
+        crate::alias::resolve_all(&self.aliases, &targets, &steering.resolver).await;
+        // A failure is logged and kept in /status by the job.
+        let _ = self.run_job(JobKind::Aliases).await;
+    }
+
+    /// Asks each alias target again when it is due, forgets addresses
+    /// older than `max_stale`, and recompiles the steering part of the
+    /// table when what a compile would read changed. Runs until the server
+    /// stops.
+    pub async fn run_alias_resolver(self: Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let resolver = self.steering().resolver.clone();
+            let now = Instant::now();
+            self.aliases.expire(&resolver, now);
+            let due = self.aliases.due(now);
+            if !due.is_empty() {
+                crate::alias::resolve_all(&self.aliases, &due, &resolver).await;
+            }
+            let compiled = self.compiled_aliases.load(Ordering::Relaxed);
+            if self.aliases.version() != compiled && lock(&self.inputs).is_some() {
+                // A failure is logged and kept in /status by the job.
+                let _ = self.run_job(JobKind::Aliases).await;
+            }
+            // Woken at least every second: a reload may add targets.
+            let wait = self
+                .aliases
+                .next_due()
+                .map_or(Duration::from_secs(1), |next| {
+                    next.saturating_duration_since(Instant::now())
+                });
+            tokio::time::sleep(wait.clamp(Duration::from_millis(20), Duration::from_secs(1))).await;
+        }
+    }
+
+    /// Every alias target's resolution, for `/status`.
+    pub fn alias_status(&self) -> Vec<crate::alias::TargetStatus> {
+        self.aliases.status(Instant::now())
     }
 
     /// Latency recompiles so far.
@@ -1285,9 +1356,10 @@ impl Control {
         let guard = Arc::clone(&self.reload_lock).lock_owned().await;
         let cached = lock(&self.inputs).clone();
         let source = match (kind, cached) {
-            (JobKind::Latency, Some(inputs)) => Source::Cached(inputs),
-            (JobKind::Latency, None) => {
-                // The served table lost its latency steps meanwhile.
+            (JobKind::Latency | JobKind::Aliases, Some(inputs)) => Source::Cached(inputs),
+            (JobKind::Latency | JobKind::Aliases, None) => {
+                // The served table lost its latency steps (or alias
+                // pools) meanwhile.
                 return Ok(ReloadReport {
                     generation: self.table.load().generation(),
                     zones: 0,
@@ -1312,6 +1384,9 @@ impl Control {
             inputs: Arc::clone(&self.inputs),
             compiled_version: Arc::clone(&self.compiled_version),
             latency_compiles: Arc::clone(&self.latency_compiles),
+            aliases: Arc::clone(&self.aliases),
+            compiled_aliases: Arc::clone(&self.compiled_aliases),
+            kind,
             source,
         };
         // A task of its own, with the lock guard, so that a cancelled
@@ -1463,6 +1538,7 @@ impl Control {
             health,
             secondary: self.secondaries.status(),
             notify_out: self.secondaries.notify_out_status(),
+            aliases: self.alias_status(),
         }
     }
 
@@ -1594,6 +1670,9 @@ struct ReloadJob {
     inputs: Arc<Mutex<Option<Arc<CompileInputs>>>>,
     compiled_version: Arc<std::sync::atomic::AtomicU64>,
     latency_compiles: Arc<Mutex<LatencyCompiles>>,
+    aliases: Arc<Aliases>,
+    compiled_aliases: Arc<std::sync::atomic::AtomicU64>,
+    kind: JobKind,
     source: Source,
 }
 
@@ -1601,7 +1680,8 @@ struct ReloadJob {
 enum Source {
     /// The config and zone files (a reload).
     Files,
-    /// The served table's parsed inputs, with new latency data.
+    /// The served table's parsed inputs, with new latency data or alias
+    /// addresses.
     Cached(Arc<CompileInputs>),
 }
 
@@ -1610,6 +1690,8 @@ enum Source {
 enum JobKind {
     Reload,
     Latency,
+    /// An alias target's addresses changed.
+    Aliases,
 }
 
 /// Latency recompiles since start.
@@ -1639,6 +1721,7 @@ impl ReloadJob {
             Source::Files => None,
         };
         let version = self.latency.version();
+        let (aliases, aliases_version) = self.aliases.snapshot();
         // The table these inputs compiled: this job holds the reload lock,
         // and the inputs and the table are replaced together.
         let served = self.table.load_full();
@@ -1654,9 +1737,17 @@ impl ReloadJob {
                     latency: Some(&latency),
                     signatures: Some(&signatures),
                     outbound: served.outbound().map(|outbound| &**outbound),
+                    aliases: Some(&aliases),
                 },
             ),
-            Some(inputs) => rebuild(&inputs, &served, generation, &admin, &decisions, &latency),
+            Some(inputs) => rebuild(
+                &inputs,
+                &served,
+                generation,
+                &admin,
+                &decisions,
+                (&latency, Some(&aliases)),
+            ),
         })
         .await;
         let built = match built {
@@ -1666,6 +1757,11 @@ impl ReloadJob {
                 let message = format!("the reload task failed: {join_error}");
                 return Err(self.fail(current, vec![message]));
             }
+        };
+        let (built, aliases_version) = match self.resolve_new_aliases(built, generation).await {
+            Ok((built, Some(version))) => (built, version),
+            Ok((built, None)) => (built, aliases_version),
+            Err(errors) => return Err(self.fail(current, errors)),
         };
         let mut warnings = built.warnings.clone();
         warnings.extend(restart_needed(&self.active, &built.config));
@@ -1735,13 +1831,15 @@ impl ReloadJob {
                 .set_enabled(built.config.steering.peers.is_some());
             self.compiled_version
                 .store(version, std::sync::atomic::Ordering::Relaxed);
+            self.compiled_aliases
+                .store(aliases_version, std::sync::atomic::Ordering::Relaxed);
             *lock(&self.inputs) = built.inputs.clone();
             // The old signatures go: a cache of only what is served stays
             // the size of the signed zones.
             if let Some(signatures) = &built.signatures {
                 *lock(&self.signatures) = Arc::clone(signatures);
             }
-            if latency_job {
+            if self.kind == JobKind::Latency {
                 let mut compiles = lock(&self.latency_compiles);
                 compiles.count += 1;
                 compiles.last_seconds = report.seconds;
@@ -1787,6 +1885,53 @@ impl ReloadJob {
     }
 
     /// Records a failed reload; the current table stays.
+    /// A reload that brings alias targets never tried has them resolved
+    /// before its table is served, and its steering compiled again with
+    /// them, so that a new alias name does not start with SERVFAIL. Returns
+    /// the build and the [`Aliases::version`] its table holds (`None`: the
+    /// one it was built with).
+    async fn resolve_new_aliases(
+        &self,
+        built: Built,
+        generation: u64,
+    ) -> Result<(Built, Option<u64>), Vec<String>> {
+        if self.kind != JobKind::Reload {
+            return Ok((built, None));
+        }
+        let targets = built.config.steering.alias_targets();
+        self.aliases.sync(&targets, Instant::now());
+        let untried = self.aliases.untried(&targets);
+        if untried.is_empty() {
+            // Targets dropped by the sync are not in this table either.
+            return Ok((built, Some(self.aliases.version())));
+        }
+        let resolver = built.config.steering.resolver.clone();
+        crate::alias::resolve_all(&self.aliases, &untried, &resolver).await;
+        let (addresses, version) = self.aliases.snapshot();
+        let Some(inputs) = built.inputs.clone() else {
+            return Ok((built, Some(version)));
+        };
+        let admin = self.admin.clone();
+        let decisions = Arc::clone(&self.decisions);
+        let latency = Arc::clone(&self.latency);
+        let (mut built, rebuilt) = tokio::task::spawn_blocking(move || {
+            let carried = (&*latency, Some(&addresses));
+            let rebuilt = rebuild(
+                &inputs,
+                &built.table,
+                generation,
+                &admin,
+                &decisions,
+                carried,
+            );
+            (built, rebuilt)
+        })
+        .await
+        .map_err(|join_error| vec![format!("the reload task failed: {join_error}")])?;
+        built.table = rebuilt?.table;
+        Ok((built, Some(version)))
+    }
+
     fn fail(&self, current: u64, errors: Vec<String>) -> ReloadFailure {
         // No table counts into the slots this build registered.
         self.decisions.rollback();

@@ -17,6 +17,7 @@
 //! never allocates in the steady state.
 
 pub mod admin;
+pub mod alias;
 pub mod config;
 pub mod control;
 pub mod dns;

@@ -85,6 +85,8 @@ pub struct RunningServer {
     latency_compiler: tokio::task::JoinHandle<()>,
     /// Signs signed zones again before their signatures age.
     resigner: tokio::task::JoinHandle<()>,
+    /// Resolves alias pools' targets again as their TTLs run out.
+    alias_resolver: tokio::task::JoinHandle<()>,
     /// Keeps secondary zones current (transfers, NOTIFY, expiry).
     secondaries: tokio::task::JoinHandle<()>,
     active_latency: tokio::task::JoinHandle<()>,
@@ -298,6 +300,9 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
     for problem in control.start_probes().await {
         warn!("{problem}; it is not probed");
     }
+    // Likewise alias pools answer with their targets' addresses from the
+    // first query on.
+    control.resolve_aliases_at_start().await;
     let metrics = Arc::new(Metrics::default());
     let (query_log, query_log_writer) = match &config.query_log {
         None => (None, None),
@@ -404,6 +409,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
     ));
     let latency_compiler = tokio::spawn(Arc::clone(&control).run_latency_compiler());
     let resigner = tokio::spawn(Arc::clone(&control).run_resigner());
+    let alias_resolver = tokio::spawn(Arc::clone(&control).run_alias_resolver());
     let secondaries = tokio::spawn(Arc::clone(&control).run_secondaries());
     let active_latency = tokio::spawn(crate::latency::active::run(Arc::clone(&control)));
     let latency_sharing = tokio::spawn(crate::latency::sharing::run(Arc::clone(&control)));
@@ -428,6 +434,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         database_watch,
         latency_compiler,
         resigner,
+        alias_resolver,
         secondaries,
         active_latency,
         latency_sharing,
@@ -444,6 +451,7 @@ impl RunningServer {
         self.database_watch.abort();
         self.latency_compiler.abort();
         self.resigner.abort();
+        self.alias_resolver.abort();
         self.secondaries.abort();
         self.control.stop_secondaries();
         self.active_latency.abort();

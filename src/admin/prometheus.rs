@@ -208,6 +208,7 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
         }
     }
     secondaries(&mut out, status);
+    aliases(&mut out, status);
     header(
         &mut out,
         "steer_endpoint_up",
@@ -405,6 +406,47 @@ fn secondaries(out: &mut String, status: &StatusSnapshot) {
             &format!("steer_secondary_notifies_total{{zone=\"{}\"}}", zone.zone),
             zone.notifies,
         );
+    }
+}
+
+/// Alias pools' targets: whether addresses are known, and resolutions.
+fn aliases(out: &mut String, status: &StatusSnapshot) {
+    if status.aliases.is_empty() {
+        return;
+    }
+    header(
+        out,
+        "steer_alias_resolved",
+        "gauge",
+        "1 while an alias pool's target has addresses answered within resolver.max_stale; 0 leaves its pool empty.",
+    );
+    for target in &status.aliases {
+        line(
+            out,
+            &format!("steer_alias_resolved{{target=\"{}\"}}", target.target),
+            u64::from(target.resolved),
+        );
+    }
+    header(
+        out,
+        "steer_alias_resolutions_total",
+        "counter",
+        "Resolutions of an alias pool's target since start, by result (failed: no resolver answered).",
+    );
+    for target in &status.aliases {
+        for (result, count) in [
+            ("answered", target.answers_total),
+            ("failed", target.failures_total),
+        ] {
+            line(
+                out,
+                &format!(
+                    "steer_alias_resolutions_total{{target=\"{}\",result=\"{result}\"}}",
+                    target.target
+                ),
+                count,
+            );
+        }
     }
 }
 
@@ -972,6 +1014,19 @@ mod tests {
                 acknowledged_total: 2,
                 failed_total: 1,
             }],
+            aliases: vec![crate::alias::TargetStatus {
+                target: "lb.example.net.".into(),
+                addresses: vec!["192.0.2.80".into()],
+                resolved: true,
+                answered_at: Some(1.0),
+                ttl: 60,
+                server: Some("127.0.0.53:53".into()),
+                next_in_seconds: 30,
+                failures: 0,
+                last_error: None,
+                answers_total: 4,
+                failures_total: 2,
+            }],
         };
         let text = render(&totals, &status);
         for expected in [
@@ -1005,6 +1060,10 @@ mod tests {
             "steer_secondary_transfers_total{zone=\"b.test.\",result=\"failed\"} 1\n",
             "# TYPE steer_secondary_notifies_total counter\n",
             "steer_secondary_notifies_total{zone=\"b.test.\"} 5\n",
+            "# TYPE steer_alias_resolved gauge\n",
+            "steer_alias_resolved{target=\"lb.example.net.\"} 1\n",
+            "steer_alias_resolutions_total{target=\"lb.example.net.\",result=\"answered\"} 4\n",
+            "steer_alias_resolutions_total{target=\"lb.example.net.\",result=\"failed\"} 2\n",
             "steer_notify_out_total{zone=\"a.test.\",secondary=\"192.0.2.8:53\",result=\"acknowledged\"} 2\n",
             "steer_notify_out_total{zone=\"a.test.\",secondary=\"192.0.2.8:53\",result=\"failed\"} 1\n",
             "# TYPE steer_endpoint_up gauge\n",

@@ -550,7 +550,7 @@ fn validate_keys(
 }
 
 /// `IP` (port 53) or `IP:PORT` / `[IPv6]:PORT`.
-fn parse_primary(text: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_primary(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
     if let Ok(address) = text.parse::<SocketAddr>() {
         return Ok(address);

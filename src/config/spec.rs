@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use steering::{
-    EcsSpec, GeoIpSpec, HealthSpec, LatencySpec, PeersSpec, PoolSpec, ProbeSpec, SiteSpec,
-    SteerSpec, SteeringSpec,
+    EcsSpec, GeoIpSpec, HealthSpec, LatencySpec, PeersSpec, PoolSpec, ProbeSpec, ResolverSpec,
+    SiteSpec, SteerSpec, SteeringSpec,
 };
 
 /// The whole file.
@@ -58,6 +58,9 @@ pub struct Spec {
     /// `[peers]`: the other nodes, whose health views vote with ours.
     #[serde(default)]
     pub peers: Option<PeersSpec>,
+    /// `[resolver]`: where alias pools' targets are resolved.
+    #[serde(default)]
+    pub resolver: Option<ResolverSpec>,
     /// `[rate_limit]`: response rate limiting over UDP. Off when absent.
     #[serde(default)]
     pub rate_limit: Option<super::rate_limit::RateLimitSpec>,
@@ -91,6 +94,7 @@ impl Spec {
             health: self.health.take(),
             latency: self.latency.take(),
             peers: self.peers.take(),
+            resolver: self.resolver.take(),
         }
     }
 }

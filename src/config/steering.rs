@@ -54,6 +54,53 @@ pub struct SteeringConfig {
     pub latency: LatencyConfig,
     /// `[peers]`, when configured.
     pub peers: Option<Peers>,
+    /// `[resolver]`.
+    pub resolver: ResolverConfig,
+}
+
+/// `[resolver]`: how alias pools' targets are resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolverConfig {
+    /// Recursive resolvers, asked in order until one answers; empty when
+    /// no pool is an alias.
+    pub servers: Vec<SocketAddr>,
+    /// How long one server is waited for.
+    pub timeout: Duration,
+    /// A target is asked again no sooner than this after an answer, so a
+    /// TTL of 0 does not turn into a query a second.
+    pub min_refresh: Duration,
+    /// A target is asked again at least this often, however long its TTL.
+    pub max_refresh: Duration,
+    /// The last addresses are answered this long after the last answer
+    /// while every resolver fails; then the pool has none.
+    pub max_stale: Duration,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        Self {
+            servers: Vec::new(),
+            timeout: Duration::from_secs(2),
+            min_refresh: Duration::from_secs(30),
+            max_refresh: Duration::from_secs(3_600),
+            max_stale: Duration::from_secs(86_400),
+        }
+    }
+}
+
+impl SteeringConfig {
+    /// The alias pools' targets, each once, in pool order.
+    pub fn alias_targets(&self) -> Vec<Name> {
+        let mut targets: Vec<Name> = Vec::new();
+        for pool in &self.pools {
+            if let PoolMembers::Alias(target) = &pool.members
+                && !targets.contains(target)
+            {
+                targets.push(target.clone());
+            }
+        }
+        targets
+    }
 }
 
 /// `[latency]`: the latency model and its inputs.
@@ -371,6 +418,11 @@ pub enum PoolMembers {
     Addresses(Vec<Endpoint>),
     /// One CNAME target (absolute).
     Cname(Name),
+    /// The addresses of a name resolved through `[resolver]` (absolute,
+    /// lower case): Route 53's alias records and PowerDNS' ALIAS, so that
+    /// a zone apex can follow a load balancer's or CDN's changing
+    /// addresses where a CNAME may not stand.
+    Alias(Name),
 }
 
 /// One address of a pool.
@@ -610,7 +662,9 @@ impl Pool {
                 endpoints.iter().any(|endpoint| endpoint.address.is_ipv6())
             }
             (PoolMembers::Cname(_), SteeredType::Cname) => true,
-            (PoolMembers::Addresses(_), SteeredType::Cname)
+            // Whatever the target has now; a family it lacks is NODATA.
+            (PoolMembers::Alias(_), SteeredType::A | SteeredType::Aaaa) => true,
+            (PoolMembers::Addresses(_) | PoolMembers::Alias(_), SteeredType::Cname)
             | (PoolMembers::Cname(_), SteeredType::A | SteeredType::Aaaa) => false,
         }
     }

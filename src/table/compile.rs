@@ -1322,6 +1322,8 @@ pub struct Inputs<'input> {
     pub decisions: &'input DecisionRegistry,
     /// Latency data for `latency` steps (none: they order by distance).
     pub latency: Option<&'input LatencySnapshot>,
+    /// Alias pools' resolved addresses (none: every alias pool is empty).
+    pub aliases: Option<&'input crate::alias::AliasAddresses>,
     /// `server.nsid`: the identifier answered to NSID queries (empty: none).
     pub nsid: &'input [u8],
     /// `server.version`: answered to CHAOS `version.bind` (empty: none).
@@ -1367,6 +1369,7 @@ fn compile_steering(inputs: &Inputs<'_>) -> Result<(Vec<CompiledPolicy>, HealthV
         inputs.config_file,
         inputs.decisions,
         inputs.latency,
+        inputs.aliases,
     )
 }
 
@@ -1758,6 +1761,7 @@ impl RoutingTable {
             config_file: std::path::Path::new("steer.toml"),
             decisions: &decisions,
             latency: None,
+            aliases: None,
             nsid: &[],
             version: &[],
             rate_limit: None,

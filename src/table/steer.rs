@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use crate::alias::AliasAddresses;
 use crate::config::steering::{PoolMembers, SteeringConfig, Step, WhenAllDown};
 use crate::explain::{
     DynamicStepTrace, DynamicTrace, EndpointTrace, LocationStep, Outcome, PoolTrace,
@@ -155,6 +156,10 @@ pub struct CompiledPolicy {
     dynamic: Vec<Dynamic>,
     when_all_down: AllDown,
     sticky: bool,
+    /// Some pool is an alias whose target has no known addresses: an
+    /// answer left with no record is SERVFAIL (the truth is unknown), not
+    /// a NODATA that resolvers would cache.
+    unresolved: bool,
     /// The steps as written, for explain.
     steps: Vec<Step>,
     places: Vec<PoolPlace>,
@@ -343,6 +348,10 @@ impl CompiledPolicy {
             }
         }
         if count == 0 {
+            if self.unresolved {
+                let decision = self.decision_counter(SERVFAIL_DECISION);
+                return (Selected::ServFail { decision }, scope);
+            }
             return (self.no_data(), scope);
         }
         // With `first = N` the records may come from several pools; the
@@ -523,6 +532,7 @@ pub(super) fn compile_policies(
     config_file: &std::path::Path,
     registry: &DecisionRegistry,
     latency: Option<&LatencySnapshot>,
+    aliases: Option<&AliasAddresses>,
 ) -> Result<(Vec<CompiledPolicy>, HealthView), Vec<String>> {
     let health_pools: Vec<(String, Vec<EndpointSlot>)> = config
         .pools
@@ -536,7 +546,9 @@ pub(super) fn compile_policies(
                         target: config.probe_target(pool, endpoint),
                     })
                     .collect(),
-                PoolMembers::Cname(_) => Vec::new(),
+                // Alias addresses are the target operator's to keep
+                // healthy: never probed, so no slots (always up).
+                PoolMembers::Cname(_) | PoolMembers::Alias(_) => Vec::new(),
             };
             (pool.id.clone(), slots)
         })
@@ -553,7 +565,15 @@ pub(super) fn compile_policies(
     let mut errors = Vec::new();
     let mut policies = Vec::new();
     for steered in &config.steered {
-        match compile_one(config, steered, maps, &first_slot, registry, latency) {
+        match compile_one(
+            config,
+            steered,
+            maps,
+            &first_slot,
+            registry,
+            latency,
+            aliases,
+        ) {
             Ok(policy) => policies.push(policy),
             // `policy[2]: ...` continues the key path; anything else follows it.
             Err(error) if error.starts_with("policy[") => errors.push(format!(
@@ -582,6 +602,7 @@ fn compile_one(
     first_slot: &[u32],
     registry: &DecisionRegistry,
     latency: Option<&LatencySnapshot>,
+    aliases: Option<&AliasAddresses>,
 ) -> Result<CompiledPolicy, String> {
     let dynamic = policy::dynamic_steps(&steered.policy)
         .map_err(|(index, message)| format!("policy[{index}]: {message}"))?;
@@ -610,6 +631,7 @@ fn compile_one(
     let mut endpoints = Vec::new();
     let mut records = Vec::new();
     let mut places = Vec::new();
+    let mut unresolved = false;
     for id in &pool_ids {
         let (index, pool) = config
             .pools
@@ -667,9 +689,33 @@ fn compile_one(
                     slot: u32::MAX,
                 });
             }
+            PoolMembers::Alias(target) => {
+                let known = aliases.and_then(|aliases| aliases.get(target));
+                unresolved |= known.is_none();
+                let (v4, v6) = known.map_or((&[][..], &[][..]), |known| {
+                    (known.v4.as_slice(), known.v6.as_slice())
+                });
+                let rdata: Vec<Vec<u8>> = match qtype {
+                    TYPE_A => v4.iter().map(|address| address.octets().to_vec()).collect(),
+                    TYPE_AAAA => v6.iter().map(|address| address.octets().to_vec()).collect(),
+                    _ => return Err(format!("pool {id:?} is an alias, not a CNAME")),
+                };
+                for rdata in rdata.iter().take(MAX_ANSWER) {
+                    let start = records.len() as u32;
+                    push_record(&mut records, qtype, steered.ttl, rdata);
+                    endpoints.push(PolicyEndpoint {
+                        start,
+                        length: (records.len() as u32 - start) as u16,
+                        weight: 1,
+                        slot: u32::MAX,
+                    });
+                }
+            }
         }
         let endpoints_len = endpoints.len() as u32 - endpoints_start;
-        if endpoints_len == 0 {
+        // An alias pool may be empty: its target has no such address (a
+        // NODATA) or none known yet; a `healthy` step passes over it.
+        if endpoints_len == 0 && !matches!(pool.members, PoolMembers::Alias(_)) {
             return Err(format!(
                 "pool {id:?} has no address for {}",
                 type_label(qtype)
@@ -889,6 +935,7 @@ fn compile_one(
         sticky: dynamic.contains(&Dynamic::Sticky),
         dynamic,
         when_all_down,
+        unresolved,
         steps: steered.policy.clone(),
         places: candidate_places.to_vec(),
         cidr_steps,

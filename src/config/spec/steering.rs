@@ -45,6 +45,30 @@ pub struct SteeringSpec {
     pub latency: Option<LatencySpec>,
     /// `[peers]`.
     pub peers: Option<PeersSpec>,
+    /// `[resolver]`.
+    pub resolver: Option<ResolverSpec>,
+}
+
+/// `[resolver]`: the recursive resolvers alias pools' targets are asked of.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolverSpec {
+    /// `IP` (port 53) or `IP:PORT`, asked in order.
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// How long one server is waited for.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// A target is asked again no sooner than this, whatever its TTL.
+    #[serde(default)]
+    pub min_refresh: Option<String>,
+    /// A target is asked again at least this often, whatever its TTL.
+    #[serde(default)]
+    pub max_refresh: Option<String>,
+    /// How long the last addresses keep being answered while every
+    /// resolver fails.
+    #[serde(default)]
+    pub max_stale: Option<String>,
 }
 
 /// `[latency]`: the latency model and its inputs.
@@ -333,6 +357,10 @@ pub struct PoolSpec {
     /// The pool's CNAME target (or `addresses`, not both).
     #[serde(default)]
     pub cname: Option<String>,
+    /// A name whose addresses the pool answers with, resolved through
+    /// `[resolver]` (instead of `addresses` or `cname`).
+    #[serde(default)]
+    pub alias: Option<String>,
     /// The probe that checks the pool's endpoints.
     #[serde(default)]
     pub probe: Option<String>,

@@ -18,10 +18,13 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use super::{DnsProbe, HealthConfig, HttpProbe, LatencyConfig, Peers, Probe, ProbeKind, Quorum};
+use super::{
+    DnsProbe, HealthConfig, HttpProbe, LatencyConfig, Peers, Probe, ProbeKind, Quorum,
+    ResolverConfig,
+};
 use crate::config::parse_duration;
 use crate::config::spec::steering::{
-    HealthSpec, LatencySpec, PeersSpec, ProbeSpec, QuorumSpec, StatusSpec,
+    HealthSpec, LatencySpec, PeersSpec, ProbeSpec, QuorumSpec, ResolverSpec, StatusSpec,
 };
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -448,6 +451,66 @@ fn threshold(path: &str, value: Option<i64>, default: u32, report: Report<'_>) -
             );
             default
         }
+    }
+}
+
+/// Checks `[resolver]`.
+pub(super) fn resolver(spec: ResolverSpec, report: Report<'_>) -> ResolverConfig {
+    let defaults = ResolverConfig::default();
+    let mut servers = Vec::new();
+    for (index, text) in spec.servers.iter().enumerate() {
+        match crate::config::secondary::parse_primary(text) {
+            Ok(address) if servers.contains(&address) => report(
+                format!("resolver.servers[{index}]"),
+                format!("{address} is listed twice"),
+            ),
+            Ok(address) => servers.push(address),
+            Err(message) => report(format!("resolver.servers[{index}]"), message),
+        }
+    }
+    let timeout = duration(
+        "resolver.timeout",
+        spec.timeout,
+        defaults.timeout,
+        Duration::from_millis(100)..=Duration::from_secs(30),
+        report,
+    );
+    let min_refresh = duration(
+        "resolver.min_refresh",
+        spec.min_refresh,
+        defaults.min_refresh,
+        Duration::from_secs(1)..=Duration::from_secs(86_400),
+        report,
+    );
+    let max_refresh = duration(
+        "resolver.max_refresh",
+        spec.max_refresh,
+        defaults.max_refresh.max(min_refresh),
+        Duration::from_secs(1)..=Duration::from_secs(7 * 86_400),
+        report,
+    );
+    if max_refresh < min_refresh {
+        report(
+            "resolver.max_refresh".to_owned(),
+            format!(
+                "must not be shorter than min_refresh ({})",
+                humanize(min_refresh)
+            ),
+        );
+    }
+    let max_stale = duration(
+        "resolver.max_stale",
+        spec.max_stale,
+        defaults.max_stale,
+        Duration::ZERO..=Duration::from_secs(30 * 86_400),
+        report,
+    );
+    ResolverConfig {
+        servers,
+        timeout,
+        min_refresh,
+        max_refresh,
+        max_stale,
     }
 }
 

@@ -462,6 +462,7 @@ when_all_down = "fail_open"
         health: super::HealthConfig::default(),
         latency: conf_latency(),
         peers: None,
+        resolver: crate::config::steering::ResolverConfig::default(),
     };
     assert_eq!(config, expected);
     // The lookups other modules use.
@@ -1968,5 +1969,118 @@ stale_after = "10ms"
     assert!(
         none[0].contains("peers.urls: must list at least one peer"),
         "{none:?}"
+    );
+}
+
+#[test]
+fn alias_pools_read_their_target_and_the_resolver() {
+    let config = config_of(
+        r#"
+[resolver]
+servers = ["127.0.0.53", "[::1]:5353"]
+timeout = "500ms"
+min_refresh = "5s"
+max_refresh = "10m"
+max_stale = "2h"
+[sites.fra]
+[pools.lb]
+site = "fra"
+alias = "LB-1.Elb.Example.NET."
+[pools.lb-again]
+site = "fra"
+alias = "lb-1.elb.example.net."
+[[steer]]
+name = "example.test."
+type = "AAAA"
+ttl = 60
+pools = ["lb"]
+policy = [{ first = 2 }]
+"#,
+    );
+    let pool = config
+        .pools
+        .iter()
+        .find(|pool| pool.id == "lb")
+        .expect("pool");
+    assert_eq!(
+        pool.members,
+        PoolMembers::Alias(name("lb-1.elb.example.net."))
+    );
+    // One target, however it is spelled.
+    assert_eq!(config.alias_targets(), vec![name("lb-1.elb.example.net.")]);
+    assert_eq!(
+        config.resolver,
+        crate::config::steering::ResolverConfig {
+            servers: vec![
+                "127.0.0.53:53".parse().expect("address"),
+                "[::1]:5353".parse().expect("address")
+            ],
+            timeout: std::time::Duration::from_millis(500),
+            min_refresh: std::time::Duration::from_secs(5),
+            max_refresh: std::time::Duration::from_secs(600),
+            max_stale: std::time::Duration::from_secs(7_200),
+        }
+    );
+}
+
+#[test]
+fn alias_errors_name_their_key_paths() {
+    let errors = errors_of(
+        r#"
+[sites.fra]
+[probes.web]
+type = "tcp"
+port = 443
+[pools.both]
+site = "fra"
+addresses = ["192.0.2.1"]
+alias = "lb.example.net."
+[pools.probed]
+site = "fra"
+alias = "lb.example.net."
+probe = "web"
+[pools.root]
+site = "fra"
+alias = "."
+[[steer]]
+name = "example.test."
+type = "CNAME"
+ttl = 60
+pools = ["probed"]
+policy = [{ first = 2 }]
+"#,
+    );
+    assert_eq!(
+        errors,
+        vec![
+            "conf/steer.toml: pools.both: has more than one of addresses, cname and alias; a \
+             pool answers with one",
+            "conf/steer.toml: pools.probed.probe: an alias pool's addresses change with its \
+             target's, so they are not probed; the target's operator keeps them healthy",
+            "conf/steer.toml: pools.root.alias: the root has no addresses",
+            "conf/steer.toml: pools.probed.alias: needs [resolver] servers to be resolved through",
+            "conf/steer.toml: pools.root.alias: needs [resolver] servers to be resolved through",
+            "conf/steer.toml: steer[0].pools[0]: pool \"probed\" is an alias, which answers A and \
+             AAAA, so it cannot answer CNAME",
+        ]
+    );
+    let errors = errors_of(
+        r#"
+[resolver]
+servers = ["resolver.example.net", "127.0.0.1", "127.0.0.1:53"]
+timeout = "1m"
+min_refresh = "1h"
+max_refresh = "1m"
+"#,
+    );
+    assert_eq!(
+        errors,
+        vec![
+            "conf/steer.toml: resolver.servers[0]: \"resolver.example.net\" is not an address \
+             (IP or IP:PORT)",
+            "conf/steer.toml: resolver.servers[2]: 127.0.0.1:53 is listed twice",
+            "conf/steer.toml: resolver.timeout: must be between 100ms and 30s, not \"1m\"",
+            "conf/steer.toml: resolver.max_refresh: must not be shorter than min_refresh (3600s)",
+        ]
     );
 }

@@ -92,6 +92,20 @@ pub(crate) fn validate(
         let mut report = |path: String, message: String| checker.error(path, message);
         probes::latency(spec.latency.unwrap_or_default(), file, base, &mut report)
     };
+    let resolver = {
+        let mut report = |path: String, message: String| checker.error(path, message);
+        probes::resolver(spec.resolver.unwrap_or_default(), &mut report)
+    };
+    if resolver.servers.is_empty() {
+        for pool in &pools {
+            if matches!(pool.members, PoolMembers::Alias(_)) {
+                checker.error(
+                    format!("{}.alias", key_path("pools", &pool.id)),
+                    "needs [resolver] servers to be resolved through",
+                );
+            }
+        }
+    }
     let mut config = SteeringConfig {
         geoip,
         ecs,
@@ -102,6 +116,7 @@ pub(crate) fn validate(
         health,
         latency,
         peers,
+        resolver,
     };
     let mut steered = Vec::new();
     for (index, steer) in spec.steer.into_iter().enumerate() {
@@ -395,30 +410,42 @@ impl Checker<'_> {
             );
         }
         let weight = self.weight(&format!("{path}.weight"), spec.weight);
-        let members = match (spec.addresses, spec.cname) {
-            (Some(_), Some(_)) => {
-                self.error(
-                    &path,
-                    "has both addresses and a cname; a pool answers with one or the other",
-                );
-                PoolMembers::Addresses(Vec::new())
-            }
-            (None, None) => {
-                self.error(&path, "needs addresses or a cname");
-                PoolMembers::Addresses(Vec::new())
-            }
-            (Some(addresses), None) => PoolMembers::Addresses(self.endpoints(
+        let members = match (spec.addresses, spec.cname, spec.alias) {
+            (Some(addresses), None, None) => PoolMembers::Addresses(self.endpoints(
                 &format!("{path}.addresses"),
                 addresses,
                 probes,
             )),
-            (None, Some(cname)) => match absolute_name(&cname) {
+            (None, Some(cname), None) => match absolute_name(&cname) {
                 Ok(target) => PoolMembers::Cname(target),
                 Err(message) => {
                     self.error(format!("{path}.cname"), message);
                     PoolMembers::Cname(Name::root())
                 }
             },
+            (None, None, Some(alias)) => match absolute_name(&alias) {
+                // Lower case: one target asked once however it is spelled.
+                Ok(target) if !target.is_root() => PoolMembers::Alias(target.to_lowercase()),
+                Ok(_) => {
+                    self.error(format!("{path}.alias"), "the root has no addresses");
+                    PoolMembers::Alias(Name::root())
+                }
+                Err(message) => {
+                    self.error(format!("{path}.alias"), message);
+                    PoolMembers::Alias(Name::root())
+                }
+            },
+            (None, None, None) => {
+                self.error(&path, "needs addresses, a cname or an alias");
+                PoolMembers::Addresses(Vec::new())
+            }
+            _ => {
+                self.error(
+                    &path,
+                    "has more than one of addresses, cname and alias; a pool answers with one",
+                );
+                PoolMembers::Addresses(Vec::new())
+            }
         };
         let probe = spec
             .probe
@@ -427,6 +454,13 @@ impl Checker<'_> {
             self.error(
                 format!("{path}.probe"),
                 "a CNAME pool has no addresses to probe",
+            );
+        }
+        if probe.is_some() && matches!(members, PoolMembers::Alias(_)) {
+            self.error(
+                format!("{path}.probe"),
+                "an alias pool's addresses change with its target's, so they are not probed; \
+                 the target's operator keeps them healthy",
             );
         }
         let min_healthy = spec.min_healthy.filter(|fraction| {
@@ -633,6 +667,7 @@ impl Checker<'_> {
         let id = &pool.id;
         let why = match (&pool.members, record_type) {
             (PoolMembers::Cname(_), _) => "answers with a CNAME",
+            (PoolMembers::Alias(_), _) => "is an alias, which answers A and AAAA",
             (PoolMembers::Addresses(_), SteeredType::Cname) => "has addresses, not a cname",
             (PoolMembers::Addresses(_), SteeredType::A) => "has no IPv4 address",
             (PoolMembers::Addresses(_), SteeredType::Aaaa) => "has no IPv6 address",
