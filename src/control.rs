@@ -1018,7 +1018,7 @@ impl Control {
         if targets.is_empty() {
             return;
         }
-        self.aliases.sync(&targets, Instant::now());
+        self.aliases.track(&targets, Instant::now());
         crate::alias::resolve_all(&self.aliases, &targets, &steering.resolver).await;
         // A failure is logged and kept in /status by the job.
         let _ = self.run_job(JobKind::Aliases).await;
@@ -1763,6 +1763,7 @@ impl ReloadJob {
             Ok((built, None)) => (built, aliases_version),
             Err(errors) => return Err(self.fail(current, errors)),
         };
+        let alias_targets = built.config.steering.alias_targets();
         let mut warnings = built.warnings.clone();
         warnings.extend(restart_needed(&self.active, &built.config));
         let report = ReloadReport {
@@ -1833,6 +1834,10 @@ impl ReloadJob {
                 .store(version, std::sync::atomic::Ordering::Relaxed);
             self.compiled_aliases
                 .store(aliases_version, std::sync::atomic::Ordering::Relaxed);
+            if self.kind == JobKind::Reload {
+                // Served now: targets no pool names are no longer asked.
+                self.aliases.retain(&alias_targets);
+            }
             *lock(&self.inputs) = built.inputs.clone();
             // The old signatures go: a cache of only what is served stays
             // the size of the signed zones.
@@ -1899,11 +1904,10 @@ impl ReloadJob {
             return Ok((built, None));
         }
         let targets = built.config.steering.alias_targets();
-        self.aliases.sync(&targets, Instant::now());
+        self.aliases.track(&targets, Instant::now());
         let untried = self.aliases.untried(&targets);
         if untried.is_empty() {
-            // Targets dropped by the sync are not in this table either.
-            return Ok((built, Some(self.aliases.version())));
+            return Ok((built, None));
         }
         let resolver = built.config.steering.resolver.clone();
         crate::alias::resolve_all(&self.aliases, &untried, &resolver).await;

@@ -135,22 +135,25 @@ impl Aliases {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Tracks exactly `targets` from now on: new ones are due at once,
-    /// those no pool names any more are forgotten.
-    pub fn sync(&self, targets: &[Name], now: Instant) {
+    /// Tracks `targets` too: new ones are due at once. What a compile
+    /// reads does not change (they have no addresses yet).
+    pub fn track(&self, targets: &[Name], now: Instant) {
         let mut state = self.state();
-        let before = state.targets.len();
-        state.targets.retain(|target, _| targets.contains(target));
-        let mut changed = state.targets.len() != before;
         for target in targets {
-            if !state.targets.contains_key(target) {
-                state.targets.insert(target.clone(), Target::new(now));
-                changed = true;
-            }
+            state
+                .targets
+                .entry(target.clone())
+                .or_insert_with(|| Target::new(now));
         }
-        if changed {
-            state.version += 1;
-        }
+    }
+
+    /// Forgets every target but `targets`: called once a table compiled
+    /// from a config naming just these is served (never before, so that a
+    /// reload that fails leaves the served table's targets in place).
+    pub fn retain(&self, targets: &[Name]) {
+        self.state()
+            .targets
+            .retain(|target, _| targets.contains(target));
     }
 
     /// Targets of `targets` never tried yet.
@@ -348,5 +351,113 @@ pub async fn resolve_all(aliases: &Aliases, targets: &[Name], config: &ResolverC
             Ok((target, result)) => aliases.record(&target, result, config, Instant::now()),
             Err(error) => tracing::error!("an alias resolution failed: {error}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    fn name(text: &str) -> Name {
+        Name::from_str(text).expect("name")
+    }
+
+    fn answer(v4: &[[u8; 4]], ttl: u32) -> Result<Answer, String> {
+        Ok(Answer {
+            v4: v4.iter().map(|octets| Ipv4Addr::from(*octets)).collect(),
+            v6: Vec::new(),
+            ttl,
+            server: "127.0.0.53:53".parse().expect("address"),
+        })
+    }
+
+    fn config() -> ResolverConfig {
+        ResolverConfig {
+            min_refresh: Duration::from_secs(30),
+            max_refresh: Duration::from_secs(3_600),
+            max_stale: Duration::from_secs(600),
+            ..ResolverConfig::default()
+        }
+    }
+
+    #[test]
+    fn answers_change_the_version_only_when_the_addresses_change() {
+        let aliases = Aliases::default();
+        let lb = name("lb.example.net.");
+        let start = Instant::now();
+        aliases.track(std::slice::from_ref(&lb), start);
+        assert_eq!(aliases.due(start), vec![lb.clone()]);
+        assert_eq!(aliases.untried(std::slice::from_ref(&lb)), vec![lb.clone()]);
+        assert_eq!(aliases.version(), 0);
+        assert!(aliases.snapshot().0.get(&lb).is_none());
+
+        aliases.record(&lb, answer(&[[192, 0, 2, 1]], 5), &config(), start);
+        assert_eq!(aliases.version(), 1);
+        assert!(aliases.untried(std::slice::from_ref(&lb)).is_empty());
+        let (snapshot, version) = aliases.snapshot();
+        assert_eq!(version, 1);
+        assert_eq!(
+            snapshot.get(&lb).expect("resolved").v4,
+            vec![Ipv4Addr::new(192, 0, 2, 1)]
+        );
+        // A TTL of 5 s waits min_refresh; one of a day waits max_refresh.
+        assert_eq!(aliases.next_due(), Some(start + Duration::from_secs(30)));
+        aliases.record(&lb, answer(&[[192, 0, 2, 1]], 86_400), &config(), start);
+        assert_eq!(aliases.version(), 1, "same addresses, same version");
+        assert_eq!(aliases.next_due(), Some(start + Duration::from_secs(3_600)));
+        aliases.record(&lb, answer(&[[192, 0, 2, 2]], 60), &config(), start);
+        assert_eq!(aliases.version(), 2);
+        assert_eq!(aliases.next_due(), Some(start + Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn failures_back_off_and_keep_the_addresses_until_max_stale() {
+        let aliases = Aliases::default();
+        let lb = name("lb.example.net.");
+        let start = Instant::now();
+        aliases.track(std::slice::from_ref(&lb), start);
+        aliases.record(&lb, answer(&[[192, 0, 2, 1]], 60), &config(), start);
+        let failure = || Err("127.0.0.53:53: A: Server Failure".to_owned());
+        let mut now = start + Duration::from_secs(60);
+        for expected_wait in [1, 2, 4, 8, 16, 30, 30] {
+            aliases.record(&lb, failure(), &config(), now);
+            assert_eq!(
+                aliases.next_due(),
+                Some(now + Duration::from_secs(expected_wait))
+            );
+            now += Duration::from_secs(expected_wait);
+        }
+        // Still within max_stale (600 s) of the last answer.
+        assert!(!aliases.expire(&config(), start + Duration::from_secs(600)));
+        assert!(aliases.snapshot().0.get(&lb).is_some());
+        let status = aliases.status(now);
+        assert_eq!(status[0].failures, 7);
+        assert_eq!(status[0].failures_total, 7);
+        assert_eq!(status[0].answers_total, 1);
+        assert!(status[0].resolved);
+        // Past it: forgotten, and the version says so.
+        let version = aliases.version();
+        assert!(aliases.expire(&config(), start + Duration::from_secs(601)));
+        assert_eq!(aliases.version(), version + 1);
+        assert!(aliases.snapshot().0.get(&lb).is_none());
+        assert!(!aliases.status(now)[0].resolved);
+    }
+
+    #[test]
+    fn retain_forgets_targets_no_pool_names() {
+        let aliases = Aliases::default();
+        let (kept, gone) = (name("a.example.net."), name("b.example.net."));
+        let start = Instant::now();
+        aliases.track(&[kept.clone(), gone.clone()], start);
+        aliases.record(&gone, answer(&[[192, 0, 2, 9]], 60), &config(), start);
+        aliases.retain(std::slice::from_ref(&kept));
+        let status = aliases.status(start);
+        assert_eq!(status.len(), 1);
+        assert_eq!(status[0].target, "a.example.net.");
+        // A result for a forgotten target (a resolution in flight) is dropped.
+        aliases.record(&gone, answer(&[[192, 0, 2, 9]], 60), &config(), start);
+        assert_eq!(aliases.status(start).len(), 1);
     }
 }
