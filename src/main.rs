@@ -828,6 +828,7 @@ fn status_text(status: &serde_json::Value, now: f64) -> String {
     write_rows(&mut text, &rows);
     secondary_text(&mut text, status, now);
     notify_out_text(&mut text, status, now);
+    alias_text(&mut text, status, now);
 
     let endpoints = status["endpoints"]
         .as_array()
@@ -1076,6 +1077,57 @@ fn secondary_text(text: &mut String, status: &serde_json::Value, now: f64) {
     write_rows(text, &rows);
 }
 
+/// Alias pools' targets, when there are any: what each resolved to, when,
+/// and what fails.
+fn alias_text(text: &mut String, status: &serde_json::Value, now: f64) {
+    use std::fmt::Write;
+    let targets = status["aliases"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if targets.is_empty() {
+        return;
+    }
+    let _ = writeln!(text, "{}", count(targets.len() as u64, "alias target"));
+    let rows: Vec<[String; 2]> = targets
+        .iter()
+        .map(|target| {
+            let addresses: Vec<&str> = target["addresses"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect();
+            let mut details = if target["resolved"] == true {
+                addresses.join(" ")
+            } else {
+                "no addresses known".to_owned()
+            };
+            if addresses.is_empty() && target["resolved"] == true {
+                details = "no addresses (the target has none)".to_owned();
+            }
+            if let Some(at) = target["answered_at"].as_f64() {
+                let _ = write!(details, "; answered {} ago", age(now - at));
+            }
+            if let Some(error) = target["last_error"].as_str() {
+                let failures = target["failures"].as_u64().unwrap_or(0);
+                let since = if target["answered_at"].is_f64() {
+                    " since"
+                } else {
+                    ""
+                };
+                let _ = write!(details, "; {}{since}: {error}", count(failures, "failure"));
+            }
+            [
+                target["target"].as_str().unwrap_or_default().to_owned(),
+                details,
+            ]
+        })
+        .collect();
+    write_rows(text, &rows);
+}
+
 /// The NOTIFY this node sent its secondaries, when it sent any.
 fn notify_out_text(text: &mut String, status: &serde_json::Value, now: f64) {
     use std::fmt::Write;
@@ -1273,6 +1325,13 @@ mod tests {
                 {"zone": "c.test.", "state": "waiting", "serial": null, "last_check": NOW - 2.0,
                  "last_error": "192.0.2.53:53: SOA query: no answer within 15s"},
             ],
+            "aliases": [
+                {"target": "lb.example.net.", "addresses": ["192.0.2.80", "2001:db8::80"],
+                 "resolved": true, "answered_at": NOW - 20.0, "failures": 2,
+                 "last_error": "127.0.0.53:53: A: Server Failure"},
+                {"target": "new.example.net.", "addresses": [], "resolved": false,
+                 "answered_at": null, "failures": 1, "last_error": "127.0.0.53:53: no answer to A within 2s"},
+            ],
         });
         assert_eq!(
             status_text(&status, NOW),
@@ -1289,6 +1348,9 @@ mod tests {
              NOTIFY sent to secondaries\n  \
                example.test.  192.0.2.8:53  serial 2024010101  acknowledged 3s ago\n  \
                example.test.  192.0.2.9:53  serial 2024010101  not acknowledged: no answer 3s ago\n\
+             2 alias targets\n  \
+               lb.example.net.   192.0.2.80 2001:db8::80; answered 20s ago; 2 failures since: 127.0.0.53:53: A: Server Failure\n  \
+               new.example.net.  no addresses known; 1 failure: 127.0.0.53:53: no answer to A within 2s\n\
              3 endpoints\n  \
                web-fra  192.0.2.10     up\n  \
                web-fra  2001:db8::10   down  drained\n  \
