@@ -652,7 +652,7 @@ fn check_names_a_pool_with_no_addresses() {
     assert_refused(
         &checked,
         &format!(
-            "{}: pools.empty: needs addresses or a cname",
+            "{}: pools.empty: needs addresses, a cname or an alias",
             checked.config.display()
         ),
     );

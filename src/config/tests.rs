@@ -243,8 +243,8 @@ fn unknown_key_names_its_path_and_line() {
         errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\n\n[admn]\n"),
         vec![
             "conf/steer.toml:4: unknown key admn, expected one of server, admin, geoip, ecs, \
-             sites, pools, steer, probes, health, latency, peers, rate_limit, query_log, dnssec, \
-             secondary, transfer, tsig"
+             sites, pools, steer, probes, health, latency, peers, resolver, rate_limit, query_log, \
+             dnssec, secondary, transfer, tsig"
         ]
     );
 }

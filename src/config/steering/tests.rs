@@ -1106,8 +1106,8 @@ cname = "a012345678901234567890123456789012345678901234567890123456789012345.exa
 "#
         ),
         vec![
-            "conf/steer.toml: pools.both: has both addresses and a cname; a pool answers with \
-             one or the other",
+            "conf/steer.toml: pools.both: has more than one of addresses, cname and alias; a \
+             pool answers with one",
             "conf/steer.toml: pools.empty.addresses: must list at least one address",
             "conf/steer.toml: pools.long.cname: invalid name \
              \"a012345678901234567890123456789012345678901234567890123456789012345.example.\": \
@@ -1121,7 +1121,7 @@ cname = "a012345678901234567890123456789012345678901234567890123456789012345.exa
              pools.lost.addresses[1]",
             "conf/steer.toml: pools.lost.addresses[5]: 2001:db8::1 is already listed as \
              pools.lost.addresses[4]",
-            "conf/steer.toml: pools.none: needs addresses or a cname",
+            "conf/steer.toml: pools.none: needs addresses, a cname or an alias",
             "conf/steer.toml: pools.relative.cname: name \"fra.cdn.example.net\" must be \
              absolute, with a final dot: \"fra.cdn.example.net.\"",
             "conf/steer.toml: pools.spaced.cname: invalid name \"fra cdn.example.net.\"",
