@@ -456,6 +456,25 @@ fn rebuild(
     })
 }
 
+/// The steering of `built` compiled again with alias pools' addresses, for
+/// `steer explain`, which resolves them once itself; `None` when it has no
+/// alias pool (nor latency step) to recompile.
+pub fn with_alias_addresses(
+    built: &Built,
+    aliases: &AliasAddresses,
+) -> Option<Result<RoutingTable, Vec<String>>> {
+    let inputs = built.inputs.as_ref()?;
+    let admin = AdminState::default();
+    let generation = built.table.generation();
+    Some(with_table_inputs(
+        inputs,
+        &admin,
+        &built.decisions,
+        (None, Some(aliases)),
+        |table_inputs| built.table.recompile_steering(table_inputs, generation),
+    ))
+}
+
 /// Compiles parsed inputs, with the latency engine's measurements when
 /// there is one (else the matrix alone).
 fn compile_inputs(

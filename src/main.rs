@@ -277,10 +277,40 @@ fn explain(
     client: &str,
     json: bool,
 ) -> ExitCode {
-    let built = match control::build(config_path, 1, &steer::health::AdminState::default()) {
+    let mut built = match control::build(config_path, 1, &steer::health::AdminState::default()) {
         Ok(built) => built,
         Err(errors) => return fail(&errors),
     };
+    // Alias pools answer what their targets resolve to now, as a server
+    // would after its first resolution.
+    let targets = built.config.steering.alias_targets();
+    if !targets.is_empty() {
+        let aliases = steer::alias::Aliases::default();
+        aliases.track(&targets, std::time::Instant::now());
+        let resolver = built.config.steering.resolver.clone();
+        let resolved = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|runtime| {
+                runtime.block_on(steer::alias::resolve_all(&aliases, &targets, &resolver));
+            });
+        if let Err(error) = resolved {
+            eprintln!("cannot resolve alias targets: {error}");
+        }
+        for target in aliases.status(std::time::Instant::now()) {
+            if let Some(error) = target.last_error {
+                eprintln!(
+                    "alias target {} is not resolved; its pool is empty: {error}",
+                    target.target
+                );
+            }
+        }
+        match control::with_alias_addresses(&built, &aliases.snapshot().0) {
+            Some(Ok(table)) => built.table = table,
+            Some(Err(errors)) => return fail(&errors),
+            None => {}
+        }
+    }
     let serving = control::Serving {
         table: Arc::new(built.table),
         geo: built.geo,

@@ -183,6 +183,31 @@ async fn the_apex_follows_its_target_and_keeps_the_last_addresses_while_the_reso
         serde_json::json!(["192.0.2.80", "192.0.2.81", "2001:db8::80"])
     );
 
+    // `steer explain` resolves the targets itself.
+    let explained = common::run_steer(
+        &[
+            "explain",
+            "--config",
+            "steer.toml",
+            "example.test.",
+            "A",
+            "--client",
+            "192.0.2.1",
+        ],
+        server.directory.path(),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&explained.stdout);
+    assert!(
+        explained.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&explained.stderr)
+    );
+    assert!(
+        text.contains("192.0.2.80") && text.contains("192.0.2.81"),
+        "{text}"
+    );
+
     // The target moves; the apex follows once its TTL is out.
     std::fs::write(
         upstream.zones_dir().join("cdn.test.zone"),
