@@ -312,6 +312,11 @@ fn load_zones(config: &mut Config) -> Result<(Vec<zone::Zone>, Vec<String>), Vec
             Ok(zones) => (zones, Vec::new()),
             Err(errors) => (Vec::new(), errors.iter().map(ToString::to_string).collect()),
         };
+    if let Some(update) = &config.update {
+        let (updated, update_errors) = apply_kept_updates(update, zones);
+        zones = updated;
+        errors.extend(update_errors);
+    }
     let Some(secondary) = secondary else {
         return if errors.is_empty() {
             Ok((zones, Vec::new()))
@@ -347,6 +352,34 @@ fn load_zones(config: &mut Config) -> Result<(Vec<zone::Zone>, Vec<String>), Vec
     }
     zones.extend(kept);
     Ok((zones, warnings))
+}
+
+/// `zones` (from the zones directory) with the dynamic updates kept for
+/// them applied; an error naming the file for updates that do not read or
+/// no longer make a valid zone.
+fn apply_kept_updates(
+    update: &config::update::UpdateConfig,
+    zones: Vec<zone::Zone>,
+) -> (Vec<zone::Zone>, Vec<String>) {
+    let mut errors = Vec::new();
+    let mut updated = Vec::with_capacity(zones.len());
+    for zone in zones {
+        let path = update.file_of(&zone.origin);
+        match crate::update::overlay::read(&path, &zone.origin) {
+            Ok(None) => updated.push(zone),
+            Ok(Some(overlay)) => match overlay.apply_to(zone, &path) {
+                Ok(zone) => updated.push(zone),
+                Err(zone_errors) => errors.extend(zone_errors.iter().map(|error| {
+                    format!(
+                        "{error} (with the dynamic updates kept in {}; fix the zone file, or delete that file to drop them)",
+                        path.display()
+                    )
+                })),
+            },
+            Err(read_errors) => errors.extend(read_errors.iter().map(ToString::to_string)),
+        }
+    }
+    (updated, errors)
 }
 
 /// How `steer.toml` names secondary zone `index`: `zone[N]` or `catalog[N]`.
@@ -615,6 +648,19 @@ pub struct StatusSnapshot {
     pub notify_out: Vec<crate::transfer::NotifyOutStatus>,
     /// Alias pools' targets: their addresses, last answer and failures.
     pub aliases: Vec<crate::alias::TargetStatus>,
+    /// Dynamic updates answered since start, by zone and response code.
+    pub updates: Vec<UpdateCount>,
+}
+
+/// Dynamic updates of one zone answered with one response code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UpdateCount {
+    /// The zone (`""` for one Steer does not serve).
+    pub zone: String,
+    /// The response code's name (`NOERROR`, `REFUSED`, `NXRRSET`...).
+    pub rcode: String,
+    /// How many.
+    pub count: u64,
 }
 
 /// `[health]` in `/status`.
@@ -798,6 +844,9 @@ struct Status {
 struct Sources {
     geo: Option<Arc<GeoDatabase>>,
     steering: Arc<SteeringConfig>,
+    /// `[update]`, and the zones directory the zones it grants are in.
+    update: Option<Arc<crate::config::update::UpdateConfig>>,
+    zones_dir: PathBuf,
     /// `admin.tls_certificate` and its key as last read.
     admin_tls: Option<Arc<crate::config::tls::TlsIdentity>>,
     /// `server.tls_certificate` and its key as last read.
@@ -870,6 +919,12 @@ pub struct Control {
     aliases: Arc<Aliases>,
     /// The [`Aliases::version`] the served table was compiled from.
     compiled_aliases: Arc<std::sync::atomic::AtomicU64>,
+    /// Where transports hand dynamic updates, and the end they are read
+    /// from (taken by [`Control::run_updates`]).
+    update_queue: crate::update::UpdateQueue,
+    update_receiver: Mutex<Option<tokio::sync::mpsc::Receiver<crate::update::UpdateRequest>>>,
+    /// Dynamic updates answered, by zone and response code.
+    update_counts: Mutex<std::collections::BTreeMap<(String, u16), u64>>,
 }
 
 /// Why an admin change was refused.
@@ -905,6 +960,8 @@ impl Control {
             sources: Sources {
                 geo: built.geo,
                 steering: Arc::new(built.config.steering.clone()),
+                update: built.config.update.clone().map(Arc::new),
+                zones_dir: built.config.server.zones.clone(),
                 admin_tls: built.config.admin.tls.clone(),
                 dns_tls: built.config.server.tls.clone(),
             },
@@ -918,10 +975,13 @@ impl Control {
         let secondaries = Arc::new(Secondaries::default());
         let mut table = built.table;
         table.set_notify_targets(secondaries.targets(built.config.secondary.as_ref()));
+        table.set_accepts_updates(built.config.update.is_some());
+        let table = Arc::new(ArcSwap::from_pointee(table));
+        let (update_queue, update_receiver) = crate::update::UpdateQueue::new(Arc::clone(&table));
         Self {
             config_path: config_path.to_path_buf(),
             active: Arc::new(built.config),
-            table: Arc::new(ArcSwap::from_pointee(table)),
+            table,
             reload_lock: Arc::new(tokio::sync::Mutex::new(())),
             status: Arc::new(Mutex::new(status)),
             admin: Arc::new(Mutex::new(AdminState::default())),
@@ -942,7 +1002,135 @@ impl Control {
             signatures: Arc::new(Mutex::new(built.signatures.unwrap_or_default())),
             aliases: Arc::default(),
             compiled_aliases: Arc::default(),
+            update_queue,
+            update_receiver: Mutex::new(Some(update_receiver)),
+            update_counts: Mutex::default(),
         }
+    }
+
+    /// Where the transports hand dynamic updates.
+    pub fn update_queue(&self) -> crate::update::UpdateQueue {
+        self.update_queue.clone()
+    }
+
+    /// Dynamic updates answered since start, by zone and response code.
+    pub fn update_counts(&self) -> Vec<(String, u16, u64)> {
+        lock(&self.update_counts)
+            .iter()
+            .map(|((zone, rcode), count)| (zone.clone(), *rcode, *count))
+            .collect()
+    }
+
+    /// Answers dynamic updates one at a time, until the server stops: each
+    /// is checked and kept on disk ([`crate::update::handle`]), served by a
+    /// reload, and only then acknowledged.
+    pub async fn run_updates(self: Arc<Self>) {
+        let Some(mut receiver) = lock(&self.update_receiver).take() else {
+            return;
+        };
+        while let Some(request) = receiver.recv().await {
+            let response = self.apply_update(&request.message, request.client).await;
+            if !response.is_empty() {
+                request.reply.send(response);
+            }
+        }
+    }
+
+    async fn apply_update(&self, message: &[u8], client: std::net::IpAddr) -> Vec<u8> {
+        use crate::update::handle::{self, Outcome};
+        use hickory_proto::op::ResponseCode;
+        let context = {
+            let status = lock(&self.status);
+            let served = self
+                .table
+                .load()
+                .zones()
+                .iter()
+                .filter_map(|zone| {
+                    let name = hickory_proto::rr::Name::from_ascii(&zone.name).ok()?;
+                    Some((name.to_lowercase(), PathBuf::from(&zone.file)))
+                })
+                .collect();
+            status.sources.update.clone().map(|update| handle::Context {
+                update,
+                zones_dir: status.sources.zones_dir.clone(),
+                steering: Arc::clone(&status.sources.steering),
+                served,
+            })
+        };
+        let Some(context) = context else {
+            // `[update]` went away after the message was queued.
+            return Vec::new();
+        };
+        let message = message.to_vec();
+        let handled = tokio::task::spawn_blocking(move || {
+            handle::handle(&context, &message, client, unix_now())
+        })
+        .await;
+        let (response, summary) = match handled {
+            Ok(Outcome::Answered(response, summary)) => (response, summary),
+            Ok(Outcome::Changed(change)) => {
+                let mut summary = change.summary.clone();
+                match self.reload().await {
+                    Ok(report) => {
+                        summary.rcode = 0;
+                        info!(
+                            zone = %change.zone,
+                            client = %client,
+                            key = summary.key.as_deref().unwrap_or_default(),
+                            records = summary.updates,
+                            serial = change.serial,
+                            generation = report.generation,
+                            "dynamic update applied"
+                        );
+                        (change.responder.respond(ResponseCode::NoError), summary)
+                    }
+                    Err(failure) => {
+                        if let Err(error) = change.undo() {
+                            error!(
+                                file = %change.path.display(),
+                                "cannot take back a dynamic update that was not served: {error}"
+                            );
+                        }
+                        summary.rcode = u16::from(ResponseCode::ServFail);
+                        summary.detail = Some(format!(
+                            "the reload that would serve it failed: {}",
+                            failure.errors.join("; ")
+                        ));
+                        (change.responder.respond(ResponseCode::ServFail), summary)
+                    }
+                }
+            }
+            Err(join_error) => {
+                error!("a dynamic update failed: {join_error}");
+                return Vec::new();
+            }
+        };
+        if let Some(detail) = &summary.detail {
+            info!(
+                zone = summary.zone.as_ref().map(ToString::to_string).unwrap_or_default(),
+                client = %client,
+                key = summary.key.as_deref().unwrap_or_default(),
+                rcode = summary.rcode,
+                "dynamic update not applied: {detail}"
+            );
+        }
+        // Zones Steer does not serve count as "": made-up names add no series.
+        let zone = summary
+            .zone
+            .filter(|zone| {
+                self.table
+                    .load()
+                    .zones()
+                    .iter()
+                    .any(|served| served.name.eq_ignore_ascii_case(&zone.to_ascii()))
+            })
+            .map(|zone| zone.to_ascii())
+            .unwrap_or_default();
+        *lock(&self.update_counts)
+            .entry((zone, summary.rcode))
+            .or_default() += 1;
+        response
     }
 
     /// Has secondary zone `zone` checked against its primaries now
@@ -1558,6 +1746,15 @@ impl Control {
             secondary: self.secondaries.status(),
             notify_out: self.secondaries.notify_out_status(),
             aliases: self.alias_status(),
+            updates: self
+                .update_counts()
+                .into_iter()
+                .map(|(zone, rcode, count)| UpdateCount {
+                    zone,
+                    rcode: crate::dns::rcode_text(rcode),
+                    count,
+                })
+                .collect(),
         }
     }
 
@@ -1797,6 +1994,7 @@ impl ReloadJob {
         self.secondaries.sync(built.config.secondary.as_ref());
         let mut table = built.table;
         table.set_notify_targets(self.secondaries.targets(built.config.secondary.as_ref()));
+        table.set_accepts_updates(built.config.update.is_some());
         let table = Arc::new(table);
         if let Some(monitor) = &self.monitor {
             // New targets get their first probe before they are served.
@@ -1873,6 +2071,8 @@ impl ReloadJob {
             status.sources = Sources {
                 geo: built.geo,
                 steering: Arc::new(built.config.steering),
+                update: built.config.update.map(Arc::new),
+                zones_dir: built.config.server.zones,
                 admin_tls: built.config.admin.tls,
                 dns_tls: built.config.server.tls,
             };

@@ -36,6 +36,7 @@ pub mod server;
 pub mod systemd;
 pub mod table;
 pub mod transfer;
+pub mod update;
 pub mod zone;
 
 /// An error and all its causes, `outer: inner: innermost`: the outer

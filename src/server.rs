@@ -87,6 +87,8 @@ pub struct RunningServer {
     resigner: tokio::task::JoinHandle<()>,
     /// Resolves alias pools' targets again as their TTLs run out.
     alias_resolver: tokio::task::JoinHandle<()>,
+    /// Applies dynamic updates.
+    updates: tokio::task::JoinHandle<()>,
     /// Keeps secondary zones current (transfers, NOTIFY, expiry).
     secondaries: tokio::task::JoinHandle<()>,
     active_latency: tokio::task::JoinHandle<()>,
@@ -410,6 +412,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
     let latency_compiler = tokio::spawn(Arc::clone(&control).run_latency_compiler());
     let resigner = tokio::spawn(Arc::clone(&control).run_resigner());
     let alias_resolver = tokio::spawn(Arc::clone(&control).run_alias_resolver());
+    let updates = tokio::spawn(Arc::clone(&control).run_updates());
     let secondaries = tokio::spawn(Arc::clone(&control).run_secondaries());
     let active_latency = tokio::spawn(crate::latency::active::run(Arc::clone(&control)));
     let latency_sharing = tokio::spawn(crate::latency::sharing::run(Arc::clone(&control)));
@@ -435,6 +438,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         latency_compiler,
         resigner,
         alias_resolver,
+        updates,
         secondaries,
         active_latency,
         latency_sharing,
@@ -452,6 +456,7 @@ impl RunningServer {
         self.latency_compiler.abort();
         self.resigner.abort();
         self.alias_resolver.abort();
+        self.updates.abort();
         self.secondaries.abort();
         self.control.stop_secondaries();
         self.active_latency.abort();
@@ -503,6 +508,7 @@ async fn start_dns(
             Arc::clone(&buckets),
             query_log.clone(),
             metrics,
+            Some(control.update_queue()),
         )
         .map_err(|source| StartError::Listen {
             what: "DNS over UDP",
@@ -517,6 +523,7 @@ async fn start_dns(
             control.table(),
             query_log.clone(),
             metrics,
+            Some(control.update_queue()),
         )
         .await;
         match started {
@@ -584,6 +591,7 @@ async fn start_tls(
         control.table(),
         query_log,
         metrics,
+        Some(control.update_queue()),
     )
     .await
     .map(Some)

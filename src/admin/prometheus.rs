@@ -209,6 +209,24 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
     }
     secondaries(&mut out, status);
     aliases(&mut out, status);
+    if !status.updates.is_empty() {
+        header(
+            &mut out,
+            "steer_updates_total",
+            "counter",
+            "Dynamic updates (RFC 2136) answered since start, by zone and response code.",
+        );
+        for update in &status.updates {
+            line(
+                &mut out,
+                &format!(
+                    "steer_updates_total{{zone=\"{}\",rcode=\"{}\"}}",
+                    update.zone, update.rcode
+                ),
+                update.count,
+            );
+        }
+    }
     header(
         &mut out,
         "steer_endpoint_up",
@@ -1027,6 +1045,11 @@ mod tests {
                 answers_total: 4,
                 failures_total: 2,
             }],
+            updates: vec![crate::control::UpdateCount {
+                zone: "a.test.".into(),
+                rcode: "REFUSED".into(),
+                count: 3,
+            }],
         };
         let text = render(&totals, &status);
         for expected in [
@@ -1060,6 +1083,7 @@ mod tests {
             "steer_secondary_transfers_total{zone=\"b.test.\",result=\"failed\"} 1\n",
             "# TYPE steer_secondary_notifies_total counter\n",
             "steer_secondary_notifies_total{zone=\"b.test.\"} 5\n",
+            "steer_updates_total{zone=\"a.test.\",rcode=\"REFUSED\"} 3\n",
             "# TYPE steer_alias_resolved gauge\n",
             "steer_alias_resolved{target=\"lb.example.net.\"} 1\n",
             "steer_alias_resolutions_total{target=\"lb.example.net.\",result=\"answered\"} 4\n",

@@ -23,6 +23,7 @@ pub mod secondary;
 pub mod spec;
 pub mod steering;
 pub mod tls;
+pub mod update;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -75,6 +76,8 @@ pub struct Config {
     pub secondary: Option<SecondaryConfig>,
     /// `[transfer]`; `None`: zone transfers are refused.
     pub transfer: Option<secondary::TransferConfig>,
+    /// `[update]`; `None`: dynamic updates are answered NOTIMP.
+    pub update: Option<update::UpdateConfig>,
 }
 
 /// `[server]`, validated.
@@ -234,13 +237,17 @@ fn validate(path: &Path, mut spec: Spec) -> Result<Config, Vec<ConfigError>> {
     let dnssec = spec
         .dnssec
         .map(|dnssec| dnssec::validate(path, base, dnssec, &mut errors));
+    let keys = secondary::validate_keys(path, base, spec.tsig, &mut errors);
     let (secondary, transfer) = secondary::validate(
         path,
         base,
         (spec.secondary, spec.transfer),
-        spec.tsig,
+        &keys,
         &mut errors,
     );
+    let update = spec
+        .update
+        .map(|update| update::validate(path, base, update, &keys, &mut errors));
     if errors.is_empty() {
         Ok(Config {
             file: path.to_path_buf(),
@@ -252,6 +259,7 @@ fn validate(path: &Path, mut spec: Spec) -> Result<Config, Vec<ConfigError>> {
             dnssec,
             secondary,
             transfer,
+            update,
         })
     } else {
         Err(errors)

@@ -259,11 +259,10 @@ pub(super) fn validate(
     file: &Path,
     base: &Path,
     (spec, transfer): (Option<SecondarySpec>, Option<TransferSpecs>),
-    tsig: BTreeMap<String, TsigSpec>,
+    keys: &HashMap<String, Option<Key>>,
     errors: &mut Vec<ConfigError>,
 ) -> (Option<SecondaryConfig>, Option<TransferConfig>) {
-    let keys = validate_keys(file, base, tsig, errors);
-    let transfer = transfer.map(|transfer| validate_transfer(file, transfer, &keys, errors));
+    let transfer = transfer.map(|transfer| validate_transfer(file, transfer, keys, errors));
     let Some(spec) = spec else {
         return (None, transfer);
     };
@@ -343,7 +342,7 @@ pub(super) fn validate(
             file,
             &format!("{path}.tsig_key"),
             zone.tsig_key,
-            &keys,
+            keys,
             errors,
         );
         zones.push(SecondaryZone {
@@ -501,7 +500,7 @@ fn validate_secondaries(
 }
 
 /// `[tsig.NAME]` → keys by NAME; `None` for a key with an error (reported).
-fn validate_keys(
+pub(super) fn validate_keys(
     file: &Path,
     base: &Path,
     tsig: BTreeMap<String, TsigSpec>,

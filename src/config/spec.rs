@@ -76,6 +76,9 @@ pub struct Spec {
     /// `[transfer]`: who may transfer Steer's zones. None when absent.
     #[serde(default)]
     pub transfer: Option<super::secondary::TransferSpecs>,
+    /// `[update]`: who may send dynamic updates. Refused when absent.
+    #[serde(default)]
+    pub update: Option<super::update::UpdateSpec>,
     /// `[tsig.NAME]`: keys that sign zone transfers and NOTIFY.
     #[serde(default)]
     pub tsig: BTreeMap<String, super::secondary::TsigSpec>,

@@ -170,6 +170,7 @@ impl TcpService {
         table: Arc<ArcSwap<RoutingTable>>,
         query_log: Option<QueryLog>,
         metrics: &Metrics,
+        updates: Option<crate::update::UpdateQueue>,
     ) -> io::Result<TcpService> {
         let idle_timeout = limits.idle_timeout;
         let proxies = Proxies {
@@ -195,6 +196,7 @@ impl TcpService {
         let hooks = Hooks {
             proxies: Some(proxies),
             transfers: Some(transfers),
+            updates,
         };
         start_with(
             addresses,
@@ -298,6 +300,7 @@ where
         clients: Arc::default(),
         proxies: hooks.proxies,
         transfers: hooks.transfers,
+        updates: hooks.updates,
     });
     let accept_loops = listeners
         .into_iter()
@@ -324,6 +327,9 @@ struct Shared<F> {
     /// Zone transfers out: the messages answering an AXFR, for a query
     /// that is one (and `[transfer]` is set).
     transfers: Option<Transfers>,
+    /// Dynamic updates: handed to the control plane, whose response this
+    /// connection writes.
+    updates: Option<crate::update::UpdateQueue>,
     counters: Arc<WorkerCounters>,
     connections: Arc<Semaphore>,
     clients: Arc<ClientConnections>,
@@ -335,6 +341,7 @@ struct Shared<F> {
 struct Hooks {
     proxies: Option<Proxies>,
     transfers: Option<Transfers>,
+    updates: Option<crate::update::UpdateQueue>,
 }
 
 /// Finds the AXFR answer to a query from a client, in the table in force.
@@ -538,6 +545,10 @@ where
     Ok(())
 }
 
+/// Longest a connection waits for the control plane to apply an update
+/// (it reloads the zones): then the client is left to retry.
+const UPDATE_WAIT: Duration = Duration::from_secs(60);
+
 /// The read–answer–write loop. Returns `true` when the connection should be
 /// shut down politely (query limit reached), `false` when it simply ends.
 async fn exchange<S, F>(
@@ -568,6 +579,29 @@ where
             let query = &input[consumed + 2..consumed + 2 + frame];
             consumed += 2 + frame;
             queries += 1;
+            let update = shared
+                .updates
+                .as_ref()
+                .and_then(|updates| updates.offer_stream(query, source));
+            if let Some(update) = update {
+                // Answers before it go first; later ones wait for it, in order.
+                write_out(stream, &mut output, limits.idle_timeout).await?;
+                let outcome = match timeout(UPDATE_WAIT, update).await {
+                    Ok(Ok(response)) if u16::try_from(response.len()).is_ok() => {
+                        output.extend_from_slice(&(response.len() as u16).to_be_bytes());
+                        output.extend_from_slice(&response);
+                        Outcome::Reply {
+                            rcode: u16::from(response.get(3).map_or(0, |flags| flags & 0x0F)),
+                            decision: None,
+                            zone: None,
+                        }
+                    }
+                    // Dropped (queue full) or not answered in time.
+                    _ => Outcome::Drop,
+                };
+                shared.counters.record(transport, outcome);
+                continue;
+            }
             let transfer = shared
                 .transfers
                 .as_ref()

@@ -44,6 +44,7 @@ use super::{Outcome, OverLimit, Transport};
 use crate::metrics::{Metrics, WorkerCounters};
 use crate::query_log::QueryLog;
 use crate::table::RoutingTable;
+use crate::update::UpdateQueue;
 
 /// Datagrams received (and replies sent) per system call.
 const BATCH: usize = 32;
@@ -94,11 +95,12 @@ impl UdpService {
         buckets: Arc<Buckets>,
         query_log: Option<QueryLog>,
         metrics: &Metrics,
+        updates: Option<UpdateQueue>,
     ) -> io::Result<UdpService> {
         let proxy_refused = Arc::clone(&metrics.proxy);
         start_with(
             addresses,
-            workers,
+            (workers, updates),
             metrics,
             move || table.load(),
             move |table: &arc_swap::Guard<Arc<RoutingTable>>,
@@ -249,7 +251,7 @@ fn set_option(
 /// datagram with what `load` returned.
 fn start_with<S, L, A>(
     addresses: &[SocketAddr],
-    workers: usize,
+    (workers, updates): (usize, Option<UpdateQueue>),
     metrics: &Metrics,
     load: L,
     answer: A,
@@ -292,20 +294,36 @@ where
         let counters = metrics.register_worker();
         let load = load.clone();
         let answer = answer.clone();
+        let updates = updates.clone();
         let thread = std::thread::Builder::new()
             .name(format!("steer-udp-{index}"))
-            .spawn(move || run_worker(&socket, wildcard, &stop, &counters, load, answer));
+            .spawn(move || {
+                let worker = Worker {
+                    socket: &socket,
+                    wildcard,
+                    updates: updates.as_ref(),
+                };
+                run_worker(&worker, &stop, &counters, load, answer);
+            });
         // On error, dropping `service` stops and joins the threads already started.
         service.threads.push(thread?);
     }
     Ok(service)
 }
 
+/// A worker's socket and what its queries may be handed to.
+struct Worker<'a> {
+    socket: &'a Arc<UdpSocket>,
+    /// Bound to a wildcard address: replies say which address they are from.
+    wildcard: bool,
+    /// Where UPDATE messages go, when the server takes them.
+    updates: Option<&'a UpdateQueue>,
+}
+
 /// One worker's loop: receive a batch, answer it, send the replies, until
 /// `stop` is set.
 fn run_worker<S, L, A>(
-    socket: &UdpSocket,
-    wildcard: bool,
+    worker: &Worker<'_>,
     stop: &AtomicBool,
     counters: &WorkerCounters,
     load: L,
@@ -314,7 +332,7 @@ fn run_worker<S, L, A>(
     L: Fn() -> S,
     A: Fn(&S, &[u8], Transport, IpAddr, &mut Vec<u8>) -> Outcome,
 {
-    let fd = socket.as_raw_fd();
+    let fd = worker.socket.as_raw_fd();
     let mut batch = Batch::new();
     while !stop.load(Ordering::Relaxed) {
         let received = match batch.receive(fd) {
@@ -340,7 +358,7 @@ fn run_worker<S, L, A>(
             break;
         }
         let snapshot = load();
-        let replies = batch.answer(received, wildcard, &snapshot, &answer, counters);
+        let replies = batch.answer(received, worker, &snapshot, &answer, counters);
         // Release the table before the send, which may take a while.
         drop(snapshot);
         batch.send(fd, replies, counters);
@@ -477,7 +495,7 @@ impl Batch {
     fn answer<S, A>(
         &mut self,
         received: usize,
-        wildcard: bool,
+        worker: &Worker<'_>,
         snapshot: &S,
         answer: &A,
         counters: &WorkerCounters,
@@ -502,6 +520,17 @@ impl Batch {
                 counters.record(Transport::Udp, Outcome::Drop);
                 continue;
             };
+            // Updates are the control plane's, which replies itself.
+            if let Some(updates) = worker.updates
+                && crate::update::is_update(query)
+                && let Some(to) = socket_address(&slot.source, message.msg_namelen)
+                && updates.offer(query, source, || crate::update::Reply::Datagram {
+                    socket: Arc::clone(worker.socket),
+                    to,
+                })
+            {
+                continue;
+            }
             let outcome = answer(snapshot, query, Transport::Udp, source, &mut slot.response);
             if let Outcome::OverLimit {
                 action: OverLimit::Dropped | OverLimit::Slipped | OverLimit::DryRun,
@@ -515,7 +544,7 @@ impl Batch {
                 continue;
             }
 
-            let destination = if wildcard {
+            let destination = if worker.wildcard {
                 read_destination(&slot.receive_control, control_length_of(message))
             } else {
                 Destination::Unknown
@@ -620,6 +649,23 @@ fn socket_ip(storage: &libc::sockaddr_storage, length: libc::socklen_t) -> Optio
         }
         _ => None,
     }
+}
+
+/// The address and port in `storage`, as [`socket_ip`] reads the address.
+fn socket_address(storage: &libc::sockaddr_storage, length: libc::socklen_t) -> Option<SocketAddr> {
+    let ip = socket_ip(storage, length)?;
+    let port = match libc::c_int::from(storage.ss_family) {
+        // SAFETY: `socket_ip` checked the family and the length.
+        libc::AF_INET => unsafe { &*ptr::from_ref(storage).cast::<libc::sockaddr_in>() }.sin_port,
+        // SAFETY: as above.
+        _ => unsafe { &*ptr::from_ref(storage).cast::<libc::sockaddr_in6>() }.sin6_port,
+    };
+    // An IPv4 client of an IPv6 socket is answered at its mapped address.
+    let ip = match (libc::c_int::from(storage.ss_family), ip) {
+        (libc::AF_INET6, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
+        _ => ip,
+    };
+    Some(SocketAddr::new(ip, u16::from_be(port)))
 }
 
 /// Finds the packet-info message among the ancillary data of a datagram.
@@ -757,7 +803,7 @@ mod tests {
     }
 
     fn start_echo(addresses: &[SocketAddr], workers: usize, metrics: &Metrics) -> UdpService {
-        start_with(addresses, workers, metrics, || (), echo).expect("start UDP service")
+        start_with(addresses, (workers, None), metrics, || (), echo).expect("start UDP service")
     }
 
     fn client(bind: &str) -> UdpSocket {
@@ -968,7 +1014,7 @@ mod tests {
         let metrics = Metrics::default();
         let result = start_with(
             &["127.0.0.1:0".parse().expect("address")],
-            0,
+            (0, None),
             &metrics,
             || (),
             echo,

@@ -1439,6 +1439,7 @@ pub(super) fn compile(
         policies,
         health,
         notify: Arc::default(),
+        accepts_updates: false,
         outbound: None,
     })
 }
@@ -1745,6 +1746,7 @@ impl RoutingTable {
             policies,
             health,
             notify: Arc::clone(&self.notify),
+            accepts_updates: self.accepts_updates,
             outbound: self.outbound.clone(),
         })
     }

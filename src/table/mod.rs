@@ -348,6 +348,8 @@ pub struct RoutingTable {
     /// The secondary zones a primary may send NOTIFY for; set by the
     /// control plane before the table is published.
     notify: Arc<crate::transfer::NotifyTargets>,
+    /// Whether UPDATE messages go to the control plane.
+    accepts_updates: bool,
     /// The zones secondaries may transfer, with `[transfer]`.
     outbound: Option<Arc<crate::transfer::outbound::Outbound>>,
 }
@@ -430,6 +432,7 @@ impl RoutingTable {
             policies: Vec::new(),
             health: HealthView::default(),
             notify: Arc::default(),
+            accepts_updates: false,
             outbound: None,
         }
     }
@@ -448,6 +451,18 @@ impl RoutingTable {
     #[inline]
     pub fn notify_targets(&self) -> &crate::transfer::NotifyTargets {
         &self.notify
+    }
+
+    /// Whether UPDATE messages go to the control plane (`[update]` is set).
+    #[inline]
+    pub fn accepts_updates(&self) -> bool {
+        self.accepts_updates
+    }
+
+    /// Sets whether UPDATE messages are taken, before the table is
+    /// published.
+    pub fn set_accepts_updates(&mut self, accepts: bool) {
+        self.accepts_updates = accepts;
     }
 
     /// Sets the secondary zones NOTIFY is accepted for, before the table

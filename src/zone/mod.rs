@@ -248,6 +248,39 @@ fn zone_name(stem: &str) -> Result<Name, String> {
     rdata::parse_name(&stem.to_ascii_lowercase(), &Name::root())
 }
 
+/// Records in zone file syntax (as [`write_zone`] writes them), not checked
+/// as a zone: the dynamic updates kept over a zone file.
+pub fn parse_records(
+    text: &str,
+    file: &Path,
+    origin: &Name,
+) -> Result<Vec<ZoneRecord>, Vec<ZoneError>> {
+    let parsed = parser::parse(text, file, origin);
+    if parsed.errors.is_empty() {
+        Ok(parsed.records)
+    } else {
+        Err(parsed.errors)
+    }
+}
+
+/// The zone `origin` made of `records`, checked as a zone file is (`file`
+/// names it in messages).
+pub fn zone_of_records(
+    origin: &Name,
+    file: &Path,
+    mut records: Vec<ZoneRecord>,
+) -> Result<Zone, Vec<ZoneError>> {
+    let serial = validate::validate(origin, file, &mut records, true)?;
+    Ok(Zone {
+        origin: origin.clone(),
+        file: file.to_path_buf(),
+        serial,
+        records,
+        signing: None,
+        signer: None,
+    })
+}
+
 /// Parses and validates one zone from text (used by [`load_dir`], tests and
 /// a fuzz target). `file` is only used for locations and messages and for
 /// resolving relative `$INCLUDE` paths; `origin` is the apex (made absolute

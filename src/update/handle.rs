@@ -1,0 +1,380 @@
+//! One UPDATE message, from bytes to a decision: the TSIG (RFC 8945), the
+//! zone section, the grant, the prerequisites and the update section
+//! (RFC 2136 §3), and, when the zone changes, the new kept updates written
+//! to disk. Blocking (it reads the zone file); the control plane runs it
+//! off the async threads and then reloads to serve the change.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+
+use super::OPCODE_UPDATE;
+use super::apply;
+use super::overlay::{self, Overlay};
+use crate::config::steering::SteeringConfig;
+use crate::config::update::UpdateConfig;
+use crate::dns::wire::{self, HEADER_LEN, ParseError};
+use crate::transfer::tsig::{self, TsigKey};
+
+/// What an update is checked against: the configuration in force.
+pub struct Context {
+    /// `[update]`.
+    pub update: Arc<UpdateConfig>,
+    /// The zones directory.
+    pub zones_dir: PathBuf,
+    /// The steered names, which updates may not shadow.
+    pub steering: Arc<SteeringConfig>,
+    /// The zones served now and their files.
+    pub served: Vec<(Name, PathBuf)>,
+}
+
+/// Writes an update's response: the header, the zone section, and the
+/// TSIG when the request was signed with a known key.
+pub struct Responder {
+    id: u16,
+    zone_section: Vec<u8>,
+    signer: Option<(TsigKey, Vec<u8>)>,
+    now: u64,
+}
+
+impl Responder {
+    /// The response with `rcode`.
+    pub fn respond(&self, rcode: ResponseCode) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + self.zone_section.len() + 64);
+        out.extend_from_slice(&self.id.to_be_bytes());
+        let flags = 0x8000 | OPCODE_UPDATE | (u16::from(rcode) & 0x000F);
+        out.extend_from_slice(&flags.to_be_bytes());
+        let zones = u16::from(!self.zone_section.is_empty());
+        for count in [zones, 0, 0, 0] {
+            out.extend_from_slice(&count.to_be_bytes());
+        }
+        out.extend_from_slice(&self.zone_section);
+        if let Some((key, request_mac)) = &self.signer {
+            // Fails only past 65,535 bytes, which a header and one name
+            // never reach.
+            let _ = tsig::sign_response(key, request_mac, &mut out, self.now);
+        }
+        out
+    }
+}
+
+/// What became of an update.
+pub enum Outcome {
+    /// Answered without changing anything.
+    Answered(Vec<u8>, Summary),
+    /// The zone changes: the kept updates are written; serve them by a
+    /// reload, then answer, or put `previous` back and answer SERVFAIL.
+    Changed(Box<Change>),
+}
+
+/// An update applied on disk, waiting to be served.
+pub struct Change {
+    /// The kept updates' file.
+    pub path: PathBuf,
+    /// The zone.
+    pub zone: Name,
+    /// The kept updates before this one (`None`: there were none).
+    pub previous: Option<Overlay>,
+    /// The serial the zone is served with now.
+    pub serial: u32,
+    /// Writes the response.
+    pub responder: Responder,
+    /// For the log and the counters.
+    pub summary: Summary,
+}
+
+impl Change {
+    /// Puts the kept updates back as they were (the change could not be
+    /// served).
+    pub fn undo(&self) -> std::io::Result<()> {
+        match &self.previous {
+            Some(previous) => overlay::write(&self.path, &self.zone, previous),
+            None => match std::fs::remove_file(&self.path) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
+/// Who asked for what, for the log and `/metrics`.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    /// The zone asked for (`None` before the zone section is read).
+    pub zone: Option<Name>,
+    /// The key that signed it.
+    pub key: Option<String>,
+    /// The records of its update section.
+    pub updates: usize,
+    /// The response code, or why nothing was done.
+    pub rcode: u16,
+    /// In words, for the log, when refused or failed.
+    pub detail: Option<String>,
+}
+
+/// Checks `message` from `client` against `context` at time `now` and
+/// applies it (to disk) when it changes the zone.
+pub fn handle(context: &Context, message: &[u8], client: IpAddr, now: u64) -> Outcome {
+    let id = u16::from_be_bytes([message[0], message[1]]);
+    let mut responder = Responder {
+        id,
+        zone_section: Vec::new(),
+        signer: None,
+        now,
+    };
+    let mut summary = Summary::default();
+    let answer =
+        |responder: &Responder, summary: &mut Summary, rcode: ResponseCode, detail: String| {
+            summary.rcode = u16::from(rcode);
+            summary.detail = Some(detail);
+            Outcome::Answered(responder.respond(rcode), summary.clone())
+        };
+    // The zone section, as the query parser reads a question.
+    match wire::parse_query(message) {
+        Err(ParseError::NotImplemented {
+            question_end: Some(end),
+            ..
+        }) => responder.zone_section = message[HEADER_LEN..end].to_vec(),
+        _ => {
+            return answer(
+                &responder,
+                &mut summary,
+                ResponseCode::FormErr,
+                "no zone section".to_owned(),
+            );
+        }
+    }
+    let keys: Vec<TsigKey> = context
+        .update
+        .grants
+        .iter()
+        .map(|grant| (*grant.key.key).clone())
+        .collect();
+    let key = match tsig::verify_request(&keys, message, now) {
+        Ok(tsig::RequestCheck::NotSigned) => {
+            return answer(
+                &responder,
+                &mut summary,
+                ResponseCode::Refused,
+                "not signed with a TSIG key".to_owned(),
+            );
+        }
+        Err(rejection) => {
+            let rcode = ResponseCode::from(0, rejection.rcode());
+            let mut response = responder.respond(rcode);
+            let _ = rejection.append_tsig(&mut response, now);
+            summary.rcode = u16::from(rcode);
+            summary.detail = Some("its TSIG does not verify".to_owned());
+            return Outcome::Answered(response, summary);
+        }
+        Ok(tsig::RequestCheck::Verified {
+            key, request_mac, ..
+        }) => {
+            responder.signer = Some((key.clone(), request_mac.as_bytes().to_vec()));
+            key.clone()
+        }
+    };
+    summary.key = Some(key.name());
+    let Ok(parsed) = Message::from_vec(&tsig::without_tsig(message)) else {
+        return answer(
+            &responder,
+            &mut summary,
+            ResponseCode::FormErr,
+            "does not parse".to_owned(),
+        );
+    };
+    let [zone_query] = parsed.queries.as_slice() else {
+        return answer(
+            &responder,
+            &mut summary,
+            ResponseCode::FormErr,
+            "needs one zone".to_owned(),
+        );
+    };
+    if zone_query.query_type() != RecordType::SOA || zone_query.query_class() != DNSClass::IN {
+        return answer(
+            &responder,
+            &mut summary,
+            ResponseCode::FormErr,
+            "the zone section must ask for SOA IN".to_owned(),
+        );
+    }
+    let zone = zone_query.name().to_lowercase();
+    summary.zone = Some(zone.clone());
+    summary.updates = parsed.authorities.len();
+    let file = context
+        .zones_dir
+        .join(format!("{}.zone", zone.to_ascii().trim_end_matches('.')));
+    if !context
+        .served
+        .iter()
+        .any(|(served, served_file)| *served == zone && *served_file == file)
+    {
+        return answer(
+            &responder,
+            &mut summary,
+            ResponseCode::NotAuth,
+            "not a zone Steer serves from its zones directory".to_owned(),
+        );
+    }
+    let grants: Vec<_> = context
+        .update
+        .grants
+        .iter()
+        .filter(|grant| grant.key.key.name() == key.name() && grant.zones.contains(&zone))
+        .filter(|grant| grant.allows(client))
+        .collect();
+    if grants.is_empty() {
+        return answer(
+            &responder,
+            &mut summary,
+            ResponseCode::Refused,
+            format!("no grant lets key {} change it from {client}", key.name()),
+        );
+    }
+    // The zone as served: its file and the updates kept over it.
+    let path = context.update.file_of(&zone);
+    let loaded = std::fs::read_to_string(&file)
+        .map_err(|error| error.to_string())
+        .and_then(|text| {
+            crate::zone::parse_zone(&text, &file, &zone).map_err(|errors| {
+                errors
+                    .first()
+                    .map_or_else(|| "does not load".to_owned(), ToString::to_string)
+            })
+        })
+        .and_then(|file_zone| {
+            let previous = overlay::read(&path, &zone).map_err(|errors| {
+                errors
+                    .first()
+                    .map_or_else(|| "does not read".to_owned(), ToString::to_string)
+            })?;
+            let current = match &previous {
+                Some(kept) => kept.apply_to(file_zone.clone(), &path).map_err(|errors| {
+                    errors
+                        .first()
+                        .map_or_else(|| "does not load".to_owned(), ToString::to_string)
+                })?,
+                None => file_zone.clone(),
+            };
+            Ok((file_zone, previous, current))
+        });
+    let (file_zone, previous, current) = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            return answer(
+                &responder,
+                &mut summary,
+                ResponseCode::ServFail,
+                format!("the zone does not load now: {error}"),
+            );
+        }
+    };
+    let records: Vec<Record> = current
+        .records
+        .iter()
+        .map(|kept| kept.record.clone())
+        .collect();
+    if let Err(rcode) = apply::prerequisites(&zone, &records, &parsed.answers) {
+        return answer(
+            &responder,
+            &mut summary,
+            rcode,
+            "a prerequisite does not hold".to_owned(),
+        );
+    }
+    let permits = |name: &Name, record_type: RecordType| {
+        grants
+            .iter()
+            .any(|grant| grant.permits(&zone, name, record_type))
+    };
+    if let Err(rcode) = apply::prescan(&zone, &parsed.authorities, permits) {
+        let detail = if rcode == ResponseCode::Refused {
+            "a name or type its grant does not allow".to_owned()
+        } else {
+            "a malformed update record".to_owned()
+        };
+        return answer(&responder, &mut summary, rcode, detail);
+    }
+    if let Some(steered) = parsed.authorities.iter().find_map(|update| {
+        (update.dns_class == DNSClass::IN)
+            .then(|| steered_conflict(&context.steering, update))
+            .flatten()
+    }) {
+        return answer(&responder, &mut summary, ResponseCode::Refused, steered);
+    }
+    let mut changed = records.clone();
+    if !apply::apply(&zone, &mut changed, &parsed.authorities) {
+        summary.rcode = 0;
+        return Outcome::Answered(responder.respond(ResponseCode::NoError), summary);
+    }
+    // Serial arithmetic (RFC 1982): one more than served, 0 never used.
+    let serial = match current.serial.wrapping_add(1) {
+        0 => 1,
+        serial => serial,
+    };
+    for record in &mut changed {
+        if let RData::SOA(soa) = &mut record.data {
+            soa.serial = serial;
+        }
+    }
+    let file_records: Vec<Record> = file_zone
+        .records
+        .iter()
+        .map(|kept| kept.record.clone())
+        .collect();
+    let next = Overlay::between(&file_records, &changed, file_zone.serial, serial);
+    // What would be served must load, or nothing is written.
+    if let Err(errors) = next.apply_to(file_zone, &path) {
+        let detail = errors
+            .first()
+            .map_or_else(|| "does not load".to_owned(), |error| error.message.clone());
+        return answer(
+            &responder,
+            &mut summary,
+            ResponseCode::Refused,
+            format!("the zone would not load: {detail}"),
+        );
+    }
+    if let Err(error) = overlay::write(&path, &zone, &next) {
+        return answer(
+            &responder,
+            &mut summary,
+            ResponseCode::ServFail,
+            format!("cannot write {}: {error}", path.display()),
+        );
+    }
+    Outcome::Changed(Box::new(Change {
+        path,
+        zone,
+        previous,
+        serial,
+        responder,
+        summary,
+    }))
+}
+
+/// Why an added record would stand where a steered name answers, if it
+/// would.
+fn steered_conflict(steering: &SteeringConfig, update: &Record) -> Option<String> {
+    let name = update.name.to_lowercase();
+    let record_type = update.record_type();
+    steering
+        .steered
+        .iter()
+        .find(|steered| {
+            steered.name.to_lowercase() == name
+                && (steered.record_type.record_type() == record_type
+                    || record_type == RecordType::CNAME
+                    || steered.record_type.record_type() == RecordType::CNAME)
+        })
+        .map(|steered| {
+            format!(
+                "{} {} is steered ({}); a name cannot be both static and steered",
+                steered.name, steered.record_type, steered.key_path
+            )
+        })
+}

@@ -1,0 +1,360 @@
+//! The dynamic updates applied to a zone, kept as the difference from its
+//! zone file: the records updates added and those they removed, with the
+//! serial they brought the zone to.
+//!
+//! The zone file stays the operator's: Steer never writes it. Every load
+//! (start, reload) reads the file, then this difference over it, so an
+//! update survives reloads and restarts, and an operator's edit of the
+//! file is kept too. A removal matches a record whatever its TTL, and an
+//! addition replaces a record with the same data, so a TTL set by an
+//! update holds. The serial: while the file's serial is the one the
+//! updates were made over, the updates' serial; once the operator changes
+//! the file's serial, the newer of the file's and one above the updates'.
+//!
+//! The file is zone file text an operator can read, written whole to a
+//! temporary file and renamed over the old one:
+//!
+//! ```text
+//! ; Dynamic updates of example.test. over its zone file, kept by Steer.
+//! ; base_serial 2024060101
+//! ; serial 2024060103
+//! ; removed
+//! $ORIGIN example.test.
+//! ; added
+//! $ORIGIN example.test.
+//! _acme-challenge 60 IN TXT "token"
+//! ```
+
+use std::path::Path;
+
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use crate::zone::{self, Zone, ZoneError, ZoneRecord};
+
+const REMOVED: &str = "; removed\n";
+const ADDED: &str = "; added\n";
+
+/// The updates applied to one zone.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overlay {
+    /// The zone file's serial when the updates were last written.
+    pub base_serial: u32,
+    /// The serial the updates brought the zone to.
+    pub serial: u32,
+    /// Records the updates added (or whose TTL they set).
+    pub added: Vec<Record>,
+    /// Records of the file the updates removed.
+    pub removed: Vec<Record>,
+}
+
+/// `(name, type, data)`, the identity of a record whatever its TTL.
+fn same_record(left: &Record, right: &Record) -> bool {
+    left.record_type() == right.record_type()
+        && left.name.to_lowercase() == right.name.to_lowercase()
+        && left.data == right.data
+}
+
+fn is_soa(record: &Record) -> bool {
+    record.record_type() == RecordType::SOA
+}
+
+impl Overlay {
+    /// The difference that makes `records` of `file_records` (the SOA
+    /// aside), made over file serial `base_serial`, at `serial`.
+    pub fn between(
+        file_records: &[Record],
+        records: &[Record],
+        base_serial: u32,
+        serial: u32,
+    ) -> Self {
+        let exact =
+            |left: &Record, right: &Record| same_record(left, right) && left.ttl == right.ttl;
+        Self {
+            base_serial,
+            serial,
+            added: records
+                .iter()
+                .filter(|record| !is_soa(record))
+                .filter(|record| !file_records.iter().any(|kept| exact(kept, record)))
+                .cloned()
+                .collect(),
+            removed: file_records
+                .iter()
+                .filter(|record| !is_soa(record))
+                .filter(|record| !records.iter().any(|kept| exact(kept, record)))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The serial a zone whose file has `file_serial` is served with.
+    pub fn served_serial(&self, file_serial: u32) -> u32 {
+        if file_serial == self.base_serial {
+            self.serial
+        } else if serial_after(file_serial, self.serial) {
+            file_serial
+        } else {
+            // The operator moved the file's serial, but not past ours.
+            self.serial.wrapping_add(1)
+        }
+    }
+
+    /// `zone` (loaded from its file) with the updates applied and served
+    /// with [`Overlay::served_serial`], checked as a zone file is; records
+    /// of the updates are located in `path`.
+    pub fn apply_to(&self, zone: Zone, path: &Path) -> Result<Zone, Vec<ZoneError>> {
+        let serial = self.served_serial(zone.serial);
+        let location = zone::Location {
+            file: std::sync::Arc::from(path),
+            line: 1,
+        };
+        let mut records: Vec<ZoneRecord> = zone
+            .records
+            .into_iter()
+            .filter(|kept| {
+                !self
+                    .removed
+                    .iter()
+                    .any(|removed| same_record(removed, &kept.record))
+                    && !self
+                        .added
+                        .iter()
+                        .any(|added| same_record(added, &kept.record))
+            })
+            .collect();
+        records.extend(self.added.iter().map(|record| ZoneRecord {
+            record: record.clone(),
+            location: location.clone(),
+        }));
+        for kept in &mut records {
+            if let RData::SOA(soa) = &mut kept.record.data {
+                soa.serial = serial;
+            }
+        }
+        zone::zone_of_records(&zone.origin, &zone.file, records)
+    }
+
+    /// Whether the zone is its file again.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// RFC 1982: whether serial `left` is after `right`.
+pub fn serial_after(left: u32, right: u32) -> bool {
+    left != right && left.wrapping_sub(right) < 0x8000_0000
+}
+
+/// Reads the updates kept for zone `origin` at `path`; `None` when there
+/// are none. An error names the file and line.
+pub fn read(path: &Path, origin: &Name) -> Result<Option<Overlay>, Vec<ZoneError>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => {
+            return Err(vec![ZoneError {
+                file: path.to_path_buf(),
+                line: None,
+                message: format!("cannot read the kept updates: {error}"),
+            }]);
+        }
+    };
+    let broken = |message: &str| {
+        vec![ZoneError {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!("{message}; delete the file to serve the zone file alone"),
+        }]
+    };
+    let header_serial = |key: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("; {key} ")))
+            .and_then(|value| value.trim().parse::<u32>().ok())
+    };
+    let (Some(base_serial), Some(serial)) = (header_serial("base_serial"), header_serial("serial"))
+    else {
+        return Err(broken("no base_serial or serial line"));
+    };
+    let (Some(removed_at), Some(added_at)) = (text.find(REMOVED), text.find(ADDED)) else {
+        return Err(broken("no \"; removed\" or \"; added\" line"));
+    };
+    if added_at < removed_at {
+        return Err(broken("\"; added\" comes before \"; removed\""));
+    }
+    // Each section parsed with the lines before it blank, so that errors
+    // name the line of the file.
+    let section = |start: usize, end: usize| {
+        let blank = "\n".repeat(text[..start].matches('\n').count());
+        zone::parse_records(&format!("{blank}{}", &text[start..end]), path, origin).map(|records| {
+            records
+                .into_iter()
+                .map(|kept| kept.record)
+                .collect::<Vec<_>>()
+        })
+    };
+    Ok(Some(Overlay {
+        base_serial,
+        serial,
+        removed: section(removed_at, added_at)?,
+        added: section(added_at, text.len())?,
+    }))
+}
+
+/// Writes `overlay` for zone `origin` at `path` (replacing it whole), or
+/// removes the file when the zone is its file again.
+pub fn write(path: &Path, origin: &Name, overlay: &Overlay) -> std::io::Result<()> {
+    if overlay.is_empty() && overlay.serial == overlay.base_serial {
+        return match std::fs::remove_file(path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        };
+    }
+    let text = format!(
+        "; Dynamic updates of {origin} over its zone file, kept by Steer.\n\
+         ; Send updates or edit the zone file; delete this file to drop them all.\n\
+         ; base_serial {}\n; serial {}\n{REMOVED}{}{ADDED}{}",
+        overlay.base_serial,
+        overlay.serial,
+        zone::write_zone(origin, &overlay.removed),
+        zone::write_zone(origin, &overlay.added),
+    );
+    if let Some(directory) = path.parent() {
+        std::fs::create_dir_all(directory)?;
+    }
+    let temporary = path.with_extension("updates.tmp");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(text.as_bytes())?;
+        // On disk before it replaces the old one: an update acknowledged is
+        // an update kept.
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use hickory_proto::rr::rdata::TXT;
+
+    use super::*;
+
+    fn name(text: &str) -> Name {
+        Name::from_str(text).expect("name")
+    }
+
+    const ZONE: &str = "$ORIGIN example.test.\n$TTL 300\n\
+        @ SOA ns1 hostmaster 10 3600 600 86400 300\n@ NS ns1\nns1 A 192.0.2.1\n\
+        www A 192.0.2.10\nold TXT \"bye\"\n";
+
+    fn zone_of(text: &str) -> Zone {
+        zone::parse_zone(
+            text,
+            Path::new("zones/example.test.zone"),
+            &name("example.test."),
+        )
+        .expect("zone")
+    }
+
+    fn plain(zone: &Zone) -> Vec<Record> {
+        zone.records
+            .iter()
+            .map(|kept| kept.record.clone())
+            .collect()
+    }
+
+    #[test]
+    fn written_updates_read_back_and_apply_over_the_file() {
+        let directory = tempfile::tempdir().expect("directory");
+        let path = directory.path().join("example.test.updates");
+        let file = zone_of(ZONE);
+        let mut records = plain(&file);
+        records.retain(|record| record.name != name("old.example.test."));
+        records.push(Record::from_rdata(
+            name("_acme-challenge.example.test."),
+            60,
+            RData::TXT(TXT::new(vec!["token with spaces".to_owned()])),
+        ));
+        // A TTL changed by an update.
+        for record in &mut records {
+            if record.name == name("www.example.test.") {
+                record.ttl = 30;
+            }
+        }
+        let overlay = Overlay::between(&plain(&file), &records, 10, 11);
+        assert_eq!(overlay.added.len(), 2);
+        assert_eq!(overlay.removed.len(), 2);
+        write(&path, &name("example.test."), &overlay).expect("written");
+        let read_back = read(&path, &name("example.test."))
+            .expect("read")
+            .expect("kept");
+        assert_eq!(read_back, overlay);
+
+        let served = read_back.apply_to(zone_of(ZONE), &path).expect("applied");
+        assert_eq!(served.serial, 11);
+        let mut got: Vec<String> = plain(&served)
+            .iter()
+            .filter(|record| record.record_type() != RecordType::SOA)
+            .map(|record| format!("{} {} {}", record.name, record.ttl, record.data))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                "_acme-challenge.example.test. 60 token with spaces",
+                "example.test. 300 ns1.example.test.",
+                "ns1.example.test. 300 192.0.2.1",
+                "www.example.test. 30 192.0.2.10",
+            ]
+        );
+
+        // The operator edits the file and sets serial 11: still served
+        // above the updates' serial, with the edit and the updates.
+        let edited = ZONE.replace(" 10 3600", " 11 3600") + "mail A 192.0.2.25\n";
+        let served = read_back
+            .apply_to(zone_of(&edited), &path)
+            .expect("applied");
+        assert_eq!(served.serial, 12);
+        assert!(
+            plain(&served)
+                .iter()
+                .any(|record| record.name == name("mail.example.test."))
+        );
+        // A file serial past the updates' wins.
+        let ahead = ZONE.replace(" 10 3600", " 2024010100 3600");
+        assert_eq!(
+            read_back
+                .apply_to(zone_of(&ahead), &path)
+                .expect("applied")
+                .serial,
+            2024010100
+        );
+
+        // Back to the file: the kept file goes.
+        write(
+            &path,
+            &name("example.test."),
+            &Overlay::between(&plain(&file), &plain(&file), 10, 10),
+        )
+        .expect("removed");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_broken_file_is_an_error_naming_it() {
+        let directory = tempfile::tempdir().expect("directory");
+        let path = directory.path().join("example.test.updates");
+        std::fs::write(
+            &path,
+            "; base_serial 1\n; serial 2\n; removed\n; added\nwww A 300.1.1.1\n",
+        )
+        .expect("written");
+        let errors = read(&path, &name("example.test.")).expect_err("broken");
+        assert_eq!(errors[0].line, Some(5), "{errors:?}");
+        std::fs::write(&path, "www A 192.0.2.1\n").expect("written");
+        let errors = read(&path, &name("example.test.")).expect_err("broken");
+        assert!(errors[0].message.contains("base_serial"), "{errors:?}");
+    }
+}

@@ -1,0 +1,299 @@
+//! Dynamic updates (RFC 2136) over real sockets, sent by BIND's `nsupdate`
+//! (Debian's dnsutils) over UDP and TCP and read back with `dig`.
+//!
+//! Checked: an ACME-style TXT is added and removed under a grant, the
+//! serial moves one per change, and the change is answered only once it
+//! is served; prerequisites are honoured; unsigned updates, a wrong key,
+//! a name or type outside the grant, an address the grant does not allow
+//! and a steered name are refused and change nothing; the updates survive
+//! a reload with an edited zone file and a restart; without `[update]` an
+//! UPDATE is NOTIMP as before.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Family, TestServer, Transport};
+
+const SECRET: &str = "8xR6ZPhz9rN6f0yS7pQmA1cJ2bV4kL3uW5eT9yH0gDs=";
+const WRONG_SECRET: &str = "b3RoZXIgc2VjcmV0LCBvdGhlciBzZWNyZXQsIG90aGVy";
+
+/// `[update]` granting key `acme` TXT at `_acme-challenge` names (from
+/// anywhere), and key `hosts` anything under `hosts.example.test.` from
+/// 192.0.2.0/24 only (so never from loopback).
+fn config(update: bool) -> String {
+    let update = if update {
+        format!(
+            r#"
+[tsig.acme]
+algorithm = "hmac-sha256"
+secret = "{SECRET}"
+
+[tsig.hosts]
+algorithm = "hmac-sha256"
+secret = "{WRONG_SECRET}"
+
+[update]
+[[update.grant]]
+tsig_key = "acme"
+zones = ["example.test."]
+names = ["_acme-challenge.example.test.", "_acme-challenge.www.example.test."]
+types = ["TXT"]
+
+[[update.grant]]
+tsig_key = "hosts"
+zones = ["example.test."]
+names = ["hosts.example.test."]
+allow = ["192.0.2.0/24"]
+"#
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"[server]
+listen = ["127.0.0.1:0"]
+zones = "zones"
+workers = 1
+
+[admin]
+listen = "127.0.0.1:0"
+
+[sites.fra]
+[pools.web]
+site = "fra"
+addresses = ["192.0.2.10"]
+
+[[steer]]
+name = "www.example.test."
+type = "A"
+pools = ["web"]
+policy = ["priority"]
+{update}"#
+    )
+}
+
+/// Runs `nsupdate` with `commands` (after `server` and `zone`), signed
+/// with `key` (`name:secret`) when given, over TCP when `tcp`: whether it
+/// succeeded and what it printed.
+async fn nsupdate(
+    server: &TestServer,
+    key: Option<&str>,
+    tcp: bool,
+    commands: &str,
+) -> (bool, String) {
+    let address = server.dns_addr(Transport::Udp, Family::V4);
+    let script = tempfile::NamedTempFile::new().expect("script");
+    std::fs::write(
+        script.path(),
+        format!(
+            "server {} {}\ncheck-names no\nzone example.test.\n{commands}\nsend\n",
+            address.ip(),
+            address.port()
+        ),
+    )
+    .expect("script written");
+    let mut arguments: Vec<String> = vec!["-t".to_owned(), "5".to_owned()];
+    if tcp {
+        arguments.push("-v".to_owned());
+    }
+    if let Some(key) = key {
+        arguments.push("-y".to_owned());
+        arguments.push(format!("hmac-sha256:{key}"));
+    }
+    arguments.push(script.path().display().to_string());
+    let output = tokio::task::spawn_blocking(move || {
+        let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+        common::tools::run_bounded("nsupdate", &arguments, None)
+    })
+    .await
+    .expect("nsupdate ran");
+    drop(script);
+    (
+        output.success,
+        format!("{}{}", output.stdout, output.stderr),
+    )
+}
+
+fn acme() -> String {
+    format!("acme:{SECRET}")
+}
+
+/// `dig +short NAME TYPE`, sorted lines.
+async fn short(server: &TestServer, name: &str, record_type: &str) -> Vec<String> {
+    let output = common::tools::dig_text(
+        server.dns_addr(Transport::Udp, Family::V4),
+        vec!["+short".to_owned(), name.to_owned(), record_type.to_owned()],
+    )
+    .await;
+    let mut lines: Vec<String> = output.lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+async fn serial(server: &TestServer) -> u32 {
+    let soa = short(server, "example.test.", "SOA").await;
+    soa.first()
+        .and_then(|line| line.split_whitespace().nth(2))
+        .and_then(|serial| serial.parse().ok())
+        .unwrap_or_else(|| panic!("no SOA: {soa:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn granted_updates_are_served_kept_and_survive_reloads_and_restarts() {
+    let directory = common::example_directory(&config(true));
+    let server = TestServer::start_prepared(directory).await;
+    let first_serial = serial(&server).await;
+    let challenge = "_acme-challenge.example.test.";
+
+    // Over UDP: added, and served by the time nsupdate returns.
+    let (ok, output) = nsupdate(
+        &server,
+        Some(&acme()),
+        false,
+        &format!("update add {challenge} 60 TXT \"token-1\""),
+    )
+    .await;
+    assert!(ok, "{output}");
+    assert_eq!(short(&server, challenge, "TXT").await, vec!["\"token-1\""]);
+    assert_eq!(serial(&server).await, first_serial + 1);
+
+    // Over TCP, a second record in the same RRset and one below www.
+    let (ok, output) = nsupdate(
+        &server,
+        Some(&acme()),
+        true,
+        &format!(
+            "update add {challenge} 60 TXT \"token-2\"\n\
+             update add _acme-challenge.www.example.test. 60 TXT \"www-token\""
+        ),
+    )
+    .await;
+    assert!(ok, "{output}");
+    assert_eq!(
+        short(&server, challenge, "TXT").await,
+        vec!["\"token-1\"", "\"token-2\""]
+    );
+    assert_eq!(serial(&server).await, first_serial + 2);
+
+    // A prerequisite that does not hold: nothing changes.
+    let (ok, output) = nsupdate(
+        &server,
+        Some(&acme()),
+        false,
+        &format!("prereq nxrrset {challenge} TXT\nupdate delete {challenge} TXT"),
+    )
+    .await;
+    assert!(!ok && output.contains("YXRRSET"), "{output}");
+    assert_eq!(short(&server, challenge, "TXT").await.len(), 2);
+
+    // Refused: unsigned, the wrong secret, a type or name outside the
+    // grant, a grant whose addresses exclude loopback, a steered name.
+    let refusals = [
+        (
+            None,
+            format!("update add {challenge} 60 TXT \"x\""),
+            "REFUSED",
+        ),
+        (
+            Some(format!("acme:{WRONG_SECRET}")),
+            format!("update add {challenge} 60 TXT \"x\""),
+            "",
+        ),
+        (
+            Some(acme()),
+            format!("update add {challenge} 60 A 192.0.2.99"),
+            "REFUSED",
+        ),
+        (
+            Some(acme()),
+            "update add mail.example.test. 60 TXT \"x\"".to_owned(),
+            "REFUSED",
+        ),
+        (
+            Some(format!("hosts:{WRONG_SECRET}")),
+            "update add pc1.hosts.example.test. 60 A 192.0.2.50".to_owned(),
+            "REFUSED",
+        ),
+    ];
+    for (key, command, expected) in refusals {
+        let (ok, output) = nsupdate(&server, key.as_deref(), false, &command).await;
+        assert!(!ok, "{command} was accepted: {output}");
+        assert!(output.contains(expected), "{command}: {output}");
+    }
+    assert_eq!(serial(&server).await, first_serial + 2);
+
+    // Kept across a reload that brings an operator's edit of the file.
+    // Its serial moved by one, less than the updates did: the zone is
+    // served one above the updates' serial, so secondaries see a change.
+    let zone_file = server.zones_dir().join("example.test.zone");
+    let edited = std::fs::read_to_string(&zone_file)
+        .expect("zone")
+        .replace(&first_serial.to_string(), &(first_serial + 1).to_string())
+        + "mail2 IN A 192.0.2.26\n";
+    std::fs::write(&zone_file, edited).expect("zone written");
+    let reloaded = common::http_request(server.admin_addr(), "POST", "/reload").await;
+    assert_eq!(reloaded.status, 200, "{}", reloaded.body);
+    assert_eq!(
+        short(&server, "mail2.example.test.", "A").await,
+        vec!["192.0.2.26"]
+    );
+    assert_eq!(short(&server, challenge, "TXT").await.len(), 2);
+    assert_eq!(serial(&server).await, first_serial + 3);
+
+    // Removed again, one record then the name.
+    let (ok, output) = nsupdate(
+        &server,
+        Some(&acme()),
+        true,
+        &format!("update delete {challenge} TXT \"token-1\""),
+    )
+    .await;
+    assert!(ok, "{output}");
+    assert_eq!(short(&server, challenge, "TXT").await, vec!["\"token-2\""]);
+    let metrics = common::http_request(server.admin_addr(), "GET", "/metrics").await;
+    assert!(
+        metrics
+            .body
+            .contains("steer_updates_total{zone=\"example.test.\",rcode=\"NOERROR\"} 3\n"),
+        "{}",
+        metrics.body
+    );
+
+    // A restart reads the kept updates back.
+    let directory_path = server.directory.path().to_path_buf();
+    let directory = tempfile::tempdir().expect("directory");
+    common::copy_tree(&directory_path, directory.path());
+    let before = serial(&server).await;
+    server.shutdown().await;
+    let restarted = TestServer::start_prepared(directory).await;
+    assert_eq!(
+        short(&restarted, challenge, "TXT").await,
+        vec!["\"token-2\""]
+    );
+    assert_eq!(
+        short(&restarted, "_acme-challenge.www.example.test.", "TXT").await,
+        vec!["\"www-token\""]
+    );
+    assert_eq!(serial(&restarted).await, before);
+    restarted.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_update_an_update_is_notimp() {
+    let directory = common::example_directory(&config(false));
+    let server = TestServer::start_prepared(directory).await;
+    let (ok, output) = nsupdate(
+        &server,
+        Some(&acme()),
+        false,
+        "update add _acme-challenge.example.test. 60 TXT \"x\"",
+    )
+    .await;
+    assert!(!ok, "{output}");
+    assert!(output.contains("NOTIMP"), "{output}");
+    // Nothing was kept anywhere.
+    assert!(!server.directory.path().join("updates").exists());
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    server.shutdown().await;
+}
