@@ -172,6 +172,9 @@ pub fn build_with_decisions(
     if let Some(transfer) = &config.transfer {
         warnings.extend(transfer_warnings(transfer, &zones));
     }
+    if let Some(update) = &config.update {
+        warnings.extend(update_warnings(update, &zones, &config.server.zones));
+    }
     let mut zones = zones;
     // Secondaries get the zones as loaded, before signing.
     let outbound = match &config.transfer {
@@ -260,6 +263,35 @@ fn transfer_warnings(
                      it is transferred"
                 ));
             }
+        }
+    }
+    warnings
+}
+
+/// What in `[update]` cannot work: a grant's zone that is not served from
+/// the zones directory (a secondary zone's updates go to its primary).
+fn update_warnings(
+    update: &config::update::UpdateConfig,
+    zones: &[zone::Zone],
+    zones_dir: &Path,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for grant in &update.grants {
+        for (index, name) in grant.zones.iter().enumerate() {
+            let served = zones
+                .iter()
+                .find(|zone| zone.origin.to_lowercase() == *name);
+            let why = match served {
+                None => "is not a zone served here",
+                Some(zone) if zone.file.parent() != Some(zones_dir) => {
+                    "is a secondary zone here (send its updates to its primary)"
+                }
+                Some(_) => continue,
+            };
+            warnings.push(format!(
+                "{}.zones[{index}]: {name} {why}, so its updates are refused",
+                grant.path
+            ));
         }
     }
     warnings

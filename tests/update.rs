@@ -297,3 +297,22 @@ async fn without_update_an_update_is_notimp() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steer_check_warns_of_a_grant_for_a_zone_not_served_here() {
+    let text = config(true).replace(
+        "zones = [\"example.test.\"]\nnames = [\"hosts",
+        "zones = [\"example.test.\", \"missing.test.\"]\nnames = [\"hosts",
+    );
+    let directory = common::example_directory(&text);
+    let output = common::run_steer(&["check", "--config", "steer.toml"], directory.path()).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "update.grant[1].zones[1]: missing.test. is not a zone served here, so its updates \
+             are refused"
+        ),
+        "{stderr}"
+    );
+}

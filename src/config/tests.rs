@@ -578,3 +578,98 @@ fn transfer_entries_name_their_index_in_errors() {
         ]
     );
 }
+
+const UPDATE_KEYS: &str = "[server]\nlisten = [\"127.0.0.1:5300\"]\n\
+    [tsig.acme]\nalgorithm = \"hmac-sha256\"\nsecret = \"8xR6ZPhz9rN6f0yS7pQmA1cJ2bV4kL3uW5eT9yH0gDs=\"\n";
+
+#[test]
+fn update_grants_read_as_written() {
+    let config = config_of(&format!(
+        "{UPDATE_KEYS}[update]\ndirectory = \"dynamic\"\n\
+         [[update.grant]]\ntsig_key = \"acme\"\nzones = [\"Example.Test\"]\n\
+         names = [\"_acme-challenge.example.test.\"]\ntypes = [\"txt\"]\nallow = [\"10.0.0.0/8\"]\n"
+    ));
+    let update = config.update.expect("[update]");
+    assert_eq!(update.directory, PathBuf::from("conf/dynamic"));
+    let name = |text: &str| hickory_proto::rr::Name::from_ascii(text).expect("name");
+    assert_eq!(
+        update.file_of(&name("example.test.")),
+        PathBuf::from("conf/dynamic/example.test.updates")
+    );
+    let grant = &update.grants[0];
+    assert_eq!(grant.zones, vec![name("example.test.")]);
+    let zone = name("example.test.");
+    let txt = hickory_proto::rr::RecordType::TXT;
+    assert!(grant.permits(&zone, &name("_acme-challenge.example.test."), txt));
+    assert!(grant.permits(&zone, &name("x._acme-challenge.example.test."), txt));
+    assert!(!grant.permits(&zone, &name("www.example.test."), txt));
+    assert!(!grant.permits(
+        &zone,
+        &name("_acme-challenge.example.test."),
+        hickory_proto::rr::RecordType::A
+    ));
+    assert!(grant.allows("10.1.2.3".parse().expect("address")));
+    assert!(!grant.allows("127.0.0.1".parse().expect("address")));
+    // Without names or types: everything but what is never granted.
+    let config = config_of(&format!(
+        "{UPDATE_KEYS}[update]\n[[update.grant]]\ntsig_key = \"acme\"\nzones = [\"example.test.\"]\n"
+    ));
+    let grant = &config.update.expect("[update]").grants[0];
+    assert!(grant.permits(
+        &zone,
+        &name("host.example.test."),
+        hickory_proto::rr::RecordType::A
+    ));
+    assert!(grant.permits(
+        &zone,
+        &name("host.example.test."),
+        hickory_proto::rr::RecordType::ANY
+    ));
+    assert!(!grant.permits(
+        &zone,
+        &name("example.test."),
+        hickory_proto::rr::RecordType::NS
+    ));
+    assert!(!grant.permits(
+        &zone,
+        &name("example.test."),
+        hickory_proto::rr::RecordType::SOA
+    ));
+    assert!(!grant.permits(
+        &zone,
+        &name("host.example.test."),
+        hickory_proto::rr::RecordType::RRSIG
+    ));
+    assert!(!grant.permits(
+        &name("other.test."),
+        &name("host.other.test."),
+        hickory_proto::rr::RecordType::A
+    ));
+}
+
+#[test]
+fn update_errors_name_their_key_paths() {
+    // No grant: the kept updates are served, new ones refused.
+    let config = config_of(&format!("{UPDATE_KEYS}[update]\n"));
+    assert!(config.update.expect("[update]").grants.is_empty());
+    assert_eq!(
+        errors_of(&format!(
+            "{UPDATE_KEYS}[update]\n[[update.grant]]\ntsig_key = \"nope\"\nzones = []\n\
+             [[update.grant]]\ntsig_key = \"acme\"\nzones = [\"example.test.\", \"example.test\"]\n\
+             names = [\"www.example.org.\"]\ntypes = [\"SOA\", \"BOGUS\", \"ANY\"]\nallow = [\"10.0.0.0/33\"]\n"
+        )),
+        vec![
+            "conf/steer.toml: update.grant[0].tsig_key: no [tsig.nope] is defined",
+            "conf/steer.toml: update.grant[0].zones: must list at least one zone",
+            "conf/steer.toml: update.grant[1].zones[1]: example.test. is listed twice",
+            "conf/steer.toml: update.grant[1].names[0]: www.example.org. is in none of the \
+             grant's zones",
+            "conf/steer.toml: update.grant[1].types[0]: SOA cannot be updated: it follows the \
+             zone file and the signer",
+            "conf/steer.toml: update.grant[1].types[1]: \"BOGUS\" is not a record type",
+            "conf/steer.toml: update.grant[1].types[2]: ANY is not a record type a zone holds",
+            "conf/steer.toml: update.grant[1].allow[0]: invalid prefix \"10.0.0.0/33\": the \
+             length must be 0 to 32",
+        ]
+    );
+}

@@ -43,7 +43,8 @@ pub struct UpdateSpec {
     /// Where applied updates are kept, relative to the config file.
     #[serde(default)]
     pub directory: Option<String>,
-    /// `[[update.grant]]`.
+    /// `[[update.grant]]`; none: the kept updates are served, new ones
+    /// refused.
     #[serde(default)]
     pub grant: Vec<GrantSpec>,
 }
@@ -158,13 +159,6 @@ pub(super) fn validate(
             file,
             "update.directory",
             "must name a directory",
-        ));
-    }
-    if spec.grant.is_empty() {
-        errors.push(ConfigError::at(
-            file,
-            "update",
-            "needs at least one [[update.grant]] (or leave [update] out: updates are refused)",
         ));
     }
     let mut grants = Vec::with_capacity(spec.grant.len());
