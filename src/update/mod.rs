@@ -118,6 +118,10 @@ impl UpdateQueue {
         message: &[u8],
         client: IpAddr,
     ) -> Option<oneshot::Receiver<Vec<u8>>> {
+        // Every other query leaves here, before anything is allocated.
+        if !is_update(message) {
+            return None;
+        }
         let (sender, receiver) = oneshot::channel();
         self.offer(message, client, || Reply::Stream(sender))
             .then_some(receiver)
