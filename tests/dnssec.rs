@@ -1567,3 +1567,50 @@ async fn a_reload_keeps_the_signatures_of_what_did_not_change() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_update_to_a_signed_zone_is_signed_and_validates() {
+    let secret = "8xR6ZPhz9rN6f0yS7pQmA1cJ2bV4kL3uW5eT9yH0gDs=";
+    let update = format!(
+        "\n[tsig.acme]\nalgorithm = \"hmac-sha256\"\nsecret = \"{secret}\"\n\n\
+         [update]\n[[update.grant]]\ntsig_key = \"acme\"\nzones = [\"example.test.\"]\n\
+         types = [\"TXT\"]\n"
+    );
+    let directory = prepare(&config(&update), &[("example.test", ZONE)]);
+    let key = key_signing_key(directory.path());
+    let anchor = write_anchor(directory.path(), &key);
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+    let address = server.dns_addr(Transport::Udp, Family::V4);
+    let key = format!("acme:{secret}");
+    let name = "_acme-challenge.example.test.";
+
+    let (ok, output) = common::tools::nsupdate(
+        address,
+        "example.test.",
+        Some(&key),
+        false,
+        &format!("update add {name} 60 TXT \"token\""),
+    )
+    .await;
+    assert!(ok, "{output}");
+    // Signed, and in the NSEC chain: it validates, and so does its absence
+    // for another type.
+    assert_validated(
+        &delv(port, &anchor, name, "TXT").await,
+        &["_acme-challenge.example.test. TXT \"token\""],
+    );
+    assert_denied(&delv(port, &anchor, name, "A").await, "NXRRSET");
+
+    let (ok, output) = common::tools::nsupdate(
+        address,
+        "example.test.",
+        Some(&key),
+        true,
+        &format!("update delete {name} TXT"),
+    )
+    .await;
+    assert!(ok, "{output}");
+    assert_denied(&delv(port, &anchor, name, "TXT").await, "NXDOMAIN");
+    server.shutdown().await;
+}

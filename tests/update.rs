@@ -73,9 +73,7 @@ policy = ["priority"]
     )
 }
 
-/// Runs `nsupdate` with `commands` (after `server` and `zone`), signed
-/// with `key` (`name:secret`) when given, over TCP when `tcp`: whether it
-/// succeeded and what it printed.
+/// `nsupdate` against `server` (see [`common::tools::nsupdate`]).
 async fn nsupdate(
     server: &TestServer,
     key: Option<&str>,
@@ -83,36 +81,7 @@ async fn nsupdate(
     commands: &str,
 ) -> (bool, String) {
     let address = server.dns_addr(Transport::Udp, Family::V4);
-    let script = tempfile::NamedTempFile::new().expect("script");
-    std::fs::write(
-        script.path(),
-        format!(
-            "server {} {}\ncheck-names no\nzone example.test.\n{commands}\nsend\n",
-            address.ip(),
-            address.port()
-        ),
-    )
-    .expect("script written");
-    let mut arguments: Vec<String> = vec!["-t".to_owned(), "5".to_owned()];
-    if tcp {
-        arguments.push("-v".to_owned());
-    }
-    if let Some(key) = key {
-        arguments.push("-y".to_owned());
-        arguments.push(format!("hmac-sha256:{key}"));
-    }
-    arguments.push(script.path().display().to_string());
-    let output = tokio::task::spawn_blocking(move || {
-        let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
-        common::tools::run_bounded("nsupdate", &arguments, None)
-    })
-    .await
-    .expect("nsupdate ran");
-    drop(script);
-    (
-        output.success,
-        format!("{}{}", output.stdout, output.stderr),
-    )
+    common::tools::nsupdate(address, "example.test.", key, tcp, commands).await
 }
 
 fn acme() -> String {

@@ -121,3 +121,46 @@ pub async fn dig_output(
     .await
     .expect("dig thread")
 }
+
+/// BIND's `nsupdate` (Debian's dnsutils) sending `commands` for `zone` to
+/// `server`, signed with `key` (`name:secret`, hmac-sha256) when given,
+/// over TCP when `tcp`: whether it succeeded, and what it printed.
+pub async fn nsupdate(
+    server: std::net::SocketAddr,
+    zone: &str,
+    key: Option<&str>,
+    tcp: bool,
+    commands: &str,
+) -> (bool, String) {
+    let script = tempfile::NamedTempFile::new().expect("script");
+    // check-names off: `_acme-challenge` owners are what ACME updates.
+    std::fs::write(
+        script.path(),
+        format!(
+            "server {} {}\ncheck-names no\nzone {zone}\n{commands}\nsend\n",
+            server.ip(),
+            server.port()
+        ),
+    )
+    .expect("script written");
+    let mut arguments: Vec<String> = vec!["-t".to_owned(), "5".to_owned()];
+    if tcp {
+        arguments.push("-v".to_owned());
+    }
+    if let Some(key) = key {
+        arguments.push("-y".to_owned());
+        arguments.push(format!("hmac-sha256:{key}"));
+    }
+    arguments.push(script.path().display().to_string());
+    let output = tokio::task::spawn_blocking(move || {
+        let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+        run_bounded("nsupdate", &arguments, None)
+    })
+    .await
+    .expect("nsupdate ran");
+    drop(script);
+    (
+        output.success,
+        format!("{}{}", output.stdout, output.stderr),
+    )
+}
