@@ -244,7 +244,7 @@ fn unknown_key_names_its_path_and_line() {
         vec![
             "conf/steer.toml:4: unknown key admn, expected one of server, admin, geoip, ecs, \
              sites, pools, steer, probes, health, latency, peers, resolver, rate_limit, query_log, \
-             dnssec, secondary, transfer, tsig"
+             dnssec, secondary, transfer, update, tsig"
         ]
     );
 }
