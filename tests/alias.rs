@@ -100,23 +100,7 @@ async fn dig(server: &TestServer, name: &str, record_type: &str) -> (String, Vec
         vec!["+norec".to_owned(), name.to_owned(), record_type.to_owned()],
     )
     .await;
-    let status = output
-        .lines()
-        .find_map(|line| line.split("status: ").nth(1))
-        .and_then(|rest| rest.split(',').next())
-        .unwrap_or_else(|| panic!("no status in\n{output}"))
-        .to_owned();
-    let mut answers: Vec<String> = output
-        .split(";; ANSWER SECTION:\n")
-        .nth(1)
-        .map(|section| {
-            section
-                .lines()
-                .take_while(|line| !line.is_empty())
-                .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
-                .collect()
-        })
-        .unwrap_or_default();
+    let (status, mut answers) = common::tools::status_and_answers(&output);
     answers.sort();
     if status == "NOERROR" {
         assert!(output.contains(" aa"), "not authoritative:\n{output}");

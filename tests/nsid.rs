@@ -29,28 +29,6 @@ async fn dig(server: &TestServer, transport: Transport, arguments: &str) -> Stri
     common::tools::dig_text(server.dns_addr(transport, Family::V4), command).await
 }
 
-/// The status and answer lines of `dig` output.
-fn status_and_answers(output: &str) -> (String, Vec<String>) {
-    let status = output
-        .lines()
-        .find_map(|line| line.split("status: ").nth(1))
-        .and_then(|rest| rest.split(',').next())
-        .unwrap_or_else(|| panic!("no status in\n{output}"))
-        .to_owned();
-    let answers = output
-        .split(";; ANSWER SECTION:\n")
-        .nth(1)
-        .map(|section| {
-            section
-                .lines()
-                .take_while(|line| !line.is_empty())
-                .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
-                .collect()
-        })
-        .unwrap_or_default();
-    (status, answers)
-}
-
 fn config(nsid: Option<&str>) -> String {
     let nsid = nsid.map_or(String::new(), |nsid| format!("nsid = \"{nsid}\"\n"));
     common::cidr_steered_config(&nsid)
@@ -216,7 +194,7 @@ async fn chaos_txt_queries_get_the_identity_and_the_version() {
             let output = dig(&server, transport, question).await;
             let what = format!("{question} over {transport}:\n{output}");
             assert_eq!(
-                status_and_answers(&output),
+                common::tools::status_and_answers(&output),
                 (
                     status.to_string(),
                     answers.iter().map(ToString::to_string).collect()
@@ -247,7 +225,7 @@ async fn chaos_txt_queries_are_refused_when_nothing_is_configured() {
     ] {
         let output = dig(&server, Transport::Udp, question).await;
         assert_eq!(
-            status_and_answers(&output),
+            common::tools::status_and_answers(&output),
             ("REFUSED".to_owned(), Vec::new()),
             "{question}:\n{output}"
         );

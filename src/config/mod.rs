@@ -726,6 +726,20 @@ fn default_state_file(config_file: &Path) -> PathBuf {
     config_file.with_file_name(format!("{stem}.state.json"))
 }
 
+/// The file for `zone` in `directory`, named as the zones directory names
+/// them: `example.org.` → `example.org.EXTENSION`, lower case.
+pub(crate) fn zone_file(
+    directory: &Path,
+    zone: &hickory_proto::rr::Name,
+    extension: &str,
+) -> PathBuf {
+    let mut file_name = zone.to_ascii().to_ascii_lowercase();
+    if file_name.ends_with('.') {
+        file_name.pop();
+    }
+    directory.join(format!("{file_name}.{extension}"))
+}
+
 /// One socket address as written in the file.
 fn parse_socket_address(text: &str) -> Result<SocketAddr, String> {
     text.trim().parse::<SocketAddr>().map_err(|_| {

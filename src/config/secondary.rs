@@ -188,12 +188,7 @@ impl SecondaryConfig {
 
     /// The file a zone's transferred copy is kept in.
     pub fn file_of(&self, name: &Name) -> PathBuf {
-        let mut file_name = name.to_ascii().to_ascii_lowercase();
-        // `example.org.` → `example.org.zone`, as in the zones directory.
-        if file_name.ends_with('.') {
-            file_name.pop();
-        }
-        self.directory.join(format!("{file_name}.zone"))
+        super::zone_file(&self.directory, name, "zone")
     }
 }
 

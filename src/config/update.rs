@@ -81,11 +81,7 @@ pub struct UpdateConfig {
 impl UpdateConfig {
     /// The file the updates applied to `zone` are kept in.
     pub fn file_of(&self, zone: &Name) -> PathBuf {
-        let mut file_name = zone.to_ascii().to_ascii_lowercase();
-        if file_name.ends_with('.') {
-            file_name.pop();
-        }
-        self.directory.join(format!("{file_name}.updates"))
+        super::zone_file(&self.directory, zone, "updates")
     }
 
     /// Whether some grant covers `zone`.

@@ -164,3 +164,26 @@ pub async fn nsupdate(
         format!("{}{}", output.stdout, output.stderr),
     )
 }
+
+/// The status and the answer lines of `dig` output, each line's fields
+/// joined by one space.
+pub fn status_and_answers(output: &str) -> (String, Vec<String>) {
+    let status = output
+        .lines()
+        .find_map(|line| line.split("status: ").nth(1))
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("no status in\n{output}"))
+        .to_owned();
+    let answers = output
+        .split(";; ANSWER SECTION:\n")
+        .nth(1)
+        .map(|section| {
+            section
+                .lines()
+                .take_while(|line| !line.is_empty())
+                .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect()
+        })
+        .unwrap_or_default();
+    (status, answers)
+}
