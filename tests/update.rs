@@ -285,3 +285,33 @@ async fn steer_check_warns_of_a_grant_for_a_zone_not_served_here() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_udp_on_a_wildcard_address_the_answer_comes_from_the_address_asked() {
+    let text = config(true).replace("listen = [\"127.0.0.1:0\"]", "listen = [\"0.0.0.0:0\"]");
+    let directory = common::example_directory(&text);
+    let server = TestServer::start_prepared(directory).await;
+    let port = server.dns_addr(Transport::Udp, Family::V4).port();
+    // Not the address the kernel would answer 127.0.0.1 from by itself.
+    let asked: std::net::SocketAddr = ([127, 0, 0, 2], port).into();
+    let (ok, output) = common::tools::nsupdate(
+        asked,
+        "example.test.",
+        Some(&acme()),
+        false,
+        "update add _acme-challenge.example.test. 60 TXT \"wildcard\"",
+    )
+    .await;
+    assert!(ok, "{output}");
+    let answer = common::tools::dig_text(
+        asked,
+        vec![
+            "+short".to_owned(),
+            "_acme-challenge.example.test.".to_owned(),
+            "TXT".to_owned(),
+        ],
+    )
+    .await;
+    assert_eq!(answer.trim(), "\"wildcard\"");
+    server.shutdown().await;
+}

@@ -371,6 +371,55 @@ struct Control {
     bytes: [u8; CONTROL_BYTES],
 }
 
+/// The local address a reply sent later must come from: what the kernel
+/// reported for the query on a wildcard socket, else nothing to pin.
+#[derive(Clone, Copy)]
+pub struct ReplySource(Destination);
+
+// SAFETY: a `Destination` is plain addresses and an interface index.
+unsafe impl Send for ReplySource {}
+// SAFETY: as above; it is only read.
+unsafe impl Sync for ReplySource {}
+
+/// Sends `bytes` to `to` from `socket`, from the local address in `from`
+/// when there is one (the control plane's replies to dynamic updates, from
+/// the worker socket the update came in on). Blocking sockets never
+/// block long on UDP; a failure is returned for the caller to log.
+pub fn send_reply(
+    socket: &UdpSocket,
+    bytes: &[u8],
+    to: SocketAddr,
+    from: ReplySource,
+) -> io::Result<()> {
+    let address = socket2::SockAddr::from(to);
+    let mut iovec = libc::iovec {
+        iov_base: bytes.as_ptr().cast_mut().cast(),
+        iov_len: bytes.len(),
+    };
+    let mut control = Control {
+        bytes: [0; CONTROL_BYTES],
+    };
+    let control_length = write_source(&mut control, from.0);
+    let mut header: libc::msghdr = zeroed();
+    header.msg_name = address.as_ptr().cast_mut().cast();
+    header.msg_namelen = address.len();
+    header.msg_iov = &raw mut iovec;
+    header.msg_iovlen = 1;
+    if control_length > 0 {
+        header.msg_control = control.bytes.as_mut_ptr().cast();
+        header.msg_controllen = control_length as _;
+    }
+    // SAFETY: `header` points at `address`, one iovec over `bytes` and,
+    // when set, `control_length` bytes of `control`, all alive until the
+    // call returns; the kernel only reads them.
+    let result = unsafe { libc::sendmsg(socket.as_raw_fd(), &raw const header, 0) };
+    if result < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// The address a datagram was sent to, as reported by the kernel.
 #[derive(Clone, Copy)]
 enum Destination {
@@ -527,6 +576,13 @@ impl Batch {
                 && updates.offer(query, source, || crate::update::Reply::Datagram {
                     socket: Arc::clone(worker.socket),
                     to,
+                    // On a wildcard socket the reply must come from the
+                    // address the update was sent to.
+                    from: ReplySource(if worker.wildcard {
+                        read_destination(&slot.receive_control, control_length_of(message))
+                    } else {
+                        Destination::Unknown
+                    }),
                 })
             {
                 continue;

@@ -56,6 +56,8 @@ pub enum Reply {
         socket: Arc<std::net::UdpSocket>,
         /// The client's address and port.
         to: SocketAddr,
+        /// The local address to answer from (wildcard sockets).
+        from: crate::dns::udp::ReplySource,
     },
     /// Over TCP or TLS: the connection writes it.
     Stream(oneshot::Sender<Vec<u8>>),
@@ -65,8 +67,8 @@ impl Reply {
     /// Sends `response`; a client gone by now is not an error.
     pub fn send(self, response: Vec<u8>) {
         match self {
-            Reply::Datagram { socket, to } => {
-                if let Err(error) = socket.send_to(&response, to) {
+            Reply::Datagram { socket, to, from } => {
+                if let Err(error) = crate::dns::udp::send_reply(&socket, &response, to, from) {
                     tracing::debug!(%to, %error, "cannot send an update's response");
                 }
             }
