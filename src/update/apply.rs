@@ -24,8 +24,9 @@ fn empty(record: &Record) -> bool {
     matches!(record.data, RData::Update0(_))
 }
 
+/// Names compare without regard to case (hickory's `Name` does so).
 fn same_owner(left: &Name, right: &Name) -> bool {
-    left == right || left.to_lowercase() == right.to_lowercase()
+    left == right
 }
 
 /// Checks the prerequisite section against `records` (RFC 2136 §3.2).
