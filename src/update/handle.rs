@@ -378,3 +378,168 @@ fn steered_conflict(steering: &SteeringConfig, update: &Record) -> Option<String
             )
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use hickory_proto::op::{MessageType, OpCode, Query};
+    use hickory_proto::rr::rdata::{A, CNAME, NS, TXT};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SECRET: &str = "8xR6ZPhz9rN6f0yS7pQmA1cJ2bV4kL3uW5eT9yH0gDs=";
+    const ZONE: &str = "$ORIGIN example.test.\n$TTL 300\n\
+        @ SOA ns1 hostmaster 1 3600 600 86400 300\n@ NS ns1\nns1 A 192.0.2.1\n\
+        www A 192.0.2.10\nalias CNAME www\nsub NS ns.sub\nns.sub A 192.0.2.53\n";
+
+    /// A zones directory with `example.test`, and `[update]` granting key
+    /// `acme` every type of it.
+    fn context(directory: &std::path::Path) -> Context {
+        std::fs::create_dir_all(directory.join("zones")).expect("zones");
+        std::fs::write(directory.join("zones/example.test.zone"), ZONE).expect("zone");
+        let text = format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n\
+             [tsig.acme]\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n\
+             [update]\n[[update.grant]]\ntsig_key = \"acme\"\nzones = [\"example.test.\"]\n"
+        );
+        let config = crate::config::parse(&directory.join("steer.toml"), &text).expect("config");
+        Context {
+            update: Arc::new(config.update.expect("[update]")),
+            zones_dir: directory.join("zones"),
+            steering: Arc::new(SteeringConfig::default()),
+            served: vec![(
+                Name::from_str("example.test.").expect("name"),
+                directory.join("zones/example.test.zone"),
+            )],
+        }
+    }
+
+    fn key() -> TsigKey {
+        TsigKey::new("acme", "hmac-sha256", SECRET).expect("key")
+    }
+
+    /// An arbitrary record of an update or prerequisite section: owners in
+    /// and out of the zone, every class the RFC gives meaning to and some
+    /// it does not, data of several types or none.
+    fn record() -> impl Strategy<Value = Record> {
+        let owners = prop::sample::select(vec![
+            "example.test.",
+            "www.example.test.",
+            "alias.example.test.",
+            "sub.example.test.",
+            "x.sub.example.test.",
+            "new.example.test.",
+            "example.org.",
+        ]);
+        let classes = prop::sample::select(vec![
+            DNSClass::IN,
+            DNSClass::ANY,
+            DNSClass::NONE,
+            DNSClass::CH,
+        ]);
+        let data = prop::sample::select(vec![
+            RData::A(A::new(192, 0, 2, 99)),
+            RData::TXT(TXT::new(vec!["token".to_owned()])),
+            RData::CNAME(CNAME(Name::from_str("www.example.test.").expect("name"))),
+            RData::NS(NS(Name::from_str("ns1.example.test.").expect("name"))),
+            RData::Update0(RecordType::ANY),
+            RData::Update0(RecordType::A),
+            RData::Update0(RecordType::NS),
+            RData::Update0(RecordType::SOA),
+        ]);
+        (owners, classes, data, prop::sample::select(vec![0u32, 60])).prop_map(
+            |(owner, class, data, ttl)| {
+                let mut record =
+                    Record::from_rdata(Name::from_str(owner).expect("name"), ttl, data);
+                record.dns_class = class;
+                record
+            },
+        )
+    }
+
+    fn signed_update(prerequisites: Vec<Record>, updates: Vec<Record>) -> Vec<u8> {
+        let mut message = Message::query();
+        message.metadata.id = 7;
+        message.metadata.message_type = MessageType::Query;
+        message.metadata.op_code = OpCode::Update;
+        message.add_query(Query::query(
+            Name::from_str("example.test.").expect("name"),
+            RecordType::SOA,
+        ));
+        message.answers = prerequisites;
+        message.authorities = updates;
+        let mut bytes = message.to_vec().expect("encoded");
+        tsig::sign_request(&key(), &mut bytes, crate::unix_now()).expect("signed");
+        bytes
+    }
+
+    #[test]
+    fn a_signed_addition_changes_the_zone_and_an_unsigned_one_is_refused() {
+        let directory = tempfile::tempdir().expect("directory");
+        let context = context(directory.path());
+        let client = "127.0.0.1".parse().expect("address");
+        let addition = Record::from_rdata(
+            Name::from_str("new.example.test.").expect("name"),
+            60,
+            RData::A(A::new(192, 0, 2, 99)),
+        );
+        let message = signed_update(Vec::new(), vec![addition]);
+        let Outcome::Changed(change) = handle(&context, &message, client, crate::unix_now()) else {
+            panic!("not applied");
+        };
+        assert_eq!(change.serial, 2);
+        let response = change.responder.respond(ResponseCode::NoError);
+        let parsed = Message::from_vec(&tsig::without_tsig(&response)).expect("response");
+        assert_eq!(parsed.metadata.op_code, OpCode::Update);
+        assert_eq!(parsed.metadata.message_type, MessageType::Response);
+        assert_eq!(parsed.queries.len(), 1);
+        // Unsigned: REFUSED, and nothing written.
+        change.undo().expect("undone");
+        let unsigned = tsig::without_tsig(&message).into_owned();
+        let Outcome::Answered(response, summary) =
+            handle(&context, &unsigned, client, crate::unix_now())
+        else {
+            panic!("applied unsigned");
+        };
+        assert_eq!(summary.rcode, u16::from(ResponseCode::Refused));
+        assert_eq!(response[3] & 0x0F, 5);
+        assert!(!change.path.exists());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// Whatever a key holder sends, nothing panics, and what is kept
+        /// always loads as a zone.
+        #[test]
+        fn signed_updates_never_panic_and_keep_a_zone_that_loads(
+            prerequisites in prop::collection::vec(record(), 0..3),
+            updates in prop::collection::vec(record(), 0..6),
+        ) {
+            let directory = tempfile::tempdir().expect("directory");
+            let context = context(directory.path());
+            let message = signed_update(prerequisites, updates);
+            let outcome = handle(&context, &message, "127.0.0.1".parse().expect("address"), crate::unix_now());
+            if let Outcome::Changed(change) = outcome {
+                let kept = overlay::read(&change.path, &change.zone).expect("kept file reads").expect("kept");
+                let file = crate::zone::parse_zone(ZONE, &directory.path().join("zones/example.test.zone"), &change.zone).expect("zone");
+                let served = kept.apply_to(file, &change.path);
+                prop_assert!(served.is_ok(), "{served:?}");
+                prop_assert_eq!(served.expect("zone").serial, change.serial);
+            }
+        }
+
+        /// Bytes that only look like an UPDATE: never a panic.
+        #[test]
+        fn any_bytes_with_an_update_header_never_panic(
+            mut bytes in prop::collection::vec(any::<u8>(), 12..300),
+        ) {
+            bytes[2] = (bytes[2] & 0x87) | 0x28;
+            let directory = tempfile::tempdir().expect("directory");
+            let context = context(directory.path());
+            let _ = handle(&context, &bytes, "127.0.0.1".parse().expect("address"), crate::unix_now());
+        }
+    }
+}
