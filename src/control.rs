@@ -182,6 +182,7 @@ pub fn build_with_decisions(
             transfer,
             &zones,
             carried.outbound,
+            Some(&journal_directory(config_path)),
         )?)),
         None => None,
     };
@@ -266,6 +267,14 @@ fn transfer_warnings(
         }
     }
     warnings
+}
+
+/// Where zones' IXFR histories are kept: `journal/` beside the config file.
+fn journal_directory(config_path: &Path) -> PathBuf {
+    config_path
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(crate::transfer::journal::DIRECTORY)
 }
 
 /// What in `[update]` cannot work: a grant's zone that is not served from
@@ -2067,6 +2076,16 @@ impl ReloadJob {
             // Served now: a secondary told of a new serial finds it.
             if !latency_job {
                 notify_secondaries(&built.config, &table, &previous_serials, &self.secondaries);
+                if let Some(outbound) = table.outbound().cloned() {
+                    let directory = journal_directory(&self.config_path);
+                    let previous = previous_serials.clone();
+                    // Off the reload: a large zone's history is megabytes.
+                    tokio::task::spawn_blocking(move || {
+                        outbound.save_journal(&directory, |zone, serial| {
+                            previous.get(&zone.to_ascii()) != Some(&serial)
+                        });
+                    });
+                }
             }
             drop(table);
             self.decisions.commit();

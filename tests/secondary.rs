@@ -1586,5 +1586,59 @@ async fn nsd_follows_changes_by_ixfr() {
         "{}",
         incremental.stdout
     );
+
+    // A restart keeps the history (journal/ixfr.test.ixfr): the same
+    // changes again, not the whole zone.
+    let journal = path.join("journal/ixfr.test.ixfr");
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while !journal.exists() {
+        assert!(tokio::time::Instant::now() < deadline, "no journal written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lines = |output: &common::tools::Output| -> Vec<String> {
+        output
+            .stdout
+            .lines()
+            .filter(|line| !line.starts_with(';') && !line.trim().is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let before = lines(&incremental);
+    let copy = tempfile::tempdir().expect("directory");
+    common::copy_tree(&path, copy.path());
     primary.shutdown().await;
+    let restarted = TestServer::start_prepared(copy).await;
+    let steer_tcp = restarted.dns_addr(Transport::Tcp, Family::V4);
+    let after = dig(steer_tcp, &["ixfr.test", "IXFR=1"]).await;
+    assert_eq!(lines(&after), before, "{}", after.stdout);
+    // Edited while it was down: the journal no longer matches, and an
+    // IXFR from 3 gets the zone whole (SOA 4 first and last).
+    let directory = restarted.directory.path().to_path_buf();
+    let copy = tempfile::tempdir().expect("directory");
+    common::copy_tree(&directory, copy.path());
+    restarted.shutdown().await;
+    std::fs::write(
+        copy.path().join("zones/ixfr.test.zone"),
+        version(4, "a 600 A 192.0.2.10\nd A 192.0.2.14\n"),
+    )
+    .expect("zone");
+    let edited = TestServer::start_prepared(copy).await;
+    let whole = dig(
+        edited.dns_addr(Transport::Tcp, Family::V4),
+        &["ixfr.test", "IXFR=3"],
+    )
+    .await;
+    let records = lines(&whole);
+    assert!(
+        records.first().is_some_and(|line| line.contains("SOA"))
+            && records
+                .iter()
+                .filter(|line| line.contains("\tSOA\t"))
+                .count()
+                == 2
+            && records.iter().any(|line| line.contains("192.0.2.14")),
+        "{}",
+        whole.stdout
+    );
+    edited.shutdown().await;
 }

@@ -15,6 +15,7 @@
 
 pub mod catalog;
 pub mod client;
+pub mod journal;
 pub mod outbound;
 pub mod secondaries;
 pub mod tsig;

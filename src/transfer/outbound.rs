@@ -23,6 +23,7 @@
 //! [`Outbound::answer`].
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +51,8 @@ const REFUSED: u8 = 5;
 
 /// One zone as it goes out: every record encoded, the SOA first.
 struct ZoneCopy {
+    /// The apex, for the journal's file name.
+    origin: Name,
     /// The apex in wire form, lower case, to compare with a question.
     apex: Vec<u8>,
     /// The records back to back, uncompressed.
@@ -169,6 +172,23 @@ impl ZoneCopy {
         history
     }
 
+    /// The history kept in `directory`'s journal of this zone, when it leads
+    /// to exactly this version (same serial, same records); else none.
+    fn journaled_history(&self, directory: &Path) -> Vec<Arc<Change>> {
+        let Some(saved) = super::journal::read(&super::journal::path_of(directory, &self.origin))
+        else {
+            return Vec::new();
+        };
+        if saved.serial != self.serial || saved.digest != super::journal::digest(&self.wire) {
+            return Vec::new();
+        }
+        saved
+            .changes
+            .into_iter()
+            .map(|(from, wire, ends)| Arc::new(Change { from, wire, ends }))
+            .collect()
+    }
+
     /// The IXFR answer to a client at `serial`, when the history reaches
     /// back to it: the current SOA, then each change since, as one copy
     /// whose closing SOA is its first record.
@@ -178,6 +198,7 @@ impl ZoneCopy {
             .iter()
             .position(|change| change.from == serial)?;
         let mut copy = ZoneCopy {
+            origin: self.origin.clone(),
             apex: Vec::new(),
             wire: self.record(0).to_vec(),
             ends: vec![self.ends[0]],
@@ -239,11 +260,13 @@ impl Outbound {
         config: &TransferConfig,
         zones: &[Zone],
         previous: Option<&Outbound>,
+        journal: Option<&Path>,
     ) -> Result<Outbound, Vec<String>> {
         let mut copies = Vec::with_capacity(zones.len());
         let mut errors = Vec::new();
         for zone in zones {
             let mut copy = ZoneCopy {
+                origin: zone.origin.clone(),
                 apex: wire_name(&zone.origin),
                 wire: Vec::new(),
                 ends: Vec::with_capacity(zone.records.len()),
@@ -281,6 +304,10 @@ impl Outbound {
                 .and_then(|previous| previous.zones.iter().find(|old| old.apex == copy.apex))
             {
                 copy.history = copy.history_after(old);
+            } else if previous.is_none()
+                && let Some(directory) = journal
+            {
+                copy.history = copy.journaled_history(directory);
             }
             copies.push(copy);
         }
@@ -312,6 +339,28 @@ impl Outbound {
             keys,
             zones: copies,
         })
+    }
+
+    /// Writes the IXFR history of each zone that `moved(apex, serial)` says
+    /// is at a new serial to its journal in `directory` (see
+    /// [`super::journal`]). Blocking; a failure is logged: the journal only
+    /// saves secondaries a whole transfer after a restart.
+    pub fn save_journal(&self, directory: &Path, moved: impl Fn(&Name, u32) -> bool) {
+        for copy in &self.zones {
+            if copy.history.is_empty() || !moved(&copy.origin, copy.serial) {
+                continue;
+            }
+            let changes: Vec<(u32, &[u8], &[u32])> = copy
+                .history
+                .iter()
+                .map(|change| (change.from, &change.wire[..], &change.ends[..]))
+                .collect();
+            let path = super::journal::path_of(directory, &copy.origin);
+            let digest = super::journal::digest(&copy.wire);
+            if let Err(error) = super::journal::write(&path, copy.serial, &digest, &changes) {
+                warn!(file = %path.display(), "cannot write the IXFR journal: {error}");
+            }
+        }
     }
 
     /// When `query` (a TCP message from `source`) is an AXFR or an IXFR,
@@ -775,7 +824,7 @@ mod tests {
         let zone = crate::zone::parse_zone(&text, std::path::Path::new("example.test.zone"), &apex)
             .expect("zone");
         let transfer = config.transfer.expect("[transfer]");
-        Arc::new(Outbound::new(&transfer, &[zone], None).expect("outbound"))
+        Arc::new(Outbound::new(&transfer, &[zone], None, None).expect("outbound"))
     }
 
     fn axfr(zone: &[u8]) -> Vec<u8> {
@@ -847,6 +896,7 @@ mod tests {
     /// stands for the SOA).
     fn copy_of(records: &[Vec<u8>], serial: u32) -> ZoneCopy {
         let mut copy = ZoneCopy {
+            origin: Name::root(),
             apex: Vec::new(),
             wire: Vec::new(),
             ends: Vec::new(),
@@ -1004,7 +1054,7 @@ mod tests {
         let zone = crate::zone::parse_zone(&text, std::path::Path::new("example.test.zone"), &apex)
             .expect("zone");
         let transfer = config.transfer.expect("[transfer]");
-        Arc::new(Outbound::new(&transfer, &[zone], previous).expect("outbound"))
+        Arc::new(Outbound::new(&transfer, &[zone], previous, None).expect("outbound"))
     }
 
     /// What an IXFR from `serial` gets: each record as `owner TTL type
