@@ -77,6 +77,12 @@ pub(super) fn write(
     if let Some(directory) = path.parent() {
         std::fs::create_dir_all(directory)?;
     }
+    // Two reloads in a row save from two threads: one writer at a time,
+    // or their temporary files would mix.
+    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = WRITING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let temporary = path.with_extension("ixfr.tmp");
     std::fs::write(&temporary, &bytes)?;
     std::fs::rename(&temporary, path)
