@@ -26,8 +26,8 @@ use crate::table::RoutingTable;
 /// The UPDATE opcode (RFC 2136 §1.3), in the header's flags word.
 pub const OPCODE_UPDATE: u16 = 5 << 11;
 
-/// Updates waiting for the control plane; more are dropped (UDP clients
-/// send again; TCP ones are answered SERVFAIL).
+/// Updates waiting for the control plane; more are dropped unanswered, as
+/// a busy server's datagrams are, and the client sends again.
 const QUEUE: usize = 64;
 
 /// Whether `message` is an UPDATE request: a look at its header alone, so
