@@ -859,6 +859,7 @@ fn status_text(status: &serde_json::Value, now: f64) -> String {
     secondary_text(&mut text, status, now);
     notify_out_text(&mut text, status, now);
     alias_text(&mut text, status, now);
+    update_text(&mut text, status);
 
     let endpoints = status["endpoints"]
         .as_array()
@@ -1103,6 +1104,41 @@ fn secondary_text(text: &mut String, status: &serde_json::Value, now: f64) {
                 details,
             ]
         })
+        .collect();
+    write_rows(text, &rows);
+}
+
+/// Dynamic updates answered since start, when there were any: per zone,
+/// how many of each response code.
+fn update_text(text: &mut String, status: &serde_json::Value) {
+    use std::fmt::Write;
+    let counts = status["updates"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if counts.is_empty() {
+        return;
+    }
+    let _ = writeln!(text, "dynamic updates since start");
+    let mut zones: Vec<(String, Vec<String>)> = Vec::new();
+    for count in counts {
+        let zone = match count["zone"].as_str() {
+            Some("") | None => "(not served here)".to_owned(),
+            Some(zone) => zone.to_owned(),
+        };
+        let entry = format!(
+            "{} {}",
+            count["count"].as_u64().unwrap_or(0),
+            count["rcode"].as_str().unwrap_or_default()
+        );
+        match zones.iter_mut().find(|(known, _)| *known == zone) {
+            Some((_, entries)) => entries.push(entry),
+            None => zones.push((zone, vec![entry])),
+        }
+    }
+    let rows: Vec<[String; 2]> = zones
+        .into_iter()
+        .map(|(zone, entries)| [zone, entries.join(", ")])
         .collect();
     write_rows(text, &rows);
 }
@@ -1355,6 +1391,11 @@ mod tests {
                 {"zone": "c.test.", "state": "waiting", "serial": null, "last_check": NOW - 2.0,
                  "last_error": "192.0.2.53:53: SOA query: no answer within 15s"},
             ],
+            "updates": [
+                {"zone": "example.test.", "rcode": "NOERROR", "count": 4},
+                {"zone": "example.test.", "rcode": "REFUSED", "count": 1},
+                {"zone": "", "rcode": "NOTAUTH", "count": 2},
+            ],
             "aliases": [
                 {"target": "lb.example.net.", "addresses": ["192.0.2.80", "2001:db8::80"],
                  "resolved": true, "answered_at": NOW - 20.0, "failures": 2,
@@ -1381,6 +1422,9 @@ mod tests {
              2 alias targets\n  \
                lb.example.net.   192.0.2.80 2001:db8::80; answered 20s ago; 2 failures since: 127.0.0.53:53: A: Server Failure\n  \
                new.example.net.  no addresses known; 1 failure: 127.0.0.53:53: no answer to A within 2s\n\
+             dynamic updates since start\n  \
+               example.test.      4 NOERROR, 1 REFUSED\n  \
+               (not served here)  2 NOTAUTH\n\
              3 endpoints\n  \
                web-fra  192.0.2.10     up\n  \
                web-fra  2001:db8::10   down  drained\n  \
