@@ -1614,3 +1614,42 @@ async fn a_dynamic_update_to_a_signed_zone_is_signed_and_validates() {
     assert_denied(&delv(port, &anchor, name, "TXT").await, "NXDOMAIN");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apex_alias_in_a_signed_zone_is_signed_and_validates() {
+    // The alias target, served unsigned by another Steer standing in for
+    // the resolver.
+    let upstream = TestServer::start(&[(
+        "cdn.test.zone",
+        "$ORIGIN cdn.test.\n$TTL 60\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n\
+         @ NS ns1\nns1 A 192.0.2.53\nlb A 198.51.100.80\nlb A 198.51.100.81\n",
+    )])
+    .await;
+    let resolver = upstream.dns_addr(Transport::Udp, Family::V4);
+    let steering = format!(
+        "\n[resolver]\nservers = [\"{resolver}\"]\ntimeout = \"500ms\"\n\n\
+         [sites.edge]\n[pools.lb]\nsite = \"edge\"\nalias = \"lb.cdn.test.\"\n\n\
+         [[steer]]\nname = \"example.test.\"\ntype = \"A\"\nttl = 60\npools = [\"lb\"]\n\
+         policy = [{{ first = 8 }}]\n"
+    );
+    let directory = prepare(&config(&steering), &[("example.test", ZONE)]);
+    let key = key_signing_key(directory.path());
+    let anchor = write_anchor(directory.path(), &key);
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+    assert_validated(
+        &delv(port, &anchor, "example.test", "A").await,
+        &[
+            "example.test. A 198.51.100.80",
+            "example.test. A 198.51.100.81",
+        ],
+    );
+    // The apex's NSEC lists A: a type the alias does not answer is a
+    // validated NODATA.
+    assert_denied(
+        &delv(port, &anchor, "example.test", "AAAA").await,
+        "NXRRSET",
+    );
+    server.shutdown().await;
+    upstream.shutdown().await;
+}
