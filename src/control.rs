@@ -966,6 +966,8 @@ pub struct Control {
     update_receiver: Mutex<Option<tokio::sync::mpsc::Receiver<crate::update::UpdateRequest>>>,
     /// Dynamic updates answered, by zone and response code.
     update_counts: Mutex<std::collections::BTreeMap<(String, u16), u64>>,
+    /// The answers to recent signed updates, by the request's bytes.
+    update_replies: Mutex<crate::update::Replies>,
 }
 
 /// Why an admin change was refused.
@@ -1046,6 +1048,7 @@ impl Control {
             update_queue,
             update_receiver: Mutex::new(Some(update_receiver)),
             update_counts: Mutex::default(),
+            update_replies: Mutex::default(),
         }
     }
 
@@ -1080,6 +1083,13 @@ impl Control {
     async fn apply_update(&self, message: &[u8], client: std::net::IpAddr) -> Vec<u8> {
         use crate::update::handle::{self, Outcome};
         use hickory_proto::op::ResponseCode;
+        // The same signed bytes again are a client's retransmission or a
+        // replay within the TSIG time window: the first answer again, and
+        // nothing applied twice.
+        if let Some(response) = lock(&self.update_replies).get(message, unix_now()) {
+            info!(client = %client, "a dynamic update seen before: answered as before, not applied again");
+            return response;
+        }
         let context = {
             let status = lock(&self.status);
             let served = self
@@ -1103,9 +1113,9 @@ impl Control {
             // `[update]` went away after the message was queued.
             return Vec::new();
         };
-        let message = message.to_vec();
+        let request = message.to_vec();
         let handled = tokio::task::spawn_blocking(move || {
-            handle::handle(&context, &message, client, unix_now())
+            handle::handle(&context, &request, client, unix_now())
         })
         .await;
         let (response, summary) = match handled {
@@ -1155,6 +1165,9 @@ impl Control {
                 rcode = summary.rcode,
                 "dynamic update not applied: {detail}"
             );
+        }
+        if summary.key.is_some() {
+            lock(&self.update_replies).insert(message, &response, unix_now());
         }
         // Zones Steer does not serve count as "": made-up names add no series.
         let zone = summary

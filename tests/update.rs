@@ -315,3 +315,64 @@ async fn over_udp_on_a_wildcard_address_the_answer_comes_from_the_address_asked(
     assert_eq!(answer.trim(), "\"wildcard\"");
     server.shutdown().await;
 }
+
+/// The bytes of an update adding `name` TXT `text`, signed with the acme
+/// key now, as a client sends it.
+fn signed_update(name: &str, text: &str) -> Vec<u8> {
+    use hickory_proto::op::{Message, OpCode, Query};
+    use hickory_proto::rr::rdata::TXT;
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+    let mut message = Message::query();
+    message.metadata.id = 4242;
+    message.metadata.op_code = OpCode::Update;
+    message.add_query(Query::query(
+        Name::from_ascii("example.test.").expect("zone"),
+        RecordType::SOA,
+    ));
+    message.add_authority(Record::from_rdata(
+        Name::from_ascii(name).expect("name"),
+        60,
+        RData::TXT(TXT::new(vec![text.to_owned()])),
+    ));
+    let mut bytes = message.to_vec().expect("encoded");
+    let key = steer::transfer::tsig::TsigKey::new("acme", "hmac-sha256", SECRET).expect("key");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    steer::transfer::tsig::sign_request(&key, &mut bytes, now).expect("signed");
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_update_gets_its_first_answer_and_changes_nothing() {
+    let directory = common::example_directory(&config(true));
+    let server = TestServer::start_prepared(directory).await;
+    let address = server.dns_addr(Transport::Udp, Family::V4);
+    let challenge = "_acme-challenge.example.test.";
+    let update = signed_update(challenge, "captured");
+    let first = common::exchange_udp(address, &update, Duration::from_secs(10))
+        .await
+        .expect("an answer");
+    assert_eq!(first[3] & 0x0F, 0, "NOERROR");
+    assert_eq!(short(&server, challenge, "TXT").await, vec!["\"captured\""]);
+    let after_first = serial(&server).await;
+
+    // The owner removes the record; the captured update sent again (within
+    // the TSIG time window) gets the same answer and adds nothing back.
+    let (ok, output) = nsupdate(
+        &server,
+        Some(&acme()),
+        false,
+        &format!("update delete {challenge} TXT"),
+    )
+    .await;
+    assert!(ok, "{output}");
+    let replayed = common::exchange_udp(address, &update, Duration::from_secs(10))
+        .await
+        .expect("an answer");
+    assert_eq!(replayed, first);
+    assert!(short(&server, challenge, "TXT").await.is_empty());
+    assert_eq!(serial(&server).await, after_first + 1);
+    server.shutdown().await;
+}

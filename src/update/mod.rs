@@ -129,3 +129,78 @@ impl UpdateQueue {
             .then_some(receiver)
     }
 }
+
+/// The answers to recent signed updates, by a digest of the request's
+/// bytes, for the TSIG time window (RFC 8945's fudge, 300 s, on either
+/// side): a retransmitted update gets its first answer, and a captured one
+/// replayed inside the window changes nothing. Bounded; the oldest go
+/// first.
+#[derive(Debug, Default)]
+pub struct Replies {
+    entries: std::collections::VecDeque<([u8; 32], u64, Vec<u8>)>,
+}
+
+impl Replies {
+    /// How long an answer is kept: a request is accepted up to the fudge
+    /// after its time signed, which may itself be the fudge ahead.
+    const KEEP_SECONDS: u64 = 600;
+    /// Most answers kept.
+    const MOST: usize = 1024;
+
+    fn digest(request: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, request).as_ref());
+        out
+    }
+
+    /// The answer given to these exact bytes within the window, if any.
+    pub fn get(&mut self, request: &[u8], now: u64) -> Option<Vec<u8>> {
+        while self
+            .entries
+            .front()
+            .is_some_and(|(_, at, _)| at.saturating_add(Self::KEEP_SECONDS) < now)
+        {
+            self.entries.pop_front();
+        }
+        let digest = Self::digest(request);
+        self.entries
+            .iter()
+            .find(|(seen, _, _)| *seen == digest)
+            .map(|(_, _, response)| response.clone())
+    }
+
+    /// Keeps `response` as the answer to `request`.
+    pub fn insert(&mut self, request: &[u8], response: &[u8], now: u64) {
+        if self.entries.len() == Self::MOST {
+            self.entries.pop_front();
+        }
+        self.entries
+            .push_back((Self::digest(request), now, response.to_vec()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_kept_for_the_window_and_bounded() {
+        let mut replies = Replies::default();
+        replies.insert(b"update one", b"answer one", 1_000);
+        assert_eq!(
+            replies.get(b"update one", 1_300),
+            Some(b"answer one".to_vec())
+        );
+        assert_eq!(replies.get(b"update two", 1_300), None);
+        assert_eq!(replies.get(b"update one", 1_601), None, "past the window");
+        for index in 0..=Replies::MOST {
+            replies.insert(format!("update {index}").as_bytes(), b"answer", 2_000);
+        }
+        assert_eq!(
+            replies.get(b"update 0", 2_000),
+            None,
+            "the oldest went first"
+        );
+        assert!(replies.get(b"update 1", 2_000).is_some());
+    }
+}
