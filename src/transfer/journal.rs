@@ -36,7 +36,7 @@ pub(super) struct Saved {
 }
 
 /// The SHA-256 of `wire`.
-pub(super) fn digest(wire: &[u8]) -> [u8; 32] {
+pub(crate) fn digest(wire: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, wire).as_ref());
     out
