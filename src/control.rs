@@ -175,6 +175,15 @@ pub fn build_with_decisions(
     if let Some(update) = &config.update {
         warnings.extend(update_warnings(update, &zones, &config.server.zones));
     }
+    // Steer does not recurse: asking itself resolves nothing but its zones.
+    for (index, server) in config.steering.resolver.servers.iter().enumerate() {
+        if config.server.listen.contains(server) {
+            warnings.push(format!(
+                "resolver.servers[{index}]: {server} is this server, which does not recurse; \
+                 alias targets outside its zones will not resolve"
+            ));
+        }
+    }
     let mut zones = zones;
     // Secondaries get the zones as loaded, before signing.
     let outbound = match &config.transfer {

@@ -334,3 +334,20 @@ policy = ["healthy", "priority"]
     drop(silent);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steer_check_warns_when_the_resolver_is_steer_itself() {
+    let text = config("127.0.0.1:5300", "").replace(
+        "listen = [\"127.0.0.1:0\"]",
+        "listen = [\"127.0.0.1:5300\"]",
+    );
+    let directory = common::example_directory(&text);
+    let output = common::run_steer(&["check", "--config", "steer.toml"], directory.path()).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr
+            .contains("resolver.servers[0]: 127.0.0.1:5300 is this server, which does not recurse"),
+        "{stderr}"
+    );
+}
