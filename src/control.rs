@@ -278,6 +278,32 @@ fn transfer_warnings(
     warnings
 }
 
+/// Relays an update to `primaries` in order over TCP, as it came (its TSIG
+/// is the client's, for the primary to check), and returns the first
+/// answer and who gave it.
+async fn forward_update(
+    message: &[u8],
+    primaries: &[std::net::SocketAddr],
+) -> Result<(Vec<u8>, std::net::SocketAddr), String> {
+    const WAIT: Duration = Duration::from_secs(30);
+    let mut failures = Vec::new();
+    for &primary in primaries {
+        let exchange = async {
+            let mut stream = crate::exchange::tcp_send(primary, message).await?;
+            crate::exchange::tcp_receive(&mut stream).await
+        };
+        match tokio::time::timeout(WAIT, exchange).await {
+            Ok(Ok(response)) if response.get(..2) == message.get(..2) => {
+                return Ok((response, primary));
+            }
+            Ok(Ok(_)) => failures.push(format!("{primary}: an answer to another message")),
+            Ok(Err(error)) => failures.push(format!("{primary}: {error}")),
+            Err(_) => failures.push(format!("{primary}: no answer within {WAIT:?}")),
+        }
+    }
+    Err(failures.join("; "))
+}
+
 /// Where zones' IXFR histories are kept: `journal/` beside the config file.
 fn journal_directory(config_path: &Path) -> PathBuf {
     config_path
@@ -1112,6 +1138,11 @@ impl Control {
                 })
                 .collect();
             status.sources.update.clone().map(|update| handle::Context {
+                secondaries: if update.forward {
+                    self.secondaries.primaries()
+                } else {
+                    Vec::new()
+                },
                 update,
                 zones_dir: status.sources.zones_dir.clone(),
                 steering: Arc::clone(&status.sources.steering),
@@ -1158,6 +1189,26 @@ impl Control {
                             failure.errors.join("; ")
                         ));
                         (change.responder.respond(ResponseCode::ServFail), summary)
+                    }
+                }
+            }
+            Ok(Outcome::Forward(primaries, responder, mut summary)) => {
+                match forward_update(message, &primaries).await {
+                    Ok((response, primary)) => {
+                        summary.rcode = u16::from(response.get(3).map_or(0, |flags| flags & 0x0F));
+                        info!(
+                            zone = summary.zone.as_ref().map(ToString::to_string).unwrap_or_default(),
+                            client = %client,
+                            primary = %primary,
+                            rcode = summary.rcode,
+                            "dynamic update forwarded to the primary"
+                        );
+                        (response, summary)
+                    }
+                    Err(error) => {
+                        summary.rcode = u16::from(ResponseCode::ServFail);
+                        summary.detail = Some(format!("no primary took it: {error}"));
+                        (responder.respond(ResponseCode::ServFail), summary)
                     }
                 }
             }

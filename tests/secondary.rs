@@ -1642,3 +1642,88 @@ async fn nsd_follows_changes_by_ixfr() {
     );
     edited.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondary_forwards_updates_to_its_primary() {
+    const SECRET: &str = "8xR6ZPhz9rN6f0yS7pQmA1cJ2bV4kL3uW5eT9yH0gDs=";
+    // The primary takes updates signed with `acme`.
+    let primary = TestServer::start_prepared(primary_directory(
+        &[("sec.test", sec_zone(1, "192.0.2.1"))],
+        &format!(
+            "[transfer]\nallow = [\"127.0.0.1\"]\n\n\
+             [tsig.acme]\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n\n\
+             [update]\n[[update.grant]]\ntsig_key = \"acme\"\nzones = [\"sec.test.\"]\n"
+        ),
+    ))
+    .await;
+    let primary_address = primary.dns_addr(Transport::Tcp, Family::V4);
+    // The secondary has no key: it relays what the client signed.
+    let secondary = TestServer::start_prepared(steer_directory(
+        "127.0.0.1:0",
+        &format!(
+            "[secondary]\n[[secondary.zone]]\nname = \"sec.test\"\nprimaries = [\"{primary_address}\"]\n\n\
+             [update]\nforward = true\n"
+        ),
+    ))
+    .await;
+    let secondary_address = secondary.dns_addr(Transport::Udp, Family::V4);
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while secondary_status(&secondary, "sec.test.").await["serial"] != 1 {
+        assert!(tokio::time::Instant::now() < deadline, "no first transfer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (ok, output) = common::tools::nsupdate(
+        secondary_address,
+        "sec.test.",
+        Some(&format!("acme:{SECRET}")),
+        false,
+        "update add _acme-challenge.sec.test. 60 TXT \"forwarded\"",
+    )
+    .await;
+    assert!(ok, "{output}");
+    // Applied on the primary; the secondary has it after its next transfer.
+    let answer = |server: SocketAddr| async move {
+        let output = common::tools::dig_text(
+            server,
+            vec![
+                "+short".to_owned(),
+                "_acme-challenge.sec.test".to_owned(),
+                "TXT".to_owned(),
+            ],
+        )
+        .await;
+        output.trim().to_owned()
+    };
+    assert_eq!(
+        answer(primary.dns_addr(Transport::Udp, Family::V4)).await,
+        "\"forwarded\""
+    );
+    let refresh = http_request(
+        secondary.admin_addr(),
+        "POST",
+        "/secondary/sec.test./refresh",
+    )
+    .await;
+    assert_eq!(refresh.status, 200, "{}", refresh.body);
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while answer(secondary_address).await != "\"forwarded\"" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the secondary never got the change"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A wrong key is the primary's to refuse, and the refusal comes back.
+    let (ok, output) = common::tools::nsupdate(
+        secondary_address,
+        "sec.test.",
+        Some("acme:b3RoZXIgc2VjcmV0LCBvdGhlciBzZWNyZXQsIG90aGVy"),
+        false,
+        "update add x.sec.test. 60 TXT \"no\"",
+    )
+    .await;
+    assert!(!ok, "{output}");
+    secondary.shutdown().await;
+    primary.shutdown().await;
+}

@@ -47,6 +47,9 @@ pub struct UpdateSpec {
     /// refused.
     #[serde(default)]
     pub grant: Vec<GrantSpec>,
+    /// Forward updates for secondary zones to their primaries.
+    #[serde(default)]
+    pub forward: bool,
 }
 
 /// One `[[update.grant]]` as written.
@@ -76,6 +79,9 @@ pub struct UpdateConfig {
     pub directory: PathBuf,
     /// The grants, in the order written.
     pub grants: Vec<Grant>,
+    /// Updates for secondary zones go to their primaries (RFC 2136 §6),
+    /// signed as the client signed them; without it they are NOTAUTH.
+    pub forward: bool,
 }
 
 impl UpdateConfig {
@@ -253,6 +259,7 @@ pub(super) fn validate(
     UpdateConfig {
         directory: base.join(directory_text),
         grants,
+        forward: spec.forward,
     }
 }
 

@@ -255,6 +255,22 @@ impl Secondaries {
         self.sync(published.as_ref());
     }
 
+    /// The served secondary zones (catalogs aside) and their primaries, in
+    /// order: where their dynamic updates are forwarded.
+    pub fn primaries(&self) -> Vec<(Name, Vec<std::net::SocketAddr>)> {
+        lock(&self.published)
+            .as_ref()
+            .map(|config| {
+                config
+                    .zones
+                    .iter()
+                    .filter(|zone| zone.kind != crate::config::secondary::ZoneKind::Catalog)
+                    .map(|zone| (zone.name.clone(), zone.primaries.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The NOTIFY targets for a table compiled from `config`, about to be
     /// published: the tasks' triggers, so that a NOTIFY reaches the task
     /// whichever table is served.

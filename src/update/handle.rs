@@ -29,6 +29,8 @@ pub struct Context {
     pub steering: Arc<SteeringConfig>,
     /// The zones served now and their files.
     pub served: Vec<(Name, PathBuf)>,
+    /// With `update.forward`: the secondary zones and their primaries.
+    pub secondaries: Vec<(Name, Vec<std::net::SocketAddr>)>,
 }
 
 /// Writes an update's response: the header, the zone section, and the
@@ -68,6 +70,10 @@ pub enum Outcome {
     /// The zone changes: the kept updates are written; serve them by a
     /// reload, then answer, or put `previous` back and answer SERVFAIL.
     Changed(Box<Change>),
+    /// For a secondary zone with `update.forward`: relay the message as it
+    /// came to these primaries, in order, and their answer back; SERVFAIL
+    /// (from the responder) when none answers.
+    Forward(Vec<std::net::SocketAddr>, Responder, Summary),
 }
 
 /// An update applied on disk, waiting to be served.
@@ -146,6 +152,19 @@ pub fn handle(context: &Context, message: &[u8], client: IpAddr, now: u64) -> Ou
                 "no zone section".to_owned(),
             );
         }
+    }
+    // A secondary zone's updates are its primary's to check, with its keys.
+    if context.update.forward
+        && let Ok(parsed) = Message::from_vec(&tsig::without_tsig(message))
+        && let [zone_query] = parsed.queries.as_slice()
+        && let Some((zone, primaries)) = context
+            .secondaries
+            .iter()
+            .find(|(zone, _)| *zone == zone_query.name().to_lowercase())
+    {
+        summary.zone = Some(zone.clone());
+        summary.updates = parsed.authorities.len();
+        return Outcome::Forward(primaries.clone(), responder, summary);
     }
     let keys: Vec<TsigKey> = context
         .update
@@ -413,6 +432,7 @@ mod tests {
                 Name::from_str("example.test.").expect("name"),
                 directory.join("zones/example.test.zone"),
             )],
+            secondaries: Vec::new(),
         }
     }
 
