@@ -1192,7 +1192,12 @@ impl Control {
                     }
                 }
             }
-            Ok(Outcome::Forward(primaries, responder, mut summary)) => {
+            Ok(Outcome::Forward(forward)) => {
+                let handle::Forward {
+                    primaries,
+                    responder,
+                    mut summary,
+                } = *forward;
                 match forward_update(message, &primaries).await {
                     Ok((response, primary)) => {
                         summary.rcode = u16::from(response.get(3).map_or(0, |flags| flags & 0x0F));

@@ -73,7 +73,17 @@ pub enum Outcome {
     /// For a secondary zone with `update.forward`: relay the message as it
     /// came to these primaries, in order, and their answer back; SERVFAIL
     /// (from the responder) when none answers.
-    Forward(Vec<std::net::SocketAddr>, Responder, Summary),
+    Forward(Box<Forward>),
+}
+
+/// An update for a secondary zone, to relay.
+pub struct Forward {
+    /// The zone's primaries, in order.
+    pub primaries: Vec<std::net::SocketAddr>,
+    /// Writes the SERVFAIL when none answers.
+    pub responder: Responder,
+    /// For the log and the counters.
+    pub summary: Summary,
 }
 
 /// An update applied on disk, waiting to be served.
@@ -164,7 +174,11 @@ pub fn handle(context: &Context, message: &[u8], client: IpAddr, now: u64) -> Ou
     {
         summary.zone = Some(zone.clone());
         summary.updates = parsed.authorities.len();
-        return Outcome::Forward(primaries.clone(), responder, summary);
+        return Outcome::Forward(Box::new(Forward {
+            primaries: primaries.clone(),
+            responder,
+            summary,
+        }));
     }
     let keys: Vec<TsigKey> = context
         .update
