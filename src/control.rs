@@ -1138,10 +1138,10 @@ impl Control {
                 })
                 .collect();
             status.sources.update.clone().map(|update| handle::Context {
-                secondaries: if update.forward {
-                    self.secondaries.primaries()
-                } else {
+                secondaries: if update.forward_from.is_empty() {
                     Vec::new()
+                } else {
+                    self.secondaries.primaries()
                 },
                 update,
                 zones_dir: status.sources.zones_dir.clone(),

@@ -1662,7 +1662,7 @@ async fn a_secondary_forwards_updates_to_its_primary() {
         "127.0.0.1:0",
         &format!(
             "[secondary]\n[[secondary.zone]]\nname = \"sec.test\"\nprimaries = [\"{primary_address}\"]\n\n\
-             [update]\nforward = true\n"
+             [update]\nforward_from = [\"127.0.0.0/8\"]\n"
         ),
     ))
     .await;

@@ -651,7 +651,25 @@ fn update_grants_read_as_written() {
 fn update_errors_name_their_key_paths() {
     // No grant: the kept updates are served, new ones refused.
     let config = config_of(&format!("{UPDATE_KEYS}[update]\n"));
-    assert!(config.update.expect("[update]").grants.is_empty());
+    let update = config.update.expect("[update]");
+    assert!(update.grants.is_empty());
+    assert!(!update.forwards_from("127.0.0.1".parse().expect("address")));
+    let config = config_of(&format!(
+        "{UPDATE_KEYS}[update]\nforward_from = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n"
+    ));
+    let update = config.update.expect("[update]");
+    assert!(update.forwards_from("10.9.8.7".parse().expect("address")));
+    assert!(update.forwards_from("2001:db8::1".parse().expect("address")));
+    assert!(!update.forwards_from("192.0.2.1".parse().expect("address")));
+    assert_eq!(
+        errors_of(&format!(
+            "{UPDATE_KEYS}[update]\nforward_from = [\"primary\"]\n"
+        )),
+        vec![
+            "conf/steer.toml: update.forward_from[0]: invalid prefix \"primary\": expected an \
+             address and a length, e.g. 192.0.2.0/24 or 2001:db8::/32"
+        ]
+    );
     assert_eq!(
         errors_of(&format!(
             "{UPDATE_KEYS}[update]\n[[update.grant]]\ntsig_key = \"nope\"\nzones = []\n\

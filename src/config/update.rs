@@ -47,9 +47,9 @@ pub struct UpdateSpec {
     /// refused.
     #[serde(default)]
     pub grant: Vec<GrantSpec>,
-    /// Forward updates for secondary zones to their primaries.
+    /// Clients whose updates for secondary zones go to their primaries.
     #[serde(default)]
-    pub forward: bool,
+    pub forward_from: Vec<String>,
 }
 
 /// One `[[update.grant]]` as written.
@@ -79,12 +79,20 @@ pub struct UpdateConfig {
     pub directory: PathBuf,
     /// The grants, in the order written.
     pub grants: Vec<Grant>,
-    /// Updates for secondary zones go to their primaries (RFC 2136 §6),
-    /// signed as the client signed them; without it they are NOTAUTH.
-    pub forward: bool,
+    /// Clients whose updates for secondary zones go to their primaries
+    /// (RFC 2136 §6), signed as the client signed them; from anyone else
+    /// they are NOTAUTH. Empty: none are forwarded.
+    pub forward_from: Vec<IpNet>,
 }
 
 impl UpdateConfig {
+    /// Whether an update for a secondary zone from `client` is forwarded.
+    pub fn forwards_from(&self, client: std::net::IpAddr) -> bool {
+        self.forward_from
+            .iter()
+            .any(|network| network.contains(client))
+    }
+
     /// The file the updates applied to `zone` are kept in.
     pub fn file_of(&self, zone: &Name) -> PathBuf {
         super::zone_file(&self.directory, zone, "updates")
@@ -256,10 +264,21 @@ pub(super) fn validate(
             });
         }
     }
+    let mut forward_from = Vec::new();
+    for (index, text) in spec.forward_from.iter().enumerate() {
+        match IpNet::parse(text) {
+            Ok(network) => forward_from.push(network),
+            Err(message) => errors.push(ConfigError::at(
+                file,
+                format!("update.forward_from[{index}]"),
+                message,
+            )),
+        }
+    }
     UpdateConfig {
         directory: base.join(directory_text),
         grants,
-        forward: spec.forward,
+        forward_from,
     }
 }
 

@@ -164,7 +164,7 @@ pub fn handle(context: &Context, message: &[u8], client: IpAddr, now: u64) -> Ou
         }
     }
     // A secondary zone's updates are its primary's to check, with its keys.
-    if context.update.forward
+    if context.update.forwards_from(client)
         && let Ok(parsed) = Message::from_vec(&tsig::without_tsig(message))
         && let [zone_query] = parsed.queries.as_slice()
         && let Some((zone, primaries)) = context
@@ -540,6 +540,37 @@ mod tests {
         assert_eq!(summary.rcode, u16::from(ResponseCode::Refused));
         assert_eq!(response[3] & 0x0F, 5);
         assert!(!change.path.exists());
+    }
+
+    #[test]
+    fn a_secondary_zone_is_forwarded_only_for_forward_from() {
+        let directory = tempfile::tempdir().expect("directory");
+        let mut context = context(directory.path());
+        let mut update = (*context.update).clone();
+        update.forward_from =
+            vec![crate::config::steering::IpNet::parse("10.0.0.0/8").expect("prefix")];
+        context.update = Arc::new(update);
+        let primary: std::net::SocketAddr = "192.0.2.53:53".parse().expect("address");
+        context.secondaries = vec![(Name::from_str("sec.test.").expect("name"), vec![primary])];
+        let mut message = Message::query();
+        message.metadata.op_code = OpCode::Update;
+        message.add_query(Query::query(
+            Name::from_str("sec.test.").expect("name"),
+            RecordType::SOA,
+        ));
+        let bytes = message.to_vec().expect("encoded");
+        let now = crate::unix_now();
+        match handle(&context, &bytes, "10.1.2.3".parse().expect("address"), now) {
+            Outcome::Forward(forward) => assert_eq!(forward.primaries, vec![primary]),
+            _ => panic!("not forwarded"),
+        }
+        // From elsewhere: not ours to change, not ours to relay.
+        let Outcome::Answered(response, _) =
+            handle(&context, &bytes, "192.0.2.1".parse().expect("address"), now)
+        else {
+            panic!("forwarded for a client outside forward_from");
+        };
+        assert_eq!(response[3] & 0x0F, 5, "REFUSED: unsigned");
     }
 
     proptest! {
