@@ -60,3 +60,49 @@ pub async fn tcp_receive(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
     stream.read_exact(&mut message).await?;
     Ok(message)
 }
+
+/// Asks `server` the question in `query` as a resolver does: over UDP,
+/// and again over TCP when the answer is truncated (over TCP alone when
+/// `tcp_only`). Only a message `is_answer` accepts is the answer: over UDP
+/// others are skipped (the caller's timeout ends the wait), over TCP one
+/// fails. Errors are a few words for a log or a status page.
+pub async fn ask(
+    server: SocketAddr,
+    query: &[u8],
+    tcp_only: bool,
+    is_answer: impl Fn(&hickory_proto::op::Message) -> bool,
+) -> Result<hickory_proto::op::Message, String> {
+    use hickory_proto::op::Message;
+    /// The largest UDP answer read; more is cut by the kernel and fails
+    /// to parse.
+    const UDP_BUFFER: usize = 4096;
+    if !tcp_only {
+        let accepts =
+            |bytes: &[u8]| Message::from_vec(bytes).is_ok_and(|answer| is_answer(&answer));
+        let bytes = udp(server, query, UDP_BUFFER, accepts)
+            .await
+            .map_err(io_text)?;
+        let answer = Message::from_vec(&bytes)
+            .map_err(|error| format!("the answer does not parse: {error}"))?;
+        if !answer.metadata.truncation {
+            return Ok(answer);
+        }
+    }
+    let mut stream = tcp_send(server, query).await.map_err(io_text)?;
+    let bytes = tcp_receive(&mut stream).await.map_err(io_text)?;
+    let answer =
+        Message::from_vec(&bytes).map_err(|error| format!("the answer does not parse: {error}"))?;
+    if !is_answer(&answer) {
+        return Err("the answer is for another question".to_owned());
+    }
+    Ok(answer)
+}
+
+/// An I/O error in a few words.
+fn io_text(error: io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+        io::ErrorKind::UnexpectedEof => "the server closed the connection".to_owned(),
+        _ => error.to_string(),
+    }
+}

@@ -20,8 +20,6 @@ use crate::exchange;
 
 /// The EDNS payload size offered (RFC 9715's advice against fragments).
 const PAYLOAD: u16 = 1232;
-/// The largest UDP answer read.
-const UDP_BUFFER: usize = 4096;
 /// Most CNAMEs followed from the target before the chain is refused.
 const MAX_CHAIN: usize = 16;
 
@@ -99,31 +97,8 @@ async fn ask(
     let query = message
         .to_vec()
         .map_err(|error| format!("cannot encode the query: {error}"))?;
-    let is_answer = |bytes: &[u8]| {
-        Message::from_vec(bytes).is_ok_and(|answer| is_answer_to(&answer, id, target, record_type))
-    };
-    let exchange = async {
-        let bytes = exchange::udp(server, &query, UDP_BUFFER, is_answer)
-            .await
-            .map_err(|error| error.to_string())?;
-        let answer = Message::from_vec(&bytes).map_err(|error| error.to_string())?;
-        if !answer.metadata.truncation {
-            return Ok(answer);
-        }
-        let mut stream = exchange::tcp_send(server, &query)
-            .await
-            .map_err(|error| format!("over TCP: {error}"))?;
-        let bytes = exchange::tcp_receive(&mut stream)
-            .await
-            .map_err(|error| format!("over TCP: {error}"))?;
-        let answer = Message::from_vec(&bytes)
-            .map_err(|error| format!("the answer over TCP does not parse: {error}"))?;
-        if is_answer_to(&answer, id, target, record_type) {
-            Ok(answer)
-        } else {
-            Err("the answer over TCP is for another question".to_owned())
-        }
-    };
+    let is_answer = |answer: &Message| is_answer_to(answer, id, target, record_type);
+    let exchange = exchange::ask(server, &query, false, is_answer);
     let answer = tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| format!("no answer to {record_type} within {timeout:?}"))??;

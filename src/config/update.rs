@@ -97,11 +97,6 @@ impl UpdateConfig {
     pub fn file_of(&self, zone: &Name) -> PathBuf {
         super::zone_file(&self.directory, zone, "updates")
     }
-
-    /// Whether some grant covers `zone`.
-    pub fn covers(&self, zone: &Name) -> bool {
-        self.grants.iter().any(|grant| grant.zones.contains(zone))
-    }
 }
 
 /// One grant, validated.

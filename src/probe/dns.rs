@@ -20,10 +20,6 @@ use hickory_proto::op::{Message, Query};
 use crate::config::steering::DnsProbe;
 use crate::exchange;
 
-/// The largest UDP answer read; more is truncated by the kernel and fails
-/// to parse, which fails the check.
-const UDP_BUFFER: usize = 4096;
-
 /// One target's DNS check.
 #[derive(Debug)]
 pub(super) struct DnsCheck {
@@ -47,14 +43,8 @@ impl DnsCheck {
             Ok(query) => query,
             Err(error) => return (false, error),
         };
-        let answer = if self.probe.tcp {
-            self.ask_tcp(&query, id).await
-        } else {
-            match self.ask_udp(&query, id).await {
-                Ok(answer) if answer.metadata.truncation => self.ask_tcp(&query, id).await,
-                other => other,
-            }
-        };
+        let is_answer = |answer: &Message| self.is_answer_to(answer, id);
+        let answer = exchange::ask(self.address, &query, self.probe.tcp, is_answer).await;
         match answer {
             Ok(answer) => self.judge(&answer),
             Err(error) => (false, error),
@@ -72,31 +62,6 @@ impl DnsCheck {
         message
             .to_vec()
             .map_err(|error| format!("cannot encode the query: {error}"))
-    }
-
-    async fn ask_udp(&self, query: &[u8], id: u16) -> Result<Message, String> {
-        // Anything that is not the answer to this query is skipped: the
-        // caller's timeout ends the wait.
-        let is_answer = |bytes: &[u8]| {
-            Message::from_vec(bytes).is_ok_and(|answer| self.is_answer_to(&answer, id))
-        };
-        let answer = exchange::udp(self.address, query, UDP_BUFFER, is_answer)
-            .await
-            .map_err(io_text)?;
-        Message::from_vec(&answer).map_err(|error| format!("the answer does not parse: {error}"))
-    }
-
-    async fn ask_tcp(&self, query: &[u8], id: u16) -> Result<Message, String> {
-        let mut stream = exchange::tcp_send(self.address, query)
-            .await
-            .map_err(io_text)?;
-        let answer = exchange::tcp_receive(&mut stream).await.map_err(io_text)?;
-        let answer = Message::from_vec(&answer)
-            .map_err(|error| format!("the answer does not parse: {error}"))?;
-        if !self.is_answer_to(&answer, id) {
-            return Err("the answer is for another question".to_owned());
-        }
-        Ok(answer)
     }
 
     fn is_answer_to(&self, answer: &Message, id: u16) -> bool {
@@ -137,13 +102,5 @@ impl DnsCheck {
                 format!("{rcode_name}: {} (expected {expected})", records.join(", ")),
             )
         }
-    }
-}
-
-fn io_text(error: std::io::Error) -> String {
-    match error.kind() {
-        std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
-        std::io::ErrorKind::UnexpectedEof => "the server closed the connection".to_owned(),
-        _ => error.to_string(),
     }
 }

@@ -24,11 +24,6 @@ fn empty(record: &Record) -> bool {
     matches!(record.data, RData::Update0(_))
 }
 
-/// Names compare without regard to case (hickory's `Name` does so).
-fn same_owner(left: &Name, right: &Name) -> bool {
-    left == right
-}
-
 /// Checks the prerequisite section against `records` (RFC 2136 §3.2).
 pub fn prerequisites(
     zone: &Name,
@@ -46,11 +41,7 @@ pub fn prerequisites(
         }
         let name = &prerequisite.name;
         let record_type = prerequisite.record_type();
-        let at_name = || {
-            records
-                .iter()
-                .filter(move |record| same_owner(&record.name, name))
-        };
+        let at_name = || records.iter().filter(move |record| record.name == *name);
         match prerequisite.dns_class {
             DNSClass::ANY => {
                 if !empty(prerequisite) {
@@ -102,7 +93,7 @@ pub fn prerequisites(
         let present: Vec<&RData> = records
             .iter()
             .filter(|record| {
-                same_owner(&record.name, &first.name) && record.record_type() == first.record_type()
+                record.name == first.name && record.record_type() == first.record_type()
             })
             .map(|record| &record.data)
             .collect();
@@ -159,17 +150,17 @@ pub fn apply(zone: &Name, records: &mut Vec<Record>, updates: &[Record]) -> bool
     for update in updates {
         let name = &update.name;
         let record_type = update.record_type();
-        let at_apex = same_owner(name, zone);
+        let at_apex = name == zone;
         let protected = |record: &Record| {
             at_apex && matches!(record.record_type(), RecordType::SOA | RecordType::NS)
         };
         match update.dns_class {
             DNSClass::IN => {
                 let has_cname = records.iter().any(|record| {
-                    same_owner(&record.name, name) && record.record_type() == RecordType::CNAME
+                    record.name == *name && record.record_type() == RecordType::CNAME
                 });
                 let has_other = records.iter().any(|record| {
-                    same_owner(&record.name, name) && record.record_type() != RecordType::CNAME
+                    record.name == *name && record.record_type() != RecordType::CNAME
                 });
                 if (record_type == RecordType::CNAME && has_other)
                     || (record_type != RecordType::CNAME && has_cname)
@@ -179,18 +170,17 @@ pub fn apply(zone: &Name, records: &mut Vec<Record>, updates: &[Record]) -> bool
                 if record_type == RecordType::CNAME {
                     // One CNAME per name: the new one replaces it.
                     records.retain(|record| {
-                        !(same_owner(&record.name, name)
-                            && record.record_type() == RecordType::CNAME)
+                        !(record.name == *name && record.record_type() == RecordType::CNAME)
                     });
                 }
                 records.retain(|record| {
-                    !(same_owner(&record.name, name)
+                    !(record.name == *name
                         && record.record_type() == record_type
                         && record.data == update.data)
                 });
                 // An RRset has one TTL: the one last given.
                 for record in records.iter_mut() {
-                    if same_owner(&record.name, name) && record.record_type() == record_type {
+                    if record.name == *name && record.record_type() == record_type {
                         record.ttl = update.ttl;
                     }
                 }
@@ -199,7 +189,7 @@ pub fn apply(zone: &Name, records: &mut Vec<Record>, updates: &[Record]) -> bool
                 records.push(added);
             }
             DNSClass::ANY => records.retain(|record| {
-                !(same_owner(&record.name, name)
+                !(record.name == *name
                     && (record_type == RecordType::ANY || record.record_type() == record_type)
                     && !protected(record))
             }),
@@ -211,7 +201,7 @@ pub fn apply(zone: &Name, records: &mut Vec<Record>, updates: &[Record]) -> bool
                     let apex_ns = records
                         .iter()
                         .filter(|record| {
-                            same_owner(&record.name, zone) && record.record_type() == RecordType::NS
+                            record.name == *zone && record.record_type() == RecordType::NS
                         })
                         .count();
                     if apex_ns <= 1 {
@@ -219,7 +209,7 @@ pub fn apply(zone: &Name, records: &mut Vec<Record>, updates: &[Record]) -> bool
                     }
                 }
                 records.retain(|record| {
-                    !(same_owner(&record.name, name)
+                    !(record.name == *name
                         && record.record_type() == record_type
                         && record.data == update.data)
                 });

@@ -272,25 +272,13 @@ pub fn handle(context: &Context, message: &[u8], client: IpAddr, now: u64) -> Ou
     let path = context.update.file_of(&zone);
     let loaded = std::fs::read_to_string(&file)
         .map_err(|error| error.to_string())
-        .and_then(|text| {
-            crate::zone::parse_zone(&text, &file, &zone).map_err(|errors| {
-                errors
-                    .first()
-                    .map_or_else(|| "does not load".to_owned(), ToString::to_string)
-            })
-        })
+        .and_then(|text| crate::zone::parse_zone(&text, &file, &zone).map_err(first_error))
         .and_then(|file_zone| {
-            let previous = overlay::read(&path, &zone).map_err(|errors| {
-                errors
-                    .first()
-                    .map_or_else(|| "does not read".to_owned(), ToString::to_string)
-            })?;
+            let previous = overlay::read(&path, &zone).map_err(first_error)?;
             let current = match &previous {
-                Some(kept) => kept.apply_to(file_zone.clone(), &path).map_err(|errors| {
-                    errors
-                        .first()
-                        .map_or_else(|| "does not load".to_owned(), ToString::to_string)
-                })?,
+                Some(kept) => kept
+                    .apply_to(file_zone.clone(), &path)
+                    .map_err(first_error)?,
                 None => file_zone.clone(),
             };
             Ok((file_zone, previous, current))
@@ -388,6 +376,13 @@ pub fn handle(context: &Context, message: &[u8], client: IpAddr, now: u64) -> Ou
         responder,
         summary,
     }))
+}
+
+/// The first of a zone's errors, with its file and line, for the log.
+fn first_error(errors: Vec<crate::zone::ZoneError>) -> String {
+    errors
+        .first()
+        .map_or_else(|| "does not load".to_owned(), ToString::to_string)
 }
 
 /// Why an added record would stand where a steered name answers, if it
