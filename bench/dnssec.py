@@ -4,8 +4,8 @@
     cargo build --release && bench/dnssec.py
 
 Serves bench.test (the bench-peers shape: SOA, 2 NS, 2 MX, TXT, a few
-AAAA, h0..h9999 A) signed with one KSK and one ZSK (ECDSAP256SHA256, made
-here with dnssec-keygen):
+AAAA, h0..h9999 A) signed with one KSK and one ZSK (ALGORITHM, default
+ECDSAP256SHA256, made here with dnssec-keygen at its default size):
 
 - Steer (release binary, `workers = 1`) signs it online from the key
   directory (`[dnssec] keys = "keys"`), and steers `www.bench.test A`
@@ -36,7 +36,7 @@ one core, so the qps are what that core reached, not a server's limit
 Writes bench/results/DATE-LABEL.md (LABEL defaults to "dnssec").
 Knobs: REPS (5), SECONDS (5), CLIENTS (1), QUERIES (100 outstanding),
 QPS (unset: as fast as dnsperf goes; a number: dnsperf -Q), SERVERS
-("steer nsd knot"), LABEL.
+("steer nsd knot"), LABEL, ALGORITHM (ECDSAP256SHA256; e.g. RSASHA256).
 """
 
 import atexit
@@ -63,6 +63,7 @@ QUERIES = int(os.environ.get("QUERIES", "100"))
 QPS = os.environ.get("QPS", "")
 SERVERS = os.environ.get("SERVERS", "steer nsd knot").split()
 LABEL = os.environ.get("LABEL", "dnssec")
+ALGORITHM = os.environ.get("ALGORITHM", "ECDSAP256SHA256")
 
 ZONE = "bench.test"
 HOSTS = 10000
@@ -373,7 +374,7 @@ def main():
         keys = os.path.join(work, "keys")
         os.makedirs(keys)
         for flags in (["-f", "KSK"], []):
-            run(["dnssec-keygen", "-q", "-K", keys, "-a", "ECDSAP256SHA256"] + flags + [ZONE],
+            run(["dnssec-keygen", "-q", "-K", keys, "-a", ALGORITHM] + flags + [ZONE],
                 check=True)
 
         # The offline-signed zone for NSD and Knot: the same names as Steer's
@@ -455,7 +456,7 @@ def main():
         "and cached. NSD (`server-count: 1`, `minimal-responses: yes`) and Knot (one UDP "
         "worker, no signing of its own) serve the zone signed offline with the same "
         f"keys (`dnssec-signzone -S -x -K keys -T {SOA_TTL} -o {ZONE}`; one KSK and one "
-        "ZSK, ECDSAP256SHA256). Zone: bench-peers' bench.test, 10,000 hN A, www A.",
+        f"ZSK, {ALGORITHM}). Zone: bench-peers' bench.test, 10,000 hN A, www A.",
         "",
     ]
     if skipped:

@@ -149,6 +149,23 @@ fn key_signing_key(directory: &Path) -> Key {
     )
 }
 
+/// Runs `steer check` on the prepared `directory` and asserts it passes;
+/// its standard output.
+fn check_passes(directory: &Path) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_steer"))
+        .args(["check", "--config"])
+        .arg(directory.join("steer.toml"))
+        .output()
+        .expect("steer check");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 /// A KSK and a ZSK of `algorithm` for `example.test`, made as an operator
 /// makes them.
 fn key_pair(directory: &Path, algorithm: &str) -> (Key, Key) {
@@ -468,12 +485,17 @@ fn now() -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delv_validates_every_kind_of_answer_from_a_zone_with_one_combined_key() {
-    validate_every_kind_of_answer("").await;
+    validate_every_kind_of_answer("", "ECDSAP256SHA256").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delv_validates_every_kind_of_answer_signed_with_rsasha512() {
+    validate_every_kind_of_answer("", "RSASHA512").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delv_validates_every_kind_of_answer_with_nsec3() {
-    validate_every_kind_of_answer("nsec3 = true\n").await;
+    validate_every_kind_of_answer("nsec3 = true\n", "ECDSAP256SHA256").await;
     // NSEC3PARAM says how (RFC 9276: SHA-1, no flags, no extra
     // iterations, no salt), and no NSEC is left.
     let directory = prepare(&config("nsec3 = true\n"), &[("example.test", ZONE)]);
@@ -501,11 +523,18 @@ async fn delv_validates_every_kind_of_answer_with_nsec3() {
 }
 
 /// delv validates answers of every kind from `example.test` signed by one
-/// KSK, with `dnssec_lines` added to `[dnssec]`.
-async fn validate_every_kind_of_answer(dnssec_lines: &str) {
+/// KSK of `algorithm`, with `dnssec_lines` added to `[dnssec]`.
+async fn validate_every_kind_of_answer(dnssec_lines: &str, algorithm: &str) {
     let directory = prepare(&config(dnssec_lines), &[("example.test", ZONE)]);
     // One key-signing key and nothing else: it signs every RRset.
-    let key = key_signing_key(directory.path());
+    let key = keygen(
+        directory.path(),
+        "example.test",
+        algorithm,
+        Role::KeySigning,
+        &[],
+    );
+    let dnskey = format!("example.test. DNSKEY 257 3 {} ", key.algorithm);
     let anchor = write_anchor(directory.path(), &key);
     let server = TestServer::start_prepared(directory).await;
     let port = port_of(&server);
@@ -527,11 +556,7 @@ async fn validate_every_kind_of_answer(dnssec_lines: &str) {
             "SOA",
             &["example.test. SOA ns1.example.test. hostmaster.example.test. 1 3600 600 86400 300"],
         ),
-        (
-            "example.test",
-            "DNSKEY",
-            &["example.test. DNSKEY 257 3 13 "],
-        ),
+        ("example.test", "DNSKEY", &[dnskey.as_str()]),
         // The CNAME and its in-zone target, each signed.
         (
             "alias.example.test",
@@ -983,16 +1008,80 @@ async fn signatures_last_fourteen_days_unless_configured() {
 #[test]
 fn a_key_of_an_unsupported_algorithm_is_named_with_its_algorithm() {
     let directory = prepare(&config(""), &[("example.test", ZONE)]);
+    // RSASHA1: RFC 8624 says not to sign with it.
     let key = keygen(
         directory.path(),
         "example.test",
-        "RSASHA256",
+        "RSASHA1",
         Role::KeySigning,
         &["-b", "2048"],
     );
     let errors = common::check_errors(directory.path());
     assert!(errors.contains(&key.name), "{errors}");
-    assert!(errors.contains("algorithm 8"), "{errors}");
+    assert!(errors.contains("algorithm 5 is not supported"), "{errors}");
+}
+
+#[test]
+fn an_rsa_key_too_small_to_sign_with_is_refused_but_may_stay_published() {
+    let directory = prepare(&config(""), &[("example.test", ZONE)]);
+    let path = directory.path();
+    key_signing_key(path);
+    let small = keygen(
+        path,
+        "example.test",
+        "RSASHA256",
+        Role::ZoneSigning,
+        &["-b", "1024"],
+    );
+    let errors = common::check_errors(path);
+    assert!(
+        errors.contains(&format!("{}.private", small.name)),
+        "{errors}"
+    );
+    assert!(errors.contains("1024 bits"), "{errors}");
+    // Without its private half it only sits in the DNSKEY RRset, as a
+    // retired key does until it is deleted.
+    std::fs::remove_file(path.join(format!("keys/{}.private", small.name)))
+        .expect("removing the private half");
+    check_passes(path);
+}
+
+#[test]
+fn an_rsa_private_key_of_another_key_is_named() {
+    let directory = prepare(&config(""), &[("example.test", ZONE)]);
+    let path = directory.path();
+    let first = keygen(path, "example.test", "RSASHA256", Role::KeySigning, &[]);
+    let second = keygen(path, "example.test", "RSASHA256", Role::ZoneSigning, &[]);
+    check_passes(path);
+    // The second key's private half, under the first key's name.
+    let keys = path.join("keys");
+    std::fs::copy(
+        keys.join(format!("{}.private", second.name)),
+        keys.join(format!("{}.private", first.name)),
+    )
+    .expect("copying the private half");
+    let errors = common::check_errors(path);
+    assert!(
+        errors.contains(&format!(
+            "{}.private: the private key is not the pair of the public key",
+            first.name
+        )),
+        "{errors}"
+    );
+    // A component missing is named too.
+    let private = keys.join(format!("{}.private", second.name));
+    let text = std::fs::read_to_string(&private).expect("private key file");
+    let without: String = text
+        .lines()
+        .filter(|line| !line.starts_with("Prime2:"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(&private, without).expect("private key file");
+    let errors = common::check_errors(path);
+    assert!(
+        errors.contains(&format!("{}.private: no Prime2 line", second.name)),
+        "{errors}"
+    );
 }
 
 #[test]
@@ -1137,6 +1226,132 @@ async fn steered_answers_in_a_signed_zone_validate_for_every_client() {
         &delv(port, &anchor, "steered2.example.test", "A").await,
         "NXDOMAIN",
     );
+    server.shutdown().await;
+}
+
+/// The base64 signature of an RRSIG, without the spaces dig splits it
+/// with, decoded: its length is the key's modulus for RSA.
+fn signature_bytes(signature: &Record) -> usize {
+    let text: String = signature.data[8..].concat();
+    // Four base64 characters carry three bytes, less the padding.
+    text.len() / 4 * 3 - text.matches('=').count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsasha256_keys_sign_static_and_steered_answers_that_validate() {
+    let directory = prepare(
+        &config(&format!("{}{STEERED}", common::WEB_POOLS)),
+        &[("example.test", ZONE)],
+    );
+    let path = directory.path().to_path_buf();
+    // dnssec-keygen's default RSA size: 2048 bits.
+    let (key_signing, zone_signing) = key_pair(&path, "RSASHA256");
+    assert_eq!(key_signing.algorithm, 8);
+    let anchor = write_anchor(&path, &key_signing);
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+
+    assert_validated(
+        &delv(port, &anchor, "www.example.test", "A").await,
+        &["www.example.test. A 192.0.2.10"],
+    );
+    assert_denied(
+        &delv(port, &anchor, "nope.example.test", "A").await,
+        "NXDOMAIN",
+    );
+    // Steered answers are signed when answered, with the RSA ZSK.
+    assert_validated(
+        &delv(port, &anchor, "steered.example.test", "A").await,
+        &["steered.example.test. A 198.51.100.10"],
+    );
+    assert_validated(
+        &delv_from(
+            port,
+            &anchor,
+            Some("127.0.0.2"),
+            "steered.example.test",
+            "A",
+        )
+        .await,
+        &["steered.example.test. A 192.0.2.10"],
+    );
+    for (name, signer) in [
+        ("www.example.test", &zone_signing),
+        ("steered.example.test", &zone_signing),
+    ] {
+        let answer = dig(port, &["+dnssec", name, "A"]).await;
+        let signed = signatures(&answer.answer, "A");
+        assert_eq!(signed.len(), 1, "{}", answer.text);
+        assert_eq!(signed[0].signature_field(1), "8", "{}", answer.text);
+        assert_eq!(signed[0].key_tag(), signer.tag, "{}", answer.text);
+        assert_eq!(signature_bytes(signed[0]), 256, "{}", answer.text);
+    }
+    let keys = dig(port, &["+dnssec", "example.test", "DNSKEY"]).await;
+    let key_signatures = signatures(&keys.answer, "DNSKEY");
+    assert_eq!(key_signatures.len(), 1, "{}", keys.text);
+    assert_eq!(
+        key_signatures[0].key_tag(),
+        key_signing.tag,
+        "{}",
+        keys.text
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_an_algorithm_rollover_every_rrset_is_signed_by_both_algorithms() {
+    let directory = prepare(
+        &config(&format!("{}{STEERED}", common::WEB_POOLS)),
+        &[("example.test", ZONE)],
+    );
+    let path = directory.path().to_path_buf();
+    // The zone is on RSASHA256 (a KSK and a ZSK) and moves to
+    // ECDSAP256SHA256, which has only its KSK so far: that KSK must sign
+    // everything of its algorithm, or validators that trust only it fail.
+    let (old_key_signing, old_zone_signing) = key_pair(&path, "RSASHA256");
+    let new_key_signing = key_signing_key(&path);
+    let server = TestServer::start_prepared(directory).await;
+    let port = port_of(&server);
+
+    for (name, record_type, signers) in [
+        (
+            "www.example.test",
+            "A",
+            [&old_zone_signing, &new_key_signing],
+        ),
+        (
+            "steered.example.test",
+            "A",
+            [&old_zone_signing, &new_key_signing],
+        ),
+        (
+            "example.test",
+            "DNSKEY",
+            [&old_key_signing, &new_key_signing],
+        ),
+    ] {
+        let answer = dig(port, &["+dnssec", name, record_type]).await;
+        let mut tags: Vec<u16> = signatures(&answer.answer, record_type)
+            .iter()
+            .map(|signature| signature.key_tag())
+            .collect();
+        tags.sort_unstable();
+        let mut expected: Vec<u16> = signers.iter().map(|key| key.tag).collect();
+        expected.sort_unstable();
+        assert_eq!(tags, expected, "{}", answer.text);
+    }
+    // Whichever key a validator trusts, the answers validate.
+    for trusted in [&old_key_signing, &new_key_signing] {
+        let anchor = write_anchor(&path, trusted);
+        for name in ["www.example.test", "steered.example.test"] {
+            let output = delv(port, &anchor, name, "A").await;
+            assert!(output.contains("; fully validated"), "{output}");
+        }
+        assert_denied(
+            &delv(port, &anchor, "nope.example.test", "A").await,
+            "NXDOMAIN",
+        );
+    }
     server.shutdown().await;
 }
 

@@ -4,19 +4,27 @@
 //! `Kexample.test.+013+12345.key` (the DNSKEY record, as zone-file text)
 //! and `Kexample.test.+013+12345.private` (the private key and the key's
 //! timing). Steer reads those files as they are, so that keys are made,
-//! rolled and retired with the tools operators already use. Only the
-//! algorithms RFC 8624 recommends for signing are read: 13
-//! (ECDSAP256SHA256) and 15 (ED25519), both made by `ring`. A `.key`
-//! without its `.private` is published, never used to sign: that is how
-//! a key is introduced before it signs, or kept after it stopped.
+//! rolled and retired with the tools operators already use. The
+//! algorithms RFC 8624 says to sign with are read, all signed with
+//! `ring`: 8 (RSASHA256, what most signed zones still use, so that they
+//! move here without an algorithm rollover), 10 (RSASHA512), 13
+//! (ECDSAP256SHA256) and 15 (ED25519). A `.key` without its `.private` is
+//! published, never used to sign: that is how a key is introduced before
+//! it signs, or kept after it stopped.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use data_encoding::BASE64;
 use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaEncoding, RsaKeyPair,
+};
 
+/// RSA with SHA-256 (RFC 5702).
+pub const RSASHA256: u8 = 8;
+/// RSA with SHA-512 (RFC 5702).
+pub const RSASHA512: u8 = 10;
 /// ECDSA Curve P-256 with SHA-256 (RFC 6605).
 pub const ECDSAP256SHA256: u8 = 13;
 /// Ed25519 (RFC 8080).
@@ -34,11 +42,14 @@ pub enum Signer {
     Ecdsa(EcdsaKeyPair),
     /// Algorithm 15.
     Ed25519(Ed25519KeyPair),
+    /// Algorithms 8 and 10: PKCS #1 v1.5 padding over the algorithm's
+    /// digest (RFC 5702 §3).
+    Rsa(RsaKeyPair, &'static dyn RsaEncoding),
 }
 
 impl Signer {
-    /// Signs `data`: 64 bytes for both algorithms (RFC 6605 §4 `r | s`,
-    /// RFC 8080 §4).
+    /// Signs `data`: 64 bytes for ECDSA and Ed25519 (RFC 6605 §4 `r | s`,
+    /// RFC 8080 §4), the modulus' length for RSA (RFC 5702 §3).
     pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, String> {
         match self {
             Signer::Ecdsa(pair) => pair
@@ -46,6 +57,12 @@ impl Signer {
                 .map(|signature| signature.as_ref().to_vec())
                 .map_err(|_| "ECDSA signing failed".to_owned()),
             Signer::Ed25519(pair) => Ok(pair.sign(data).as_ref().to_vec()),
+            Signer::Rsa(pair, encoding) => {
+                let mut signature = vec![0; pair.public().modulus_len()];
+                pair.sign(*encoding, &SystemRandom::new(), data, &mut signature)
+                    .map_err(|_| "RSA signing failed".to_owned())?;
+                Ok(signature)
+            }
         }
     }
 }
@@ -55,6 +72,7 @@ impl std::fmt::Debug for Signer {
         formatter.write_str(match self {
             Signer::Ecdsa(_) => "Signer::Ecdsa",
             Signer::Ed25519(_) => "Signer::Ed25519",
+            Signer::Rsa(..) => "Signer::Rsa",
         })
     }
 }
@@ -318,10 +336,13 @@ fn load_key(file: &Path) -> Result<ZoneKey, String> {
             )));
         }
         ECDSAP256SHA256 | ED25519 => {}
+        RSASHA256 | RSASHA512 => {
+            rsa_public(&public).map_err(at_line)?;
+        }
         other => {
             return Err(at_line(format!(
                 "algorithm {other} is not supported; make keys with algorithm 13 \
-                 (ECDSAP256SHA256) or 15 (ED25519)"
+                 (ECDSAP256SHA256), 15 (ED25519), 8 (RSASHA256) or 10 (RSASHA512)"
             )));
         }
     }
@@ -416,11 +437,25 @@ fn wire_of(name: &str) -> Result<Vec<u8>, String> {
     Ok(wire)
 }
 
+/// The base64 fields of a `.private` file: `PrivateKey` for ECDSA and
+/// Ed25519, the RSA components (RFC 3447 names in BIND's spelling).
+const PRIVATE_FIELDS: [&str; 9] = [
+    "PrivateKey",
+    "Modulus",
+    "PublicExponent",
+    "PrivateExponent",
+    "Prime1",
+    "Prime2",
+    "Exponent1",
+    "Exponent2",
+    "Coefficient",
+];
+
 fn load_private(file: &Path, algorithm: u8, public: &[u8]) -> Result<(Signer, Timing), String> {
     let at = |line: usize, message: String| format!("{}:{line}: {message}", file.display());
     let text = std::fs::read_to_string(file)
         .map_err(|error| format!("{}: cannot read: {error}", file.display()))?;
-    let mut private = None;
+    let mut fields: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
     let mut timing = Timing::default();
     let mut declared_algorithm = None;
     for (index, line) in text.lines().enumerate() {
@@ -436,11 +471,18 @@ fn load_private(file: &Path, algorithm: u8, public: &[u8]) -> Result<(Signer, Ti
                     .next()
                     .and_then(|code| code.parse::<u8>().ok());
             }
-            "PrivateKey" => {
-                private =
-                    Some(BASE64.decode(value.as_bytes()).map_err(|_| {
-                        at(number, "the private key is not valid base64".to_owned())
-                    })?);
+            name if PRIVATE_FIELDS.contains(&name) => {
+                let decoded = BASE64.decode(value.as_bytes()).map_err(|_| {
+                    at(
+                        number,
+                        if name == "PrivateKey" {
+                            "the private key is not valid base64".to_owned()
+                        } else {
+                            format!("{name} is not valid base64")
+                        },
+                    )
+                })?;
+                fields.insert(name, decoded);
             }
             name @ ("Publish" | "Activate" | "Inactive" | "Delete" | "SyncPublish"
             | "SyncDelete") => {
@@ -468,6 +510,27 @@ fn load_private(file: &Path, algorithm: u8, public: &[u8]) -> Result<(Signer, Ti
             file.display()
         ));
     }
+    let signer = match algorithm {
+        RSASHA256 | RSASHA512 => rsa_signer(file, algorithm, public, &fields)?,
+        _ => curve_signer(file, algorithm, public, fields.remove("PrivateKey"))?,
+    };
+    Ok((signer, timing))
+}
+
+fn mismatch(file: &Path) -> String {
+    format!(
+        "{}: the private key is not the pair of the public key in the .key file",
+        file.display()
+    )
+}
+
+/// An ECDSA P-256 or Ed25519 signer from the `PrivateKey` value.
+fn curve_signer(
+    file: &Path,
+    algorithm: u8,
+    public: &[u8],
+    private: Option<Vec<u8>>,
+) -> Result<Signer, String> {
     let Some(mut private) = private else {
         return Err(format!("{}: no PrivateKey line", file.display()));
     };
@@ -478,13 +541,7 @@ fn load_private(file: &Path, algorithm: u8, public: &[u8]) -> Result<(Signer, Ti
         padded.extend_from_slice(&private);
         private = padded;
     }
-    let mismatch = || {
-        format!(
-            "{}: the private key is not the pair of the public key in the .key file",
-            file.display()
-        )
-    };
-    let signer = match algorithm {
+    match algorithm {
         ECDSAP256SHA256 => {
             let mut point = Vec::with_capacity(65);
             point.push(4);
@@ -496,13 +553,119 @@ fn load_private(file: &Path, algorithm: u8, public: &[u8]) -> Result<(Signer, Ti
                 &SystemRandom::new(),
             )
             .map(Signer::Ecdsa)
-            .map_err(|_| mismatch())?
+            .map_err(|_| mismatch(file))
         }
         _ => Ed25519KeyPair::from_seed_and_public_key(&private, public)
             .map(Signer::Ed25519)
-            .map_err(|_| mismatch())?,
+            .map_err(|_| mismatch(file)),
+    }
+}
+
+/// The exponent and modulus of an RSA DNSKEY's public key (RFC 3110 §2:
+/// the exponent's length in one byte, or in two after a zero byte; the
+/// exponent; the modulus), without leading zero bytes.
+pub fn rsa_public(public: &[u8]) -> Result<(&[u8], &[u8]), String> {
+    let (length, rest) = match public {
+        [0, high, low, rest @ ..] => (usize::from(u16::from_be_bytes([*high, *low])), rest),
+        [length, rest @ ..] => (usize::from(*length), rest),
+        [] => return Err("the RSA public key is empty".to_owned()),
     };
-    Ok((signer, timing))
+    if length == 0 || rest.len() <= length {
+        return Err(format!(
+            "the RSA public key is cut short: an exponent of {length} bytes and no modulus after it"
+        ));
+    }
+    let (exponent, modulus) = rest.split_at(length);
+    Ok((
+        without_leading_zeros(exponent),
+        without_leading_zeros(modulus),
+    ))
+}
+
+fn without_leading_zeros(number: &[u8]) -> &[u8] {
+    let first = number
+        .iter()
+        .position(|&byte| byte != 0)
+        .unwrap_or(number.len());
+    &number[first..]
+}
+
+/// Bits of a big-endian number without leading zero bytes.
+fn bit_length(number: &[u8]) -> usize {
+    number.first().map_or(0, |&first| {
+        number.len() * 8 - first.leading_zeros() as usize
+    })
+}
+
+/// An RSA signer from the components of a `.private` file, checked
+/// against the `.key`'s public key by signing and verifying once (ring
+/// checks the CRT values only when it signs).
+fn rsa_signer(
+    file: &Path,
+    algorithm: u8,
+    public: &[u8],
+    fields: &BTreeMap<&str, Vec<u8>>,
+) -> Result<Signer, String> {
+    use ring::rsa::{KeyPairComponents, PublicKeyComponents};
+    let field = |name: &str| {
+        fields
+            .get(name)
+            .map(|value| without_leading_zeros(value))
+            .ok_or_else(|| format!("{}: no {name} line", file.display()))
+    };
+    let (exponent, modulus) =
+        rsa_public(public).map_err(|error| format!("{}: {error}", file.display()))?;
+    if field("Modulus")? != modulus || field("PublicExponent")? != exponent {
+        return Err(mismatch(file));
+    }
+    let bits = bit_length(modulus);
+    if !(2048..=4096).contains(&bits) {
+        return Err(format!(
+            "{}: the RSA key has {bits} bits; Steer signs with RSA keys of 2048 to 4096 bits \
+             (RFC 8624); a smaller key can stay published without its .private file",
+            file.display()
+        ));
+    }
+    let components = KeyPairComponents {
+        public_key: PublicKeyComponents {
+            n: modulus,
+            e: exponent,
+        },
+        d: field("PrivateExponent")?,
+        p: field("Prime1")?,
+        q: field("Prime2")?,
+        dP: field("Exponent1")?,
+        dQ: field("Exponent2")?,
+        qInv: field("Coefficient")?,
+    };
+    let pair = RsaKeyPair::from_components(&components).map_err(|rejected| {
+        format!(
+            "{}: the RSA private key is not usable: {rejected} (ring wants a public exponent \
+             of at least 65537)",
+            file.display()
+        )
+    })?;
+    let (encoding, verification): (&'static dyn RsaEncoding, _) = if algorithm == RSASHA256 {
+        (
+            &ring::signature::RSA_PKCS1_SHA256,
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        )
+    } else {
+        (
+            &ring::signature::RSA_PKCS1_SHA512,
+            &ring::signature::RSA_PKCS1_2048_8192_SHA512,
+        )
+    };
+    let signer = Signer::Rsa(pair, encoding);
+    let probe = b"steer checks the key pair";
+    let signature = signer.sign(probe).map_err(|_| mismatch(file))?;
+    ring::signature::RsaPublicKeyComponents {
+        n: modulus,
+        e: exponent,
+    }
+    .verify(verification, probe, &signature)
+    .map_err(|_| mismatch(file))?;
+    Ok(signer)
 }
 
 /// `YYYYMMDDHHMMSS` in UTC → Unix seconds.
@@ -617,6 +780,33 @@ mod tests {
         ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &point)
             .verify(b"data", &signature)
             .expect("the signature verifies with the public key");
+    }
+
+    #[test]
+    fn rsa_public_keys_read_both_exponent_length_forms() {
+        // One length byte: exponent 65537, a modulus with a leading zero.
+        let short = [3, 1, 0, 1, 0, 0xC5, 0x01];
+        assert_eq!(
+            rsa_public(&short),
+            Ok((&[1u8, 0, 1][..], &[0xC5u8, 0x01][..]))
+        );
+        // A zero byte, then two length bytes (RFC 3110 §2).
+        let long = [0, 0, 3, 1, 0, 1, 0xC5, 0x01];
+        assert_eq!(
+            rsa_public(&long),
+            Ok((&[1u8, 0, 1][..], &[0xC5u8, 0x01][..]))
+        );
+        for cut in [
+            &[][..],
+            &[3, 1, 0, 1],
+            &[0, 1],
+            &[0, 0, 3, 1, 0, 1],
+            &[0, 0, 0, 1],
+        ] {
+            assert!(rsa_public(cut).is_err(), "{cut:?}");
+        }
+        assert_eq!(bit_length(&[0xC5, 0x01]), 16);
+        assert_eq!(bit_length(&[0x01, 0x00]), 9);
     }
 
     #[test]

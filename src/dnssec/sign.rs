@@ -206,9 +206,10 @@ struct Owner<'zone> {
 /// key, and the RRSIG fields and records without the validity times).
 ///
 /// Held as one array sorted by digest, with an index of where each value
-/// of the digest's first bits starts: 88 bytes a signature, where a hash
+/// of the digest's first bits starts: 96 bytes an ECDSA or Ed25519
+/// signature (an RSA one's bytes are apart, on the heap), where a hash
 /// map's spare capacity would double that (two million signatures are
-/// 180 MB this way).
+/// 190 MB this way).
 #[derive(Debug, Default)]
 pub struct SignatureCache {
     /// Sorted by digest.
@@ -223,17 +224,44 @@ pub struct SignatureCache {
 /// odds of about 2^-88 in a zone of a million.
 type Digest = [u8; 16];
 
-/// Bytes of an ECDSA P-256 (r and s) or Ed25519 signature, the two
-/// algorithms Steer signs with.
-const SIGNATURE_LEN: usize = 64;
+/// Bytes of an ECDSA P-256 (r and s) or Ed25519 signature.
+const SHORT_SIGNATURE: usize = 64;
+
+/// A signature's bytes: held inline at the size of the elliptic-curve
+/// algorithms', which most zones use, else (RSA: the modulus' length, 256
+/// to 512 bytes) on the heap.
+#[derive(Clone, Debug)]
+enum Signature {
+    Short([u8; SHORT_SIGNATURE]),
+    Long(Box<[u8]>),
+}
+
+impl Signature {
+    fn new(bytes: &[u8]) -> Signature {
+        match <[u8; SHORT_SIGNATURE]>::try_from(bytes) {
+            Ok(short) => Signature::Short(short),
+            Err(_) => Signature::Long(bytes.into()),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Signature::Short(bytes) => bytes,
+            Signature::Long(bytes) => bytes,
+        }
+    }
+}
 
 /// A signature and its validity period.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Kept {
     inception: u32,
     expiration: u32,
-    signature: [u8; SIGNATURE_LEN],
+    signature: Signature,
 }
+
+// The memory the cache's documentation promises per signature.
+const _: () = assert!(std::mem::size_of::<(Digest, Kept)>() == 96);
 
 impl SignatureCache {
     /// Signatures held.
@@ -296,7 +324,7 @@ impl SignatureCache {
         let candidates = &self.kept[start as usize..end as usize];
         let (_, kept) = candidates.iter().find(|(other, _)| other == digest)?;
         let expiration = u64::from(kept.expiration);
-        (expiration > now + validity / 2 && expiration <= now + validity).then_some(*kept)
+        (expiration > now + validity / 2 && expiration <= now + validity).then(|| kept.clone())
     }
 }
 
@@ -377,22 +405,15 @@ impl SetSigner<'_> {
                     let made = signer
                         .sign(&signed)
                         .map_err(|error| format!("{}: {error}", key.file.display()))?;
-                    let signature = made.as_slice().try_into().map_err(|_| {
-                        format!(
-                            "{}: a signature of {} bytes, not {SIGNATURE_LEN}",
-                            key.file.display(),
-                            made.len()
-                        )
-                    })?;
                     Kept {
                         inception,
                         expiration,
-                        signature,
+                        signature: Signature::new(&made),
                     }
                 }
             };
             set_times(&mut rrsig, kept.inception, kept.expiration);
-            rrsig.extend_from_slice(&kept.signature);
+            rrsig.extend_from_slice(kept.signature.as_slice());
             signatures.push(unknown(&owner.name, ttl, RecordType::RRSIG, rrsig));
             used.push((digest, kept));
         }
@@ -402,6 +423,38 @@ impl SetSigner<'_> {
             .extend(used);
         Ok(signatures)
     }
+}
+
+/// The keys that sign the DNSKEY RRset and those that sign the rest, of
+/// the `active` keys: per algorithm, its KSKs and its ZSKs, or all of its
+/// keys both when it lacks one kind (a combined signing key). Per
+/// algorithm because every RRset needs a signature of each algorithm in
+/// the DNSKEY RRset (RFC 4035 §2.2, RFC 6840 §5.11): in an algorithm
+/// rollover the new algorithm may have a KSK only while the old one has
+/// both.
+fn split_roles<'keys>(active: &[&'keys ZoneKey]) -> (Vec<&'keys ZoneKey>, Vec<&'keys ZoneKey>) {
+    let mut algorithms: Vec<u8> = active.iter().map(|key| key.algorithm).collect();
+    algorithms.sort_unstable();
+    algorithms.dedup();
+    let (mut dnskey_signers, mut data_signers) = (Vec::new(), Vec::new());
+    for algorithm in algorithms {
+        let (key_signing, zone_signing): (Vec<&ZoneKey>, Vec<&ZoneKey>) = active
+            .iter()
+            .copied()
+            .filter(|key| key.algorithm == algorithm)
+            .partition(|key| key.is_key_signing());
+        if key_signing.is_empty() {
+            dnskey_signers.extend(&zone_signing);
+        } else {
+            dnskey_signers.extend(&key_signing);
+        }
+        if zone_signing.is_empty() {
+            data_signers.extend(key_signing);
+        } else {
+            data_signers.extend(zone_signing);
+        }
+    }
+    (dnskey_signers, data_signers)
 }
 
 /// Writes the validity period into RRSIG RDATA that [`rrsig_prefix`]
@@ -719,27 +772,8 @@ fn sign(
                 .join(", ")
         ));
     }
-    let key_signing: Vec<&ZoneKey> = active
-        .iter()
-        .copied()
-        .filter(|key| key.is_key_signing())
-        .collect();
-    let zone_signing: Vec<&ZoneKey> = active
-        .iter()
-        .copied()
-        .filter(|key| !key.is_key_signing())
-        .collect();
-    // A lone KSK, or lone ZSKs, sign everything (a combined signing key).
-    let dnskey_signers = if key_signing.is_empty() {
-        &zone_signing
-    } else {
-        &key_signing
-    };
-    let data_signers = if zone_signing.is_empty() {
-        &key_signing
-    } else {
-        &zone_signing
-    };
+    let (dnskey_signers, data_signers) = split_roles(&active);
+    let (dnskey_signers, data_signers) = (&dnskey_signers, &data_signers);
 
     // Owners in file order, with their RRsets.
     let mut owners: Vec<Owner> = Vec::new();
@@ -1240,7 +1274,7 @@ mail MX 10 www
                     let kept = Kept {
                         inception: index as u32,
                         expiration: (NOW + VALIDITY) as u32,
-                        signature: [0; SIGNATURE_LEN],
+                        signature: Signature::new(&[index as u8; SHORT_SIGNATURE]),
                     };
                     (digest, kept)
                 })
