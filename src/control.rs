@@ -44,6 +44,7 @@ use crate::metrics::DecisionRegistry;
 use crate::probe::monitor::{Histogram, LastProbe, Monitor, PeerStatus, TargetStatus};
 use crate::table::{Inputs, RoutingTable};
 use crate::transfer::Secondaries;
+use crate::transfer::catalog::Membership;
 use crate::zone;
 use crate::{lock, unix_now, unix_seconds};
 
@@ -75,6 +76,9 @@ pub struct Built {
     /// The signatures of the signed zones, for the next reload to reuse;
     /// `None` when the build signed nothing anew (a latency recompile).
     pub signatures: Option<Arc<SignatureCache>>,
+    /// What serving this build deletes and records in the secondary
+    /// directory for catalog members ([`crate::transfer::catalog::apply`]).
+    pub membership: Membership,
 }
 
 /// The parsed files of a build, for recompiling with new latency data
@@ -151,8 +155,8 @@ pub fn build_with_decisions(
         Some(path) => latency::matrix::load(path, &sites, config.steering.latency.max_rtt_ms),
         None => Ok(LatencyMatrix::default()),
     };
-    let ((zones, secondary_warnings), geo, matrix) = match (zones, geo, matrix) {
-        (Ok(zones), Ok(geo), Ok(matrix)) => (zones, geo, matrix),
+    let (loaded, geo, matrix) = match (zones, geo, matrix) {
+        (Ok(loaded), Ok(geo), Ok(matrix)) => (loaded, geo, matrix),
         (zones, geo, matrix) => {
             let mut errors = zones.err().unwrap_or_default();
             errors.extend(geo.err().unwrap_or_default());
@@ -166,6 +170,11 @@ pub fn build_with_decisions(
         .iter()
         .map(|steered| steered.name.clone())
         .collect();
+    let LoadedZones {
+        zones,
+        warnings: secondary_warnings,
+        membership,
+    } = loaded;
     // Lint the zones as the operator wrote them, before signing adds to them.
     let mut warnings = secondary_warnings;
     warnings.extend(zone::lint(&zones, &steered));
@@ -238,7 +247,23 @@ pub fn build_with_decisions(
         inputs: keep.then(|| Arc::new(inputs)),
         warnings,
         signatures: Some(Arc::new(made)),
+        membership,
     })
+}
+
+/// Carries out a served build's catalog membership changes, logging each.
+fn apply_membership(
+    secondary: &config::SecondaryConfig,
+    membership: &Membership,
+    config_path: &Path,
+) {
+    let journals = journal_directory(config_path);
+    for outcome in crate::transfer::catalog::apply(secondary, membership, &journals) {
+        match outcome {
+            Ok(done) => info!("{done}"),
+            Err(problem) => warn!("{problem}"),
+        }
+    }
 }
 
 /// What in `[transfer]` is probably not meant: an entry that lets
@@ -379,7 +404,7 @@ fn notify_secondaries(
 /// The zones of the zones directory and the kept copies of the secondary
 /// zones, with a warning for each secondary zone not served; every error of
 /// every file otherwise.
-fn load_zones(config: &mut Config) -> Result<(Vec<zone::Zone>, Vec<String>), Vec<String>> {
+fn load_zones(config: &mut Config) -> Result<LoadedZones, Vec<String>> {
     let file = config.file.clone();
     let secondary = config.secondary.as_mut();
     // A node may serve secondary zones only.
@@ -395,7 +420,11 @@ fn load_zones(config: &mut Config) -> Result<(Vec<zone::Zone>, Vec<String>), Vec
     }
     let Some(secondary) = secondary else {
         return if errors.is_empty() {
-            Ok((zones, Vec::new()))
+            Ok(LoadedZones {
+                zones,
+                warnings: Vec::new(),
+                membership: Membership::default(),
+            })
         } else {
             Err(errors)
         };
@@ -418,16 +447,33 @@ fn load_zones(config: &mut Config) -> Result<(Vec<zone::Zone>, Vec<String>), Vec
     // Catalog members join the secondary zones before those are loaded.
     let elsewhere: Vec<hickory_proto::rr::Name> =
         zones.iter().map(|zone| zone.origin.clone()).collect();
-    let mut warnings = crate::transfer::catalog::expand(secondary, &elsewhere);
-    let (kept, kept_warnings, kept_errors) =
-        crate::transfer::load_kept(secondary, std::time::SystemTime::now());
+    let (mut warnings, membership) = crate::transfer::catalog::expand(secondary, &elsewhere);
+    let (kept, kept_warnings, kept_errors) = crate::transfer::load_kept(
+        secondary,
+        std::time::SystemTime::now(),
+        &membership.resets(),
+    );
     warnings.extend(kept_warnings);
     errors.extend(kept_errors.iter().map(ToString::to_string));
     if !errors.is_empty() {
         return Err(errors);
     }
     zones.extend(kept);
-    Ok((zones, warnings))
+    Ok(LoadedZones {
+        zones,
+        warnings,
+        membership,
+    })
+}
+
+/// The zones a build serves, from the zones directory and the secondary
+/// directory.
+struct LoadedZones {
+    zones: Vec<zone::Zone>,
+    /// About zones not served and catalog members changing.
+    warnings: Vec<String>,
+    /// What serving the build changes in the secondary directory.
+    membership: Membership,
 }
 
 /// `zones` (from the zones directory) with the dynamic updates kept for
@@ -562,6 +608,7 @@ fn rebuild(
         // The zones are those of the served table, already linted.
         warnings: Vec::new(),
         signatures: None,
+        membership: Membership::default(),
     })
 }
 
@@ -1051,6 +1098,9 @@ impl Control {
             .journal()
             .set_enabled(built.config.steering.peers.is_some());
         let secondaries = Arc::new(Secondaries::default());
+        if let Some(secondary) = &built.config.secondary {
+            apply_membership(secondary, &built.membership, config_path);
+        }
         let mut table = built.table;
         table.set_notify_targets(secondaries.targets(built.config.secondary.as_ref()));
         table.set_accepts_updates(built.config.update.is_some());
@@ -2109,7 +2159,12 @@ impl ReloadJob {
             warnings,
         };
         // Transfer tasks follow the config being published; the table
-        // accepts NOTIFY for exactly its secondary zones.
+        // accepts NOTIFY for exactly its secondary zones. Catalog members
+        // dropped first, so that a reset one starts from nothing.
+        if let Some(secondary) = &built.config.secondary {
+            self.secondaries.forget(&built.membership.dropped());
+            apply_membership(secondary, &built.membership, &self.config_path);
+        }
         self.secondaries.sync(built.config.secondary.as_ref());
         let mut table = built.table;
         table.set_notify_targets(self.secondaries.targets(built.config.secondary.as_ref()));
@@ -2472,6 +2527,7 @@ mod tests {
             inputs: None,
             warnings: Vec::new(),
             signatures: None,
+            membership: Membership::default(),
         }
     }
 

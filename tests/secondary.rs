@@ -1187,20 +1187,40 @@ async fn axfr_out_is_limited_to_its_clients_and_signed_with_its_key() {
     primary.shutdown().await;
 }
 
-/// A catalog zone (RFC 9432) listing `members`, at `serial`.
+/// A catalog zone (RFC 9432) listing `members`, at `serial`; each
+/// member's unique label is its name with dashes for dots.
 fn catalog_zone(serial: u32, members: &[&str]) -> String {
+    let labelled: Vec<(String, &str)> = members
+        .iter()
+        .map(|member| (member.replace('.', "-"), *member))
+        .collect();
+    let labelled: Vec<(&str, &str)> = labelled
+        .iter()
+        .map(|(label, member)| (label.as_str(), *member))
+        .collect();
+    catalog_zone_labelled(serial, &labelled)
+}
+
+/// A catalog zone listing `members` (unique label, zone), at `serial`.
+fn catalog_zone_labelled(serial: u32, members: &[(&str, &str)]) -> String {
     let mut text = format!(
         "$ORIGIN catalog.invalid.\n$TTL 0\n\
          @ IN SOA invalid. invalid. {serial} 3600 600 1209600 0\n\
          @ IN NS invalid.\nversion IN TXT \"2\"\n"
     );
-    for member in members {
-        text.push_str(&format!(
-            "{}.zones IN PTR {member}.\n",
-            member.replace('.', "-")
-        ));
+    for (label, member) in members {
+        text.push_str(&format!("{label}.zones IN PTR {member}.\n"));
     }
     text
+}
+
+/// Sends NSD (its process) SIGHUP: it reads its zone files again.
+fn hang_up(process: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &process.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1266,23 +1286,55 @@ async fn a_catalog_zone_lists_the_secondary_zones() {
         catalog_zone(2, &["one.test", "three.test"]),
     )
     .expect("catalog");
-    let hang_up = std::process::Command::new("kill")
-        .args(["-HUP", &nsd_process.0.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(hang_up.success());
+    hang_up(&nsd_process.0);
     wait_for(&server, "www.three.test.", Ok(vec!["192.0.2.3".to_owned()])).await;
     wait_for(&server, "www.two.test.", Err(ResponseCode::Refused)).await;
     wait_for(&server, "www.one.test.", Ok(vec!["192.0.2.1".to_owned()])).await;
-    // The copy of the zone that left is kept, and named as not served.
-    let reload = http_request(server.admin_addr(), "POST", "/reload").await;
-    assert!(
-        reload
-            .body
-            .contains("two.test.zone is a kept copy of a zone that is no longer a secondary zone"),
-        "{}",
-        reload.body
+    // The zone that left has its copy deleted with it (RFC 9432 §5.2), and
+    // the catalog's members as served are recorded.
+    let kept = server.directory.path().join("secondary");
+    assert!(!kept.join("two.test.zone").exists());
+    let record =
+        std::fs::read_to_string(kept.join("catalog.invalid.members")).expect("members record");
+    let members: Vec<&str> = record
+        .lines()
+        .filter(|line| !line.starts_with(';'))
+        .collect();
+    assert_eq!(
+        members,
+        ["one.test. one-test", "three.test. three-test"],
+        "{record}"
     );
+    let reload = http_request(server.admin_addr(), "POST", "/reload").await;
+    assert!(!reload.body.contains("two.test"), "{}", reload.body);
+
+    // one.test. listed under a new unique label is reset (§5.3): its copy
+    // is dropped and the zone transferred afresh, though its serial did
+    // not change, so the kept file is a new one.
+    use std::os::unix::fs::MetadataExt;
+    let copy = kept.join("one.test.zone");
+    let before = std::fs::metadata(&copy).expect("one.test. copy").ino();
+    std::fs::write(
+        primary.path().join("catalog.invalid.zone"),
+        catalog_zone_labelled(3, &[("renamed", "one.test"), ("three-test", "three.test")]),
+    )
+    .expect("catalog");
+    hang_up(&nsd_process.0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let renewed = std::fs::metadata(&copy).is_ok_and(|metadata| metadata.ino() != before);
+        let served = addresses(server.dns_addr(Transport::Udp, Family::V4), "www.one.test.").await
+            == Ok(vec!["192.0.2.1".to_owned()]);
+        if renewed && served {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "one.test. was not transferred afresh: {}",
+            status(&server).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     server.shutdown().await;
 }
 

@@ -46,6 +46,7 @@ impl Fixture {
             inputs: None,
             warnings: Vec::new(),
             signatures: None,
+            membership: Default::default(),
         };
         let control = Arc::new(Control::new(&config_path, built));
         control.set_listeners(Listeners {

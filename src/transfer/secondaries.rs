@@ -248,6 +248,20 @@ impl Secondaries {
         }
     }
 
+    /// Stops the transfer tasks of `zones`, whose kept state a catalog
+    /// dropped: the next [`Secondaries::sync`] starts a reset zone's task
+    /// again, without a copy (a fresh transfer), and a removed zone's not
+    /// at all.
+    pub fn forget(&self, zones: &[Name]) {
+        let mut entries = lock(&self.entries);
+        for zone in zones {
+            if let Some(entry) = entries.remove(zone) {
+                entry.task.abort();
+                lock(&self.status).remove(zone);
+            }
+        }
+    }
+
     /// Starts the tasks of the table last published (the first table is
     /// published before the runtime runs tasks).
     pub fn start(self: &Arc<Self>) {
@@ -839,10 +853,13 @@ async fn stored_soa(file: &Path, name: &Name) -> Option<KeptSoa> {
 /// The kept copies of the secondary zones, for a build: zones that load
 /// and have not expired; a warning for each zone not served and why; an
 /// error for a kept file that does not load (the operator edited it, or
-/// the disk is bad: delete it and it is transferred again).
+/// the disk is bad: delete it and it is transferred again). The copies of
+/// the `fresh` zones are not served: they are transferred again first (a
+/// catalog reset them).
 pub fn load_kept(
     config: &SecondaryConfig,
     now: SystemTime,
+    fresh: &[Name],
 ) -> (Vec<Zone>, Vec<String>, Vec<ZoneError>) {
     let (mut zones, mut warnings, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     // Catalog zones are read for their members, never served.
@@ -851,6 +868,13 @@ pub fn load_kept(
         .iter()
         .filter(|zone| zone.kind != crate::config::secondary::ZoneKind::Catalog);
     for secondary in served {
+        if fresh.contains(&secondary.name) {
+            warnings.push(format!(
+                "secondary zone {} is not served until it is transferred afresh",
+                secondary.name
+            ));
+            continue;
+        }
         let file = config.file_of(&secondary.name);
         let text = match std::fs::read(&file) {
             Ok(bytes) => match String::from_utf8(bytes) {
