@@ -329,6 +329,10 @@ async fn forward_update(
     Err(failures.join("; "))
 }
 
+/// Dynamic updates handled together at most: their changes are served by
+/// one reload.
+const UPDATE_BATCH: usize = 64;
+
 /// Where zones' IXFR histories are kept: `journal/` beside the config file.
 fn journal_directory(config_path: &Path) -> PathBuf {
     config_path
@@ -1150,30 +1154,63 @@ impl Control {
             .collect()
     }
 
-    /// Answers dynamic updates one at a time, until the server stops: each
-    /// is checked and kept on disk ([`crate::update::handle`]), served by a
-    /// reload, and only then acknowledged.
+    /// Answers dynamic updates until the server stops. Each is checked and
+    /// kept on disk ([`crate::update::handle`]) in the order it came, and
+    /// acknowledged only once served. Those waiting together, up to
+    /// [`UPDATE_BATCH`], are served by one reload, as Knot batches them:
+    /// a burst of updates (a certificate with many names, many clients at
+    /// once) costs one reload, not one each.
     pub async fn run_updates(self: Arc<Self>) {
         let Some(mut receiver) = lock(&self.update_receiver).take() else {
             return;
         };
-        while let Some(request) = receiver.recv().await {
-            let response = self.apply_update(&request.message, request.client).await;
-            if !response.is_empty() {
-                request.reply.send(response);
+        let mut batch = Vec::with_capacity(UPDATE_BATCH);
+        while receiver.recv_many(&mut batch, UPDATE_BATCH).await > 0 {
+            let requests: Vec<(&[u8], std::net::IpAddr)> = batch
+                .iter()
+                .map(|request| (request.message.as_slice(), request.client))
+                .collect();
+            let responses = self.apply_updates(&requests).await;
+            for (request, response) in batch.drain(..).zip(responses) {
+                if !response.is_empty() {
+                    request.reply.send(response);
+                }
             }
         }
     }
 
-    async fn apply_update(&self, message: &[u8], client: std::net::IpAddr) -> Vec<u8> {
-        use crate::update::handle::{self, Outcome};
+    /// The responses to `requests` (empty: none to send), in order.
+    async fn apply_updates(&self, requests: &[(&[u8], std::net::IpAddr)]) -> Vec<Vec<u8>> {
+        use crate::update::handle::{self, Outcome, Summary};
         use hickory_proto::op::ResponseCode;
+        /// Where a request stands.
+        enum Step {
+            /// Its response, and what to log and count (none for a
+            /// retransmission answered from the replies cache).
+            Done(Vec<u8>, Option<Summary>),
+            /// The same bytes as the request at this index of the batch.
+            Same(usize),
+            /// Not handled yet.
+            Waiting,
+            Changed(Box<handle::Change>),
+            Forward(Box<handle::Forward>),
+        }
         // The same signed bytes again are a client's retransmission or a
         // replay within the TSIG time window: the first answer again, and
         // nothing applied twice.
-        if let Some(response) = lock(&self.update_replies).get(message, unix_now()) {
-            info!(client = %client, "a dynamic update seen before: answered as before, not applied again");
-            return response;
+        let mut steps: Vec<Step> = Vec::with_capacity(requests.len());
+        for (index, (message, client)) in requests.iter().enumerate() {
+            if let Some(earlier) = requests[..index]
+                .iter()
+                .position(|(other, _)| other == message)
+            {
+                steps.push(Step::Same(earlier));
+            } else if let Some(response) = lock(&self.update_replies).get(message, unix_now()) {
+                info!(client = %client, "a dynamic update seen before: answered as before, not applied again");
+                steps.push(Step::Done(response, None));
+            } else {
+                steps.push(Step::Waiting);
+            }
         }
         let context = {
             let status = lock(&self.status);
@@ -1197,22 +1234,66 @@ impl Control {
                 zones_dir: status.sources.zones_dir.clone(),
                 steering: Arc::clone(&status.sources.steering),
                 served,
+                files: handle::ParsedFiles::default(),
             })
         };
         let Some(context) = context else {
-            // `[update]` went away after the message was queued.
-            return Vec::new();
+            // `[update]` went away after the messages were queued.
+            return vec![Vec::new(); requests.len()];
         };
-        let request = message.to_vec();
+        // One after another, each seeing what the ones before it kept.
+        let waiting: Vec<(Vec<u8>, std::net::IpAddr)> = requests
+            .iter()
+            .zip(&steps)
+            .filter(|(_, step)| matches!(step, Step::Waiting))
+            .map(|((message, client), _)| (message.to_vec(), *client))
+            .collect();
         let handled = tokio::task::spawn_blocking(move || {
-            handle::handle(&context, &request, client, unix_now())
+            waiting
+                .iter()
+                .map(|(message, client)| handle::handle(&context, message, *client, unix_now()))
+                .collect::<Vec<Outcome>>()
         })
         .await;
-        let (response, summary) = match handled {
-            Ok(Outcome::Answered(response, summary)) => (response, summary),
-            Ok(Outcome::Changed(change)) => {
+        let Ok(outcomes) = handled else {
+            error!("dynamic updates failed: the task that checks them ended");
+            return vec![Vec::new(); requests.len()];
+        };
+        let mut outcomes = outcomes.into_iter();
+        for step in &mut steps {
+            if matches!(step, Step::Waiting) {
+                *step = match outcomes.next() {
+                    Some(Outcome::Answered(response, summary)) => {
+                        Step::Done(response, Some(summary))
+                    }
+                    Some(Outcome::Changed(change)) => Step::Changed(change),
+                    Some(Outcome::Forward(forward)) => Step::Forward(forward),
+                    None => Step::Done(Vec::new(), None),
+                };
+            }
+        }
+        // Everything changed is served by one reload, or taken back.
+        if steps.iter().any(|step| matches!(step, Step::Changed(_))) {
+            let reloaded = self.reload().await;
+            if reloaded.is_err() {
+                // Newest first, so each puts back what the one before left.
+                for step in steps.iter().rev() {
+                    if let Step::Changed(change) = step
+                        && let Err(error) = change.undo()
+                    {
+                        error!(
+                            file = %change.path.display(),
+                            "cannot take back a dynamic update that was not served: {error}"
+                        );
+                    }
+                }
+            }
+            for (step, (_, client)) in steps.iter_mut().zip(requests) {
+                let Step::Changed(change) = step else {
+                    continue;
+                };
                 let mut summary = change.summary.clone();
-                match self.reload().await {
+                let response = match &reloaded {
                     Ok(report) => {
                         summary.rcode = 0;
                         info!(
@@ -1224,54 +1305,75 @@ impl Control {
                             generation = report.generation,
                             "dynamic update applied"
                         );
-                        (change.responder.respond(ResponseCode::NoError), summary)
+                        change.responder.respond(ResponseCode::NoError)
                     }
                     Err(failure) => {
-                        if let Err(error) = change.undo() {
-                            error!(
-                                file = %change.path.display(),
-                                "cannot take back a dynamic update that was not served: {error}"
-                            );
-                        }
                         summary.rcode = u16::from(ResponseCode::ServFail);
                         summary.detail = Some(format!(
                             "the reload that would serve it failed: {}",
                             failure.errors.join("; ")
                         ));
-                        (change.responder.respond(ResponseCode::ServFail), summary)
+                        change.responder.respond(ResponseCode::ServFail)
                     }
+                };
+                *step = Step::Done(response, Some(summary));
+            }
+        }
+        for (step, (message, client)) in steps.iter_mut().zip(requests) {
+            let Step::Forward(forward) = step else {
+                continue;
+            };
+            let handle::Forward {
+                primaries,
+                responder,
+                summary,
+            } = &**forward;
+            let mut summary = summary.clone();
+            let response = match forward_update(message, primaries).await {
+                Ok((response, primary)) => {
+                    summary.rcode = u16::from(response.get(3).map_or(0, |flags| flags & 0x0F));
+                    info!(
+                        zone = summary.zone.as_ref().map(ToString::to_string).unwrap_or_default(),
+                        client = %client,
+                        primary = %primary,
+                        rcode = summary.rcode,
+                        "dynamic update forwarded to the primary"
+                    );
+                    response
                 }
-            }
-            Ok(Outcome::Forward(forward)) => {
-                let handle::Forward {
-                    primaries,
-                    responder,
-                    mut summary,
-                } = *forward;
-                match forward_update(message, &primaries).await {
-                    Ok((response, primary)) => {
-                        summary.rcode = u16::from(response.get(3).map_or(0, |flags| flags & 0x0F));
-                        info!(
-                            zone = summary.zone.as_ref().map(ToString::to_string).unwrap_or_default(),
-                            client = %client,
-                            primary = %primary,
-                            rcode = summary.rcode,
-                            "dynamic update forwarded to the primary"
-                        );
-                        (response, summary)
-                    }
-                    Err(error) => {
-                        summary.rcode = u16::from(ResponseCode::ServFail);
-                        summary.detail = Some(format!("no primary took it: {error}"));
-                        (responder.respond(ResponseCode::ServFail), summary)
-                    }
+                Err(error) => {
+                    summary.rcode = u16::from(ResponseCode::ServFail);
+                    summary.detail = Some(format!("no primary took it: {error}"));
+                    responder.respond(ResponseCode::ServFail)
                 }
-            }
-            Err(join_error) => {
-                error!("a dynamic update failed: {join_error}");
-                return Vec::new();
-            }
-        };
+            };
+            *step = Step::Done(response, Some(summary));
+        }
+        let mut responses: Vec<Vec<u8>> = Vec::with_capacity(requests.len());
+        for (step, (message, client)) in steps.into_iter().zip(requests) {
+            let response = match step {
+                Step::Done(response, Some(summary)) => {
+                    self.count_update(message, *client, &response, summary);
+                    response
+                }
+                Step::Done(response, None) => response,
+                Step::Same(earlier) => responses[earlier].clone(),
+                Step::Waiting | Step::Changed(_) | Step::Forward(_) => Vec::new(),
+            };
+            responses.push(response);
+        }
+        responses
+    }
+
+    /// Logs why an update was not applied, keeps a signed update's
+    /// response for its retransmissions, and counts it.
+    fn count_update(
+        &self,
+        message: &[u8],
+        client: std::net::IpAddr,
+        response: &[u8],
+        summary: crate::update::handle::Summary,
+    ) {
         if let Some(detail) = &summary.detail {
             info!(
                 zone = summary.zone.as_ref().map(ToString::to_string).unwrap_or_default(),
@@ -1282,7 +1384,7 @@ impl Control {
             );
         }
         if summary.key.is_some() {
-            lock(&self.update_replies).insert(message, &response, unix_now());
+            lock(&self.update_replies).insert(message, response, unix_now());
         }
         // Zones Steer does not serve count as "": made-up names add no series.
         let zone = summary
@@ -1299,7 +1401,6 @@ impl Control {
         *lock(&self.update_counts)
             .entry((zone, summary.rcode))
             .or_default() += 1;
-        response
     }
 
     /// Has secondary zone `zone` checked against its primaries now

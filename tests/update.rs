@@ -376,3 +376,61 @@ async fn a_replayed_update_gets_its_first_answer_and_changes_nothing() {
     assert_eq!(serial(&server).await, after_first + 1);
     server.shutdown().await;
 }
+
+/// `reloads.ok` of `/status`.
+async fn reloads(server: &TestServer) -> u64 {
+    let response = common::http_request(server.admin_addr(), "GET", "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&response.body).expect("status JSON");
+    status["reloads"]["ok"].as_u64().expect("reloads.ok")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_updates_shares_reloads_and_each_applies_once() {
+    let directory = common::example_directory(&config(true));
+    let server = TestServer::start_prepared(directory).await;
+    let address = server.dns_addr(Transport::Udp, Family::V4);
+    let challenge = "_acme-challenge.example.test.";
+    let before = (serial(&server).await, reloads(&server).await);
+    // Eight updates from one client at once, and the first again, as a
+    // client that retransmits sends it.
+    let mut updates: Vec<Vec<u8>> = (0..8)
+        .map(|index| signed_update(challenge, &format!("token-{index}")))
+        .collect();
+    updates.push(updates[0].clone());
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("socket");
+    for update in &updates {
+        socket.send_to(update, address).await.expect("sent");
+    }
+    let mut responses = Vec::new();
+    let mut buffer = vec![0u8; 4096];
+    while responses.len() < updates.len() {
+        let (length, _) =
+            tokio::time::timeout(Duration::from_secs(20), socket.recv_from(&mut buffer))
+                .await
+                .unwrap_or_else(|_| panic!("{} of {} answered", responses.len(), updates.len()))
+                .expect("received");
+        responses.push(buffer[..length].to_vec());
+    }
+    assert!(
+        responses.iter().all(|response| response[3] & 0x0F == 0),
+        "every update NOERROR"
+    );
+    // The retransmission got the first answer again: eight distinct ones.
+    let mut distinct = responses.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 8);
+    // Each applied once, in turn: eight records, the serial eight on.
+    let expected: Vec<String> = (0..8).map(|index| format!("\"token-{index}\"")).collect();
+    assert_eq!(short(&server, challenge, "TXT").await, expected);
+    assert_eq!(serial(&server).await, before.0 + 8);
+    // Served by fewer reloads than updates: those waiting went together.
+    let reloaded = reloads(&server).await - before.1;
+    assert!(
+        (1..8).contains(&reloaded),
+        "{reloaded} reloads for 8 updates"
+    );
+    server.shutdown().await;
+}

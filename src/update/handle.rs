@@ -4,9 +4,11 @@
 //! to disk. Blocking (it reads the zone file); the control plane runs it
 //! off the async threads and then reloads to serve the change.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
@@ -31,6 +33,37 @@ pub struct Context {
     pub served: Vec<(Name, PathBuf)>,
     /// With `update.forward`: the secondary zones and their primaries.
     pub secondaries: Vec<(Name, Vec<std::net::SocketAddr>)>,
+    /// The zone files parsed so far with this context.
+    pub files: ParsedFiles,
+}
+
+/// Zone files parsed for the updates of one batch (one [`Context`]), so
+/// that a burst of updates to a large zone reads its file once, not once
+/// each: a million records take about a second to parse. Keyed by path and
+/// checked against the file's size and modification time; dropped with
+/// the batch.
+#[derive(Default)]
+pub struct ParsedFiles(Mutex<HashMap<PathBuf, (u64, Option<SystemTime>, crate::zone::Zone)>>);
+
+impl ParsedFiles {
+    /// The zone `file` holds, with apex `zone`; the first error otherwise.
+    fn load(&self, file: &Path, zone: &Name) -> Result<crate::zone::Zone, String> {
+        let metadata = std::fs::metadata(file).map_err(|error| error.to_string())?;
+        let stamp = (metadata.len(), metadata.modified().ok());
+        let mut parsed = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((length, modified, kept)) = parsed.get(file)
+            && (*length, *modified) == stamp
+        {
+            return Ok(kept.clone());
+        }
+        let text = std::fs::read_to_string(file).map_err(|error| error.to_string())?;
+        let loaded = crate::zone::parse_zone(&text, file, zone).map_err(first_error)?;
+        parsed.insert(file.to_path_buf(), (stamp.0, stamp.1, loaded.clone()));
+        Ok(loaded)
+    }
 }
 
 /// Writes an update's response: the header, the zone section, and the
@@ -270,19 +303,16 @@ pub fn handle(context: &Context, message: &[u8], client: IpAddr, now: u64) -> Ou
     }
     // The zone as served: its file and the updates kept over it.
     let path = context.update.file_of(&zone);
-    let loaded = std::fs::read_to_string(&file)
-        .map_err(|error| error.to_string())
-        .and_then(|text| crate::zone::parse_zone(&text, &file, &zone).map_err(first_error))
-        .and_then(|file_zone| {
-            let previous = overlay::read(&path, &zone).map_err(first_error)?;
-            let current = match &previous {
-                Some(kept) => kept
-                    .apply_to(file_zone.clone(), &path)
-                    .map_err(first_error)?,
-                None => file_zone.clone(),
-            };
-            Ok((file_zone, previous, current))
-        });
+    let loaded = context.files.load(&file, &zone).and_then(|file_zone| {
+        let previous = overlay::read(&path, &zone).map_err(first_error)?;
+        let current = match &previous {
+            Some(kept) => kept
+                .apply_to(file_zone.clone(), &path)
+                .map_err(first_error)?,
+            None => file_zone.clone(),
+        };
+        Ok((file_zone, previous, current))
+    });
     let (file_zone, previous, current) = match loaded {
         Ok(loaded) => loaded,
         Err(error) => {
@@ -442,6 +472,7 @@ mod tests {
                 directory.join("zones/example.test.zone"),
             )],
             secondaries: Vec::new(),
+            files: ParsedFiles::default(),
         }
     }
 
@@ -535,6 +566,26 @@ mod tests {
         assert_eq!(summary.rcode, u16::from(ResponseCode::Refused));
         assert_eq!(response[3] & 0x0F, 5);
         assert!(!change.path.exists());
+    }
+
+    #[test]
+    fn a_zone_file_is_parsed_once_per_batch_unless_it_changes() {
+        let directory = tempfile::tempdir().expect("directory");
+        let file = directory.path().join("example.test.zone");
+        let apex = Name::from_str("example.test.").expect("name");
+        std::fs::write(&file, ZONE).expect("zone");
+        let files = ParsedFiles::default();
+        let first = files.load(&file, &apex).expect("loads");
+        assert_eq!(
+            files.load(&file, &apex).expect("loads").records.len(),
+            first.records.len()
+        );
+        // Edited meanwhile (another size): read again.
+        std::fs::write(&file, format!("{ZONE}extra A 192.0.2.99\n")).expect("zone");
+        let edited = files.load(&file, &apex).expect("loads");
+        assert_eq!(edited.records.len(), first.records.len() + 1);
+        std::fs::write(&file, "not a zone\n").expect("zone");
+        assert!(files.load(&file, &apex).is_err());
     }
 
     #[test]
