@@ -43,7 +43,10 @@ pub struct Context {
 /// checked against the file's size and modification time; dropped with
 /// the batch.
 #[derive(Default)]
-pub struct ParsedFiles(Mutex<HashMap<PathBuf, (u64, Option<SystemTime>, crate::zone::Zone)>>);
+pub struct ParsedFiles(Mutex<HashMap<PathBuf, Parsed>>);
+
+/// A parsed zone file, with the size and modification time it had.
+type Parsed = (u64, Option<SystemTime>, crate::zone::Zone);
 
 impl ParsedFiles {
     /// The zone `file` holds, with apex `zone`; the first error otherwise.
@@ -377,7 +380,22 @@ pub fn handle(context: &Context, message: &[u8], client: IpAddr, now: u64) -> Ou
         .iter()
         .map(|kept| kept.record.clone())
         .collect();
-    let next = Overlay::between(&file_records, &changed, file_zone.serial, serial);
+    // An update changes only the names it names (and the apex's SOA,
+    // which the difference leaves out).
+    let mut touched: Vec<&Name> = parsed
+        .authorities
+        .iter()
+        .map(|update| &update.name)
+        .collect();
+    touched.sort();
+    touched.dedup();
+    let next = Overlay::after_change(
+        previous.as_ref(),
+        (&file_records, &changed),
+        &touched,
+        file_zone.serial,
+        serial,
+    );
     // What would be served must load, or nothing is written.
     if let Err(errors) = next.apply_to(file_zone, &path) {
         let detail = errors
