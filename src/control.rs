@@ -333,6 +333,37 @@ async fn forward_update(
 /// one reload.
 const UPDATE_BATCH: usize = 64;
 
+/// Where the served zones' signatures are kept from a stop to the next
+/// start: `<stem>.signatures` beside the config file (`steer.toml` →
+/// `steer.signatures`).
+pub fn signatures_file(config_path: &Path) -> PathBuf {
+    let stem = config_path.file_stem().map_or_else(
+        || "steer".into(),
+        |stem| stem.to_string_lossy().into_owned(),
+    );
+    config_path.with_file_name(format!("{stem}.signatures"))
+}
+
+/// The signatures the last run kept at its stop, for the first build to
+/// reuse; `None` (and a warning when the file is there but unusable)
+/// when there are none. Blocking.
+pub fn kept_signatures(config_path: &Path) -> Option<SignatureCache> {
+    let path = signatures_file(config_path);
+    if !path.exists() {
+        return None;
+    }
+    match SignatureCache::load(&path, unix_now()) {
+        Ok(signatures) => {
+            info!(file = %path.display(), signatures = signatures.len(), "read the signatures kept at the last stop");
+            Some(signatures)
+        }
+        Err(error) => {
+            warn!(file = %path.display(), "the signatures kept at the last stop are not used: {error}; every RRset is signed anew");
+            None
+        }
+    }
+}
+
 /// Where zones' IXFR histories are kept: `journal/` beside the config file.
 fn journal_directory(config_path: &Path) -> PathBuf {
     config_path
@@ -1469,6 +1500,40 @@ impl Control {
                 );
                 tokio::time::sleep(Duration::from_secs(RECHECK)).await;
             }
+        }
+    }
+
+    /// Keeps the served zones' signatures in [`signatures_file`] for the
+    /// next start (at a stop), or removes the file when nothing is signed.
+    /// A failure is logged: the next start then signs everything anew.
+    pub async fn save_signatures(&self) {
+        let path = signatures_file(&self.config_path);
+        let signatures = Arc::clone(&lock(&self.signatures));
+        let signed = self.table.load().has_signed_zones();
+        let saved = tokio::task::spawn_blocking(move || {
+            if signed && !signatures.is_empty() {
+                signatures
+                    .save(&path)
+                    .map(|bytes| Some((bytes, signatures.len())))
+            } else {
+                // Nothing signed any more: no file to read at the next start.
+                match std::fs::remove_file(&path) {
+                    Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+                    _ => Ok(None),
+                }
+            }
+        })
+        .await;
+        let file = signatures_file(&self.config_path);
+        match saved {
+            Ok(Ok(Some((bytes, count)))) => {
+                info!(file = %file.display(), signatures = count, bytes, "kept the signatures for the next start");
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => {
+                warn!(file = %file.display(), "cannot keep the signatures for the next start: {error}; it signs every RRset anew");
+            }
+            Err(join_error) => warn!("keeping the signatures failed: {join_error}"),
         }
     }
 

@@ -264,7 +264,19 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         let config = crate::config::load(&path)
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
         let admin = state_file::load(&config.admin.state_file).map_err(|error| vec![error])?;
-        control::build(&path, 1, &admin).map(|built| (built, admin))
+        // Signatures kept at the last stop: only what changed is signed.
+        let signatures = config
+            .dnssec
+            .is_some()
+            .then(|| control::kept_signatures(&path))
+            .flatten();
+        let carried = control::Carried {
+            signatures: signatures.as_ref(),
+            ..control::Carried::default()
+        };
+        let decisions = Arc::new(crate::metrics::DecisionRegistry::default());
+        control::build_with_decisions(&path, 1, &admin, &decisions, carried)
+            .map(|built| (built, admin))
     })
     .await
     .map_err(|join_error| {
@@ -470,6 +482,7 @@ impl RunningServer {
         // After the admin API: no sample arrives once the model is written.
         // A failure is logged by the save itself; stopping goes on.
         let _ = self.control.save_latency_state().await;
+        self.control.save_signatures().await;
         stop_dns(self.udp, self.tcp, self.tls).await;
         if let Some(writer) = self.query_log_writer {
             // The workers are gone, so are the log's senders: it ends once

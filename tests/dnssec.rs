@@ -1868,3 +1868,54 @@ async fn an_apex_alias_in_a_signed_zone_is_signed_and_validates() {
     server.shutdown().await;
     upstream.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_reuses_the_signatures_kept_at_the_stop() {
+    let directory = prepare(&config(""), &[("example.test", ZONE)]);
+    let (key_signing, _) = key_pair(directory.path(), "ECDSAP256SHA256");
+    let anchor = write_anchor(directory.path(), &key_signing);
+    let server = TestServer::start_prepared(directory).await;
+    let first = dig(port_of(&server), &["+dnssec", "www.example.test", "A"]).await;
+    let signed = signatures(&first.answer, "A")[0].data.clone();
+    let (count, reused) = signing_counts(&server).await;
+    assert_eq!(reused, 0, "nothing to reuse at the first start");
+    let directory = server.stop().await;
+    let kept = directory.path().join("steer.signatures");
+    assert!(kept.exists(), "no signatures kept at the stop");
+
+    // ECDSA signatures differ each time they are made: the same bytes
+    // after the restart are the kept ones, and every one was reused.
+    let restarted = TestServer::start_prepared(directory).await;
+    let port = port_of(&restarted);
+    let again = dig(port, &["+dnssec", "www.example.test", "A"]).await;
+    assert_eq!(
+        signatures(&again.answer, "A")[0].data,
+        signed,
+        "{}",
+        again.text
+    );
+    assert_eq!(signing_counts(&restarted).await, (count, count));
+    assert_validated(
+        &delv(port, &anchor, "www.example.test", "A").await,
+        &["www.example.test. A 192.0.2.10"],
+    );
+
+    // A file that is not one is set aside: the zone is signed anew.
+    let directory = restarted.stop().await;
+    std::fs::write(&kept, "not signatures").expect("file");
+    let fresh = TestServer::start_prepared(directory).await;
+    let port = port_of(&fresh);
+    let third = dig(port, &["+dnssec", "www.example.test", "A"]).await;
+    assert_ne!(
+        signatures(&third.answer, "A")[0].data,
+        signed,
+        "{}",
+        third.text
+    );
+    assert_eq!(signing_counts(&fresh).await.1, 0);
+    assert_validated(
+        &delv(port, &anchor, "www.example.test", "A").await,
+        &["www.example.test. A 192.0.2.10"],
+    );
+    fresh.shutdown().await;
+}

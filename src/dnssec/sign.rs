@@ -18,6 +18,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::path::Path;
 
 use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -260,6 +261,11 @@ struct Kept {
     signature: Signature,
 }
 
+/// The first bytes of a file [`SignatureCache::save`] writes: what it is,
+/// and the version of its layout (little-endian: a count, then per
+/// signature its digest, inception, expiration, length and bytes).
+const SAVED_MAGIC: &[u8; 16] = b"steer-sigs-v1\n\0\0";
+
 // The memory the cache's documentation promises per signature.
 const _: () = assert!(std::mem::size_of::<(Digest, Kept)>() == 96);
 
@@ -306,6 +312,77 @@ impl SignatureCache {
             starts,
             index_bits,
         }
+    }
+
+    /// Writes the cache to `path` (a temporary file renamed over it), for
+    /// the next start to sign only what changed: without it, a restart
+    /// signs every RRset again (tens of seconds for a zone of a million
+    /// names). Returns the bytes written.
+    pub fn save(&self, path: &Path) -> std::io::Result<u64> {
+        use std::io::Write;
+        let temporary = path.with_extension("signatures.new");
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
+        out.write_all(SAVED_MAGIC)?;
+        out.write_all(&(self.kept.len() as u64).to_le_bytes())?;
+        let mut written = (SAVED_MAGIC.len() + 8) as u64;
+        for (digest, kept) in &self.kept {
+            let signature = kept.signature.as_slice();
+            out.write_all(digest)?;
+            out.write_all(&kept.inception.to_le_bytes())?;
+            out.write_all(&kept.expiration.to_le_bytes())?;
+            out.write_all(&(signature.len() as u16).to_le_bytes())?;
+            out.write_all(signature)?;
+            written += (digest.len() + 10 + signature.len()) as u64;
+        }
+        out.into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?
+            .sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        Ok(written)
+    }
+
+    /// Reads what [`SignatureCache::save`] wrote, without the signatures
+    /// expired at `now`. A file that is not one says why; a signature is
+    /// only ever reused for exactly the data and key it was made over (the
+    /// digest covers both), so a stale file costs nothing but its reading.
+    pub fn load(path: &Path, now: u64) -> Result<SignatureCache, String> {
+        let bytes = std::fs::read(path).map_err(|error| error.to_string())?;
+        let body = bytes
+            .strip_prefix(SAVED_MAGIC.as_slice())
+            .ok_or("not a file of Steer's signatures")?;
+        let (count, mut rest) = body.split_first_chunk::<8>().ok_or("cut short")?;
+        let count = u64::from_le_bytes(*count);
+        // Each entry takes at least 26 bytes: a count the file cannot
+        // hold is a broken file, not an allocation to attempt.
+        if count > (rest.len() / 26) as u64 {
+            return Err(format!(
+                "says {count} signatures, and is too short for them"
+            ));
+        }
+        let mut kept = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let (digest, after) = rest.split_first_chunk::<16>().ok_or("cut short")?;
+            let (times, after) = after.split_first_chunk::<10>().ok_or("cut short")?;
+            let inception = u32::from_le_bytes([times[0], times[1], times[2], times[3]]);
+            let expiration = u32::from_le_bytes([times[4], times[5], times[6], times[7]]);
+            let length = usize::from(u16::from_le_bytes([times[8], times[9]]));
+            let (signature, after) = after.split_at_checked(length).ok_or("cut short")?;
+            rest = after;
+            if u64::from(expiration) > now {
+                kept.push((
+                    *digest,
+                    Kept {
+                        inception,
+                        expiration,
+                        signature: Signature::new(signature),
+                    },
+                ));
+            }
+        }
+        if !rest.is_empty() {
+            return Err("has bytes after its last signature".to_owned());
+        }
+        Ok(Self::new(kept))
     }
 
     /// The index slot of `digest`: its first `bits` bits.
@@ -1288,6 +1365,52 @@ mail MX 10 www
             let mut other = Digest::default();
             random.fill(&mut other).expect("random bytes");
             assert!(cache.reusable(&other, NOW, VALIDITY).is_none());
+        }
+    }
+
+    #[test]
+    fn a_saved_cache_reads_back_without_what_expired() {
+        let directory = tempfile::tempdir().expect("directory");
+        let path = directory.path().join("steer.signatures");
+        let entry = |first: u8, expiration: u64, signature: &[u8]| {
+            (
+                [first; 16],
+                Kept {
+                    inception: 7,
+                    expiration: expiration as u32,
+                    signature: Signature::new(signature),
+                },
+            )
+        };
+        let cache = SignatureCache::new(vec![
+            entry(1, NOW + VALIDITY, &[0xAB; SHORT_SIGNATURE]),
+            // RSA-sized.
+            entry(2, NOW + VALIDITY, &[0xCD; 256]),
+            entry(3, NOW - 1, &[0xEF; SHORT_SIGNATURE]),
+        ]);
+        let bytes = cache.save(&path).expect("saved");
+        assert_eq!(bytes, std::fs::metadata(&path).expect("file").len());
+        let read = SignatureCache::load(&path, NOW).expect("read");
+        assert_eq!(read.len(), 2);
+        for (digest, signature) in [([1; 16], vec![0xAB; 64]), ([2; 16], vec![0xCD; 256])] {
+            let kept = read.reusable(&digest, NOW, VALIDITY).expect("kept");
+            assert_eq!(kept.signature.as_slice(), signature.as_slice());
+            assert_eq!(kept.inception, 7);
+        }
+        // Broken files say so, and are not half read.
+        let whole = std::fs::read(&path).expect("file");
+        for (broken, why) in [
+            (b"something else entirely".to_vec(), "not a file"),
+            (whole[..whole.len() - 1].to_vec(), "cut short"),
+            ([whole.as_slice(), b"x"].concat(), "bytes after"),
+            (
+                [&whole[..16], &u64::MAX.to_le_bytes()[..], &whole[24..]].concat(),
+                "too short",
+            ),
+        ] {
+            std::fs::write(&path, broken).expect("file");
+            let error = SignatureCache::load(&path, NOW).expect_err("broken");
+            assert!(error.contains(why), "{error}");
         }
     }
 

@@ -220,6 +220,20 @@ impl TestServer {
         self.running().admin
     }
 
+    /// Stops the server (bounded) and hands back its directory, with
+    /// what the stop wrote, for a restart.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(running) = self.running.take() {
+            timeout(Duration::from_secs(10), running.shutdown())
+                .await
+                .expect("server shut down within 10 s");
+        }
+        std::mem::replace(
+            &mut self.directory,
+            tempfile::tempdir().expect("temporary directory"),
+        )
+    }
+
     /// Stops the server and waits for it to finish (bounded).
     pub async fn shutdown(mut self) {
         if let Some(running) = self.running.take() {
