@@ -1062,6 +1062,8 @@ pub struct Control {
     /// Held for a whole save, so that the timer's, the API's and the
     /// shutdown's never write the same temporary file at once.
     latency_save_lock: tokio::sync::Mutex<()>,
+    /// One write of `steer.signatures` at a time.
+    signatures_save_lock: tokio::sync::Mutex<()>,
     /// This node's own measurements to the sites' `latency_target`s.
     active_latency: Arc<latency::active::ActiveLatency>,
     /// The peers' latency journals, as fetched ([`latency::sharing::run`]).
@@ -1159,6 +1161,7 @@ impl Control {
                 ..LatencySaves::default()
             }),
             latency_save_lock: tokio::sync::Mutex::new(()),
+            signatures_save_lock: tokio::sync::Mutex::new(()),
             active_latency: Arc::default(),
             latency_sharing: Arc::default(),
             secondaries,
@@ -1493,20 +1496,27 @@ impl Control {
                 }
             }
             info!("signing again: signatures are half way to expiry or a key's time has come");
-            if let Err(failure) = self.reload().await {
-                error!(
-                    errors = %failure.errors.join("; "),
-                    "signing again failed; the served signatures stay until fixed"
-                );
-                tokio::time::sleep(Duration::from_secs(RECHECK)).await;
+            match self.reload().await {
+                // Most signatures are new now: kept at once, so that a
+                // start after a crash does not make them all again.
+                Ok(_) => self.save_signatures().await,
+                Err(failure) => {
+                    error!(
+                        errors = %failure.errors.join("; "),
+                        "signing again failed; the served signatures stay until fixed"
+                    );
+                    tokio::time::sleep(Duration::from_secs(RECHECK)).await;
+                }
             }
         }
     }
 
     /// Keeps the served zones' signatures in [`signatures_file`] for the
-    /// next start (at a stop), or removes the file when nothing is signed.
-    /// A failure is logged: the next start then signs everything anew.
+    /// next start (after the first signing, after each signing again, at
+    /// a stop), or removes the file when nothing is signed. A failure is
+    /// logged: the next start then signs everything anew.
     pub async fn save_signatures(&self) {
+        let _one_at_a_time = self.signatures_save_lock.lock().await;
         let path = signatures_file(&self.config_path);
         let signatures = Arc::clone(&lock(&self.signatures));
         let signed = self.table.load().has_signed_zones();

@@ -306,7 +306,14 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
             "restored drains and overrides"
         );
     }
+    let signed = built.table.has_signed_zones();
     let control = Arc::new(Control::new(config_path, built).with_admin_state(admin));
+    if signed {
+        // Kept now, not only at a stop: a start after a crash then reuses
+        // them too.
+        let control = Arc::clone(&control);
+        tokio::spawn(async move { control.save_signatures().await });
+    }
     // Measurements from before a restart steer from the first answer on.
     control.restore_latency_state().await;
     // Cold start: the first probe round is in the table before the first

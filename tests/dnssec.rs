@@ -1879,8 +1879,17 @@ async fn a_restart_reuses_the_signatures_kept_at_the_stop() {
     let signed = signatures(&first.answer, "A")[0].data.clone();
     let (count, reused) = signing_counts(&server).await;
     assert_eq!(reused, 0, "nothing to reuse at the first start");
+    // Kept right after the first signing, before any stop (a crash).
+    let kept = server.directory.path().join("steer.signatures");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !kept.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no signatures kept after the start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let directory = server.stop().await;
-    let kept = directory.path().join("steer.signatures");
     assert!(kept.exists(), "no signatures kept at the stop");
 
     // ECDSA signatures differ each time they are made: the same bytes
