@@ -1144,6 +1144,20 @@ type = "CNAME"
 pools = ["cdn"]
 "#;
 
+/// delv validates `steered.example.test A` (of [`STEERED`]) as the server
+/// on `port` answers it to each client: web-iad's address to 127.0.0.1,
+/// web-fra's to 127.0.0.2.
+async fn assert_steered_answers_validate(port: u16, anchor: &Path) {
+    assert_validated(
+        &delv(port, anchor, "steered.example.test", "A").await,
+        &["steered.example.test. A 198.51.100.10"],
+    );
+    assert_validated(
+        &delv_from(port, anchor, Some("127.0.0.2"), "steered.example.test", "A").await,
+        &["steered.example.test. A 192.0.2.10"],
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steered_answers_in_a_signed_zone_validate_for_every_client() {
     let directory = prepare(
@@ -1157,21 +1171,7 @@ async fn steered_answers_in_a_signed_zone_validate_for_every_client() {
     let port = port_of(&server);
 
     // Each client's answer is signed, by the ZSK, and validates.
-    assert_validated(
-        &delv(port, &anchor, "steered.example.test", "A").await,
-        &["steered.example.test. A 198.51.100.10"],
-    );
-    assert_validated(
-        &delv_from(
-            port,
-            &anchor,
-            Some("127.0.0.2"),
-            "steered.example.test",
-            "A",
-        )
-        .await,
-        &["steered.example.test. A 192.0.2.10"],
-    );
+    assert_steered_answers_validate(port, &anchor).await;
     let first = dig(port, &["+dnssec", "steered.example.test", "A"]).await;
     let signed: Vec<&Record> = signatures(&first.answer, "A");
     assert_eq!(signed.len(), 1, "{}", first.text);
@@ -1260,21 +1260,7 @@ async fn rsasha256_keys_sign_static_and_steered_answers_that_validate() {
         "NXDOMAIN",
     );
     // Steered answers are signed when answered, with the RSA ZSK.
-    assert_validated(
-        &delv(port, &anchor, "steered.example.test", "A").await,
-        &["steered.example.test. A 198.51.100.10"],
-    );
-    assert_validated(
-        &delv_from(
-            port,
-            &anchor,
-            Some("127.0.0.2"),
-            "steered.example.test",
-            "A",
-        )
-        .await,
-        &["steered.example.test. A 192.0.2.10"],
-    );
+    assert_steered_answers_validate(port, &anchor).await;
     for (name, signer) in [
         ("www.example.test", &zone_signing),
         ("steered.example.test", &zone_signing),
