@@ -37,35 +37,64 @@ pub struct Context {
     pub files: ParsedFiles,
 }
 
-/// Zone files parsed for the updates of one batch (one [`Context`]), so
-/// that a burst of updates to a large zone reads its file once, not once
-/// each: a million records take about a second to parse. Keyed by path and
-/// checked against the file's size and modification time; dropped with
-/// the batch.
+/// Zones read for the updates of one batch (one [`Context`]), so that a
+/// burst of updates to a large zone reads and checks it once, not once
+/// each (a million records take seconds): each zone file as parsed, and
+/// each zone as the last update left it. Checked against the zone file's
+/// size and modification time, and the kept updates against those the
+/// zone was made with; dropped with the batch.
 #[derive(Default)]
-pub struct ParsedFiles(Mutex<HashMap<PathBuf, Parsed>>);
+pub struct ParsedFiles {
+    /// By zone file.
+    files: Mutex<HashMap<PathBuf, (Stamp, crate::zone::Zone)>>,
+    /// By kept updates' file: the zone file's stamp, the updates, and the
+    /// zone they make of it.
+    updated: Mutex<HashMap<PathBuf, (Stamp, Overlay, crate::zone::Zone)>>,
+}
 
-/// A parsed zone file, with the size and modification time it had.
-type Parsed = (u64, Option<SystemTime>, crate::zone::Zone);
+/// A file's size and modification time.
+type Stamp = (u64, Option<SystemTime>);
+
+fn stamp(file: &Path) -> Result<Stamp, String> {
+    let metadata = std::fs::metadata(file).map_err(|error| error.to_string())?;
+    Ok((metadata.len(), metadata.modified().ok()))
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 impl ParsedFiles {
     /// The zone `file` holds, with apex `zone`; the first error otherwise.
     fn load(&self, file: &Path, zone: &Name) -> Result<crate::zone::Zone, String> {
-        let metadata = std::fs::metadata(file).map_err(|error| error.to_string())?;
-        let stamp = (metadata.len(), metadata.modified().ok());
-        let mut parsed = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((length, modified, kept)) = parsed.get(file)
-            && (*length, *modified) == stamp
+        let stamp = stamp(file)?;
+        if let Some((kept, parsed)) = locked(&self.files).get(file)
+            && *kept == stamp
         {
-            return Ok(kept.clone());
+            return Ok(parsed.clone());
         }
         let text = std::fs::read_to_string(file).map_err(|error| error.to_string())?;
         let loaded = crate::zone::parse_zone(&text, file, zone).map_err(first_error)?;
-        parsed.insert(file.to_path_buf(), (stamp.0, stamp.1, loaded.clone()));
+        locked(&self.files).insert(file.to_path_buf(), (stamp, loaded.clone()));
         Ok(loaded)
+    }
+
+    /// The zone `updates` (kept at `path`) made of `file`, as an update of
+    /// this batch left it, when one did and nothing changed since.
+    fn updated(&self, file: &Path, path: &Path, updates: &Overlay) -> Option<crate::zone::Zone> {
+        let stamp = stamp(file).ok()?;
+        let updated = locked(&self.updated);
+        let (kept, made_with, zone) = updated.get(path)?;
+        (*kept == stamp && made_with == updates).then(|| zone.clone())
+    }
+
+    /// Remembers `zone`, which `updates` (kept at `path`) make of `file`.
+    fn remember(&self, file: &Path, path: &Path, updates: &Overlay, zone: crate::zone::Zone) {
+        if let Ok(stamp) = stamp(file) {
+            locked(&self.updated).insert(path.to_path_buf(), (stamp, updates.clone(), zone));
+        }
     }
 }
 
@@ -309,9 +338,12 @@ pub fn handle(context: &Context, message: &[u8], client: IpAddr, now: u64) -> Ou
     let loaded = context.files.load(&file, &zone).and_then(|file_zone| {
         let previous = overlay::read(&path, &zone).map_err(first_error)?;
         let current = match &previous {
-            Some(kept) => kept
-                .apply_to(file_zone.clone(), &path)
-                .map_err(first_error)?,
+            Some(kept) => match context.files.updated(&file, &path, kept) {
+                Some(updated) => updated,
+                None => kept
+                    .apply_to(file_zone.clone(), &path)
+                    .map_err(first_error)?,
+            },
             None => file_zone.clone(),
         };
         Ok((file_zone, previous, current))
@@ -397,17 +429,20 @@ pub fn handle(context: &Context, message: &[u8], client: IpAddr, now: u64) -> Ou
         serial,
     );
     // What would be served must load, or nothing is written.
-    if let Err(errors) = next.apply_to(file_zone, &path) {
-        let detail = errors
-            .first()
-            .map_or_else(|| "does not load".to_owned(), |error| error.message.clone());
-        return answer(
-            &responder,
-            &mut summary,
-            ResponseCode::Refused,
-            format!("the zone would not load: {detail}"),
-        );
-    }
+    let updated = match next.apply_to(file_zone, &path) {
+        Ok(updated) => updated,
+        Err(errors) => {
+            let detail = errors
+                .first()
+                .map_or_else(|| "does not load".to_owned(), |error| error.message.clone());
+            return answer(
+                &responder,
+                &mut summary,
+                ResponseCode::Refused,
+                format!("the zone would not load: {detail}"),
+            );
+        }
+    };
     if let Err(error) = overlay::write(&path, &zone, &next) {
         return answer(
             &responder,
@@ -416,6 +451,7 @@ pub fn handle(context: &Context, message: &[u8], client: IpAddr, now: u64) -> Ou
             format!("cannot write {}: {error}", path.display()),
         );
     }
+    context.files.remember(&file, &path, &next, updated);
     Outcome::Changed(Box::new(Change {
         path,
         zone,
@@ -602,8 +638,25 @@ mod tests {
         std::fs::write(&file, format!("{ZONE}extra A 192.0.2.99\n")).expect("zone");
         let edited = files.load(&file, &apex).expect("loads");
         assert_eq!(edited.records.len(), first.records.len() + 1);
+        // A zone as an update left it is used for the same updates over
+        // the same file only.
+        let path = directory.path().join("example.test.updates");
+        let updates = Overlay {
+            base_serial: 1,
+            serial: 2,
+            ..Overlay::default()
+        };
+        files.remember(&file, &path, &updates, edited.clone());
+        let found = files.updated(&file, &path, &updates).expect("remembered");
+        assert_eq!(found.records.len(), edited.records.len());
+        let other = Overlay {
+            serial: 3,
+            ..updates.clone()
+        };
+        assert!(files.updated(&file, &path, &other).is_none());
         std::fs::write(&file, "not a zone\n").expect("zone");
         assert!(files.load(&file, &apex).is_err());
+        assert!(files.updated(&file, &path, &updates).is_none());
     }
 
     #[test]
