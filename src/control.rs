@@ -94,7 +94,9 @@ pub struct CompileInputs {
 }
 
 /// Runs the whole pipeline (config → zones → compile) for `generation`,
-/// with a fresh decision registry (a first table, or a dry run).
+/// with a fresh decision registry (a first table, or a dry run), reusing
+/// the signatures the server kept at its last stop ([`kept_signatures`]):
+/// a start, `steer check` and `steer explain` sign only what changed.
 ///
 /// Every error comes back as one line of text naming its file and line or
 /// its key path, ready to print, log or return from the admin API. Blocking:
@@ -104,12 +106,16 @@ pub fn build(
     generation: u64,
     admin: &AdminState,
 ) -> Result<Built, Vec<String>> {
+    let signatures = kept_signatures(config_path);
     build_with_decisions(
         config_path,
         generation,
         admin,
         &Arc::new(DecisionRegistry::default()),
-        Carried::default(),
+        Carried {
+            signatures: signatures.as_ref(),
+            ..Carried::default()
+        },
     )
 }
 

@@ -264,19 +264,9 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         let config = crate::config::load(&path)
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
         let admin = state_file::load(&config.admin.state_file).map_err(|error| vec![error])?;
-        // Signatures kept at the last stop: only what changed is signed.
-        let signatures = config
-            .dnssec
-            .is_some()
-            .then(|| control::kept_signatures(&path))
-            .flatten();
-        let carried = control::Carried {
-            signatures: signatures.as_ref(),
-            ..control::Carried::default()
-        };
-        let decisions = Arc::new(crate::metrics::DecisionRegistry::default());
-        control::build_with_decisions(&path, 1, &admin, &decisions, carried)
-            .map(|built| (built, admin))
+        // With the signatures kept at the last stop: only what changed is
+        // signed.
+        control::build(&path, 1, &admin).map(|built| (built, admin))
     })
     .await
     .map_err(|join_error| {
