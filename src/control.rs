@@ -343,11 +343,7 @@ const UPDATE_BATCH: usize = 64;
 /// start: `<stem>.signatures` beside the config file (`steer.toml` →
 /// `steer.signatures`).
 pub fn signatures_file(config_path: &Path) -> PathBuf {
-    let stem = config_path.file_stem().map_or_else(
-        || "steer".into(),
-        |stem| stem.to_string_lossy().into_owned(),
-    );
-    config_path.with_file_name(format!("{stem}.signatures"))
+    config::beside_config(config_path, "signatures")
 }
 
 /// The signatures the last run kept at its stop, for the first build to

@@ -719,11 +719,18 @@ pub(crate) fn read_token_file(path: &Path) -> Result<String, String> {
 
 /// `steer.toml` → `steer.state.json`, in the same directory.
 fn default_state_file(config_file: &Path) -> PathBuf {
+    beside_config(config_file, "state.json")
+}
+
+/// A file of Steer's own state named after the config file, in its
+/// directory: `steer.toml` → `steer.EXTENSION`, so that two servers with
+/// two configs in one directory keep apart.
+pub fn beside_config(config_file: &Path, extension: &str) -> PathBuf {
     let stem = config_file.file_stem().map_or_else(
         || "steer".into(),
         |stem| stem.to_string_lossy().into_owned(),
     );
-    config_file.with_file_name(format!("{stem}.state.json"))
+    config_file.with_file_name(format!("{stem}.{extension}"))
 }
 
 /// The file for `zone` in `directory`, named as the zones directory names

@@ -722,11 +722,8 @@ pub(super) fn latency(
     });
     // `steer.toml` → `steer.latency`, as the admin state file is named.
     let default_state_file = || {
-        let stem = file.file_stem().map_or_else(
-            || "steer".into(),
-            |stem| stem.to_string_lossy().into_owned(),
-        );
-        base.join(format!("{stem}.latency"))
+        let beside = crate::config::beside_config(file, "latency");
+        base.join(beside.file_name().unwrap_or_default())
     };
     let state_file = match spec.state_file {
         Some(name) if name.trim().is_empty() => {
