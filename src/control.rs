@@ -106,7 +106,11 @@ pub fn build(
     generation: u64,
     admin: &AdminState,
 ) -> Result<Built, Vec<String>> {
-    let signatures = kept_signatures(config_path);
+    // The config is read again by the build, which reports its errors.
+    let signatures = config::load(config_path)
+        .ok()
+        .and_then(|config| config.dnssec)
+        .and_then(|dnssec| kept_signatures(&dnssec.state_file));
     build_with_decisions(
         config_path,
         generation,
@@ -339,22 +343,14 @@ async fn forward_update(
 /// one reload.
 const UPDATE_BATCH: usize = 64;
 
-/// Where the served zones' signatures are kept from a stop to the next
-/// start: `<stem>.signatures` beside the config file (`steer.toml` →
-/// `steer.signatures`).
-pub fn signatures_file(config_path: &Path) -> PathBuf {
-    config::beside_config(config_path, "signatures")
-}
-
-/// The signatures the last run kept at its stop, for the first build to
-/// reuse; `None` (and a warning when the file is there but unusable)
-/// when there are none. Blocking.
-pub fn kept_signatures(config_path: &Path) -> Option<SignatureCache> {
-    let path = signatures_file(config_path);
+/// The signatures the last run kept in `path` (`dnssec.state_file`), for
+/// the first build to reuse; `None` (and a warning when the file is there
+/// but unusable) when there are none. Blocking.
+pub fn kept_signatures(path: &Path) -> Option<SignatureCache> {
     if !path.exists() {
         return None;
     }
-    match SignatureCache::load(&path, unix_now()) {
+    match SignatureCache::load(path, unix_now()) {
         Ok(signatures) => {
             info!(file = %path.display(), signatures = signatures.len(), "read the signatures kept at the last stop");
             Some(signatures)
@@ -1011,6 +1007,8 @@ struct Sources {
     admin_tls: Option<Arc<crate::config::tls::TlsIdentity>>,
     /// `server.tls_certificate` and its key as last read.
     dns_tls: Option<Arc<crate::config::tls::TlsIdentity>>,
+    /// `dnssec.state_file`, with `[dnssec]`.
+    signatures_file: Option<PathBuf>,
 }
 
 /// One generation as explain sees it: the table, what it was compiled
@@ -1128,6 +1126,11 @@ impl Control {
                 zones_dir: built.config.server.zones.clone(),
                 admin_tls: built.config.admin.tls.clone(),
                 dns_tls: built.config.server.tls.clone(),
+                signatures_file: built
+                    .config
+                    .dnssec
+                    .as_ref()
+                    .map(|dnssec| dnssec.state_file.clone()),
             },
         };
         let latency_state_file = built.config.steering.latency.state_file.clone();
@@ -1513,13 +1516,16 @@ impl Control {
         }
     }
 
-    /// Keeps the served zones' signatures in [`signatures_file`] for the
+    /// Keeps the served zones' signatures in `dnssec.state_file` for the
     /// next start (after the first signing, after each signing again, at
     /// a stop), or removes the file when nothing is signed. A failure is
     /// logged: the next start then signs everything anew.
     pub async fn save_signatures(&self) {
         let _one_at_a_time = self.signatures_save_lock.lock().await;
-        let path = signatures_file(&self.config_path);
+        let Some(path) = lock(&self.status).sources.signatures_file.clone() else {
+            return;
+        };
+        let file = path.clone();
         let signatures = Arc::clone(&lock(&self.signatures));
         let signed = self.table.load().has_signed_zones();
         let saved = tokio::task::spawn_blocking(move || {
@@ -1536,7 +1542,6 @@ impl Control {
             }
         })
         .await;
-        let file = signatures_file(&self.config_path);
         match saved {
             Ok(Ok(Some((bytes, count)))) => {
                 info!(file = %file.display(), signatures = count, bytes, "kept the signatures for the next start");
@@ -2437,6 +2442,7 @@ impl ReloadJob {
                 zones_dir: built.config.server.zones,
                 admin_tls: built.config.admin.tls,
                 dns_tls: built.config.server.tls,
+                signatures_file: built.config.dnssec.map(|dnssec| dnssec.state_file),
             };
             // The parse and compile garbage (and usually the old
             // table) is free now: hand it back to the system.

@@ -35,6 +35,10 @@ pub struct DnssecSpec {
     /// Deny existence with NSEC3 (RFC 5155) instead of NSEC.
     #[serde(default)]
     pub nsec3: bool,
+    /// Where the signatures are kept across restarts, relative to the
+    /// config file.
+    #[serde(default)]
+    pub state_file: Option<String>,
 }
 
 /// `[dnssec]`, validated.
@@ -47,6 +51,8 @@ pub struct DnssecConfig {
     /// NSEC3 (with RFC 9276's parameters: no salt, no extra iterations,
     /// no opt-out) instead of NSEC.
     pub nsec3: bool,
+    /// Where the served signatures are kept from a stop to the next start.
+    pub state_file: PathBuf,
 }
 
 /// Checks `[dnssec]`, pushing one error per bad key.
@@ -83,9 +89,22 @@ pub(super) fn validate(
             DEFAULT_SIGNATURE_VALIDITY
         }
     };
+    let state_file = match spec.state_file.as_deref() {
+        Some(name) if name.trim().is_empty() => {
+            errors.push(ConfigError::at(
+                file,
+                "dnssec.state_file",
+                "must name a file",
+            ));
+            super::beside_config(file, "signatures")
+        }
+        Some(name) => base.join(name),
+        None => super::beside_config(file, "signatures"),
+    };
     DnssecConfig {
         keys: base.join(&spec.keys),
         signature_validity,
         nsec3: spec.nsec3,
+        state_file,
     }
 }

@@ -691,3 +691,28 @@ fn update_errors_name_their_key_paths() {
         ]
     );
 }
+
+#[test]
+fn dnssec_state_file_is_named_after_the_config_unless_set() {
+    let dnssec = |lines: &str| {
+        config_of(&format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[dnssec]\nkeys = \"keys\"\n{lines}"
+        ))
+        .dnssec
+        .expect("[dnssec]")
+    };
+    assert_eq!(
+        dnssec("").state_file,
+        PathBuf::from("conf/steer.signatures")
+    );
+    assert_eq!(
+        dnssec("state_file = \"state/signatures\"\n").state_file,
+        PathBuf::from("conf/state/signatures")
+    );
+    assert_eq!(
+        errors_of(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[dnssec]\nkeys = \"keys\"\nstate_file = \" \"\n"
+        ),
+        vec!["conf/steer.toml: dnssec.state_file: must name a file"]
+    );
+}
