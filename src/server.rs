@@ -320,6 +320,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         Some(settings) => {
             match QueryLog::start(
                 settings,
+                &config.steering.health.node,
                 Arc::clone(control.decisions()),
                 Arc::clone(&metrics),
             ) {

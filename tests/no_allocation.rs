@@ -268,7 +268,9 @@ fn allocations_once_warm(table: &RoutingTable, packets: &[Vec<u8>]) -> (usize, u
         &QueryLogConfig {
             file: log_directory.path().join("queries.log"),
             sample: 1,
+            format: Default::default(),
         },
+        "node",
         Arc::new(DecisionRegistry::default()),
         Arc::new(Metrics::default()),
     )

@@ -157,3 +157,70 @@ async fn one_query_in_n_is_logged_and_a_rotated_file_is_replaced() {
     assert_eq!(rotated.lines().count(), 4);
     server.shutdown().await;
 }
+
+/// `dnstap-read -y` (BIND's) of `path`: the YAML of each message.
+fn dnstap_read(path: &Path) -> String {
+    let output = common::tools::run_bounded(
+        "dnstap-read",
+        &["-y", path.to_str().expect("UTF-8 path")],
+        None,
+    );
+    assert!(
+        output.success,
+        "dnstap-read failed: {}{}",
+        output.stdout, output.stderr
+    );
+    output.stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dnstap_log_is_read_by_dnstap_read() {
+    let config = config(1).replace(
+        "file = \"queries.log\"",
+        "file = \"queries.dnstap\"\nformat = \"dnstap\"",
+    );
+    let server = TestServer::start_prepared(common::example_directory(&config)).await;
+    query(
+        &server,
+        Transport::Udp,
+        "www.example.test.",
+        Some("81.2.69.0/24"),
+    )
+    .await;
+    query(&server, Transport::Tcp, "nope.example.test.", None).await;
+    // Stopped: the writer ends the stream, and dnstap-read reads it whole.
+    let directory = server.stop().await;
+    let yaml = dnstap_read(&directory.path().join("queries.dnstap"));
+    let messages: Vec<&str> = yaml
+        .split("\n---")
+        .filter(|part| part.contains("type:"))
+        .collect();
+    assert_eq!(messages.len(), 4, "{yaml}");
+    let kinds: Vec<bool> = messages
+        .iter()
+        .map(|message| message.contains("type: AUTH_QUERY"))
+        .collect();
+    assert_eq!(kinds, [true, false, true, false], "{yaml}");
+    for message in &messages {
+        assert!(
+            message.contains("query_address: \"127.0.0.1\""),
+            "{message}"
+        );
+        assert!(message.contains("identity:"), "{message}");
+    }
+    assert!(
+        messages[0].contains("socket_protocol: UDP"),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[2].contains("socket_protocol: TCP"),
+        "{}",
+        messages[2]
+    );
+    // The messages themselves, as dig would print them: the steered
+    // answer for the client's subnet, and the NXDOMAIN.
+    assert!(messages[0].contains("www.example.test"), "{}", messages[0]);
+    assert!(messages[1].contains("192.0.2.10"), "{}", messages[1]);
+    assert!(messages[3].contains("NXDOMAIN"), "{}", messages[3]);
+}

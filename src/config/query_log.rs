@@ -2,8 +2,9 @@
 //!
 //! Route 53 and NS1 log queries for their customers; an operator of a
 //! steering service needs the same to see who got which answer. The log
-//! is a file of JSON lines written off the query path; the section is
-//! off unless present.
+//! is a file of JSON lines, or of dnstap (the format every authoritative
+//! server and collector reads), written off the query path; the section
+//! is off unless present.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,19 @@ pub struct QueryLogSpec {
     /// Log one query in this many (1: every query).
     #[serde(default)]
     pub sample: Option<i64>,
+    /// `"json"` (the default) or `"dnstap"`.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// How the log is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QueryLogFormat {
+    /// One JSON object per line.
+    #[default]
+    Json,
+    /// dnstap messages in a Frame Streams file.
+    Dnstap,
 }
 
 /// `[query_log]`, validated.
@@ -32,6 +46,8 @@ pub struct QueryLogConfig {
     pub file: PathBuf,
     /// One query in `sample` is logged, on each worker.
     pub sample: u64,
+    /// JSON lines or dnstap.
+    pub format: QueryLogFormat,
 }
 
 /// Checks `[query_log]`, pushing one error per bad key.
@@ -53,8 +69,21 @@ pub(super) fn validate(
         errors,
     )
     .unwrap_or(1) as u64;
+    let format = match spec.format.as_deref() {
+        None | Some("json") => QueryLogFormat::Json,
+        Some("dnstap") => QueryLogFormat::Dnstap,
+        Some(other) => {
+            errors.push(ConfigError::at(
+                file,
+                "query_log.format",
+                format!("\"{other}\" is not a format; use \"json\" or \"dnstap\""),
+            ));
+            QueryLogFormat::Json
+        }
+    };
     QueryLogConfig {
         file: base.join(&spec.file),
         sample,
+        format,
     }
 }

@@ -492,7 +492,22 @@ fn query_log_is_off_unless_configured_and_checked() {
         Some(QueryLogConfig {
             file: PathBuf::from("conf/log/queries.log"),
             sample: 1,
+            format: QueryLogFormat::Json,
         })
+    );
+    assert_eq!(
+        config_of(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[query_log]\nfile = \"q.dnstap\"\nformat = \"dnstap\"\n",
+        )
+        .query_log
+        .map(|log| log.format),
+        Some(QueryLogFormat::Dnstap)
+    );
+    assert_eq!(
+        errors_of(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[query_log]\nfile = \"q\"\nformat = \"pcap\"\n"
+        ),
+        ["conf/steer.toml: query_log.format: \"pcap\" is not a format; use \"json\" or \"dnstap\""]
     );
     assert_eq!(
         errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\n[query_log]\nfile = \" \"\nsample = 0\n"),

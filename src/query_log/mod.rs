@@ -1,5 +1,5 @@
-//! The query log (`[query_log]`): one JSON line per sampled query, written
-//! off the query path.
+//! The query log (`[query_log]`): one JSON line per sampled query, or its
+//! dnstap messages ([`dnstap`]), written off the query path.
 //!
 //! A worker that answered a query decides, by a counter of its own thread,
 //! whether it is the sampled one in `sample`; if so it copies the query
@@ -13,6 +13,8 @@
 //! lines to the file, flushing whenever the channel runs dry. When the file
 //! is renamed or removed (log rotation), the writer opens a new one at the
 //! configured path within a second.
+
+mod dnstap;
 
 use std::cell::Cell;
 use std::fs::{File, OpenOptions};
@@ -29,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hickory_proto::op::Message;
 use hickory_proto::rr::rdata::opt::EdnsOption;
 
-use crate::config::QueryLogConfig;
+use crate::config::{QueryLogConfig, QueryLogFormat};
 use crate::dns::{Outcome, OverLimit, Transport};
 use crate::metrics::{DecisionRegistry, Metrics};
 
@@ -86,15 +88,19 @@ impl QueryLog {
     /// The file cannot be opened.
     pub fn start(
         config: &QueryLogConfig,
+        node: &str,
         registry: Arc<DecisionRegistry>,
         metrics: Arc<Metrics>,
     ) -> io::Result<(QueryLog, QueryLogWriter)> {
-        let file = LogFile::open(&config.file)?;
+        let file = LogFile::open(&config.file, config.format)?;
         let (sender, receiver) = sync_channel(CAPACITY);
         let writer_metrics = Arc::clone(&metrics);
+        let identity = node.as_bytes().to_vec();
         let thread = std::thread::Builder::new()
             .name("steer-query-log".to_owned())
-            .spawn(move || write_entries(&receiver, file, &registry, &writer_metrics))?;
+            .spawn(move || {
+                write_entries(&receiver, file, (&registry, &identity), &writer_metrics);
+            })?;
         Ok((
             QueryLog {
                 sender,
@@ -173,21 +179,44 @@ impl QueryLogWriter {
 /// The open log file and what it was when opened, to notice rotation.
 struct LogFile {
     path: PathBuf,
+    format: QueryLogFormat,
     writer: BufWriter<File>,
     inode: u64,
     checked: Instant,
 }
 
 impl LogFile {
-    fn open(path: &Path) -> io::Result<LogFile> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+    /// JSON lines are appended to what the file holds. A dnstap file is
+    /// one stream, begun anew (as fstrm's own writer does): a stream
+    /// appended after another's STOP is not read.
+    fn open(path: &Path, format: QueryLogFormat) -> io::Result<LogFile> {
+        let mut options = OpenOptions::new();
+        options.create(true);
+        match format {
+            QueryLogFormat::Json => options.append(true),
+            QueryLogFormat::Dnstap => options.write(true).truncate(true),
+        };
+        let file = options.open(path)?;
         let inode = file.metadata()?.ino();
+        let mut writer = BufWriter::with_capacity(64 * 1024, file);
+        if format == QueryLogFormat::Dnstap {
+            dnstap::start(&mut writer)?;
+        }
         Ok(LogFile {
             path: path.to_path_buf(),
-            writer: BufWriter::with_capacity(64 * 1024, file),
+            format,
+            writer,
             inode,
             checked: Instant::now(),
         })
+    }
+
+    /// Ends the file: a dnstap stream's STOP, and what is buffered.
+    fn close(&mut self) {
+        if self.format == QueryLogFormat::Dnstap {
+            let _ = dnstap::stop(&mut self.writer);
+        }
+        let _ = self.writer.flush();
     }
 
     /// Opens the path again when the file there is no longer ours (renamed
@@ -201,8 +230,8 @@ impl LogFile {
         if current.is_ok_and(|inode| inode == self.inode) {
             return;
         }
-        let _ = self.writer.flush();
-        match LogFile::open(&self.path) {
+        self.close();
+        match LogFile::open(&self.path, self.format) {
             Ok(reopened) => *self = reopened,
             Err(error) => {
                 tracing::warn!(file = %self.path.display(), %error, "cannot reopen the query log");
@@ -215,13 +244,14 @@ impl LogFile {
 fn write_entries(
     receiver: &Receiver<Entry>,
     mut file: LogFile,
-    registry: &DecisionRegistry,
+    (registry, identity): (&DecisionRegistry, &[u8]),
     metrics: &Metrics,
 ) {
     let mut decisions = registry.series();
     let mut failing = false;
-    // One line buffer for the life of the writer.
+    // One line (or message) buffer for the life of the writer.
     let mut line = String::with_capacity(1024);
+    let mut message = Vec::with_capacity(2048);
     loop {
         let entry = match receiver.try_recv() {
             Ok(entry) => entry,
@@ -232,13 +262,21 @@ fn write_entries(
                 continue;
             }
             Err(TryRecvError::Disconnected) => {
-                let _ = file.writer.flush();
+                file.close();
                 return;
             }
         };
-        describe(&entry, &mut decisions, registry, &mut line);
-        line.push('\n');
-        match file.writer.write_all(line.as_bytes()) {
+        let written = match file.format {
+            QueryLogFormat::Json => {
+                describe(&entry, &mut decisions, registry, &mut line);
+                line.push('\n');
+                file.writer.write_all(line.as_bytes())
+            }
+            QueryLogFormat::Dnstap => {
+                write_dnstap(&mut file.writer, &entry, identity, &mut message)
+            }
+        };
+        match written {
             Ok(()) => {
                 failing = false;
                 metrics.query_log_written.fetch_add(1, Ordering::Relaxed);
@@ -254,6 +292,39 @@ fn write_entries(
         }
         file.follow_rotation();
     }
+}
+
+/// One entry as its two dnstap messages: the query, and the response when
+/// one was sent and kept whole.
+fn write_dnstap(
+    out: &mut impl Write,
+    entry: &Entry,
+    identity: &[u8],
+    buffer: &mut Vec<u8>,
+) -> io::Result<()> {
+    let protocol = match entry.transport {
+        Transport::Udp => dnstap::Protocol::Udp,
+        Transport::Tcp => dnstap::Protocol::Tcp,
+        Transport::Tls => dnstap::Protocol::Dot,
+    };
+    let query = dnstap::Message {
+        kind: dnstap::Kind::AuthQuery,
+        protocol,
+        client: entry.source,
+        unix_micros: entry.unix_micros,
+        bytes: Some(&entry.query[..usize::from(entry.query_len)]),
+    };
+    dnstap::write(out, &query, identity, buffer)?;
+    if entry.response_size == 0 {
+        return Ok(());
+    }
+    let whole = usize::from(entry.response_len) == entry.response_size as usize;
+    let response = dnstap::Message {
+        kind: dnstap::Kind::AuthResponse,
+        bytes: whole.then(|| &entry.response[..usize::from(entry.response_len)]),
+        ..query
+    };
+    dnstap::write(out, &response, identity, buffer)
 }
 
 /// One entry as a JSON object, written into `out` (cleared first) in a
