@@ -188,9 +188,20 @@ async fn a_dnstap_log_is_read_by_dnstap_read() {
     )
     .await;
     query(&server, Transport::Tcp, "nope.example.test.", None).await;
+    // Rotated away: that stream is ended, and a new file begins one.
+    let path = server.directory.path().join("queries.dnstap");
+    let rotated = server.directory.path().join("queries.dnstap.1");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::rename(&path, &rotated).expect("rotate");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    query(&server, Transport::Udp, "ns1.example.test.", None).await;
     // Stopped: the writer ends the stream, and dnstap-read reads it whole.
-    let directory = server.stop().await;
-    let yaml = dnstap_read(&directory.path().join("queries.dnstap"));
+    // (The directory lives until the files are read.)
+    let _directory = server.stop().await;
+    let after = dnstap_read(&path);
+    assert_eq!(after.matches("type: AUTH_QUERY").count(), 1, "{after}");
+    assert!(after.contains("ns1.example.test"), "{after}");
+    let yaml = dnstap_read(&rotated);
     let messages: Vec<&str> = yaml
         .split("\n---")
         .filter(|part| part.contains("type:"))
