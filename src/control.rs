@@ -210,7 +210,7 @@ pub fn build_with_decisions(
             transfer,
             &zones,
             carried.outbound,
-            Some(&journal_directory(config_path)),
+            Some(&config.server.journal_directory),
         )?)),
         None => None,
     };
@@ -261,14 +261,10 @@ pub fn build_with_decisions(
     })
 }
 
-/// Carries out a served build's catalog membership changes, logging each.
-fn apply_membership(
-    secondary: &config::SecondaryConfig,
-    membership: &Membership,
-    config_path: &Path,
-) {
-    let journals = journal_directory(config_path);
-    for outcome in crate::transfer::catalog::apply(secondary, membership, &journals) {
+/// Carries out a served build's catalog membership changes (IXFR
+/// histories in `journals`), logging each.
+fn apply_membership(secondary: &config::SecondaryConfig, membership: &Membership, journals: &Path) {
+    for outcome in crate::transfer::catalog::apply(secondary, membership, journals) {
         match outcome {
             Ok(done) => info!("{done}"),
             Err(problem) => warn!("{problem}"),
@@ -360,14 +356,6 @@ pub fn kept_signatures(path: &Path) -> Option<SignatureCache> {
             None
         }
     }
-}
-
-/// Where zones' IXFR histories are kept: `journal/` beside the config file.
-fn journal_directory(config_path: &Path) -> PathBuf {
-    config_path
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join(crate::transfer::journal::DIRECTORY)
 }
 
 /// What in `[update]` cannot work: a grant's zone that is not served from
@@ -1141,7 +1129,11 @@ impl Control {
             .set_enabled(built.config.steering.peers.is_some());
         let secondaries = Arc::new(Secondaries::default());
         if let Some(secondary) = &built.config.secondary {
-            apply_membership(secondary, &built.membership, config_path);
+            apply_membership(
+                secondary,
+                &built.membership,
+                &built.config.server.journal_directory,
+            );
         }
         let mut table = built.table;
         table.set_notify_targets(secondaries.targets(built.config.secondary.as_ref()));
@@ -2346,7 +2338,11 @@ impl ReloadJob {
         // dropped first, so that a reset one starts from nothing.
         if let Some(secondary) = &built.config.secondary {
             self.secondaries.forget(&built.membership.dropped());
-            apply_membership(secondary, &built.membership, &self.config_path);
+            apply_membership(
+                secondary,
+                &built.membership,
+                &built.config.server.journal_directory,
+            );
         }
         self.secondaries.sync(built.config.secondary.as_ref());
         let mut table = built.table;
@@ -2393,7 +2389,7 @@ impl ReloadJob {
             if !latency_job {
                 notify_secondaries(&built.config, &table, &previous_serials, &self.secondaries);
                 if let Some(outbound) = table.outbound().cloned() {
-                    let directory = journal_directory(&self.config_path);
+                    let directory = built.config.server.journal_directory.clone();
                     let previous = previous_serials.clone();
                     // Off the reload: a large zone's history is megabytes.
                     tokio::task::spawn_blocking(move || {

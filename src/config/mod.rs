@@ -112,6 +112,9 @@ pub struct ServerConfig {
     pub tls_listen: Vec<SocketAddr>,
     /// The certificate DNS over TLS serves, read again at each reload.
     pub tls: Option<std::sync::Arc<tls::TlsIdentity>>,
+    /// Where zones' IXFR histories are kept (with `[transfer]`), resolved
+    /// against the config file's directory.
+    pub journal_directory: PathBuf,
 }
 
 /// Server cookie secrets shared by a fleet (RFC 9018 §4.4): cookies are
@@ -434,6 +437,18 @@ fn validate_server(
         ));
     }
 
+    let journal_directory = match spec.journal_directory.as_deref() {
+        Some(name) if name.trim().is_empty() => {
+            errors.push(ConfigError::at(
+                file,
+                "server.journal_directory",
+                "must name a directory",
+            ));
+            base.join(crate::transfer::journal::DIRECTORY)
+        }
+        Some(name) => base.join(name),
+        None => base.join(crate::transfer::journal::DIRECTORY),
+    };
     ServerConfig {
         listen,
         zones,
@@ -447,6 +462,7 @@ fn validate_server(
         proxy_protocol_from,
         tls_listen,
         tls,
+        journal_directory,
     }
 }
 

@@ -149,6 +149,9 @@ pub struct ServerSpec {
     /// PEM private key of `tls_certificate`, relative to the config file.
     #[serde(default)]
     pub tls_key: Option<String>,
+    /// Where zones' IXFR histories are kept, relative to the config file.
+    #[serde(default)]
+    pub journal_directory: Option<String>,
 }
 
 /// `[admin]`.

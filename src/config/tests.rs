@@ -32,6 +32,10 @@ fn minimal_file_gets_the_defaults() {
     assert_eq!(config.server.tcp_idle_timeout, Duration::from_secs(10));
     assert_eq!(config.server.tcp_max_connections, 1024);
     assert_eq!(config.server.tcp_max_connections_per_client, 64);
+    assert_eq!(
+        config.server.journal_directory,
+        PathBuf::from("conf/journal")
+    );
     assert!(config.server.nsid.is_empty());
     assert!(config.server.version.is_empty());
     assert_eq!(
@@ -236,7 +240,7 @@ fn unknown_key_names_its_path_and_line() {
             "conf/steer.toml:3: unknown key server.listn, expected one of listen, zones, \
              workers, tcp_idle_timeout, tcp_max_connections, tcp_max_connections_per_client, \
              nsid, version, cookie_secret_file, proxy_protocol_from, tls_listen, tls_certificate, \
-             tls_key"
+             tls_key, journal_directory"
         ]
     );
     assert_eq!(
@@ -729,5 +733,23 @@ fn dnssec_state_file_is_named_after_the_config_unless_set() {
             "[server]\nlisten = [\"127.0.0.1:0\"]\n[dnssec]\nkeys = \"keys\"\nstate_file = \" \"\n"
         ),
         vec!["conf/steer.toml: dnssec.state_file: must name a file"]
+    );
+}
+
+#[test]
+fn journal_directory_is_relative_to_the_config() {
+    let server =
+        |lines: &str| config_of(&format!("[server]\nlisten = [\"127.0.0.1:0\"]\n{lines}")).server;
+    assert_eq!(
+        server("journal_directory = \"/var/lib/steer/journal\"\n").journal_directory,
+        PathBuf::from("/var/lib/steer/journal")
+    );
+    assert_eq!(
+        server("journal_directory = \"state/journal\"\n").journal_directory,
+        PathBuf::from("conf/state/journal")
+    );
+    assert_eq!(
+        errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\njournal_directory = \"\"\n"),
+        ["conf/steer.toml: server.journal_directory: must name a directory"]
     );
 }
