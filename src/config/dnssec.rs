@@ -89,18 +89,13 @@ pub(super) fn validate(
             DEFAULT_SIGNATURE_VALIDITY
         }
     };
-    let state_file = match spec.state_file.as_deref() {
-        Some(name) if name.trim().is_empty() => {
-            errors.push(ConfigError::at(
-                file,
-                "dnssec.state_file",
-                "must name a file",
-            ));
-            super::beside_config(file, "signatures")
-        }
-        Some(name) => base.join(name),
-        None => super::beside_config(file, "signatures"),
-    };
+    let state_file = super::path_or_default(
+        (file, base),
+        ("dnssec.state_file", "file"),
+        spec.state_file.as_deref(),
+        super::beside_config(file, "signatures"),
+        errors,
+    );
     DnssecConfig {
         keys: base.join(&spec.keys),
         signature_validity,

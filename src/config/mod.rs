@@ -437,18 +437,13 @@ fn validate_server(
         ));
     }
 
-    let journal_directory = match spec.journal_directory.as_deref() {
-        Some(name) if name.trim().is_empty() => {
-            errors.push(ConfigError::at(
-                file,
-                "server.journal_directory",
-                "must name a directory",
-            ));
-            base.join(crate::transfer::journal::DIRECTORY)
-        }
-        Some(name) => base.join(name),
-        None => base.join(crate::transfer::journal::DIRECTORY),
-    };
+    let journal_directory = path_or_default(
+        (file, base),
+        ("server.journal_directory", "directory"),
+        spec.journal_directory.as_deref(),
+        base.join(crate::transfer::journal::DIRECTORY),
+        errors,
+    );
     ServerConfig {
         listen,
         zones,
@@ -655,18 +650,13 @@ fn validate_admin(
         &mut |key, message| errors.push(ConfigError::at(file, key, message)),
     )
     .map(std::sync::Arc::new);
-    let state_file = match spec.state_file.as_deref() {
-        Some(name) if name.trim().is_empty() => {
-            errors.push(ConfigError::at(
-                file,
-                "admin.state_file",
-                "must name a file",
-            ));
-            default_state_file(file)
-        }
-        Some(name) => base.join(name),
-        None => default_state_file(file),
-    };
+    let state_file = path_or_default(
+        (file, base),
+        ("admin.state_file", "file"),
+        spec.state_file.as_deref(),
+        default_state_file(file),
+        errors,
+    );
     let listen = match spec.listen.as_deref().map(parse_socket_address) {
         None => DEFAULT_ADMIN_LISTEN,
         Some(Ok(address)) => address,
@@ -731,6 +721,26 @@ pub(crate) fn read_token_file(path: &Path) -> Result<String, String> {
         ));
     }
     Ok(token.to_owned())
+}
+
+/// A path the config may set at `key` (a `what`: file or directory),
+/// resolved against the config file's directory `base`; `default` when
+/// it is not set, and when it is set empty (an error).
+pub(crate) fn path_or_default(
+    (file, base): (&Path, &Path),
+    (key, what): (&str, &str),
+    written: Option<&str>,
+    default: PathBuf,
+    errors: &mut Vec<ConfigError>,
+) -> PathBuf {
+    match written {
+        Some(name) if name.trim().is_empty() => {
+            errors.push(ConfigError::at(file, key, format!("must name a {what}")));
+            default
+        }
+        Some(name) => base.join(name),
+        None => default,
+    }
 }
 
 /// `steer.toml` → `steer.state.json`, in the same directory.
