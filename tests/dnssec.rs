@@ -1144,6 +1144,15 @@ type = "CNAME"
 pools = ["cdn"]
 "#;
 
+/// A fresh directory (see [`prepare`]) serving `example.test` signed,
+/// with the steered names of [`STEERED`]; keys are the test's to make.
+fn prepare_steered() -> tempfile::TempDir {
+    prepare(
+        &config(&format!("{}{STEERED}", common::WEB_POOLS)),
+        &[("example.test", ZONE)],
+    )
+}
+
 /// delv validates `steered.example.test A` (of [`STEERED`]) as the server
 /// on `port` answers it to each client: web-iad's address to 127.0.0.1,
 /// web-fra's to 127.0.0.2.
@@ -1160,10 +1169,7 @@ async fn assert_steered_answers_validate(port: u16, anchor: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steered_answers_in_a_signed_zone_validate_for_every_client() {
-    let directory = prepare(
-        &config(&format!("{}{STEERED}", common::WEB_POOLS)),
-        &[("example.test", ZONE)],
-    );
+    let directory = prepare_steered();
     let path = directory.path().to_path_buf();
     let (key_signing, zone_signing) = key_pair(&path, "ECDSAP256SHA256");
     let anchor = write_anchor(&path, &key_signing);
@@ -1239,10 +1245,7 @@ fn signature_bytes(signature: &Record) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rsasha256_keys_sign_static_and_steered_answers_that_validate() {
-    let directory = prepare(
-        &config(&format!("{}{STEERED}", common::WEB_POOLS)),
-        &[("example.test", ZONE)],
-    );
+    let directory = prepare_steered();
     let path = directory.path().to_path_buf();
     // dnssec-keygen's default RSA size: 2048 bits.
     let (key_signing, zone_signing) = key_pair(&path, "RSASHA256");
@@ -1286,10 +1289,7 @@ async fn rsasha256_keys_sign_static_and_steered_answers_that_validate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_an_algorithm_rollover_every_rrset_is_signed_by_both_algorithms() {
-    let directory = prepare(
-        &config(&format!("{}{STEERED}", common::WEB_POOLS)),
-        &[("example.test", ZONE)],
-    );
+    let directory = prepare_steered();
     let path = directory.path().to_path_buf();
     // The zone is on RSASHA256 (a KSK and a ZSK) and moves to
     // ECDSAP256SHA256, which has only its KSK so far: that KSK must sign
