@@ -615,14 +615,7 @@ async fn ed25519_key_signing_key_signs_only_the_keys_and_the_zone_signing_key_th
     let server = TestServer::start_prepared(directory).await;
     let port = port_of(&server);
 
-    assert_validated(
-        &delv(port, &anchor, "www.example.test", "A").await,
-        &["www.example.test. A 192.0.2.10"],
-    );
-    assert_denied(
-        &delv(port, &anchor, "nope.example.test", "A").await,
-        "NXDOMAIN",
-    );
+    assert_answer_and_denial_validate(port, &anchor).await;
 
     let keys = dig(port, &["+dnssec", "example.test", "DNSKEY"]).await;
     let mut flags: Vec<&str> = of_type(&keys.answer, "DNSKEY")
@@ -1144,6 +1137,19 @@ type = "CNAME"
 pools = ["cdn"]
 "#;
 
+/// delv validates an answer (`www.example.test A`) and a denial
+/// (`nope.example.test`, NXDOMAIN) of the server on `port`.
+async fn assert_answer_and_denial_validate(port: u16, anchor: &Path) {
+    assert_validated(
+        &delv(port, anchor, "www.example.test", "A").await,
+        &["www.example.test. A 192.0.2.10"],
+    );
+    assert_denied(
+        &delv(port, anchor, "nope.example.test", "A").await,
+        "NXDOMAIN",
+    );
+}
+
 /// A fresh directory (see [`prepare`]) serving `example.test` signed,
 /// with the steered names of [`STEERED`]; keys are the test's to make.
 fn prepare_steered() -> tempfile::TempDir {
@@ -1254,14 +1260,7 @@ async fn rsasha256_keys_sign_static_and_steered_answers_that_validate() {
     let server = TestServer::start_prepared(directory).await;
     let port = port_of(&server);
 
-    assert_validated(
-        &delv(port, &anchor, "www.example.test", "A").await,
-        &["www.example.test. A 192.0.2.10"],
-    );
-    assert_denied(
-        &delv(port, &anchor, "nope.example.test", "A").await,
-        "NXDOMAIN",
-    );
+    assert_answer_and_denial_validate(port, &anchor).await;
     // Steered answers are signed when answered, with the RSA ZSK.
     assert_steered_answers_validate(port, &anchor).await;
     for (name, signer) in [
