@@ -822,8 +822,13 @@ pub struct HealthStatus {
 /// `[query_log]` as started, in `/status`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct QueryLogStatus {
-    /// The file lines are appended to.
-    pub file: String,
+    /// The file the log is written to, or `null`.
+    pub file: Option<String>,
+    /// The dnstap collector's socket (`unix:PATH`, `tcp:ADDRESS:PORT`), or
+    /// `null`.
+    pub socket: Option<String>,
+    /// `json` or `dnstap`.
+    pub format: &'static str,
     /// One query in this many is logged, per worker.
     pub sample: u64,
 }
@@ -2083,7 +2088,18 @@ impl Control {
                     ..limits.clone()
                 }),
             query_log: self.active.query_log.as_ref().map(|log| QueryLogStatus {
-                file: log.file.display().to_string(),
+                file: match &log.output {
+                    crate::config::QueryLogOutput::File(path) => Some(path.display().to_string()),
+                    _ => None,
+                },
+                socket: match &log.output {
+                    crate::config::QueryLogOutput::File(_) => None,
+                    socket => Some(socket.to_string()),
+                },
+                format: match log.format {
+                    crate::config::QueryLogFormat::Json => "json",
+                    crate::config::QueryLogFormat::Dnstap => "dnstap",
+                },
                 sample: log.sample,
             }),
             health,
@@ -2655,7 +2671,7 @@ fn restart_needed(active: &Config, reloaded: &Config) -> Vec<String> {
     let query_log = |config: &Config| {
         config.query_log.as_ref().map_or_else(
             || "off".to_owned(),
-            |log| format!("{} (one in {})", log.file.display(), log.sample),
+            |log| format!("{} as {:?} (one in {})", log.output, log.format, log.sample),
         )
     };
     compare("query_log", query_log(active), query_log(reloaded));

@@ -278,6 +278,8 @@ pub struct QueryTotals {
     pub tls_handshakes: [u64; 2],
     /// Query log entries written and dropped.
     pub query_log: [u64; 2],
+    /// Whether the dnstap collector is connected; `None` without one.
+    pub query_log_connected: Option<bool>,
     /// `[transport][reason]`: packets (UDP) and connections (TCP) from a
     /// listed proxy refused for their PROXY header, by
     /// [`crate::dns::proxy::Refusal::ALL`] reason.
@@ -311,6 +313,9 @@ pub struct Metrics {
     /// Query log entries dropped because the writer was behind or the
     /// file could not be written (rare by design: contention is no worry).
     pub query_log_dropped: AtomicU64,
+    /// The dnstap collector's connection: 0 when the log has no socket, 1
+    /// while it is not connected, 2 while it is.
+    pub query_log_connected: std::sync::atomic::AtomicU8,
     /// PROXY headers refused, shared by the workers: only a misconfigured
     /// or hostile proxy ever counts here.
     pub proxy: Arc<ProxyCounters>,
@@ -390,6 +395,10 @@ impl Metrics {
                 self.query_log_written.load(Ordering::Relaxed),
                 self.query_log_dropped.load(Ordering::Relaxed),
             ],
+            query_log_connected: match self.query_log_connected.load(Ordering::Relaxed) {
+                0 => None,
+                state => Some(state == 2),
+            },
             proxy_refused: self.proxy.refused.each_ref().map(|reasons| {
                 reasons
                     .each_ref()

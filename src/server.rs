@@ -329,7 +329,7 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
                     return Err(StartError::Invalid(vec![format!(
                         "{}: query_log.file: cannot open {}: {error}",
                         config_path.display(),
-                        settings.file.display()
+                        settings.output
                     )]));
                 }
             }

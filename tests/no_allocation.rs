@@ -266,7 +266,7 @@ fn allocations_once_warm(table: &RoutingTable, packets: &[Vec<u8>]) -> (usize, u
     let log_directory = tempfile::tempdir().expect("temporary directory");
     let (log, writer) = QueryLog::start(
         &QueryLogConfig {
-            file: log_directory.path().join("queries.log"),
+            output: steer::config::QueryLogOutput::File(log_directory.path().join("queries.log")),
             sample: 1,
             format: Default::default(),
         },

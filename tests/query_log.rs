@@ -235,3 +235,187 @@ async fn a_dnstap_log_is_read_by_dnstap_read() {
     assert!(messages[1].contains("192.0.2.10"), "{}", messages[1]);
     assert!(messages[3].contains("NXDOMAIN"), "{}", messages[3]);
 }
+
+/// `fstrm_capture` (fstrm-bin, the Frame Streams reference collector)
+/// listening with `listen` (`-u PATH`, or `-a ADDRESS -p PORT`) and
+/// writing what it receives to `output`; once `ready` says it listens.
+async fn capture(listen: &[&str], output: &Path, ready: impl Fn() -> bool) -> common::Process {
+    let mut arguments = vec!["-t", "protobuf:dnstap.Dnstap"];
+    arguments.extend_from_slice(listen);
+    arguments.extend_from_slice(&["-w", output.to_str().expect("UTF-8 path")]);
+    let process = common::Process(
+        std::process::Command::new("fstrm_capture")
+            .args(&arguments)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("fstrm_capture (apt-get install fstrm-bin)"),
+    );
+    let started = Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "fstrm_capture did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    process
+}
+
+/// Stops a collector as its service manager would (SIGTERM), so that it
+/// ends its file.
+fn stop_capture(mut capture: common::Process) {
+    let pid = i32::try_from(capture.0.id()).expect("pid");
+    // SAFETY: kill(2) on our own child, which is not reaped yet.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let started = Instant::now();
+    while capture.0.try_wait().expect("wait").is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "fstrm_capture did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Once `/metrics` is `wanted` (named `what`), sending a query every
+/// 100 ms meanwhile (a collector that went away is noticed at the next
+/// write); panics after 15 s.
+async fn until_metrics(server: &TestServer, what: &str, wanted: impl Fn(&str) -> bool) {
+    let started = Instant::now();
+    loop {
+        let metrics = http_request(server.admin_addr(), "GET", "/metrics").await;
+        if wanted(&metrics.body) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never {what}:\n{}",
+            metrics.body
+        );
+        query(server, Transport::Udp, "ns1.example.test.", None).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Once the `steer_query_log_connected` gauge says `connected`.
+async fn until_connected(server: &TestServer, connected: bool) {
+    let line = format!("steer_query_log_connected {}\n", u8::from(connected));
+    until_metrics(server, &line, |body| body.contains(&line)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnstap_goes_to_a_collector_that_comes_and_goes() {
+    let config = config(1).replace("file = \"queries.log\"", "socket = \"unix:collector.sock\"");
+    // The collector is not there yet: Steer starts and answers anyway.
+    let server = TestServer::start_prepared(common::example_directory(&config)).await;
+    let directory = server.directory.path().to_path_buf();
+    let socket = directory.join("collector.sock");
+    until_connected(&server, false).await;
+    // Its entries are dropped meanwhile.
+    until_metrics(&server, "entries dropped", |body| {
+        body.contains("steer_query_log_total{result=\"dropped\"}")
+            && !body.contains("steer_query_log_total{result=\"dropped\"} 0\n")
+    })
+    .await;
+    let status = http_request(server.admin_addr(), "GET", "/status").await;
+    let status: Value = serde_json::from_str(&status.body).expect("JSON");
+    assert_eq!(status["query_log"]["format"], "dnstap", "{status}");
+    assert_eq!(status["query_log"]["file"], Value::Null, "{status}");
+    assert_eq!(
+        status["query_log"]["socket"].as_str(),
+        Some(format!("unix:{}", socket.display()).as_str()),
+        "{status}"
+    );
+
+    // It starts: Steer connects within its backoff, and what is answered
+    // from then on reaches it.
+    let first = directory.join("first.dnstap");
+    let collector = capture(
+        &["-u", socket.to_str().expect("UTF-8 path")],
+        &first,
+        || socket.exists(),
+    )
+    .await;
+    until_connected(&server, true).await;
+    query(
+        &server,
+        Transport::Udp,
+        "www.example.test.",
+        Some("81.2.69.0/24"),
+    )
+    .await;
+    query(&server, Transport::Tcp, "nope.example.test.", None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // It restarts: Steer notices, and connects to the new one.
+    stop_capture(collector);
+    until_connected(&server, false).await;
+    let second = directory.join("second.dnstap");
+    let _ = std::fs::remove_file(&socket);
+    let collector = capture(
+        &["-u", socket.to_str().expect("UTF-8 path")],
+        &second,
+        || socket.exists(),
+    )
+    .await;
+    until_connected(&server, true).await;
+    query(&server, Transport::Udp, "www.example.test.", None).await;
+    // Stopped: Steer ends its stream (STOP, FINISH) before the collector
+    // ends its file.
+    let _directory = server.stop().await;
+    stop_capture(collector);
+
+    let yaml = dnstap_read(&first);
+    let queries: Vec<&str> = yaml
+        .split("\n---")
+        .filter(|part| part.contains("type: AUTH_QUERY"))
+        .collect();
+    assert!(
+        queries
+            .iter()
+            .any(|query| query.contains("www.example.test")
+                && query.contains("socket_protocol: UDP")),
+        "{yaml}"
+    );
+    assert!(
+        queries
+            .iter()
+            .any(|query| query.contains("nope.example.test")
+                && query.contains("socket_protocol: TCP")),
+        "{yaml}"
+    );
+    assert!(yaml.contains("192.0.2.10"), "{yaml}");
+    assert!(yaml.contains("NXDOMAIN"), "{yaml}");
+    let yaml = dnstap_read(&second);
+    assert!(yaml.contains("www.example.test"), "{yaml}");
+    assert!(!yaml.contains("nope.example.test"), "{yaml}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnstap_goes_to_a_collector_over_tcp() {
+    let port = common::free_port();
+    let directory = common::example_directory(&config(1).replace(
+        "file = \"queries.log\"",
+        &format!("socket = \"tcp:127.0.0.1:{port}\""),
+    ));
+    let output = directory.path().join("captured.dnstap");
+    let port_text = port.to_string();
+    let collector = capture(&["-a", "127.0.0.1", "-p", &port_text], &output, || {
+        // Listening: a connection is accepted (and, without a handshake,
+        // dropped by the collector).
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    let server = TestServer::start_prepared(directory).await;
+    until_connected(&server, true).await;
+    query(&server, Transport::Tcp, "www.example.test.", None).await;
+    let directory = server.stop().await;
+    stop_capture(collector);
+    let yaml = dnstap_read(&directory.path().join("captured.dnstap"));
+    assert!(
+        yaml.contains("www.example.test") && yaml.contains("socket_protocol: TCP"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("type: AUTH_RESPONSE"), "{yaml}");
+}

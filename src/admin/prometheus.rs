@@ -62,6 +62,15 @@ pub fn render(totals: &QueryTotals, status: &StatusSnapshot) -> String {
             count,
         );
     }
+    if let Some(connected) = totals.query_log_connected {
+        header(
+            &mut out,
+            "steer_query_log_connected",
+            "gauge",
+            "1 while the dnstap collector (query_log.socket) is connected, 0 while it is not.",
+        );
+        line(&mut out, "steer_query_log_connected", u64::from(connected));
+    }
     header(
         &mut out,
         "steer_transfers_out_total",
@@ -856,6 +865,7 @@ mod tests {
         totals.over_limit = [5, 6, 0, 1];
         totals.tcp_refused = [0, 3];
         totals.query_log = [9, 1];
+        totals.query_log_connected = Some(true);
         let status = StatusSnapshot {
             generation: 3,
             zones: vec![
@@ -1063,6 +1073,7 @@ mod tests {
             "steer_dropped_total{transport=\"tcp\"} 4\n",
             "steer_query_log_total{result=\"written\"} 9\n",
             "steer_query_log_total{result=\"dropped\"} 1\n",
+            "# TYPE steer_query_log_connected gauge\nsteer_query_log_connected 1\n",
             "steer_tcp_refused_total{reason=\"limit\"} 0\n",
             "steer_tcp_refused_total{reason=\"per_client_limit\"} 3\n",
             "# TYPE steer_rate_limited_total counter\n",

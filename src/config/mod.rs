@@ -34,7 +34,7 @@ use std::time::Duration;
 pub use dnssec::DnssecConfig;
 pub use duration::parse_duration;
 pub use error::ConfigError;
-pub use query_log::{QueryLogConfig, QueryLogFormat};
+pub use query_log::{QueryLogConfig, QueryLogFormat, QueryLogOutput};
 pub use rate_limit::RateLimitConfig;
 pub use secondary::SecondaryConfig;
 use spec::{AdminSpec, ServerSpec, Spec};

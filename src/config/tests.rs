@@ -494,7 +494,7 @@ fn query_log_is_off_unless_configured_and_checked() {
     assert_eq!(
         config.query_log,
         Some(QueryLogConfig {
-            file: PathBuf::from("conf/log/queries.log"),
+            output: QueryLogOutput::File(PathBuf::from("conf/log/queries.log")),
             sample: 1,
             format: QueryLogFormat::Json,
         })
@@ -512,6 +512,65 @@ fn query_log_is_off_unless_configured_and_checked() {
             "[server]\nlisten = [\"127.0.0.1:0\"]\n[query_log]\nfile = \"q\"\nformat = \"pcap\"\n"
         ),
         ["conf/steer.toml: query_log.format: \"pcap\" is not a format; use \"json\" or \"dnstap\""]
+    );
+    // A collector's socket: dnstap unless said otherwise, and only dnstap.
+    let socket = |value: &str| {
+        config_of(&format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[query_log]\nsocket = \"{value}\"\n"
+        ))
+        .query_log
+        .map(|log| (log.output, log.format))
+    };
+    assert_eq!(
+        socket("unix:run/dnstap.sock"),
+        Some((
+            QueryLogOutput::Unix(PathBuf::from("conf/run/dnstap.sock")),
+            QueryLogFormat::Dnstap
+        ))
+    );
+    assert_eq!(
+        socket("tcp:[::1]:6000"),
+        Some((
+            QueryLogOutput::Tcp("[::1]:6000".parse().expect("address")),
+            QueryLogFormat::Dnstap
+        ))
+    );
+    let head = "[server]\nlisten = [\"127.0.0.1:0\"]\n[query_log]\n";
+    assert_eq!(
+        errors_of(&format!("{head}socket = \"tcp:collector:6000\"\n")),
+        [
+            "conf/steer.toml: query_log.socket: \"collector:6000\" is not an address and port \
+          (for example tcp:127.0.0.1:6000 or tcp:[::1]:6000)"
+        ]
+    );
+    assert_eq!(
+        errors_of(&format!("{head}socket = \"/run/dnstap.sock\"\n")),
+        [
+            "conf/steer.toml: query_log.socket: \"/run/dnstap.sock\" names no kind of socket; \
+          use unix:PATH or tcp:ADDRESS:PORT"
+        ]
+    );
+    assert_eq!(
+        errors_of(&format!("{head}socket = \"unix:\"\n")),
+        ["conf/steer.toml: query_log.socket: unix: must be followed by the socket's path"]
+    );
+    assert_eq!(
+        errors_of(&format!("{head}socket = \"unix:s\"\nformat = \"json\"\n")),
+        [
+            "conf/steer.toml: query_log.format: a socket carries dnstap only; \
+          use format = \"dnstap\" or a file"
+        ]
+    );
+    assert_eq!(
+        errors_of(&format!("{head}socket = \"unix:s\"\nfile = \"q\"\n")),
+        [
+            "conf/steer.toml: query_log.socket: the log goes to a file or to a socket, not both; \
+          remove file or socket"
+        ]
+    );
+    assert_eq!(
+        errors_of(&format!("{head}sample = 10\n")),
+        ["conf/steer.toml: query_log: needs file (a log file) or socket (a dnstap collector)"]
     );
     assert_eq!(
         errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\n[query_log]\nfile = \" \"\nsample = 0\n"),

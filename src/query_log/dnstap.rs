@@ -7,18 +7,27 @@
 //! the log kept only part of it, a TCP response over 1232 bytes, or when
 //! nothing was sent). A file is one stream: a START control frame naming
 //! the content type, the messages as data frames, and a STOP control frame
-//! when the file is closed (at a stop, or when it was rotated away). The
+//! when the file is closed (at a stop, or when it was rotated away). To a
+//! collector's socket the stream is bidirectional (fstrm's handshake):
+//! READY naming the content type, the collector's ACCEPT naming it too,
+//! then START, the messages and STOP, answered by FINISH. The
 //! protobuf is written by hand: two flat messages of a few fields, where a
 //! code generator would add a build step for nothing.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::IpAddr;
 
 /// The Frame Streams content type of dnstap.
 const CONTENT_TYPE: &[u8] = b"protobuf:dnstap.Dnstap";
 /// Frame Streams control frame types (fstrm `control.h`).
+const CONTROL_ACCEPT: u32 = 1;
 const CONTROL_START: u32 = 2;
 const CONTROL_STOP: u32 = 3;
+const CONTROL_READY: u32 = 4;
+const CONTROL_FINISH: u32 = 5;
+/// The longest control frame read from a collector (fstrm's own limit is
+/// 512 bytes).
+const MAX_CONTROL: usize = 512;
 /// The control field that carries the content type.
 const FIELD_CONTENT_TYPE: u32 = 1;
 
@@ -58,12 +67,102 @@ pub struct Message<'a> {
 
 /// Writes the START control frame that opens a stream.
 pub fn start(out: &mut impl Write) -> io::Result<()> {
+    typed_control_frame(out, CONTROL_START)
+}
+
+/// Writes the READY control frame that opens a collector's handshake.
+pub fn ready(out: &mut impl Write) -> io::Result<()> {
+    typed_control_frame(out, CONTROL_READY)
+}
+
+/// A control frame of `kind` naming dnstap's content type.
+fn typed_control_frame(out: &mut impl Write, kind: u32) -> io::Result<()> {
     let mut control = Vec::with_capacity(12 + CONTENT_TYPE.len());
-    control.extend_from_slice(&CONTROL_START.to_be_bytes());
+    control.extend_from_slice(&kind.to_be_bytes());
     control.extend_from_slice(&FIELD_CONTENT_TYPE.to_be_bytes());
     control.extend_from_slice(&(CONTENT_TYPE.len() as u32).to_be_bytes());
     control.extend_from_slice(CONTENT_TYPE);
     control_frame(out, &control)
+}
+
+/// Reads the collector's answer to READY: an ACCEPT that names dnstap.
+///
+/// # Errors
+///
+/// The read fails, or the frame is anything else (the error says what).
+pub fn read_accept(input: &mut impl Read) -> io::Result<()> {
+    let (kind, content_types) = read_control(input)?;
+    if kind != CONTROL_ACCEPT {
+        return Err(refused(format!(
+            "the collector answered READY with control frame type {kind}, not ACCEPT"
+        )));
+    }
+    if !content_types.iter().any(|offered| offered == CONTENT_TYPE) {
+        return Err(refused(
+            "the collector does not accept protobuf:dnstap.Dnstap".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the collector's answer to STOP, FINISH.
+///
+/// # Errors
+///
+/// The read fails, or the frame is not FINISH.
+pub fn read_finish(input: &mut impl Read) -> io::Result<()> {
+    match read_control(input)? {
+        (CONTROL_FINISH, _) => Ok(()),
+        (kind, _) => Err(refused(format!(
+            "the collector answered STOP with control frame type {kind}, not FINISH"
+        ))),
+    }
+}
+
+fn refused(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+/// One control frame: its type and the content types it names.
+fn read_control(input: &mut impl Read) -> io::Result<(u32, Vec<Vec<u8>>)> {
+    let mut word = [0; 4];
+    input.read_exact(&mut word)?;
+    if word != [0; 4] {
+        return Err(refused(
+            "the collector sent a data frame where a control frame belongs".to_owned(),
+        ));
+    }
+    input.read_exact(&mut word)?;
+    let length = u32::from_be_bytes(word) as usize;
+    if !(4..=MAX_CONTROL).contains(&length) {
+        return Err(refused(format!(
+            "the collector sent a control frame of {length} bytes"
+        )));
+    }
+    let mut control = vec![0; length];
+    input.read_exact(&mut control)?;
+    let kind = u32::from_be_bytes([control[0], control[1], control[2], control[3]]);
+    let mut content_types = Vec::new();
+    let mut rest = &control[4..];
+    while let [f0, f1, f2, f3, l0, l1, l2, l3, tail @ ..] = rest {
+        let field = u32::from_be_bytes([*f0, *f1, *f2, *f3]);
+        let field_length = u32::from_be_bytes([*l0, *l1, *l2, *l3]) as usize;
+        let Some((value, after)) = tail.split_at_checked(field_length) else {
+            return Err(refused(
+                "the collector sent a malformed control frame".to_owned(),
+            ));
+        };
+        if field == FIELD_CONTENT_TYPE {
+            content_types.push(value.to_vec());
+        }
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return Err(refused(
+            "the collector sent a malformed control frame".to_owned(),
+        ));
+    }
+    Ok((kind, content_types))
 }
 
 /// Writes the STOP control frame that closes a stream.
@@ -165,6 +264,68 @@ mod tests {
         assert_eq!(encoded(150), [0x96, 0x01]);
         assert_eq!(encoded(300), [0xAC, 0x02]);
         assert_eq!(encoded(u64::MAX).len(), 10);
+    }
+
+    /// A control frame of `kind` with these content type fields, as a
+    /// collector sends it.
+    fn control(kind: u32, content_types: &[&[u8]]) -> Vec<u8> {
+        let mut body = kind.to_be_bytes().to_vec();
+        for content_type in content_types {
+            body.extend_from_slice(&FIELD_CONTENT_TYPE.to_be_bytes());
+            body.extend_from_slice(&(content_type.len() as u32).to_be_bytes());
+            body.extend_from_slice(content_type);
+        }
+        let mut frame = vec![0; 4];
+        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        frame
+    }
+
+    #[test]
+    fn the_handshake_takes_an_accept_naming_dnstap_and_nothing_else() {
+        let accept = |frame: Vec<u8>| read_accept(&mut frame.as_slice());
+        assert!(accept(control(CONTROL_ACCEPT, &[CONTENT_TYPE])).is_ok());
+        // Among others, or alone: a collector may offer several.
+        assert!(accept(control(CONTROL_ACCEPT, &[b"protobuf:other", CONTENT_TYPE])).is_ok());
+        let error = |frame: Vec<u8>| accept(frame).expect_err("refused").to_string();
+        assert_eq!(
+            error(control(CONTROL_ACCEPT, &[b"protobuf:other"])),
+            "the collector does not accept protobuf:dnstap.Dnstap"
+        );
+        assert_eq!(
+            error(control(CONTROL_FINISH, &[])),
+            "the collector answered READY with control frame type 5, not ACCEPT"
+        );
+        let mut data = control(CONTROL_ACCEPT, &[CONTENT_TYPE]);
+        data[3] = 1;
+        assert_eq!(
+            error(data),
+            "the collector sent a data frame where a control frame belongs"
+        );
+        let mut cut = control(CONTROL_ACCEPT, &[CONTENT_TYPE]);
+        // The field says one byte more than the frame holds.
+        cut[19] += 1;
+        assert_eq!(error(cut), "the collector sent a malformed control frame");
+        let mut huge = control(CONTROL_ACCEPT, &[]);
+        huge[4..8].copy_from_slice(&100_000u32.to_be_bytes());
+        assert_eq!(
+            error(huge),
+            "the collector sent a control frame of 100000 bytes"
+        );
+        // A collector that hangs up mid-frame.
+        let whole = control(CONTROL_ACCEPT, &[CONTENT_TYPE]);
+        assert!(accept(whole[..10].to_vec()).is_err());
+        assert!(read_finish(&mut control(CONTROL_FINISH, &[]).as_slice()).is_ok());
+        assert!(read_finish(&mut control(CONTROL_ACCEPT, &[]).as_slice()).is_err());
+    }
+
+    #[test]
+    fn ready_names_the_content_type() {
+        let mut out = Vec::new();
+        ready(&mut out).expect("ready");
+        assert_eq!(&out[..8], &[0, 0, 0, 0, 0, 0, 0, 34]);
+        assert_eq!(&out[8..12], &CONTROL_READY.to_be_bytes());
+        assert_eq!(&out[20..], CONTENT_TYPE);
     }
 
     #[test]

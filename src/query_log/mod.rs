@@ -12,8 +12,10 @@
 //! names the steered decision from the counter registry, and appends JSON
 //! lines to the file, flushing whenever the channel runs dry. When the file
 //! is renamed or removed (log rotation), the writer opens a new one at the
-//! configured path within a second.
+//! configured path within a second. dnstap can go to a collector's socket
+//! instead ([`collector`]).
 
+mod collector;
 mod dnstap;
 
 use std::cell::Cell;
@@ -31,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hickory_proto::op::Message;
 use hickory_proto::rr::rdata::opt::EdnsOption;
 
-use crate::config::{QueryLogConfig, QueryLogFormat};
+use crate::config::{QueryLogConfig, QueryLogFormat, QueryLogOutput};
 use crate::dns::{Outcome, OverLimit, Transport};
 use crate::metrics::{DecisionRegistry, Metrics};
 
@@ -81,7 +83,8 @@ thread_local! {
 }
 
 impl QueryLog {
-    /// Opens the file (appending) and starts the writer.
+    /// Opens the file (appending) and starts the writer. A collector's
+    /// socket is connected by the writer, and may be away for now.
     ///
     /// # Errors
     ///
@@ -92,14 +95,20 @@ impl QueryLog {
         registry: Arc<DecisionRegistry>,
         metrics: Arc<Metrics>,
     ) -> io::Result<(QueryLog, QueryLogWriter)> {
-        let file = LogFile::open(&config.file, config.format)?;
+        let sink = match &config.output {
+            QueryLogOutput::File(path) => Sink::File(LogFile::open(path, config.format)?),
+            socket => {
+                metrics.query_log_connected.store(1, Ordering::Relaxed);
+                Sink::Collector(collector::Collector::new(socket.clone()))
+            }
+        };
         let (sender, receiver) = sync_channel(CAPACITY);
         let writer_metrics = Arc::clone(&metrics);
         let identity = node.as_bytes().to_vec();
         let thread = std::thread::Builder::new()
             .name("steer-query-log".to_owned())
             .spawn(move || {
-                write_entries(&receiver, file, (&registry, &identity), &writer_metrics);
+                write_entries(&receiver, sink, (&registry, &identity), &writer_metrics);
             })?;
         Ok((
             QueryLog {
@@ -176,6 +185,12 @@ impl QueryLogWriter {
     }
 }
 
+/// Where the writer puts entries.
+enum Sink {
+    File(LogFile),
+    Collector(collector::Collector),
+}
+
 /// The open log file and what it was when opened, to notice rotation.
 struct LogFile {
     path: PathBuf,
@@ -243,54 +258,103 @@ impl LogFile {
 /// The writer thread's loop, until every sender is gone.
 fn write_entries(
     receiver: &Receiver<Entry>,
-    mut file: LogFile,
+    mut sink: Sink,
     (registry, identity): (&DecisionRegistry, &[u8]),
     metrics: &Metrics,
 ) {
-    let mut decisions = registry.series();
+    let mut formatter = Formatter {
+        registry,
+        identity,
+        decisions: registry.series(),
+        // One line (or message) buffer for the life of the writer.
+        line: String::with_capacity(1024),
+        message: Vec::with_capacity(2048),
+    };
     let mut failing = false;
-    // One line (or message) buffer for the life of the writer.
-    let mut line = String::with_capacity(1024);
-    let mut message = Vec::with_capacity(2048);
     loop {
         let entry = match receiver.try_recv() {
             Ok(entry) => entry,
             Err(TryRecvError::Empty) => {
-                let _ = file.writer.flush();
-                file.follow_rotation();
+                match &mut sink {
+                    Sink::File(file) => {
+                        let _ = file.writer.flush();
+                        file.follow_rotation();
+                    }
+                    Sink::Collector(collector) => collector.idle(metrics),
+                }
                 std::thread::sleep(IDLE);
                 continue;
             }
             Err(TryRecvError::Disconnected) => {
-                file.close();
+                match &mut sink {
+                    Sink::File(file) => file.close(),
+                    Sink::Collector(collector) => collector.close(),
+                }
                 return;
             }
         };
-        let written = match file.format {
-            QueryLogFormat::Json => {
-                describe(&entry, &mut decisions, registry, &mut line);
-                line.push('\n');
-                file.writer.write_all(line.as_bytes())
-            }
-            QueryLogFormat::Dnstap => {
-                write_dnstap(&mut file.writer, &entry, identity, &mut message)
-            }
-        };
-        match written {
-            Ok(()) => {
-                failing = false;
-                metrics.query_log_written.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(error) => {
-                // Once per run of failures, not once per entry.
-                if !failing {
-                    tracing::warn!(file = %file.path.display(), %error, "cannot write the query log");
+        let written = match &mut sink {
+            Sink::File(file) => {
+                let written = formatter.write(&mut file.writer, file.format, &entry);
+                match &written {
+                    // Once per run of failures, not once per entry.
+                    Err(error) if !failing => {
+                        tracing::warn!(file = %file.path.display(), %error, "cannot write the query log");
+                        failing = true;
+                    }
+                    Err(_) => {}
+                    Ok(()) => failing = false,
                 }
-                failing = true;
-                metrics.query_log_dropped.fetch_add(1, Ordering::Relaxed);
+                file.follow_rotation();
+                written.is_ok()
             }
+            // Away: dropped, as when the writer is behind.
+            Sink::Collector(collector) => match collector.writer(metrics) {
+                None => false,
+                Some(writer) => match formatter.write(writer, QueryLogFormat::Dnstap, &entry) {
+                    Ok(()) => true,
+                    Err(error) => {
+                        collector.lost(&error, metrics);
+                        false
+                    }
+                },
+            },
+        };
+        let counter = if written {
+            &metrics.query_log_written
+        } else {
+            &metrics.query_log_dropped
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What the writer needs to turn entries into lines or messages.
+struct Formatter<'a> {
+    registry: &'a DecisionRegistry,
+    identity: &'a [u8],
+    /// The registry's series as last read, to name decisions.
+    decisions: Vec<(crate::metrics::DecisionKey, crate::metrics::DecisionSlot)>,
+    line: String,
+    message: Vec<u8>,
+}
+
+impl Formatter<'_> {
+    /// Writes `entry` to `out` as a JSON line or as dnstap messages.
+    fn write(
+        &mut self,
+        out: &mut impl Write,
+        format: QueryLogFormat,
+        entry: &Entry,
+    ) -> io::Result<()> {
+        match format {
+            QueryLogFormat::Json => {
+                describe(entry, &mut self.decisions, self.registry, &mut self.line);
+                self.line.push('\n');
+                out.write_all(self.line.as_bytes())
+            }
+            QueryLogFormat::Dnstap => write_dnstap(out, entry, self.identity, &mut self.message),
         }
-        file.follow_rotation();
     }
 }
 
