@@ -22,6 +22,7 @@ pub mod config;
 pub mod control;
 pub mod dns;
 pub mod dnssec;
+pub mod durable;
 pub mod exchange;
 pub mod explain;
 pub mod geo;

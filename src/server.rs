@@ -263,6 +263,16 @@ pub async fn start(config_path: &Path) -> Result<RunningServer, StartError> {
         // first answer on; the state file sits where the config says.
         let config = crate::config::load(&path)
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        // Made here, not by `steer check`, which changes nothing.
+        if let Some(directory) = &config.server.state_directory {
+            std::fs::create_dir_all(directory).map_err(|error| {
+                vec![format!(
+                    "{}: server.state_directory: cannot create {}: {error}",
+                    path.display(),
+                    directory.display()
+                )]
+            })?;
+        }
         let admin = state_file::load(&config.admin.state_file).map_err(|error| vec![error])?;
         // With the signatures kept at the last stop: only what changed is
         // signed.

@@ -143,7 +143,39 @@ fn check_names_the_zone_file_and_line() {
 
 #[test]
 fn serve_refuses_to_start_with_an_invalid_configuration() {
-    let config = fixtures().join("bad-listen.toml");
+    let stderr = serve_fails(&fixtures().join("bad-listen.toml"));
+    assert!(
+        stderr.contains("server.listen[1]: invalid socket address \"1.2.3.4\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn serve_refuses_to_start_without_its_state_directory() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(
+        directory.path().join("var"),
+        "a file where a directory belongs",
+    )
+    .expect("write");
+    std::fs::create_dir(directory.path().join("zones")).expect("zones");
+    let config = directory.path().join("steer.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nstate_directory = \"var/steer\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .expect("write");
+    let stderr = serve_fails(&config);
+    assert!(
+        stderr.contains("steer.toml: server.state_directory: cannot create ")
+            && stderr.contains("var/steer: "),
+        "{stderr}"
+    );
+}
+
+/// The standard error of `steer serve --config CONFIG`, which must exit 1.
+fn serve_fails(config: &Path) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_steer"))
         .args(["serve", "--config", &config.display().to_string()])
         .env("NO_COLOR", "1")
@@ -161,10 +193,7 @@ fn serve_refuses_to_start_with_an_invalid_configuration() {
             stderr.push('\n');
         }
     }
-    assert!(
-        stderr.contains("server.listen[1]: invalid socket address \"1.2.3.4\""),
-        "{stderr}"
-    );
+    stderr
 }
 
 #[test]

@@ -523,16 +523,35 @@ policy = ["healthy", { first = 2 }]
 
 #[tokio::test]
 async fn a_target_dead_at_start_is_never_served_and_drains_survive_a_restart() {
+    drains_survive_a_restart(None).await;
+}
+
+#[tokio::test]
+async fn drains_survive_a_restart_in_a_state_directory_steer_makes() {
+    drains_survive_a_restart(Some("var/lib/steer")).await;
+}
+
+/// With the admin state file beside the config, or by default in
+/// `state_directory` (which does not exist before the start).
+async fn drains_survive_a_restart(state_directory: Option<&str>) {
     let mut first = Backend::start().await;
     let second = Backend::start().await;
     let third = Backend::start().await;
     first.set(Mode::Refused).await;
     let directory = tempfile::tempdir().expect("temporary directory");
-    write_files(
-        directory.path(),
-        &failover_config(),
-        &[&first, &second, &third],
+    let config = match state_directory {
+        Some(state) => failover_config().replacen(
+            "[server]\n",
+            &format!("[server]\nstate_directory = \"{state}\"\n"),
+            1,
+        ),
+        None => failover_config(),
+    };
+    assert_eq!(
+        config.contains("state_directory"),
+        state_directory.is_some()
     );
+    write_files(directory.path(), &config, &[&first, &second, &third]);
     let server = TestServer::start_prepared(directory).await;
     // The first probe round ran before the first answer.
     assert_eq!(addresses(&server).await, ["192.0.2.11"]);
@@ -540,7 +559,11 @@ async fn a_target_dead_at_start_is_never_served_and_drains_survive_a_restart() {
     let response = http_request(server.admin_addr(), "POST", "/pools/fra/drain").await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(addresses(&server).await, ["198.51.100.10"]);
-    let state_file = server.directory.path().join("steer.state.json");
+    let state_file = server
+        .directory
+        .path()
+        .join(state_directory.unwrap_or(""))
+        .join("steer.state.json");
     let saved: Value =
         serde_json::from_str(&std::fs::read_to_string(&state_file).expect("state file"))
             .expect("state JSON");

@@ -360,16 +360,18 @@ fn version_1(bytes: &[u8]) -> Vec<u8> {
 async fn a_state_file_that_cannot_be_written_is_reported_and_the_model_kept() {
     let directory = common::example_directory(&config("1h").replace(
         "[latency]\n",
-        "[latency]\nstate_file = \"missing-directory/steer.latency\"\n",
+        "[latency]\nstate_file = \"not-a-directory/steer.latency\"\n",
     ));
     std::fs::write(directory.path().join("latency.csv"), MATRIX).expect("matrix");
+    // A file where the state file's directory belongs: Steer cannot make it.
+    std::fs::write(directory.path().join("not-a-directory"), "").expect("blocker");
     let server = TestServer::start_prepared(directory).await;
     post_latency(&server, &samples(&[("203.0.113.0/24", "fra", 20.0)])).await;
     post_latency(&server, &samples(&[("203.0.113.0/24", "iad", 90.0)])).await;
     let refused = http_request(server.admin_addr(), "POST", "/latency/save").await;
     assert_eq!(refused.status, 500, "{}", refused.body);
     assert!(
-        refused.body.contains("missing-directory/steer.latency"),
+        refused.body.contains("not-a-directory/steer.latency"),
         "{}",
         refused.body
     );
@@ -378,7 +380,7 @@ async fn a_state_file_that_cannot_be_written_is_reported_and_the_model_kept() {
     assert!(
         saves["last_error"]
             .as_str()
-            .is_some_and(|error| error.contains("missing-directory"))
+            .is_some_and(|error| error.contains("not-a-directory"))
     );
     // The model is untouched: answers still follow it.
     wait_for_steered(&server, "203.0.113.0", FRA).await;

@@ -58,7 +58,7 @@ pub struct DnssecConfig {
 /// Checks `[dnssec]`, pushing one error per bad key.
 pub(super) fn validate(
     file: &Path,
-    base: &Path,
+    (base, state): (&Path, &Path),
     spec: DnssecSpec,
     errors: &mut Vec<ConfigError>,
 ) -> DnssecConfig {
@@ -93,7 +93,7 @@ pub(super) fn validate(
         (file, base),
         ("dnssec.state_file", "file"),
         spec.state_file.as_deref(),
-        super::beside_config(file, "signatures"),
+        super::state_file_named(file, state, "signatures"),
         errors,
     );
     DnssecConfig {

@@ -112,6 +112,9 @@ pub struct ServerConfig {
     pub tls_listen: Vec<SocketAddr>,
     /// The certificate DNS over TLS serves, read again at each reload.
     pub tls: Option<std::sync::Arc<tls::TlsIdentity>>,
+    /// `server.state_directory`, resolved: where state files and
+    /// directories go unless named one by one; `None`: beside the config.
+    pub state_directory: Option<PathBuf>,
     /// Where zones' IXFR histories are kept (with `[transfer]`), resolved
     /// against the config file's directory.
     pub journal_directory: PathBuf,
@@ -209,8 +212,10 @@ fn validate(path: &Path, mut spec: Spec) -> Result<Config, Vec<ConfigError>> {
     let base = path.parent().unwrap_or_else(|| Path::new(""));
     let steering_spec = spec.take_steering();
     let server = validate_server(path, base, spec.server, &mut errors);
-    let admin = validate_admin(path, base, spec.admin, &server.listen, &mut errors);
-    let steering = steering::validate(path, base, steering_spec, &mut errors);
+    // Where state files and directories go unless named one by one.
+    let state = server.state_directory.as_deref().unwrap_or(base);
+    let admin = validate_admin(path, (base, state), spec.admin, &server.listen, &mut errors);
+    let steering = steering::validate(path, (base, state), steering_spec, &mut errors);
     if let Some(listen) = steering.peers.as_ref().and_then(|peers| peers.listen)
         && listen.port() != 0
     {
@@ -239,18 +244,18 @@ fn validate(path: &Path, mut spec: Spec) -> Result<Config, Vec<ConfigError>> {
         .map(|query_log| query_log::validate(path, base, query_log, &mut errors));
     let dnssec = spec
         .dnssec
-        .map(|dnssec| dnssec::validate(path, base, dnssec, &mut errors));
+        .map(|dnssec| dnssec::validate(path, (base, state), dnssec, &mut errors));
     let keys = secondary::validate_keys(path, base, spec.tsig, &mut errors);
     let (secondary, transfer) = secondary::validate(
         path,
-        base,
+        (base, state),
         (spec.secondary, spec.transfer),
         &keys,
         &mut errors,
     );
     let update = spec
         .update
-        .map(|update| update::validate(path, base, update, &keys, &mut errors));
+        .map(|update| update::validate(path, (base, state), update, &keys, &mut errors));
     if errors.is_empty() {
         Ok(Config {
             file: path.to_path_buf(),
@@ -437,11 +442,23 @@ fn validate_server(
         ));
     }
 
+    let state_directory = spec.state_directory.as_deref().map(|name| {
+        path_or_default(
+            (file, base),
+            ("server.state_directory", "directory"),
+            Some(name),
+            base.to_path_buf(),
+            errors,
+        )
+    });
     let journal_directory = path_or_default(
         (file, base),
         ("server.journal_directory", "directory"),
         spec.journal_directory.as_deref(),
-        base.join(crate::transfer::journal::DIRECTORY),
+        state_directory
+            .as_deref()
+            .unwrap_or(base)
+            .join(crate::transfer::journal::DIRECTORY),
         errors,
     );
     ServerConfig {
@@ -458,6 +475,7 @@ fn validate_server(
         tls_listen,
         tls,
         journal_directory,
+        state_directory,
     }
 }
 
@@ -625,7 +643,7 @@ fn printable_text(
 
 fn validate_admin(
     file: &Path,
-    base: &Path,
+    (base, state): (&Path, &Path),
     spec: Option<AdminSpec>,
     dns_listen: &[SocketAddr],
     errors: &mut Vec<ConfigError>,
@@ -654,7 +672,7 @@ fn validate_admin(
         (file, base),
         ("admin.state_file", "file"),
         spec.state_file.as_deref(),
-        default_state_file(file),
+        state_file_named(file, state, "state.json"),
         errors,
     );
     let listen = match spec.listen.as_deref().map(parse_socket_address) {
@@ -743,9 +761,15 @@ pub(crate) fn path_or_default(
     }
 }
 
-/// `steer.toml` → `steer.state.json`, in the same directory.
-fn default_state_file(config_file: &Path) -> PathBuf {
-    beside_config(config_file, "state.json")
+/// A state file named after the config file (`steer.toml` →
+/// `steer.EXTENSION`) in `state`: `server.state_directory`, or the config
+/// file's directory.
+pub(crate) fn state_file_named(config_file: &Path, state: &Path, extension: &str) -> PathBuf {
+    state.join(
+        beside_config(config_file, extension)
+            .file_name()
+            .unwrap_or_default(),
+    )
 }
 
 /// A file of Steer's own state named after the config file, in its

@@ -252,7 +252,7 @@ impl std::fmt::Debug for Key {
 /// bad key.
 pub(super) fn validate(
     file: &Path,
-    base: &Path,
+    (base, state): (&Path, &Path),
     (spec, transfer): (Option<SecondarySpec>, Option<TransferSpecs>),
     keys: &HashMap<String, Option<Key>>,
     errors: &mut Vec<ConfigError>,
@@ -261,16 +261,13 @@ pub(super) fn validate(
     let Some(spec) = spec else {
         return (None, transfer);
     };
-    let directory_text = spec
-        .directory
-        .unwrap_or_else(|| DEFAULT_DIRECTORY.to_owned());
-    if directory_text.trim().is_empty() {
-        errors.push(ConfigError::at(
-            file,
-            "secondary.directory",
-            "must name a directory",
-        ));
-    }
+    let directory = super::path_or_default(
+        (file, base),
+        ("secondary.directory", "directory"),
+        spec.directory.as_deref(),
+        state.join(DEFAULT_DIRECTORY),
+        errors,
+    );
     let mut zones: Vec<SecondaryZone> = Vec::with_capacity(spec.zone.len());
     let mut seen: HashMap<Name, String> = HashMap::new();
     let listed = spec
@@ -347,10 +344,7 @@ pub(super) fn validate(
             kind,
         });
     }
-    let secondary = SecondaryConfig {
-        directory: base.join(directory_text),
-        zones,
-    };
+    let secondary = SecondaryConfig { directory, zones };
     (Some(secondary), transfer)
 }
 

@@ -152,6 +152,10 @@ pub struct ServerSpec {
     /// Where zones' IXFR histories are kept, relative to the config file.
     #[serde(default)]
     pub journal_directory: Option<String>,
+    /// Where Steer's own state goes by default, relative to the config
+    /// file.
+    #[serde(default)]
+    pub state_directory: Option<String>,
 }
 
 /// `[admin]`.

@@ -240,7 +240,7 @@ fn unknown_key_names_its_path_and_line() {
             "conf/steer.toml:3: unknown key server.listn, expected one of listen, zones, \
              workers, tcp_idle_timeout, tcp_max_connections, tcp_max_connections_per_client, \
              nsid, version, cookie_secret_file, proxy_protocol_from, tls_listen, tls_certificate, \
-             tls_key, journal_directory"
+             tls_key, journal_directory, state_directory"
         ]
     );
     assert_eq!(
@@ -810,5 +810,83 @@ fn journal_directory_is_relative_to_the_config() {
     assert_eq!(
         errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\njournal_directory = \"\"\n"),
         ["conf/steer.toml: server.journal_directory: must name a directory"]
+    );
+}
+
+#[test]
+fn state_goes_to_the_state_directory_unless_named_one_by_one() {
+    let with = |server_lines: &str, lines: &str| {
+        config_of(&format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n{server_lines}[dnssec]\nkeys = \"keys\"\n\
+             [secondary]\n[tsig.acme]\nalgorithm = \"hmac-sha256\"\nsecret = \"c2VjcmV0\"\n\
+             [update]\n{lines}"
+        ))
+    };
+    let paths = |config: &Config| {
+        [
+            config.admin.state_file.clone(),
+            config.steering.latency.state_file.clone(),
+            config.dnssec.as_ref().expect("[dnssec]").state_file.clone(),
+            config.server.journal_directory.clone(),
+            config
+                .secondary
+                .as_ref()
+                .expect("[secondary]")
+                .directory
+                .clone(),
+            config.update.as_ref().expect("[update]").directory.clone(),
+        ]
+        .map(|path| path.display().to_string())
+    };
+    // Beside the config file, as always.
+    let config = with("", "");
+    assert_eq!(config.server.state_directory, None);
+    assert_eq!(
+        paths(&config),
+        [
+            "conf/steer.state.json",
+            "conf/steer.latency",
+            "conf/steer.signatures",
+            "conf/journal",
+            "conf/secondary",
+            "conf/updates",
+        ]
+    );
+    // One line for systemd's StateDirectory.
+    let config = with("state_directory = \"/var/lib/steer\"\n", "");
+    assert_eq!(
+        config.server.state_directory,
+        Some(PathBuf::from("/var/lib/steer"))
+    );
+    assert_eq!(
+        paths(&config),
+        [
+            "/var/lib/steer/steer.state.json",
+            "/var/lib/steer/steer.latency",
+            "/var/lib/steer/steer.signatures",
+            "/var/lib/steer/journal",
+            "/var/lib/steer/secondary",
+            "/var/lib/steer/updates",
+        ]
+    );
+    // Relative to the config file; a path named is still the config's.
+    let config = with(
+        "state_directory = \"state\"\njournal_directory = \"history\"\n",
+        "[admin]\nstate_file = \"admin.json\"\n",
+    );
+    assert_eq!(
+        paths(&config),
+        [
+            "conf/admin.json",
+            "conf/state/steer.latency",
+            "conf/state/steer.signatures",
+            "conf/history",
+            "conf/state/secondary",
+            "conf/state/updates",
+        ]
+    );
+    assert_eq!(
+        errors_of("[server]\nlisten = [\"127.0.0.1:0\"]\nstate_directory = \" \"\n"),
+        ["conf/steer.toml: server.state_directory: must name a directory"]
     );
 }

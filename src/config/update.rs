@@ -151,21 +151,18 @@ impl Grant {
 /// an error of its own).
 pub(super) fn validate(
     file: &Path,
-    base: &Path,
+    (base, state): (&Path, &Path),
     spec: UpdateSpec,
     keys: &HashMap<String, Option<Key>>,
     errors: &mut Vec<ConfigError>,
 ) -> UpdateConfig {
-    let directory_text = spec
-        .directory
-        .unwrap_or_else(|| DEFAULT_DIRECTORY.to_owned());
-    if directory_text.trim().is_empty() {
-        errors.push(ConfigError::at(
-            file,
-            "update.directory",
-            "must name a directory",
-        ));
-    }
+    let directory = super::path_or_default(
+        (file, base),
+        ("update.directory", "directory"),
+        spec.directory.as_deref(),
+        state.join(DEFAULT_DIRECTORY),
+        errors,
+    );
     let mut grants = Vec::with_capacity(spec.grant.len());
     for (index, grant) in spec.grant.into_iter().enumerate() {
         let path = format!("update.grant[{index}]");
@@ -271,7 +268,7 @@ pub(super) fn validate(
         }
     }
     UpdateConfig {
-        directory: base.join(directory_text),
+        directory,
         grants,
         forward_from,
     }

@@ -320,24 +320,21 @@ impl SignatureCache {
     /// names). Returns the bytes written.
     pub fn save(&self, path: &Path) -> std::io::Result<u64> {
         use std::io::Write;
-        let temporary = path.with_extension("signatures.new");
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
-        out.write_all(SAVED_MAGIC)?;
-        out.write_all(&(self.kept.len() as u64).to_le_bytes())?;
         let mut written = (SAVED_MAGIC.len() + 8) as u64;
-        for (digest, kept) in &self.kept {
-            let signature = kept.signature.as_slice();
-            out.write_all(digest)?;
-            out.write_all(&kept.inception.to_le_bytes())?;
-            out.write_all(&kept.expiration.to_le_bytes())?;
-            out.write_all(&(signature.len() as u16).to_le_bytes())?;
-            out.write_all(signature)?;
-            written += (digest.len() + 10 + signature.len()) as u64;
-        }
-        out.into_inner()
-            .map_err(std::io::IntoInnerError::into_error)?
-            .sync_all()?;
-        std::fs::rename(&temporary, path)?;
+        crate::durable::replace_with(path, |out| {
+            out.write_all(SAVED_MAGIC)?;
+            out.write_all(&(self.kept.len() as u64).to_le_bytes())?;
+            for (digest, kept) in &self.kept {
+                let signature = kept.signature.as_slice();
+                out.write_all(digest)?;
+                out.write_all(&kept.inception.to_le_bytes())?;
+                out.write_all(&kept.expiration.to_le_bytes())?;
+                out.write_all(&(signature.len() as u16).to_le_bytes())?;
+                out.write_all(signature)?;
+                written += (digest.len() + 10 + signature.len()) as u64;
+            }
+            Ok(())
+        })?;
         Ok(written)
     }
 

@@ -28,7 +28,6 @@
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -455,18 +454,8 @@ impl DatabaseWriter {
         let bytes = self
             .to_bytes()
             .map_err(|error| format!("{}: {error}", path.display()))?;
-        let file_name = path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temporary = path.with_file_name(format!(".{file_name}.partial"));
-        let written = std::fs::File::create(&temporary)
-            .and_then(|mut file| file.write_all(&bytes).and_then(|()| file.sync_all()))
-            .and_then(|()| std::fs::rename(&temporary, path));
-        written.map_err(|error| {
-            let _ = std::fs::remove_file(&temporary);
-            format!("{}: {error}", path.display())
-        })
+        crate::durable::replace(path, &bytes)
+            .map_err(|error| format!("{}: {error}", path.display()))
     }
 }
 

@@ -13,7 +13,6 @@
 //! back and forth loses nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -145,29 +144,7 @@ pub fn save(path: &Path, state: &AdminState) -> std::io::Result<()> {
     };
     let mut text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
     text.push('\n');
-    let directory = path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty());
-    let name = path.file_name().map_or_else(
-        || "state".into(),
-        |name| name.to_string_lossy().into_owned(),
-    );
-    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut output = std::fs::File::create(&temporary)?;
-        output.write_all(text.as_bytes())?;
-        output.sync_all()?;
-        std::fs::rename(&temporary, path)?;
-        // The rename itself is durable once the directory is synced.
-        if let Some(directory) = directory {
-            std::fs::File::open(directory)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    written
+    crate::durable::replace(path, text.as_bytes())
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@
 //! rebuilds the model's eviction order.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use std::net::{IpAddr, Ipv6Addr};
@@ -276,19 +276,7 @@ pub fn seal(out: &mut Vec<u8>) {
 ///
 /// Any I/O error; the previous file is then left as it was.
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = std::path::PathBuf::from(temporary);
-    let result = (|| {
-        let mut file = fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    result
+    crate::durable::replace(path, bytes)
 }
 
 /// Reads the model saved at `path`; `Ok(None)` when there is no file.
@@ -658,7 +646,10 @@ mod tests {
         write(&path, &encoded()).expect("write");
         let model = read(&path).expect("reads").expect("a model");
         assert_eq!(read_back(&model), (sites(), sample_entries()));
-        assert!(!directory.path().join("steer.latency.tmp").exists());
+        assert_eq!(
+            std::fs::read_dir(directory.path()).expect("list").count(),
+            1
+        );
         std::fs::write(&path, b"STEERLAT").expect("overwrite");
         let error = read(&path).expect_err("damaged");
         assert!(error.starts_with(&path.display().to_string()), "{error}");

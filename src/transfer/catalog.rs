@@ -331,10 +331,7 @@ pub fn apply(
         if std::fs::read_to_string(&file).is_ok_and(|old| old == text) {
             continue;
         }
-        let temporary = file.with_extension("members.new");
-        let written =
-            std::fs::write(&temporary, &text).and_then(|()| std::fs::rename(&temporary, &file));
-        if let Err(error) = written {
+        if let Err(error) = crate::durable::replace(&file, text.as_bytes()) {
             done.push(Err(format!("cannot write {}: {error}", file.display())));
         }
     }

@@ -74,18 +74,13 @@ pub(super) fn write(
             bytes.extend_from_slice(&end.to_be_bytes());
         }
     }
-    if let Some(directory) = path.parent() {
-        std::fs::create_dir_all(directory)?;
-    }
-    // Two reloads in a row save from two threads: one writer at a time,
-    // or their temporary files would mix.
+    // Two reloads in a row save from two threads: one at a time, so that
+    // the later history is the one left.
     static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = WRITING
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let temporary = path.with_extension("ixfr.tmp");
-    std::fs::write(&temporary, &bytes)?;
-    std::fs::rename(&temporary, path)
+    crate::durable::replace(path, &bytes)
 }
 
 /// Reads the journal at `path`: `None` when there is none, or when it is

@@ -710,14 +710,7 @@ async fn keep(name: Name, file: PathBuf, transferred: Transferred) -> Result<Kep
             let shown: Vec<String> = errors.iter().take(5).map(ToString::to_string).collect();
             format!("the zone does not load, so it is not kept: {}", shown.join("; "))
         })?;
-        if let Some(directory) = file.parent() {
-            std::fs::create_dir_all(directory)
-                .map_err(|error| format!("cannot create {}: {error}", directory.display()))?;
-        }
-        let temporary = file.with_extension("zone.new");
-        std::fs::write(&temporary, text.as_bytes())
-            .and_then(|()| std::fs::File::open(&temporary)?.sync_all())
-            .and_then(|()| std::fs::rename(&temporary, &file))
+        crate::durable::replace(&file, text.as_bytes())
             .map_err(|error| format!("cannot write {}: {error}", file.display()))?;
         KeptSoa::of(&parsed, SystemTime::now()).ok_or_else(|| "the zone has no SOA".to_owned())
     })

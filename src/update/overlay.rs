@@ -293,19 +293,9 @@ pub fn write(path: &Path, origin: &Name, overlay: &Overlay) -> std::io::Result<(
         zone::write_zone(origin, &overlay.removed),
         zone::write_zone(origin, &overlay.added),
     );
-    if let Some(directory) = path.parent() {
-        std::fs::create_dir_all(directory)?;
-    }
-    let temporary = path.with_extension("updates.tmp");
-    {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(text.as_bytes())?;
-        // On disk before it replaces the old one: an update acknowledged is
-        // an update kept.
-        file.sync_all()?;
-    }
-    std::fs::rename(&temporary, path)
+    // On disk before it is answered: an update acknowledged is an update
+    // kept.
+    crate::durable::replace(path, text.as_bytes())
 }
 
 #[cfg(test)]

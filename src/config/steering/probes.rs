@@ -710,7 +710,7 @@ pub(super) fn peers(spec: PeersSpec, base: &std::path::Path, report: Report<'_>)
 pub(super) fn latency(
     spec: LatencySpec,
     file: &std::path::Path,
-    base: &std::path::Path,
+    (base, state): (&std::path::Path, &std::path::Path),
     report: Report<'_>,
 ) -> LatencyConfig {
     let defaults = LatencyConfig::default();
@@ -721,10 +721,7 @@ pub(super) fn latency(
         base.join(name)
     });
     // `steer.toml` → `steer.latency`, as the admin state file is named.
-    let default_state_file = || {
-        let beside = crate::config::beside_config(file, "latency");
-        base.join(beside.file_name().unwrap_or_default())
-    };
+    let default_state_file = || crate::config::state_file_named(file, state, "latency");
     let state_file = match spec.state_file {
         Some(name) if name.trim().is_empty() => {
             report(

@@ -45,7 +45,7 @@ const MAX_POOLS: usize = 64;
 /// against `base`), appending every error to `errors`.
 pub(crate) fn validate(
     file: &Path,
-    base: &Path,
+    (base, state): (&Path, &Path),
     spec: SteeringSpec,
     errors: &mut Vec<ConfigError>,
 ) -> SteeringConfig {
@@ -90,7 +90,12 @@ pub(crate) fn validate(
         .collect();
     let latency = {
         let mut report = |path: String, message: String| checker.error(path, message);
-        probes::latency(spec.latency.unwrap_or_default(), file, base, &mut report)
+        probes::latency(
+            spec.latency.unwrap_or_default(),
+            file,
+            (base, state),
+            &mut report,
+        )
     };
     let resolver = {
         let mut report = |path: String, message: String| checker.error(path, message);
