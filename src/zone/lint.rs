@@ -16,85 +16,125 @@ use std::collections::HashSet;
 
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use super::Zone;
+use super::{Zone, ZoneRecord};
+
+/// A CNAME, MX, SRV or NS target inside our zones, and the record naming it.
+struct Reference<'zone> {
+    what: &'static str,
+    /// Lower case, as the warning shows it.
+    target: Name,
+    record: &'zone ZoneRecord,
+}
 
 /// The warnings for `zones`, where `steered` are the names `[[steer]]`
 /// answers for; each names the file and line of the record.
+///
+/// Linear in the records: the owners are looked up in a set of the
+/// targets rather than gathered into a set of their own (a zone of a
+/// million names references a handful), and "below a delegation, DNAME or
+/// wildcard" walks up each target's labels through sets, so that a zone
+/// with many delegations is not checked target by delegation. Names hash
+/// and compare without regard to case.
 pub fn lint(zones: &[Zone], steered: &[Name]) -> Vec<String> {
-    let lower = |name: &Name| name.to_lowercase();
-    let mut owners: HashSet<Name> = HashSet::new();
-    let mut cnames: HashSet<Name> = HashSet::new();
-    let mut wildcards: Vec<Name> = Vec::new();
-    let mut cuts: Vec<Name> = Vec::new();
-    let mut dnames: Vec<Name> = Vec::new();
+    let origins: HashSet<&Name> = zones.iter().map(|zone| &zone.origin).collect();
+    let inside = |target: &Name| ancestors(target).any(|name| origins.contains(&name));
+    let mut references = Vec::new();
+    let mut cuts: HashSet<Name> = HashSet::new();
+    let mut dnames: HashSet<Name> = HashSet::new();
+    let mut wildcard_bases: HashSet<Name> = HashSet::new();
     for zone in zones {
         for zone_record in &zone.records {
             let record = &zone_record.record;
-            let owner = lower(&record.name);
-            if record.record_type() == RecordType::CNAME {
-                cnames.insert(owner.clone());
+            match record.record_type() {
+                RecordType::NS if record.name != zone.origin => {
+                    cuts.insert(record.name.clone());
+                }
+                RecordType::DNAME => {
+                    dnames.insert(record.name.clone());
+                }
+                _ => {}
             }
-            if record.record_type() == RecordType::NS && owner != lower(&zone.origin) {
-                cuts.push(owner.clone());
+            if record.name.is_wildcard() {
+                wildcard_bases.insert(record.name.base_name());
             }
-            if record.record_type() == RecordType::DNAME {
-                dnames.push(owner.clone());
-            }
-            if owner.is_wildcard() {
-                wildcards.push(owner.base_name());
-            }
-            owners.insert(owner);
-        }
-    }
-    owners.extend(steered.iter().map(lower));
-    let origins: Vec<Name> = zones.iter().map(|zone| lower(&zone.origin)).collect();
-    let answered = |target: &Name| {
-        owners.contains(target)
-            // Below a delegation the child zone answers; below a DNAME,
-            // substitution does.
-            || cuts.iter().any(|cut| cut.zone_of(target))
-            || dnames
-                .iter()
-                .any(|owner| owner.zone_of(target) && owner != target)
-            || wildcards
-                .iter()
-                .any(|base| base.zone_of(target) && base != target)
-    };
-
-    let mut warnings = Vec::new();
-    for zone in zones {
-        for zone_record in &zone.records {
-            let (what, target) = match &zone_record.record.data {
+            let (what, target) = match &record.data {
                 RData::CNAME(target) => ("CNAME", &target.0),
                 RData::MX(mx) => ("MX", &mx.exchange),
                 RData::SRV(srv) => ("SRV", &srv.target),
                 RData::NS(ns) => ("NS", &ns.0),
                 _ => continue,
             };
-            let target = lower(target);
-            let location = format!(
-                "{}:{}",
-                zone_record.location.file.display(),
-                zone_record.location.line
-            );
             // SRV's "." means "no service here" (RFC 2782).
-            if target.is_root() || !origins.iter().any(|origin| origin.zone_of(&target)) {
-                continue;
-            }
-            if what != "CNAME" && cnames.contains(&target) {
-                warnings.push(format!(
-                    "{location}: {what} target {target} is a CNAME; RFC 2181 §10.3 forbids it, \
-                     and mail servers and resolvers may not follow it"
-                ));
-            } else if !answered(&target) {
-                warnings.push(format!(
-                    "{location}: {what} target {target} is in our zones but has no records \
-                     (queries for it get NXDOMAIN)"
-                ));
+            if !target.is_root() && inside(target) {
+                references.push(Reference {
+                    what,
+                    target: target.to_lowercase(),
+                    record: zone_record,
+                });
             }
         }
     }
+    if references.is_empty() {
+        return Vec::new();
+    }
+    // Which targets own records, and which of those are CNAMEs.
+    let targets: HashSet<&Name> = references
+        .iter()
+        .map(|reference| &reference.target)
+        .collect();
+    let mut owned: HashSet<&Name> = HashSet::new();
+    let mut cnames: HashSet<&Name> = HashSet::new();
+    for record in zones.iter().flat_map(|zone| &zone.records) {
+        let owner = &record.record.name;
+        if let Some(target) = targets.get(owner) {
+            owned.insert(target);
+            if record.record.record_type() == RecordType::CNAME {
+                cnames.insert(target);
+            }
+        }
+    }
+    owned.extend(steered.iter().filter_map(|name| targets.get(name).copied()));
+    let answered = |target: &Name| {
+        owned.contains(target)
+            // Below a delegation the child zone answers; below a DNAME,
+            // substitution does; below a wildcard's base, the wildcard.
+            || ancestors(target).any(|name| cuts.contains(&name))
+            || ancestors(target)
+                .skip(1)
+                .any(|name| dnames.contains(&name) || wildcard_bases.contains(&name))
+    };
+    let mut warnings = Vec::new();
+    for Reference {
+        what,
+        target,
+        record,
+    } in &references
+    {
+        let location = format!(
+            "{}:{}",
+            record.location.file.display(),
+            record.location.line
+        );
+        if *what != "CNAME" && cnames.contains(target) {
+            warnings.push(format!(
+                "{location}: {what} target {target} is a CNAME; RFC 2181 §10.3 forbids it, \
+                 and mail servers and resolvers may not follow it"
+            ));
+        } else if !answered(target) {
+            warnings.push(format!(
+                "{location}: {what} target {target} is in our zones but has no records \
+                 (queries for it get NXDOMAIN)"
+            ));
+        }
+    }
     warnings
+}
+
+/// `name`, then its parent, up to and including the root.
+fn ancestors(name: &Name) -> impl Iterator<Item = Name> {
+    std::iter::successors(Some(name.clone()), |name| {
+        (!name.is_root()).then(|| name.base_name())
+    })
 }
 
 #[cfg(test)]
