@@ -8,10 +8,12 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use super::encode::{Owner, Part, SectionEncoder, wire_lower};
 use super::index::NameIndex;
@@ -65,7 +67,9 @@ struct DraftNode {
 /// Borrows from the zones so that a large zone is not held twice.
 struct RecordSet<'zone> {
     record_type: RecordType,
-    records: Vec<&'zone Record>,
+    /// Inline when one record, as most are: a zone of a million names
+    /// would otherwise make a million small allocations (and free them).
+    records: SmallVec<[&'zone Record; 1]>,
     ttl: u32,
     /// Where the first record was written, for conflict messages.
     location: &'zone Location,
@@ -74,8 +78,11 @@ struct RecordSet<'zone> {
 /// A node while building.
 struct BuildNode<'zone> {
     name: Cow<'zone, Name>,
-    wire: Vec<u8>,
-    sets: Vec<RecordSet<'zone>>,
+    /// Lower-case wire form, shared with its key in `BuildZone::by_name`
+    /// (one allocation per name, not two).
+    wire: Rc<[u8]>,
+    /// Most names own one RRset: inline, for the same reason.
+    sets: SmallVec<[RecordSet<'zone>; 1]>,
     /// Steered types at this name: (type, policy id).
     steered: Vec<(RecordType, u32)>,
 }
@@ -91,7 +98,7 @@ struct BuildZone<'zone> {
     zone: &'zone Zone,
     apex: Vec<u8>,
     nodes: Vec<BuildNode<'zone>>,
-    by_name: FxHashMap<Vec<u8>, usize>,
+    by_name: FxHashMap<Rc<[u8]>, usize>,
     /// Per node: the cut it is at or below (node index), if any.
     cut_of: Vec<Option<usize>>,
     /// Whether any owner is a wildcard (saves a probe per name when not).
@@ -151,8 +158,9 @@ impl<'zone> BuildZone<'zone> {
         let mut build = Self {
             zone,
             apex,
-            nodes: Vec::new(),
-            by_name: FxHashMap::default(),
+            // About a node per record: sized once, not doubled and copied.
+            nodes: Vec::with_capacity(zone.records.len()),
+            by_name: FxHashMap::with_capacity_and_hasher(zone.records.len(), Default::default()),
             cut_of: Vec::new(),
             has_wildcards: false,
             signed: zone.signing.is_some(),
@@ -173,7 +181,7 @@ impl<'zone> BuildZone<'zone> {
                 Some(set) => set.records.push(record),
                 None => sets.push(RecordSet {
                     record_type,
-                    records: vec![record],
+                    records: smallvec::smallvec![record],
                     ttl: record.ttl,
                     location,
                 }),
@@ -334,7 +342,7 @@ impl<'zone> BuildZone<'zone> {
     }
 
     fn apex_node(&self) -> Option<usize> {
-        self.by_name.get(&self.apex).copied()
+        self.by_name.get(self.apex.as_slice()).copied()
     }
 
     /// Steered names that clash with the zone's own data.
@@ -372,7 +380,7 @@ impl<'zone> BuildZone<'zone> {
                         node.name
                     ));
                 }
-                if node.wire == self.apex && record_type == RecordType::CNAME {
+                if *node.wire == *self.apex && record_type == RecordType::CNAME {
                     errors.push(format!(
                         "{key}: {} is a zone apex and cannot be a CNAME",
                         node.name
@@ -385,22 +393,23 @@ impl<'zone> BuildZone<'zone> {
 
     fn node_for(&mut self, name: Cow<'zone, Name>) -> usize {
         let wire = wire_lower(&name);
-        if let Some(&node) = self.by_name.get(&wire) {
+        if let Some(&node) = self.by_name.get(wire.as_slice()) {
             return node;
         }
         let node = self.nodes.len();
-        self.by_name.insert(wire.clone(), node);
+        let wire: Rc<[u8]> = wire.into();
+        self.by_name.insert(Rc::clone(&wire), node);
         self.nodes.push(BuildNode {
             name,
             wire,
-            sets: Vec::new(),
+            sets: SmallVec::new(),
             steered: Vec::new(),
         });
         node
     }
 
     fn is_cut(&self, node: usize) -> bool {
-        self.nodes[node].wire != self.apex && self.nodes[node].set(RecordType::NS).is_some()
+        *self.nodes[node].wire != *self.apex && self.nodes[node].set(RecordType::NS).is_some()
     }
 
     /// The cut closest to the apex at or above `node`.
@@ -428,7 +437,7 @@ impl<'zone> BuildZone<'zone> {
         let mut wildcard = Vec::with_capacity(wire.len() + 2);
         wildcard.extend_from_slice(b"\x01*");
         wildcard.extend_from_slice(wire);
-        self.by_name.get(&wildcard).copied()
+        self.by_name.get(wildcard.as_slice()).copied()
     }
 
     fn resolve(&self, name: &Name) -> Resolution {
@@ -436,7 +445,7 @@ impl<'zone> BuildZone<'zone> {
         if !is_at_or_below(&wire, &self.apex) {
             return Resolution::OutOfZone;
         }
-        if let Some(&node) = self.by_name.get(&wire) {
+        if let Some(&node) = self.by_name.get(wire.as_slice()) {
             return if self.cut_of[node].is_some() {
                 Resolution::Delegated
             } else {
@@ -463,7 +472,10 @@ impl<'zone> BuildZone<'zone> {
     }
 
     fn soa(&self) -> Result<(&'zone Record, u32), String> {
-        let apex = self.by_name.get(&self.apex).map(|&node| &self.nodes[node]);
+        let apex = self
+            .by_name
+            .get(self.apex.as_slice())
+            .map(|&node| &self.nodes[node]);
         let set = apex
             .and_then(|node| node.set(RecordType::SOA))
             .ok_or_else(|| format!("{}: zone has no SOA at its apex", self.zone.file.display()))?;
@@ -724,7 +736,7 @@ impl Compiler {
             let RData::NS(target) = &record.data else {
                 continue;
             };
-            let Some(&target_index) = zone.by_name.get(&wire_lower(&target.0)) else {
+            let Some(&target_index) = zone.by_name.get(wire_lower(&target.0).as_slice()) else {
                 continue;
             };
             let target_node = &zone.nodes[target_index];
@@ -768,7 +780,7 @@ impl Compiler {
             node: start,
         }];
         let mut visited = HashSet::new();
-        visited.insert(zones[zone].nodes[start].wire.clone());
+        visited.insert(zones[zone].nodes[start].wire.to_vec());
         let mut expansions = Vec::new();
         let stop = |links, expansions| Chain {
             links,
@@ -991,7 +1003,7 @@ impl Compiler {
             if self.signs(zone) {
                 let proof = zone.zone.signing.as_ref().and_then(|signing| {
                     signing.nodata_proofs.iter().find(|proof| {
-                        proof.record_type == record_type && wire_lower(&proof.owner) == node.wire
+                        proof.record_type == record_type && *wire_lower(&proof.owner) == *node.wire
                     })
                 });
                 let mut section = SectionEncoder::new(&node.wire, 0);
@@ -1524,7 +1536,7 @@ fn compile_data(
                 if let Some(wildcard) = build.wildcard_of(&node.wire) {
                     nodes[id as usize].wildcard = first_node + wildcard as u32;
                 }
-                if node.wire == build.apex
+                if *node.wire == *build.apex
                     && let Some(parent) = index.get(&node.wire)
                     && nodes[parent as usize].is_cut
                 {
