@@ -98,8 +98,9 @@ impl Overlay {
     /// each change is at the name it names): the previous difference
     /// holds for every other name, so only the touched names' records are
     /// compared. A zone of a million records then costs a filter, not two
-    /// sets of a million hashed records. Without a previous overlay over
-    /// the same file serial, the whole comparison.
+    /// sets of a million hashed records. No previous overlay (the first
+    /// update) is an empty one: the zone was its file. With a previous
+    /// overlay over another file serial, the whole comparison.
     pub fn after_change(
         previous: Option<&Overlay>,
         (file_records, records): (&[Record], &[Record]),
@@ -107,11 +108,16 @@ impl Overlay {
         base_serial: u32,
         serial: u32,
     ) -> Self {
-        let Some(previous) = previous
-            .filter(|previous| previous.base_serial == base_serial && touched.len() <= FEW_OWNERS)
-        else {
-            return Self::between(file_records, records, base_serial, serial);
+        let unchanged = Overlay {
+            base_serial,
+            serial: base_serial,
+            added: Vec::new(),
+            removed: Vec::new(),
         };
+        let previous = previous.unwrap_or(&unchanged);
+        if previous.base_serial != base_serial || touched.len() > FEW_OWNERS {
+            return Self::between(file_records, records, base_serial, serial);
+        }
         let at_touched = |record: &&Record| owned_by(touched, record);
         let mut changed = Self::between(
             &file_records
@@ -472,8 +478,9 @@ mod tests {
                 .map(|&(owner, _, _)| name(&format!("{}.example.test.", owners[owner])))
                 .collect();
             let touched: Vec<&Name> = touched_names.iter().collect();
+            // No changes before: the first update, without an overlay.
             let fast = Overlay::after_change(
-                Some(&previous),
+                (!before.is_empty()).then_some(&previous),
                 (&file_records, &changed),
                 &touched,
                 10,
