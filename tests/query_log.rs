@@ -36,6 +36,19 @@ async fn query(server: &TestServer, transport: Transport, name: &str, subnet: Op
     ask(transport, server.dns_addr(transport, Family::V4), &message).await;
 }
 
+/// Two queries the dnstap tests look for: the steered name from a UK
+/// subnet over UDP, and a missing name (NXDOMAIN) over TCP.
+async fn steered_over_udp_and_missing_over_tcp(server: &TestServer) {
+    query(
+        server,
+        Transport::Udp,
+        "www.example.test.",
+        Some("81.2.69.0/24"),
+    )
+    .await;
+    query(server, Transport::Tcp, "nope.example.test.", None).await;
+}
+
 /// The log's lines once it holds `count` of them (the writer flushes when
 /// its queue runs dry); panics after 10 s.
 async fn lines(path: &Path, count: usize) -> Vec<Value> {
@@ -180,14 +193,7 @@ async fn a_dnstap_log_is_read_by_dnstap_read() {
         "file = \"queries.dnstap\"\nformat = \"dnstap\"",
     );
     let server = TestServer::start_prepared(common::example_directory(&config)).await;
-    query(
-        &server,
-        Transport::Udp,
-        "www.example.test.",
-        Some("81.2.69.0/24"),
-    )
-    .await;
-    query(&server, Transport::Tcp, "nope.example.test.", None).await;
+    steered_over_udp_and_missing_over_tcp(&server).await;
     // Rotated away: that stream is ended, and a new file begins one.
     let path = server.directory.path().join("queries.dnstap");
     let rotated = server.directory.path().join("queries.dnstap.1");
@@ -338,14 +344,7 @@ async fn dnstap_goes_to_a_collector_that_comes_and_goes() {
     )
     .await;
     until_connected(&server, true).await;
-    query(
-        &server,
-        Transport::Udp,
-        "www.example.test.",
-        Some("81.2.69.0/24"),
-    )
-    .await;
-    query(&server, Transport::Tcp, "nope.example.test.", None).await;
+    steered_over_udp_and_missing_over_tcp(&server).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // It restarts: Steer notices, and connects to the new one.
