@@ -135,6 +135,8 @@ pub struct Carried<'a> {
     pub outbound: Option<&'a crate::transfer::outbound::Outbound>,
     /// Alias pools' resolved addresses.
     pub aliases: Option<&'a AliasAddresses>,
+    /// Zones the dynamic updates being served have just read and checked.
+    pub updated: Option<&'a crate::update::handle::ParsedFiles>,
 }
 
 /// [`build`], compiling against `decisions` so that the new table counts
@@ -153,7 +155,7 @@ pub fn build_with_decisions(
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     // Report zone and database errors together: an operator fixes both at once.
     let mut config = config;
-    let zones = load_zones(&mut config);
+    let zones = load_zones(&mut config, carried.updated);
     let geo = config
         .steering
         .geoip
@@ -425,17 +427,21 @@ fn notify_secondaries(
 /// The zones of the zones directory and the kept copies of the secondary
 /// zones, with a warning for each secondary zone not served; every error of
 /// every file otherwise.
-fn load_zones(config: &mut Config) -> Result<LoadedZones, Vec<String>> {
+fn load_zones(
+    config: &mut Config,
+    updated: Option<&crate::update::handle::ParsedFiles>,
+) -> Result<LoadedZones, Vec<String>> {
     let file = config.file.clone();
     let secondary = config.secondary.as_mut();
     // A node may serve secondary zones only.
+    let parsed = |path: &Path| updated.and_then(|updated| updated.take_file(path));
     let (mut zones, mut errors) =
-        match zone::load_dir_allowing_empty(&config.server.zones, secondary.is_some()) {
+        match zone::load_dir_reusing(&config.server.zones, secondary.is_some(), &parsed) {
             Ok(zones) => (zones, Vec::new()),
             Err(errors) => (Vec::new(), errors.iter().map(ToString::to_string).collect()),
         };
     if let Some(update) = &config.update {
-        let (updated, update_errors) = apply_kept_updates(update, zones);
+        let (updated, update_errors) = apply_kept_updates(update, zones, updated);
         zones = updated;
         errors.extend(update_errors);
     }
@@ -503,6 +509,7 @@ struct LoadedZones {
 fn apply_kept_updates(
     update: &config::update::UpdateConfig,
     zones: Vec<zone::Zone>,
+    checked: Option<&crate::update::handle::ParsedFiles>,
 ) -> (Vec<zone::Zone>, Vec<String>) {
     let mut errors = Vec::new();
     let mut updated = Vec::with_capacity(zones.len());
@@ -510,6 +517,13 @@ fn apply_kept_updates(
         let path = update.file_of(&zone.origin);
         match crate::update::overlay::read(&path, &zone.origin) {
             Ok(None) => updated.push(zone),
+            // As the update that wrote these changes made and checked it.
+            Ok(Some(overlay))
+                if let Some(zone) = checked
+                    .and_then(|checked| checked.take_updated(&zone.file, &path, &overlay)) =>
+            {
+                updated.push(zone);
+            }
             Ok(Some(overlay)) => match overlay.apply_to(zone, &path) {
                 Ok(zone) => updated.push(zone),
                 Err(zone_errors) => errors.extend(zone_errors.iter().map(|error| {
@@ -1285,13 +1299,14 @@ impl Control {
             .map(|((message, client), _)| (message.to_vec(), *client))
             .collect();
         let handled = tokio::task::spawn_blocking(move || {
-            waiting
+            let outcomes = waiting
                 .iter()
                 .map(|(message, client)| handle::handle(&context, message, *client, unix_now()))
-                .collect::<Vec<Outcome>>()
+                .collect::<Vec<Outcome>>();
+            (outcomes, context.files)
         })
         .await;
-        let Ok(outcomes) = handled else {
+        let Ok((outcomes, checked)) = handled else {
             error!("dynamic updates failed: the task that checks them ended");
             return vec![Vec::new(); requests.len()];
         };
@@ -1310,7 +1325,7 @@ impl Control {
         }
         // Everything changed is served by one reload, or taken back.
         if steps.iter().any(|step| matches!(step, Step::Changed(_))) {
-            let reloaded = self.reload().await;
+            let reloaded = self.reload_updated(checked).await;
             if reloaded.is_err() {
                 // Newest first, so each puts back what the one before left.
                 for step in steps.iter().rev() {
@@ -1908,7 +1923,25 @@ impl Control {
         self.run_job(JobKind::Reload).await
     }
 
+    /// [`Control::reload`] to serve a batch of dynamic updates, with the
+    /// zones the batch has read and checked, so that a large zone is not
+    /// parsed and checked again.
+    async fn reload_updated(
+        &self,
+        updated: crate::update::handle::ParsedFiles,
+    ) -> Result<ReloadReport, ReloadFailure> {
+        self.run_job_with(JobKind::Reload, Some(updated)).await
+    }
+
     async fn run_job(&self, kind: JobKind) -> Result<ReloadReport, ReloadFailure> {
+        self.run_job_with(kind, None).await
+    }
+
+    async fn run_job_with(
+        &self,
+        kind: JobKind,
+        updated: Option<crate::update::handle::ParsedFiles>,
+    ) -> Result<ReloadReport, ReloadFailure> {
         let guard = Arc::clone(&self.reload_lock).lock_owned().await;
         let cached = lock(&self.inputs).clone();
         let source = match (kind, cached) {
@@ -1944,6 +1977,7 @@ impl Control {
             compiled_aliases: Arc::clone(&self.compiled_aliases),
             kind,
             source,
+            updated,
         };
         // A task of its own, with the lock guard, so that a cancelled
         // caller neither stops the reload half-way nor lets a second writer
@@ -2250,6 +2284,8 @@ struct ReloadJob {
     compiled_aliases: Arc<std::sync::atomic::AtomicU64>,
     kind: JobKind,
     source: Source,
+    /// Zones a batch of dynamic updates has just read and checked.
+    updated: Option<crate::update::handle::ParsedFiles>,
 }
 
 /// What a job compiles from.
@@ -2284,7 +2320,7 @@ pub struct LatencyCompiles {
 }
 
 impl ReloadJob {
-    async fn run(self) -> Result<ReloadReport, ReloadFailure> {
+    async fn run(mut self) -> Result<ReloadReport, ReloadFailure> {
         let current = self.table.load().generation();
         let generation = current + 1;
         let config_path = self.config_path.clone();
@@ -2302,6 +2338,7 @@ impl ReloadJob {
         // and the inputs and the table are replaced together.
         let served = self.table.load_full();
         let signatures = Arc::clone(&lock(&self.signatures));
+        let updated = self.updated.take();
         // Zone files can be large: build on a blocking thread.
         let built = tokio::task::spawn_blocking(move || match cached {
             None => build_with_decisions(
@@ -2314,6 +2351,7 @@ impl ReloadJob {
                     signatures: Some(&signatures),
                     outbound: served.outbound().map(|outbound| &**outbound),
                     aliases: Some(&aliases),
+                    updated: updated.as_ref(),
                 },
             ),
             Some(inputs) => rebuild(

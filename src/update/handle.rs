@@ -42,7 +42,10 @@ pub struct Context {
 /// each (a million records take seconds): each zone file as parsed, and
 /// each zone as the last update left it. Checked against the zone file's
 /// size and modification time, and the kept updates against those the
-/// zone was made with; dropped with the batch.
+/// zone was made with. The reload that serves the batch takes them
+/// ([`ParsedFiles::take_file`], [`ParsedFiles::take_updated`]) rather
+/// than parse and check the same zones again; what it leaves is dropped
+/// with it.
 #[derive(Default)]
 pub struct ParsedFiles {
     /// By zone file.
@@ -88,6 +91,28 @@ impl ParsedFiles {
         let updated = locked(&self.updated);
         let (kept, made_with, zone) = updated.get(path)?;
         (*kept == stamp && made_with == updates).then(|| zone.clone())
+    }
+
+    /// The zone `file` holds, as this batch parsed it, if the file has not
+    /// changed since; taken, not copied.
+    pub fn take_file(&self, file: &Path) -> Option<crate::zone::Zone> {
+        let stamp = stamp(file).ok()?;
+        let (kept, zone) = locked(&self.files).remove(file)?;
+        (kept == stamp).then_some(zone)
+    }
+
+    /// The zone `updates` (kept at `path`) make of `file`, as the batch's
+    /// last update to it left it (and checked it), if neither changed
+    /// since; taken, not copied.
+    pub fn take_updated(
+        &self,
+        file: &Path,
+        path: &Path,
+        updates: &Overlay,
+    ) -> Option<crate::zone::Zone> {
+        let stamp = stamp(file).ok()?;
+        let (kept, made_with, zone) = locked(&self.updated).remove(path)?;
+        (kept == stamp && made_with == *updates).then_some(zone)
     }
 
     /// Remembers `zone`, which `updates` (kept at `path`) make of `file`.
@@ -654,7 +679,22 @@ mod tests {
             ..updates.clone()
         };
         assert!(files.updated(&file, &path, &other).is_none());
+        // The reload takes them, once, for the same file and updates.
+        assert!(files.take_updated(&file, &path, &other).is_none());
+        files.remember(&file, &path, &updates, edited.clone());
+        let taken = files.take_updated(&file, &path, &updates).expect("taken");
+        assert_eq!(taken.records.len(), edited.records.len());
+        assert!(files.take_updated(&file, &path, &updates).is_none());
+        assert_eq!(
+            files.take_file(&file).map(|zone| zone.records.len()),
+            Some(edited.records.len())
+        );
+        assert!(files.take_file(&file).is_none());
+        files.load(&file, &apex).expect("loads");
+        files.remember(&file, &path, &updates, edited.clone());
         std::fs::write(&file, "not a zone\n").expect("zone");
+        assert!(files.take_file(&file).is_none());
+        assert!(files.take_updated(&file, &path, &updates).is_none());
         assert!(files.load(&file, &apex).is_err());
         assert!(files.updated(&file, &path, &updates).is_none());
     }

@@ -133,6 +133,17 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Zone>, Vec<ZoneError>> {
 /// [`load_dir`], where a directory without zone files is no error when
 /// `allow_empty` (a node that serves secondary zones only).
 pub fn load_dir_allowing_empty(dir: &Path, allow_empty: bool) -> Result<Vec<Zone>, Vec<ZoneError>> {
+    load_dir_reusing(dir, allow_empty, &|_| None)
+}
+
+/// [`load_dir_allowing_empty`], taking the zone of a file from `parsed`
+/// when it has it (a zone an update batch has just parsed) instead of
+/// parsing the file again.
+pub fn load_dir_reusing(
+    dir: &Path,
+    allow_empty: bool,
+    parsed: &dyn Fn(&Path) -> Option<Zone>,
+) -> Result<Vec<Zone>, Vec<ZoneError>> {
     let directory_error = |message: String| ZoneError {
         file: dir.to_path_buf(),
         line: None,
@@ -207,6 +218,10 @@ pub fn load_dir_allowing_empty(dir: &Path, allow_empty: bool) -> Result<Vec<Zone
             continue;
         }
         apexes.insert(apex.clone(), path.clone());
+        if let Some(zone) = parsed(&path).filter(|zone| zone.origin == apex) {
+            zones.push(zone);
+            continue;
+        }
         let text = match std::fs::read(&path) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => text,
