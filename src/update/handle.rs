@@ -384,10 +384,12 @@ pub fn handle(context: &Context, message: &[u8], client: IpAddr, now: u64) -> Ou
             );
         }
     };
+    // Moved out, not copied (twice, as before): the change is made on them.
+    let current_serial = current.serial;
     let records: Vec<Record> = current
         .records
-        .iter()
-        .map(|kept| kept.record.clone())
+        .into_iter()
+        .map(|kept| kept.record)
         .collect();
     if let Err(rcode) = apply::prerequisites(&zone, &records, &parsed.answers) {
         return answer(
@@ -417,13 +419,13 @@ pub fn handle(context: &Context, message: &[u8], client: IpAddr, now: u64) -> Ou
     }) {
         return answer(&responder, &mut summary, ResponseCode::Refused, steered);
     }
-    let mut changed = records.clone();
+    let mut changed = records;
     if !apply::apply(&zone, &mut changed, &parsed.authorities) {
         summary.rcode = 0;
         return Outcome::Answered(responder.respond(ResponseCode::NoError), summary);
     }
     // Serial arithmetic (RFC 1982): one more than served, 0 never used.
-    let serial = match current.serial.wrapping_add(1) {
+    let serial = match current_serial.wrapping_add(1) {
         0 => 1,
         serial => serial,
     };
