@@ -191,6 +191,28 @@ enum Sink {
     Collector(collector::Collector),
 }
 
+impl Sink {
+    /// The channel ran dry: send what is buffered, and follow a rotated
+    /// file or reconnect to a collector that was away.
+    fn idle(&mut self, metrics: &Metrics) {
+        match self {
+            Sink::File(file) => {
+                let _ = file.writer.flush();
+                file.follow_rotation();
+            }
+            Sink::Collector(collector) => collector.idle(metrics),
+        }
+    }
+
+    /// Ends the stream (every sender is gone).
+    fn close(&mut self) {
+        match self {
+            Sink::File(file) => file.close(),
+            Sink::Collector(collector) => collector.close(),
+        }
+    }
+}
+
 /// The open log file and what it was when opened, to notice rotation.
 struct LogFile {
     path: PathBuf,
@@ -275,21 +297,12 @@ fn write_entries(
         let entry = match receiver.try_recv() {
             Ok(entry) => entry,
             Err(TryRecvError::Empty) => {
-                match &mut sink {
-                    Sink::File(file) => {
-                        let _ = file.writer.flush();
-                        file.follow_rotation();
-                    }
-                    Sink::Collector(collector) => collector.idle(metrics),
-                }
+                sink.idle(metrics);
                 std::thread::sleep(IDLE);
                 continue;
             }
             Err(TryRecvError::Disconnected) => {
-                match &mut sink {
-                    Sink::File(file) => file.close(),
-                    Sink::Collector(collector) => collector.close(),
-                }
+                sink.close();
                 return;
             }
         };
